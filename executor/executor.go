@@ -1,0 +1,95 @@
+// Package executor defines how a worker runs tasks: an Executor describes the
+// node and makes a Controller for each task; the Controller drives that task's
+// process or container through its life. Implementations live in
+// subpackages: process (OS processes, the embedded default), docker (real
+// containers) and fake (instant and scriptable, for tests and simulation).
+package executor
+
+import (
+	"context"
+	"errors"
+	"io"
+	"time"
+
+	"github.com/apiary-io/apiary/swarm/api"
+)
+
+// Executor runs tasks on one node.
+type Executor interface {
+	// Describe reports the node: hostname, platform, resources, engine
+	// labels and the executor kind.
+	Describe(ctx context.Context) (api.NodeDescription, error)
+	// Controller returns the controller of a task. It is cheap and does
+	// nothing yet; asking twice for the same task ID returns a controller of
+	// the same process or container, so a restarted agent can adopt what it
+	// started before.
+	Controller(t *api.Task) (Controller, error)
+}
+
+// Controller drives one task. Every method is idempotent: calling it again
+// after it succeeded does nothing and returns nil, so an agent can retry after
+// a crash or a lost status report.
+type Controller interface {
+	// Prepare makes everything ready to start (image present, log files,
+	// working directory) without starting.
+	Prepare(ctx context.Context) error
+	// Start starts the task. A task already running is left alone.
+	Start(ctx context.Context) error
+	// Wait blocks until the task exits and reports how, or until ctx ends
+	// (then it returns ctx.Err()). It may be called again after an exit and
+	// returns the same status.
+	Wait(ctx context.Context) (ExitStatus, error)
+	// Shutdown stops the task gracefully: SIGTERM, then SIGKILL once the
+	// task's stop grace period ran out.
+	Shutdown(ctx context.Context) error
+	// Terminate kills the task at once.
+	Terminate(ctx context.Context) error
+	// Remove releases everything the task held (container, records); logs
+	// may be kept. The task is stopped first if it still runs.
+	Remove(ctx context.Context) error
+	// Status reports what runs the task now (container ID or PID).
+	Status(ctx context.Context) (api.ContainerStatus, error)
+}
+
+// ExitStatus is how a task ended.
+type ExitStatus struct {
+	ExitCode int
+	// Signal names the signal that killed the task, if one did.
+	Signal    string
+	OOMKilled bool
+	// Message explains the exit in a few words ("exit status 2", "killed").
+	Message string
+}
+
+// Failed reports whether the exit counts as a failure (non-zero, killed).
+func (e ExitStatus) Failed() bool { return e.ExitCode != 0 || e.Signal != "" || e.OOMKilled }
+
+// HealthChecker is implemented by controllers that check the health of their
+// task themselves (Docker's own HEALTHCHECK). The agent runs HealthConfig
+// checks for the others.
+type HealthChecker interface {
+	Health(ctx context.Context) (string, error)
+}
+
+// LogOptions select log output.
+type LogOptions struct {
+	// Follow keeps the stream open for new output until ctx ends.
+	Follow bool
+	// Tail limits the output to the last N lines; 0 means all.
+	Tail int
+	// Since drops lines written before it.
+	Since time.Time
+}
+
+// LogReader is implemented by controllers that keep the task's output.
+type LogReader interface {
+	// Logs returns the task's combined stdout and stderr.
+	Logs(ctx context.Context, opts LogOptions) (io.ReadCloser, error)
+}
+
+// ErrNotStarted is returned by Wait when the task was never started.
+var ErrNotStarted = errors.New("task not started")
+
+// ErrRuntimeMismatch is returned by Controller for a task whose spec needs
+// another runtime than this executor's.
+var ErrRuntimeMismatch = errors.New("task runtime not supported by this executor")

@@ -1,0 +1,3 @@
+module github.com/apiary-io/apiary
+
+go 1.26.0

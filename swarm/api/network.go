@@ -1,0 +1,58 @@
+package api
+
+// Network is a virtual network tasks attach to.
+type Network struct {
+	ID   string      `json:"ID"`
+	Meta Meta        `json:"Meta"`
+	Spec NetworkSpec `json:"Spec"`
+	// IPAM is what the allocator chose (the subnet when the spec left it open).
+	IPAM *IPAMConfig `json:"IPAM,omitempty"`
+}
+
+// NetworkSpec is the user-owned part of a network.
+type NetworkSpec struct {
+	Annotations
+	// Driver is the network driver; "overlay" is the default.
+	Driver string `json:"Driver,omitempty"`
+	// IPAM optionally fixes the subnet and gateway.
+	IPAM *IPAMConfig `json:"IPAM,omitempty"`
+	// Internal networks have no route outside the cluster.
+	Internal bool `json:"Internal,omitempty"`
+	// Attachable networks may be joined by stand-alone containers.
+	Attachable bool `json:"Attachable,omitempty"`
+	// Ingress marks the routing-mesh network of published ports.
+	Ingress bool `json:"Ingress,omitempty"`
+}
+
+// IPAMConfig is an IPv4 subnet in CIDR form and its gateway.
+type IPAMConfig struct {
+	Subnet  string `json:"Subnet"`
+	Gateway string `json:"Gateway,omitempty"`
+}
+
+// GetID implements Object.
+func (n *Network) GetID() string { return n.ID }
+
+// GetMeta implements Object.
+func (n *Network) GetMeta() Meta { return n.Meta }
+
+// SetMeta implements Object.
+func (n *Network) SetMeta(m Meta) { n.Meta = m }
+
+// Kind implements Object.
+func (n *Network) Kind() Kind { return KindNetwork }
+
+// CopyObject implements Object.
+func (n *Network) CopyObject() Object { return n.Copy() }
+
+// Copy returns a deep copy.
+func (n *Network) Copy() *Network {
+	if n == nil {
+		return nil
+	}
+	c := *n
+	c.Spec.Annotations = n.Spec.Annotations.Copy()
+	c.Spec.IPAM = copyPtr(n.Spec.IPAM)
+	c.IPAM = copyPtr(n.IPAM)
+	return &c
+}

@@ -1,0 +1,178 @@
+package api
+
+// NodeRole is the role a node acts in.
+type NodeRole string
+
+// Node roles.
+const (
+	NodeRoleWorker  NodeRole = "worker"
+	NodeRoleManager NodeRole = "manager"
+)
+
+// NodeAvailability says whether the scheduler may place tasks on a node.
+type NodeAvailability string
+
+// Availabilities: active takes new tasks; pause keeps its tasks but takes no
+// new ones; drain moves its tasks elsewhere.
+const (
+	NodeAvailabilityActive NodeAvailability = "active"
+	NodeAvailabilityPause  NodeAvailability = "pause"
+	NodeAvailabilityDrain  NodeAvailability = "drain"
+)
+
+// NodeState is the node's condition as the managers see it.
+type NodeState string
+
+// Node states.
+const (
+	NodeStateUnknown      NodeState = "unknown"
+	NodeStateDown         NodeState = "down"
+	NodeStateReady        NodeState = "ready"
+	NodeStateDisconnected NodeState = "disconnected"
+)
+
+// Node is a machine of the cluster: a manager, a worker, or both.
+type Node struct {
+	ID            string           `json:"ID"`
+	Meta          Meta             `json:"Meta"`
+	Spec          NodeSpec         `json:"Spec"`
+	Description   *NodeDescription `json:"Description,omitempty"`
+	Status        NodeStatus       `json:"Status"`
+	ManagerStatus *ManagerStatus   `json:"ManagerStatus,omitempty"`
+}
+
+// NodeSpec is the user-owned part of a node.
+type NodeSpec struct {
+	Annotations
+	Role         NodeRole         `json:"Role"`
+	Availability NodeAvailability `json:"Availability"`
+}
+
+// NodeDescription is what the node reports about itself when it registers.
+type NodeDescription struct {
+	Hostname  string            `json:"Hostname"`
+	Platform  Platform          `json:"Platform"`
+	Resources Resources         `json:"Resources"`
+	Engine    EngineDescription `json:"Engine"`
+	// Executor names the kind of executor the node runs tasks with
+	// ("process", "docker", "fake").
+	Executor string `json:"Executor"`
+}
+
+// Platform is an OS and CPU architecture, as Go names them.
+type Platform struct {
+	Architecture string `json:"Architecture"`
+	OS           string `json:"OS"`
+}
+
+// EngineDescription describes the runtime on a node.
+type EngineDescription struct {
+	EngineVersion string            `json:"EngineVersion,omitempty"`
+	Labels        map[string]string `json:"Labels,omitempty"`
+}
+
+// Resources are amounts of CPU (in billionths of a CPU), memory and generic
+// resources.
+type Resources struct {
+	NanoCPUs         int64             `json:"NanoCPUs,omitempty"`
+	MemoryBytes      int64             `json:"MemoryBytes,omitempty"`
+	GenericResources []GenericResource `json:"GenericResources,omitempty"`
+}
+
+// GenericResource is a user-defined resource: either a count of
+// interchangeable units (DiscreteResourceSpec) or one named unit
+// (NamedResourceSpec), e.g. gpu=2 or gpu=GPU-a3f1.
+type GenericResource struct {
+	NamedResourceSpec    *NamedGenericResource    `json:"NamedResourceSpec,omitempty"`
+	DiscreteResourceSpec *DiscreteGenericResource `json:"DiscreteResourceSpec,omitempty"`
+}
+
+// NamedGenericResource is one named unit of a resource kind.
+type NamedGenericResource struct {
+	Kind  string `json:"Kind"`
+	Value string `json:"Value"`
+}
+
+// DiscreteGenericResource is a count of units of a resource kind.
+type DiscreteGenericResource struct {
+	Kind  string `json:"Kind"`
+	Value int64  `json:"Value"`
+}
+
+// NodeStatus is the system-owned condition of a node.
+type NodeStatus struct {
+	State   NodeState `json:"State"`
+	Message string    `json:"Message,omitempty"`
+	// Addr is the address the node was last seen from.
+	Addr string `json:"Addr,omitempty"`
+}
+
+// Reachability is a manager's standing in the raft quorum.
+type Reachability string
+
+// Reachabilities.
+const (
+	ReachabilityUnknown     Reachability = "unknown"
+	ReachabilityUnreachable Reachability = "unreachable"
+	ReachabilityReachable   Reachability = "reachable"
+)
+
+// ManagerStatus is set on managers only.
+type ManagerStatus struct {
+	Leader       bool         `json:"Leader,omitempty"`
+	Reachability Reachability `json:"Reachability"`
+	Addr         string       `json:"Addr"`
+	RaftID       uint64       `json:"RaftID,omitempty"`
+}
+
+// GetID implements Object.
+func (n *Node) GetID() string { return n.ID }
+
+// GetMeta implements Object.
+func (n *Node) GetMeta() Meta { return n.Meta }
+
+// SetMeta implements Object.
+func (n *Node) SetMeta(m Meta) { n.Meta = m }
+
+// Kind implements Object.
+func (n *Node) Kind() Kind { return KindNode }
+
+// CopyObject implements Object.
+func (n *Node) CopyObject() Object { return n.Copy() }
+
+// Copy returns a deep copy.
+func (n *Node) Copy() *Node {
+	if n == nil {
+		return nil
+	}
+	c := *n
+	c.Spec.Annotations = n.Spec.Annotations.Copy()
+	if n.Description != nil {
+		d := n.Description.Copy()
+		c.Description = &d
+	}
+	c.ManagerStatus = copyPtr(n.ManagerStatus)
+	return &c
+}
+
+// Copy returns a deep copy.
+func (d NodeDescription) Copy() NodeDescription {
+	d.Resources = d.Resources.Copy()
+	d.Engine.Labels = copyMap(d.Engine.Labels)
+	return d
+}
+
+// Copy returns a deep copy.
+func (r Resources) Copy() Resources {
+	if r.GenericResources != nil {
+		g := make([]GenericResource, len(r.GenericResources))
+		for i, x := range r.GenericResources {
+			g[i] = GenericResource{
+				NamedResourceSpec:    copyPtr(x.NamedResourceSpec),
+				DiscreteResourceSpec: copyPtr(x.DiscreteResourceSpec),
+			}
+		}
+		r.GenericResources = g
+	}
+	return r
+}

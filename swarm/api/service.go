@@ -1,0 +1,261 @@
+package api
+
+import "time"
+
+// Service is desired state: a task template and how many copies of it to run
+// where, and how to change them.
+type Service struct {
+	ID   string      `json:"ID"`
+	Meta Meta        `json:"Meta"`
+	Spec ServiceSpec `json:"Spec"`
+	// SpecVersion is the Meta.Version at which Spec last changed. Tasks
+	// record it, so tasks of the same spec can be grouped and a task whose
+	// SpecVersion is older than its service's needs updating.
+	SpecVersion uint64 `json:"SpecVersion"`
+	// PreviousSpec is the spec before the last update: what rollback returns to.
+	PreviousSpec *ServiceSpec `json:"PreviousSpec,omitempty"`
+	// PreviousSpecVersion is the SpecVersion of PreviousSpec.
+	PreviousSpecVersion uint64        `json:"PreviousSpecVersion,omitempty"`
+	Endpoint            *Endpoint     `json:"Endpoint,omitempty"`
+	UpdateStatus        *UpdateStatus `json:"UpdateStatus,omitempty"`
+}
+
+// ServiceSpec is the user-owned part of a service.
+type ServiceSpec struct {
+	Annotations
+	TaskTemplate   TaskSpec      `json:"TaskTemplate"`
+	Mode           ServiceMode   `json:"Mode"`
+	UpdateConfig   *UpdateConfig `json:"UpdateConfig,omitempty"`
+	RollbackConfig *UpdateConfig `json:"RollbackConfig,omitempty"`
+	EndpointSpec   *EndpointSpec `json:"EndpointSpec,omitempty"`
+}
+
+// ServiceMode says how many tasks a service runs: exactly one of the fields
+// is set.
+type ServiceMode struct {
+	Replicated    *ReplicatedService `json:"Replicated,omitempty"`
+	Global        *GlobalService     `json:"Global,omitempty"`
+	ReplicatedJob *ReplicatedJob     `json:"ReplicatedJob,omitempty"`
+	GlobalJob     *GlobalJob         `json:"GlobalJob,omitempty"`
+}
+
+// ReplicatedService runs a fixed number of tasks, each in its own slot.
+type ReplicatedService struct {
+	// Replicas is signed so that a negative count from a user is reported
+	// instead of wrapping around.
+	Replicas int64 `json:"Replicas"`
+}
+
+// GlobalService runs one task on every eligible node.
+type GlobalService struct{}
+
+// ReplicatedJob runs tasks to completion: TotalCompletions successful ones,
+// at most MaxConcurrent at a time.
+type ReplicatedJob struct {
+	MaxConcurrent    int64 `json:"MaxConcurrent"`
+	TotalCompletions int64 `json:"TotalCompletions"`
+}
+
+// GlobalJob runs one task to completion on every eligible node.
+type GlobalJob struct{}
+
+// ModeName names the mode that is set: "replicated", "global",
+// "replicated-job", "global-job" or "" when none is.
+func (m ServiceMode) ModeName() string {
+	switch {
+	case m.Replicated != nil:
+		return "replicated"
+	case m.Global != nil:
+		return "global"
+	case m.ReplicatedJob != nil:
+		return "replicated-job"
+	case m.GlobalJob != nil:
+		return "global-job"
+	}
+	return ""
+}
+
+// IsJob reports whether the mode runs tasks to completion.
+func (m ServiceMode) IsJob() bool { return m.ReplicatedJob != nil || m.GlobalJob != nil }
+
+// IsGlobal reports whether the mode runs one task per node.
+func (m ServiceMode) IsGlobal() bool { return m.Global != nil || m.GlobalJob != nil }
+
+// Update failure actions.
+const (
+	UpdateFailureActionPause    = "pause"
+	UpdateFailureActionContinue = "continue"
+	UpdateFailureActionRollback = "rollback"
+)
+
+// Update orders.
+const (
+	UpdateOrderStopFirst  = "stop-first"
+	UpdateOrderStartFirst = "start-first"
+)
+
+// UpdateConfig says how a rolling update (or a rollback) replaces tasks.
+type UpdateConfig struct {
+	// Parallelism is how many tasks are replaced at once; 0 means all.
+	Parallelism uint64 `json:"Parallelism"`
+	// Delay is the pause between batches.
+	Delay time.Duration `json:"Delay,omitempty"`
+	// FailureAction is pause, continue or rollback.
+	FailureAction string `json:"FailureAction,omitempty"`
+	// Monitor is how long after a batch starts its tasks are watched for failure.
+	Monitor time.Duration `json:"Monitor,omitempty"`
+	// MaxFailureRatio is the fraction of failed tasks tolerated, 0 to 1.
+	MaxFailureRatio float64 `json:"MaxFailureRatio,omitempty"`
+	// Order is stop-first (stop the old task, then start the new one) or
+	// start-first (start the new one first, then stop the old).
+	Order string `json:"Order,omitempty"`
+}
+
+// DefaultUpdateConfig is Swarm's default: one at a time, no delay, pause on
+// failure, 5 s monitor, no failures tolerated, stop-first.
+func DefaultUpdateConfig() UpdateConfig {
+	return UpdateConfig{
+		Parallelism:   1,
+		FailureAction: UpdateFailureActionPause,
+		Monitor:       5 * time.Second,
+		Order:         UpdateOrderStopFirst,
+	}
+}
+
+// Update states, as Docker names them.
+const (
+	UpdateStateUpdating          = "updating"
+	UpdateStatePaused            = "paused"
+	UpdateStateCompleted         = "completed"
+	UpdateStateRollbackStarted   = "rollback_started"
+	UpdateStateRollbackPaused    = "rollback_paused"
+	UpdateStateRollbackCompleted = "rollback_completed"
+)
+
+// UpdateStatus reports the progress of the latest update or rollback.
+type UpdateStatus struct {
+	State       string     `json:"State"`
+	StartedAt   *time.Time `json:"StartedAt,omitempty"`
+	CompletedAt *time.Time `json:"CompletedAt,omitempty"`
+	Message     string     `json:"Message,omitempty"`
+}
+
+// Endpoint modes.
+const (
+	ResolutionModeVIP   = "vip"
+	ResolutionModeDNSRR = "dnsrr"
+)
+
+// Port protocols.
+const (
+	PortProtocolTCP  = "tcp"
+	PortProtocolUDP  = "udp"
+	PortProtocolSCTP = "sctp"
+)
+
+// Publish modes: ingress publishes on every node through the routing mesh;
+// host publishes on the node that runs the task only.
+const (
+	PublishModeIngress = "ingress"
+	PublishModeHost    = "host"
+)
+
+// EndpointSpec says how a service is reached.
+type EndpointSpec struct {
+	// Mode is vip (one virtual IP load-balanced over the tasks) or dnsrr
+	// (DNS round-robin over the tasks' addresses).
+	Mode  string       `json:"Mode,omitempty"`
+	Ports []PortConfig `json:"Ports,omitempty"`
+}
+
+// PortConfig publishes a task port.
+type PortConfig struct {
+	Name     string `json:"Name,omitempty"`
+	Protocol string `json:"Protocol,omitempty"`
+	// TargetPort is the port inside the task.
+	TargetPort uint32 `json:"TargetPort"`
+	// PublishedPort is the port on the nodes; 0 lets the allocator choose
+	// one from the dynamic range.
+	PublishedPort uint32 `json:"PublishedPort,omitempty"`
+	PublishMode   string `json:"PublishMode,omitempty"`
+}
+
+// Endpoint is what the allocator assigned to a service.
+type Endpoint struct {
+	Spec       EndpointSpec        `json:"Spec"`
+	Ports      []PortConfig        `json:"Ports,omitempty"`
+	VirtualIPs []EndpointVirtualIP `json:"VirtualIPs,omitempty"`
+}
+
+// EndpointVirtualIP is a service's virtual IP on one network.
+type EndpointVirtualIP struct {
+	NetworkID string `json:"NetworkID"`
+	Addr      string `json:"Addr"`
+}
+
+// GetID implements Object.
+func (s *Service) GetID() string { return s.ID }
+
+// GetMeta implements Object.
+func (s *Service) GetMeta() Meta { return s.Meta }
+
+// SetMeta implements Object.
+func (s *Service) SetMeta(m Meta) { s.Meta = m }
+
+// Kind implements Object.
+func (s *Service) Kind() Kind { return KindService }
+
+// CopyObject implements Object.
+func (s *Service) CopyObject() Object { return s.Copy() }
+
+// Copy returns a deep copy.
+func (s *Service) Copy() *Service {
+	if s == nil {
+		return nil
+	}
+	c := *s
+	c.Spec = s.Spec.Copy()
+	if s.PreviousSpec != nil {
+		p := s.PreviousSpec.Copy()
+		c.PreviousSpec = &p
+	}
+	if s.Endpoint != nil {
+		e := *s.Endpoint
+		e.Spec = s.Endpoint.Spec.Copy()
+		e.Ports = copySlice(s.Endpoint.Ports)
+		e.VirtualIPs = copySlice(s.Endpoint.VirtualIPs)
+		c.Endpoint = &e
+	}
+	if s.UpdateStatus != nil {
+		u := *s.UpdateStatus
+		u.StartedAt = copyPtr(u.StartedAt)
+		u.CompletedAt = copyPtr(u.CompletedAt)
+		c.UpdateStatus = &u
+	}
+	return &c
+}
+
+// Copy returns a deep copy.
+func (s ServiceSpec) Copy() ServiceSpec {
+	s.Annotations = s.Annotations.Copy()
+	s.TaskTemplate = s.TaskTemplate.Copy()
+	s.Mode = ServiceMode{
+		Replicated:    copyPtr(s.Mode.Replicated),
+		Global:        copyPtr(s.Mode.Global),
+		ReplicatedJob: copyPtr(s.Mode.ReplicatedJob),
+		GlobalJob:     copyPtr(s.Mode.GlobalJob),
+	}
+	s.UpdateConfig = copyPtr(s.UpdateConfig)
+	s.RollbackConfig = copyPtr(s.RollbackConfig)
+	if s.EndpointSpec != nil {
+		e := s.EndpointSpec.Copy()
+		s.EndpointSpec = &e
+	}
+	return s
+}
+
+// Copy returns a deep copy.
+func (e EndpointSpec) Copy() EndpointSpec {
+	e.Ports = copySlice(e.Ports)
+	return e
+}
