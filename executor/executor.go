@@ -33,7 +33,9 @@ type Controller interface {
 	// Prepare makes everything ready to start (image present, log files,
 	// working directory) without starting.
 	Prepare(ctx context.Context) error
-	// Start starts the task. A task already running is left alone.
+	// Start starts the task. A task already running (or already exited) is
+	// left alone: a task is started at most once. Start prepares the task
+	// first when Prepare was not called.
 	Start(ctx context.Context) error
 	// Wait blocks until the task exits and reports how, or until ctx ends
 	// (then it returns ctx.Err()). It may be called again after an exit and
@@ -87,9 +89,22 @@ type LogReader interface {
 	Logs(ctx context.Context, opts LogOptions) (io.ReadCloser, error)
 }
 
+// TaskLister is implemented by executors that keep what they started across
+// agent restarts. A restarted agent lists the tasks the executor still holds
+// (started or prepared, and not removed yet), then adopts those it is still
+// assigned (through Controller) and removes the others.
+type TaskLister interface {
+	// ListTasks returns the tasks as they were when the executor took them.
+	ListTasks(ctx context.Context) ([]*api.Task, error)
+}
+
 // ErrNotStarted is returned by Wait when the task was never started.
 var ErrNotStarted = errors.New("task not started")
 
 // ErrRuntimeMismatch is returned by Controller for a task whose spec needs
 // another runtime than this executor's.
 var ErrRuntimeMismatch = errors.New("task runtime not supported by this executor")
+
+// ErrRemoved is returned by Prepare, Start and Logs of a task that was
+// removed: a removed task cannot run again and its records are gone.
+var ErrRemoved = errors.New("task removed")

@@ -1,6 +1,10 @@
 package store
 
-import "github.com/apiary-io/apiary/swarm/api"
+import (
+	"fmt"
+
+	"github.com/apiary-io/apiary/swarm/api"
+)
 
 // By selects objects in a Find. Not every By applies to every kind: a Find
 // with one that does not returns ErrInvalidFind.
@@ -17,21 +21,28 @@ type bySlot struct {
 }
 type byDesiredState api.TaskState
 type byRole api.NodeRole
+type byTaskState api.TaskState
+type byReferencedNetwork string
 
-func (byAll) isBy()          {}
-func (byName) isBy()         {}
-func (byIDPrefix) isBy()     {}
-func (byServiceID) isBy()    {}
-func (byNodeID) isBy()       {}
-func (bySlot) isBy()         {}
-func (byDesiredState) isBy() {}
-func (byRole) isBy()         {}
+func (byAll) isBy()               {}
+func (byName) isBy()              {}
+func (byIDPrefix) isBy()          {}
+func (byServiceID) isBy()         {}
+func (byNodeID) isBy()            {}
+func (bySlot) isBy()              {}
+func (byDesiredState) isBy()      {}
+func (byRole) isBy()              {}
+func (byTaskState) isBy()         {}
+func (byReferencedNetwork) isBy() {}
 
 // All selects every object of the kind.
 var All By = byAll{}
 
-// ByName selects the object with this name (Annotations.Name; for nodes
-// also... the spec name). Names are unique per kind except for tasks.
+// ByName selects objects by name: Spec.Annotations.Name for clusters, nodes,
+// services and networks, where a name is unique among the objects of the
+// kind (objects with an empty name are never found by name); Task.Name for
+// tasks, which is not unique (every task of a slot has the same one). A
+// node's name is its spec name only, not its hostname.
 func ByName(name string) By { return byName(name) }
 
 // ByIDPrefix selects objects whose ID starts with p.
@@ -51,3 +62,82 @@ func ByDesiredState(s api.TaskState) By { return byDesiredState(s) }
 
 // ByRole selects nodes by role.
 func ByRole(r api.NodeRole) By { return byRole(r) }
+
+// ByTaskState selects tasks by observed state (Status.State).
+func ByTaskState(s api.TaskState) By { return byTaskState(s) }
+
+// ByReferencedNetwork selects the services and tasks that use a network: a
+// service whose task template or virtual IPs name it, a task whose spec or
+// attachments do.
+func ByReferencedNetwork(networkID string) By { return byReferencedNetwork(networkID) }
+
+// query maps a By to the memdb index and arguments that answer it for a kind.
+func query(kind api.Kind, by By) (index string, args []any, err error) {
+	isTask := kind == api.KindTask
+	switch v := by.(type) {
+	case byAll:
+		return indexID, nil, nil
+	case byName:
+		return indexName, []any{string(v)}, nil
+	case byIDPrefix:
+		return indexIDPrefix, []any{string(v)}, nil
+	case byServiceID:
+		if isTask {
+			return indexService, []any{string(v)}, nil
+		}
+	case byNodeID:
+		if isTask {
+			return indexNode, []any{string(v)}, nil
+		}
+	case bySlot:
+		if isTask {
+			return indexSlot, []any{v.serviceID, v.slot}, nil
+		}
+	case byDesiredState:
+		if isTask {
+			return indexDesired, []any{api.TaskState(v)}, nil
+		}
+	case byTaskState:
+		if isTask {
+			return indexState, []any{api.TaskState(v)}, nil
+		}
+	case byRole:
+		if kind == api.KindNode {
+			return indexRole, []any{string(v)}, nil
+		}
+	case byReferencedNetwork:
+		if isTask || kind == api.KindService {
+			return indexNetwork, []any{string(v)}, nil
+		}
+	case nil:
+		return "", nil, fmt.Errorf("find %s: nil By: %w", kind, ErrInvalidFind)
+	}
+	return "", nil, fmt.Errorf("find %s by %s: %w", kind, byString(by), ErrInvalidFind)
+}
+
+// byString names a selector for error messages.
+func byString(by By) string {
+	switch v := by.(type) {
+	case byAll:
+		return "all"
+	case byName:
+		return fmt.Sprintf("name %q", string(v))
+	case byIDPrefix:
+		return fmt.Sprintf("ID prefix %q", string(v))
+	case byServiceID:
+		return "service ID " + string(v)
+	case byNodeID:
+		return "node ID " + string(v)
+	case bySlot:
+		return fmt.Sprintf("slot %s.%d", v.serviceID, v.slot)
+	case byDesiredState:
+		return "desired state " + api.TaskState(v).String()
+	case byTaskState:
+		return "state " + api.TaskState(v).String()
+	case byRole:
+		return "role " + string(v)
+	case byReferencedNetwork:
+		return "network " + string(v)
+	}
+	return fmt.Sprintf("%T", by)
+}

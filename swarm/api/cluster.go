@@ -85,3 +85,9 @@ func (c *Cluster) Copy() *Cluster {
 	x.Spec.Annotations = c.Spec.Annotations.Copy()
 	return &x
 }
+
+// Copy returns a deep copy.
+func (s ClusterSpec) Copy() ClusterSpec {
+	s.Annotations = s.Annotations.Copy()
+	return s
+}

@@ -59,7 +59,7 @@ func ParseConstraint(expr string) (Constraint, error) {
 	if strings.Contains(value, "==") || strings.Contains(value, "!=") {
 		return Constraint{}, fmt.Errorf("constraint %q: more than one operator", expr)
 	}
-	lower := strings.ToLower(key)
+	lower := asciiLower(key)
 	switch {
 	case constraintKeys[lower]:
 		key = lower
@@ -86,4 +86,19 @@ func ParseConstraints(exprs []string) ([]Constraint, error) {
 		out = append(out, c)
 	}
 	return out, nil
+}
+
+// asciiLower lower-cases ASCII letters only, keeping every byte offset.
+// strings.ToLower also maps some non-ASCII letters to ASCII ones of another
+// byte length (İ→i), so "engİne.labels.zone" passed as an engine label and
+// the label name, cut at the lower-cased prefix's length, came out shifted
+// (".zone").
+func asciiLower(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
 }

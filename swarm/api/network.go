@@ -56,3 +56,10 @@ func (n *Network) Copy() *Network {
 	c.IPAM = copyPtr(n.IPAM)
 	return &c
 }
+
+// Copy returns a deep copy.
+func (s NetworkSpec) Copy() NetworkSpec {
+	s.Annotations = s.Annotations.Copy()
+	s.IPAM = copyPtr(s.IPAM)
+	return s
+}

@@ -176,3 +176,9 @@ func (r Resources) Copy() Resources {
 	}
 	return r
 }
+
+// Copy returns a deep copy.
+func (s NodeSpec) Copy() NodeSpec {
+	s.Annotations = s.Annotations.Copy()
+	return s
+}

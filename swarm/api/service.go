@@ -8,9 +8,8 @@ type Service struct {
 	ID   string      `json:"ID"`
 	Meta Meta        `json:"Meta"`
 	Spec ServiceSpec `json:"Spec"`
-	// SpecVersion is the Meta.Version at which Spec last changed. Tasks
-	// record it, so tasks of the same spec can be grouped and a task whose
-	// SpecVersion is older than its service's needs updating.
+	// SpecVersion counts changes of Spec: 1 at creation, one more at every
+	// update. Tasks record it, so tasks of the same spec can be grouped.
 	SpecVersion uint64 `json:"SpecVersion"`
 	// PreviousSpec is the spec before the last update: what rollback returns to.
 	PreviousSpec *ServiceSpec `json:"PreviousSpec,omitempty"`
@@ -258,4 +257,12 @@ func (s ServiceSpec) Copy() ServiceSpec {
 func (e EndpointSpec) Copy() EndpointSpec {
 	e.Ports = copySlice(e.Ports)
 	return e
+}
+
+// GetState returns the update state, or "" when there is no update status.
+func (u *UpdateStatus) GetState() string {
+	if u == nil {
+		return ""
+	}
+	return u.State
 }

@@ -28,6 +28,11 @@ type Task struct {
 	Endpoint     *Endpoint           `json:"Endpoint,omitempty"`
 	// JobIteration counts re-runs of a job service.
 	JobIteration uint64 `json:"JobIteration,omitempty"`
+	// StartAfter, when set, holds a task created with desired state READY
+	// (a restart waiting out its delay) until this time; the orchestrator
+	// then moves its desired state to RUNNING. Keeping it in the task, not
+	// in a timer, lets a new leader resume the wait.
+	StartAfter time.Time `json:"StartAfter,omitzero"`
 }
 
 // TaskStatus is the observed state of a task.

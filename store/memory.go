@@ -1,0 +1,340 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/apiary-io/apiary/swarm/api"
+	memdb "github.com/hashicorp/go-memdb"
+)
+
+// MaxChangesPerTransaction bounds the changes of one proposal that Batch
+// makes, so that no raft entry grows without limit.
+const MaxChangesPerTransaction = 1000
+
+// MemoryStore is the in-memory, indexed cluster state. It is safe for
+// concurrent use. See the package documentation for its design.
+type MemoryStore struct {
+	proposer Proposer
+
+	// db is swapped whole by Restore; readers load it without a lock.
+	db atomic.Pointer[memdb.MemDB]
+	// index is the commit index of the last applied transaction. Written
+	// under mu; read atomically by Index.
+	index atomic.Uint64
+
+	// mu serializes applying transactions, publishing their events and
+	// registering watchers, so that event order is commit order and a
+	// watcher starts exactly between two commits.
+	mu       sync.Mutex
+	closed   bool
+	watchers map[*Watcher]struct{}
+}
+
+// NewMemoryStore returns an empty store. With a nil Proposer, writes are
+// applied directly (single manager, tests); otherwise every transaction is
+// proposed through p and applied when raft calls Apply.
+func NewMemoryStore(p Proposer) *MemoryStore {
+	s := &MemoryStore{proposer: p, watchers: make(map[*Watcher]struct{})}
+	s.db.Store(newDB())
+	return s
+}
+
+// Close closes every watcher and refuses further writes with ErrClosed.
+// Reads keep working on the last state.
+func (s *MemoryStore) Close() {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.closed = true
+	ws := s.watchers
+	s.watchers = nil
+	s.mu.Unlock()
+	for w := range ws {
+		w.stop()
+	}
+}
+
+// Index returns the commit index of the last applied transaction (the raft
+// index once replicated): the Meta.Version of the objects it wrote.
+func (s *MemoryStore) Index() uint64 { return s.index.Load() }
+
+// View runs fn on a consistent snapshot of the store. It takes no lock:
+// writers proceed while fn runs, and fn does not see their changes.
+func (s *MemoryStore) View(fn func(ReadTx)) {
+	fn(readTx{s.db.Load().Txn(false)})
+}
+
+// Update runs fn in a transaction and commits its writes as one proposal.
+// See UpdateContext.
+func (s *MemoryStore) Update(fn func(Tx) error) error {
+	return s.UpdateContext(context.Background(), fn)
+}
+
+// UpdateContext runs fn in a read-write transaction on a private snapshot of
+// the store: fn sees its own writes, nobody else does, and no lock is held
+// while it runs. When fn returns an error nothing happens and the error is
+// returned as is. When fn returns nil, its writes become one proposal (ctx
+// bounds the wait for it) that is validated again and applied all or
+// nothing: a writer that committed first in the meantime makes it fail with
+// ErrConflict, ErrExist, ErrNameConflict or ErrNotFound.
+//
+// With a Proposer, an error from Propose other than the store's own
+// validation error (a timeout, lost leadership) leaves the local state
+// unchanged, but the entry may still commit later, as with any raft
+// proposal.
+func (s *MemoryStore) UpdateContext(ctx context.Context, fn func(Tx) error) error {
+	if s.isClosed() {
+		return ErrClosed
+	}
+	t := s.begin(s.db.Load())
+	defer t.txn.Abort()
+	if err := fn(t); err != nil {
+		return err
+	}
+	if len(t.actions) == 0 {
+		return nil
+	}
+	_, err := s.commit(ctx, t.actions)
+	return err
+}
+
+func (s *MemoryStore) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
+
+// begin opens a write transaction on a snapshot of db. memdb snapshots are
+// O(1) (they share the immutable radix trees) and a write transaction on one
+// copies only the paths it changes, so writers never block each other or the
+// store while they run.
+func (s *MemoryStore) begin(db *memdb.MemDB) *tx {
+	return &tx{
+		readTx: readTx{db.Snapshot().Txn(true)},
+		// UTC without a monotonic reading: the time travels in the proposal,
+		// so every replica stores exactly the same value.
+		now: time.Now().UTC(),
+	}
+}
+
+// commit makes actions one proposal, or applies them directly without a
+// Proposer, and returns the commit index.
+func (s *MemoryStore) commit(ctx context.Context, actions []action) (uint64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	if s.proposer == nil {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.closed {
+			return 0, ErrClosed
+		}
+		index := s.index.Load() + 1
+		if err := s.applyLocked(index, actions); err != nil {
+			return 0, err
+		}
+		return index, nil
+	}
+	data, err := encodeActions(actions)
+	if err != nil {
+		return 0, fmt.Errorf("encode transaction: %w", err)
+	}
+	index, err := s.proposer.Propose(ctx, data)
+	if err != nil {
+		var ae *applyError
+		if errors.As(err, &ae) {
+			// The entry committed but was refused by validation: the
+			// caller wants the validation error, not raft's wrapping.
+			return index, ae.err
+		}
+		return 0, fmt.Errorf("propose transaction: %w", err)
+	}
+	return index, nil
+}
+
+// applyError marks an error that Apply returned because a committed entry
+// failed validation, so that commit can tell it from a failed proposal.
+type applyError struct{ err error }
+
+func (e *applyError) Error() string { return e.err.Error() }
+func (e *applyError) Unwrap() error { return e.err }
+
+// Apply applies a committed raft entry: the data of one Propose. Raft calls
+// it on every manager, the proposer's included, in log order. It validates
+// every change against the committed state (existence, version, name
+// uniqueness) exactly as the direct path does, applies all of them or none,
+// sets Meta.Version to index on the objects written, and publishes their
+// events. The validation error (ErrConflict, ...) is returned for raft to
+// hand to the proposer; the store's index advances to index either way, as
+// the entry is consumed. Apply is deterministic: replicas that apply the
+// same entries hold the same state.
+func (s *MemoryStore) Apply(index uint64, data []byte) error {
+	actions, decodeErr := decodeActions(data)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	if cur := s.index.Load(); index <= cur {
+		return fmt.Errorf("apply entry %d: store is already at index %d", index, cur)
+	}
+	if decodeErr != nil {
+		s.index.Store(index)
+		return fmt.Errorf("apply entry %d: %w", index, decodeErr)
+	}
+	if err := s.applyLocked(index, actions); err != nil {
+		s.index.Store(index)
+		return &applyError{err}
+	}
+	return nil
+}
+
+// key identifies an object across tables.
+type key struct {
+	kind api.Kind
+	id   string
+}
+
+// applyLocked validates actions against the committed state and applies them
+// at index, all or nothing. It is the only code that changes the primary
+// database apart from Restore. The action objects become the stored
+// objects: they are private copies nobody else holds.
+//
+// A transaction may write an object several times. Its writer saw the
+// object's committed version until its first write and its own writes after
+// that, so only an object's first action is checked against the committed
+// version; the later ones were checked against the transaction's own writes,
+// which this replay reproduces.
+func (s *MemoryStore) applyLocked(index uint64, actions []action) error {
+	txn := s.db.Load().Txn(true)
+	// Events are only built when someone listens: the common direct-path
+	// writer in tests and benchmarks has no watcher.
+	var events []Event
+	if len(s.watchers) > 0 {
+		events = make([]Event, 0, len(actions)+1)
+	}
+	var seen map[key]struct{}
+	if len(actions) > 1 {
+		seen = make(map[key]struct{}, len(actions))
+	}
+	for i := range actions {
+		a := &actions[i]
+		ki, err := lookupKind(a.kind)
+		if err != nil {
+			txn.Abort()
+			return err
+		}
+		cur := lookup(txn, a.kind, a.id)
+		first := true
+		if seen != nil {
+			k := key{a.kind, a.id}
+			_, touched := seen[k]
+			first = !touched
+			seen[k] = struct{}{}
+		}
+		var ev Event
+		switch a.op {
+		case ActionCreate:
+			if cur != nil {
+				txn.Abort()
+				return fmt.Errorf("create %s %s: %w", a.kind, a.id, ErrExist)
+			}
+			if err := checkName(txn, ki, a.obj); err != nil {
+				txn.Abort()
+				return fmt.Errorf("create %s %s: %w", a.kind, a.id, err)
+			}
+			m := a.obj.GetMeta()
+			m.Version = index
+			a.obj.SetMeta(m)
+			ev = Event{Action: ActionCreate, Object: a.obj, Version: index}
+		case ActionUpdate:
+			if cur == nil {
+				txn.Abort()
+				return fmt.Errorf("update %s %s: %w", a.kind, a.id, ErrNotFound)
+			}
+			if first && cur.GetMeta().Version != a.base {
+				txn.Abort()
+				return fmt.Errorf("update %s %s: %w", a.kind, a.id, ErrConflict)
+			}
+			if err := checkName(txn, ki, a.obj); err != nil {
+				txn.Abort()
+				return fmt.Errorf("update %s %s: %w", a.kind, a.id, err)
+			}
+			m := a.obj.GetMeta()
+			m.Version = index
+			m.CreatedAt = cur.GetMeta().CreatedAt
+			a.obj.SetMeta(m)
+			ev = Event{Action: ActionUpdate, Object: a.obj, Old: cur, Version: index}
+		case ActionDelete:
+			if cur == nil {
+				txn.Abort()
+				return fmt.Errorf("delete %s %s: %w", a.kind, a.id, ErrNotFound)
+			}
+			if first && cur.GetMeta().Version != a.base {
+				txn.Abort()
+				return fmt.Errorf("delete %s %s: %w", a.kind, a.id, ErrConflict)
+			}
+			ev = Event{Action: ActionDelete, Object: cur, Version: index}
+		default:
+			txn.Abort()
+			return fmt.Errorf("%s %s: invalid action %d", a.kind, a.id, int(a.op))
+		}
+		if a.op == ActionDelete {
+			err = txn.Delete(string(a.kind), cur)
+		} else {
+			err = txn.Insert(string(a.kind), a.obj)
+		}
+		if err != nil {
+			txn.Abort()
+			return fmt.Errorf("%s %s %s: %w", a.op, a.kind, a.id, err)
+		}
+		if events != nil {
+			events = append(events, ev)
+		}
+	}
+	txn.Commit()
+	s.index.Store(index)
+	if events != nil {
+		s.publishLocked(append(events, Event{Action: ActionCommit, Version: index}))
+	}
+	return nil
+}
+
+// lookup returns the stored object, not a copy: for the store's own use.
+func lookup(txn *memdb.Txn, kind api.Kind, id string) api.Object {
+	o, err := txn.First(string(kind), indexID, id)
+	if err != nil {
+		// Only an unknown table or index fails, which is a bug here.
+		panic(fmt.Sprintf("store: lookup %s %s: %v", kind, id, err))
+	}
+	if o == nil {
+		return nil
+	}
+	return o.(api.Object)
+}
+
+// checkName refuses o's name when another object of its kind has it.
+func checkName(txn *memdb.Txn, ki *kindInfo, o api.Object) error {
+	if !ki.uniqueName {
+		return nil
+	}
+	name := ki.name(o)
+	if name == "" {
+		return nil
+	}
+	other, err := txn.First(string(ki.kind), indexName, name)
+	if err != nil {
+		panic(fmt.Sprintf("store: lookup %s name %q: %v", ki.kind, name, err))
+	}
+	if other != nil && other.(api.Object).GetID() != o.GetID() {
+		return fmt.Errorf("name %q is taken by %s %s: %w", name, ki.kind, other.(api.Object).GetID(), ErrNameConflict)
+	}
+	return nil
+}

@@ -1,0 +1,238 @@
+package store
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/apiary-io/apiary/swarm/api"
+	memdb "github.com/hashicorp/go-memdb"
+)
+
+// readTx implements ReadTx on a memdb transaction. It hands out copies: the
+// stored objects are shared by every snapshot and must never change.
+type readTx struct {
+	txn *memdb.Txn
+}
+
+func (r readTx) GetCluster(id string) *api.Cluster {
+	return get(r, api.KindCluster, id, (*api.Cluster).Copy)
+}
+func (r readTx) GetNode(id string) *api.Node { return get(r, api.KindNode, id, (*api.Node).Copy) }
+func (r readTx) GetService(id string) *api.Service {
+	return get(r, api.KindService, id, (*api.Service).Copy)
+}
+func (r readTx) GetTask(id string) *api.Task { return get(r, api.KindTask, id, (*api.Task).Copy) }
+func (r readTx) GetNetwork(id string) *api.Network {
+	return get(r, api.KindNetwork, id, (*api.Network).Copy)
+}
+
+func (r readTx) FindClusters(by By) ([]*api.Cluster, error) {
+	return find(r, api.KindCluster, by, (*api.Cluster).Copy)
+}
+
+func (r readTx) FindNodes(by By) ([]*api.Node, error) {
+	return find(r, api.KindNode, by, (*api.Node).Copy)
+}
+
+func (r readTx) FindServices(by By) ([]*api.Service, error) {
+	return find(r, api.KindService, by, (*api.Service).Copy)
+}
+
+func (r readTx) FindTasks(by By) ([]*api.Task, error) {
+	return find(r, api.KindTask, by, (*api.Task).Copy)
+}
+
+func (r readTx) FindNetworks(by By) ([]*api.Network, error) {
+	return find(r, api.KindNetwork, by, (*api.Network).Copy)
+}
+
+func get[T api.Object](r readTx, kind api.Kind, id string, copyFn func(T) T) T {
+	var zero T
+	o := lookup(r.txn, kind, id)
+	if o == nil {
+		return zero
+	}
+	return copyFn(o.(T))
+}
+
+func find[T api.Object](r readTx, kind api.Kind, by By, copyFn func(T) T) ([]T, error) {
+	index, args, err := query(kind, by)
+	if err != nil {
+		return nil, err
+	}
+	it, err := r.txn.Get(string(kind), index, args...)
+	if err != nil {
+		return nil, fmt.Errorf("find %s by %s: %w", kind, byString(by), err)
+	}
+	var out []T
+	for o := it.Next(); o != nil; o = it.Next() {
+		out = append(out, copyFn(o.(T)))
+	}
+	return out, nil
+}
+
+// action is one write of a transaction, as proposed and applied.
+type action struct {
+	op   Action // ActionCreate, ActionUpdate or ActionDelete
+	kind api.Kind
+	id   string
+	// obj is the object written (create, update), a private copy that
+	// becomes the stored object when the action is applied. Nil for delete.
+	obj api.Object
+	// base is the version the writer saw: the stored version an update or
+	// delete expects to replace.
+	base uint64
+}
+
+// tx implements Tx on a write transaction of a private memdb snapshot, and
+// records its writes as actions. The checks here give fast, precise errors;
+// applyLocked repeats them against the committed state.
+type tx struct {
+	readTx
+	now     time.Time
+	actions []action
+}
+
+func nilObject(op string, kind api.Kind) error {
+	return fmt.Errorf("%s %s: nil object", op, kind)
+}
+
+func (t *tx) CreateCluster(c *api.Cluster) error {
+	if c == nil {
+		return nilObject("create", api.KindCluster)
+	}
+	return t.create(c.Copy())
+}
+
+func (t *tx) UpdateCluster(c *api.Cluster) error {
+	if c == nil {
+		return nilObject("update", api.KindCluster)
+	}
+	return t.update(c.Copy())
+}
+
+func (t *tx) DeleteCluster(id string) error { return t.delete(api.KindCluster, id) }
+
+func (t *tx) CreateNode(n *api.Node) error {
+	if n == nil {
+		return nilObject("create", api.KindNode)
+	}
+	return t.create(n.Copy())
+}
+
+func (t *tx) UpdateNode(n *api.Node) error {
+	if n == nil {
+		return nilObject("update", api.KindNode)
+	}
+	return t.update(n.Copy())
+}
+
+func (t *tx) DeleteNode(id string) error { return t.delete(api.KindNode, id) }
+
+func (t *tx) CreateService(s *api.Service) error {
+	if s == nil {
+		return nilObject("create", api.KindService)
+	}
+	return t.create(s.Copy())
+}
+
+func (t *tx) UpdateService(s *api.Service) error {
+	if s == nil {
+		return nilObject("update", api.KindService)
+	}
+	return t.update(s.Copy())
+}
+
+func (t *tx) DeleteService(id string) error { return t.delete(api.KindService, id) }
+
+func (t *tx) CreateTask(k *api.Task) error {
+	if k == nil {
+		return nilObject("create", api.KindTask)
+	}
+	return t.create(k.Copy())
+}
+
+func (t *tx) UpdateTask(k *api.Task) error {
+	if k == nil {
+		return nilObject("update", api.KindTask)
+	}
+	return t.update(k.Copy())
+}
+
+func (t *tx) DeleteTask(id string) error { return t.delete(api.KindTask, id) }
+
+func (t *tx) CreateNetwork(n *api.Network) error {
+	if n == nil {
+		return nilObject("create", api.KindNetwork)
+	}
+	return t.create(n.Copy())
+}
+
+func (t *tx) UpdateNetwork(n *api.Network) error {
+	if n == nil {
+		return nilObject("update", api.KindNetwork)
+	}
+	return t.update(n.Copy())
+}
+
+func (t *tx) DeleteNetwork(id string) error { return t.delete(api.KindNetwork, id) }
+
+// create writes o, a copy the transaction owns.
+func (t *tx) create(o api.Object) error {
+	kind, id := o.Kind(), o.GetID()
+	if id == "" {
+		return fmt.Errorf("create %s: empty ID", kind)
+	}
+	if lookup(t.txn, kind, id) != nil {
+		return fmt.Errorf("create %s %s: %w", kind, id, ErrExist)
+	}
+	if err := checkName(t.txn, kindByName[kind], o); err != nil {
+		return fmt.Errorf("create %s %s: %w", kind, id, err)
+	}
+	// Version stays 0 until the commit assigns the commit index.
+	o.SetMeta(api.Meta{CreatedAt: t.now, UpdatedAt: t.now})
+	if err := t.txn.Insert(string(kind), o); err != nil {
+		return fmt.Errorf("create %s %s: %w", kind, id, err)
+	}
+	t.actions = append(t.actions, action{op: ActionCreate, kind: kind, id: id, obj: o})
+	return nil
+}
+
+// update writes o, a copy the transaction owns, over the stored object of
+// the same version.
+func (t *tx) update(o api.Object) error {
+	kind, id := o.Kind(), o.GetID()
+	cur := lookup(t.txn, kind, id)
+	if cur == nil {
+		return fmt.Errorf("update %s %s: %w", kind, id, ErrNotFound)
+	}
+	m := cur.GetMeta()
+	if o.GetMeta().Version != m.Version {
+		return fmt.Errorf("update %s %s: %w", kind, id, ErrConflict)
+	}
+	if err := checkName(t.txn, kindByName[kind], o); err != nil {
+		return fmt.Errorf("update %s %s: %w", kind, id, err)
+	}
+	// The version stays the one the transaction started from, so that a
+	// second update of the object in this transaction, made from what it
+	// reads back, is accepted; CreatedAt is the store's, not the caller's.
+	m.UpdatedAt = t.now
+	o.SetMeta(m)
+	if err := t.txn.Insert(string(kind), o); err != nil {
+		return fmt.Errorf("update %s %s: %w", kind, id, err)
+	}
+	t.actions = append(t.actions, action{op: ActionUpdate, kind: kind, id: id, obj: o, base: m.Version})
+	return nil
+}
+
+func (t *tx) delete(kind api.Kind, id string) error {
+	cur := lookup(t.txn, kind, id)
+	if cur == nil {
+		return fmt.Errorf("delete %s %s: %w", kind, id, ErrNotFound)
+	}
+	if err := t.txn.Delete(string(kind), cur); err != nil {
+		return fmt.Errorf("delete %s %s: %w", kind, id, err)
+	}
+	t.actions = append(t.actions, action{op: ActionDelete, kind: kind, id: id, base: cur.GetMeta().Version})
+	return nil
+}

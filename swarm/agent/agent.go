@@ -1,0 +1,263 @@
+// Package agent is the worker: it keeps a session with a manager's
+// dispatcher, runs the tasks assigned to its node through an executor, and
+// reports every state change. Its running tasks do not depend on the
+// session: when the manager goes away the agent reconnects (to another
+// manager, once there are several) and the tasks run on untouched.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/apiary-io/apiary/executor"
+	"github.com/apiary-io/apiary/swarm/api"
+	"github.com/apiary-io/apiary/swarm/dispatcher"
+)
+
+// Dispatcher is the manager as a worker sees it. *dispatcher.Dispatcher
+// implements it in-process; a gRPC client implements it across the network.
+type Dispatcher interface {
+	Register(ctx context.Context, req *dispatcher.RegisterRequest) (*dispatcher.RegisterResponse, error)
+	Heartbeat(ctx context.Context, req *dispatcher.HeartbeatRequest) (*dispatcher.HeartbeatResponse, error)
+	Assignments(ctx context.Context, req *dispatcher.AssignmentsRequest) (dispatcher.AssignmentStream, error)
+	UpdateTaskStatus(ctx context.Context, req *dispatcher.UpdateTaskStatusRequest) error
+}
+
+// Config configures an agent.
+type Config struct {
+	// Dispatcher is the manager connection.
+	Dispatcher Dispatcher
+	// Executor runs the tasks.
+	Executor executor.Executor
+	// NodeID resumes a node that joined before; empty joins as a new node.
+	NodeID string
+	// Addr is the address this node is reachable at, for display.
+	Addr   string
+	Logger *slog.Logger
+	// ReconnectBackoff bounds the wait between session attempts.
+	ReconnectBackoff time.Duration
+}
+
+// Agent runs one node's tasks.
+type Agent struct {
+	cfg Config
+	log *slog.Logger
+
+	mu      sync.Mutex
+	nodeID  string
+	runners map[string]*runner
+	ready   chan struct{} // closed after the first registration
+	once    sync.Once
+
+	reporter *reporter
+	// runCtx is Run's context: runners stop following their tasks when it
+	// ends, leaving the tasks themselves running.
+	runCtx context.Context
+}
+
+// New returns an agent; Run starts it.
+func New(cfg Config) (*Agent, error) {
+	if cfg.Dispatcher == nil {
+		return nil, errors.New("agent: config: Dispatcher is required")
+	}
+	if cfg.Executor == nil {
+		return nil, errors.New("agent: config: Executor is required")
+	}
+	if cfg.ReconnectBackoff <= 0 {
+		cfg.ReconnectBackoff = 2 * time.Second
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	a := &Agent{cfg: cfg, log: log.With("component", "agent"), nodeID: cfg.NodeID, runners: map[string]*runner{}, ready: make(chan struct{})}
+	a.reporter = newReporter(a)
+	return a, nil
+}
+
+// NodeID returns the node's ID, known after the first registration.
+func (a *Agent) NodeID() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.nodeID
+}
+
+// Ready is closed once the node has registered for the first time.
+func (a *Agent) Ready() <-chan struct{} { return a.ready }
+
+// Run keeps a session open until ctx ends, reconnecting with jittered
+// backoff. Tasks keep running when Run returns: stopping a node's agent is
+// not stopping its work (see ShutdownTasks).
+func (a *Agent) Run(ctx context.Context) error {
+	a.mu.Lock()
+	a.runCtx = ctx
+	a.mu.Unlock()
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); a.reporter.run(ctx) }()
+	defer wg.Wait()
+	for {
+		err := a.session(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if errors.Is(err, dispatcher.ErrNodeRemoved) {
+			return fmt.Errorf("agent: %w", err)
+		}
+		a.log.Warn("session ended; reconnecting", "err", err)
+		wait := a.cfg.ReconnectBackoff/2 + rand.N(a.cfg.ReconnectBackoff/2+1)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+	}
+}
+
+// session runs one session: register, heartbeat, follow assignments.
+func (a *Agent) session(ctx context.Context) error {
+	desc, err := a.cfg.Executor.Describe(ctx)
+	if err != nil {
+		return fmt.Errorf("describe node: %w", err)
+	}
+	resp, err := a.cfg.Dispatcher.Register(ctx, &dispatcher.RegisterRequest{NodeID: a.NodeID(), Description: desc, Addr: a.cfg.Addr})
+	if err != nil {
+		return fmt.Errorf("register: %w", err)
+	}
+	a.mu.Lock()
+	a.nodeID = resp.NodeID
+	a.mu.Unlock()
+	a.once.Do(func() { close(a.ready) })
+
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	a.reporter.setSession(resp.NodeID, resp.SessionID)
+	defer a.reporter.setSession("", "")
+
+	errc := make(chan error, 2)
+	go func() { errc <- a.heartbeat(sctx, resp) }()
+	go func() { errc <- a.follow(sctx, resp) }()
+	err = <-errc
+	cancel()
+	<-errc
+	return err
+}
+
+func (a *Agent) heartbeat(ctx context.Context, s *dispatcher.RegisterResponse) error {
+	period := s.HeartbeatPeriod
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(period):
+		}
+		resp, err := a.cfg.Dispatcher.Heartbeat(ctx, &dispatcher.HeartbeatRequest{NodeID: s.NodeID, SessionID: s.SessionID})
+		if err != nil {
+			return fmt.Errorf("heartbeat: %w", err)
+		}
+		period = resp.Period
+	}
+}
+
+func (a *Agent) follow(ctx context.Context, s *dispatcher.RegisterResponse) error {
+	st, err := a.cfg.Dispatcher.Assignments(ctx, &dispatcher.AssignmentsRequest{NodeID: s.NodeID, SessionID: s.SessionID})
+	if err != nil {
+		return fmt.Errorf("assignments: %w", err)
+	}
+	for {
+		m, err := st.Recv()
+		if err != nil {
+			return fmt.Errorf("assignments: %w", err)
+		}
+		a.apply(m)
+	}
+}
+
+// apply hands assignment changes to the task runners.
+func (a *Agent) apply(m *dispatcher.AssignmentsMessage) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if m.Type == dispatcher.AssignmentsComplete {
+		keep := map[string]bool{}
+		for _, t := range m.Tasks {
+			keep[t.ID] = true
+		}
+		for id, r := range a.runners {
+			if !keep[id] {
+				r.remove()
+			}
+		}
+	}
+	for _, t := range m.Tasks {
+		r, ok := a.runners[t.ID]
+		if !ok {
+			r = newRunner(a, t)
+			a.runners[t.ID] = r
+			go r.run(a.runCtx)
+		}
+		r.update(t)
+	}
+	for _, id := range m.Removed {
+		if r, ok := a.runners[id]; ok {
+			r.remove()
+		}
+	}
+}
+
+func (a *Agent) forget(id string, r *runner) {
+	a.mu.Lock()
+	if a.runners[id] == r {
+		delete(a.runners, id)
+	}
+	a.mu.Unlock()
+	a.reporter.forget(id)
+}
+
+// ShutdownTasks stops every task this agent runs, as when the machine goes
+// away, and waits for them to stop or ctx to end.
+func (a *Agent) ShutdownTasks(ctx context.Context) error {
+	a.mu.Lock()
+	rs := make([]*runner, 0, len(a.runners))
+	for _, r := range a.runners {
+		rs = append(rs, r)
+	}
+	a.mu.Unlock()
+	var errs []error
+	for _, r := range rs {
+		if err := r.kill(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// report queues a task status for the manager.
+func (a *Agent) report(taskID string, st api.TaskStatus) { a.reporter.report(taskID, st) }
+
+// ErrNoLogs: the task is unknown here, or its executor keeps no output.
+var ErrNoLogs = errors.New("no logs for this task on this node")
+
+// Logs returns the output of a task this node runs (or ran and still
+// holds), when its executor keeps it.
+func (a *Agent) Logs(ctx context.Context, taskID string, opts executor.LogOptions) (io.ReadCloser, error) {
+	a.mu.Lock()
+	r, ok := a.runners[taskID]
+	a.mu.Unlock()
+	if !ok {
+		return nil, fmt.Errorf("task %s: %w", taskID, ErrNoLogs)
+	}
+	r.mu.Lock()
+	ctrl := r.ctrl
+	r.mu.Unlock()
+	lr, ok := ctrl.(executor.LogReader)
+	if !ok {
+		return nil, fmt.Errorf("task %s: %w", taskID, ErrNoLogs)
+	}
+	return lr.Logs(ctx, opts)
+}

@@ -1,0 +1,244 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/apiary-io/apiary/executor"
+	"github.com/apiary-io/apiary/swarm/api"
+)
+
+// runner drives one task through the executor, following the task's desired
+// state, and reports each observed state. The state it reports only ever
+// moves forward (api.CheckTransition); the manager refuses anything else.
+type runner struct {
+	a  *Agent
+	id string
+
+	mu      sync.Mutex
+	task    *api.Task // latest assignment
+	removed bool
+	ctrl    executor.Controller
+	wake    chan struct{}
+
+	state  api.TaskState // last reported
+	exitCh chan executor.ExitStatus
+}
+
+func newRunner(a *Agent, t *api.Task) *runner {
+	return &runner{a: a, id: t.ID, task: t, state: t.Status.State, wake: make(chan struct{}, 1), exitCh: make(chan executor.ExitStatus, 1)}
+}
+
+func (r *runner) update(t *api.Task) {
+	r.mu.Lock()
+	r.task = t
+	r.mu.Unlock()
+	r.poke()
+}
+
+func (r *runner) remove() {
+	r.mu.Lock()
+	r.removed = true
+	r.mu.Unlock()
+	r.poke()
+}
+
+func (r *runner) poke() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (r *runner) latest() (*api.Task, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.task, r.removed
+}
+
+// set records and reports a new observed state.
+func (r *runner) set(s api.TaskState, msg string, err error, cs *api.ContainerStatus) {
+	if s < r.state || (s == r.state && err == nil) {
+		return
+	}
+	r.state = s
+	st := api.TaskStatus{Timestamp: time.Now().UTC(), State: s, Message: msg, ContainerStatus: cs}
+	if err != nil {
+		st.Err = err.Error()
+	}
+	r.a.report(r.id, st)
+}
+
+// waitChange blocks until the assignment changes or the agent stops; it
+// reports false when the agent stops.
+func (r *runner) waitChange(ctx context.Context) bool {
+	select {
+	case <-r.wake:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func (r *runner) run(ctx context.Context) {
+	t, _ := r.latest()
+	ctrl, err := r.a.cfg.Executor.Controller(t)
+	if err != nil {
+		r.set(api.TaskStateRejected, "executor refused the task", err, nil)
+	} else {
+		r.mu.Lock()
+		r.ctrl = ctrl
+		r.mu.Unlock()
+		if r.state > api.TaskStateAssigned && !r.state.Terminal() {
+			r.adopt(ctx, ctrl)
+		}
+	}
+	for {
+		t, removed := r.latest()
+		if removed || t.DesiredState > api.TaskStateRunning || ctrl == nil {
+			if ctrl != nil {
+				r.stop(ctx, ctrl)
+			}
+			if removed {
+				if ctrl != nil {
+					if err := ctrl.Remove(ctx); err != nil {
+						r.a.log.Warn("remove task", "task", r.id, "err", err)
+					}
+				}
+				r.a.forget(r.id, r)
+				return
+			}
+			if !r.waitChange(ctx) {
+				return
+			}
+			continue
+		}
+		switch {
+		case r.state == api.TaskStateAssigned:
+			r.set(api.TaskStateAccepted, "accepted", nil, nil)
+		case r.state < api.TaskStateReady:
+			r.set(api.TaskStatePreparing, "preparing", nil, nil)
+			if err := ctrl.Prepare(ctx); err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				r.set(api.TaskStateRejected, "prepare failed", err, nil)
+				continue
+			}
+			r.set(api.TaskStateReady, "prepared", nil, nil)
+		case r.state == api.TaskStateReady:
+			if t.DesiredState < api.TaskStateRunning {
+				// Held back: a restart delay, or a predecessor
+				// still stopping.
+				if !r.waitChange(ctx) {
+					return
+				}
+				continue
+			}
+			fallthrough
+		case r.state == api.TaskStateStarting:
+			r.set(api.TaskStateStarting, "starting", nil, nil)
+			if err := ctrl.Start(ctx); err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				r.set(api.TaskStateFailed, "start failed", err, nil)
+				continue
+			}
+			cs, _ := ctrl.Status(ctx)
+			r.set(api.TaskStateRunning, "started", nil, &cs)
+			go r.waitExit(ctx, ctrl)
+		case r.state == api.TaskStateRunning:
+			select {
+			case ex := <-r.exitCh:
+				r.exited(ex)
+			case <-r.wake:
+			case <-ctx.Done():
+				return
+			}
+		default: // terminal: nothing to do until removal
+			if !r.waitChange(ctx) {
+				return
+			}
+		}
+	}
+}
+
+// adopt picks up a task that a previous agent on this node had started.
+func (r *runner) adopt(ctx context.Context, ctrl executor.Controller) {
+	if r.state < api.TaskStateStarting {
+		return // Prepare is idempotent: go through it again
+	}
+	cs, err := ctrl.Status(ctx)
+	if err != nil || (cs.PID == 0 && cs.ContainerID == "") {
+		r.set(api.TaskStateFailed, "task lost while the agent was away", err, nil)
+		return
+	}
+	r.state = api.TaskStateRunning
+	go r.waitExit(ctx, ctrl)
+}
+
+func (r *runner) waitExit(ctx context.Context, ctrl executor.Controller) {
+	ex, err := ctrl.Wait(ctx)
+	if err != nil {
+		return // the agent stops; the task keeps running
+	}
+	r.exitCh <- ex
+}
+
+// exited reports how a running task ended on its own.
+func (r *runner) exited(ex executor.ExitStatus) {
+	cs := &api.ContainerStatus{ExitCode: ex.ExitCode, OOMKilled: ex.OOMKilled}
+	if !ex.Failed() {
+		r.set(api.TaskStateComplete, "finished", nil, cs)
+		return
+	}
+	msg := ex.Message
+	if msg == "" {
+		msg = fmt.Sprintf("exit code %d", ex.ExitCode)
+	}
+	r.set(api.TaskStateFailed, "task failed", fmt.Errorf("%s", msg), cs)
+}
+
+// stop shuts the task down because the managers no longer want it.
+func (r *runner) stop(ctx context.Context, ctrl executor.Controller) {
+	if r.state.Terminal() {
+		return
+	}
+	if r.state < api.TaskStateStarting {
+		r.set(api.TaskStateShutdown, "shut down before it started", nil, nil)
+		return
+	}
+	if err := ctrl.Shutdown(ctx); err != nil {
+		if ctx.Err() != nil {
+			return
+		}
+		r.a.log.Warn("shutdown task", "task", r.id, "err", err)
+	}
+	cs := &api.ContainerStatus{}
+	select {
+	case ex := <-r.exitCh:
+		cs.ExitCode = ex.ExitCode
+	case <-time.After(time.Second):
+		// The waiter may not be running (the task never started
+		// properly); Shutdown returned, so the task is down.
+	}
+	r.set(api.TaskStateShutdown, "shut down", nil, cs)
+}
+
+// kill terminates the task at once, without reporting: the node is going
+// away as if its machine died.
+func (r *runner) kill(ctx context.Context) error {
+	r.mu.Lock()
+	ctrl := r.ctrl
+	r.mu.Unlock()
+	if ctrl == nil {
+		return nil
+	}
+	if err := ctrl.Terminate(ctx); err != nil {
+		return fmt.Errorf("terminate task %s: %w", r.id, err)
+	}
+	return nil
+}

@@ -1,0 +1,202 @@
+// Package allocator gives services and tasks the network resources they
+// need before they may be scheduled: today the published ports of the
+// routing mesh (explicit ones checked, dynamic ones chosen from 30000-32767).
+// A task leaves NEW for PENDING only once its service's endpoint is
+// allocated, so no task is ever placed with its ports undecided. Virtual IPs
+// and task addresses join here with the mesh.
+package allocator
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/apiary-io/apiary/store"
+	"github.com/apiary-io/apiary/swarm/api"
+)
+
+// The dynamic range of published ports, as Swarm's.
+const (
+	DynamicPortStart = 30000
+	DynamicPortEnd   = 32767
+)
+
+// Allocator is the loop that allocates endpoints and releases new tasks.
+type Allocator struct {
+	store *store.MemoryStore
+	log   *slog.Logger
+}
+
+// New returns an allocator over s.
+func New(s *store.MemoryStore, log *slog.Logger) *Allocator {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Allocator{store: s, log: log.With("component", "allocator")}
+}
+
+// Run allocates until ctx ends.
+func (a *Allocator) Run(ctx context.Context) error {
+	w, err := a.store.ViewAndWatch(func(store.ReadTx) error { return nil }, store.ByKinds(api.KindService, api.KindTask))
+	if err != nil {
+		return fmt.Errorf("allocator: watch store: %w", err)
+	}
+	defer w.Close()
+	dirty := true // look at everything once at start
+	retry := time.NewTimer(time.Hour)
+	defer retry.Stop()
+	for {
+		if dirty && len(w.Events()) == 0 {
+			dirty = false
+			if err := a.pass(ctx); err != nil && ctx.Err() == nil {
+				if !errors.Is(err, store.ErrConflict) {
+					a.log.Warn("allocation pass failed", "err", err)
+				}
+				retry.Reset(100 * time.Millisecond)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case ev, ok := <-w.Events():
+			if !ok {
+				return errors.New("allocator: store watch closed")
+			}
+			if ev.Action == store.ActionCommit || ev.Action == store.ActionRestore {
+				continue
+			}
+			if needsWork(ev) {
+				dirty = true
+			}
+		case <-retry.C:
+			dirty = true
+		}
+	}
+}
+
+func needsWork(ev store.Event) bool {
+	switch o := ev.Object.(type) {
+	case *api.Service:
+		return ev.Action != store.ActionDelete && !allocated(o)
+	case *api.Task:
+		return ev.Action != store.ActionDelete && o.Status.State == api.TaskStateNew
+	}
+	return false
+}
+
+// allocated reports whether a service's endpoint matches its spec.
+func allocated(s *api.Service) bool {
+	if s.Endpoint == nil {
+		return false
+	}
+	a, _ := json.Marshal(s.Endpoint.Spec)
+	b, _ := json.Marshal(endpointSpec(s))
+	return string(a) == string(b)
+}
+
+func endpointSpec(s *api.Service) api.EndpointSpec {
+	if s.Spec.EndpointSpec == nil {
+		return api.EndpointSpec{Mode: api.ResolutionModeVIP}
+	}
+	return s.Spec.EndpointSpec.Copy()
+}
+
+// pass allocates every unallocated service, then releases the NEW tasks of
+// allocated services, in one transaction.
+func (a *Allocator) pass(ctx context.Context) error {
+	return a.store.UpdateContext(ctx, func(tx store.Tx) error {
+		services, err := tx.FindServices(store.All)
+		if err != nil {
+			return err
+		}
+		used := map[string]bool{}
+		for _, s := range services {
+			if allocated(s) {
+				for _, p := range s.Endpoint.Ports {
+					if p.PublishMode != api.PublishModeHost && p.PublishedPort != 0 {
+						used[portKey(p)] = true
+					}
+				}
+			}
+		}
+		ready := map[string]*api.Service{}
+		for _, s := range services {
+			if !allocated(s) {
+				ep, err := allocate(s, used)
+				if err != nil {
+					a.log.Warn("cannot allocate service endpoint", "service", s.Spec.Name, "err", err)
+					continue
+				}
+				s.Endpoint = ep
+				if err := tx.UpdateService(s); err != nil {
+					return err
+				}
+			}
+			ready[s.ID] = s
+		}
+		tasks, err := tx.FindTasks(store.All)
+		if err != nil {
+			return err
+		}
+		now := time.Now().UTC()
+		for _, t := range tasks {
+			if t.Status.State != api.TaskStateNew {
+				continue
+			}
+			s, ok := ready[t.ServiceID]
+			if !ok {
+				continue
+			}
+			e := *s.Endpoint
+			e.Spec = s.Endpoint.Spec.Copy()
+			e.Ports = append([]api.PortConfig(nil), s.Endpoint.Ports...)
+			t.Endpoint = &e
+			t.Status = api.TaskStatus{Timestamp: now, State: api.TaskStatePending, Message: "pending task scheduling"}
+			if err := tx.UpdateTask(t); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func portKey(p api.PortConfig) string { return fmt.Sprintf("%s/%d", p.Protocol, p.PublishedPort) }
+
+// allocate fills in a service's endpoint: explicit ingress ports must be
+// free, ports left at 0 get the lowest free port of the dynamic range.
+func allocate(s *api.Service, used map[string]bool) (*api.Endpoint, error) {
+	spec := endpointSpec(s)
+	ep := &api.Endpoint{Spec: spec}
+	for _, p := range spec.Ports {
+		if p.Protocol == "" {
+			p.Protocol = api.PortProtocolTCP
+		}
+		if p.PublishMode == "" {
+			p.PublishMode = api.PublishModeIngress
+		}
+		if p.PublishMode == api.PublishModeHost {
+			ep.Ports = append(ep.Ports, p)
+			continue
+		}
+		if p.PublishedPort == 0 {
+			for port := uint32(DynamicPortStart); port <= DynamicPortEnd; port++ {
+				p.PublishedPort = port
+				if !used[portKey(p)] {
+					break
+				}
+				p.PublishedPort = 0
+			}
+			if p.PublishedPort == 0 {
+				return nil, fmt.Errorf("service %q: no free port left in %d-%d for target port %d", s.Spec.Name, DynamicPortStart, DynamicPortEnd, p.TargetPort)
+			}
+		} else if used[portKey(p)] {
+			return nil, fmt.Errorf("service %q: published port %s is already in use", s.Spec.Name, portKey(p))
+		}
+		used[portKey(p)] = true
+		ep.Ports = append(ep.Ports, p)
+	}
+	return ep, nil
+}

@@ -1,0 +1,128 @@
+package controlapi
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/apiary-io/apiary/store"
+	"github.com/apiary-io/apiary/swarm/api"
+)
+
+// lookupNode resolves a node by ID, hostname, spec name or unique ID prefix.
+func lookupNode(tx store.ReadTx, ref string) (*api.Node, error) {
+	n, err := lookup("node", ref, tx.GetNode, tx.FindNodes)
+	if err == nil {
+		return n, nil
+	}
+	all, ferr := tx.FindNodes(store.All)
+	if ferr != nil {
+		return nil, ferr
+	}
+	var match []*api.Node
+	for _, x := range all {
+		if x.Description != nil && x.Description.Hostname == ref {
+			match = append(match, x)
+		}
+	}
+	switch len(match) {
+	case 1:
+		return match[0], nil
+	case 0:
+		return nil, err
+	}
+	return nil, invalid("node %q is ambiguous: %d nodes have this hostname", ref, len(match))
+}
+
+// GetNode returns a node by ID, hostname or unique ID prefix.
+func (s *Server) GetNode(ctx context.Context, ref string) (*api.Node, error) {
+	var out *api.Node
+	var err error
+	s.store.View(func(tx store.ReadTx) { out, err = lookupNode(tx, ref) })
+	return out, err
+}
+
+// ListNodes returns every node, ordered by hostname.
+func (s *Server) ListNodes(ctx context.Context) ([]*api.Node, error) {
+	var out []*api.Node
+	var err error
+	s.store.View(func(tx store.ReadTx) { out, err = tx.FindNodes(store.All) })
+	if err != nil {
+		return nil, err
+	}
+	sortByName(out, nodeHostname, func(n *api.Node) string { return n.ID })
+	return out, nil
+}
+
+func nodeHostname(n *api.Node) string {
+	if n.Description != nil {
+		return n.Description.Hostname
+	}
+	return n.Spec.Name
+}
+
+// UpdateNode replaces a node's spec (availability, labels, role). version
+// must be the Meta.Version the caller read.
+func (s *Server) UpdateNode(ctx context.Context, ref string, version uint64, spec api.NodeSpec) (*api.Node, error) {
+	if err := spec.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidArgument, err)
+	}
+	var id string
+	err := s.store.UpdateContext(ctx, func(tx store.Tx) error {
+		cur, err := lookupNode(tx, ref)
+		if err != nil {
+			return err
+		}
+		id = cur.ID
+		if cur.Meta.Version != version {
+			return fmt.Errorf("node %q: read at version %d, now at %d: %w", ref, version, cur.Meta.Version, store.ErrConflict)
+		}
+		if spec.Role != cur.Spec.Role {
+			// Promotion and demotion change raft membership; until the
+			// raft package lands there is one manager and no quorum to
+			// change, so a role change is refused rather than faked.
+			return invalid("node %q: role: changing %s to %s needs raft membership, not available in this build", ref, cur.Spec.Role, spec.Role)
+		}
+		cur.Spec = spec
+		return tx.UpdateNode(cur)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("update node %q: %w", ref, err)
+	}
+	return s.GetNode(ctx, id)
+}
+
+// RemoveNode deletes a node from the cluster. A node that is still up is
+// refused unless force is set; its tasks are rescheduled by the orchestrator.
+func (s *Server) RemoveNode(ctx context.Context, ref string, force bool) error {
+	err := s.store.UpdateContext(ctx, func(tx store.Tx) error {
+		cur, err := lookupNode(tx, ref)
+		if err != nil {
+			return err
+		}
+		if cur.Spec.Role == api.NodeRoleManager {
+			return invalid("node %q: is a manager: demote it before removing it", ref)
+		}
+		if cur.Status.State == api.NodeStateReady && !force {
+			return invalid("node %q: is ready: stop it first or remove with force", ref)
+		}
+		return tx.DeleteNode(cur.ID)
+	})
+	if err != nil {
+		return fmt.Errorf("remove node %q: %w", ref, err)
+	}
+	return nil
+}
+
+// GetCluster returns the cluster object.
+func (s *Server) GetCluster(ctx context.Context) (*api.Cluster, error) {
+	var out []*api.Cluster
+	var err error
+	s.store.View(func(tx store.ReadTx) { out, err = tx.FindClusters(store.All) })
+	if err != nil {
+		return nil, err
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("cluster: %w", ErrNotFound)
+	}
+	return out[0], nil
+}

@@ -1,0 +1,212 @@
+package controlapi
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/apiary-io/apiary/store"
+	"github.com/apiary-io/apiary/swarm/api"
+)
+
+// CreateService validates spec (after filling Swarm's defaults) and creates
+// the service. The orchestrator then creates its tasks.
+func (s *Server) CreateService(ctx context.Context, spec api.ServiceSpec) (*api.Service, error) {
+	spec = spec.Copy()
+	spec.ApplyDefaults()
+	if err := spec.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidArgument, err)
+	}
+	svc := &api.Service{ID: api.NewID(), Spec: spec, SpecVersion: 1}
+	err := s.store.UpdateContext(ctx, func(tx store.Tx) error {
+		if err := checkPortConflicts(tx, svc.ID, &spec); err != nil {
+			return err
+		}
+		return tx.CreateService(svc)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create service %q: %w", spec.Name, err)
+	}
+	return s.GetService(ctx, svc.ID)
+}
+
+// GetService returns a service by ID, name or unique ID prefix.
+func (s *Server) GetService(ctx context.Context, ref string) (*api.Service, error) {
+	var out *api.Service
+	var err error
+	s.store.View(func(tx store.ReadTx) {
+		out, err = lookup("service", ref, tx.GetService, tx.FindServices)
+	})
+	return out, err
+}
+
+// ListServices returns every service, ordered by name.
+func (s *Server) ListServices(ctx context.Context) ([]*api.Service, error) {
+	var out []*api.Service
+	var err error
+	s.store.View(func(tx store.ReadTx) { out, err = tx.FindServices(store.All) })
+	if err != nil {
+		return nil, err
+	}
+	sortByName(out, func(x *api.Service) string { return x.Spec.Name }, func(x *api.Service) string { return x.ID })
+	return out, nil
+}
+
+// UpdateService replaces the spec of the service ref. version must be the
+// Meta.Version the caller read: if the service changed since, the update is
+// refused with store.ErrConflict and nothing changes. The old spec is kept
+// as PreviousSpec for rollback.
+func (s *Server) UpdateService(ctx context.Context, ref string, version uint64, spec api.ServiceSpec) (*api.Service, error) {
+	spec = spec.Copy()
+	spec.ApplyDefaults()
+	if err := spec.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidArgument, err)
+	}
+	var id string
+	err := s.store.UpdateContext(ctx, func(tx store.Tx) error {
+		cur, err := lookup("service", ref, tx.GetService, tx.FindServices)
+		if err != nil {
+			return err
+		}
+		id = cur.ID
+		if cur.Meta.Version != version {
+			return fmt.Errorf("service %q: read at version %d, now at %d: %w", cur.Spec.Name, version, cur.Meta.Version, store.ErrConflict)
+		}
+		if cur.Spec.Mode.ModeName() != spec.Mode.ModeName() {
+			return invalid("service %q: mode: cannot change from %s to %s", cur.Spec.Name, cur.Spec.Mode.ModeName(), spec.Mode.ModeName())
+		}
+		if err := checkPortConflicts(tx, cur.ID, &spec); err != nil {
+			return err
+		}
+		prev := cur.Spec
+		cur.PreviousSpec = &prev
+		cur.PreviousSpecVersion = cur.SpecVersion
+		cur.Spec = spec
+		cur.SpecVersion++
+		cur.UpdateStatus = nil
+		return tx.UpdateService(cur)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("update service %q: %w", ref, err)
+	}
+	return s.GetService(ctx, id)
+}
+
+// RollbackService returns the service to its previous spec, to be rolled out
+// with the rollback config.
+func (s *Server) RollbackService(ctx context.Context, ref string) (*api.Service, error) {
+	var id string
+	err := s.store.UpdateContext(ctx, func(tx store.Tx) error {
+		cur, err := lookup("service", ref, tx.GetService, tx.FindServices)
+		if err != nil {
+			return err
+		}
+		id = cur.ID
+		if cur.PreviousSpec == nil {
+			return invalid("service %q: has no previous spec to roll back to", cur.Spec.Name)
+		}
+		prev := *cur.PreviousSpec
+		old := cur.Spec
+		cur.PreviousSpec = &old
+		cur.PreviousSpecVersion = cur.SpecVersion
+		cur.Spec = prev
+		// A rollback is a new spec change: tasks compare templates, not
+		// versions, so the counter keeps growing.
+		cur.SpecVersion++
+		now := nowUTC()
+		cur.UpdateStatus = &api.UpdateStatus{State: api.UpdateStateRollbackStarted, StartedAt: &now, Message: "manually requested rollback"}
+		return tx.UpdateService(cur)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("rollback service %q: %w", ref, err)
+	}
+	return s.GetService(ctx, id)
+}
+
+// ScaleService sets the replica count of a replicated service, retrying on
+// concurrent edits of other fields.
+func (s *Server) ScaleService(ctx context.Context, ref string, replicas int64) (*api.Service, error) {
+	for {
+		cur, err := s.GetService(ctx, ref)
+		if err != nil {
+			return nil, fmt.Errorf("scale service %q: %w", ref, err)
+		}
+		if cur.Spec.Mode.Replicated == nil {
+			return nil, invalid("scale service %q: replicas: only replicated services scale (mode is %s)", cur.Spec.Name, cur.Spec.Mode.ModeName())
+		}
+		spec := cur.Spec.Copy()
+		spec.Mode.Replicated.Replicas = replicas
+		out, err := s.UpdateService(ctx, cur.ID, cur.Meta.Version, spec)
+		if isConflict(err) && ctx.Err() == nil {
+			continue
+		}
+		return out, err
+	}
+}
+
+// RemoveService deletes a service; the orchestrator then shuts its tasks down
+// and removes them.
+func (s *Server) RemoveService(ctx context.Context, ref string) error {
+	err := s.store.UpdateContext(ctx, func(tx store.Tx) error {
+		cur, err := lookup("service", ref, tx.GetService, tx.FindServices)
+		if err != nil {
+			return err
+		}
+		return tx.DeleteService(cur.ID)
+	})
+	if err != nil {
+		return fmt.Errorf("remove service %q: %w", ref, err)
+	}
+	return nil
+}
+
+// checkPortConflicts refuses an ingress published port that another service
+// already publishes with the same protocol.
+func checkPortConflicts(tx store.ReadTx, selfID string, spec *api.ServiceSpec) error {
+	if spec.EndpointSpec == nil || len(spec.EndpointSpec.Ports) == 0 {
+		return nil
+	}
+	others, err := tx.FindServices(store.All)
+	if err != nil {
+		return err
+	}
+	type key struct {
+		proto string
+		port  uint32
+	}
+	taken := map[key]string{}
+	for _, o := range others {
+		if o.ID == selfID {
+			continue
+		}
+		for _, p := range publishedPorts(o) {
+			taken[key{p.Protocol, p.PublishedPort}] = o.Spec.Name
+		}
+	}
+	for i, p := range spec.EndpointSpec.Ports {
+		if p.PublishedPort == 0 || p.PublishMode == api.PublishModeHost {
+			continue
+		}
+		if owner, ok := taken[key{p.Protocol, p.PublishedPort}]; ok {
+			return invalid("service %q: endpoint_spec.ports[%d].published_port: %d/%s is already published by service %q", spec.Name, i, p.PublishedPort, p.Protocol, owner)
+		}
+	}
+	return nil
+}
+
+// publishedPorts lists a service's ingress ports as allocated (with dynamic
+// ports filled in) or, before allocation, as specified.
+func publishedPorts(s *api.Service) []api.PortConfig {
+	var ports []api.PortConfig
+	if s.Endpoint != nil && len(s.Endpoint.Ports) > 0 {
+		ports = s.Endpoint.Ports
+	} else if s.Spec.EndpointSpec != nil {
+		ports = s.Spec.EndpointSpec.Ports
+	}
+	var out []api.PortConfig
+	for _, p := range ports {
+		if p.PublishedPort != 0 && p.PublishMode != api.PublishModeHost {
+			out = append(out, p)
+		}
+	}
+	return out
+}

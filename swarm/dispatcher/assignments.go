@@ -1,0 +1,137 @@
+package dispatcher
+
+import (
+	"context"
+	"fmt"
+	"sort"
+
+	"github.com/apiary-io/apiary/store"
+	"github.com/apiary-io/apiary/swarm/api"
+)
+
+// assignedTo reports whether a task is the node's to run: placed on it and
+// handed over (ASSIGNED or later). Global tasks name their node from birth,
+// but only become the worker's once the scheduler confirmed them.
+func assignedTo(t *api.Task, nodeID string) bool {
+	return t.NodeID == nodeID && t.Status.State >= api.TaskStateAssigned
+}
+
+// workerCares reports whether a change of a task must reach its worker: the
+// worker itself is the source of status changes, so those are not echoed.
+func workerCares(old, cur *api.Task) bool {
+	if old == nil || old.Status.State < api.TaskStateAssigned || old.NodeID != cur.NodeID {
+		return true
+	}
+	return old.DesiredState != cur.DesiredState || old.SpecVersion != cur.SpecVersion
+}
+
+type stream struct {
+	ctx  context.Context
+	ch   chan *AssignmentsMessage
+	done <-chan struct{}
+}
+
+func (s *stream) Recv() (*AssignmentsMessage, error) {
+	select {
+	case m, ok := <-s.ch:
+		if !ok {
+			return nil, ErrSessionInvalid
+		}
+		return m, nil
+	case <-s.ctx.Done():
+		return nil, s.ctx.Err()
+	}
+}
+
+// Assignments streams the node's tasks: first the complete set, then every
+// change, one message per committed transaction that touched the node.
+func (d *Dispatcher) Assignments(ctx context.Context, req *AssignmentsRequest) (AssignmentStream, error) {
+	sess, err := d.session(req.NodeID, req.SessionID)
+	if err != nil {
+		return nil, err
+	}
+	runCtx, err := d.runningCtx()
+	if err != nil {
+		return nil, err
+	}
+	nodeID := req.NodeID
+	var initial []*api.Task
+	w, err := d.store.ViewAndWatch(func(tx store.ReadTx) error {
+		tasks, err := tx.FindTasks(store.ByNodeID(nodeID))
+		if err != nil {
+			return err
+		}
+		for _, t := range tasks {
+			if assignedTo(t, nodeID) {
+				initial = append(initial, t)
+			}
+		}
+		return nil
+	}, store.ByKinds(api.KindTask))
+	if err != nil {
+		return nil, fmt.Errorf("assignments for node %s: %w", nodeID, err)
+	}
+	sort.Slice(initial, func(i, j int) bool { return initial[i].ID < initial[j].ID })
+	out := make(chan *AssignmentsMessage, 16)
+	s := &stream{ctx: ctx, ch: out, done: sess.done}
+	go func() {
+		defer close(out)
+		defer w.Close()
+		send := func(m *AssignmentsMessage) bool {
+			select {
+			case out <- m:
+				return true
+			case <-ctx.Done():
+			case <-sess.done:
+			case <-runCtx.Done():
+			}
+			return false
+		}
+		if !send(&AssignmentsMessage{Type: AssignmentsComplete, Tasks: initial}) {
+			return
+		}
+		msg := &AssignmentsMessage{Type: AssignmentsIncremental}
+		for {
+			select {
+			case ev, ok := <-w.Events():
+				if !ok {
+					return
+				}
+				switch ev.Action {
+				case store.ActionCommit:
+					if len(msg.Tasks)+len(msg.Removed) > 0 {
+						if !send(msg) {
+							return
+						}
+						msg = &AssignmentsMessage{Type: AssignmentsIncremental}
+					}
+					continue
+				case store.ActionRestore:
+					// State replaced wholesale: the worker must
+					// resynchronise through a new session.
+					return
+				}
+				t, _ := ev.Object.(*api.Task)
+				if t == nil {
+					continue
+				}
+				old, _ := ev.Old.(*api.Task)
+				switch {
+				case ev.Action == store.ActionDelete && t.NodeID == nodeID:
+					msg.Removed = append(msg.Removed, t.ID)
+				case assignedTo(t, nodeID) && workerCares(old, t):
+					msg.Tasks = append(msg.Tasks, t)
+				case old != nil && old.NodeID == nodeID && t.NodeID != nodeID:
+					msg.Removed = append(msg.Removed, t.ID)
+				}
+			case <-ctx.Done():
+				return
+			case <-sess.done:
+				return
+			case <-runCtx.Done():
+				return
+			}
+		}
+	}()
+	return s, nil
+}

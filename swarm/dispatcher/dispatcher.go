@@ -1,0 +1,434 @@
+// Package dispatcher is the manager's side of worker sessions: it registers
+// nodes, takes their heartbeats, streams each node its task assignments, and
+// writes the task status reports workers send, in batches. A node that stops
+// heartbeating for longer than its period times the grace multiplier is
+// declared DOWN and its tasks ORPHANED, which makes the orchestrator replace
+// them elsewhere.
+//
+// Its methods are the worker-facing contract (see agent.Dispatcher): an
+// in-process agent calls them directly; a remote one reaches them over gRPC.
+package dispatcher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/apiary-io/apiary/store"
+	"github.com/apiary-io/apiary/swarm/api"
+)
+
+// Config tunes the dispatcher.
+type Config struct {
+	// HeartbeatPeriod fixes the heartbeat period; zero makes it adaptive:
+	// 1 s up to 2,000 nodes, then growing so the leader takes at most
+	// about 2,000 heartbeats per second.
+	HeartbeatPeriod time.Duration
+	// GraceMultiplier is how many periods a node may miss before it is
+	// declared down.
+	GraceMultiplier int
+	// StatusBatchWindow is how long status reports gather before they are
+	// written in one transaction.
+	StatusBatchWindow time.Duration
+	Logger            *slog.Logger
+}
+
+// DefaultConfig returns adaptive heartbeats with a grace of 3 periods and a
+// 10 ms status batching window.
+func DefaultConfig() Config {
+	return Config{GraceMultiplier: 3, StatusBatchWindow: 10 * time.Millisecond}
+}
+
+// Errors returned to workers.
+var (
+	// ErrSessionInvalid: the session is unknown or was replaced; the worker
+	// must register again.
+	ErrSessionInvalid = errors.New("session invalid: register again")
+	// ErrNodeRemoved: the node was removed from the cluster and must join
+	// anew.
+	ErrNodeRemoved = errors.New("node was removed from the cluster")
+	// ErrNotRunning: the dispatcher is not running (this manager is not the
+	// leader, or is shutting down).
+	ErrNotRunning = errors.New("dispatcher is not running")
+)
+
+const maxHeartbeatsPerSecond = 2000
+
+type session struct {
+	id        string
+	nodeID    string
+	lastBeat  time.Time
+	done      chan struct{} // closed when the session ends
+	closeOnce sync.Once
+}
+
+func (s *session) end() { s.closeOnce.Do(func() { close(s.done) }) }
+
+type statusBatch struct {
+	nodeID  string
+	updates []TaskStatusUpdate
+	done    chan error
+}
+
+// Dispatcher serves worker sessions.
+type Dispatcher struct {
+	store *store.MemoryStore
+	cfg   Config
+	log   *slog.Logger
+
+	mu       sync.Mutex
+	running  bool
+	ctx      context.Context
+	sessions map[string]*session // by node ID
+	// watched holds nodes believed ready that have no session yet (after a
+	// leader change): they get one grace period to come back.
+	watched  map[string]time.Time
+	statusCh chan statusBatch
+}
+
+// New returns a dispatcher over s; it serves once Run is called.
+func New(s *store.MemoryStore, cfg Config) *Dispatcher {
+	if cfg.GraceMultiplier <= 0 {
+		cfg.GraceMultiplier = DefaultConfig().GraceMultiplier
+	}
+	if cfg.StatusBatchWindow <= 0 {
+		cfg.StatusBatchWindow = DefaultConfig().StatusBatchWindow
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Dispatcher{store: s, cfg: cfg, log: log.With("component", "dispatcher"), statusCh: make(chan statusBatch, 1024)}
+}
+
+// Run serves until ctx ends: it expires silent nodes and writes status
+// batches. Sessions end when Run returns.
+func (d *Dispatcher) Run(ctx context.Context) error {
+	now := time.Now()
+	d.mu.Lock()
+	if d.running {
+		d.mu.Unlock()
+		return errors.New("dispatcher: already running")
+	}
+	d.running, d.ctx = true, ctx
+	d.sessions = map[string]*session{}
+	d.watched = map[string]time.Time{}
+	d.mu.Unlock()
+
+	// Nodes the store believes ready get a grace period to reconnect to
+	// this (possibly new) leader before they are declared down.
+	d.store.View(func(tx store.ReadTx) {
+		nodes, _ := tx.FindNodes(store.All)
+		d.mu.Lock()
+		for _, n := range nodes {
+			if n.Status.State == api.NodeStateReady {
+				d.watched[n.ID] = now
+			}
+		}
+		d.mu.Unlock()
+	})
+
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); d.writeStatuses(ctx) }()
+
+	tick := time.NewTicker(d.period() / 4)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			d.mu.Lock()
+			d.running = false
+			for _, s := range d.sessions {
+				s.end()
+			}
+			d.sessions = nil
+			d.mu.Unlock()
+			wg.Wait()
+			return nil
+		case <-tick.C:
+			d.expire(ctx)
+			tick.Reset(d.period() / 4)
+		}
+	}
+}
+
+// period is the heartbeat period in force.
+func (d *Dispatcher) period() time.Duration {
+	if d.cfg.HeartbeatPeriod > 0 {
+		return d.cfg.HeartbeatPeriod
+	}
+	d.mu.Lock()
+	n := len(d.sessions)
+	d.mu.Unlock()
+	p := time.Second
+	if adaptive := time.Duration(n) * time.Second / maxHeartbeatsPerSecond; adaptive > p {
+		p = adaptive
+	}
+	return p
+}
+
+func (d *Dispatcher) grace() time.Duration { return d.period() * time.Duration(d.cfg.GraceMultiplier) }
+
+// expire declares down every node silent for longer than the grace period.
+func (d *Dispatcher) expire(ctx context.Context) {
+	deadline := time.Now().Add(-d.grace())
+	var down []string
+	d.mu.Lock()
+	for id, s := range d.sessions {
+		if s.lastBeat.Before(deadline) {
+			s.end()
+			delete(d.sessions, id)
+			down = append(down, id)
+		}
+	}
+	for id, since := range d.watched {
+		if since.Before(deadline) {
+			delete(d.watched, id)
+			down = append(down, id)
+		}
+	}
+	d.mu.Unlock()
+	for _, id := range down {
+		if err := d.markDown(ctx, id, "heartbeat failure"); err != nil && ctx.Err() == nil {
+			d.log.Warn("mark node down", "node", id, "err", err)
+		}
+	}
+}
+
+// markDown sets a node DOWN and orphans the tasks it was running, so the
+// orchestrator replaces them. If the node comes back, the agent learns that
+// those tasks are no longer wanted and stops them.
+func (d *Dispatcher) markDown(ctx context.Context, nodeID, why string) error {
+	return retryConflicts(ctx, func() error {
+		return d.store.UpdateContext(ctx, func(tx store.Tx) error {
+			n := tx.GetNode(nodeID)
+			if n == nil {
+				return nil
+			}
+			// A node that registered again meanwhile stays up.
+			d.mu.Lock()
+			_, back := d.sessions[nodeID]
+			d.mu.Unlock()
+			if back {
+				return nil
+			}
+			if n.Status.State != api.NodeStateDown {
+				n.Status.State = api.NodeStateDown
+				n.Status.Message = why
+				if err := tx.UpdateNode(n); err != nil {
+					return err
+				}
+			}
+			tasks, err := tx.FindTasks(store.ByNodeID(nodeID))
+			if err != nil {
+				return err
+			}
+			now := time.Now().UTC()
+			for _, t := range tasks {
+				if t.Status.State < api.TaskStateAssigned || t.Status.State.Terminal() {
+					continue
+				}
+				t.Status = api.TaskStatus{Timestamp: now, State: api.TaskStateOrphaned, Message: "node " + why, ContainerStatus: t.Status.ContainerStatus}
+				if err := tx.UpdateTask(t); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	})
+}
+
+func retryConflicts(ctx context.Context, f func() error) error {
+	for {
+		err := f()
+		if !errors.Is(err, store.ErrConflict) || ctx.Err() != nil {
+			return err
+		}
+	}
+}
+
+func (d *Dispatcher) runningCtx() (context.Context, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.running {
+		return nil, ErrNotRunning
+	}
+	return d.ctx, nil
+}
+
+// session returns the live session of a request.
+func (d *Dispatcher) session(nodeID, sessionID string) (*session, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.running {
+		return nil, ErrNotRunning
+	}
+	s, ok := d.sessions[nodeID]
+	if !ok || s.id != sessionID {
+		return nil, fmt.Errorf("node %s: %w", nodeID, ErrSessionInvalid)
+	}
+	return s, nil
+}
+
+// Register opens a session, joining a new node when req.NodeID is empty.
+// A previous session of the same node ends.
+func (d *Dispatcher) Register(ctx context.Context, req *RegisterRequest) (*RegisterResponse, error) {
+	if _, err := d.runningCtx(); err != nil {
+		return nil, err
+	}
+	nodeID := req.NodeID
+	err := retryConflicts(ctx, func() error {
+		return d.store.UpdateContext(ctx, func(tx store.Tx) error {
+			desc := req.Description.Copy()
+			if nodeID == "" {
+				nodeID = api.NewID()
+				return tx.CreateNode(&api.Node{
+					ID:          nodeID,
+					Spec:        api.NodeSpec{Role: api.NodeRoleWorker, Availability: api.NodeAvailabilityActive},
+					Description: &desc,
+					Status:      api.NodeStatus{State: api.NodeStateReady, Addr: req.Addr},
+				})
+			}
+			n := tx.GetNode(nodeID)
+			if n == nil {
+				return fmt.Errorf("register node %s: %w", nodeID, ErrNodeRemoved)
+			}
+			n.Description = &desc
+			n.Status = api.NodeStatus{State: api.NodeStateReady, Addr: req.Addr}
+			return tx.UpdateNode(n)
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	s := &session{id: api.NewID(), nodeID: nodeID, lastBeat: time.Now(), done: make(chan struct{})}
+	d.mu.Lock()
+	if !d.running {
+		d.mu.Unlock()
+		return nil, ErrNotRunning
+	}
+	if old, ok := d.sessions[nodeID]; ok {
+		old.end()
+	}
+	d.sessions[nodeID] = s
+	delete(d.watched, nodeID)
+	d.mu.Unlock()
+	d.log.Info("node registered", "node", nodeID, "hostname", req.Description.Hostname)
+	return &RegisterResponse{NodeID: nodeID, SessionID: s.id, HeartbeatPeriod: d.period()}, nil
+}
+
+// Heartbeat keeps a session alive and returns the period until the next one.
+func (d *Dispatcher) Heartbeat(ctx context.Context, req *HeartbeatRequest) (*HeartbeatResponse, error) {
+	s, err := d.session(req.NodeID, req.SessionID)
+	if err != nil {
+		return nil, err
+	}
+	d.mu.Lock()
+	s.lastBeat = time.Now()
+	d.mu.Unlock()
+	return &HeartbeatResponse{Period: d.period()}, nil
+}
+
+// UpdateTaskStatus records a worker's status reports. It returns once they
+// are written (or refused), so a worker knows which reports to send again
+// after a failover. Reports that break the task state machine, or concern
+// tasks not assigned to the node, are dropped with a log line: a worker
+// cannot move a task backwards or touch another node's tasks.
+func (d *Dispatcher) UpdateTaskStatus(ctx context.Context, req *UpdateTaskStatusRequest) error {
+	if _, err := d.session(req.NodeID, req.SessionID); err != nil {
+		return err
+	}
+	b := statusBatch{nodeID: req.NodeID, updates: req.Updates, done: make(chan error, 1)}
+	select {
+	case d.statusCh <- b:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-b.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// writeStatuses gathers status batches for a short window and writes them
+// in one transaction.
+func (d *Dispatcher) writeStatuses(ctx context.Context) {
+	for {
+		var batches []statusBatch
+		select {
+		case <-ctx.Done():
+			d.failPending(ErrNotRunning)
+			return
+		case b := <-d.statusCh:
+			batches = append(batches, b)
+		}
+		window := time.NewTimer(d.cfg.StatusBatchWindow)
+	gather:
+		for {
+			select {
+			case b := <-d.statusCh:
+				batches = append(batches, b)
+			case <-window.C:
+				break gather
+			case <-ctx.Done():
+				break gather
+			}
+		}
+		window.Stop()
+		err := retryConflicts(ctx, func() error {
+			return d.store.UpdateContext(ctx, func(tx store.Tx) error { return d.applyStatuses(tx, batches) })
+		})
+		for _, b := range batches {
+			b.done <- err
+		}
+	}
+}
+
+func (d *Dispatcher) failPending(err error) {
+	for {
+		select {
+		case b := <-d.statusCh:
+			b.done <- err
+		default:
+			return
+		}
+	}
+}
+
+func (d *Dispatcher) applyStatuses(tx store.Tx, batches []statusBatch) error {
+	for _, b := range batches {
+		for _, u := range b.updates {
+			t := tx.GetTask(u.TaskID)
+			if t == nil {
+				continue // removed meanwhile: nothing to record
+			}
+			if t.NodeID != b.nodeID {
+				d.log.Warn("status report for a task of another node dropped", "node", b.nodeID, "task", u.TaskID, "owner", t.NodeID)
+				continue
+			}
+			if err := api.CheckTransition(t.Status.State, u.Status.State, api.ActorWorker); err != nil {
+				d.log.Debug("status report refused", "task", u.TaskID, "err", err)
+				continue
+			}
+			if t.Status.State == u.Status.State && t.Status.Message == u.Status.Message && t.Status.Health == u.Status.Health {
+				continue // a resend after a failover: already recorded
+			}
+			st := u.Status.Copy()
+			st.AppliedBy = b.nodeID
+			if st.Timestamp.IsZero() {
+				st.Timestamp = time.Now().UTC()
+			}
+			t.Status = st
+			if err := tx.UpdateTask(t); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,83 @@
+package dispatcher
+
+import (
+	"time"
+
+	"github.com/apiary-io/apiary/swarm/api"
+)
+
+// RegisterRequest opens a worker session. An empty NodeID joins the cluster
+// as a new node; a known NodeID resumes that node.
+type RegisterRequest struct {
+	NodeID      string              `json:"NodeID,omitempty"`
+	Description api.NodeDescription `json:"Description"`
+	// Addr is the address the worker is reachable at, for display.
+	Addr string `json:"Addr,omitempty"`
+}
+
+// RegisterResponse identifies the session.
+type RegisterResponse struct {
+	NodeID    string `json:"NodeID"`
+	SessionID string `json:"SessionID"`
+	// HeartbeatPeriod is how often the worker must heartbeat; a worker
+	// silent for the period times the grace multiplier is declared down.
+	HeartbeatPeriod time.Duration `json:"HeartbeatPeriod"`
+}
+
+// HeartbeatRequest keeps a session alive.
+type HeartbeatRequest struct {
+	NodeID    string `json:"NodeID"`
+	SessionID string `json:"SessionID"`
+}
+
+// HeartbeatResponse tells the period to use until the next heartbeat: it
+// grows with the cluster so the leader's heartbeat load stays bounded.
+type HeartbeatResponse struct {
+	Period time.Duration `json:"Period"`
+}
+
+// AssignmentsRequest opens the stream of a session's task assignments.
+type AssignmentsRequest struct {
+	NodeID    string `json:"NodeID"`
+	SessionID string `json:"SessionID"`
+}
+
+// AssignmentsType says whether a message is the full set or a change.
+type AssignmentsType int
+
+// Assignment message types.
+const (
+	// AssignmentsComplete carries every task of the node; tasks the worker
+	// has that are not in it are no longer its own.
+	AssignmentsComplete AssignmentsType = iota
+	// AssignmentsIncremental carries changed and removed tasks only.
+	AssignmentsIncremental
+)
+
+// AssignmentsMessage is one message of the assignments stream.
+type AssignmentsMessage struct {
+	Type AssignmentsType `json:"Type"`
+	// Tasks are new or changed tasks (all of them, for Complete).
+	Tasks []*api.Task `json:"Tasks,omitempty"`
+	// Removed are IDs of tasks the node must stop and forget.
+	Removed []string `json:"Removed,omitempty"`
+}
+
+// AssignmentStream delivers assignment messages until it fails or the
+// session ends.
+type AssignmentStream interface {
+	Recv() (*AssignmentsMessage, error)
+}
+
+// TaskStatusUpdate is a worker's report of one task.
+type TaskStatusUpdate struct {
+	TaskID string         `json:"TaskID"`
+	Status api.TaskStatus `json:"Status"`
+}
+
+// UpdateTaskStatusRequest carries a batch of status reports.
+type UpdateTaskStatusRequest struct {
+	NodeID    string             `json:"NodeID"`
+	SessionID string             `json:"SessionID"`
+	Updates   []TaskStatusUpdate `json:"Updates"`
+}

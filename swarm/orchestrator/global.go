@@ -1,0 +1,52 @@
+package orchestrator
+
+import (
+	"sort"
+
+	"github.com/apiary-io/apiary/swarm/api"
+)
+
+// reconcileGlobal keeps one task on every eligible node: ready, not drained,
+// matching the placement constraints and platforms, with an executor that can
+// run the task. A paused node keeps its task but gets no new one.
+func reconcileGlobal(b *builder, in Input) {
+	spec := &b.service.Spec.TaskTemplate
+	byNode := map[string]*slotTasks{}
+	for _, s := range groupSlots(b) {
+		byNode[s.key] = s
+	}
+	ids := make([]string, 0, len(in.Nodes))
+	for id := range in.Nodes {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		n := in.Nodes[id]
+		s := byNode[id]
+		ok := eligible(n, spec)
+		if s != nil {
+			for _, t := range s.runnable() {
+				switch {
+				case !ok:
+					b.setDesired(t, api.TaskStateShutdown)
+				case t.Status.State.Terminal():
+					restart(b, s, t, "")
+				}
+			}
+		}
+		// A slot with a runnable task stays filled: restarts above only
+		// replace runnable tasks, and shutdowns only happen when !ok.
+		if ok && n.Spec.Availability == api.NodeAvailabilityActive && (s == nil || s.newest() == nil) {
+			b.create(newTask(b, 0, id))
+		}
+	}
+	// Tasks on nodes that left the cluster.
+	for key, s := range byNode {
+		if _, ok := in.Nodes[key]; ok {
+			continue
+		}
+		for _, t := range s.runnable() {
+			b.setDesired(t, api.TaskStateRemove)
+		}
+	}
+}

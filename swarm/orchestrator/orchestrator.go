@@ -1,0 +1,239 @@
+package orchestrator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/apiary-io/apiary/store"
+	"github.com/apiary-io/apiary/swarm/api"
+)
+
+// Orchestrator is the loop that runs Reconcile for every service whose
+// service object, tasks or nodes changed, and writes the plans. Only the
+// leader runs it.
+type Orchestrator struct {
+	store *store.MemoryStore
+	log   *slog.Logger
+	// Now is the clock; tests may replace it.
+	Now func() time.Time
+}
+
+// New returns an orchestrator over s.
+func New(s *store.MemoryStore, log *slog.Logger) *Orchestrator {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Orchestrator{store: s, log: log.With("component", "orchestrator"), Now: func() time.Time { return time.Now().UTC() }}
+}
+
+// Run reconciles until ctx ends. It first looks at every service (so a new
+// leader picks up whatever was in flight), then at those that events touch.
+func (o *Orchestrator) Run(ctx context.Context) error {
+	pending := map[string]bool{}
+	global := map[string]bool{}
+	w, err := o.store.ViewAndWatch(func(tx store.ReadTx) error {
+		services, err := tx.FindServices(store.All)
+		if err != nil {
+			return err
+		}
+		for _, s := range services {
+			pending[s.ID] = true
+			if s.Spec.Mode.IsGlobal() {
+				global[s.ID] = true
+			}
+		}
+		tasks, err := tx.FindTasks(store.All)
+		if err != nil {
+			return err
+		}
+		for _, t := range tasks {
+			pending[t.ServiceID] = true // tasks of deleted services too
+		}
+		return nil
+	}, store.ByKinds(api.KindService, api.KindTask, api.KindNode))
+	if err != nil {
+		return fmt.Errorf("orchestrator: watch store: %w", err)
+	}
+	defer w.Close()
+
+	wakes := map[string]time.Time{}
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	armed := false
+	rearm := func() {
+		var first time.Time
+		for _, at := range wakes {
+			if first.IsZero() || at.Before(first) {
+				first = at
+			}
+		}
+		if armed && !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+		armed = !first.IsZero()
+		if armed {
+			timer.Reset(max(first.Sub(o.Now()), 0))
+		}
+	}
+
+	for {
+		if len(pending) > 0 && len(w.Events()) == 0 {
+			for id := range pending {
+				delete(pending, id)
+				delete(wakes, id)
+				at, err := o.reconcile(ctx, id)
+				switch {
+				case errors.Is(err, store.ErrConflict):
+					// Someone wrote in between: the event it made will
+					// bring the service back with fresh state.
+					pending[id] = true
+				case err != nil && ctx.Err() == nil:
+					o.log.Warn("reconcile failed", "service", id, "err", err)
+					wakes[id] = o.Now().Add(time.Second)
+				case !at.IsZero():
+					wakes[id] = at
+				}
+				if len(w.Events()) > 0 {
+					break // take in fresh events before going on
+				}
+			}
+			rearm()
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case ev, ok := <-w.Events():
+			if !ok {
+				return fmt.Errorf("orchestrator: store watch closed")
+			}
+			o.note(ev, pending, global)
+		case <-timer.C:
+			armed = false
+			now := o.Now()
+			for id, at := range wakes {
+				if !at.After(now) {
+					pending[id] = true
+					delete(wakes, id)
+				}
+			}
+			rearm()
+		}
+	}
+}
+
+// note marks the services an event concerns.
+func (o *Orchestrator) note(ev store.Event, pending, global map[string]bool) {
+	switch obj := ev.Object.(type) {
+	case *api.Service:
+		pending[obj.ID] = true
+		if obj.Spec.Mode.IsGlobal() && ev.Action != store.ActionDelete {
+			global[obj.ID] = true
+		} else {
+			delete(global, obj.ID)
+		}
+	case *api.Task:
+		pending[obj.ServiceID] = true
+	case *api.Node:
+		for id := range global {
+			pending[id] = true
+		}
+		o.store.View(func(tx store.ReadTx) {
+			tasks, err := tx.FindTasks(store.ByNodeID(obj.ID))
+			if err != nil {
+				return
+			}
+			for _, t := range tasks {
+				pending[t.ServiceID] = true
+			}
+		})
+	}
+	if ev.Action == store.ActionRestore {
+		// The whole state was replaced: look at everything again.
+		o.store.View(func(tx store.ReadTx) {
+			services, _ := tx.FindServices(store.All)
+			for _, s := range services {
+				pending[s.ID] = true
+			}
+		})
+	}
+}
+
+// reconcile runs one service's reconciliation and writes its plan. It
+// returns when the service wants to be looked at again.
+func (o *Orchestrator) reconcile(ctx context.Context, id string) (time.Time, error) {
+	in := Input{ServiceID: id, Now: o.Now(), RetentionLimit: api.DefaultTaskHistoryRetentionLimit, Nodes: map[string]*api.Node{}}
+	var err error
+	o.store.View(func(tx store.ReadTx) {
+		in.Service = tx.GetService(id)
+		if in.Tasks, err = tx.FindTasks(store.ByServiceID(id)); err != nil {
+			return
+		}
+		if cs, _ := tx.FindClusters(store.All); len(cs) > 0 {
+			in.RetentionLimit = int(cs[0].Spec.Orchestration.TaskHistoryRetentionLimit)
+		}
+		if in.Service != nil && in.Service.Spec.Mode.IsGlobal() {
+			nodes, ferr := tx.FindNodes(store.All)
+			if ferr != nil {
+				err = ferr
+				return
+			}
+			for _, n := range nodes {
+				in.Nodes[n.ID] = n
+			}
+			return
+		}
+		for _, t := range in.Tasks {
+			if t.NodeID != "" {
+				if _, ok := in.Nodes[t.NodeID]; !ok {
+					if n := tx.GetNode(t.NodeID); n != nil {
+						in.Nodes[n.ID] = n
+					}
+				}
+			}
+		}
+	})
+	if err != nil {
+		return time.Time{}, err
+	}
+	plan := Reconcile(in)
+	if plan.Empty() {
+		return plan.WakeAt, nil
+	}
+	err = o.store.UpdateContext(ctx, func(tx store.Tx) error { return apply(tx, plan) })
+	if err != nil {
+		return time.Time{}, fmt.Errorf("service %s: %w", id, err)
+	}
+	o.log.Debug("reconciled", "service", id, "created", len(plan.Create), "updated", len(plan.Update), "deleted", len(plan.Delete))
+	return plan.WakeAt, nil
+}
+
+// apply writes a plan in one transaction.
+func apply(tx store.Tx, p Plan) error {
+	if p.Service != nil {
+		if err := tx.UpdateService(p.Service); err != nil {
+			return err
+		}
+	}
+	for _, t := range p.Create {
+		if err := tx.CreateTask(t); err != nil {
+			return err
+		}
+	}
+	for _, t := range p.Update {
+		if err := tx.UpdateTask(t); err != nil {
+			return err
+		}
+	}
+	for _, t := range p.Delete {
+		if err := tx.DeleteTask(t.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+	}
+	return nil
+}

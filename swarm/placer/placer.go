@@ -1,0 +1,213 @@
+// Package placer is the manager loop around the pure scheduler package: it
+// keeps the scheduler's view of nodes and placed tasks current from store
+// events, hands it the pending tasks, and writes the decisions back in
+// batches (ASSIGNED with a node, or PENDING with the reason nothing fits).
+// Tasks that fit nowhere are retried when the cluster changes, and on a
+// backoff timer besides.
+package placer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"time"
+
+	"github.com/apiary-io/apiary/scheduler"
+	"github.com/apiary-io/apiary/store"
+	"github.com/apiary-io/apiary/swarm/api"
+)
+
+// Placer runs the scheduler against the store.
+type Placer struct {
+	store *store.MemoryStore
+	sched *scheduler.Scheduler
+	log   *slog.Logger
+
+	nodes   map[string]*api.Node
+	placed  map[string]*api.Task // tasks holding resources on a node
+	pending map[string]*api.Task // tasks waiting for a node
+	backoff time.Duration
+}
+
+// Backoff bounds for retrying tasks that fit nowhere.
+const (
+	minBackoff = 250 * time.Millisecond
+	maxBackoff = 10 * time.Second
+)
+
+// New returns a placer using sched (scheduler.New(scheduler.DefaultConfig())
+// when nil).
+func New(s *store.MemoryStore, sched *scheduler.Scheduler, log *slog.Logger) *Placer {
+	if sched == nil {
+		sched = scheduler.New(scheduler.DefaultConfig())
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Placer{store: s, sched: sched, log: log.With("component", "placer")}
+}
+
+// holdsResources reports whether a task counts against its node.
+func holdsResources(t *api.Task) bool {
+	return t.NodeID != "" && t.Status.State >= api.TaskStateAssigned && !t.Status.State.Terminal() && t.DesiredState <= api.TaskStateRunning
+}
+
+func waiting(t *api.Task) bool {
+	return t.Status.State == api.TaskStatePending && t.DesiredState <= api.TaskStateRunning
+}
+
+func (p *Placer) track(t *api.Task) {
+	delete(p.placed, t.ID)
+	delete(p.pending, t.ID)
+	switch {
+	case holdsResources(t):
+		p.placed[t.ID] = t
+	case waiting(t):
+		p.pending[t.ID] = t
+	}
+}
+
+// Run places tasks until ctx ends.
+func (p *Placer) Run(ctx context.Context) error {
+	p.nodes, p.placed, p.pending = map[string]*api.Node{}, map[string]*api.Task{}, map[string]*api.Task{}
+	w, err := p.store.ViewAndWatch(func(tx store.ReadTx) error {
+		nodes, err := tx.FindNodes(store.All)
+		if err != nil {
+			return err
+		}
+		for _, n := range nodes {
+			p.nodes[n.ID] = n
+		}
+		tasks, err := tx.FindTasks(store.All)
+		if err != nil {
+			return err
+		}
+		for _, t := range tasks {
+			p.track(t)
+		}
+		return nil
+	}, store.ByKinds(api.KindNode, api.KindTask))
+	if err != nil {
+		return fmt.Errorf("placer: watch store: %w", err)
+	}
+	defer w.Close()
+
+	retry := time.NewTimer(time.Hour)
+	defer retry.Stop()
+	dirty := true
+	for {
+		if dirty && len(p.pending) > 0 && len(w.Events()) == 0 {
+			dirty = false
+			unplaced, err := p.place(ctx)
+			switch {
+			case err != nil && ctx.Err() == nil:
+				if !errors.Is(err, store.ErrConflict) {
+					p.log.Warn("writing placements failed", "err", err)
+				}
+				retry.Reset(minBackoff)
+			case unplaced > 0:
+				p.backoff = min(max(p.backoff*2, minBackoff), maxBackoff)
+				retry.Reset(p.backoff)
+			default:
+				p.backoff = 0
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case ev, ok := <-w.Events():
+			if !ok {
+				return errors.New("placer: store watch closed")
+			}
+			switch o := ev.Object.(type) {
+			case *api.Node:
+				if ev.Action == store.ActionDelete {
+					delete(p.nodes, o.ID)
+				} else {
+					p.nodes[o.ID] = o
+				}
+				dirty, p.backoff = true, 0
+			case *api.Task:
+				if ev.Action == store.ActionDelete {
+					delete(p.placed, o.ID)
+					delete(p.pending, o.ID)
+				} else {
+					p.track(o)
+				}
+				dirty = true
+			}
+			if ev.Action == store.ActionRestore {
+				return errors.New("placer: store restored: restart to resynchronise")
+			}
+		case <-retry.C:
+			dirty = true
+		}
+	}
+}
+
+// place runs the scheduler over every pending task and writes the outcome.
+// It returns how many tasks found no node.
+func (p *Placer) place(ctx context.Context) (int, error) {
+	nodes := make([]*api.Node, 0, len(p.nodes))
+	for _, n := range p.nodes {
+		nodes = append(nodes, n)
+	}
+	sort.Slice(nodes, func(i, j int) bool { return nodes[i].ID < nodes[j].ID })
+	placed := make([]*api.Task, 0, len(p.placed))
+	for _, t := range p.placed {
+		placed = append(placed, t)
+	}
+	// Tasks born with a node (global services) may only go there: they are
+	// scheduled against that node alone, so the filters still apply.
+	var free []*api.Task
+	pinned := map[string][]*api.Task{}
+	for _, t := range p.pending {
+		if t.NodeID != "" {
+			pinned[t.NodeID] = append(pinned[t.NodeID], t)
+		} else {
+			free = append(free, t)
+		}
+	}
+	sort.Slice(free, func(i, j int) bool { return free[i].ID < free[j].ID })
+	var decisions []scheduler.Decision
+	if len(free) > 0 {
+		decisions = append(decisions, p.sched.Schedule(scheduler.State{Nodes: nodes, Tasks: placed}, free).Decisions...)
+	}
+	for nodeID, ts := range pinned {
+		n, ok := p.nodes[nodeID]
+		if !ok {
+			continue // the orchestrator removes tasks of vanished nodes
+		}
+		sort.Slice(ts, func(i, j int) bool { return ts[i].ID < ts[j].ID })
+		decisions = append(decisions, p.sched.Schedule(scheduler.State{Nodes: []*api.Node{n}, Tasks: placed}, ts).Decisions...)
+	}
+
+	unplaced := 0
+	now := time.Now().UTC()
+	err := p.store.UpdateContext(ctx, func(tx store.Tx) error {
+		for _, d := range decisions {
+			t := tx.GetTask(d.TaskID)
+			if t == nil || !waiting(t) {
+				continue // changed meanwhile; its event brings it back
+			}
+			if d.NodeID == "" {
+				unplaced++
+				if t.Status.Message == d.Reason {
+					continue // already says so: no write, no event loop
+				}
+				t.Status.Message = d.Reason
+				t.Status.Timestamp = now
+			} else {
+				t.NodeID = d.NodeID
+				t.Status = api.TaskStatus{Timestamp: now, State: api.TaskStateAssigned, Message: "scheduler assigned task to node"}
+			}
+			if err := tx.UpdateTask(t); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return unplaced, err
+}
