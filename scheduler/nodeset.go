@@ -348,20 +348,20 @@ func (s *NodeSet) RemoveNode(id string) {
 	}
 }
 
-// Counts reports whether a task takes resources on its node: it has a node,
+// TakesResources reports whether a task takes resources on its node: it has a node,
 // it is not terminal, and its desired state is at most RUNNING.
-func Counts(t *api.Task) bool {
+func TakesResources(t *api.Task) bool {
 	return t != nil && t.NodeID != "" && !t.Status.State.Terminal() && t.DesiredState <= api.TaskStateRunning
 }
 
 // AddTask counts a task on its node, or stops counting it when it no longer
-// Counts (ended, or desired to shut down). Adding a known task again updates
+// takes resources (ended, or desired to shut down). Adding a known task again updates
 // it.
 func (s *NodeSet) AddTask(t *api.Task) {
 	if t == nil {
 		return
 	}
-	if !Counts(t) {
+	if !TakesResources(t) {
 		s.RemoveTask(t.ID)
 		return
 	}

@@ -1,6 +1,8 @@
 package scheduler
 
 import (
+	"fmt"
+
 	"github.com/apiary-io/apiary/swarm/api"
 )
 
@@ -173,7 +175,18 @@ func (c *cycle) placeGroup(ti *TaskInfo, pending []*api.Task, idx []int, out []D
 	}
 	entries := c.entries[:0]
 	var withTasks []*NodeInfo // nodes with tasks of the service, for branch counts
-	for _, ni := range c.set.list {
+	candidates := c.set.list
+	if pin := ti.Task.NodeID; pin != "" {
+		// A task born with a node (a global service's) may only go there.
+		ni := c.set.Node(pin)
+		if ni == nil {
+			reason := fmt.Sprintf("no suitable node (node %s is not in the cluster)", pin)
+			fail(reason, &Explanation{Invalid: reason})
+			return
+		}
+		candidates = []*NodeInfo{ni}
+	}
+	for _, ni := range candidates {
 		if len(prefs) > 0 && ti.ServiceID != "" && ni.ServiceTasks(ti.ServiceID) > 0 {
 			withTasks = append(withTasks, ni)
 		}
@@ -261,7 +274,7 @@ func (c *cycle) placeGroup(ti *TaskInfo, pending []*api.Task, idx []int, out []D
 		}
 	}
 	if placed < len(idx) || c.s.cfg.ExplainAll {
-		e := &Explanation{Nodes: c.set.Len()}
+		e := &Explanation{Nodes: len(candidates)}
 		c.explain(e)
 		reason := e.String()
 		if placed == len(idx) {

@@ -151,3 +151,30 @@ func nodesOf(r scheduler.Result) []string {
 	}
 	return out
 }
+
+func TestPinnedTasks(t *testing.T) {
+	pinned := func(node string, n int) []*api.Task {
+		ts := Task("agent").Replicas(n).Memory("1GiB").Build()
+		for _, tk := range ts {
+			tk.NodeID = node
+		}
+		return ts
+	}
+	st := scheduler.State{Nodes: []*api.Node{Node("n1").Memory("1GiB").Build(), Node("n2").Memory("8GiB").Build(), Node("n3").Drain().Build()}}
+	s := scheduler.New(scheduler.DefaultConfig())
+	pending := append(append(append(pinned("n1", 2), pinned("n3", 1)...), pinned("ghost", 1)...), Task("web").Build()...)
+	res := s.Schedule(st, pending)
+	want := []string{
+		"n1|",
+		"|no suitable node (1 node insufficient memory (need 1GiB, max free 0B))",
+		"|no suitable node (1 node not available for new tasks)",
+		"|no suitable node (node ghost is not in the cluster)",
+		"n2|", // the unpinned task may go anywhere: n1 is full
+	}
+	if got := nodesOf(res); !reflect.DeepEqual(got, want) {
+		t.Errorf("got  %q\nwant %q", got, want)
+	}
+	if e := s.Explain(st, pending[2]); e.Nodes != 1 || e.Refused("n3") == nil {
+		t.Errorf("Explain pinned: %+v", e)
+	}
+}

@@ -120,7 +120,7 @@ type State struct {
 	// Nodes are all the nodes of the cluster.
 	Nodes []*api.Node
 	// Tasks are the tasks placed on nodes that take resources there (see
-	// Counts; others are ignored): they are accounted for, and count for
+	// TakesResources; others are ignored): they are accounted for, and count for
 	// spreading.
 	Tasks []*api.Task
 }
@@ -152,8 +152,10 @@ type Result struct {
 	Placed, Unplaced int
 }
 
-// Schedule places pending tasks (tasks with no node yet) on the nodes of
-// st. It reads st and pending and changes neither. The outcome depends only
+// Schedule places pending tasks on the nodes of st. A pending task normally
+// has no node yet; one that has a NodeID (a global service's task, born
+// with its node) is pinned: only that node is considered, and it still has
+// to pass every filter. Schedule reads st and pending and changes neither. The outcome depends only
 // on the input: tasks are grouped by service ID and spec version, groups are
 // placed in the order their first task appears in pending, and every node
 // choice is a total order (spread preference branch, weighted score, node
@@ -181,19 +183,27 @@ func (s *Scheduler) ScheduleSet(set *NodeSet, pending []*api.Task) Result {
 	return s.schedule(set, pending)
 }
 
-// Explain runs the filters for one task on every node of st, as if it were
-// the only pending task, and returns which plugin refuses each node. It
-// places nothing.
+// Explain runs the filters for one task on every node of st (or on its
+// node only, when the task is pinned to one), as if it were the only pending
+// task, and returns which plugin refuses each node. It places nothing.
 func (s *Scheduler) Explain(st State, task *api.Task) *Explanation {
 	set := NewNodeSetFromState(st)
+	set.RemoveTask(task.ID)
 	c := newCycle(s, set)
 	ti := NewTaskInfo(task)
-	e := &Explanation{Nodes: set.Len()}
+	candidates := set.list
+	if task.NodeID != "" {
+		candidates = nil
+		if ni := set.Node(task.NodeID); ni != nil {
+			candidates = []*NodeInfo{ni}
+		}
+	}
+	e := &Explanation{Nodes: len(candidates)}
 	if st := c.preFilter(ti); st != nil {
 		e.Invalid = st.Reason
 		return e
 	}
-	for _, ni := range set.list {
+	for _, ni := range candidates {
 		if idx, st := c.filter(ti, ni); st != nil {
 			c.rejected = append(c.rejected, rejection{ni: ni, plugin: idx, st: st})
 		}
@@ -204,7 +214,8 @@ func (s *Scheduler) Explain(st State, task *api.Task) *Explanation {
 
 func (s *Scheduler) schedule(set *NodeSet, pending []*api.Task) Result {
 	res := Result{Decisions: make([]Decision, len(pending))}
-	// Group identical tasks, in order of first appearance.
+	// Group identical tasks (same service, spec version and pinned node),
+	// in order of first appearance.
 	type group struct {
 		idx []int
 	}

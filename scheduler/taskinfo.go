@@ -99,11 +99,12 @@ func NewTaskInfo(t *api.Task) *TaskInfo {
 	return ti
 }
 
-// groupKey is the key of the group a pending task belongs to: its service
-// and spec version, or the task itself when it has no service.
+// groupKey is the key of the group a pending task belongs to: its service,
+// spec version and pinned node, or the task itself when it has no service.
 type groupKey struct {
 	service string
 	version uint64
+	node    string
 	task    string
 }
 
@@ -111,7 +112,7 @@ func keyOf(t *api.Task) groupKey {
 	if t.ServiceID == "" {
 		return groupKey{task: t.ID}
 	}
-	return groupKey{service: t.ServiceID, version: t.SpecVersion}
+	return groupKey{service: t.ServiceID, version: t.SpecVersion, node: t.NodeID}
 }
 
 // NodeAttribute returns the value of a constraint or spread key on a node:

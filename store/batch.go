@@ -54,7 +54,7 @@ func (b *Batch) Update(fn func(Tx) error) error {
 	if b.err != nil {
 		return b.err
 	}
-	t := &tx{readTx: readTx{b.view.Txn(true)}, now: time.Now().UTC()}
+	t := newTx(b.view, time.Now().UTC())
 	if err := fn(t); err != nil {
 		t.txn.Abort()
 		return err

@@ -116,12 +116,9 @@ func (s *MemoryStore) isClosed() bool {
 // copies only the paths it changes, so writers never block each other or the
 // store while they run.
 func (s *MemoryStore) begin(db *memdb.MemDB) *tx {
-	return &tx{
-		readTx: readTx{db.Snapshot().Txn(true)},
-		// UTC without a monotonic reading: the time travels in the proposal,
-		// so every replica stores exactly the same value.
-		now: time.Now().UTC(),
-	}
+	// UTC without a monotonic reading: the time travels in the proposal, so
+	// every replica stores exactly the same value.
+	return newTx(db.Snapshot(), time.Now().UTC())
 }
 
 // commit makes actions one proposal, or applies them directly without a
@@ -213,16 +210,17 @@ type key struct {
 // version; the later ones were checked against the transaction's own writes,
 // which this replay reproduces.
 func (s *MemoryStore) applyLocked(index uint64, actions []action) error {
-	txn := s.db.Load().Txn(true)
+	db := s.db.Load()
+	// Single-action transactions, the common case, need no overlay maps:
+	// nothing was written before their one check.
+	ov := overlay{base: db.Txn(false)}
+	track := len(actions) > 1
+	txn := db.Txn(true)
 	// Events are only built when someone listens: the common direct-path
 	// writer in tests and benchmarks has no watcher.
 	var events []Event
 	if len(s.watchers) > 0 {
 		events = make([]Event, 0, len(actions)+1)
-	}
-	var seen map[key]struct{}
-	if len(actions) > 1 {
-		seen = make(map[key]struct{}, len(actions))
 	}
 	for i := range actions {
 		a := &actions[i]
@@ -231,14 +229,8 @@ func (s *MemoryStore) applyLocked(index uint64, actions []action) error {
 			txn.Abort()
 			return err
 		}
-		cur := lookup(txn, a.kind, a.id)
-		first := true
-		if seen != nil {
-			k := key{a.kind, a.id}
-			_, touched := seen[k]
-			first = !touched
-			seen[k] = struct{}{}
-		}
+		cur := ov.get(a.kind, a.id)
+		first := !ov.touched(a.kind, a.id)
 		var ev Event
 		switch a.op {
 		case ActionCreate:
@@ -246,7 +238,7 @@ func (s *MemoryStore) applyLocked(index uint64, actions []action) error {
 				txn.Abort()
 				return fmt.Errorf("create %s %s: %w", a.kind, a.id, ErrExist)
 			}
-			if err := checkName(txn, ki, a.obj); err != nil {
+			if err := ov.checkName(ki, a.obj); err != nil {
 				txn.Abort()
 				return fmt.Errorf("create %s %s: %w", a.kind, a.id, err)
 			}
@@ -263,7 +255,7 @@ func (s *MemoryStore) applyLocked(index uint64, actions []action) error {
 				txn.Abort()
 				return fmt.Errorf("update %s %s: %w", a.kind, a.id, ErrConflict)
 			}
-			if err := checkName(txn, ki, a.obj); err != nil {
+			if err := ov.checkName(ki, a.obj); err != nil {
 				txn.Abort()
 				return fmt.Errorf("update %s %s: %w", a.kind, a.id, err)
 			}
@@ -288,8 +280,14 @@ func (s *MemoryStore) applyLocked(index uint64, actions []action) error {
 		}
 		if a.op == ActionDelete {
 			err = txn.Delete(string(a.kind), cur)
+			if track {
+				ov.remove(a.kind, a.id)
+			}
 		} else {
 			err = txn.Insert(string(a.kind), a.obj)
+			if track {
+				ov.put(ki, a.obj)
+			}
 		}
 		if err != nil {
 			txn.Abort()
@@ -318,23 +316,4 @@ func lookup(txn *memdb.Txn, kind api.Kind, id string) api.Object {
 		return nil
 	}
 	return o.(api.Object)
-}
-
-// checkName refuses o's name when another object of its kind has it.
-func checkName(txn *memdb.Txn, ki *kindInfo, o api.Object) error {
-	if !ki.uniqueName {
-		return nil
-	}
-	name := ki.name(o)
-	if name == "" {
-		return nil
-	}
-	other, err := txn.First(string(ki.kind), indexName, name)
-	if err != nil {
-		panic(fmt.Sprintf("store: lookup %s name %q: %v", ki.kind, name, err))
-	}
-	if other != nil && other.(api.Object).GetID() != o.GetID() {
-		return fmt.Errorf("name %q is taken by %s %s: %w", name, ki.kind, other.(api.Object).GetID(), ErrNameConflict)
-	}
-	return nil
 }

@@ -115,6 +115,7 @@ var ErrBadSnapshot = errors.New("invalid store snapshot")
 // new index, after which they must re-read what they track.
 func (s *MemoryStore) Restore(r io.Reader) error {
 	db := newDB()
+	ov := overlay{base: db.Txn(false)}
 	txn := db.Txn(true)
 	defer txn.Abort()
 
@@ -171,7 +172,7 @@ func (s *MemoryStore) Restore(r io.Reader) error {
 			break
 		}
 		crc.Write(b)
-		if err := restoreObject(txn, hdr.Index, rec); err != nil {
+		if err := restoreObject(txn, &ov, hdr.Index, rec); err != nil {
 			return fmt.Errorf("restore: %s: %w", what, err)
 		}
 		n++
@@ -189,7 +190,7 @@ func (s *MemoryStore) Restore(r io.Reader) error {
 	return nil
 }
 
-func restoreObject(txn *memdb.Txn, index uint64, rec snapshotRecord) error {
+func restoreObject(txn *memdb.Txn, ov *overlay, index uint64, rec snapshotRecord) error {
 	ki, err := lookupKind(rec.Kind)
 	if err != nil {
 		return fmt.Errorf("%v: %w", err, ErrBadSnapshot)
@@ -208,14 +209,15 @@ func restoreObject(txn *memdb.Txn, index uint64, rec snapshotRecord) error {
 	if v := o.GetMeta().Version; v > index {
 		return fmt.Errorf("%s %s has version %d above the snapshot index %d: %w", rec.Kind, id, v, index, ErrBadSnapshot)
 	}
-	if lookup(txn, ki.kind, id) != nil {
+	if ov.get(ki.kind, id) != nil {
 		return fmt.Errorf("%s %s appears twice: %w", rec.Kind, id, ErrBadSnapshot)
 	}
-	if err := checkName(txn, ki, o); err != nil {
+	if err := ov.checkName(ki, o); err != nil {
 		return fmt.Errorf("%s %s: %v: %w", rec.Kind, id, err, ErrBadSnapshot)
 	}
 	if err := txn.Insert(string(ki.kind), o); err != nil {
 		return fmt.Errorf("%s %s: %w", rec.Kind, id, err)
 	}
+	ov.put(ki, o)
 	return nil
 }

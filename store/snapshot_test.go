@@ -106,7 +106,7 @@ func TestRestoreRejectsBadStreams(t *testing.T) {
 		}
 		return b.String()
 	}
-	flip := []byte(good)
+	flip := bytes.Clone(good)
 	at := bytes.Index(flip, []byte(`"Name":"web"`)) + len(`"Name":"w`)
 	flip[at] = 'X' // still valid JSON: only the checksum tells
 

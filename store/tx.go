@@ -88,9 +88,16 @@ type action struct {
 // records its writes as actions. The checks here give fast, precise errors;
 // applyLocked repeats them against the committed state.
 type tx struct {
-	readTx
+	readTx // the write transaction: fn's reads see its writes
+	ov      overlay
 	now     time.Time
 	actions []action
+}
+
+// newTx opens a transaction on db, a private snapshot.
+func newTx(db *memdb.MemDB, now time.Time) *tx {
+	base := db.Txn(false) // before the write transaction changes anything
+	return &tx{readTx: readTx{db.Txn(true)}, ov: overlay{base: base}, now: now}
 }
 
 func nilObject(op string, kind api.Kind) error {
@@ -180,13 +187,14 @@ func (t *tx) DeleteNetwork(id string) error { return t.delete(api.KindNetwork, i
 // create writes o, a copy the transaction owns.
 func (t *tx) create(o api.Object) error {
 	kind, id := o.Kind(), o.GetID()
+	ki := kindByName[kind]
 	if id == "" {
 		return fmt.Errorf("create %s: empty ID", kind)
 	}
-	if lookup(t.txn, kind, id) != nil {
+	if t.ov.get(kind, id) != nil {
 		return fmt.Errorf("create %s %s: %w", kind, id, ErrExist)
 	}
-	if err := checkName(t.txn, kindByName[kind], o); err != nil {
+	if err := t.ov.checkName(ki, o); err != nil {
 		return fmt.Errorf("create %s %s: %w", kind, id, err)
 	}
 	// Version stays 0 until the commit assigns the commit index.
@@ -194,6 +202,7 @@ func (t *tx) create(o api.Object) error {
 	if err := t.txn.Insert(string(kind), o); err != nil {
 		return fmt.Errorf("create %s %s: %w", kind, id, err)
 	}
+	t.ov.put(ki, o)
 	t.actions = append(t.actions, action{op: ActionCreate, kind: kind, id: id, obj: o})
 	return nil
 }
@@ -202,7 +211,8 @@ func (t *tx) create(o api.Object) error {
 // the same version.
 func (t *tx) update(o api.Object) error {
 	kind, id := o.Kind(), o.GetID()
-	cur := lookup(t.txn, kind, id)
+	ki := kindByName[kind]
+	cur := t.ov.get(kind, id)
 	if cur == nil {
 		return fmt.Errorf("update %s %s: %w", kind, id, ErrNotFound)
 	}
@@ -210,7 +220,7 @@ func (t *tx) update(o api.Object) error {
 	if o.GetMeta().Version != m.Version {
 		return fmt.Errorf("update %s %s: %w", kind, id, ErrConflict)
 	}
-	if err := checkName(t.txn, kindByName[kind], o); err != nil {
+	if err := t.ov.checkName(ki, o); err != nil {
 		return fmt.Errorf("update %s %s: %w", kind, id, err)
 	}
 	// The version stays the one the transaction started from, so that a
@@ -221,18 +231,20 @@ func (t *tx) update(o api.Object) error {
 	if err := t.txn.Insert(string(kind), o); err != nil {
 		return fmt.Errorf("update %s %s: %w", kind, id, err)
 	}
+	t.ov.put(ki, o)
 	t.actions = append(t.actions, action{op: ActionUpdate, kind: kind, id: id, obj: o, base: m.Version})
 	return nil
 }
 
 func (t *tx) delete(kind api.Kind, id string) error {
-	cur := lookup(t.txn, kind, id)
+	cur := t.ov.get(kind, id)
 	if cur == nil {
 		return fmt.Errorf("delete %s %s: %w", kind, id, ErrNotFound)
 	}
 	if err := t.txn.Delete(string(kind), cur); err != nil {
 		return fmt.Errorf("delete %s %s: %w", kind, id, err)
 	}
+	t.ov.remove(kind, id)
 	t.actions = append(t.actions, action{op: ActionDelete, kind: kind, id: id, base: cur.GetMeta().Version})
 	return nil
 }

@@ -82,7 +82,7 @@ func Verify(st scheduler.State, pending []*api.Task, res scheduler.Result) []err
 		}
 	}
 	for _, t := range st.Tasks {
-		if scheduler.Counts(t) {
+		if scheduler.TakesResources(t) {
 			add(get(t.NodeID), t)
 		}
 	}

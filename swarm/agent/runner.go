@@ -25,6 +25,8 @@ type runner struct {
 
 	state  api.TaskState // last reported
 	exitCh chan executor.ExitStatus
+	// stopped is set once Shutdown succeeded for an unwanted task.
+	stopped bool
 }
 
 func newRunner(a *Agent, t *api.Task) *runner {
@@ -205,6 +207,16 @@ func (r *runner) exited(ex executor.ExitStatus) {
 // stop shuts the task down because the managers no longer want it.
 func (r *runner) stop(ctx context.Context, ctrl executor.Controller) {
 	if r.state.Terminal() {
+		// The managers may have ended the task without this node (it was
+		// ORPHANED while the node was away): make sure it is not still
+		// running here. Shutdown of a stopped task does nothing.
+		if !r.stopped {
+			if err := ctrl.Shutdown(ctx); err == nil {
+				r.stopped = true
+			} else if ctx.Err() == nil {
+				r.a.log.Warn("shutdown ended task", "task", r.id, "err", err)
+			}
+		}
 		return
 	}
 	if r.state < api.TaskStateStarting {
@@ -217,6 +229,7 @@ func (r *runner) stop(ctx context.Context, ctrl executor.Controller) {
 		}
 		r.a.log.Warn("shutdown task", "task", r.id, "err", err)
 	}
+	r.stopped = true
 	cs := &api.ContainerStatus{}
 	select {
 	case ex := <-r.exitCh:

@@ -114,7 +114,8 @@ func (a Actor) String() string {
 // `from` to `to`, and why not. Setting the same state again (to refresh the
 // message or timestamp) is allowed. The rules:
 //   - a task never moves backwards, and a terminal state is final;
-//   - managers move NEW→PENDING→ASSIGNED, may end a task that no worker has
+//   - managers move NEW→PENDING→ASSIGNED one step at a time (a task is
+//     allocated before it is scheduled), may end a task that no worker has
 //     yet (state < ASSIGNED) in any terminal state, and may mark any
 //     non-terminal task ORPHANED when its node is lost;
 //   - the worker moves a task from ASSIGNED onward, to any later state except
@@ -140,7 +141,7 @@ func CheckTransition(from, to TaskState, by Actor) error {
 		switch {
 		case to == TaskStateOrphaned:
 			return nil
-		case to <= TaskStateAssigned:
+		case to == TaskStatePending || (to == TaskStateAssigned && from == TaskStatePending):
 			return nil
 		case from < TaskStateAssigned && to.Terminal():
 			return nil

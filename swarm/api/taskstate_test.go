@@ -12,12 +12,12 @@ import (
 // column: new state, in the order of the constants. '=' is the same state
 // again (allowed: it refreshes the message), 'y' allowed, '.' refused.
 //
-// Managers: NEW→PENDING→ASSIGNED (a forward move within these three is
-// allowed, so NEW→ASSIGNED is too); any terminal state while no worker has
+// Managers: NEW→PENDING→ASSIGNED, one step at a time (a task is allocated
+// before it is assigned, so NEW→ASSIGNED is refused); any terminal state while no worker has
 // the task (NEW, PENDING); ORPHANED from any non-terminal state.
 var managerMatrix = [...]string{
 	//                  N P A a p r s R C S F J X O
-	TaskStateNew:       "= y y . . . . . y y y y y y",
+	TaskStateNew:       "= y . . . . . . y y y y y y",
 	TaskStatePending:   ". = y . . . . . y y y y y y",
 	TaskStateAssigned:  ". . = . . . . . . . . . . y",
 	TaskStateAccepted:  ". . . = . . . . . . . . . y",
@@ -88,10 +88,10 @@ func TestTransitionMatrix(t *testing.T) {
 		}
 	}
 	// Counted by hand from the rules: 14 same-state moves per actor; the
-	// manager's 8 from NEW, 7 from PENDING and ORPHANED from the 6 states
+	// manager's 7 from NEW, 7 from PENDING and ORPHANED from the 6 states
 	// ASSIGNED…RUNNING; the worker's 9, 8, 7, 6, 5, 4 forward moves from
 	// ASSIGNED…RUNNING. A row pasted twice in a matrix would not add up.
-	if want := 2*14 + (8 + 7 + 6) + (9 + 8 + 7 + 6 + 5 + 4); allowed != want {
+	if want := 2*14 + (7 + 7 + 6) + (9 + 8 + 7 + 6 + 5 + 4); allowed != want {
 		t.Errorf("%d allowed transitions, want %d", allowed, want)
 	}
 }
