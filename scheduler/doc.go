@@ -9,6 +9,10 @@
 //		// d.TaskID, d.NodeID ("" if unplaceable), d.Reason
 //	}
 //
+// A pending task normally has no NodeID; one that has (a global service's
+// task, created for its node) is pinned: only that node is considered, and
+// it must still pass every filter.
+//
 // A loop that keeps its view between calls uses a NodeSet instead of a
 // State: it applies store events to the set (SetNode, RemoveNode, AddTask,
 // RemoveTask) and calls ScheduleSet, which also records its decisions in the
@@ -17,7 +21,7 @@
 // # The pipeline
 //
 // Pending tasks are grouped: tasks with the same service ID and spec version
-// are identical, so a group is placed together. For each group, in the order
+// (and pinned node) are identical, so a group is placed together. For each group, in the order
 // its first task appears:
 //
 //  1. PreFilter. Plugins that implement PreFilterPlugin check the group once;

@@ -56,17 +56,17 @@ func (b *Batch) Update(fn func(Tx) error) error {
 	}
 	t := newTx(b.view, time.Now().UTC())
 	if err := fn(t); err != nil {
-		t.txn.Abort()
+		t.abort()
 		return err
 	}
 	if len(t.actions) == 0 {
-		t.txn.Abort()
+		t.abort()
 		return nil
 	}
 	if len(b.pending) > 0 && len(b.pending)+len(t.actions) > MaxChangesPerTransaction {
 		// Propose what is pending without this transaction, then carry
 		// this one over to a view of the new committed state.
-		t.txn.Abort()
+		t.abort()
 		prev := b.pending
 		index, err := b.flush()
 		if err != nil {
@@ -77,8 +77,9 @@ func (b *Batch) Update(fn func(Tx) error) error {
 			b.err = fmt.Errorf("batch: carry a transaction over to the next proposal: %w", err)
 			return err
 		}
-	} else {
-		t.txn.Commit() // into the private view only
+	} else if err := t.commitView(); err != nil { // into the private view only
+		b.err = fmt.Errorf("batch: %w", err)
+		return b.err
 	}
 	b.pending = append(b.pending, t.actions...)
 	if len(b.pending) >= MaxChangesPerTransaction {

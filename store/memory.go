@@ -94,7 +94,7 @@ func (s *MemoryStore) UpdateContext(ctx context.Context, fn func(Tx) error) erro
 		return ErrClosed
 	}
 	t := s.begin(s.db.Load())
-	defer t.txn.Abort()
+	defer t.abort()
 	if err := fn(t); err != nil {
 		return err
 	}

@@ -240,16 +240,12 @@ func (c *controller) streamLogs(ctx context.Context, cur *os.File, opts executor
 				if sameFile(f, cur) {
 					f.Close()
 				} else {
-					if err := readAll(cur, p); err != nil {
-						f.Close()
-						return err
-					}
-					if err := p.flush(); err != nil {
-						f.Close()
-						return err
-					}
+					err := c.followRotation(cur, p)
 					cur.Close()
 					cur = f
+					if err != nil {
+						return err
+					}
 					continue
 				}
 			}
@@ -264,6 +260,48 @@ func (c *controller) streamLogs(ctx context.Context, cur *os.File, opts executor
 		case <-tick.C:
 		}
 	}
+}
+
+// followRotation finishes the file a follower had open when it was rotated
+// away, then reads the rotated files written after it (more than one when the
+// follower fell behind), oldest first. Files already deleted are lost.
+func (c *controller) followRotation(old *os.File, p *stampParser) error {
+	if err := readAll(old, p); err != nil {
+		return err
+	}
+	if err := p.flush(); err != nil {
+		return err
+	}
+	path := c.logPath()
+	n := c.e.cfg.LogMaxBackups
+	var files []*os.File
+	defer func() {
+		for _, f := range files {
+			f.Close()
+		}
+	}()
+	// Backups are newest first; those before the old file (all of them when
+	// it is deleted) were written after it.
+	for i := 1; i <= n; i++ {
+		f, err := os.Open(fmt.Sprintf("%s.%d", path, i))
+		if err != nil {
+			break
+		}
+		if sameFile(f, old) {
+			f.Close()
+			break
+		}
+		files = append(files, f)
+	}
+	for i := len(files) - 1; i >= 0; i-- {
+		if err := readAll(files[i], p); err != nil {
+			return err
+		}
+		if err := p.flush(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func readAll(f *os.File, p *stampParser) error {

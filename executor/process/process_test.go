@@ -1,10 +1,19 @@
 package process
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
+	"io"
 	"log/slog"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -107,4 +116,133 @@ func ctxT(t *testing.T, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
 	return ctx
+}
+
+func TestMain(m *testing.M) {
+	if dir := os.Getenv("APIARY_TEST_AGENT_DATADIR"); dir != "" {
+		os.Exit(helperAgent(dir, os.Getenv("APIARY_TEST_AGENT_TASK")))
+	}
+	os.Exit(m.Run())
+}
+
+// helperAgent is an agent in a process of its own: it starts the task on
+// dir, prints its PID and exits without Close, as a crashing agent would.
+func helperAgent(dir, taskJSON string) int {
+	var task api.Task
+	if err := json.Unmarshal([]byte(taskJSON), &task); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	e, err := New(Config{DataDir: dir, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	c, err := e.Controller(&task)
+	if err == nil {
+		err = c.Start(context.Background())
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	st, _ := c.Status(context.Background())
+	fmt.Println(st.PID)
+	return 0
+}
+
+// startInOtherAgent runs task through an agent process that then dies, and
+// returns the task's PID.
+func startInOtherAgent(t *testing.T, dataDir string, task *api.Task) int {
+	t.Helper()
+	b, _ := json.Marshal(task)
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "APIARY_TEST_AGENT_DATADIR="+dataDir, "APIARY_TEST_AGENT_TASK="+string(b))
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("helper agent: %v", err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(out)))
+	if err != nil {
+		t.Fatalf("helper agent printed %q", out)
+	}
+	t.Cleanup(func() {
+		if !processGone(pid, 0) {
+			syscall.Kill(-pid, syscall.SIGKILL)
+		}
+	})
+	return pid
+}
+
+// start starts a controller of task on e.
+func start(t *testing.T, e *Executor, task *api.Task) *controller {
+	t.Helper()
+	c, err := e.Controller(task)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(ctxT(t, 5*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Terminate(context.Background()) })
+	return c.(*controller)
+}
+
+func waitExit(t *testing.T, c executor.Controller, d time.Duration) executor.ExitStatus {
+	t.Helper()
+	st, err := c.Wait(ctxT(t, d))
+	if err != nil {
+		t.Fatalf("Wait: %v", err)
+	}
+	return st
+}
+
+// eventually polls cond until it holds, failing the test after d.
+func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v", what, d)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func readLogs(t *testing.T, c executor.Controller, opts executor.LogOptions) string {
+	t.Helper()
+	rc, err := c.(executor.LogReader).Logs(ctxT(t, 10*time.Second), opts)
+	if err != nil {
+		t.Fatalf("Logs: %v", err)
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
+	if err != nil {
+		t.Fatalf("Logs: %v", err)
+	}
+	return string(b)
+}
+
+// waitLine follows the task's output until a line satisfies match.
+func waitLine(t *testing.T, c executor.Controller, d time.Duration, match func(string) bool) string {
+	t.Helper()
+	rc, err := c.(executor.LogReader).Logs(ctxT(t, d), executor.LogOptions{Follow: true})
+	if err != nil {
+		t.Fatalf("Logs: %v", err)
+	}
+	defer rc.Close()
+	sc := bufio.NewScanner(rc)
+	for sc.Scan() {
+		if match(sc.Text()) {
+			return sc.Text()
+		}
+	}
+	t.Fatalf("no matching output line within %v (%v)", d, sc.Err())
+	return ""
+}
+
+func withGrace(task *api.Task, d time.Duration) *api.Task {
+	task.Spec.Process.StopGracePeriod = &d
+	return task
 }
