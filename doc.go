@@ -6,9 +6,9 @@
 // actual state match and keeps it so. The control loop, on the leading
 // manager:
 //
-//	control API ──► store ──► orchestrator ──► allocator ──► scheduler ──► dispatcher ══► agent ──► executor
-//	 (swarm/controlapi) (store) (swarm/orchestrator) (swarm/allocator) (scheduler,   (swarm/dispatcher) (swarm/agent) (executor/...)
-//	                                                                  swarm/placer)
+//	control API → store → orchestrator → allocator → scheduler → dispatcher ⇒ agent → executor
+//
+// Where each part lives:
 //
 //   - swarm/api: the object model (Cluster, Node, Service, Task, Network),
 //     validation and the task state machine. Imports nothing of Apiary's.

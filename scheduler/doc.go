@@ -46,9 +46,9 @@
 //     (nested: the first, then the next inside each of its values), the
 //     passing nodes form a tree by label value; nodes missing the label form
 //     a group of their own, as in Swarm. Each task goes down the tree to the
-//     branch with the fewest tasks of the service (ties: label value, the
-//     missing-label group last), then to its best-scored node (ties: lowest
-//     node ID).
+//     branch with the fewest tasks of the service (counted on every node of
+//     the branch, eligible or not; ties: label value, the missing-label
+//     group last), then to its best-scored node (ties: lowest node ID).
 //  5. Reserve. Reserve plugins may still refuse the chosen node (the next
 //     best is tried); then the task is committed: the node's NodeInfo now
 //     counts it, so later tasks of the same call see its resources, ports

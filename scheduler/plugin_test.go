@@ -162,3 +162,10 @@ func TestCrossNodePlugin(t *testing.T) {
 		}
 	}
 }
+
+func TestHarnessSkipVerify(t *testing.T) {
+	cfg := scheduler.DefaultConfig()
+	cfg.Disable(scheduler.PluginResources)
+	New(t).Config(cfg).SkipVerify().Nodes(Node("n1").Memory("1GiB")).
+		Pending(Task("web").Replicas(2).Memory("1GiB")).Run().ExpectOn("web", "n1", 2)
+}

@@ -411,6 +411,22 @@ func TestRollback(t *testing.T) {
 			if got, _ := tx.FindNodes(ByName("renamed")); len(got) != 1 {
 				t.Error("index does not see the transaction's rename")
 			}
+			if got, _ := ids(tx.FindTasks(ByServiceID("svcA"))); !slices.Equal(got, []string{"t2", "t3"}) {
+				t.Errorf("index after a delete: %v", got)
+			}
+			// Writes after a Find reach the indexes of the next Find.
+			if err := tx.CreateTask(&api.Task{ID: "t9", ServiceID: "svcA"}); err != nil {
+				return err
+			}
+			if err := tx.DeleteTask("t2"); err != nil {
+				return err
+			}
+			if got, _ := ids(tx.FindTasks(ByServiceID("svcA"))); !slices.Equal(got, []string{"t3", "t9"}) {
+				t.Errorf("index after more writes: %v", got)
+			}
+			if got, _ := ids(tx.FindNodes(ByName("alpha"))); len(got) != 0 {
+				t.Errorf("old name still indexed: %v", got)
+			}
 			s.View(func(r ReadTx) {
 				if r.GetNode("new") != nil || r.GetTask("t1") == nil {
 					t.Error("uncommitted writes visible to a reader")
@@ -467,5 +483,20 @@ func TestReturnedObjectsAreCopies(t *testing.T) {
 	got := getNode(s, "n1")
 	if got.Spec.Labels["k"] != "v" || got.Spec.Name != "one" {
 		t.Fatalf("stored object changed through a copy: %+v", got.Spec)
+	}
+}
+
+func TestActionAndEventNames(t *testing.T) {
+	for a, want := range map[Action]string{ActionCreate: "create", ActionUpdate: "update", ActionDelete: "delete",
+		ActionCommit: "commit", ActionRestore: "restore", Action(0): "unknown"} {
+		if a.String() != want {
+			t.Errorf("%d: %q, want %q", int(a), a.String(), want)
+		}
+	}
+	if k := (Event{Action: ActionCommit}).Kind(); k != "" {
+		t.Errorf("commit event kind %q", k)
+	}
+	if k := (Event{Action: ActionCreate, Object: &api.Task{}}).Kind(); k != api.KindTask {
+		t.Errorf("task event kind %q", k)
 	}
 }

@@ -170,6 +170,9 @@ func (c *controller) prepareLocked() error {
 	} else if !fi.IsDir() {
 		return fmt.Errorf("task %s: working directory %s is not a directory", id, dir)
 	}
+	if err := checkReachable(dir, u); err != nil {
+		return fmt.Errorf("task %s: %w", id, err)
+	}
 	env := c.environ(u)
 	path, err := lookPath(spec.Command[0], envValue(env, "PATH"), dir)
 	if err != nil {

@@ -230,13 +230,19 @@ func TestUser(t *testing.T) {
 		}
 		t.Skip("running a task as another user needs root")
 	}
-	e := newTestExecutor(t, Config{})
-	task := shTask("id -u; id -g; pwd; touch ok")
-	task.Spec.Process.User = "65534:65534"
-	// The default working directory must be reachable for that user.
-	if err := os.Chmod(e.cfg.DataDir, 0o711); err != nil {
+	// The default working directory must be reachable for that user: the
+	// whole path to DataDir must be traversable, which t.TempDir's is not.
+	dir, err := os.MkdirTemp("", "apiary-user-test")
+	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o711); err != nil {
+		t.Fatal(err)
+	}
+	e := newTestExecutor(t, Config{DataDir: filepath.Join(dir, "data")})
+	task := shTask("id -u; id -g; pwd; touch ok")
+	task.Spec.Process.User = "65534:65534"
 	c := start(t, e, task)
 	if st := waitExit(t, c, 5*time.Second); st.ExitCode != 0 {
 		t.Fatalf("exit = %+v, output %q", st, readLogs(t, c, executor.LogOptions{}))
@@ -244,6 +250,15 @@ func TestUser(t *testing.T) {
 	want := "65534\n65534\n" + filepath.Join(c.dir, workDirName) + "\n"
 	if got := readLogs(t, c, executor.LogOptions{}); got != want {
 		t.Errorf("output = %q, want %q", got, want)
+	}
+
+	// A DataDir that user cannot reach is a clear error, not EACCES.
+	e2 := newTestExecutor(t, Config{}) // t.TempDir: mode 0700
+	task = shTask("true")
+	task.Spec.Process.User = "nobody"
+	c2, _ := e2.Controller(task)
+	if err := c2.Prepare(context.Background()); err == nil || !strings.Contains(err.Error(), "cannot enter") {
+		t.Errorf("Prepare with an unreachable working directory = %v", err)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"os/user"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -106,4 +107,43 @@ func isNumber(s string) bool {
 		}
 	}
 	return true
+}
+
+// checkReachable tells clearly when u cannot get into dir (rather than
+// "fork/exec: permission denied"): every directory on the way needs the
+// execute bit for u.
+func checkReachable(dir string, u taskUser) error {
+	if u.cred == nil || u.uid == 0 {
+		return nil
+	}
+	groups := map[uint32]bool{uint32(u.gid): true}
+	for _, g := range u.cred.Groups {
+		groups[g] = true
+	}
+	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
+		fi, err := os.Stat(d)
+		if err != nil {
+			return err
+		}
+		st, ok := fi.Sys().(*syscall.Stat_t)
+		if !ok {
+			return nil
+		}
+		mode := fi.Mode().Perm()
+		var ok2 bool
+		switch {
+		case st.Uid == uint32(u.uid):
+			ok2 = mode&0o100 != 0
+		case groups[st.Gid]:
+			ok2 = mode&0o010 != 0
+		default:
+			ok2 = mode&0o001 != 0
+		}
+		if !ok2 {
+			return fmt.Errorf("working directory %s: uid %d cannot enter %s (mode %v)", dir, u.uid, d, mode)
+		}
+		if d == filepath.Dir(d) {
+			return nil
+		}
+	}
 }
