@@ -240,7 +240,7 @@ func (c *controller) streamLogs(ctx context.Context, cur *os.File, opts executor
 				if sameFile(f, cur) {
 					f.Close()
 				} else {
-					err := c.followRotation(cur, p)
+					err := c.followRotation(cur, f, p)
 					cur.Close()
 					cur = f
 					if err != nil {
@@ -263,9 +263,10 @@ func (c *controller) streamLogs(ctx context.Context, cur *os.File, opts executor
 }
 
 // followRotation finishes the file a follower had open when it was rotated
-// away, then reads the rotated files written after it (more than one when the
-// follower fell behind), oldest first. Files already deleted are lost.
-func (c *controller) followRotation(old *os.File, p *stampParser) error {
+// away, then reads the files written after it and before next (the file the
+// follower goes on with): more than none when the follower fell behind.
+// Files already deleted are lost.
+func (c *controller) followRotation(old, next *os.File, p *stampParser) error {
 	if err := readAll(old, p); err != nil {
 		return err
 	}
@@ -273,16 +274,16 @@ func (c *controller) followRotation(old *os.File, p *stampParser) error {
 		return err
 	}
 	path := c.logPath()
-	n := c.e.cfg.LogMaxBackups
-	var files []*os.File
+	// Backups are newest first; those before the old file (all of them
+	// when it is deleted) were written after it, and those from next on
+	// (when it was rotated too meanwhile) are read as next, later.
+	var between []*os.File
 	defer func() {
-		for _, f := range files {
+		for _, f := range between {
 			f.Close()
 		}
 	}()
-	// Backups are newest first; those before the old file (all of them when
-	// it is deleted) were written after it.
-	for i := 1; i <= n; i++ {
+	for i := 1; i <= c.e.cfg.LogMaxBackups; i++ {
 		f, err := os.Open(fmt.Sprintf("%s.%d", path, i))
 		if err != nil {
 			break
@@ -291,10 +292,18 @@ func (c *controller) followRotation(old *os.File, p *stampParser) error {
 			f.Close()
 			break
 		}
-		files = append(files, f)
+		if sameFile(f, next) {
+			for _, g := range between {
+				g.Close()
+			}
+			between = between[:0]
+			f.Close()
+			continue
+		}
+		between = append(between, f)
 	}
-	for i := len(files) - 1; i >= 0; i-- {
-		if err := readAll(files[i], p); err != nil {
+	for i := len(between) - 1; i >= 0; i-- {
+		if err := readAll(between[i], p); err != nil {
 			return err
 		}
 		if err := p.flush(); err != nil {

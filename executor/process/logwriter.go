@@ -86,7 +86,7 @@ func (w *logWriter) Write(p []byte) (int, error) {
 			seg = p[:i+1]
 		}
 		p = p[len(seg):]
-		if w.max > 0 && w.size > 0 && (w.atStart && w.size+int64(len(seg)) > w.max || w.size >= w.max+maxLineSlack) {
+		if w.max > 0 && w.size > 0 && (w.atStart && w.size+int64(stampLen+len(seg)) > w.max || w.size >= w.max+maxLineSlack) {
 			if err := w.rotate(); err != nil && w.f == nil {
 				return 0, err
 			}

@@ -137,15 +137,12 @@ func (a *Allocator) pass(ctx context.Context) error {
 			}
 			ready[s.ID] = s
 		}
-		tasks, err := tx.FindTasks(store.All)
+		tasks, err := tx.FindTasks(store.ByTaskState(api.TaskStateNew))
 		if err != nil {
 			return err
 		}
 		now := time.Now().UTC()
 		for _, t := range tasks {
-			if t.Status.State != api.TaskStateNew {
-				continue
-			}
 			s, ok := ready[t.ServiceID]
 			if !ok {
 				continue
