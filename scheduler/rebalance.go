@@ -1,6 +1,7 @@
 package scheduler
 
 import (
+	"cmp"
 	"slices"
 	"strings"
 
@@ -49,7 +50,7 @@ func (s *Scheduler) Rebalance(st State, serviceID string, parallelism int) []Mov
 		return nil
 	}
 	// The newest spec decides the preferences.
-	newest := slices.MaxFunc(tasks, func(a, b *api.Task) int { return int(a.SpecVersion) - int(b.SpecVersion) })
+	newest := slices.MaxFunc(tasks, func(a, b *api.Task) int { return cmp.Compare(a.SpecVersion, b.SpecVersion) })
 	ti := NewTaskInfo(newest)
 	if ti.Strategy == StrategyBinpack {
 		return nil

@@ -130,9 +130,10 @@ func adoptCgroup(path string) *taskCgroup {
 
 // taskCgroup is one task's cgroup.
 type taskCgroup struct {
-	path string
-	fs   bool // a real cgroup2 directory
-	dir  *os.File
+	path  string
+	fs    bool // a real cgroup2 directory
+	dir   *os.File
+	viaFD bool // the process started inside (CLONE_INTO_CGROUP)
 }
 
 // apply makes the process start inside the cgroup (clone3 with
@@ -165,6 +166,7 @@ func (cg *taskCgroup) afterStart(pid int) error {
 	if cg.dir != nil {
 		cg.dir.Close()
 		cg.dir = nil
+		cg.viaFD = true
 		return nil
 	}
 	return writeCgroupFile(cg.path, "cgroup.procs", strconv.Itoa(pid))

@@ -5,6 +5,7 @@ package process
 import (
 	"bytes"
 	"context"
+	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -14,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/apiary-io/apiary/executor"
 	"github.com/apiary-io/apiary/swarm/api"
 )
 
@@ -196,11 +196,58 @@ func TestCgroupLimitsEnforced(t *testing.T) {
 		t.Errorf("Status = %+v, want OOMKilled", cs)
 	}
 	oom.Remove(context.Background())
-	_ = executor.ExitStatus{}
 }
 
-var errMissingController = errorString("the memory or cpu controller is missing from cgroup v2")
+var errMissingController = errors.New("the memory or cpu controller is missing from cgroup v2")
 
-type errorString string
+// TestCgroupPlacement uses the machine's real cgroup2 hierarchy, with or
+// without controllers: the task starts inside its own cgroup (clone3 with
+// CLONE_INTO_CGROUP), and killing the task kills what escaped its process
+// group but not its cgroup. Skipped, saying why, where the hierarchy is
+// missing or not writable; APIARY_REQUIRE_CGROUPS=1 makes that a failure.
+func TestCgroupPlacement(t *testing.T) {
+	mount, err := findCgroup2Mount("/proc/self/mountinfo")
+	parent := filepath.Join(mount, "apiary-test-"+strconv.Itoa(os.Getpid()))
+	if err == nil {
+		err = os.Mkdir(parent, 0o755)
+	}
+	if err != nil {
+		if os.Getenv("APIARY_REQUIRE_CGROUPS") != "" {
+			t.Fatalf("APIARY_REQUIRE_CGROUPS is set but no writable cgroup v2 hierarchy: %v", err)
+		}
+		t.Skipf("no writable cgroup v2 hierarchy: %v", err)
+	}
+	t.Cleanup(func() { os.Remove(parent) })
 
-func (e errorString) Error() string { return string(e) }
+	e := newTestExecutor(t, Config{})
+	m := newCgroupManager("", e.log)
+	m.once.Do(func() {}) // placed by hand: the controllers may be missing
+	m.parent, m.fs = parent, true
+	e.cgroups = m
+
+	// setsid leaves the process group; only the cgroup still holds it.
+	task := limited(shTask("setsid sleep 300 & echo child $!; wait"), 64<<20, 1e9)
+	c := start(t, e, task)
+	child := childPID(t, c)
+	cg := filepath.Join(parent, task.ID)
+	if !c.cg.viaFD {
+		t.Errorf("the task was moved into its cgroup after it started, not started inside")
+	}
+	for _, pid := range []int{c.rec.PID, child} {
+		b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cgroup")
+		want := "0::/" + filepath.Base(parent) + "/" + task.ID + "\n"
+		if !strings.Contains(string(b), want) {
+			t.Errorf("/proc/%d/cgroup = %q, want %q", pid, b, want)
+		}
+	}
+	if err := c.Terminate(ctxT(t, 10*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "the escaped child dies with the task", func() bool { return processGone(child, 0) })
+	if err := c.Remove(ctxT(t, 10*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(cg); !os.IsNotExist(err) {
+		t.Errorf("cgroup after Remove: %v", err)
+	}
+}

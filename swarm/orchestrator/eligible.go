@@ -1,79 +1,47 @@
 package orchestrator
 
 import (
+	"github.com/apiary-io/apiary/scheduler"
 	"github.com/apiary-io/apiary/swarm/api"
 )
 
-// eligible reports whether a global service's task belongs on node n. It
-// mirrors the scheduler's node filters that depend on the node alone (not on
-// what else runs there): readiness, drain, constraints, platform, executor.
-func eligible(n *api.Node, spec *api.TaskSpec) bool {
-	if n.Status.State != api.NodeStateReady || n.Spec.Availability == api.NodeAvailabilityDrain {
-		return false
-	}
-	d := n.Description
-	if d == nil {
-		return false
-	}
-	if kind := spec.RuntimeKind(); d.Executor != "fake" && kind != "" && d.Executor != kind {
-		return false
-	}
-	if spec.Placement == nil {
-		return true
-	}
-	cs, err := api.ParseConstraints(spec.Placement.Constraints)
-	if err != nil {
-		return false
-	}
-	for _, c := range cs {
-		if !matchConstraint(n, c) {
-			return false
+// nodeLocal are the scheduler's filters that depend on the node alone, not
+// on what else runs there: they decide which nodes a global service belongs
+// on. Using the scheduler's own plugins keeps the two from disagreeing (a
+// global task the scheduler would then refuse to place).
+var nodeLocal = []scheduler.FilterPlugin{scheduler.Executor{}, scheduler.Platform{}, scheduler.Constraints{}}
+
+// eligibility checks nodes against one task template.
+type eligibility struct {
+	ti  *scheduler.TaskInfo
+	bad bool // the template's constraints do not parse
+}
+
+func newEligibility(spec *api.TaskSpec) *eligibility {
+	e := &eligibility{ti: scheduler.NewTaskInfo(&api.Task{Spec: *spec})}
+	for _, f := range nodeLocal {
+		if pf, ok := f.(scheduler.PreFilterPlugin); ok && pf.PreFilter(e.ti) != nil {
+			e.bad = true
 		}
 	}
-	if len(spec.Placement.Platforms) > 0 {
-		ok := false
-		for _, p := range spec.Placement.Platforms {
-			if (p.OS == "" || p.OS == d.Platform.OS) && (p.Architecture == "" || p.Architecture == d.Platform.Architecture) {
-				ok = true
-			}
-		}
-		if !ok {
+	return e
+}
+
+// ok reports whether a global service's task belongs on node n: the node is
+// ready and not drained (a paused node keeps its task), and the template's
+// constraints, platforms and runtime fit it.
+func (e *eligibility) ok(n *api.Node) bool {
+	if e.bad || n.Status.State != api.NodeStateReady || n.Spec.Availability == api.NodeAvailabilityDrain || n.Description == nil {
+		return false
+	}
+	info := scheduler.NewNodeSetFromState(scheduler.State{Nodes: []*api.Node{n}}).Node(n.ID)
+	for _, f := range nodeLocal {
+		if f.Filter(e.ti, info) != nil {
 			return false
 		}
 	}
 	return true
 }
 
-func matchConstraint(n *api.Node, c api.Constraint) bool {
-	var have string
-	var present bool
-	switch c.Key {
-	case "node.id":
-		have, present = n.ID, true
-	case "node.hostname":
-		have, present = n.Description.Hostname, true
-	case "node.role":
-		have, present = string(n.Spec.Role), true
-	case "node.platform.os":
-		have, present = n.Description.Platform.OS, true
-	case "node.platform.arch":
-		have, present = n.Description.Platform.Architecture, true
-	default:
-		if k, ok := cutPrefix(c.Key, "node.labels."); ok {
-			have, present = n.Spec.Labels[k]
-		} else if k, ok := cutPrefix(c.Key, "engine.labels."); ok {
-			have, present = n.Description.Engine.Labels[k]
-		}
-	}
-	if c.Operator == api.ConstraintEq {
-		return present && have == c.Value
-	}
-	return !present || have != c.Value
-}
-
-func cutPrefix(s, p string) (string, bool) {
-	if len(s) >= len(p) && s[:len(p)] == p {
-		return s[len(p):], true
-	}
-	return "", false
-}
+// eligible reports whether a global service's task belongs on node n.
+func eligible(n *api.Node, spec *api.TaskSpec) bool { return newEligibility(spec).ok(n) }

@@ -10,7 +10,7 @@ import (
 // matching the placement constraints and platforms, with an executor that can
 // run the task. A paused node keeps its task but gets no new one.
 func reconcileGlobal(b *builder, in Input) {
-	spec := &b.service.Spec.TaskTemplate
+	elig := newEligibility(&b.service.Spec.TaskTemplate)
 	byNode := map[string]*slotTasks{}
 	for _, s := range groupSlots(b) {
 		byNode[s.key] = s
@@ -23,7 +23,7 @@ func reconcileGlobal(b *builder, in Input) {
 	for _, id := range ids {
 		n := in.Nodes[id]
 		s := byNode[id]
-		ok := eligible(n, spec)
+		ok := elig.ok(n)
 		if s != nil {
 			for _, t := range s.runnable() {
 				switch {

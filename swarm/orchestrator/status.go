@@ -40,8 +40,9 @@ func Measure(svc *api.Service, tasks []*api.Task, nodes []*api.Node) Progress {
 	case svc.Spec.Mode.Replicated != nil:
 		p.Desired = int(svc.Spec.Mode.Replicated.Replicas)
 	case svc.Spec.Mode.Global != nil:
+		elig := newEligibility(&svc.Spec.TaskTemplate)
 		for _, n := range nodes {
-			if eligible(n, &svc.Spec.TaskTemplate) && n.Spec.Availability == api.NodeAvailabilityActive {
+			if elig.ok(n) && n.Spec.Availability == api.NodeAvailabilityActive {
 				p.Desired++
 			}
 		}

@@ -159,30 +159,14 @@ func (p *Placer) place(ctx context.Context) (int, error) {
 	for _, t := range p.placed {
 		placed = append(placed, t)
 	}
-	// Tasks born with a node (global services) may only go there: they are
-	// scheduled against that node alone, so the filters still apply.
-	var free []*api.Task
-	pinned := map[string][]*api.Task{}
+	// Tasks born with a node (global services) are pinned by the scheduler
+	// to that node, which must still pass every filter.
+	ts := make([]*api.Task, 0, len(p.pending))
 	for _, t := range p.pending {
-		if t.NodeID != "" {
-			pinned[t.NodeID] = append(pinned[t.NodeID], t)
-		} else {
-			free = append(free, t)
-		}
+		ts = append(ts, t)
 	}
-	sort.Slice(free, func(i, j int) bool { return free[i].ID < free[j].ID })
-	var decisions []scheduler.Decision
-	if len(free) > 0 {
-		decisions = append(decisions, p.sched.Schedule(scheduler.State{Nodes: nodes, Tasks: placed}, free).Decisions...)
-	}
-	for nodeID, ts := range pinned {
-		n, ok := p.nodes[nodeID]
-		if !ok {
-			continue // the orchestrator removes tasks of vanished nodes
-		}
-		sort.Slice(ts, func(i, j int) bool { return ts[i].ID < ts[j].ID })
-		decisions = append(decisions, p.sched.Schedule(scheduler.State{Nodes: []*api.Node{n}, Tasks: placed}, ts).Decisions...)
-	}
+	sort.Slice(ts, func(i, j int) bool { return ts[i].ID < ts[j].ID })
+	decisions := p.sched.Schedule(scheduler.State{Nodes: nodes, Tasks: placed}, ts).Decisions
 
 	unplaced := 0
 	now := time.Now().UTC()
