@@ -325,54 +325,82 @@ func TestListTasks(t *testing.T) {
 	}
 }
 
-// TestManyTasks runs 10000 tasks, some with a pending exit: no goroutine per
-// task, and everything ends as scripted.
+// TestManyTasks runs 10000 tasks, half of them with a scripted exit pending:
+// no goroutine per task. Then the pending exits are fired by Kill, and 1000
+// more tasks exit by their script.
 func TestManyTasks(t *testing.T) {
 	const n = 10000
 	e := New(Config{Behavior: func(t *api.Task) Script {
-		if t.Slot%2 == 0 {
-			return Script{ExitAfter: 50 * time.Millisecond, ExitCode: 1}
+		switch {
+		case t.Slot >= n:
+			return Script{ExitAfter: 20 * time.Millisecond, ExitCode: 4}
+		case t.Slot%2 == 0:
+			return Script{ExitAfter: time.Hour, ExitCode: 1}
 		}
 		return Script{}
 	}})
-	before := runtime.NumGoroutine()
-	ctrls := make([]executor.Controller, n)
-	for i := range n {
-		task := newTask("")
-		task.Slot = uint64(i)
-		c, err := e.Controller(task)
-		if err != nil {
-			t.Fatal(err)
+	startAll := func(from, to int) []executor.Controller {
+		var ctrls []executor.Controller
+		for i := from; i < to; i++ {
+			task := newTask("")
+			task.Slot = uint64(i)
+			c, err := e.Controller(task)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := c.Start(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			ctrls = append(ctrls, c)
 		}
-		if err := c.Start(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		ctrls[i] = c
+		return ctrls
 	}
+	// waitAll waits for every controller to exit with code.
+	waitAll := func(ctrls []executor.Controller, code int) {
+		t.Helper()
+		ctx := ctxT(t, 20*time.Second)
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		var failures []string
+		for i, c := range ctrls {
+			wg.Go(func() {
+				st, err := c.Wait(ctx)
+				if err != nil || st.ExitCode != code {
+					mu.Lock()
+					failures = append(failures, fmt.Sprintf("task %d: %+v %v", i, st, err))
+					mu.Unlock()
+				}
+			})
+		}
+		wg.Wait()
+		if len(failures) > 0 {
+			t.Fatalf("%d exits went wrong, first: %s", len(failures), failures[0])
+		}
+	}
+
+	before := runtime.NumGoroutine()
+	ctrls := startAll(0, n)
 	if g := runtime.NumGoroutine(); g > before+10 {
 		t.Errorf("%d goroutines for %d tasks (%d before)", g, n, before)
 	}
-	ctx := ctxT(t, 10*time.Second)
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var failures []string
+	if got := len(e.Running()); got != n {
+		t.Errorf("%d running, want %d", got, n)
+	}
+	var pending []executor.Controller
 	for i := 0; i < n; i += 2 {
-		wg.Go(func() {
-			st, err := ctrls[i].Wait(ctx)
-			if err != nil || st.ExitCode != 1 {
-				mu.Lock()
-				failures = append(failures, fmt.Sprintf("task %d: %+v %v", i, st, err))
-				mu.Unlock()
-			}
-		})
+		id := ctrls[i].(*controller).task.ID
+		if err := e.Kill(id, 1); err != nil {
+			t.Fatal(err)
+		}
+		pending = append(pending, ctrls[i])
 	}
-	wg.Wait()
-	if len(failures) > 0 {
-		t.Fatalf("%d scripted exits went wrong, first: %s", len(failures), failures[0])
-	}
+	waitAll(pending, 1)
 	if got := len(e.Running()); got != n/2 {
 		t.Errorf("%d running, want %d", got, n/2)
 	}
+	waitAll(startAll(n, n+1000), 4)
+
+	ctx := ctxT(t, 20*time.Second)
 	for _, c := range ctrls {
 		if err := c.Remove(ctx); err != nil {
 			t.Fatal(err)
