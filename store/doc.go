@@ -39,7 +39,7 @@
 // # Versions
 //
 // The store counts commits: its index is the raft index of the last
-// applied entry (the last direct commit's index + 1 without raft), and
+// applied entry (without raft, each commit takes the next integer), and
 // every object written by a commit gets Meta.Version = that index. An
 // update or a delete must carry (for Delete: read in the same transaction)
 // the version currently stored, or it fails with ErrConflict: optimistic
@@ -54,6 +54,8 @@
 // Each commit publishes, in commit order, one event per change (updates
 // carry the old object too) and then an ActionCommit event, all with the
 // commit index as Version; Restore publishes one ActionRestore event.
+// Commit versions increase but may skip: an entry refused at apply time
+// consumes its raft index and publishes nothing.
 // ViewAndWatch reads a snapshot and subscribes at the same point, so the
 // reader sees every change exactly once. Every watcher has an unbounded
 // queue drained into its channel by its own goroutine: a slow reader can
