@@ -99,9 +99,13 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.runCtx = ctx
 	a.mu.Unlock()
 	var wg sync.WaitGroup
+	// The reporter stops with Run, also when Run ends on its own (a removed
+	// node): waiting for it on ctx alone would never return.
+	rctx, stopReporter := context.WithCancel(ctx)
 	wg.Add(1)
-	go func() { defer wg.Done(); a.reporter.run(ctx) }()
+	go func() { defer wg.Done(); a.reporter.run(rctx) }()
 	defer wg.Wait()
+	defer stopReporter()
 	for {
 		err := a.session(ctx)
 		if ctx.Err() != nil {

@@ -178,7 +178,10 @@ func (r *runner) adopt(ctx context.Context, ctrl executor.Controller) {
 		r.set(api.TaskStateFailed, "task lost while the agent was away", err, nil)
 		return
 	}
-	r.state = api.TaskStateRunning
+	// Report RUNNING when the managers last heard STARTING (the report was
+	// lost with the previous agent or manager); set does nothing when they
+	// already know.
+	r.set(api.TaskStateRunning, "adopted after an agent restart", nil, &cs)
 	go r.waitExit(ctx, ctrl)
 }
 

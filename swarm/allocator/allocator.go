@@ -80,7 +80,8 @@ func (a *Allocator) Run(ctx context.Context) error {
 func needsWork(ev store.Event) bool {
 	switch o := ev.Object.(type) {
 	case *api.Service:
-		return ev.Action != store.ActionDelete && !allocated(o)
+		// A deleted service frees its ports for a service waiting on them.
+		return ev.Action == store.ActionDelete || !allocated(o)
 	case *api.Task:
 		return ev.Action != store.ActionDelete && o.Status.State == api.TaskStateNew
 	}
@@ -122,10 +123,26 @@ func (a *Allocator) pass(ctx context.Context) error {
 				}
 			}
 		}
+		// Ports the waiting services ask for by number: a dynamic port
+		// must not take one of them from a service allocated later in
+		// this pass.
+		wanted := map[string]bool{}
+		for _, s := range services {
+			if !allocated(s) {
+				for _, p := range endpointSpec(s).Ports {
+					if p.PublishMode != api.PublishModeHost && p.PublishedPort != 0 {
+						if p.Protocol == "" {
+							p.Protocol = api.PortProtocolTCP
+						}
+						wanted[portKey(p)] = true
+					}
+				}
+			}
+		}
 		ready := map[string]*api.Service{}
 		for _, s := range services {
 			if !allocated(s) {
-				ep, err := allocate(s, used)
+				ep, err := allocate(s, used, wanted)
 				if err != nil {
 					a.log.Warn("cannot allocate service endpoint", "service", s.Spec.Name, "err", err)
 					continue
@@ -163,10 +180,14 @@ func (a *Allocator) pass(ctx context.Context) error {
 func portKey(p api.PortConfig) string { return fmt.Sprintf("%s/%d", p.Protocol, p.PublishedPort) }
 
 // allocate fills in a service's endpoint: explicit ingress ports must be
-// free, ports left at 0 get the lowest free port of the dynamic range.
-func allocate(s *api.Service, used map[string]bool) (*api.Endpoint, error) {
+// free, ports left at 0 get the lowest port of the dynamic range that is
+// neither used nor wanted by number. The ports are marked used only when
+// the whole endpoint is allocated.
+func allocate(s *api.Service, used, wanted map[string]bool) (*api.Endpoint, error) {
 	spec := endpointSpec(s)
 	ep := &api.Endpoint{Spec: spec}
+	mine := map[string]bool{}
+	taken := func(k string) bool { return used[k] || mine[k] }
 	for _, p := range spec.Ports {
 		if p.Protocol == "" {
 			p.Protocol = api.PortProtocolTCP
@@ -181,7 +202,7 @@ func allocate(s *api.Service, used map[string]bool) (*api.Endpoint, error) {
 		if p.PublishedPort == 0 {
 			for port := uint32(DynamicPortStart); port <= DynamicPortEnd; port++ {
 				p.PublishedPort = port
-				if !used[portKey(p)] {
+				if k := portKey(p); !taken(k) && !wanted[k] {
 					break
 				}
 				p.PublishedPort = 0
@@ -189,11 +210,14 @@ func allocate(s *api.Service, used map[string]bool) (*api.Endpoint, error) {
 			if p.PublishedPort == 0 {
 				return nil, fmt.Errorf("service %q: no free port left in %d-%d for target port %d", s.Spec.Name, DynamicPortStart, DynamicPortEnd, p.TargetPort)
 			}
-		} else if used[portKey(p)] {
+		} else if taken(portKey(p)) {
 			return nil, fmt.Errorf("service %q: published port %s is already in use", s.Spec.Name, portKey(p))
 		}
-		used[portKey(p)] = true
+		mine[portKey(p)] = true
 		ep.Ports = append(ep.Ports, p)
+	}
+	for k := range mine {
+		used[k] = true
 	}
 	return ep, nil
 }

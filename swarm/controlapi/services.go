@@ -105,6 +105,10 @@ func (s *Server) RollbackService(ctx context.Context, ref string) (*api.Service,
 			return invalid("service %q: has no previous spec to roll back to", cur.Spec.Name)
 		}
 		prev := *cur.PreviousSpec
+		// Its ports may have been published by another service since.
+		if err := checkPortConflicts(tx, cur.ID, &prev); err != nil {
+			return err
+		}
 		old := cur.Spec
 		cur.PreviousSpec = &old
 		cur.PreviousSpecVersion = cur.SpecVersion

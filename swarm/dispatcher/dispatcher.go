@@ -342,17 +342,32 @@ func (d *Dispatcher) UpdateTaskStatus(ctx context.Context, req *UpdateTaskStatus
 	if _, err := d.session(req.NodeID, req.SessionID); err != nil {
 		return err
 	}
+	// The writer stops with Run: a batch queued after it drained the
+	// queue would wait forever, so the wait also ends with Run.
+	runCtx, err := d.runningCtx()
+	if err != nil {
+		return err
+	}
 	b := statusBatch{nodeID: req.NodeID, updates: req.Updates, done: make(chan error, 1)}
 	select {
 	case d.statusCh <- b:
 	case <-ctx.Done():
 		return ctx.Err()
+	case <-runCtx.Done():
+		return ErrNotRunning
 	}
 	select {
 	case err := <-b.done:
 		return err
 	case <-ctx.Done():
 		return ctx.Err()
+	case <-runCtx.Done():
+		select {
+		case err := <-b.done: // written (or refused) just before the stop
+			return err
+		default:
+			return ErrNotRunning
+		}
 	}
 }
 

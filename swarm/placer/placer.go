@@ -31,6 +31,9 @@ type Placer struct {
 	backoff time.Duration
 }
 
+// writeChunk is how many decisions one transaction of the write-back holds.
+const writeChunk = 500
+
 // Backoff bounds for retrying tasks that fit nowhere.
 const (
 	minBackoff = 250 * time.Millisecond
@@ -168,26 +171,38 @@ func (p *Placer) place(ctx context.Context) (int, error) {
 	sort.Slice(ts, func(i, j int) bool { return ts[i].ID < ts[j].ID })
 	decisions := p.sched.Schedule(scheduler.State{Nodes: nodes, Tasks: placed}, ts).Decisions
 
+	// Write back in batches: each chunk is one transaction, and the store
+	// splits the batch into proposals small enough for one raft entry.
 	unplaced := 0
 	now := time.Now().UTC()
-	err := p.store.UpdateContext(ctx, func(tx store.Tx) error {
-		for _, d := range decisions {
-			t := tx.GetTask(d.TaskID)
-			if t == nil || !waiting(t) {
-				continue // changed meanwhile; its event brings it back
-			}
-			if d.NodeID == "" {
-				unplaced++
-				if t.Status.Message == d.Reason {
-					continue // already says so: no write, no event loop
+	err := p.store.BatchContext(ctx, func(b *store.Batch) error {
+		for len(decisions) > 0 {
+			chunk := decisions[:min(writeChunk, len(decisions))]
+			decisions = decisions[len(chunk):]
+			err := b.Update(func(tx store.Tx) error {
+				for _, d := range chunk {
+					t := tx.GetTask(d.TaskID)
+					if t == nil || !waiting(t) {
+						continue // changed meanwhile; its event brings it back
+					}
+					if d.NodeID == "" {
+						unplaced++
+						if t.Status.Message == d.Reason {
+							continue // already says so: no write, no event loop
+						}
+						t.Status.Message = d.Reason
+						t.Status.Timestamp = now
+					} else {
+						t.NodeID = d.NodeID
+						t.Status = api.TaskStatus{Timestamp: now, State: api.TaskStateAssigned, Message: "scheduler assigned task to node"}
+					}
+					if err := tx.UpdateTask(t); err != nil {
+						return err
+					}
 				}
-				t.Status.Message = d.Reason
-				t.Status.Timestamp = now
-			} else {
-				t.NodeID = d.NodeID
-				t.Status = api.TaskStatus{Timestamp: now, State: api.TaskStateAssigned, Message: "scheduler assigned task to node"}
-			}
-			if err := tx.UpdateTask(t); err != nil {
+				return nil
+			})
+			if err != nil {
 				return err
 			}
 		}
