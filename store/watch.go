@@ -3,6 +3,7 @@ package store
 import (
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/apiary-io/apiary/swarm/api"
 )
@@ -23,6 +24,8 @@ type Watcher struct {
 
 	mu    sync.Mutex
 	queue []Event
+	// unsent counts events queued or being moved, not yet in out.
+	unsent atomic.Int64
 
 	wake     chan struct{} // capacity 1: "the queue is not empty"
 	done     chan struct{} // closed by stop
@@ -33,6 +36,12 @@ type Watcher struct {
 // Events returns the event stream. It is closed when the watcher or the
 // store is closed; events still queued then are dropped.
 func (w *Watcher) Events() <-chan Event { return w.out }
+
+// Pending returns how many events are waiting for the reader: queued or in
+// the channel. A loop that acts once it has caught up (to batch its work
+// over many events) checks Pending() == 0 rather than the channel's length,
+// which misses the queue behind it.
+func (w *Watcher) Pending() int { return int(w.unsent.Load()) + len(w.out) }
 
 // Close stops the watcher and waits for its goroutine to end. It is safe to
 // call more than once and concurrently with the store's writers.
@@ -123,6 +132,7 @@ func (w *Watcher) enqueue(events []Event) {
 		}
 	}
 	added := len(w.queue) > n
+	w.unsent.Add(int64(len(w.queue) - n))
 	w.mu.Unlock()
 	if added {
 		select {
@@ -172,6 +182,7 @@ func (w *Watcher) run() {
 			batch[i] = Event{} // let the stored objects go as soon as they are sent
 			select {
 			case w.out <- ev:
+				w.unsent.Add(-1)
 			case <-w.done:
 				return
 			}

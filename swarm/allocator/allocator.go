@@ -49,7 +49,7 @@ func (a *Allocator) Run(ctx context.Context) error {
 	retry := time.NewTimer(time.Hour)
 	defer retry.Stop()
 	for {
-		if dirty && len(w.Events()) == 0 {
+		if dirty && w.Pending() == 0 {
 			dirty = false
 			if err := a.pass(ctx); err != nil && ctx.Err() == nil {
 				if !errors.Is(err, store.ErrConflict) {

@@ -83,7 +83,7 @@ func (o *Orchestrator) Run(ctx context.Context) error {
 	}
 
 	for {
-		if len(pending) > 0 && len(w.Events()) == 0 {
+		if len(pending) > 0 && w.Pending() == 0 {
 			for id := range pending {
 				delete(pending, id)
 				delete(wakes, id)
@@ -99,7 +99,7 @@ func (o *Orchestrator) Run(ctx context.Context) error {
 				case !at.IsZero():
 					wakes[id] = at
 				}
-				if len(w.Events()) > 0 {
+				if w.Pending() > 0 {
 					break // take in fresh events before going on
 				}
 			}

@@ -32,7 +32,7 @@ type Placer struct {
 }
 
 // writeChunk is how many decisions one transaction of the write-back holds.
-const writeChunk = 500
+const writeChunk = store.MaxChangesPerTransaction
 
 // Backoff bounds for retrying tasks that fit nowhere.
 const (
@@ -101,7 +101,7 @@ func (p *Placer) Run(ctx context.Context) error {
 	defer retry.Stop()
 	dirty := true
 	for {
-		if dirty && len(p.pending) > 0 && len(w.Events()) == 0 {
+		if dirty && len(p.pending) > 0 && w.Pending() == 0 {
 			dirty = false
 			unplaced, err := p.place(ctx)
 			switch {
@@ -171,42 +171,38 @@ func (p *Placer) place(ctx context.Context) (int, error) {
 	sort.Slice(ts, func(i, j int) bool { return ts[i].ID < ts[j].ID })
 	decisions := p.sched.Schedule(scheduler.State{Nodes: nodes, Tasks: placed}, ts).Decisions
 
-	// Write back in batches: each chunk is one transaction, and the store
-	// splits the batch into proposals small enough for one raft entry.
+	// Write back in chunks, each one transaction (one raft entry once
+	// replicated): a decision that lands is final even if a later chunk
+	// fails, and the failed ones come back through their events.
 	unplaced := 0
 	now := time.Now().UTC()
-	err := p.store.BatchContext(ctx, func(b *store.Batch) error {
-		for len(decisions) > 0 {
-			chunk := decisions[:min(writeChunk, len(decisions))]
-			decisions = decisions[len(chunk):]
-			err := b.Update(func(tx store.Tx) error {
-				for _, d := range chunk {
-					t := tx.GetTask(d.TaskID)
-					if t == nil || !waiting(t) {
-						continue // changed meanwhile; its event brings it back
-					}
-					if d.NodeID == "" {
-						unplaced++
-						if t.Status.Message == d.Reason {
-							continue // already says so: no write, no event loop
-						}
-						t.Status.Message = d.Reason
-						t.Status.Timestamp = now
-					} else {
-						t.NodeID = d.NodeID
-						t.Status = api.TaskStatus{Timestamp: now, State: api.TaskStateAssigned, Message: "scheduler assigned task to node"}
-					}
-					if err := tx.UpdateTask(t); err != nil {
-						return err
-					}
+	var err error
+	for len(decisions) > 0 && err == nil {
+		chunk := decisions[:min(writeChunk, len(decisions))]
+		decisions = decisions[len(chunk):]
+		err = p.store.UpdateContext(ctx, func(tx store.Tx) error {
+			for _, d := range chunk {
+				t := tx.GetTask(d.TaskID)
+				if t == nil || !waiting(t) {
+					continue // changed meanwhile; its event brings it back
 				}
-				return nil
-			})
-			if err != nil {
-				return err
+				if d.NodeID == "" {
+					unplaced++
+					if t.Status.Message == d.Reason {
+						continue // already says so: no write, no event loop
+					}
+					t.Status.Message = d.Reason
+					t.Status.Timestamp = now
+				} else {
+					t.NodeID = d.NodeID
+					t.Status = api.TaskStatus{Timestamp: now, State: api.TaskStateAssigned, Message: "scheduler assigned task to node"}
+				}
+				if err := tx.UpdateTask(t); err != nil {
+					return err
+				}
 			}
-		}
-		return nil
-	})
+			return nil
+		})
+	}
 	return unplaced, err
 }
