@@ -13,6 +13,8 @@ require (
 )
 
 require (
+	github.com/anishathalye/porcupine v1.3.1 // indirect
+	github.com/docker/docker v28.5.2+incompatible // indirect
 	github.com/go-logr/logr v1.4.4 // indirect
 	github.com/google/certificate-transparency-go v1.1.7 // indirect
 	github.com/hashicorp/go-immutable-radix v1.3.1 // indirect

@@ -13,8 +13,12 @@ import (
 // Client drives a cluster: services, tasks and nodes. Every write is
 // validated first, and bad input changes nothing.
 type Client struct {
-	api *controlapi.Server
+	api controlapi.API
 }
+
+// NewClient returns a client of a control API: a manager in this process
+// (Manager.Client is shorter) or a remote one (Dial).
+func NewClient(c controlapi.API) *Client { return &Client{api: c} }
 
 // TaskFilter narrows ListTasks.
 type TaskFilter = controlapi.TaskFilter

@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"sync"
 
+	"google.golang.org/grpc"
+
 	"github.com/apiary-io/apiary/scheduler"
 	"github.com/apiary-io/apiary/store"
 	"github.com/apiary-io/apiary/swarm/agent"
@@ -49,8 +51,12 @@ type Manager struct {
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
-	errMu  sync.Mutex
-	err    error
+
+	serversMu sync.Mutex
+	servers   []*grpc.Server
+	stopped   bool
+	errMu     sync.Mutex
+	err       error
 }
 
 // StartManager initialises a new cluster and starts its control loop:
@@ -120,6 +126,14 @@ func (m *Manager) Err() error {
 
 // Stop ends the control loop and waits for it.
 func (m *Manager) Stop() {
+	m.serversMu.Lock()
+	m.stopped = true
+	servers := m.servers
+	m.servers = nil
+	m.serversMu.Unlock()
+	for _, s := range servers {
+		s.Stop()
+	}
 	m.cancel()
 	m.wg.Wait()
 	m.store.Close()

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -255,6 +256,11 @@ func (r *runner) kill(ctx context.Context) error {
 	}
 	if err := ctrl.Terminate(ctx); err != nil {
 		return fmt.Errorf("terminate task %s: %w", r.id, err)
+	}
+	// Wait until the executor has recorded the end, so that nothing of the
+	// task is still being written when this returns.
+	if _, err := ctrl.Wait(ctx); err != nil && !errors.Is(err, executor.ErrNotStarted) {
+		return fmt.Errorf("wait for task %s: %w", r.id, err)
 	}
 	return nil
 }

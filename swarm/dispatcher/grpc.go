@@ -1,0 +1,93 @@
+package dispatcher
+
+import (
+	"context"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+
+	"github.com/apiary-io/apiary/swarm/rpc"
+)
+
+// ServiceName is the dispatcher's gRPC service.
+const ServiceName = "apiary.Dispatcher"
+
+func init() {
+	rpc.RegisterError("session-invalid", ErrSessionInvalid, codes.FailedPrecondition)
+	rpc.RegisterError("node-removed", ErrNodeRemoved, codes.PermissionDenied)
+	rpc.RegisterError("dispatcher-not-running", ErrNotRunning, codes.Unavailable)
+}
+
+// API is the worker-facing contract: what Dispatcher serves and what a
+// worker's agent calls.
+type API interface {
+	Register(ctx context.Context, req *RegisterRequest) (*RegisterResponse, error)
+	Heartbeat(ctx context.Context, req *HeartbeatRequest) (*HeartbeatResponse, error)
+	Assignments(ctx context.Context, req *AssignmentsRequest) (AssignmentStream, error)
+	UpdateTaskStatus(ctx context.Context, req *UpdateTaskStatusRequest) error
+}
+
+// Empty is the response of calls that return nothing.
+type Empty struct{}
+
+// Serve registers impl as the dispatcher service of s.
+func Serve(s grpc.ServiceRegistrar, impl API) {
+	desc := rpc.Service(ServiceName,
+		[]grpc.MethodDesc{
+			rpc.Unary("Register", impl.Register),
+			rpc.Unary("Heartbeat", impl.Heartbeat),
+			rpc.Unary("UpdateTaskStatus", func(ctx context.Context, req *UpdateTaskStatusRequest) (*Empty, error) {
+				return &Empty{}, impl.UpdateTaskStatus(ctx, req)
+			}),
+		},
+		rpc.ServerStream("Assignments", func(ctx context.Context, req *AssignmentsRequest, send func(*AssignmentsMessage) error) error {
+			st, err := impl.Assignments(ctx, req)
+			if err != nil {
+				return err
+			}
+			for {
+				m, err := st.Recv()
+				if err != nil {
+					return err
+				}
+				if err := send(m); err != nil {
+					return err
+				}
+			}
+		}),
+	)
+	s.RegisterService(&desc, nil)
+}
+
+// Client calls a remote dispatcher; it implements API (and so
+// agent.Dispatcher).
+type Client struct {
+	conn grpc.ClientConnInterface
+}
+
+// NewClient returns a client over conn (dialled with rpc.DialOptions).
+func NewClient(conn grpc.ClientConnInterface) *Client { return &Client{conn: conn} }
+
+// Register implements API.
+func (c *Client) Register(ctx context.Context, req *RegisterRequest) (*RegisterResponse, error) {
+	return rpc.Call[RegisterResponse](ctx, c.conn, ServiceName, "Register", req)
+}
+
+// Heartbeat implements API.
+func (c *Client) Heartbeat(ctx context.Context, req *HeartbeatRequest) (*HeartbeatResponse, error) {
+	return rpc.Call[HeartbeatResponse](ctx, c.conn, ServiceName, "Heartbeat", req)
+}
+
+// UpdateTaskStatus implements API.
+func (c *Client) UpdateTaskStatus(ctx context.Context, req *UpdateTaskStatusRequest) error {
+	_, err := rpc.Call[Empty](ctx, c.conn, ServiceName, "UpdateTaskStatus", req)
+	return err
+}
+
+// Assignments implements API.
+func (c *Client) Assignments(ctx context.Context, req *AssignmentsRequest) (AssignmentStream, error) {
+	return rpc.OpenStream[AssignmentsMessage](ctx, c.conn, ServiceName, "Assignments", req)
+}
+
+var _ API = (*Dispatcher)(nil)
+var _ API = (*Client)(nil)

@@ -1,0 +1,222 @@
+// Package rpc carries Apiary's manager APIs over gRPC without generated
+// code: messages are the plain Go structs of the API packages, encoded as
+// JSON by a gRPC codec, and services are described by hand-written
+// grpc.ServiceDesc values built with Unary and ServerStream. Errors keep
+// their identity across the wire: a package registers its sentinel errors
+// (RegisterError) and a client gets back an error for which errors.Is
+// matches the same sentinel the server returned.
+package rpc
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// Codec encodes messages as JSON. Its name is not "proto", so it never
+// clashes with the protobuf codec of other services on the same server.
+type Codec struct{}
+
+// Marshal implements encoding.Codec.
+func (Codec) Marshal(v any) ([]byte, error) { return json.Marshal(v) }
+
+// Unmarshal implements encoding.Codec.
+func (Codec) Unmarshal(data []byte, v any) error { return json.Unmarshal(data, v) }
+
+// Name implements encoding.Codec.
+func (Codec) Name() string { return "apiary-json" }
+
+// ServerOptions make a gRPC server speak the codec.
+func ServerOptions() []grpc.ServerOption {
+	return []grpc.ServerOption{grpc.ForceServerCodec(Codec{})}
+}
+
+// DialOptions make a client connection speak the codec.
+func DialOptions() []grpc.DialOption {
+	return []grpc.DialOption{grpc.WithDefaultCallOptions(grpc.ForceCodec(Codec{}))}
+}
+
+type registered struct {
+	err  error
+	code codes.Code
+}
+
+var (
+	regMu    sync.RWMutex
+	byName   = map[string]registered{}
+	sentinel = map[error]string{}
+)
+
+// RegisterError makes err (a sentinel compared with errors.Is) travel
+// across the wire under name, with the gRPC status code code. Packages
+// register their sentinels in init.
+func RegisterError(name string, err error, code codes.Code) {
+	regMu.Lock()
+	defer regMu.Unlock()
+	byName[name] = registered{err, code}
+	sentinel[err] = name
+}
+
+// remoteError is an error received from the other side: its text as the
+// server wrote it, and the sentinel it wrapped.
+type remoteError struct {
+	msg string
+	is  error
+}
+
+func (e *remoteError) Error() string { return e.msg }
+func (e *remoteError) Unwrap() error { return e.is }
+
+// ToStatus turns a server-side error into a gRPC status error, naming the
+// registered sentinel it wraps so the client can restore it.
+func ToStatus(err error) error {
+	if err == nil {
+		return nil
+	}
+	regMu.RLock()
+	for s, name := range sentinel {
+		if errors.Is(err, s) {
+			code := byName[name].code
+			regMu.RUnlock()
+			return status.Error(code, "["+name+"] "+err.Error())
+		}
+	}
+	regMu.RUnlock()
+	switch {
+	case errors.Is(err, context.Canceled):
+		return status.Error(codes.Canceled, err.Error())
+	case errors.Is(err, context.DeadlineExceeded):
+		return status.Error(codes.DeadlineExceeded, err.Error())
+	}
+	if _, ok := status.FromError(err); ok {
+		return err // already a status (from a call this one made)
+	}
+	return status.Error(codes.Unknown, err.Error())
+}
+
+// FromStatus turns a client-side gRPC error back into an error that wraps
+// the sentinel the server's error wrapped (when it was registered).
+func FromStatus(err error) error {
+	if err == nil {
+		return nil
+	}
+	st, ok := status.FromError(err)
+	if !ok {
+		return err
+	}
+	msg := st.Message()
+	if strings.HasPrefix(msg, "[") {
+		if i := strings.Index(msg, "] "); i > 0 {
+			regMu.RLock()
+			r, ok := byName[msg[1:i]]
+			regMu.RUnlock()
+			if ok {
+				return &remoteError{msg: msg[i+2:], is: r.err}
+			}
+		}
+	}
+	switch st.Code() {
+	case codes.Canceled:
+		return &remoteError{msg: msg, is: context.Canceled}
+	case codes.DeadlineExceeded:
+		return &remoteError{msg: msg, is: context.DeadlineExceeded}
+	case codes.Unavailable:
+		return &remoteError{msg: msg, is: ErrUnavailable}
+	}
+	return fmt.Errorf("%s: %s", st.Code(), msg)
+}
+
+// ErrUnavailable: the other side could not be reached.
+var ErrUnavailable = errors.New("unavailable")
+
+// Unary describes a unary method whose handler is fn.
+func Unary[Req, Resp any](name string, fn func(context.Context, *Req) (*Resp, error)) grpc.MethodDesc {
+	return grpc.MethodDesc{
+		MethodName: name,
+		Handler: func(_ any, ctx context.Context, dec func(any) error, intercept grpc.UnaryServerInterceptor) (any, error) {
+			req := new(Req)
+			if err := dec(req); err != nil {
+				return nil, status.Errorf(codes.InvalidArgument, "decode %s request: %v", name, err)
+			}
+			call := func(ctx context.Context, r any) (any, error) {
+				resp, err := fn(ctx, r.(*Req))
+				if err != nil {
+					return nil, ToStatus(err)
+				}
+				return resp, nil
+			}
+			if intercept == nil {
+				return call(ctx, req)
+			}
+			return intercept(ctx, req, &grpc.UnaryServerInfo{FullMethod: name}, call)
+		},
+	}
+}
+
+// ServerStream describes a server-streaming method: one request in, a stream
+// of responses out, each sent with send.
+func ServerStream[Req, Resp any](name string, fn func(ctx context.Context, req *Req, send func(*Resp) error) error) grpc.StreamDesc {
+	return grpc.StreamDesc{
+		StreamName:    name,
+		ServerStreams: true,
+		Handler: func(_ any, stream grpc.ServerStream) error {
+			req := new(Req)
+			if err := stream.RecvMsg(req); err != nil {
+				return status.Errorf(codes.InvalidArgument, "decode %s request: %v", name, err)
+			}
+			err := fn(stream.Context(), req, func(m *Resp) error { return stream.SendMsg(m) })
+			return ToStatus(err)
+		},
+	}
+}
+
+// Service builds a service description; register it with
+// server.RegisterService(&desc, nil).
+func Service(name string, unary []grpc.MethodDesc, streams ...grpc.StreamDesc) grpc.ServiceDesc {
+	return grpc.ServiceDesc{ServiceName: name, HandlerType: (*any)(nil), Methods: unary, Streams: streams}
+}
+
+// Call invokes a unary method on conn and restores registered errors.
+func Call[Resp any](ctx context.Context, conn grpc.ClientConnInterface, service, method string, req any) (*Resp, error) {
+	resp := new(Resp)
+	if err := conn.Invoke(ctx, "/"+service+"/"+method, req, resp); err != nil {
+		return nil, FromStatus(err)
+	}
+	return resp, nil
+}
+
+// Stream is the client side of a server stream.
+type Stream[Resp any] struct {
+	s grpc.ClientStream
+}
+
+// Recv returns the next message, or the stream's end as an error.
+func (s *Stream[Resp]) Recv() (*Resp, error) {
+	m := new(Resp)
+	if err := s.s.RecvMsg(m); err != nil {
+		return nil, FromStatus(err)
+	}
+	return m, nil
+}
+
+// OpenStream starts a server-streaming call with req.
+func OpenStream[Resp any](ctx context.Context, conn grpc.ClientConnInterface, service, method string, req any) (*Stream[Resp], error) {
+	cs, err := conn.NewStream(ctx, &grpc.StreamDesc{StreamName: method, ServerStreams: true}, "/"+service+"/"+method)
+	if err != nil {
+		return nil, FromStatus(err)
+	}
+	if err := cs.SendMsg(req); err != nil {
+		return nil, FromStatus(err)
+	}
+	if err := cs.CloseSend(); err != nil {
+		return nil, FromStatus(err)
+	}
+	return &Stream[Resp]{s: cs}, nil
+}

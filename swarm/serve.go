@@ -1,0 +1,67 @@
+package swarm
+
+import (
+	"errors"
+	"fmt"
+	"net"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/apiary-io/apiary/swarm/controlapi"
+	"github.com/apiary-io/apiary/swarm/dispatcher"
+	"github.com/apiary-io/apiary/swarm/rpc"
+)
+
+// Serve answers the manager's gRPC services — the dispatcher for workers and
+// the control API for clients — on l until the manager stops. It returns
+// nil then, or the listener's error.
+func (m *Manager) Serve(l net.Listener) error {
+	return m.serve(l, true)
+}
+
+// ServeControl answers the control API alone on l (a local Unix socket, say),
+// until the manager stops.
+func (m *Manager) ServeControl(l net.Listener) error {
+	return m.serve(l, false)
+}
+
+func (m *Manager) serve(l net.Listener, workers bool) error {
+	s := grpc.NewServer(rpc.ServerOptions()...)
+	controlapi.Serve(s, m.control)
+	if workers {
+		dispatcher.Serve(s, m.dispatcher)
+	}
+	m.serversMu.Lock()
+	if m.stopped {
+		m.serversMu.Unlock()
+		return nil
+	}
+	m.servers = append(m.servers, s)
+	m.serversMu.Unlock()
+	err := s.Serve(l)
+	if errors.Is(err, grpc.ErrServerStopped) {
+		return nil
+	}
+	return err
+}
+
+// Dial connects to a manager's gRPC services at target ("host:port", or
+// "unix:///path/to/control.sock").
+func Dial(target string, opts ...grpc.DialOption) (*grpc.ClientConn, error) {
+	all := append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, rpc.DialOptions()...)
+	conn, err := grpc.NewClient(target, append(all, opts...)...)
+	if err != nil {
+		return nil, fmt.Errorf("dial %s: %w", target, err)
+	}
+	return conn, nil
+}
+
+// DialClient returns a Client of the control API at target.
+func DialClient(target string, opts ...grpc.DialOption) (*Client, func() error, error) {
+	conn, err := Dial(target, opts...)
+	if err != nil {
+		return nil, nil, err
+	}
+	return NewClient(controlapi.NewClient(conn)), conn.Close, nil
+}
