@@ -38,7 +38,8 @@ type Watcher struct {
 func (w *Watcher) Events() <-chan Event { return w.out }
 
 // Pending returns how many events are waiting for the reader: queued or in
-// the channel. A loop that acts once it has caught up (to batch its work
+// the channel; it may count one fewer (an event being handed over), never
+// more. A loop that acts once it has caught up (to batch its work
 // over many events) checks Pending() == 0 rather than the channel's length,
 // which misses the queue behind it.
 func (w *Watcher) Pending() int { return int(w.unsent.Load()) + len(w.out) }
@@ -180,9 +181,13 @@ func (w *Watcher) run() {
 				ev.Old = ev.Old.CopyObject()
 			}
 			batch[i] = Event{} // let the stored objects go as soon as they are sent
+			// Uncount the event before it can reach the reader: a reader
+			// that has it must never still see it as pending, or it would
+			// wait for events that are not coming. Counting it nowhere
+			// while it is in hand only makes a reader act early.
+			w.unsent.Add(-1)
 			select {
 			case w.out <- ev:
-				w.unsent.Add(-1)
 			case <-w.done:
 				return
 			}

@@ -138,3 +138,8 @@ func (c *Client) WaitConverged(ctx context.Context, ref string) error {
 		}
 	}
 }
+
+// GetCluster returns the cluster object: its settings and join tokens.
+func (c *Client) GetCluster(ctx context.Context) (*api.Cluster, error) {
+	return c.api.GetCluster(ctx)
+}

@@ -104,6 +104,13 @@ func StartManager(ctx context.Context, cfg ManagerConfig) (*Manager, error) {
 			}
 		}()
 	}
+	// Workers may register as soon as this returns.
+	select {
+	case <-m.dispatcher.Started():
+	case <-ctx.Done():
+		m.Stop()
+		return nil, fmt.Errorf("start manager: %w", ctx.Err())
+	}
 	log.Info("manager started")
 	return m, nil
 }

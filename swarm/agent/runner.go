@@ -28,10 +28,24 @@ type runner struct {
 	exitCh chan executor.ExitStatus
 	// stopped is set once Shutdown succeeded for an unwanted task.
 	stopped bool
+
+	// Health (health.go): the task's last health, the time it started
+	// running (carried in every report from then on), the watcher's
+	// changes and how to stop the watcher.
+	health     string
+	startedAt  time.Time
+	healthCh   chan healthResult
+	stopHealth context.CancelFunc
+	lastReport time.Time
 }
 
 func newRunner(a *Agent, t *api.Task) *runner {
-	return &runner{a: a, id: t.ID, task: t, state: t.Status.State, wake: make(chan struct{}, 1), exitCh: make(chan executor.ExitStatus, 1)}
+	r := &runner{a: a, id: t.ID, task: t, state: t.Status.State, wake: make(chan struct{}, 1), exitCh: make(chan executor.ExitStatus, 1), healthCh: make(chan healthResult)}
+	r.health = t.Status.Health
+	if cs := t.Status.ContainerStatus; cs != nil {
+		r.startedAt = cs.StartedAt
+	}
+	return r
 }
 
 func (r *runner) update(t *api.Task) {
@@ -67,7 +81,21 @@ func (r *runner) set(s api.TaskState, msg string, err error, cs *api.ContainerSt
 		return
 	}
 	r.state = s
-	st := api.TaskStatus{Timestamp: time.Now().UTC(), State: s, Message: msg, ContainerStatus: cs}
+	r.send(msg, err, cs)
+}
+
+// send reports the current state with the task's health and start time.
+// Timestamps strictly increase, so each report is told from the one before.
+func (r *runner) send(msg string, err error, cs *api.ContainerStatus) {
+	now := time.Now().UTC()
+	if !now.After(r.lastReport) {
+		now = r.lastReport.Add(time.Nanosecond)
+	}
+	r.lastReport = now
+	if cs != nil && !r.startedAt.IsZero() {
+		cs.StartedAt = r.startedAt
+	}
+	st := api.TaskStatus{Timestamp: now, State: r.state, Message: msg, ContainerStatus: cs, Health: r.health}
 	if err != nil {
 		st.Err = err.Error()
 	}
@@ -151,12 +179,20 @@ func (r *runner) run(ctx context.Context) {
 				continue
 			}
 			cs, _ := ctrl.Status(ctx)
+			r.startedAt = time.Now().UTC()
+			if t.Spec.HasHealthCheck() {
+				r.health = api.HealthStarting
+			}
 			r.set(api.TaskStateRunning, "started", nil, &cs)
 			go r.waitExit(ctx, ctrl)
+			r.watchHealth(ctx, ctrl, t)
 		case r.state == api.TaskStateRunning:
 			select {
 			case ex := <-r.exitCh:
+				r.endHealth()
 				r.exited(ex)
+			case h := <-r.healthCh:
+				r.healthChanged(ctx, ctrl, h)
 			case <-r.wake:
 			case <-ctx.Done():
 				return
@@ -184,6 +220,61 @@ func (r *runner) adopt(ctx context.Context, ctrl executor.Controller) {
 	// already know.
 	r.set(api.TaskStateRunning, "adopted after an agent restart", nil, &cs)
 	go r.waitExit(ctx, ctrl)
+	t, _ := r.latest()
+	r.watchHealth(ctx, ctrl, t)
+}
+
+// watchHealth starts watching a running task's health (health.go).
+func (r *runner) watchHealth(ctx context.Context, ctrl executor.Controller, t *api.Task) {
+	hctx, cancel := context.WithCancel(ctx)
+	r.stopHealth = cancel
+	started := r.startedAt
+	if started.IsZero() {
+		started = time.Now()
+	}
+	go watchHealth(hctx, t, ctrl, started, r.health, r.healthCh)
+}
+
+// endHealth stops the health watcher, if one runs.
+func (r *runner) endHealth() {
+	if r.stopHealth != nil {
+		r.stopHealth()
+		r.stopHealth = nil
+	}
+}
+
+// healthChanged reports a new health; an unhealthy task is stopped and
+// reported FAILED, for its restart policy to replace it.
+func (r *runner) healthChanged(ctx context.Context, ctrl executor.Controller, h healthResult) {
+	r.health = h.status
+	if h.status != api.HealthUnhealthy {
+		r.send("health: "+h.status, nil, r.runningStatus(ctx, ctrl))
+		return
+	}
+	r.endHealth()
+	if err := ctrl.Shutdown(ctx); err != nil {
+		if ctx.Err() != nil {
+			return
+		}
+		r.a.log.Warn("shutdown unhealthy task", "task", r.id, "err", err)
+	}
+	r.stopped = true
+	cs := &api.ContainerStatus{}
+	select {
+	case ex := <-r.exitCh:
+		cs.ExitCode, cs.OOMKilled = ex.ExitCode, ex.OOMKilled
+	case <-time.After(time.Second):
+	}
+	r.set(api.TaskStateFailed, "unhealthy", fmt.Errorf("task unhealthy: %s", h.detail), cs)
+}
+
+// runningStatus is the container status of a running task.
+func (r *runner) runningStatus(ctx context.Context, ctrl executor.Controller) *api.ContainerStatus {
+	cs, err := ctrl.Status(ctx)
+	if err != nil {
+		return &api.ContainerStatus{}
+	}
+	return &cs
 }
 
 func (r *runner) waitExit(ctx context.Context, ctrl executor.Controller) {
@@ -196,6 +287,7 @@ func (r *runner) waitExit(ctx context.Context, ctrl executor.Controller) {
 
 // exited reports how a running task ended on its own.
 func (r *runner) exited(ex executor.ExitStatus) {
+	r.endHealth()
 	cs := &api.ContainerStatus{ExitCode: ex.ExitCode, OOMKilled: ex.OOMKilled}
 	if !ex.Failed() {
 		r.set(api.TaskStateComplete, "finished", nil, cs)
@@ -227,6 +319,7 @@ func (r *runner) stop(ctx context.Context, ctrl executor.Controller) {
 		r.set(api.TaskStateShutdown, "shut down before it started", nil, nil)
 		return
 	}
+	r.endHealth()
 	if err := ctrl.Shutdown(ctx); err != nil {
 		if ctx.Err() != nil {
 			return

@@ -31,7 +31,9 @@ const (
 //     MaxConcurrent 0 → 1 and TotalCompletions 0 → MaxConcurrent (Docker's
 //     documented meaning of leaving them out);
 //   - task_template.restart_policy: condition any, delay 5 s (swarmkit's
-//     defaults.Service); MaxAttempts 0 already means unlimited;
+//     defaults.Service); for jobs condition on-failure (Docker's CLI: a job
+//     that completed is never run again, a failed one is retried);
+//     MaxAttempts 0 already means unlimited;
 //   - task_template.health_check of a real test (CMD, CMD-SHELL, HTTP, TCP):
 //     interval 30 s, timeout 30 s, retries 3 (the Docker engine's). An empty
 //     test inherits the image's check, so its timings are left to the image;
@@ -75,6 +77,9 @@ func (s *ServiceSpec) fillDefaults() {
 	}
 	if t.RestartPolicy.Condition == "" {
 		t.RestartPolicy.Condition = RestartConditionAny
+		if s.Mode.IsJob() {
+			t.RestartPolicy.Condition = RestartConditionOnFailure
+		}
 	}
 	if t.RestartPolicy.Delay == nil {
 		d := DefaultRestartDelay

@@ -198,3 +198,39 @@ func TestApplyDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestWithDefaultsJobsRestartOnFailure(t *testing.T) {
+	for _, mode := range []ServiceMode{{ReplicatedJob: &ReplicatedJob{}}, {GlobalJob: &GlobalJob{}}} {
+		s := ServiceSpec{Annotations: Annotations{Name: "job"}, Mode: mode, TaskTemplate: TaskSpec{Process: &ProcessSpec{Command: []string{"app"}}}}
+		if got := s.WithDefaults().TaskTemplate.RestartPolicy.Condition; got != RestartConditionOnFailure {
+			t.Errorf("%s: restart condition %q, want on-failure (a completed job task is never rerun)", mode.ModeName(), got)
+		}
+		s.TaskTemplate.RestartPolicy = &RestartPolicy{Condition: RestartConditionNone}
+		if got := s.WithDefaults().TaskTemplate.RestartPolicy.Condition; got != RestartConditionNone {
+			t.Errorf("%s: a set condition changed to %q", mode.ModeName(), got)
+		}
+	}
+	s := ServiceSpec{Annotations: Annotations{Name: "svc"}, TaskTemplate: TaskSpec{Process: &ProcessSpec{Command: []string{"app"}}}}
+	if got := s.WithDefaults().TaskTemplate.RestartPolicy.Condition; got != RestartConditionAny {
+		t.Errorf("replicated service: restart condition %q, want any", got)
+	}
+}
+
+func TestHasHealthCheck(t *testing.T) {
+	for _, tc := range []struct {
+		h    *HealthConfig
+		want bool
+	}{
+		{nil, false},
+		{&HealthConfig{}, false}, // inherit the image's: not set by the spec
+		{&HealthConfig{Test: []string{"NONE"}}, false},
+		{&HealthConfig{Test: []string{"CMD", "true"}}, true},
+		{&HealthConfig{Test: []string{"CMD-SHELL", "true"}}, true},
+		{&HealthConfig{Test: []string{"HTTP", "http://127.0.0.1:80/"}}, true},
+		{&HealthConfig{Test: []string{"TCP", ":80"}}, true},
+	} {
+		if got := (TaskSpec{HealthCheck: tc.h}).HasHealthCheck(); got != tc.want {
+			t.Errorf("%+v: HasHealthCheck = %v, want %v", tc.h, got, tc.want)
+		}
+	}
+}

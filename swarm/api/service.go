@@ -17,6 +17,24 @@ type Service struct {
 	PreviousSpecVersion uint64        `json:"PreviousSpecVersion,omitempty"`
 	Endpoint            *Endpoint     `json:"Endpoint,omitempty"`
 	UpdateStatus        *UpdateStatus `json:"UpdateStatus,omitempty"`
+	// ServiceStatus counts the service's tasks. It is not stored: listings
+	// (controlapi.ListServices) fill it in, as Docker's service list does.
+	ServiceStatus *ServiceStatus `json:"ServiceStatus,omitempty"`
+}
+
+// ServiceStatus is a service's task counts, as Docker's ServiceStatus.
+type ServiceStatus struct {
+	// RunningTasks counts the tasks wanted running that run (and, with a
+	// health check, are healthy).
+	RunningTasks uint64 `json:"RunningTasks"`
+	// DesiredTasks is how many tasks should run: the replica count, the
+	// eligible nodes of a global service, or for a job the tasks it still
+	// runs at once (at most MaxConcurrent, never more than the completions
+	// still missing).
+	DesiredTasks uint64 `json:"DesiredTasks"`
+	// CompletedTasks counts a job's tasks of its current iteration that
+	// completed; 0 for services that are not jobs.
+	CompletedTasks uint64 `json:"CompletedTasks"`
 }
 
 // ServiceSpec is the user-owned part of a service.
@@ -231,6 +249,7 @@ func (s *Service) Copy() *Service {
 		u.CompletedAt = copyPtr(u.CompletedAt)
 		c.UpdateStatus = &u
 	}
+	c.ServiceStatus = copyPtr(s.ServiceStatus)
 	return &c
 }
 

@@ -26,8 +26,21 @@ type Task struct {
 	Status       TaskStatus          `json:"Status"`
 	Networks     []NetworkAttachment `json:"NetworksAttachments,omitempty"`
 	Endpoint     *Endpoint           `json:"Endpoint,omitempty"`
-	// JobIteration counts re-runs of a job service.
+	// JobIteration counts re-runs of a job service: it is the service's
+	// SpecVersion when the task was made, so every spec change of a job
+	// (a re-run) starts a new iteration.
 	JobIteration uint64 `json:"JobIteration,omitempty"`
+	// RestartCount is how many times the restart supervisor replaced the
+	// task's predecessors in this slot under the same task template: 0 for
+	// a task made by a scale-up or an update, n+1 for the successor of a task
+	// with n. It is carried from predecessor to successor, so the restart
+	// policy's MaxAttempts is exact however little history the slot keeps.
+	RestartCount uint64 `json:"RestartCount,omitempty"`
+	// RestartHistory holds when the most recent of those restarts were made
+	// (oldest first, at most the policy's MaxAttempts of them), for a
+	// policy with a Window: the attempts that count are those within the
+	// window before the task ended.
+	RestartHistory []time.Time `json:"RestartHistory,omitempty"`
 	// StartAfter, when set, holds a task created with desired state READY
 	// (a restart waiting out its delay) until this time; the orchestrator
 	// then moves its desired state to RUNNING. Keeping it in the task, not
@@ -57,6 +70,10 @@ type ContainerStatus struct {
 	PID         int    `json:"PID,omitempty"`
 	ExitCode    int    `json:"ExitCode"`
 	OOMKilled   bool   `json:"OOMKilled,omitempty"`
+	// StartedAt is when the process or container started (the task's move
+	// to RUNNING); reports made after it, the final one included, carry it,
+	// so the managers can tell how long a task ran before it ended.
+	StartedAt time.Time `json:"StartedAt,omitzero"`
 }
 
 // NetworkAttachment is a task's address on one network.
@@ -223,6 +240,14 @@ type HealthConfig struct {
 	Retries     int           `json:"Retries,omitempty"`
 }
 
+// HasHealthCheck reports whether the spec sets a health check to run: a
+// test other than ["NONE"]. An empty test (a container inheriting its
+// image's HEALTHCHECK) is not one the spec sets.
+func (t TaskSpec) HasHealthCheck() bool {
+	h := t.HealthCheck
+	return h != nil && len(h.Test) > 0 && h.Test[0] != healthTestNone
+}
+
 // NetworkAttachmentConfig attaches a task to a network.
 type NetworkAttachmentConfig struct {
 	Target  string   `json:"Target"`
@@ -253,6 +278,7 @@ func (t *Task) Copy() *Task {
 	c.ServiceAnnotations = t.ServiceAnnotations.Copy()
 	c.Spec = t.Spec.Copy()
 	c.Status = t.Status.Copy()
+	c.RestartHistory = copySlice(t.RestartHistory)
 	if t.Networks != nil {
 		c.Networks = make([]NetworkAttachment, len(t.Networks))
 		for i, n := range t.Networks {

@@ -6,6 +6,7 @@ import (
 
 	"github.com/apiary-io/apiary/store"
 	"github.com/apiary-io/apiary/swarm/api"
+	"github.com/apiary-io/apiary/swarm/orchestrator"
 )
 
 // CreateService validates spec (after filling Swarm's defaults) and creates
@@ -39,16 +40,46 @@ func (s *Server) GetService(ctx context.Context, ref string) (*api.Service, erro
 	return out, err
 }
 
-// ListServices returns every service, ordered by name.
+// ListServices returns every service, ordered by name, each with its task
+// counts (ServiceStatus: running, desired, completed), as Docker's service
+// list shows them.
 func (s *Server) ListServices(ctx context.Context) ([]*api.Service, error) {
 	var out []*api.Service
 	var err error
-	s.store.View(func(tx store.ReadTx) { out, err = tx.FindServices(store.All) })
+	s.store.View(func(tx store.ReadTx) {
+		if out, err = tx.FindServices(store.All); err != nil {
+			return
+		}
+		err = fillServiceStatus(tx, out)
+	})
 	if err != nil {
 		return nil, err
 	}
 	sortByName(out, func(x *api.Service) string { return x.Spec.Name }, func(x *api.Service) string { return x.ID })
 	return out, nil
+}
+
+// fillServiceStatus sets each service's ServiceStatus from its tasks (and,
+// for global services, the nodes) as orchestrator.Measure counts them.
+func fillServiceStatus(tx store.ReadTx, services []*api.Service) error {
+	tasks, err := tx.FindTasks(store.All)
+	if err != nil {
+		return err
+	}
+	byService := map[string][]*api.Task{}
+	for _, t := range tasks {
+		byService[t.ServiceID] = append(byService[t.ServiceID], t)
+	}
+	var nodes []*api.Node
+	for _, svc := range services {
+		if svc.Spec.Mode.IsGlobal() && nodes == nil {
+			if nodes, err = tx.FindNodes(store.All); err != nil {
+				return err
+			}
+		}
+		svc.ServiceStatus = orchestrator.Measure(svc, byService[svc.ID], nodes).Status()
+	}
+	return nil
 }
 
 // UpdateService replaces the spec of the service ref. version must be the

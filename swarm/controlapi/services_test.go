@@ -566,3 +566,58 @@ func TestServiceNamesInErrors(t *testing.T) {
 		t.Errorf("err = %v, want the service, field and rule named", err)
 	}
 }
+
+func TestListServicesCountsTasks(t *testing.T) {
+	srv, s := newServer(t)
+	web := mustCreate(t, srv, spec("web", 3))
+	jobSpec := spec("batch", 0)
+	jobSpec.Mode = api.ServiceMode{ReplicatedJob: &api.ReplicatedJob{MaxConcurrent: 2, TotalCompletions: 5}}
+	job := mustCreate(t, srv, jobSpec)
+	agentSpec := globalSpec("agent")
+	agentSvc := mustCreate(t, srv, agentSpec)
+	running := func(id, svc string, slot uint64, iter uint64) *api.Task {
+		return &api.Task{ID: id, ServiceID: svc, Slot: slot, NodeID: "n1", JobIteration: iter, DesiredState: api.TaskStateRunning,
+			Spec: api.TaskSpec{Process: &api.ProcessSpec{Command: []string{"app"}}}, SpecVersion: 1,
+			Status: api.TaskStatus{State: api.TaskStateRunning}}
+	}
+	mustUpdate(t, s, func(tx store.Tx) error {
+		node := &api.Node{ID: "n1", Spec: api.NodeSpec{Role: api.NodeRoleWorker, Availability: api.NodeAvailabilityActive},
+			Status: api.NodeStatus{State: api.NodeStateReady}, Description: &api.NodeDescription{Hostname: "n1", Executor: "process", Platform: api.Platform{OS: "linux", Architecture: "amd64"}}}
+		if err := tx.CreateNode(node); err != nil {
+			return err
+		}
+		web1, web2 := running("w1", web.ID, 1, 0), running("w2", web.ID, 2, 0)
+		web2.Status.State = api.TaskStateStarting
+		done1, done2, run3 := running("j1", job.ID, 1, 1), running("j2", job.ID, 2, 1), running("j3", job.ID, 3, 1)
+		done1.Status.State, done2.Status.State = api.TaskStateComplete, api.TaskStateComplete
+		for _, tk := range []*api.Task{web1, web2, done1, done2, run3, running("g1", agentSvc.ID, 0, 0)} {
+			if err := tx.CreateTask(tk); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	list, err := srv.ListServices(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]api.ServiceStatus{}
+	for _, svc := range list {
+		if svc.ServiceStatus == nil {
+			t.Fatalf("service %s listed without ServiceStatus", svc.Spec.Name)
+		}
+		got[svc.Spec.Name] = *svc.ServiceStatus
+	}
+	want := map[string]api.ServiceStatus{
+		"web":   {RunningTasks: 1, DesiredTasks: 3},
+		"batch": {RunningTasks: 1, DesiredTasks: 2, CompletedTasks: 2}, // min(MaxConcurrent 2, 5-2 missing)
+		"agent": {RunningTasks: 1, DesiredTasks: 1},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("ServiceStatus = %+v, want %+v", got, want)
+	}
+	// Not stored: a read of the service itself has none.
+	if one, _ := srv.GetService(ctx, "web"); one.ServiceStatus != nil {
+		t.Errorf("GetService returned a ServiceStatus: %+v", one.ServiceStatus)
+	}
+}

@@ -87,6 +87,8 @@ type Dispatcher struct {
 	// leader change): they get one grace period to come back.
 	watched  map[string]time.Time
 	statusCh chan statusBatch
+	started  chan struct{} // closed once Run serves
+	startOne sync.Once
 }
 
 // New returns a dispatcher over s; it serves once Run is called.
@@ -101,7 +103,7 @@ func New(s *store.MemoryStore, cfg Config) *Dispatcher {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Dispatcher{store: s, cfg: cfg, log: log.With("component", "dispatcher"), statusCh: make(chan statusBatch, 1024)}
+	return &Dispatcher{store: s, cfg: cfg, log: log.With("component", "dispatcher"), statusCh: make(chan statusBatch, 1024), started: make(chan struct{})}
 }
 
 // Run serves until ctx ends: it expires silent nodes and writes status
@@ -117,6 +119,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	d.sessions = map[string]*session{}
 	d.watched = map[string]time.Time{}
 	d.mu.Unlock()
+	d.startOne.Do(func() { close(d.started) })
 
 	// Nodes the store believes ready get a grace period to reconnect to
 	// this (possibly new) leader before they are declared down.
@@ -155,6 +158,9 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		}
 	}
 }
+
+// Started is closed once Run serves sessions.
+func (d *Dispatcher) Started() <-chan struct{} { return d.started }
 
 // period is the heartbeat period in force.
 func (d *Dispatcher) period() time.Duration {

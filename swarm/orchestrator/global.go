@@ -30,7 +30,7 @@ func reconcileGlobal(b *builder, in Input) {
 				case !ok:
 					b.setDesired(t, api.TaskStateShutdown)
 				case t.Status.State.Terminal():
-					restart(b, s, t, "")
+					restart(b, s, t, false)
 				}
 			}
 		}
@@ -40,13 +40,18 @@ func reconcileGlobal(b *builder, in Input) {
 			b.create(newTask(b, 0, id))
 		}
 	}
-	// Tasks on nodes that left the cluster.
+	forgetRemovedNodes(b, in, byNode)
+}
+
+// forgetRemovedNodes removes the tasks (history included) of nodes that left
+// the cluster.
+func forgetRemovedNodes(b *builder, in Input, byNode map[string]*slotTasks) {
 	for key, s := range byNode {
 		if _, ok := in.Nodes[key]; ok {
 			continue
 		}
-		for _, t := range s.runnable() {
-			b.setDesired(t, api.TaskStateRemove)
+		for _, t := range s.tasks {
+			forgetLost(b, t)
 		}
 	}
 }

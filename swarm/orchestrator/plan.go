@@ -39,6 +39,10 @@ type builder struct {
 	service *api.Service // working copy of the service, nil if deleted
 	svcDirt bool
 	wakeAt  time.Time
+	// latest is the newest CreatedAt per slot key, so that a task created
+	// now is always the newest of its slot, even if this manager's clock is
+	// behind the one that created the others.
+	latest map[string]time.Time
 }
 
 func newBuilder(now time.Time, svc *api.Service, tasks []*api.Task) *builder {
@@ -52,11 +56,29 @@ func newBuilder(now time.Time, svc *api.Service, tasks []*api.Task) *builder {
 	if svc != nil {
 		b.service = svc.Copy()
 	}
+	b.latest = map[string]time.Time{}
 	for _, t := range tasks {
 		b.tasks[t.ID] = t
 		b.order = append(b.order, t.ID)
+		b.noteCreated(t)
 	}
 	return b
+}
+
+func (b *builder) noteCreated(t *api.Task) {
+	k := slotKey(t)
+	if t.Meta.CreatedAt.After(b.latest[k]) {
+		b.latest[k] = t.Meta.CreatedAt
+	}
+}
+
+// createdAt is the creation time for a new task of slot key k: now, or
+// just after the slot's newest task.
+func (b *builder) createdAt(k string) time.Time {
+	if l := b.latest[k]; !b.now.After(l) {
+		return l.Add(time.Nanosecond)
+	}
+	return b.now
 }
 
 // all returns the working view's tasks in a stable order.
@@ -90,6 +112,7 @@ func (b *builder) setDesired(t *api.Task, s api.TaskState) {
 }
 
 func (b *builder) create(t *api.Task) {
+	b.noteCreated(t)
 	b.tasks[t.ID] = t
 	b.order = append(b.order, t.ID)
 	b.created[t.ID] = true

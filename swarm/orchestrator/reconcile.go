@@ -23,8 +23,17 @@ type Input struct {
 	Nodes map[string]*api.Node
 	// RetentionLimit is how many finished tasks a slot keeps.
 	RetentionLimit int
-	Now            time.Time
+	// DrainTimeout bounds how long a task on a drained node keeps running
+	// while its replacement elsewhere is not yet up (it stops as soon as the
+	// replacement runs); zero means DefaultDrainTimeout.
+	DrainTimeout time.Duration
+	Now          time.Time
 }
+
+// DefaultDrainTimeout is how long a drained node's task waits for its
+// replacement to run before it is stopped anyway (the replacement may not
+// fit anywhere): swarmkit's one minute wait for an old task.
+const DefaultDrainTimeout = time.Minute
 
 // Reconcile decides what brings one service's tasks to its spec. It is a
 // pure function: same input, same plan.
@@ -38,14 +47,19 @@ func Reconcile(in Input) Plan {
 	switch {
 	case svc.Spec.Mode.Replicated != nil:
 		reconcileReplicated(b, in)
+		rollingUpdate(b, in)
 	case svc.Spec.Mode.Global != nil:
 		reconcileGlobal(b, in)
+		rollingUpdate(b, in)
+	case svc.Spec.Mode.ReplicatedJob != nil:
+		// Jobs are never rolled: a spec change is a new iteration.
+		reconcileReplicatedJob(b, in)
+	case svc.Spec.Mode.GlobalJob != nil:
+		reconcileGlobalJob(b, in)
 	default:
-		// Jobs have their own reconciler (issue 7); until then their
-		// tasks are left exactly as they are rather than half-handled.
-		return Plan{}
+		return Plan{} // no mode: validation refuses such a service
 	}
-	rollingUpdate(b, in)
+	retireSuperseded(b)
 	promoteReady(b)
 	cleanUnassigned(b)
 	trimHistory(b, in.RetentionLimit)
@@ -61,6 +75,37 @@ func runnable(t *api.Task) bool { return t.DesiredState <= api.TaskStateRunning 
 // has it and has not reported an end.
 func alive(t *api.Task) bool {
 	return t.Status.State >= api.TaskStateAssigned && !t.Status.State.Terminal()
+}
+
+// hasCheck reports whether a task's health matters before it counts as up:
+// its spec sets a check.
+func hasCheck(t *api.Task) bool { return t.Spec.HasHealthCheck() }
+
+// ready reports whether a task is up: RUNNING, and healthy when it has a
+// health check (or when its executor reports a health of its own, as Docker
+// does for an image's HEALTHCHECK). An update counts a new task as done, a
+// start-first or drain replacement lets its predecessor go, and listings
+// count a task as running, only once it is ready.
+func ready(t *api.Task) bool {
+	if t.Status.State != api.TaskStateRunning {
+		return false
+	}
+	switch t.Status.Health {
+	case api.HealthHealthy:
+		return true
+	case api.HealthStarting, api.HealthUnhealthy:
+		return false
+	}
+	return !hasCheck(t)
+}
+
+// startedAt is when a task started running, as its worker reported; for a
+// report without it, the time of the report.
+func startedAt(t *api.Task) time.Time {
+	if cs := t.Status.ContainerStatus; cs != nil && !cs.StartedAt.IsZero() {
+		return cs.StartedAt
+	}
+	return t.Status.Timestamp
 }
 
 // slotKey names a slot: the slot number of a replicated task, the node of a
@@ -108,10 +153,13 @@ func newer(a, b *api.Task) bool {
 
 // groupSlots groups the working view's tasks by slot, slots ordered by
 // number (replicated) or node ID (global), tasks oldest first.
-func groupSlots(b *builder) []*slotTasks {
+func groupSlots(b *builder) []*slotTasks { return groupTasks(b.all()) }
+
+// groupTasks groups tasks by slot, as groupSlots.
+func groupTasks(tasks []*api.Task) []*slotTasks {
 	m := map[string]*slotTasks{}
 	var keys []*slotTasks
-	for _, t := range b.all() {
+	for _, t := range tasks {
 		k := slotKey(t)
 		s, ok := m[k]
 		if !ok {
@@ -151,9 +199,12 @@ func newTask(b *builder, slot uint64, nodeID string) *api.Task {
 			Message:   "created",
 		},
 	}
+	if svc.Spec.Mode.IsJob() {
+		t.JobIteration = svc.SpecVersion
+	}
 	// CreatedAt orders tasks within a slot; the store keeps the value set
 	// here, so replicas agree on it.
-	t.Meta.CreatedAt = b.now
+	t.Meta.CreatedAt = b.createdAt(slotKey(t))
 	if slot != 0 {
 		t.Name = fmt.Sprintf("%s.%d", svc.Spec.Name, slot)
 	} else {
@@ -183,6 +234,35 @@ func cleanUnassigned(b *builder) {
 		c := b.edit(t)
 		c.Status = api.TaskStatus{Timestamp: b.now, State: api.TaskStateShutdown, Message: "shut down before it was assigned"}
 	}
+}
+
+// retireSuperseded stops the older tasks of a slot once its newest task is
+// ready: the predecessor of a start-first update, or a drained node's task
+// whose replacement now runs elsewhere.
+func retireSuperseded(b *builder) {
+	for _, s := range groupSlots(b) {
+		cur := s.newest()
+		if cur == nil || !ready(cur) {
+			continue
+		}
+		for _, o := range s.runnable() {
+			if o.ID != cur.ID {
+				b.setDesired(o, api.TaskStateShutdown)
+			}
+		}
+	}
+}
+
+// forgetLost handles a task whose node left the cluster: no worker will
+// ever report on it again, so a live one is marked ORPHANED, and it is
+// marked REMOVE so that history trimming deletes it.
+func forgetLost(b *builder, t *api.Task) {
+	if alive(t) {
+		c := b.edit(t)
+		st := c.Status.Copy()
+		c.Status = api.TaskStatus{Timestamp: b.now, State: api.TaskStateOrphaned, Message: "node removed from the cluster", ContainerStatus: st.ContainerStatus, Health: st.Health}
+	}
+	b.setDesired(t, api.TaskStateRemove)
 }
 
 // promoteReady starts tasks held at desired READY once their restart delay

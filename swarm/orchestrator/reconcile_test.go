@@ -21,6 +21,14 @@ type sim struct {
 	nodes map[string]*api.Node
 	seq   int
 	last  Plan
+	// health, when set, is the health a running task with a health check
+	// reports at each work round (default: healthy at once).
+	health func(*api.Task) string
+	// exit, when set, ends running tasks: it returns the terminal state a
+	// running task reaches at this work round, or 0 to keep it running.
+	exit func(*api.Task) api.TaskState
+	// retention is the history retention limit (default 5).
+	retention int
 }
 
 func newSim(t *testing.T, svc *api.Service, nodes ...*api.Node) *sim {
@@ -67,7 +75,11 @@ func (s *sim) input() Input {
 	if svc != nil {
 		id = svc.ID
 	}
-	return Input{Service: svc, ServiceID: id, Tasks: ts, Nodes: s.nodes, RetentionLimit: 5, Now: s.now}
+	limit := 5
+	if s.retention > 0 {
+		limit = s.retention
+	}
+	return Input{Service: svc, ServiceID: id, Tasks: ts, Nodes: s.nodes, RetentionLimit: limit, Now: s.now}
 }
 
 // step reconciles once and applies the plan.
@@ -140,12 +152,42 @@ func (s *sim) work() {
 			}
 		case t.DesiredState == api.TaskStateRunning && t.Status.State < api.TaskStateRunning:
 			s.setState(t, api.TaskStateRunning)
+		case t.Status.State == api.TaskStateRunning:
+			if s.exit != nil {
+				if end := s.exit(t); end != 0 {
+					s.setState(t, end)
+					continue
+				}
+			}
+			if h := s.healthOf(t); h != t.Status.Health {
+				t.Status.Health = h
+				t.Status.Timestamp = s.now
+			}
 		}
 	}
 }
 
+func (s *sim) healthOf(t *api.Task) string {
+	if !t.Spec.HasHealthCheck() {
+		return ""
+	}
+	if s.health != nil {
+		return s.health(t)
+	}
+	return api.HealthHealthy
+}
+
+// setState records a worker's report: a task moving to RUNNING records when
+// it started, and later reports keep it.
 func (s *sim) setState(t *api.Task, st api.TaskState) {
-	t.Status = api.TaskStatus{State: st, Timestamp: s.now}
+	cs := t.Status.ContainerStatus
+	if st == api.TaskStateRunning {
+		cs = &api.ContainerStatus{PID: 1, StartedAt: s.now}
+	}
+	t.Status = api.TaskStatus{State: st, Timestamp: s.now, ContainerStatus: cs}
+	if st == api.TaskStateRunning && t.Spec.HasHealthCheck() {
+		t.Status.Health = api.HealthStarting
+	}
 }
 
 func (s *sim) sorted() []*api.Task {
@@ -177,6 +219,28 @@ func (s *sim) running() int {
 	n := 0
 	for _, t := range s.tasks {
 		if runnable(t) && t.Status.State == api.TaskStateRunning {
+			n++
+		}
+	}
+	return n
+}
+
+// up counts the tasks that serve: wanted, RUNNING and (with a check) healthy.
+func (s *sim) up() int {
+	n := 0
+	for _, t := range s.tasks {
+		if runnable(t) && ready(t) {
+			n++
+		}
+	}
+	return n
+}
+
+// processes counts the tasks whose process runs, wanted or not.
+func (s *sim) processes() int {
+	n := 0
+	for _, t := range s.tasks {
+		if t.Status.State == api.TaskStateRunning {
 			n++
 		}
 	}

@@ -21,25 +21,42 @@ func Eligible(n *api.Node, spec *api.TaskSpec) bool { return eligible(n, spec) }
 // Progress summarises a service's tasks as listings show it.
 type Progress struct {
 	// Desired is how many tasks should run: the replica count, or the
-	// number of eligible nodes for a global service.
+	// number of eligible nodes for a global service. For a replicated job
+	// it is how many tasks run at once until it is done (MaxConcurrent, at
+	// most the completions still missing); for a global job, the eligible
+	// nodes that have not completed it.
 	Desired int
-	// Running counts tasks observed RUNNING that are wanted running.
+	// Running counts tasks that are wanted running and up: RUNNING, and
+	// healthy when they have a health check.
 	Running int
 	// UpToDate counts running tasks of the current template.
 	UpToDate int
 	// Stopping counts tasks no longer wanted that still run.
 	Stopping int
-	// Completed counts tasks that finished successfully and are still wanted.
+	// Completed counts tasks that finished successfully and are still
+	// wanted: for a job, the tasks of its current iteration that completed.
 	Completed int
+	// Total is, for a replicated job, the completions it needs
+	// (TotalCompletions); 0 otherwise.
+	Total int
+}
+
+// Status returns the counts as Docker's ServiceStatus.
+func (p Progress) Status() *api.ServiceStatus {
+	return &api.ServiceStatus{RunningTasks: uint64(p.Running), DesiredTasks: uint64(p.Desired), CompletedTasks: uint64(p.Completed)}
 }
 
 // Measure counts a service's tasks. nodes matter for global services only.
 func Measure(svc *api.Service, tasks []*api.Task, nodes []*api.Node) Progress {
 	var p Progress
+	mode := svc.Spec.Mode
+	if mode.IsJob() {
+		return measureJob(svc, tasks, nodes)
+	}
 	switch {
-	case svc.Spec.Mode.Replicated != nil:
-		p.Desired = int(svc.Spec.Mode.Replicated.Replicas)
-	case svc.Spec.Mode.Global != nil:
+	case mode.Replicated != nil:
+		p.Desired = int(mode.Replicated.Replicas)
+	case mode.Global != nil:
 		elig := newEligibility(&svc.Spec.TaskTemplate)
 		for _, n := range nodes {
 			if elig.ok(n) && n.Spec.Availability == api.NodeAvailabilityActive {
@@ -49,9 +66,8 @@ func Measure(svc *api.Service, tasks []*api.Task, nodes []*api.Node) Progress {
 	}
 	j, _ := json.Marshal(svc.Spec.TaskTemplate)
 	for _, t := range tasks {
-		running := t.Status.State == api.TaskStateRunning
 		switch {
-		case runnable(t) && running:
+		case runnable(t) && ready(t):
 			p.Running++
 			if !dirty(t, svc, j) {
 				p.UpToDate++
@@ -65,11 +81,58 @@ func Measure(svc *api.Service, tasks []*api.Task, nodes []*api.Node) Progress {
 	return p
 }
 
+// measureJob counts a job's tasks of its current iteration.
+func measureJob(svc *api.Service, tasks []*api.Task, nodes []*api.Node) Progress {
+	var p Progress
+	iter := svc.SpecVersion
+	doneOn := map[string]bool{}
+	for _, t := range tasks {
+		switch {
+		case t.JobIteration != iter:
+			if alive(t) {
+				p.Stopping++
+			}
+		case t.Status.State == api.TaskStateComplete:
+			p.Completed++
+			p.UpToDate++
+			doneOn[t.NodeID] = true
+		case runnable(t) && ready(t):
+			p.Running++
+			p.UpToDate++
+		case !runnable(t) && alive(t):
+			p.Stopping++
+		}
+	}
+	if j := svc.Spec.Mode.ReplicatedJob; j != nil {
+		maxConcurrent, total := jobLimits(j)
+		p.Total = total
+		p.Desired = max(min(maxConcurrent, total-p.Completed), 0)
+		return p
+	}
+	elig := newEligibility(&svc.Spec.TaskTemplate)
+	for _, n := range nodes {
+		if !doneOn[n.ID] && elig.ok(n) && n.Spec.Availability == api.NodeAvailabilityActive {
+			p.Desired++
+		}
+	}
+	return p
+}
+
 // Converged reports whether a service's actual state matches its desired
 // state: every wanted task runs the current template, nothing else runs, and
 // no rollout is in progress. When not, it says why in one line.
+//
+// A job has converged when it is done: every completion it needs happened
+// (on every eligible node, for a global job) and nothing of it runs.
 func Converged(svc *api.Service, tasks []*api.Task, nodes []*api.Node) (bool, string) {
 	p := Measure(svc, tasks, nodes)
+	if svc.Spec.Mode.IsJob() {
+		if p.Desired == 0 && p.Running == 0 && p.Stopping == 0 {
+			return true, ""
+		}
+		return false, fmt.Sprintf("service %q: job not done: %d completed, %d running, %d more to run at once, %d stopping%s",
+			svc.Spec.Name, p.Completed, p.Running, p.Desired, p.Stopping, notRunning(svc, tasks))
+	}
 	if u := svc.UpdateStatus; u != nil {
 		switch u.State {
 		case api.UpdateStatePaused, api.UpdateStateRollbackPaused:
@@ -81,11 +144,23 @@ func Converged(svc *api.Service, tasks []*api.Task, nodes []*api.Node) (bool, st
 	if p.Running == p.Desired && p.UpToDate == p.Desired && p.Stopping == 0 {
 		return true, ""
 	}
-	// Explain with the states of the tasks that are not running.
+	msg := fmt.Sprintf("service %q: %d/%d running, %d up to date, %d stopping", svc.Spec.Name, p.Running, p.Desired, p.UpToDate, p.Stopping)
+	return false, msg + notRunning(svc, tasks)
+}
+
+// notRunning explains with the states of the wanted tasks that are not up,
+// as " (2 pending: no suitable node; 1 running: health starting)", or "".
+func notRunning(svc *api.Service, tasks []*api.Task) string {
 	states := map[string]int{}
 	for _, t := range tasks {
-		if runnable(t) && t.Status.State != api.TaskStateRunning {
+		if svc.Spec.Mode.IsJob() && (t.JobIteration != svc.SpecVersion || t.Status.State == api.TaskStateComplete) {
+			continue
+		}
+		if runnable(t) && !ready(t) {
 			k := t.Status.State.String()
+			if t.Status.State == api.TaskStateRunning {
+				k += ": health " + t.Status.Health
+			}
 			if t.Status.Message != "" {
 				k += ": " + t.Status.Message
 			}
@@ -100,9 +175,8 @@ func Converged(svc *api.Service, tasks []*api.Task, nodes []*api.Node) (bool, st
 		parts = append(parts, fmt.Sprintf("%d %s", n, k))
 	}
 	sort.Strings(parts)
-	msg := fmt.Sprintf("service %q: %d/%d running, %d up to date, %d stopping", svc.Spec.Name, p.Running, p.Desired, p.UpToDate, p.Stopping)
-	if len(parts) > 0 {
-		msg += " (" + strings.Join(parts, "; ") + ")"
+	if len(parts) == 0 {
+		return ""
 	}
-	return false, msg
+	return " (" + strings.Join(parts, "; ") + ")"
 }

@@ -40,6 +40,10 @@ func updateConfig(svc *api.Service, rollback bool) api.UpdateConfig {
 		if c.FailureAction == "" {
 			c.FailureAction = api.UpdateFailureActionPause
 		}
+		if c.Monitor <= 0 {
+			// As api.WithDefaults: zero cannot be told from unset.
+			c.Monitor = api.DefaultUpdateConfig().Monitor
+		}
 	}
 	return c
 }
@@ -50,22 +54,39 @@ func rollingBack(svc *api.Service) bool {
 
 // rollingUpdate replaces tasks whose template is out of date, in batches of
 // the update config's parallelism: a batch starts only when every task of the
-// previous one runs and the delay since the last of them started has passed.
-// Stop-first stops the old task before its successor starts; start-first
-// starts the successor and stops the old task once the successor runs.
+// previous one is ready (RUNNING, and healthy when it has a health check) and
+// the delay since the last of them became ready has passed. Stop-first stops
+// the old task before its successor starts; start-first starts the successor
+// and the old task stops once the successor is ready (retireSuperseded).
+//
+// Everything is read from the store: which tasks belong to the rollout
+// (created since UpdateStatus.StartedAt, of the current template), when they
+// became ready and when they started (task status), so a new leader resumes
+// the rollout where the old one was.
+//
+// A task of the rollout that ends on its own (fails, is rejected, or exits)
+// before it ran for the Monitor period counts as a failure of the update;
+// once failures exceed MaxFailureRatio of the slots the rollout covers, the
+// failure action applies: pause, continue, or rollback (a failing rollback
+// pauses: a rollback is never rolled back). After the last batch the update
+// is completed only once its tasks ran for the Monitor period, as swarmkit
+// watches the last batch before declaring success.
 func rollingUpdate(b *builder, in Input) {
 	svc := b.service
 	back := rollingBack(svc)
 	cfg := updateConfig(svc, back)
 	svcJSON, _ := json.Marshal(svc.Spec.TaskTemplate)
 
+	state := svc.UpdateStatus.GetState()
 	var started time.Time
 	if svc.UpdateStatus != nil && svc.UpdateStatus.StartedAt != nil {
 		started = *svc.UpdateStatus.StartedAt
 	}
+	inRollout := (state == api.UpdateStateUpdating || state == api.UpdateStateRollbackStarted) && !started.IsZero()
+
 	var stale []*slotTasks
-	var lastRunning time.Time
-	inFlight, updated, failures := 0, 0, 0
+	var lastReady, monitorEnd time.Time
+	inFlight, rolled, failures := 0, 0, 0
 	var failedTask *api.Task
 	for _, s := range groupSlots(b) {
 		cur := s.newest()
@@ -76,79 +97,79 @@ func rollingUpdate(b *builder, in Input) {
 			stale = append(stale, s)
 			continue
 		}
-		if cur.Status.State == api.TaskStateRunning {
-			// Start-first: the successor runs, so its predecessors go.
-			for _, o := range s.runnable() {
-				if o.ID != cur.ID {
-					b.setDesired(o, api.TaskStateShutdown)
+		if !inRollout || cur.Meta.CreatedAt.Before(started) {
+			continue
+		}
+		rolled++
+		for _, t := range s.tasks {
+			if t.Meta.CreatedAt.Before(started) || dirty(t, svc, svcJSON) {
+				continue
+			}
+			if failedEarly(t, cfg.Monitor) {
+				failures++
+				if failedTask == nil || newer(t, failedTask) {
+					failedTask = t
 				}
 			}
 		}
-		if started.IsZero() || cur.Meta.CreatedAt.Before(started) {
-			continue
-		}
-		updated++
-		for _, t := range s.tasks {
-			if !t.Meta.CreatedAt.Before(started) && !dirty(t, svc, svcJSON) &&
-				(t.Status.State == api.TaskStateFailed || t.Status.State == api.TaskStateRejected) {
-				failures++
-				failedTask = t
-			}
-		}
 		switch {
-		case cur.Status.State == api.TaskStateRunning:
-			if cur.Status.Timestamp.After(lastRunning) {
-				lastRunning = cur.Status.Timestamp
+		case ready(cur):
+			if cur.Status.Timestamp.After(lastReady) {
+				lastReady = cur.Status.Timestamp
+			}
+			if end := startedAt(cur).Add(cfg.Monitor); end.After(monitorEnd) {
+				monitorEnd = end
 			}
 		case !cur.Status.State.Terminal():
 			inFlight++
 		}
 	}
 
-	state := ""
-	if svc.UpdateStatus != nil {
-		state = svc.UpdateStatus.State
-	}
-	if len(stale) == 0 {
-		if inFlight == 0 {
-			finishUpdate(b, state)
-		}
+	switch {
+	case state == api.UpdateStatePaused || state == api.UpdateStateRollbackPaused:
 		return
-	}
-	switch state {
-	case api.UpdateStatePaused, api.UpdateStateRollbackPaused:
+	case !inRollout && len(stale) == 0:
 		return
-	case api.UpdateStateUpdating, api.UpdateStateRollbackStarted:
-	default:
+	case !inRollout:
 		now := b.now
 		svc = b.editService()
 		svc.UpdateStatus = &api.UpdateStatus{State: api.UpdateStateUpdating, StartedAt: &now, Message: "update in progress"}
 		if back {
 			svc.UpdateStatus.State = api.UpdateStateRollbackStarted
+			svc.UpdateStatus.Message = "rollback in progress"
 		}
 	}
-	if failures > 0 && float64(failures) > cfg.MaxFailureRatio*float64(updated) {
+
+	if failures > 0 && float64(failures) > cfg.MaxFailureRatio*float64(len(stale)+rolled) {
 		switch cfg.FailureAction {
 		case api.UpdateFailureActionPause:
-			svc = b.editService()
-			svc.UpdateStatus.State = api.UpdateStatePaused
-			if back {
-				svc.UpdateStatus.State = api.UpdateStateRollbackPaused
-			}
-			svc.UpdateStatus.Message = fmt.Sprintf("update paused due to failure or early termination of task %s", failedTask.ID)
+			pauseUpdate(b, back, fmt.Sprintf("update paused due to failure or early termination of task %s", failedTask.ID))
 			return
 		case api.UpdateFailureActionRollback:
-			if !back && svc.PreviousSpec != nil {
+			switch {
+			case back:
+				pauseUpdate(b, true, fmt.Sprintf("rollback paused due to failure or early termination of task %s", failedTask.ID))
+			case svc.PreviousSpec == nil:
+				pauseUpdate(b, false, fmt.Sprintf("update paused due to failure or early termination of task %s: no previous spec to roll back to", failedTask.ID))
+			default:
 				startRollback(b, fmt.Sprintf("update rolled back due to failure or early termination of task %s", failedTask.ID))
-				return
 			}
+			return
 		}
 	}
 	if inFlight > 0 {
 		return
 	}
-	if cfg.Delay > 0 && !lastRunning.IsZero() && b.now.Before(lastRunning.Add(cfg.Delay)) {
-		b.wake(lastRunning.Add(cfg.Delay))
+	if len(stale) == 0 {
+		if b.now.Before(monitorEnd) {
+			b.wake(monitorEnd)
+			return
+		}
+		finishUpdate(b, svc.UpdateStatus.GetState())
+		return
+	}
+	if cfg.Delay > 0 && !lastReady.IsZero() && b.now.Before(lastReady.Add(cfg.Delay)) {
+		b.wake(lastReady.Add(cfg.Delay))
 		return
 	}
 	n := int(cfg.Parallelism)
@@ -158,6 +179,14 @@ func rollingUpdate(b *builder, in Input) {
 	for _, s := range stale[:n] {
 		cur := s.newest()
 		if cfg.Order == api.UpdateOrderStartFirst {
+			// Tasks of the slot that do not serve (an earlier
+			// rollout's successor still starting) go now; one that
+			// serves stays until the new task is ready.
+			for _, o := range s.runnable() {
+				if !ready(o) {
+					b.setDesired(o, api.TaskStateShutdown)
+				}
+			}
 			nt := newTask(b, cur.Slot, globalNode(cur))
 			nt.Status.Message = "update: started before its predecessor stops"
 			b.create(nt)
@@ -170,6 +199,32 @@ func rollingUpdate(b *builder, in Input) {
 		}
 		replace(b, cur, 0, true, "update: replaces "+cur.ID)
 	}
+}
+
+// failedEarly reports whether a task of a rollout ended on its own (failed,
+// was rejected or exited) before it had run for the monitor period: a task
+// that never started counts, as in swarmkit.
+func failedEarly(t *api.Task, monitor time.Duration) bool {
+	switch t.Status.State {
+	case api.TaskStateFailed, api.TaskStateRejected, api.TaskStateComplete:
+	default:
+		return false
+	}
+	cs := t.Status.ContainerStatus
+	if cs == nil || cs.StartedAt.IsZero() {
+		return true
+	}
+	return !t.Status.Timestamp.After(cs.StartedAt.Add(monitor))
+}
+
+// pauseUpdate stops a rollout where it is: paused (or rollback_paused).
+func pauseUpdate(b *builder, back bool, msg string) {
+	svc := b.editService()
+	svc.UpdateStatus.State = api.UpdateStatePaused
+	if back {
+		svc.UpdateStatus.State = api.UpdateStateRollbackPaused
+	}
+	svc.UpdateStatus.Message = msg
 }
 
 func globalNode(t *api.Task) string {

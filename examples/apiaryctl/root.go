@@ -1,0 +1,90 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/apiary-io/apiary/swarm"
+)
+
+// cli holds what every command shares: the socket, the output and the
+// connection, opened on first use.
+type cli struct {
+	socket  string
+	format  string
+	timeout time.Duration
+	out     io.Writer
+
+	client *swarm.Client
+	close  func() error
+}
+
+func newRoot() *cobra.Command {
+	c := &cli{out: os.Stdout}
+	root := &cobra.Command{
+		Use:           "apiaryctl",
+		Short:         "Drive an Apiary cluster through a node's control socket",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPostRunE: func(*cobra.Command, []string) error {
+			if c.close != nil {
+				return c.close()
+			}
+			return nil
+		},
+	}
+	def := os.Getenv("APIARY_SOCKET")
+	if def == "" {
+		def = filepath.Join("/var/lib/apiary", "control.sock")
+	}
+	root.PersistentFlags().StringVar(&c.socket, "socket", def, "the node's control socket (env APIARY_SOCKET)")
+	root.PersistentFlags().DurationVar(&c.timeout, "timeout", 30*time.Second, "how long a command may take")
+	root.AddCommand(c.serviceCmd(), c.nodeCmd(), c.swarmCmd())
+	return root
+}
+
+// addFormat adds --format to a listing or inspect command.
+func (c *cli) addFormat(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&c.format, "format", "", `output format: "json" prints the objects as JSON`)
+}
+
+func (c *cli) checkFormat() error {
+	switch c.format {
+	case "", "json", "table":
+		return nil
+	}
+	return fmt.Errorf("--format: unknown format %q (want json)", c.format)
+}
+
+// connect opens the control socket.
+func (c *cli) connect() (*swarm.Client, error) {
+	if c.client != nil {
+		return c.client, nil
+	}
+	if _, err := os.Stat(c.socket); err != nil {
+		return nil, fmt.Errorf("control socket %s: %w (is apiaryd running? set --socket or APIARY_SOCKET)", c.socket, err)
+	}
+	cl, closeFn, err := swarm.DialClient("unix://" + c.socket)
+	if err != nil {
+		return nil, err
+	}
+	c.client, c.close = cl, closeFn
+	return cl, nil
+}
+
+func (c *cli) ctx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), c.timeout)
+}
+
+func (c *cli) printJSON(v any) error {
+	enc := json.NewEncoder(c.out)
+	enc.SetIndent("", "    ")
+	return enc.Encode(v)
+}

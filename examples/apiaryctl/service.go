@@ -1,0 +1,347 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/apiary-io/apiary/swarm"
+	"github.com/apiary-io/apiary/swarm/api"
+)
+
+func (c *cli) serviceCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "service", Short: "Manage services"}
+	cmd.AddCommand(c.serviceCreate(), c.serviceUpdate(), c.serviceLs(), c.servicePs(), c.serviceInspect(),
+		c.serviceScale(), c.serviceRollback(), c.serviceRm(), c.serviceLogs())
+	return cmd
+}
+
+func (c *cli) serviceCreate() *cobra.Command {
+	var f serviceFlags
+	cmd := &cobra.Command{
+		Use:   "create --name NAME [OPTIONS] [-- COMMAND ARGS...]",
+		Short: "Create a service",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if f.name == "" {
+				return fmt.Errorf("--name: required")
+			}
+			var spec api.ServiceSpec
+			if err := f.apply(&spec, cmd.Flags().Changed, args, true); err != nil {
+				return err
+			}
+			cl, err := c.connect()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := c.ctx()
+			defer cancel()
+			svc, err := cl.CreateService(ctx, spec)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(c.out, svc.ID)
+			return nil
+		},
+	}
+	f.register(cmd.Flags(), true)
+	return cmd
+}
+
+func (c *cli) serviceUpdate() *cobra.Command {
+	var f serviceFlags
+	cmd := &cobra.Command{
+		Use:   "update [OPTIONS] SERVICE [-- COMMAND ARGS...]",
+		Short: "Update a service",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ref, command := args[0], args[1:]
+			if cmd.ArgsLenAtDash() > 1 || (cmd.ArgsLenAtDash() < 0 && len(args) > 1) {
+				return fmt.Errorf("update takes one service, then the command after --")
+			}
+			cl, err := c.connect()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := c.ctx()
+			defer cancel()
+			svc, err := cl.GetService(ctx, ref)
+			if err != nil {
+				return err
+			}
+			spec := svc.Spec.Copy()
+			if err := f.apply(&spec, cmd.Flags().Changed, command, false); err != nil {
+				return err
+			}
+			svc, err = cl.UpdateService(ctx, svc.ID, svc.Meta.Version, spec)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(c.out, svc.Spec.Name)
+			return nil
+		},
+	}
+	f.register(cmd.Flags(), false)
+	return cmd
+}
+
+func (c *cli) serviceLs() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     "ls",
+		Aliases: []string{"list"},
+		Short:   "List services",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := c.checkFormat(); err != nil {
+				return err
+			}
+			cl, err := c.connect()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := c.ctx()
+			defer cancel()
+			svcs, err := cl.ListServices(ctx)
+			if err != nil {
+				return err
+			}
+			if c.format == "json" {
+				return c.printJSON(svcs)
+			}
+			w := table(c.out, "ID", "NAME", "MODE", "REPLICAS", "RUNS", "PORTS")
+			for _, s := range svcs {
+				p, err := cl.ServiceProgress(ctx, s.ID)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(w, "%s\t%s\t%s\t%d/%d\t%s\t%s\n", short(s.ID), s.Spec.Name, s.Spec.Mode.ModeName(), p.Running, p.Desired, runs(s.Spec.TaskTemplate), ports(s))
+			}
+			return w.Flush()
+		},
+	}
+	c.addFormat(cmd)
+	return cmd
+}
+
+func (c *cli) servicePs() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "ps SERVICE",
+		Short: "List the tasks of a service",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := c.checkFormat(); err != nil {
+				return err
+			}
+			cl, err := c.connect()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := c.ctx()
+			defer cancel()
+			tasks, err := cl.ListTasks(ctx, swarm.TaskFilter{Service: args[0]})
+			if err != nil {
+				return err
+			}
+			if c.format == "json" {
+				return c.printJSON(tasks)
+			}
+			hosts := hostnames(ctx, cl)
+			w := table(c.out, "ID", "NAME", "NODE", "DESIRED STATE", "CURRENT STATE", "ERROR")
+			for _, t := range tasks {
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s %s ago\t%s\n", short(t.ID), t.Name, hosts[t.NodeID], titled(t.DesiredState.String()),
+					titled(t.Status.State.String()), ago(t.Status.Timestamp), t.Status.Err)
+			}
+			return w.Flush()
+		},
+	}
+	c.addFormat(cmd)
+	return cmd
+}
+
+func (c *cli) serviceInspect() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "inspect SERVICE...",
+		Short: "Show services in detail (JSON)",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := c.checkFormat(); err != nil {
+				return err
+			}
+			cl, err := c.connect()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := c.ctx()
+			defer cancel()
+			var out []*api.Service
+			for _, ref := range args {
+				s, err := cl.GetService(ctx, ref)
+				if err != nil {
+					return err
+				}
+				out = append(out, s)
+			}
+			return c.printJSON(out)
+		},
+	}
+	c.addFormat(cmd)
+	return cmd
+}
+
+func (c *cli) serviceScale() *cobra.Command {
+	return &cobra.Command{
+		Use:   "scale SERVICE=REPLICAS...",
+		Short: "Scale replicated services",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			type scale struct {
+				ref string
+				n   int64
+			}
+			var todo []scale
+			// Parse everything first: a bad argument changes nothing.
+			for _, a := range args {
+				ref, n, ok := strings.Cut(a, "=")
+				v, err := strconv.ParseInt(n, 10, 64)
+				if !ok || ref == "" || err != nil {
+					return fmt.Errorf("scale %q: want SERVICE=REPLICAS", a)
+				}
+				todo = append(todo, scale{ref, v})
+			}
+			cl, err := c.connect()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := c.ctx()
+			defer cancel()
+			for _, s := range todo {
+				if _, err := cl.GetService(ctx, s.ref); err != nil {
+					return err
+				}
+			}
+			for _, s := range todo {
+				if _, err := cl.ScaleService(ctx, s.ref, s.n); err != nil {
+					return err
+				}
+				fmt.Fprintf(c.out, "%s scaled to %d\n", s.ref, s.n)
+			}
+			return nil
+		},
+	}
+}
+
+func (c *cli) serviceRollback() *cobra.Command {
+	return &cobra.Command{
+		Use:   "rollback SERVICE",
+		Short: "Return a service to its previous spec",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cl, err := c.connect()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := c.ctx()
+			defer cancel()
+			s, err := cl.RollbackService(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(c.out, s.Spec.Name)
+			return nil
+		},
+	}
+}
+
+func (c *cli) serviceRm() *cobra.Command {
+	return &cobra.Command{
+		Use:     "rm SERVICE...",
+		Aliases: []string{"remove"},
+		Short:   "Remove services",
+		Args:    cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cl, err := c.connect()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := c.ctx()
+			defer cancel()
+			for _, ref := range args {
+				if _, err := cl.GetService(ctx, ref); err != nil {
+					return err
+				}
+			}
+			for _, ref := range args {
+				if err := cl.RemoveService(ctx, ref); err != nil {
+					return err
+				}
+				fmt.Fprintln(c.out, ref)
+			}
+			return nil
+		},
+	}
+}
+
+func (c *cli) serviceLogs() *cobra.Command {
+	return &cobra.Command{
+		Use:   "logs SERVICE",
+		Short: "Show the output of a service's tasks",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return fmt.Errorf("service logs: not available yet: workers do not stream task output to managers in this build")
+		},
+	}
+}
+
+func table(out io.Writer, cols ...string) *tabwriter.Writer {
+	w := tabwriter.NewWriter(out, 0, 4, 3, ' ', 0)
+	fmt.Fprintln(w, strings.Join(cols, "\t"))
+	return w
+}
+
+func short(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}
+
+func titled(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
+}
+
+func ago(t time.Time) string {
+	d := time.Since(t).Round(time.Second)
+	if d < time.Second {
+		return "less than a second"
+	}
+	return d.String()
+}
+
+func runs(t api.TaskSpec) string {
+	switch {
+	case t.Container != nil:
+		return t.Container.Image
+	case t.Process != nil:
+		return strings.Join(t.Process.Command, " ")
+	}
+	return ""
+}
+
+func ports(s *api.Service) string {
+	var ps []api.PortConfig
+	if s.Endpoint != nil {
+		ps = s.Endpoint.Ports
+	}
+	var out []string
+	for _, p := range ps {
+		out = append(out, fmt.Sprintf("*:%d->%d/%s", p.PublishedPort, p.TargetPort, p.Protocol))
+	}
+	return strings.Join(out, ",")
+}

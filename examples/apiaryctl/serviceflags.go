@@ -1,0 +1,351 @@
+package main
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/apiary-io/apiary/swarm/api"
+)
+
+// serviceFlags are the flags of `service create` and `service update`. On
+// update only the flags given change the spec.
+type serviceFlags struct {
+	name         string
+	replicas     int64
+	mode         string
+	constraints  []string
+	constraintRm []string
+	publish      []string
+	env          []string
+	image        string
+	labels       []string
+
+	updParallelism   uint64
+	updDelay         time.Duration
+	updOrder         string
+	updFailureAction string
+	updMonitor       time.Duration
+
+	restartCondition   string
+	restartDelay       time.Duration
+	restartMaxAttempts uint64
+
+	reserveCPU    string
+	reserveMemory string
+	limitCPU      string
+	limitMemory   string
+	stopGrace     time.Duration
+	forceUpdate   bool
+}
+
+func (f *serviceFlags) register(fs *pflag.FlagSet, create bool) {
+	if create {
+		fs.StringVar(&f.name, "name", "", "service name (required)")
+		fs.StringVar(&f.mode, "mode", "replicated", "replicated or global")
+	} else {
+		fs.BoolVar(&f.forceUpdate, "force", false, "roll the tasks out again even if nothing changed")
+		fs.StringSliceVar(&f.constraintRm, "constraint-rm", nil, "remove a placement constraint")
+	}
+	fs.Int64Var(&f.replicas, "replicas", 1, "number of tasks (replicated mode)")
+	fs.StringArrayVar(&f.constraints, "constraint", nil, "placement constraint, e.g. node.labels.zone==a (repeatable)")
+	fs.StringArrayVar(&f.publish, "publish", nil, "publish a port: [PUBLISHED:]TARGET[/PROTOCOL] (repeatable)")
+	fs.StringArrayVar(&f.env, "env", nil, "environment variable K=V (repeatable)")
+	fs.StringArrayVar(&f.labels, "label", nil, "service label K=V (repeatable)")
+	fs.StringVar(&f.image, "image", "", "run a Docker image instead of a process")
+	fs.Uint64Var(&f.updParallelism, "update-parallelism", 1, "tasks updated at once (0: all)")
+	fs.DurationVar(&f.updDelay, "update-delay", 0, "delay between update batches")
+	fs.StringVar(&f.updOrder, "update-order", api.UpdateOrderStopFirst, "start-first or stop-first")
+	fs.StringVar(&f.updFailureAction, "update-failure-action", api.UpdateFailureActionPause, "pause, continue or rollback")
+	fs.DurationVar(&f.updMonitor, "update-monitor", 5*time.Second, "how long a new task is watched for failure")
+	fs.StringVar(&f.restartCondition, "restart-condition", api.RestartConditionAny, "none, on-failure or any")
+	fs.DurationVar(&f.restartDelay, "restart-delay", api.DefaultRestartDelay, "delay before a task is restarted")
+	fs.Uint64Var(&f.restartMaxAttempts, "restart-max-attempts", 0, "restarts allowed (0: unlimited)")
+	fs.StringVar(&f.reserveCPU, "reserve-cpu", "", "CPUs reserved per task, e.g. 0.5")
+	fs.StringVar(&f.reserveMemory, "reserve-memory", "", "memory reserved per task, e.g. 256M or 1G")
+	fs.StringVar(&f.limitCPU, "limit-cpu", "", "CPU limit per task")
+	fs.StringVar(&f.limitMemory, "limit-memory", "", "memory limit per task")
+	fs.DurationVar(&f.stopGrace, "stop-grace-period", api.DefaultStopGracePeriod, "time between SIGTERM and SIGKILL")
+}
+
+// apply writes the given flags into spec; changed tells which were given
+// (all count on create). args is the command after "--".
+func (f *serviceFlags) apply(spec *api.ServiceSpec, changed func(string) bool, args []string, create bool) error {
+	if create {
+		spec.Name = f.name
+		switch f.mode {
+		case "replicated":
+			spec.Mode = api.ServiceMode{Replicated: &api.ReplicatedService{Replicas: f.replicas}}
+		case "global":
+			if changed("replicas") {
+				return fmt.Errorf("--replicas: not allowed with --mode global")
+			}
+			spec.Mode = api.ServiceMode{Global: &api.GlobalService{}}
+		default:
+			return fmt.Errorf("--mode: %q is not replicated or global", f.mode)
+		}
+	} else if changed("replicas") {
+		if spec.Mode.Replicated == nil {
+			return fmt.Errorf("--replicas: service %q is not replicated", spec.Name)
+		}
+		spec.Mode.Replicated.Replicas = f.replicas
+	}
+	t := &spec.TaskTemplate
+	if create || changed("image") || len(args) > 0 {
+		if err := f.runtime(t, changed, args, create); err != nil {
+			return err
+		}
+	}
+	if changed("env") {
+		for _, e := range f.env {
+			if !strings.Contains(e, "=") {
+				return fmt.Errorf("--env %q: want K=V", e)
+			}
+		}
+		if t.Container != nil {
+			t.Container.Env = mergeEnv(t.Container.Env, f.env)
+		} else if t.Process != nil {
+			t.Process.Env = mergeEnv(t.Process.Env, f.env)
+		}
+	}
+	if changed("stop-grace-period") {
+		g := f.stopGrace
+		if t.Container != nil {
+			t.Container.StopGracePeriod = &g
+		} else if t.Process != nil {
+			t.Process.StopGracePeriod = &g
+		}
+	}
+	if changed("label") {
+		if spec.Labels == nil {
+			spec.Labels = map[string]string{}
+		}
+		for _, l := range f.labels {
+			k, v, ok := strings.Cut(l, "=")
+			if !ok || k == "" {
+				return fmt.Errorf("--label %q: want K=V", l)
+			}
+			spec.Labels[k] = v
+		}
+	}
+	if changed("constraint") || changed("constraint-rm") {
+		if t.Placement == nil {
+			t.Placement = &api.Placement{}
+		}
+		var keep []string
+		for _, c := range t.Placement.Constraints {
+			if !contains(f.constraintRm, c) {
+				keep = append(keep, c)
+			}
+		}
+		t.Placement.Constraints = append(keep, f.constraints...)
+	}
+	if changed("publish") {
+		ports, err := parsePorts(f.publish)
+		if err != nil {
+			return err
+		}
+		if spec.EndpointSpec == nil {
+			spec.EndpointSpec = &api.EndpointSpec{}
+		}
+		spec.EndpointSpec.Ports = ports
+	}
+	if anyChanged(changed, "update-parallelism", "update-delay", "update-order", "update-failure-action", "update-monitor") || create {
+		u := api.DefaultUpdateConfig()
+		if spec.UpdateConfig != nil {
+			u = *spec.UpdateConfig
+		}
+		setIf(changed, "update-parallelism", &u.Parallelism, f.updParallelism)
+		setIf(changed, "update-delay", &u.Delay, f.updDelay)
+		setIf(changed, "update-order", &u.Order, f.updOrder)
+		setIf(changed, "update-failure-action", &u.FailureAction, f.updFailureAction)
+		setIf(changed, "update-monitor", &u.Monitor, f.updMonitor)
+		spec.UpdateConfig = &u
+	}
+	if anyChanged(changed, "restart-condition", "restart-delay", "restart-max-attempts") {
+		r := api.RestartPolicy{}
+		if t.RestartPolicy != nil {
+			r = *t.RestartPolicy
+		}
+		setIf(changed, "restart-condition", &r.Condition, f.restartCondition)
+		if changed("restart-delay") {
+			d := f.restartDelay
+			r.Delay = &d
+		}
+		setIf(changed, "restart-max-attempts", &r.MaxAttempts, f.restartMaxAttempts)
+		t.RestartPolicy = &r
+	}
+	if anyChanged(changed, "reserve-cpu", "reserve-memory", "limit-cpu", "limit-memory") {
+		if t.Resources == nil {
+			t.Resources = &api.ResourceRequirements{}
+		}
+		if err := setResources(&t.Resources.Reservations, changed, "reserve", f.reserveCPU, f.reserveMemory); err != nil {
+			return err
+		}
+		if err := setResources(&t.Resources.Limits, changed, "limit", f.limitCPU, f.limitMemory); err != nil {
+			return err
+		}
+	}
+	if f.forceUpdate {
+		t.ForceUpdate++
+	}
+	return nil
+}
+
+func (f *serviceFlags) runtime(t *api.TaskSpec, changed func(string) bool, args []string, create bool) error {
+	image := f.image
+	if !changed("image") && t.Container != nil {
+		image = t.Container.Image
+	}
+	if image != "" {
+		c := t.Container
+		if c == nil {
+			c = &api.ContainerSpec{}
+		}
+		c.Image = image
+		if len(args) > 0 {
+			c.Command = args
+		}
+		t.Container, t.Process = c, nil
+		return nil
+	}
+	if len(args) == 0 {
+		if create {
+			return fmt.Errorf("no command: give the process to run after --, or --image")
+		}
+		return nil
+	}
+	p := t.Process
+	if p == nil {
+		p = &api.ProcessSpec{}
+	}
+	p.Command = args
+	t.Process, t.Container = p, nil
+	return nil
+}
+
+func setResources(dst **api.Resources, changed func(string) bool, prefix, cpu, mem string) error {
+	if !changed(prefix+"-cpu") && !changed(prefix+"-memory") {
+		return nil
+	}
+	if *dst == nil {
+		*dst = &api.Resources{}
+	}
+	if changed(prefix + "-cpu") {
+		v, err := strconv.ParseFloat(cpu, 64)
+		if err != nil || v < 0 {
+			return fmt.Errorf("--%s-cpu %q: want a non-negative number of CPUs such as 0.5", prefix, cpu)
+		}
+		(*dst).NanoCPUs = int64(v * 1e9)
+	}
+	if changed(prefix + "-memory") {
+		v, err := parseBytes(mem)
+		if err != nil {
+			return fmt.Errorf("--%s-memory %q: %v", prefix, mem, err)
+		}
+		(*dst).MemoryBytes = v
+	}
+	return nil
+}
+
+// parseBytes reads sizes as docker does: a number with an optional unit
+// b, k, m, g, t (powers of 1024), with an optional "b" or "ib" after it.
+func parseBytes(s string) (int64, error) {
+	t := strings.ToLower(strings.TrimSpace(s))
+	t = strings.TrimSuffix(strings.TrimSuffix(t, "ib"), "b")
+	mult := int64(1)
+	if n := len(t); n > 0 {
+		switch t[n-1] {
+		case 'k':
+			mult = 1 << 10
+		case 'm':
+			mult = 1 << 20
+		case 'g':
+			mult = 1 << 30
+		case 't':
+			mult = 1 << 40
+		}
+		if mult != 1 {
+			t = t[:n-1]
+		}
+	}
+	v, err := strconv.ParseFloat(t, 64)
+	if err != nil || v < 0 {
+		return 0, fmt.Errorf("want a size such as 512M or 2G")
+	}
+	return int64(v * float64(mult)), nil
+}
+
+// parsePorts reads [PUBLISHED:]TARGET[/PROTOCOL].
+func parsePorts(specs []string) ([]api.PortConfig, error) {
+	var out []api.PortConfig
+	for _, s := range specs {
+		p := api.PortConfig{Protocol: api.PortProtocolTCP, PublishMode: api.PublishModeIngress}
+		body, proto, hasProto := strings.Cut(s, "/")
+		if hasProto {
+			p.Protocol = proto
+		}
+		pub, target, hasPub := strings.Cut(body, ":")
+		if !hasPub {
+			target, pub = pub, ""
+		}
+		t, err := strconv.ParseUint(target, 10, 16)
+		if err != nil || t == 0 {
+			return nil, fmt.Errorf("--publish %q: target port must be 1-65535", s)
+		}
+		p.TargetPort = uint32(t)
+		if pub != "" {
+			v, err := strconv.ParseUint(pub, 10, 16)
+			if err != nil {
+				return nil, fmt.Errorf("--publish %q: published port must be 0-65535", s)
+			}
+			p.PublishedPort = uint32(v)
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+func mergeEnv(cur, add []string) []string {
+	out := append([]string(nil), cur...)
+	for _, e := range add {
+		k, _, _ := strings.Cut(e, "=")
+		replaced := false
+		for i, c := range out {
+			if ck, _, _ := strings.Cut(c, "="); ck == k {
+				out[i], replaced = e, true
+			}
+		}
+		if !replaced {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func setIf[T any](changed func(string) bool, name string, dst *T, v T) {
+	if changed(name) {
+		*dst = v
+	}
+}
+
+func anyChanged(changed func(string) bool, names ...string) bool {
+	for _, n := range names {
+		if changed(n) {
+			return true
+		}
+	}
+	return false
+}
+
+func contains(xs []string, s string) bool {
+	for _, x := range xs {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
