@@ -143,3 +143,9 @@ func (c *Client) WaitConverged(ctx context.Context, ref string) error {
 func (c *Client) GetCluster(ctx context.Context) (*api.Cluster, error) {
 	return c.api.GetCluster(ctx)
 }
+
+// RotateJoinToken replaces the worker or manager join token and returns the
+// new one; the old one stops working at once.
+func (c *Client) RotateJoinToken(ctx context.Context, role string) (string, error) {
+	return c.api.RotateJoinToken(ctx, role)
+}

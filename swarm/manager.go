@@ -2,12 +2,17 @@ package swarm
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"sync"
+	"time"
 
 	"google.golang.org/grpc"
 
+	"github.com/apiary-io/apiary/pki"
+	"github.com/apiary-io/apiary/raft"
 	"github.com/apiary-io/apiary/scheduler"
 	"github.com/apiary-io/apiary/store"
 	"github.com/apiary-io/apiary/swarm/agent"
@@ -21,15 +26,25 @@ import (
 
 // ManagerConfig configures a manager.
 type ManagerConfig struct {
-	// ClusterSpec is the new cluster's settings.
+	// NodeID is this manager's node ID; a random one when empty.
+	NodeID string
+	// Addr is the address other nodes reach this manager's gRPC services
+	// at (recorded in its node's ManagerStatus).
+	Addr string
+	// ClusterSpec is a new cluster's settings.
 	ClusterSpec api.ClusterSpec
 	// Dispatcher tunes worker sessions (heartbeat period and grace).
 	Dispatcher dispatcher.Config
 	// Scheduler tunes placement (plugins, weights).
 	Scheduler scheduler.Config
-	// Proposer replicates the store; nil keeps it in this process alone.
-	Proposer store.Proposer
-	Logger   *slog.Logger
+	// Raft, when set, makes the manager one member of a replicated group
+	// (start from raft.DefaultConfig(); ID defaults to RaftID(NodeID); FSM
+	// is set by the manager). Nil keeps the store in this process alone.
+	Raft *raft.Config
+	// CAState is the new cluster's CA record (JSON, package pki), stored in
+	// the cluster object by the first leader.
+	CAState []byte
+	Logger  *slog.Logger
 }
 
 // DefaultManagerConfig returns Swarm's defaults with adaptive heartbeats.
@@ -41,10 +56,24 @@ func DefaultManagerConfig() ManagerConfig {
 	}
 }
 
-// Manager holds the desired state and runs the control loop over it.
+// RaftID derives a manager's raft member ID from its node ID: stable, and
+// never zero.
+func RaftID(nodeID string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(nodeID))
+	if id := h.Sum64(); id != 0 {
+		return id
+	}
+	return 1
+}
+
+// Manager holds the desired state and, while it leads, runs the control
+// loop over it: orchestrator, allocator, placer (scheduler) and dispatcher.
 type Manager struct {
 	cfg        ManagerConfig
+	nodeID     string
 	store      *store.MemoryStore
+	raft       *raft.Node
 	control    *controlapi.Server
 	dispatcher *dispatcher.Dispatcher
 	log        *slog.Logger
@@ -57,10 +86,22 @@ type Manager struct {
 	stopped   bool
 	errMu     sync.Mutex
 	err       error
+	// registered is closed once this manager's own node record exists.
+	registered chan struct{}
 }
 
-// StartManager initialises a new cluster and starts its control loop:
-// orchestrator, allocator, placer (scheduler) and dispatcher.
+// lateProposer lets the store be built before the raft node that replicates
+// it (the node needs the store as its FSM).
+type lateProposer struct{ node *raft.Node }
+
+func (p *lateProposer) Propose(ctx context.Context, data []byte) (uint64, error) {
+	return p.node.Propose(ctx, data)
+}
+
+// StartManager starts a manager. Without Raft it initialises a new
+// one-manager cluster and leads it at once. With Raft it joins (or
+// bootstraps, or resumes from disk) a replicated group and runs the control
+// loop whenever it is the leader.
 func StartManager(ctx context.Context, cfg ManagerConfig) (*Manager, error) {
 	if err := cfg.ClusterSpec.Validate(); err != nil {
 		return nil, fmt.Errorf("start manager: %w", err)
@@ -70,49 +111,260 @@ func StartManager(ctx context.Context, cfg ManagerConfig) (*Manager, error) {
 		log = slog.Default()
 	}
 	cfg.Dispatcher.Logger = log
-	s := store.NewMemoryStore(cfg.Proposer)
-	err := s.UpdateContext(ctx, func(tx store.Tx) error {
-		return tx.CreateCluster(&api.Cluster{ID: api.NewID(), Spec: cfg.ClusterSpec.Copy()})
-	})
-	if err != nil {
-		return nil, fmt.Errorf("start manager: create cluster: %w", err)
+	if cfg.NodeID == "" {
+		cfg.NodeID = api.NewID()
 	}
-	m := &Manager{
-		cfg:        cfg,
-		store:      s,
-		control:    controlapi.New(s),
-		dispatcher: dispatcher.New(s, cfg.Dispatcher),
-		log:        log,
+	m := &Manager{cfg: cfg, nodeID: cfg.NodeID, log: log.With("node", cfg.NodeID)}
+	lp := &lateProposer{}
+	if cfg.Raft != nil {
+		m.store = store.NewMemoryStore(lp)
+	} else {
+		m.store = store.NewMemoryStore(nil)
 	}
+	m.control = controlapi.New(m.store)
+	m.dispatcher = dispatcher.New(m.store, cfg.Dispatcher)
 	runCtx, cancel := context.WithCancel(context.Background())
 	m.cancel = cancel
-	loops := []struct {
-		name string
-		run  func(context.Context) error
-	}{
-		{"dispatcher", m.dispatcher.Run},
-		{"orchestrator", orchestrator.New(s, log).Run},
-		{"allocator", allocator.New(s, log).Run},
-		{"placer", placer.New(s, scheduler.New(cfg.Scheduler), log).Run},
+
+	if cfg.Raft == nil {
+		if err := m.ensureCluster(ctx); err != nil {
+			cancel()
+			return nil, fmt.Errorf("start manager: %w", err)
+		}
+		m.startLoops(runCtx, &sync.WaitGroup{})
+		// Workers may register as soon as this returns.
+		select {
+		case <-m.dispatcher.Started():
+		case <-ctx.Done():
+			m.Stop()
+			return nil, fmt.Errorf("start manager: %w", ctx.Err())
+		}
+		log.Info("manager started")
+		return m, nil
 	}
-	for _, l := range loops {
+
+	rc := *cfg.Raft
+	if rc.ID == 0 {
+		rc.ID = RaftID(cfg.NodeID)
+	}
+	if rc.Logger == nil {
+		rc.Logger = log
+	}
+	rc.FSM = m.store
+	node, err := raft.NewNode(rc)
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("start manager: %w", err)
+	}
+	lp.node, m.raft = node, node
+	m.control.SetMembership(m)
+	m.registered = make(chan struct{})
+	m.wg.Add(2)
+	go func() { defer m.wg.Done(); m.followLeadership(runCtx) }()
+	go func() { defer m.wg.Done(); m.registerSelf(runCtx) }()
+	log.Info("manager started", "raft_id", fmt.Sprintf("%x", rc.ID))
+	return m, nil
+}
+
+// ensureCluster creates the cluster object if there is none yet (the first
+// leader of a new cluster does).
+func (m *Manager) ensureCluster(ctx context.Context) error {
+	var have bool
+	m.store.View(func(tx store.ReadTx) {
+		cs, _ := tx.FindClusters(store.All)
+		have = len(cs) > 0
+	})
+	if have {
+		return nil
+	}
+	err := m.store.UpdateContext(ctx, func(tx store.Tx) error {
+		return tx.CreateCluster(&api.Cluster{ID: api.NewID(), Spec: m.cfg.ClusterSpec.Copy(), CAState: m.cfg.CAState})
+	})
+	if errors.Is(err, store.ErrNameConflict) {
+		return nil // another leader created it first
+	}
+	if err != nil {
+		return fmt.Errorf("create cluster: %w", err)
+	}
+	return nil
+}
+
+// followLeadership starts the control loop when this manager becomes the
+// leader and stops it, waiting for every loop, when it stops being one.
+func (m *Manager) followLeadership(ctx context.Context) {
+	ch, stop := m.raft.WatchLeadership()
+	defer stop()
+	var (
+		loopCancel context.CancelFunc
+		loops      sync.WaitGroup
+	)
+	end := func() {
+		if loopCancel != nil {
+			loopCancel()
+			loops.Wait()
+			loopCancel = nil
+			m.log.Info("stepped down: control loop stopped")
+		}
+	}
+	defer end()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-m.raft.Done():
+			return
+		case l, ok := <-ch:
+			if !ok {
+				return
+			}
+			if !l.IsLeader {
+				end()
+				continue
+			}
+			if loopCancel != nil {
+				continue
+			}
+			lctx, cancel := context.WithCancel(ctx)
+			loopCancel = cancel
+			loops.Add(1)
+			go func() {
+				defer loops.Done()
+				if err := m.ensureCluster(lctx); err != nil && lctx.Err() == nil {
+					m.log.Warn("leader could not create the cluster object", "err", err)
+				}
+				var inner sync.WaitGroup
+				m.startLoops(lctx, &inner)
+				inner.Wait()
+			}()
+			m.log.Info("leading: control loop started", "term", l.Term)
+		}
+	}
+}
+
+// startLoops runs the leader's loops until ctx ends; wg (and the manager's
+// own group) tracks them.
+func (m *Manager) startLoops(ctx context.Context, wg *sync.WaitGroup) {
+	run := func(name string, f func(context.Context) error) {
 		m.wg.Add(1)
+		wg.Add(1)
 		go func() {
 			defer m.wg.Done()
-			if err := l.run(runCtx); err != nil && runCtx.Err() == nil {
-				m.fail(fmt.Errorf("%s: %w", l.name, err))
+			defer wg.Done()
+			if err := f(ctx); err != nil && ctx.Err() == nil {
+				m.fail(fmt.Errorf("%s: %w", name, err))
 			}
 		}()
 	}
-	// Workers may register as soon as this returns.
-	select {
-	case <-m.dispatcher.Started():
-	case <-ctx.Done():
-		m.Stop()
-		return nil, fmt.Errorf("start manager: %w", ctx.Err())
+	run("dispatcher", m.dispatcher.Run)
+	run("orchestrator", orchestrator.New(m.store, m.log).Run)
+	run("allocator", allocator.New(m.store, m.log).Run)
+	run("placer", placer.New(m.store, scheduler.New(m.cfg.Scheduler), m.log).Run)
+	if m.raft != nil {
+		run("manager status", m.reportManagers)
 	}
-	log.Info("manager started")
-	return m, nil
+}
+
+// registerSelf writes this manager's node record (role manager, raft ID,
+// address), retrying until the cluster has a leader to commit it.
+func (m *Manager) registerSelf(ctx context.Context) {
+	defer close(m.registered)
+	for {
+		err := m.store.UpdateContext(ctx, func(tx store.Tx) error {
+			ms := &api.ManagerStatus{RaftID: m.raft.ID(), Addr: m.cfg.Addr, Reachability: api.ReachabilityReachable}
+			n := tx.GetNode(m.nodeID)
+			if n == nil {
+				return tx.CreateNode(&api.Node{
+					ID:            m.nodeID,
+					Spec:          api.NodeSpec{Role: api.NodeRoleManager, Availability: api.NodeAvailabilityActive},
+					Status:        api.NodeStatus{State: api.NodeStateUnknown},
+					ManagerStatus: ms,
+				})
+			}
+			if n.Spec.Role == api.NodeRoleManager && n.ManagerStatus != nil && n.ManagerStatus.RaftID == ms.RaftID && n.ManagerStatus.Addr == ms.Addr {
+				return nil
+			}
+			n.Spec.Role = api.NodeRoleManager
+			if n.ManagerStatus != nil {
+				ms.Leader = n.ManagerStatus.Leader
+			}
+			n.ManagerStatus = ms
+			return tx.UpdateNode(n)
+		})
+		if err == nil || ctx.Err() != nil {
+			return
+		}
+		m.log.Debug("manager record not written yet", "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// Registered is closed once this manager's own node record is in the store
+// (at once without raft, which keeps no manager records), so that a worker
+// agent with the same node ID can register.
+func (m *Manager) Registered() <-chan struct{} {
+	if m.registered == nil {
+		c := make(chan struct{})
+		close(c)
+		return c
+	}
+	return m.registered
+}
+
+// managerStatusPeriod is how often the leader refreshes the managers'
+// ManagerStatus from raft.
+const managerStatusPeriod = time.Second
+
+// reportManagers keeps every manager node's ManagerStatus (leader,
+// reachability, address) in line with raft's view, while leading.
+func (m *Manager) reportManagers(ctx context.Context) error {
+	t := time.NewTicker(managerStatusPeriod)
+	defer t.Stop()
+	for {
+		st := m.raft.Status()
+		err := m.store.UpdateContext(ctx, func(tx store.Tx) error {
+			nodes, err := tx.FindNodes(store.ByRole(api.NodeRoleManager))
+			if err != nil {
+				return err
+			}
+			for _, n := range nodes {
+				if n.ManagerStatus == nil {
+					continue
+				}
+				want := *n.ManagerStatus
+				want.Leader = want.RaftID == st.Leader
+				want.Reachability = api.ReachabilityUnreachable
+				// A member is reachable when it is this leader, or when its
+				// node keeps its session with the dispatcher.
+				for _, mem := range st.Members {
+					if mem.ID == want.RaftID {
+						want.Addr = mem.Addr
+						if mem.ID == st.ID || n.Status.State == api.NodeStateReady {
+							want.Reachability = api.ReachabilityReachable
+						}
+					}
+				}
+				if want != *n.ManagerStatus {
+					n.ManagerStatus = &want
+					if err := tx.UpdateNode(n); err != nil {
+						return err
+					}
+				}
+			}
+			return nil
+		})
+		if err != nil && ctx.Err() == nil && !errors.Is(err, store.ErrConflict) {
+			m.log.Debug("manager status not updated", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
 }
 
 func (m *Manager) fail(err error) {
@@ -131,7 +383,7 @@ func (m *Manager) Err() error {
 	return m.err
 }
 
-// Stop ends the control loop and waits for it.
+// Stop ends the control loop and the raft member, and waits for them.
 func (m *Manager) Stop() {
 	m.serversMu.Lock()
 	m.stopped = true
@@ -143,8 +395,22 @@ func (m *Manager) Stop() {
 	}
 	m.cancel()
 	m.wg.Wait()
+	if m.raft != nil {
+		if err := m.raft.Stop(); err != nil {
+			m.log.Warn("raft stop", "err", err)
+		}
+	}
 	m.store.Close()
 }
+
+// NodeID returns the manager's node ID.
+func (m *Manager) NodeID() string { return m.nodeID }
+
+// Raft returns the manager's raft member, nil without replication.
+func (m *Manager) Raft() *raft.Node { return m.raft }
+
+// IsLeader reports whether this manager runs the control loop now.
+func (m *Manager) IsLeader() bool { return m.raft == nil || m.raft.IsLeader() }
 
 // Store returns the manager's store, for reads and for embedding programs
 // that watch it.
@@ -156,3 +422,22 @@ func (m *Manager) Client() *Client { return &Client{api: m.control} }
 // Dispatcher returns the worker-facing side of this manager, for workers in
 // the same process.
 func (m *Manager) Dispatcher() agent.Dispatcher { return m.dispatcher }
+
+// AddManager implements controlapi.Membership: the joining manager (whose
+// certificate, when the call came over mutual TLS, must name the same node)
+// becomes a raft member at addr.
+func (m *Manager) AddManager(ctx context.Context, nodeID, addr string) ([]controlapi.Peer, error) {
+	if id, err := pki.PeerIdentityFromContext(ctx); err == nil {
+		if id.NodeID != nodeID || id.Role != pki.RoleManager {
+			return nil, fmt.Errorf("%w: node %s (%s) cannot add node %s as a manager", controlapi.ErrInvalidArgument, id.NodeID, id.Role, nodeID)
+		}
+	}
+	if err := m.raft.AddMember(ctx, RaftID(nodeID), addr); err != nil && !errors.Is(err, raft.ErrMemberExists) {
+		return nil, fmt.Errorf("add manager %s at %s: %w", nodeID, addr, err)
+	}
+	var peers []controlapi.Peer
+	for _, mem := range m.raft.Members() {
+		peers = append(peers, controlapi.Peer{ID: mem.ID, Addr: mem.Addr})
+	}
+	return peers, nil
+}

@@ -106,8 +106,13 @@ func (a *Agent) Run(ctx context.Context) error {
 	go func() { defer wg.Done(); a.reporter.run(rctx) }()
 	defer wg.Wait()
 	defer stopReporter()
+	fails := 0
 	for {
+		start := time.Now()
 		err := a.session(ctx)
+		if time.Since(start) > a.cfg.ReconnectBackoff {
+			fails = 0 // the session lived: this is a new failure
+		}
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -115,7 +120,13 @@ func (a *Agent) Run(ctx context.Context) error {
 			return fmt.Errorf("agent: %w", err)
 		}
 		a.log.Warn("session ended; reconnecting", "err", err)
-		wait := a.cfg.ReconnectBackoff/2 + rand.N(a.cfg.ReconnectBackoff/2+1)
+		// The first attempt comes quickly (a failover: another manager is
+		// probably there already); repeated failures back off.
+		fails++
+		wait := rand.N(a.cfg.ReconnectBackoff/10 + 1)
+		if fails > 1 {
+			wait = a.cfg.ReconnectBackoff/2 + rand.N(a.cfg.ReconnectBackoff/2+1)
+		}
 		select {
 		case <-ctx.Done():
 			return nil

@@ -1,6 +1,9 @@
 package api
 
-import "time"
+import (
+	"encoding/json"
+	"time"
+)
 
 // DefaultClusterName is the name of the one Cluster object.
 const DefaultClusterName = "default"
@@ -11,6 +14,14 @@ type Cluster struct {
 	Meta       Meta        `json:"Meta"`
 	Spec       ClusterSpec `json:"Spec"`
 	JoinTokens JoinTokens  `json:"JoinTokens"`
+	// CAState is the cluster CA's replicated state (root certificate and
+	// key, token secrets, rotation), a JSON document owned by package pki
+	// that the store carries as it is. The control API never returns it.
+	CAState json.RawMessage `json:"CAState,omitempty"`
+	// RemovedNodes are the IDs of nodes removed from the cluster: they may
+	// never come back under that identity, even with an unexpired
+	// certificate.
+	RemovedNodes []string `json:"RemovedNodes,omitempty"`
 }
 
 // JoinTokens are the secrets a node presents to join as a worker or a manager.
@@ -83,6 +94,8 @@ func (c *Cluster) Copy() *Cluster {
 	}
 	x := *c
 	x.Spec.Annotations = c.Spec.Annotations.Copy()
+	x.CAState = copySlice(c.CAState)
+	x.RemovedNodes = copySlice(c.RemovedNodes)
 	return &x
 }
 

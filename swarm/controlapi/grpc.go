@@ -20,6 +20,7 @@ func init() {
 	rpc.RegisterError("conflict", store.ErrConflict, codes.Aborted)
 	rpc.RegisterError("name-conflict", store.ErrNameConflict, codes.AlreadyExists)
 	rpc.RegisterError("exists", store.ErrExist, codes.AlreadyExists)
+	rpc.RegisterError("no-membership", ErrNoMembership, codes.FailedPrecondition)
 }
 
 // API is the control API: what Server implements locally and Client over
@@ -39,6 +40,8 @@ type API interface {
 	UpdateNode(ctx context.Context, ref string, version uint64, spec api.NodeSpec) (*api.Node, error)
 	RemoveNode(ctx context.Context, ref string, force bool) error
 	GetCluster(ctx context.Context) (*api.Cluster, error)
+	RotateJoinToken(ctx context.Context, role string) (string, error)
+	JoinManager(ctx context.Context, nodeID, addr string) ([]Peer, error)
 }
 
 var (
@@ -88,6 +91,23 @@ type (
 	Tasks struct {
 		Tasks []*api.Task `json:"Tasks"`
 	}
+	// RoleRequest names a node role.
+	RoleRequest struct {
+		Role string `json:"Role"`
+	}
+	// Token is a join token.
+	Token struct {
+		Token string `json:"Token"`
+	}
+	// JoinManagerRequest admits a manager.
+	JoinManagerRequest struct {
+		NodeID string `json:"NodeID"`
+		Addr   string `json:"Addr"`
+	}
+	// Members lists the managers' raft members.
+	Members struct {
+		Peers []Peer `json:"Peers"`
+	}
 	// Nodes lists nodes.
 	Nodes struct {
 		Nodes []*api.Node `json:"Nodes"`
@@ -96,7 +116,7 @@ type (
 
 // Serve registers impl as the control service of s.
 func Serve(s grpc.ServiceRegistrar, impl API) {
-	desc := rpc.Service(ServiceName, []grpc.MethodDesc{
+	desc := rpc.Service(ServiceName, []rpc.Method{
 		rpc.Unary("CreateService", func(ctx context.Context, r *ServiceSpecRequest) (*api.Service, error) {
 			return impl.CreateService(ctx, r.Spec)
 		}),
@@ -130,6 +150,14 @@ func Serve(s grpc.ServiceRegistrar, impl API) {
 			return &Empty{}, impl.RemoveNode(ctx, r.Ref, r.Force)
 		}),
 		rpc.Unary("GetCluster", func(ctx context.Context, _ *Empty) (*api.Cluster, error) { return impl.GetCluster(ctx) }),
+		rpc.Unary("RotateJoinToken", func(ctx context.Context, r *RoleRequest) (*Token, error) {
+			t, err := impl.RotateJoinToken(ctx, r.Role)
+			return &Token{t}, err
+		}),
+		rpc.Unary("JoinManager", func(ctx context.Context, r *JoinManagerRequest) (*Members, error) {
+			m, err := impl.JoinManager(ctx, r.NodeID, r.Addr)
+			return &Members{m}, err
+		}),
 	})
 	s.RegisterService(&desc, nil)
 }
@@ -228,4 +256,22 @@ func (c *Client) RemoveNode(ctx context.Context, ref string, force bool) error {
 // GetCluster implements API.
 func (c *Client) GetCluster(ctx context.Context) (*api.Cluster, error) {
 	return call[api.Cluster](ctx, c, "GetCluster", &Empty{})
+}
+
+// RotateJoinToken implements API.
+func (c *Client) RotateJoinToken(ctx context.Context, role string) (string, error) {
+	r, err := call[Token](ctx, c, "RotateJoinToken", &RoleRequest{role})
+	if err != nil {
+		return "", err
+	}
+	return r.Token, nil
+}
+
+// JoinManager implements API.
+func (c *Client) JoinManager(ctx context.Context, nodeID, addr string) ([]Peer, error) {
+	r, err := call[Members](ctx, c, "JoinManager", &JoinManagerRequest{nodeID, addr})
+	if err != nil {
+		return nil, err
+	}
+	return r.Peers, nil
 }

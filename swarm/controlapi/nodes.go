@@ -105,24 +105,19 @@ func (s *Server) RemoveNode(ctx context.Context, ref string, force bool) error {
 		if cur.Status.State == api.NodeStateReady && !force {
 			return invalid("node %q: is ready: stop it first or remove with force", ref)
 		}
+		// Remember the ID: the node's certificate stays valid until it
+		// expires, and must be refused all the same.
+		if cs, err := tx.FindClusters(store.All); err == nil && len(cs) > 0 {
+			c := cs[0]
+			c.RemovedNodes = append(c.RemovedNodes, cur.ID)
+			if err := tx.UpdateCluster(c); err != nil {
+				return err
+			}
+		}
 		return tx.DeleteNode(cur.ID)
 	})
 	if err != nil {
 		return fmt.Errorf("remove node %q: %w", ref, err)
 	}
 	return nil
-}
-
-// GetCluster returns the cluster object.
-func (s *Server) GetCluster(ctx context.Context) (*api.Cluster, error) {
-	var out []*api.Cluster
-	var err error
-	s.store.View(func(tx store.ReadTx) { out, err = tx.FindClusters(store.All) })
-	if err != nil {
-		return nil, err
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("cluster: %w", ErrNotFound)
-	}
-	return out[0], nil
 }

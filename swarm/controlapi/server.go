@@ -17,7 +17,8 @@ import (
 
 // Server implements the control API over a store.
 type Server struct {
-	store *store.MemoryStore
+	store      *store.MemoryStore
+	membership Membership
 }
 
 // New returns a Server writing to s.

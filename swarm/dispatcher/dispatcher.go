@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sort"
 	"sync"
 	"time"
 
@@ -56,6 +57,10 @@ var (
 )
 
 const maxHeartbeatsPerSecond = 2000
+
+// takeoverGrace is added to the grace period of the nodes a new leader
+// inherits, which need time to find it.
+const takeoverGrace = 5 * time.Second
 
 type session struct {
 	id        string
@@ -191,8 +196,11 @@ func (d *Dispatcher) expire(ctx context.Context) {
 			down = append(down, id)
 		}
 	}
+	// Nodes inherited from a previous leader get longer: their agents must
+	// first notice that leader's loss and find this one.
+	takeover := deadline.Add(-takeoverGrace)
 	for id, since := range d.watched {
-		if since.Before(deadline) {
+		if since.Before(takeover) {
 			delete(d.watched, id)
 			down = append(down, id)
 		}
@@ -324,7 +332,22 @@ func (d *Dispatcher) Register(ctx context.Context, req *RegisterRequest) (*Regis
 	delete(d.watched, nodeID)
 	d.mu.Unlock()
 	d.log.Info("node registered", "node", nodeID, "hostname", req.Description.Hostname)
-	return &RegisterResponse{NodeID: nodeID, SessionID: s.id, HeartbeatPeriod: d.period()}, nil
+	return &RegisterResponse{NodeID: nodeID, SessionID: s.id, HeartbeatPeriod: d.period(), Managers: d.managerAddrs()}, nil
+}
+
+// managerAddrs lists the managers' addresses from their node records.
+func (d *Dispatcher) managerAddrs() []string {
+	var out []string
+	d.store.View(func(tx store.ReadTx) {
+		nodes, _ := tx.FindNodes(store.ByRole(api.NodeRoleManager))
+		for _, n := range nodes {
+			if n.ManagerStatus != nil && n.ManagerStatus.Addr != "" {
+				out = append(out, n.ManagerStatus.Addr)
+			}
+		}
+	})
+	sort.Strings(out)
+	return out
 }
 
 // Heartbeat keeps a session alive and returns the period until the next one.

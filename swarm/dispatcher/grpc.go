@@ -33,7 +33,7 @@ type Empty struct{}
 // Serve registers impl as the dispatcher service of s.
 func Serve(s grpc.ServiceRegistrar, impl API) {
 	desc := rpc.Service(ServiceName,
-		[]grpc.MethodDesc{
+		[]rpc.Method{
 			rpc.Unary("Register", impl.Register),
 			rpc.Unary("Heartbeat", impl.Heartbeat),
 			rpc.Unary("UpdateTaskStatus", func(ctx context.Context, req *UpdateTaskStatusRequest) (*Empty, error) {

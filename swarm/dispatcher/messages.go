@@ -22,6 +22,9 @@ type RegisterResponse struct {
 	// HeartbeatPeriod is how often the worker must heartbeat; a worker
 	// silent for the period times the grace multiplier is declared down.
 	HeartbeatPeriod time.Duration `json:"HeartbeatPeriod"`
+	// Managers are the addresses of every manager, for the worker to fail
+	// over to when this one goes away.
+	Managers []string `json:"Managers,omitempty"`
 }
 
 // HeartbeatRequest keeps a session alive.

@@ -12,5 +12,7 @@
 // One reconciler covers replicated and global services: both keep "slots"
 // (a slot number, or a node for global services), each slot runs at most one
 // current task, and the restart, rolling-update and history rules apply per
-// slot alike.
+// slot alike. Jobs (replicated-job, global-job) have their own reconcilers
+// over the same slots: tasks run to completion, a completed slot is done,
+// and a spec change starts a new iteration.
 package orchestrator

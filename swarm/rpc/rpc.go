@@ -17,6 +17,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/status"
 )
 
@@ -33,14 +34,16 @@ func (Codec) Unmarshal(data []byte, v any) error { return json.Unmarshal(data, v
 // Name implements encoding.Codec.
 func (Codec) Name() string { return "apiary-json" }
 
-// ServerOptions make a gRPC server speak the codec.
-func ServerOptions() []grpc.ServerOption {
-	return []grpc.ServerOption{grpc.ForceServerCodec(Codec{})}
-}
+func init() { encoding.RegisterCodec(Codec{}) }
+
+// ServerOptions are the options a server of these services needs. The
+// codec is chosen per call by its content subtype, not forced on the
+// server, so other services (raft's raw frames, the CA) share it.
+func ServerOptions() []grpc.ServerOption { return nil }
 
 // DialOptions make a client connection speak the codec.
 func DialOptions() []grpc.DialOption {
-	return []grpc.DialOption{grpc.WithDefaultCallOptions(grpc.ForceCodec(Codec{}))}
+	return []grpc.DialOption{grpc.WithDefaultCallOptions(grpc.CallContentSubtype(Codec{}.Name()))}
 }
 
 type registered struct {
@@ -136,27 +139,34 @@ func FromStatus(err error) error {
 // ErrUnavailable: the other side could not be reached.
 var ErrUnavailable = errors.New("unavailable")
 
+// Method is a unary method waiting for the name of its service (the full
+// method name reaches interceptors, an authorizer among them).
+type Method func(service string) grpc.MethodDesc
+
 // Unary describes a unary method whose handler is fn.
-func Unary[Req, Resp any](name string, fn func(context.Context, *Req) (*Resp, error)) grpc.MethodDesc {
-	return grpc.MethodDesc{
-		MethodName: name,
-		Handler: func(_ any, ctx context.Context, dec func(any) error, intercept grpc.UnaryServerInterceptor) (any, error) {
-			req := new(Req)
-			if err := dec(req); err != nil {
-				return nil, status.Errorf(codes.InvalidArgument, "decode %s request: %v", name, err)
-			}
-			call := func(ctx context.Context, r any) (any, error) {
-				resp, err := fn(ctx, r.(*Req))
-				if err != nil {
-					return nil, ToStatus(err)
+func Unary[Req, Resp any](name string, fn func(context.Context, *Req) (*Resp, error)) Method {
+	return func(service string) grpc.MethodDesc {
+		full := "/" + service + "/" + name
+		return grpc.MethodDesc{
+			MethodName: name,
+			Handler: func(_ any, ctx context.Context, dec func(any) error, intercept grpc.UnaryServerInterceptor) (any, error) {
+				req := new(Req)
+				if err := dec(req); err != nil {
+					return nil, status.Errorf(codes.InvalidArgument, "decode %s request: %v", name, err)
 				}
-				return resp, nil
-			}
-			if intercept == nil {
-				return call(ctx, req)
-			}
-			return intercept(ctx, req, &grpc.UnaryServerInfo{FullMethod: name}, call)
-		},
+				call := func(ctx context.Context, r any) (any, error) {
+					resp, err := fn(ctx, r.(*Req))
+					if err != nil {
+						return nil, ToStatus(err)
+					}
+					return resp, nil
+				}
+				if intercept == nil {
+					return call(ctx, req)
+				}
+				return intercept(ctx, req, &grpc.UnaryServerInfo{FullMethod: full}, call)
+			},
+		}
 	}
 }
 
@@ -179,8 +189,12 @@ func ServerStream[Req, Resp any](name string, fn func(ctx context.Context, req *
 
 // Service builds a service description; register it with
 // server.RegisterService(&desc, nil).
-func Service(name string, unary []grpc.MethodDesc, streams ...grpc.StreamDesc) grpc.ServiceDesc {
-	return grpc.ServiceDesc{ServiceName: name, HandlerType: (*any)(nil), Methods: unary, Streams: streams}
+func Service(name string, unary []Method, streams ...grpc.StreamDesc) grpc.ServiceDesc {
+	methods := make([]grpc.MethodDesc, len(unary))
+	for i, m := range unary {
+		methods[i] = m(name)
+	}
+	return grpc.ServiceDesc{ServiceName: name, HandlerType: (*any)(nil), Methods: methods, Streams: streams}
 }
 
 // Call invokes a unary method on conn and restores registered errors.

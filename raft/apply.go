@@ -1,0 +1,492 @@
+package raft
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	etcdraft "go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+)
+
+// The apply goroutine applies committed entries to the FSM in log order,
+// answers the waiting proposals and takes snapshots. It is apart from the
+// raft loop so that a slow FSM (a large Save, say) never delays heartbeats
+// and elections: the loop only queues work for it.
+
+type applyItem struct {
+	snap      *raftpb.Snapshot // restore the FSM from this snapshot first
+	ents      []*raftpb.Entry
+	cs        *raftpb.ConfState // configuration after ents (nil: unchanged)
+	mem       *membership       // membership after ents (nil: unchanged)
+	failEpoch uint64            // then fail proposals made before this epoch
+}
+
+type applyQueue struct {
+	mu     sync.Mutex
+	items  []*applyItem
+	signal chan struct{}
+	closed bool
+}
+
+func newApplyQueue() *applyQueue { return &applyQueue{signal: make(chan struct{}, 1)} }
+
+func (q *applyQueue) push(it *applyItem) {
+	q.mu.Lock()
+	q.items = append(q.items, it)
+	q.mu.Unlock()
+	select {
+	case q.signal <- struct{}{}:
+	default:
+	}
+}
+
+func (q *applyQueue) close() {
+	q.mu.Lock()
+	q.closed = true
+	q.mu.Unlock()
+	select {
+	case q.signal <- struct{}{}:
+	default:
+	}
+}
+
+// take returns everything queued, waiting for something; more is false
+// once the queue is closed and empty.
+func (q *applyQueue) take() (items []*applyItem, more bool) {
+	for {
+		q.mu.Lock()
+		items, q.items = q.items, nil
+		closed := q.closed
+		q.mu.Unlock()
+		if len(items) > 0 || closed {
+			return items, !closed
+		}
+		<-q.signal
+	}
+}
+
+// applyState is owned by the apply goroutine.
+type applyState struct {
+	applied, appliedTerm uint64
+	lastSnap             uint64
+	cs                   *raftpb.ConfState
+	mem                  *membership
+	dedup                *dedup
+}
+
+func (n *Node) runApply(a *applyState) {
+	defer close(n.applyDone)
+	a.lastSnap = a.applied
+	for {
+		items, more := n.applyQ.take()
+		for _, it := range items {
+			if err := n.applyOne(a, it); err != nil {
+				n.fatal(err)
+				// Keep draining so the loop can finish; apply nothing more.
+				n.drainFailed()
+				return
+			}
+		}
+		if !more {
+			return
+		}
+		wanted := n.snapWanted.Load() && a.applied > a.lastSnap
+		if wanted || a.applied-a.lastSnap >= n.cfg.SnapshotInterval {
+			if err := n.takeSnapshot(a); err != nil {
+				// Not fatal: the log just grows until the next attempt.
+				n.log.Error("snapshot failed", "index", a.applied, "err", err)
+				a.lastSnap = a.applied
+			}
+			if wanted {
+				n.snapWanted.Store(false)
+			}
+		}
+	}
+}
+
+func (n *Node) drainFailed() {
+	for {
+		if _, more := n.applyQ.take(); !more {
+			return
+		}
+	}
+}
+
+func (n *Node) applyOne(a *applyState, it *applyItem) error {
+	if it.snap != nil {
+		if err := n.restoreSnapshot(a, it.snap); err != nil {
+			return err
+		}
+	}
+	for _, e := range it.ents {
+		if e.GetIndex() <= a.applied {
+			continue
+		}
+		switch e.GetType() {
+		case raftpb.EntryNormal:
+			if len(e.GetData()) == 0 {
+				break // a new leader's empty entry
+			}
+			id, payload, err := decodeEnvelope(e.GetData())
+			if err != nil {
+				n.log.Error("skipping a committed entry not written by this package", "index", e.GetIndex(), "err", err)
+				break
+			}
+			if !a.dedup.add(id) {
+				// Raft never commits an entry twice; a proposal that shows
+				// up again was resubmitted. Applying it twice would be the
+				// bug, so it is skipped on every member alike.
+				n.log.Warn("skipping a duplicate of an applied proposal", "index", e.GetIndex(),
+					"proposer", fmt.Sprintf("%x", id.node), "seq", id.seq)
+				break
+			}
+			aerr := n.fsm.Apply(e.GetIndex(), payload)
+			n.finishWaiter(id, e.GetIndex(), aerr)
+		case raftpb.EntryConfChange:
+			var cc raftpb.ConfChange
+			if err := proto.Unmarshal(e.GetData(), &cc); err == nil {
+				if id, _, err := decodeEnvelope(cc.GetContext()); err == nil {
+					n.finishWaiter(id, e.GetIndex(), nil)
+				}
+			}
+		}
+		a.applied, a.appliedTerm = e.GetIndex(), e.GetTerm()
+	}
+	if it.cs != nil {
+		a.cs = it.cs
+	}
+	if it.mem != nil {
+		a.mem = it.mem
+	}
+	if it.snap != nil || len(it.ents) > 0 {
+		n.setApplied(a.applied, a.appliedTerm)
+	}
+	if it.failEpoch > 0 {
+		n.failWaitersBefore(it.failEpoch)
+	}
+	return nil
+}
+
+// restoreSnapshot replaces the FSM's state with a snapshot's.
+func (n *Node) restoreSnapshot(a *applyState, snap *raftpb.Snapshot) error {
+	si, st := snapIndexTerm(snap)
+	rc, err := n.storage.OpenSnapshot(si, st)
+	if err != nil {
+		return fmt.Errorf("raft: restore snapshot %d: %w", si, err)
+	}
+	defer rc.Close()
+	br := bufio.NewReaderSize(rc, 1<<20)
+	h, err := readSnapHeader(br)
+	if err != nil {
+		return fmt.Errorf("raft: restore snapshot %d: %w", si, err)
+	}
+	start := time.Now()
+	if err := n.fsm.Restore(br); err != nil {
+		return fmt.Errorf("raft: restore snapshot %d into the FSM: %w", si, err)
+	}
+	n.log.Info("FSM restored from snapshot", "index", si, "took", time.Since(start))
+	a.applied, a.appliedTerm, a.lastSnap = si, st, si
+	a.cs = snap.GetMetadata().GetConfState()
+	a.mem = h.members
+	a.dedup = newDedup(n.cfg.DedupWindow)
+	for _, id := range h.dedup {
+		a.dedup.add(id)
+	}
+	return nil
+}
+
+// takeSnapshot saves the FSM as of the last applied entry and compacts
+// the log, keeping SnapshotCatchUpEntries entries for slow followers.
+func (n *Node) takeSnapshot(a *applyState) error {
+	start := time.Now()
+	sink, err := n.storage.NewSnapshotSink(a.applied, a.appliedTerm)
+	if err != nil {
+		return err
+	}
+	bw := bufio.NewWriterSize(sink, 1<<20)
+	err = writeSnapHeader(bw, snapHeader{index: a.applied, term: a.appliedTerm, members: a.mem, dedup: a.dedup.ordered()})
+	if err == nil {
+		err = n.fsm.Save(bw)
+	}
+	if err == nil {
+		err = bw.Flush()
+	}
+	if err != nil {
+		sink.Abort()
+		return fmt.Errorf("raft: save FSM: %w", err)
+	}
+	size, crc, err := sink.Commit()
+	if err != nil {
+		return err
+	}
+	if err := n.storage.CreateSnapshot(a.applied, a.cs, snapRef{size: size, crc: crc}.encode()); err != nil {
+		return err
+	}
+	a.lastSnap = a.applied
+	if a.applied > n.cfg.SnapshotCatchUpEntries {
+		if err := n.storage.Compact(a.applied - n.cfg.SnapshotCatchUpEntries); err != nil {
+			return err
+		}
+	}
+	n.log.Info("snapshot taken", "index", a.applied, "bytes", size, "took", time.Since(start))
+	return nil
+}
+
+func (n *Node) finishWaiter(id proposalID, index uint64, err error) {
+	if id.node != n.id || id.incarnation != n.incarnation {
+		return
+	}
+	n.wmu.Lock()
+	p, ok := n.waiters[id]
+	delete(n.waiters, id)
+	n.wmu.Unlock()
+	if ok {
+		p.finish(index, err)
+	}
+}
+
+func (n *Node) failWaitersBefore(epoch uint64) {
+	var failed []*proposal
+	n.wmu.Lock()
+	for id, p := range n.waiters {
+		if p.epoch < epoch {
+			delete(n.waiters, id)
+			failed = append(failed, p)
+		}
+	}
+	n.wmu.Unlock()
+	for _, p := range failed {
+		p.finish(0, ErrLostLeadership)
+	}
+}
+
+func (n *Node) setApplied(index, term uint64) {
+	n.applied.Store(index)
+	n.amu.Lock()
+	kept := n.aWaiters[:0]
+	for _, w := range n.aWaiters {
+		if w.index <= index {
+			close(w.ch)
+		} else {
+			kept = append(kept, w)
+		}
+	}
+	n.aWaiters = kept
+	n.amu.Unlock()
+	n.lmu.Lock()
+	n.appliedTerm = term
+	n.publishLocked()
+	n.lmu.Unlock()
+}
+
+// AppliedIndex returns the index of the last entry applied to the FSM.
+func (n *Node) AppliedIndex() uint64 { return n.applied.Load() }
+
+// WaitApplied waits until the FSM has applied index.
+func (n *Node) WaitApplied(ctx context.Context, index uint64) error {
+	if n.applied.Load() >= index {
+		return nil
+	}
+	ch := make(chan struct{})
+	n.amu.Lock()
+	if n.applied.Load() >= index {
+		n.amu.Unlock()
+		return nil
+	}
+	n.aWaiters = append(n.aWaiters, appliedWaiter{index, ch})
+	n.amu.Unlock()
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-n.doneC:
+		if n.applied.Load() >= index {
+			return nil
+		}
+		return ErrStopped
+	}
+}
+
+// LinearizableRead returns an index such that the local FSM, once it has
+// applied it (which LinearizableRead waits for), reflects every write that
+// completed anywhere before the call: raft's ReadIndex, confirmed by a
+// heartbeat round with a quorum, so a deposed leader cannot answer from
+// stale state. Read the FSM after it returns.
+func (n *Node) LinearizableRead(ctx context.Context) (uint64, error) {
+	r := &readReq{done: make(chan result, 1)}
+	err := n.inLoop(ctx, func() {
+		if n.lead == 0 {
+			r.done <- result{err: notLeader(0)}
+			return
+		}
+		n.readSeq++
+		var b [8]byte
+		putUint64(b[:], n.readSeq)
+		r.epoch = n.epoch
+		n.reads[n.readSeq] = r
+		n.rn.ReadIndex(b[:])
+	})
+	if err != nil {
+		return 0, err
+	}
+	var res result
+	select {
+	case res = <-r.done:
+	case <-ctx.Done():
+		return 0, fmt.Errorf("raft: read index not confirmed in time: %w", ctx.Err())
+	case <-n.doneC:
+		return 0, ErrStopped
+	}
+	if res.err != nil {
+		return 0, res.err
+	}
+	if err := n.WaitApplied(ctx, res.index); err != nil {
+		return 0, fmt.Errorf("raft: waiting to apply up to read index %d: %w", res.index, err)
+	}
+	return res.index, nil
+}
+
+// ReadIndex is LinearizableRead without the index.
+func (n *Node) ReadIndex(ctx context.Context) error {
+	_, err := n.LinearizableRead(ctx)
+	return err
+}
+
+func putUint64(b []byte, v uint64) {
+	for i := 7; i >= 0; i-- {
+		b[i] = byte(v)
+		v >>= 8
+	}
+}
+
+// Leadership is this member's view of who leads.
+type Leadership struct {
+	// Leader is the leader's ID, 0 when none is known.
+	Leader uint64
+	// Term is the raft term.
+	Term uint64
+	// IsLeader: this member leads AND has applied every entry committed
+	// before its term, so its FSM is current and leader-only work (the
+	// orchestrators) may start.
+	IsLeader bool
+}
+
+// setRaw records the raft loop's view (called by the loop).
+func (n *Node) setRaw(lead, term uint64, leader bool) {
+	n.lmu.Lock()
+	n.rawLead, n.rawTerm, n.rawLeader = lead, term, leader
+	n.publishLocked()
+	n.lmu.Unlock()
+}
+
+func (n *Node) publishLocked() {
+	l := Leadership{Leader: n.rawLead, Term: n.rawTerm, IsLeader: n.rawLeader && n.appliedTerm == n.rawTerm}
+	if l == n.lstate {
+		return
+	}
+	n.lstate = l
+	close(n.lchanged)
+	n.lchanged = make(chan struct{})
+	for ch := range n.subs {
+		select {
+		case <-ch:
+		default:
+		}
+		ch <- l
+	}
+}
+
+// Leader returns the current leader's ID as this member knows it, 0 when
+// none is known.
+func (n *Node) Leader() uint64 {
+	n.lmu.Lock()
+	defer n.lmu.Unlock()
+	return n.lstate.Leader
+}
+
+// IsLeader reports whether this member leads and its FSM is current (see
+// Leadership.IsLeader).
+func (n *Node) IsLeader() bool {
+	n.lmu.Lock()
+	defer n.lmu.Unlock()
+	return n.lstate.IsLeader
+}
+
+// Leadership returns the current leadership view.
+func (n *Node) Leadership() Leadership {
+	n.lmu.Lock()
+	defer n.lmu.Unlock()
+	return n.lstate
+}
+
+// WatchLeadership returns a channel that holds the latest leadership view:
+// it receives the current one at once and then every change. A slow reader
+// misses intermediate views but always finds the latest, which is what
+// starting and stopping leader-only work needs. The channel is closed when
+// the node stops or cancel is called.
+func (n *Node) WatchLeadership() (<-chan Leadership, func()) {
+	ch := make(chan Leadership, 1)
+	n.lmu.Lock()
+	select {
+	case <-n.doneC:
+		close(ch)
+		n.lmu.Unlock()
+		return ch, func() {}
+	default:
+	}
+	ch <- n.lstate
+	n.subs[ch] = struct{}{}
+	n.lmu.Unlock()
+	return ch, func() {
+		n.lmu.Lock()
+		defer n.lmu.Unlock()
+		if _, ok := n.subs[ch]; ok {
+			delete(n.subs, ch)
+			close(ch)
+		}
+	}
+}
+
+// leadershipChanged returns a channel closed at the next change.
+func (n *Node) leadershipChanged() <-chan struct{} {
+	n.lmu.Lock()
+	defer n.lmu.Unlock()
+	return n.lchanged
+}
+
+// Status is a point-in-time summary of the node.
+type Status struct {
+	ID, Leader, Term, Commit, Applied uint64
+	State                             string
+	IsLeader                          bool
+	Members                           []Member
+}
+
+// Status returns the node's status.
+func (n *Node) Status() Status {
+	s := Status{ID: n.id, Applied: n.applied.Load(), Members: n.Members()}
+	l := n.Leadership()
+	s.Leader, s.Term, s.IsLeader = l.Leader, l.Term, l.IsLeader
+	s.State = "stopped"
+	n.inLoop(context.Background(), func() {
+		st := n.rn.BasicStatus()
+		s.Commit = st.HardState.GetCommit()
+		s.State = st.RaftState.String()
+	})
+	return s
+}
+
+// Members returns the cluster's members as this member knows them.
+func (n *Node) Members() []Member {
+	if p := n.members.Load(); p != nil {
+		return append([]Member(nil), (*p)...)
+	}
+	return nil
+}
+
+var _ = etcdraft.StateLeader

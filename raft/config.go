@@ -1,0 +1,188 @@
+package raft
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+)
+
+// FSM is the replicated state machine: the store (*store.MemoryStorage
+// satisfies it). The node calls its methods from one goroutine, in log
+// order; it never calls them concurrently with each other.
+type FSM interface {
+	// Apply applies the payload of one committed proposal at index. It is
+	// called on every member, the proposer included, and must be
+	// deterministic. Its error is handed to the proposer's Propose (and
+	// ignored elsewhere); the entry counts as consumed either way.
+	Apply(index uint64, data []byte) error
+	// Save writes the whole state as of the last applied entry.
+	Save(w io.Writer) error
+	// Restore replaces the whole state with a stream written by Save.
+	Restore(r io.Reader) error
+}
+
+// Peer is a member of a cluster: its raft ID and the address its transport
+// listens on.
+type Peer struct {
+	ID   uint64
+	Addr string
+}
+
+// Config configures a Node. Start from DefaultConfig.
+type Config struct {
+	// ID is this member's raft ID: non-zero, unique in the cluster, never
+	// reused after the member was removed.
+	ID uint64
+	// Addr is this member's own transport address, recorded in the
+	// membership when this member bootstraps a cluster.
+	Addr string
+
+	// FSM receives committed entries. It must be empty: the node restores
+	// it from the latest snapshot and replays the log on start.
+	FSM FSM
+	// Transport carries messages between members. The node starts it and
+	// stops it with itself.
+	Transport Transport
+	// DataDir holds the durable state (raft.db and snap/). Ignored when
+	// Storage is set.
+	DataDir string
+	// Storage overrides DataDir: NewMemoryStorage for tests, or a
+	// DiskStorage opened by the caller.
+	Storage Storage
+
+	// Peers bootstraps a new cluster when the storage is empty: every
+	// initial member must be started with the same list (itself included).
+	// Leave empty to join an existing cluster: the node then waits until a
+	// leader adds it with AddMember and contacts it. Ignored when the
+	// storage already holds state.
+	Peers []Peer
+	// Join lists the current members' addresses for a member joining an
+	// existing cluster (empty storage, no Peers; the leader adds it with
+	// AddMember). They are only used to reach the members until this
+	// member receives the membership through raft; the leader's address is
+	// needed to answer it at all.
+	Join []Peer
+	// ForceNewCluster rewrites the stored membership to this member alone
+	// before starting, keeping every committed entry (disaster recovery
+	// from one surviving member: Swarm's --force-new-cluster). The other
+	// members become removed IDs.
+	ForceNewCluster bool
+
+	// TickInterval is raft's logical clock: election and heartbeat
+	// timeouts are counted in ticks.
+	TickInterval time.Duration
+	// ElectionTick: a follower that hears nothing from a leader for a
+	// random time in [ElectionTick, 2*ElectionTick) ticks starts an
+	// election.
+	ElectionTick int
+	// HeartbeatTick: the leader's heartbeat period in ticks.
+	HeartbeatTick int
+	// PreVote makes a would-be candidate first ask whether it could win,
+	// so a member coming back from a partition does not depose a healthy
+	// leader by bumping the term.
+	PreVote bool
+	// CheckQuorum makes a leader that has not heard from a majority for an
+	// election timeout step down, which fails its pending proposals instead
+	// of letting them wait on a minority.
+	CheckQuorum bool
+
+	// SnapshotInterval: a snapshot is taken every this many applied
+	// entries, and the log before it compacted.
+	SnapshotInterval uint64
+	// SnapshotCatchUpEntries: entries kept in the log behind a snapshot so
+	// that a follower slightly behind catches up from the log rather than
+	// by a full snapshot.
+	SnapshotCatchUpEntries uint64
+	// MaxSizePerMsg bounds the entries of one append message (bytes).
+	MaxSizePerMsg uint64
+	// MaxInflightMsgs bounds the append messages in flight to a follower.
+	MaxInflightMsgs int
+	// MaxUncommittedEntriesSize bounds the leader's uncommitted log
+	// (bytes); proposals beyond it are refused. 0 means no limit.
+	MaxUncommittedEntriesSize uint64
+	// SnapshotChunkSize is the size of the pieces a snapshot is streamed
+	// in. Transports may use their own.
+	SnapshotChunkSize int
+	// DedupWindow: how many recent proposal IDs are remembered to detect
+	// an entry that committed twice.
+	DedupWindow int
+	// FastFailover makes followers that see the leader's transport fail
+	// (connection refused, not mere silence) forget it and hold an election
+	// at once instead of waiting out the election timeout. PreVote still
+	// protects a healthy leader. See the package documentation.
+	FastFailover bool
+
+	// Logger receives the node's and etcd raft's logs. Nil: slog.Default().
+	Logger *slog.Logger
+}
+
+// DefaultConfig returns the defaults of the design (etcd's timing, Swarm's
+// snapshot policy): 100 ms tick, election after 10 ticks, heartbeat every
+// tick, PreVote and CheckQuorum on, a snapshot every 10,000 entries keeping
+// 500 for slow followers.
+func DefaultConfig() Config {
+	return Config{
+		TickInterval:           100 * time.Millisecond,
+		ElectionTick:           10,
+		HeartbeatTick:          1,
+		PreVote:                true,
+		CheckQuorum:            true,
+		SnapshotInterval:       10000,
+		SnapshotCatchUpEntries: 500,
+		MaxSizePerMsg:          1 << 20,
+		MaxInflightMsgs:        256,
+		SnapshotChunkSize:      1 << 20,
+		DedupWindow:            10000,
+		FastFailover:           true,
+	}
+}
+
+func (c *Config) validate() error {
+	var errs []error
+	if c.ID == 0 {
+		errs = append(errs, errors.New("ID must be non-zero"))
+	}
+	if c.FSM == nil {
+		errs = append(errs, errors.New("FSM is required"))
+	}
+	if c.Transport == nil {
+		errs = append(errs, errors.New("Transport is required"))
+	}
+	if c.Storage == nil && c.DataDir == "" {
+		errs = append(errs, errors.New("DataDir or Storage is required"))
+	}
+	if c.TickInterval <= 0 {
+		errs = append(errs, fmt.Errorf("TickInterval %v must be positive", c.TickInterval))
+	}
+	if c.HeartbeatTick <= 0 || c.ElectionTick <= c.HeartbeatTick {
+		errs = append(errs, fmt.Errorf("ElectionTick (%d) must be greater than HeartbeatTick (%d) > 0", c.ElectionTick, c.HeartbeatTick))
+	}
+	if c.SnapshotInterval == 0 {
+		errs = append(errs, errors.New("SnapshotInterval must be positive"))
+	}
+	if c.MaxInflightMsgs <= 0 {
+		errs = append(errs, errors.New("MaxInflightMsgs must be positive"))
+	}
+	seen := map[uint64]bool{}
+	for _, p := range c.Peers {
+		if p.ID == 0 || seen[p.ID] {
+			errs = append(errs, fmt.Errorf("Peers: ID %x is zero or repeated", p.ID))
+		}
+		seen[p.ID] = true
+	}
+	if len(c.Peers) > 0 && !seen[c.ID] {
+		errs = append(errs, fmt.Errorf("Peers must include this member (%x)", c.ID))
+	}
+	if c.SnapshotChunkSize <= 0 {
+		c.SnapshotChunkSize = 1 << 20
+	}
+	if c.DedupWindow <= 0 {
+		c.DedupWindow = 10000
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("raft: invalid config: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,872 @@
+package raft
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash"
+	"hash/fnv"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	etcdraft "go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+)
+
+// DiskStorage keeps a node's state in a data directory:
+//
+//	raft.db      bbolt: the log entries, hard state, snapshot metadata, the
+//	             member ID and the removed marker; every value framed with a
+//	             CRC-32C so a flipped bit is found, not replayed
+//	snap/*.snap  snapshot data files, named by term and index, verified by
+//	             the size and CRC kept in the snapshot metadata
+//
+// Reads are served from an in-memory mirror of the log (etcd raft's
+// MemoryStorage), filled when the directory is opened: the log is bounded
+// by the snapshot interval, and raft reads it on every append it sends.
+type DiskStorage struct {
+	mu      sync.Mutex // orders bbolt writes and their mirror updates
+	dir     string
+	db      *bolt.DB
+	mem     *etcdraft.MemoryStorage
+	id      uint64
+	removed bool
+}
+
+var _ Storage = (*DiskStorage)(nil)
+
+var (
+	bucketMeta    = []byte("meta")
+	bucketEntries = []byte("entries")
+	keyVersion    = []byte("version")
+	keyID         = []byte("id")
+	keyHardState  = []byte("hardstate")
+	keySnapshot   = []byte("snapshot")
+	keyRemoved    = []byte("removed")
+)
+
+const diskFormat = 1
+
+// OpenDiskStorage opens (creating it if needed) the data directory dir. It
+// verifies everything it loads: the bbolt file's page structure, the
+// checksum of every entry, hard state and snapshot metadata, the
+// contiguity of the log, and the latest snapshot file's size and checksum.
+// Damage is reported as an error wrapping ErrCorrupt that names the file
+// and what is wrong; nothing is repaired silently.
+func OpenDiskStorage(dir string) (*DiskStorage, error) {
+	if err := os.MkdirAll(filepath.Join(dir, "snap"), 0o700); err != nil {
+		return nil, fmt.Errorf("raft: create data dir: %w", err)
+	}
+	path := filepath.Join(dir, "raft.db")
+	db, err := openBolt(path)
+	if err != nil {
+		return nil, err
+	}
+	s := &DiskStorage{dir: dir, db: db}
+	if err := s.load(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func openBolt(path string) (db *bolt.DB, err error) {
+	if err := checkBoltFile(path); err != nil {
+		return nil, err
+	}
+	// bbolt trusts its pages: a damaged page can make it panic, or read
+	// outside the mapped file (a fault), instead of returning an error. A
+	// library must not take the program down for a bad file, so both
+	// become ErrCorrupt. SetPanicOnFault turns a fault on the mapping into
+	// a panic on this goroutine; bbolt's own checks that run on other
+	// goroutines (Tx.Check, the free page scan of NoFreelistSync) are not
+	// used for that reason.
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	// If bolt.Open panics, the file it opened (and locked) is closed here.
+	var file *os.File
+	defer func() {
+		if r := recover(); r != nil {
+			if db != nil {
+				db.Close()
+			} else if file != nil {
+				file.Close()
+			}
+			db, err = nil, fmt.Errorf("raft: open %s: bbolt file is damaged (%v): %w", path, r, ErrCorrupt)
+		}
+	}()
+	db, err = bolt.Open(path, 0o600, &bolt.Options{
+		Timeout:      time.Second,
+		FreelistType: bolt.FreelistMapType,
+		OpenFile: func(name string, flag int, mode os.FileMode) (*os.File, error) {
+			f, err := os.OpenFile(name, flag, mode)
+			file = f
+			return f, err
+		},
+	})
+	if err != nil {
+		if errors.Is(err, bolt.ErrTimeout) {
+			return nil, fmt.Errorf("raft: open %s: locked by another process: %w", path, err)
+		}
+		return nil, fmt.Errorf("raft: open %s: %v: %w", path, err, ErrCorrupt)
+	}
+	fresh := false
+	err = db.View(func(tx *bolt.Tx) error {
+		m, e := tx.Bucket(bucketMeta), tx.Bucket(bucketEntries)
+		switch {
+		case m == nil && e == nil:
+			c := tx.Cursor()
+			if k, _ := c.First(); k != nil {
+				return fmt.Errorf("no raft buckets but other keys (%q): %w", k, ErrCorrupt)
+			}
+			fresh = true
+		case m == nil || e == nil:
+			return fmt.Errorf("a raft bucket is missing: %w", ErrCorrupt)
+		default:
+			if v := m.Get(keyVersion); len(v) != 1 || v[0] != diskFormat {
+				return fmt.Errorf("unknown storage format %v: %w", v, ErrCorrupt)
+			}
+		}
+		return nil
+	})
+	if err == nil && fresh {
+		err = db.Update(func(tx *bolt.Tx) error {
+			m, err := tx.CreateBucket(bucketMeta)
+			if err != nil {
+				return err
+			}
+			if _, err := tx.CreateBucket(bucketEntries); err != nil {
+				return err
+			}
+			return m.Put(keyVersion, []byte{diskFormat})
+		})
+	}
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("raft: open %s: %w", path, err)
+	}
+	return db, nil
+}
+
+// checkBoltFile reads bbolt's two meta pages before bbolt maps the file:
+// at least one must be intact, and the file must be as long as the valid
+// meta page says. A truncated file would otherwise make bbolt read past
+// the end of its mapping, which kills the process.
+func checkBoltFile(path string) error {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("raft: open %s: %w", path, err)
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("raft: open %s: %w", path, err)
+	}
+	if info.Size() == 0 {
+		return nil // a new file bbolt will initialise
+	}
+	const (
+		pageHdr   = 16
+		metaSize  = 64
+		boltMagic = 0xED0CDAED
+	)
+	type meta struct {
+		pageSize             uint32
+		freelist, pgid, txid uint64
+	}
+	read := func(off int64) (meta, bool) {
+		b := make([]byte, pageHdr+metaSize)
+		if _, err := f.ReadAt(b, off); err != nil {
+			return meta{}, false
+		}
+		m := b[pageHdr:]
+		le := binary.LittleEndian
+		if le.Uint32(m[0:]) != boltMagic {
+			return meta{}, false
+		}
+		h := fnv.New64a()
+		h.Write(m[:56])
+		if h.Sum64() != le.Uint64(m[56:]) {
+			return meta{}, false
+		}
+		return meta{pageSize: le.Uint32(m[8:]), freelist: le.Uint64(m[32:]), pgid: le.Uint64(m[40:]), txid: le.Uint64(m[48:])}, true
+	}
+	m0, ok0 := read(0)
+	ps := int64(os.Getpagesize())
+	if ok0 {
+		ps = int64(m0.pageSize)
+	}
+	m1, ok1 := read(ps)
+	// bbolt alone would fall back to the other meta page, silently rolling
+	// back to the transaction before: for raft that can un-persist a vote
+	// or an acknowledged entry. Refuse instead.
+	if !ok0 || !ok1 {
+		bad := 0
+		if ok0 {
+			bad = 1
+		}
+		if !ok0 && !ok1 {
+			return fmt.Errorf("raft: open %s: both bbolt meta pages are damaged: %w", path, ErrCorrupt)
+		}
+		return fmt.Errorf("raft: open %s: bbolt meta page %d is damaged (torn write or bit rot); "+
+			"using the other one would roll back durable raft state: %w", path, bad, ErrCorrupt)
+	}
+	m := m0
+	if m1.txid > m0.txid {
+		m = m1
+	}
+	if need := int64(m.pgid) * int64(m.pageSize); info.Size() < need {
+		return fmt.Errorf("raft: open %s: file is truncated (%d bytes, bbolt needs %d): %w", path, info.Size(), need, ErrCorrupt)
+	}
+	// bbolt reads the free list while opening, where its panic on a bad
+	// page cannot be recovered cleanly (the half-opened database keeps
+	// the file mapped and locked): check that page first.
+	if m.freelist != ^uint64(0) {
+		if err := checkFreelist(f, m.freelist, m.pgid, int64(m.pageSize)); err != nil {
+			return fmt.Errorf("raft: open %s: free list page %d: %v: %w", path, m.freelist, err, ErrCorrupt)
+		}
+	}
+	return nil
+}
+
+func checkFreelist(f *os.File, id, highWater uint64, pageSize int64) error {
+	const freelistFlag = 0x10
+	if id < 2 || id >= highWater {
+		return fmt.Errorf("page id out of range (high water %d)", highWater)
+	}
+	hdr := make([]byte, 16)
+	if _, err := f.ReadAt(hdr, int64(id)*pageSize); err != nil {
+		return err
+	}
+	le := binary.LittleEndian
+	if got := le.Uint64(hdr[0:]); got != id {
+		return fmt.Errorf("header says page %d", got)
+	}
+	if flags := le.Uint16(hdr[8:]); flags != freelistFlag {
+		return fmt.Errorf("not a free list page (flags %#x)", flags)
+	}
+	count := uint64(le.Uint16(hdr[10:]))
+	overflow := uint64(le.Uint32(hdr[12:]))
+	if id+overflow >= highWater {
+		return fmt.Errorf("overflow %d runs past the end", overflow)
+	}
+	space := uint64((1+overflow)*uint64(pageSize)) - 16
+	off := int64(id)*pageSize + 16
+	if count == 0xFFFF {
+		b := make([]byte, 8)
+		if _, err := f.ReadAt(b, off); err != nil {
+			return err
+		}
+		count = le.Uint64(b)
+		off += 8
+		space -= 8
+	}
+	if count*8 > space {
+		return fmt.Errorf("%d ids do not fit in %d pages", count, 1+overflow)
+	}
+	ids := make([]byte, count*8)
+	if _, err := f.ReadAt(ids, off); err != nil {
+		return err
+	}
+	for i := uint64(0); i < count; i++ {
+		if p := le.Uint64(ids[i*8:]); p < 2 || p >= highWater {
+			return fmt.Errorf("free page id %d out of range", p)
+		}
+	}
+	return nil
+}
+
+// frame prefixes v with its CRC-32C.
+func frame(v []byte) []byte {
+	b := make([]byte, 4+len(v))
+	binary.BigEndian.PutUint32(b, crc32c(v))
+	copy(b[4:], v)
+	return b
+}
+
+func unframe(b []byte, what string) ([]byte, error) {
+	if len(b) < 4 {
+		return nil, fmt.Errorf("%s: %d bytes is too short: %w", what, len(b), ErrCorrupt)
+	}
+	if got, want := crc32c(b[4:]), binary.BigEndian.Uint32(b); got != want {
+		return nil, fmt.Errorf("%s: checksum mismatch (stored %08x, computed %08x): %w", what, want, got, ErrCorrupt)
+	}
+	return b[4:], nil
+}
+
+func crc32c(b []byte) uint32 {
+	h := newCRC()
+	h.Write(b)
+	return h.Sum32()
+}
+
+func key(i uint64) []byte {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], i)
+	return b[:]
+}
+
+func (s *DiskStorage) dbPath() string { return filepath.Join(s.dir, "raft.db") }
+
+func (s *DiskStorage) load() (err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("raft: read %s: bbolt file is damaged (%v): %w", s.dbPath(), r, ErrCorrupt)
+		}
+	}()
+	var (
+		hs   *raftpb.HardState
+		snap = &raftpb.Snapshot{}
+		ents []*raftpb.Entry
+	)
+	err = s.db.View(func(tx *bolt.Tx) error {
+		// Reading every key below walks every page of the tree, on this
+		// goroutine, where a damaged page's panic is recovered.
+		m := tx.Bucket(bucketMeta)
+		if m == nil || tx.Bucket(bucketEntries) == nil {
+			return fmt.Errorf("buckets missing: %w", ErrCorrupt)
+		}
+		if v := m.Get(keyID); v != nil {
+			b, err := unframe(v, "member ID")
+			if err != nil {
+				return err
+			}
+			if len(b) != 8 {
+				return fmt.Errorf("member ID has %d bytes: %w", len(b), ErrCorrupt)
+			}
+			s.id = binary.BigEndian.Uint64(b)
+		}
+		s.removed = m.Get(keyRemoved) != nil
+		if v := m.Get(keyHardState); v != nil {
+			b, err := unframe(v, "hard state")
+			if err != nil {
+				return err
+			}
+			hs = &raftpb.HardState{}
+			if err := proto.Unmarshal(b, hs); err != nil {
+				return fmt.Errorf("hard state: %v: %w", err, ErrCorrupt)
+			}
+		}
+		if v := m.Get(keySnapshot); v != nil {
+			b, err := unframe(v, "snapshot metadata")
+			if err != nil {
+				return err
+			}
+			if err := proto.Unmarshal(b, snap); err != nil {
+				return fmt.Errorf("snapshot metadata: %v: %w", err, ErrCorrupt)
+			}
+		}
+		c := tx.Bucket(bucketEntries).Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			if len(k) != 8 {
+				return fmt.Errorf("log key %x: %w", k, ErrCorrupt)
+			}
+			idx := binary.BigEndian.Uint64(k)
+			b, err := unframe(v, fmt.Sprintf("log entry %d", idx))
+			if err != nil {
+				return err
+			}
+			e := &raftpb.Entry{}
+			if err := proto.Unmarshal(b, e); err != nil {
+				return fmt.Errorf("log entry %d: %v: %w", idx, err, ErrCorrupt)
+			}
+			if e.GetIndex() != idx {
+				return fmt.Errorf("log entry under key %d says index %d: %w", idx, e.GetIndex(), ErrCorrupt)
+			}
+			if n := len(ents); n > 0 && ents[n-1].GetIndex()+1 != idx {
+				return fmt.Errorf("log has a gap between entries %d and %d: %w", ents[n-1].GetIndex(), idx, ErrCorrupt)
+			}
+			ents = append(ents, e)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("raft: open %s: %w", s.dbPath(), err)
+	}
+	mem, err := buildMirror(snap, ents)
+	if err != nil {
+		return fmt.Errorf("raft: open %s: %w", s.dbPath(), err)
+	}
+	if hs != nil {
+		last, _ := mem.LastIndex()
+		if hs.GetCommit() > last {
+			return fmt.Errorf("raft: open %s: hard state commits index %d but the log ends at %d (entries lost): %w",
+				s.dbPath(), hs.GetCommit(), last, ErrCorrupt)
+		}
+		mem.SetHardState(hs)
+	}
+	if si, st := snapIndexTerm(snap); si > 0 {
+		if err := s.verifySnapshotFile(si, st, snap.GetData()); err != nil {
+			return err
+		}
+	}
+	s.mem = mem
+	return nil
+}
+
+// buildMirror rebuilds etcd raft's MemoryStorage from the stored snapshot
+// metadata and entries. After a local compaction the log starts before the
+// snapshot (entries are kept for slow followers): its first entry then
+// stands for the compaction point, as in MemoryStorage.Compact.
+func buildMirror(snap *raftpb.Snapshot, ents []*raftpb.Entry) (*etcdraft.MemoryStorage, error) {
+	mem := etcdraft.NewMemoryStorage()
+	si, _ := snapIndexTerm(snap)
+	switch {
+	case si > 0 && len(ents) > 0 && ents[0].GetIndex() <= si:
+		d := ents[0]
+		base := &raftpb.Snapshot{Metadata: &raftpb.SnapshotMetadata{
+			Index: new(d.GetIndex()), Term: new(d.GetTerm()), ConfState: snap.GetMetadata().GetConfState(),
+		}}
+		if err := mem.ApplySnapshot(base); err != nil {
+			return nil, err
+		}
+		if err := mem.Append(ents[1:]); err != nil {
+			return nil, err
+		}
+		last, _ := mem.LastIndex()
+		if si > last {
+			return nil, fmt.Errorf("snapshot at %d is past the log's end %d: %w", si, last, ErrCorrupt)
+		}
+		if si > d.GetIndex() {
+			t, _ := mem.Term(si)
+			if t != snap.GetMetadata().GetTerm() {
+				return nil, fmt.Errorf("snapshot at %d has term %d, the log says %d: %w", si, snap.GetMetadata().GetTerm(), t, ErrCorrupt)
+			}
+			if _, err := mem.CreateSnapshot(si, snap.GetMetadata().GetConfState(), snap.GetData()); err != nil {
+				return nil, err
+			}
+		}
+	case si > 0:
+		if err := mem.ApplySnapshot(snap); err != nil {
+			return nil, err
+		}
+		if len(ents) > 0 && ents[0].GetIndex() != si+1 {
+			return nil, fmt.Errorf("log starts at %d, after a snapshot at %d: %w", ents[0].GetIndex(), si, ErrCorrupt)
+		}
+		if err := mem.Append(ents); err != nil {
+			return nil, err
+		}
+	default:
+		if len(ents) > 0 && ents[0].GetIndex() != 1 {
+			return nil, fmt.Errorf("log starts at %d without a snapshot: %w", ents[0].GetIndex(), ErrCorrupt)
+		}
+		if err := mem.Append(ents); err != nil {
+			return nil, err
+		}
+	}
+	return mem, nil
+}
+
+func (s *DiskStorage) snapPath(index, term uint64) string {
+	return filepath.Join(s.dir, "snap", fmt.Sprintf("%016x-%016x.snap", term, index))
+}
+
+func (s *DiskStorage) verifySnapshotFile(index, term uint64, data []byte) error {
+	ref, err := decodeSnapRef(data)
+	if err != nil {
+		return fmt.Errorf("raft: snapshot %d metadata: %w", index, err)
+	}
+	path := s.snapPath(index, term)
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("raft: snapshot file for index %d: %v: %w", index, err, ErrCorrupt)
+	}
+	defer f.Close()
+	h := newCRC()
+	n, err := io.Copy(h, bufio.NewReaderSize(f, 1<<20))
+	if err != nil {
+		return fmt.Errorf("raft: read snapshot file %s: %w", path, err)
+	}
+	if uint64(n) != ref.size || h.Sum32() != ref.crc {
+		return fmt.Errorf("raft: snapshot file %s is damaged (%d bytes, crc %08x; expected %d bytes, crc %08x): %w",
+			path, n, h.Sum32(), ref.size, ref.crc, ErrCorrupt)
+	}
+	return nil
+}
+
+// InitialState implements etcd raft's Storage.
+func (s *DiskStorage) InitialState() (*raftpb.HardState, *raftpb.ConfState, error) {
+	return s.mem.InitialState()
+}
+
+// Entries implements etcd raft's Storage.
+func (s *DiskStorage) Entries(lo, hi, maxSize uint64) ([]*raftpb.Entry, error) {
+	return s.mem.Entries(lo, hi, maxSize)
+}
+
+// Term implements etcd raft's Storage.
+func (s *DiskStorage) Term(i uint64) (uint64, error) { return s.mem.Term(i) }
+
+// LastIndex implements etcd raft's Storage.
+func (s *DiskStorage) LastIndex() (uint64, error) { return s.mem.LastIndex() }
+
+// FirstIndex implements etcd raft's Storage.
+func (s *DiskStorage) FirstIndex() (uint64, error) { return s.mem.FirstIndex() }
+
+// Snapshot implements etcd raft's Storage.
+func (s *DiskStorage) Snapshot() (*raftpb.Snapshot, error) { return s.mem.Snapshot() }
+
+// Bind implements Storage.
+func (s *DiskStorage) Bind(id uint64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.id == id {
+		return nil
+	}
+	if s.id != 0 {
+		return fmt.Errorf("raft: data dir %s belongs to member %x, not %x", s.dir, s.id, id)
+	}
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketMeta).Put(keyID, frame(key(id)))
+	})
+	if err != nil {
+		return fmt.Errorf("raft: record member ID: %w", err)
+	}
+	s.id = id
+	return nil
+}
+
+// Save implements Storage: one bbolt transaction, one commit (fsync), for
+// everything a Ready asks to persist.
+func (s *DiskStorage) Save(hs *raftpb.HardState, ents []*raftpb.Entry, snap *raftpb.Snapshot, mustSync bool) error {
+	hasSnap := !etcdraft.IsEmptySnap(snap)
+	hasHS := !etcdraft.IsEmptyHardState(hs)
+	if !hasSnap && !hasHS && len(ents) == 0 {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !mustSync && !hasSnap && len(ents) == 0 {
+		// Only the commit index moved: no disk write (see Storage.Save).
+		s.mem.SetHardState(hs)
+		return nil
+	}
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		eb := tx.Bucket(bucketEntries)
+		if hasSnap {
+			b, err := proto.Marshal(snap)
+			if err != nil {
+				return err
+			}
+			if err := meta.Put(keySnapshot, frame(b)); err != nil {
+				return err
+			}
+			// An installed snapshot replaces the whole log.
+			if err := tx.DeleteBucket(bucketEntries); err != nil {
+				return err
+			}
+			if eb, err = tx.CreateBucket(bucketEntries); err != nil {
+				return err
+			}
+		}
+		if len(ents) > 0 {
+			// Entries from ents[0] on replace whatever the log held there
+			// (a suffix written under a deposed leader).
+			var stale [][]byte
+			c := eb.Cursor()
+			for k, _ := c.Seek(key(ents[0].GetIndex())); k != nil; k, _ = c.Next() {
+				stale = append(stale, append([]byte(nil), k...))
+			}
+			for _, k := range stale {
+				if err := eb.Delete(k); err != nil {
+					return err
+				}
+			}
+			// The log is appended in key order: full pages split cheaper.
+			eb.FillPercent = 1.0
+			for _, e := range ents {
+				b, err := proto.Marshal(e)
+				if err != nil {
+					return err
+				}
+				if err := eb.Put(key(e.GetIndex()), frame(b)); err != nil {
+					return err
+				}
+			}
+		}
+		if hasHS {
+			b, err := proto.Marshal(hs)
+			if err != nil {
+				return err
+			}
+			if err := meta.Put(keyHardState, frame(b)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("raft: persist to %s: %w", s.dbPath(), err)
+	}
+	if hasSnap {
+		if err := s.mem.ApplySnapshot(snap); err != nil {
+			return fmt.Errorf("raft: install snapshot: %w", err)
+		}
+	}
+	if err := s.mem.Append(ents); err != nil {
+		return fmt.Errorf("raft: append: %w", err)
+	}
+	if hasHS {
+		s.mem.SetHardState(hs)
+	}
+	if hasSnap {
+		s.pruneSnapshots()
+	}
+	return nil
+}
+
+// CreateSnapshot implements Storage.
+func (s *DiskStorage) CreateSnapshot(index uint64, cs *raftpb.ConfState, data []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cur, _ := s.mem.Snapshot()
+	if index <= cur.GetMetadata().GetIndex() {
+		return nil
+	}
+	term, err := s.mem.Term(index)
+	if err != nil {
+		return fmt.Errorf("raft: create snapshot at %d: %w", index, err)
+	}
+	snap := &raftpb.Snapshot{Data: data, Metadata: &raftpb.SnapshotMetadata{
+		Index: new(index), Term: new(term), ConfState: cs,
+	}}
+	b, err := proto.Marshal(snap)
+	if err != nil {
+		return fmt.Errorf("raft: create snapshot at %d: %w", index, err)
+	}
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		if err := meta.Put(keySnapshot, frame(b)); err != nil {
+			return err
+		}
+		// Raft refuses to start with a stored commit index behind the
+		// snapshot; Save may have deferred the latest commit index.
+		hs := &raftpb.HardState{}
+		if v := meta.Get(keyHardState); v != nil {
+			if hb, err := unframe(v, "hard state"); err == nil {
+				proto.Unmarshal(hb, hs)
+			}
+		}
+		if hs.GetCommit() >= index {
+			return nil
+		}
+		hs.Commit = new(index)
+		hb, err := proto.Marshal(hs)
+		if err != nil {
+			return err
+		}
+		return meta.Put(keyHardState, frame(hb))
+	})
+	if err != nil {
+		return fmt.Errorf("raft: record snapshot at %d: %w", index, err)
+	}
+	if _, err := s.mem.CreateSnapshot(index, cs, data); err != nil {
+		return fmt.Errorf("raft: create snapshot at %d: %w", index, err)
+	}
+	s.pruneSnapshots()
+	return nil
+}
+
+// Compact implements Storage.
+func (s *DiskStorage) Compact(index uint64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	first, _ := s.mem.FirstIndex()
+	if index < first {
+		return nil
+	}
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		eb := tx.Bucket(bucketEntries)
+		var old [][]byte
+		c := eb.Cursor()
+		for k, _ := c.First(); k != nil && binary.BigEndian.Uint64(k) < index; k, _ = c.Next() {
+			old = append(old, append([]byte(nil), k...))
+		}
+		for _, k := range old {
+			if err := eb.Delete(k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("raft: compact log to %d: %w", index, err)
+	}
+	if err := s.mem.Compact(index); err != nil && err != etcdraft.ErrCompacted {
+		return fmt.Errorf("raft: compact log to %d: %w", index, err)
+	}
+	return nil
+}
+
+// pruneSnapshots removes snapshot files older than the one before the
+// current snapshot (that one may still be streaming to a follower) and
+// leftover temporary files. Files newer than the current snapshot are
+// received snapshots raft has not installed yet and stay.
+func (s *DiskStorage) pruneSnapshots() {
+	cur, _ := s.mem.Snapshot()
+	ci := cur.GetMetadata().GetIndex()
+	names, err := os.ReadDir(filepath.Join(s.dir, "snap"))
+	if err != nil {
+		return
+	}
+	type file struct {
+		name  string
+		index uint64
+	}
+	var files []file
+	for _, e := range names {
+		n := e.Name()
+		if strings.Contains(n, ".tmp") {
+			if info, err := e.Info(); err == nil && time.Since(info.ModTime()) > time.Hour {
+				os.Remove(filepath.Join(s.dir, "snap", n))
+			}
+			continue
+		}
+		var term, index uint64
+		if _, err := fmt.Sscanf(n, "%016x-%016x.snap", &term, &index); err != nil {
+			continue
+		}
+		files = append(files, file{n, index})
+	}
+	sort.Slice(files, func(i, j int) bool { return files[i].index > files[j].index })
+	kept := 0
+	for _, f := range files {
+		if f.index >= ci {
+			continue
+		}
+		kept++
+		if kept > 1 {
+			os.Remove(filepath.Join(s.dir, "snap", f.name))
+		}
+	}
+}
+
+type diskSink struct {
+	s     *DiskStorage
+	f     *os.File
+	w     *bufio.Writer
+	crc   hash.Hash32
+	n     uint64
+	final string
+	done  bool
+}
+
+// NewSnapshotSink implements Storage: data goes to a temporary file that
+// Commit syncs and renames into place.
+func (s *DiskStorage) NewSnapshotSink(index, term uint64) (SnapshotSink, error) {
+	final := s.snapPath(index, term)
+	f, err := os.CreateTemp(filepath.Dir(final), filepath.Base(final)+".tmp*")
+	if err != nil {
+		return nil, fmt.Errorf("raft: create snapshot file: %w", err)
+	}
+	return &diskSink{s: s, f: f, w: bufio.NewWriterSize(f, 1<<20), crc: newCRC(), final: final}, nil
+}
+
+func (d *diskSink) Write(p []byte) (int, error) {
+	d.crc.Write(p)
+	d.n += uint64(len(p))
+	n, err := d.w.Write(p)
+	if err != nil {
+		return n, fmt.Errorf("raft: write snapshot file: %w", err)
+	}
+	return n, nil
+}
+
+func (d *diskSink) Commit() (uint64, uint32, error) {
+	if d.done {
+		return 0, 0, errors.New("raft: snapshot sink already closed")
+	}
+	d.done = true
+	err := d.w.Flush()
+	if err == nil {
+		err = d.f.Sync()
+	}
+	if cerr := d.f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(d.f.Name(), d.final)
+	}
+	if err == nil {
+		err = syncDir(filepath.Dir(d.final))
+	}
+	if err != nil {
+		os.Remove(d.f.Name())
+		return 0, 0, fmt.Errorf("raft: commit snapshot file %s: %w", d.final, err)
+	}
+	return d.n, d.crc.Sum32(), nil
+}
+
+func (d *diskSink) Abort() {
+	if d.done {
+		return
+	}
+	d.done = true
+	d.f.Close()
+	os.Remove(d.f.Name())
+}
+
+func syncDir(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
+}
+
+// OpenSnapshot implements Storage.
+func (s *DiskStorage) OpenSnapshot(index, term uint64) (io.ReadCloser, error) {
+	f, err := os.Open(s.snapPath(index, term))
+	if err != nil {
+		return nil, fmt.Errorf("raft: open snapshot %d (term %d): %w", index, term, err)
+	}
+	return f, nil
+}
+
+// MarkRemoved implements Storage.
+func (s *DiskStorage) MarkRemoved() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketMeta).Put(keyRemoved, []byte{1})
+	})
+	if err != nil {
+		return fmt.Errorf("raft: record removal: %w", err)
+	}
+	s.removed = true
+	return nil
+}
+
+// Removed implements Storage.
+func (s *DiskStorage) Removed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.removed
+}
+
+// Dir returns the data directory.
+func (s *DiskStorage) Dir() string { return s.dir }
+
+// Close implements Storage.
+func (s *DiskStorage) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("raft: close %s: %w", s.dbPath(), err)
+	}
+	return nil
+}

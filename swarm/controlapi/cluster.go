@@ -1,0 +1,117 @@
+package controlapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/apiary-io/apiary/pki"
+	"github.com/apiary-io/apiary/store"
+	"github.com/apiary-io/apiary/swarm/api"
+)
+
+// Membership changes the raft group of the managers; the swarm package
+// implements it over its raft member.
+type Membership interface {
+	// AddManager admits a manager node (already holding a manager
+	// certificate) into the raft group at addr and returns the members'
+	// addresses for it to contact.
+	AddManager(ctx context.Context, nodeID, addr string) ([]Peer, error)
+}
+
+// Peer is a manager's raft member ID and address.
+type Peer struct {
+	ID   uint64 `json:"ID"`
+	Addr string `json:"Addr"`
+}
+
+// ErrNoMembership: this build or manager runs without raft.
+var ErrNoMembership = errors.New("this manager runs without replication: managers cannot join it")
+
+// SetMembership plugs the raft group in; without it JoinManager fails.
+func (s *Server) SetMembership(m Membership) { s.membership = m }
+
+// GetCluster returns the cluster object with its join tokens; the CA's
+// secrets (root key, token secrets) never leave the store.
+func (s *Server) GetCluster(ctx context.Context) (*api.Cluster, error) {
+	var out []*api.Cluster
+	var err error
+	s.store.View(func(tx store.ReadTx) { out, err = tx.FindClusters(store.All) })
+	if err != nil {
+		return nil, err
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("cluster: %w", ErrNotFound)
+	}
+	c := out[0]
+	if len(c.CAState) > 0 {
+		var rec pki.CARecord
+		if err := json.Unmarshal(c.CAState, &rec); err != nil {
+			return nil, fmt.Errorf("cluster CA state: %w", err)
+		}
+		if c.JoinTokens.Worker, err = rec.JoinToken(pki.RoleWorker); err != nil {
+			return nil, err
+		}
+		if c.JoinTokens.Manager, err = rec.JoinToken(pki.RoleManager); err != nil {
+			return nil, err
+		}
+	}
+	c.CAState = nil
+	return c, nil
+}
+
+// RotateJoinToken replaces the join token of role ("worker" or "manager"):
+// the old one stops working at once. It returns the new token.
+func (s *Server) RotateJoinToken(ctx context.Context, role string) (string, error) {
+	r, err := pki.RoleFromAPI(api.NodeRole(role))
+	if err != nil {
+		return "", invalid("join token role: %q is not worker or manager", role)
+	}
+	var token string
+	for {
+		err = s.store.UpdateContext(ctx, func(tx store.Tx) error {
+			cs, err := tx.FindClusters(store.All)
+			if err != nil {
+				return err
+			}
+			if len(cs) == 0 || len(cs[0].CAState) == 0 {
+				return invalid("join tokens: this cluster has no certificate authority")
+			}
+			c := cs[0]
+			var rec pki.CARecord
+			if err := json.Unmarshal(c.CAState, &rec); err != nil {
+				return fmt.Errorf("cluster CA state: %w", err)
+			}
+			if err := rec.RotateJoinToken(r); err != nil {
+				return err
+			}
+			if token, err = rec.JoinToken(r); err != nil {
+				return err
+			}
+			if c.CAState, err = json.Marshal(rec); err != nil {
+				return err
+			}
+			return tx.UpdateCluster(c)
+		})
+		if !isConflict(err) || ctx.Err() != nil {
+			break
+		}
+	}
+	if err != nil {
+		return "", fmt.Errorf("rotate %s join token: %w", role, err)
+	}
+	return token, nil
+}
+
+// JoinManager admits a manager into the raft group (called by the joining
+// manager itself, authenticated by its manager certificate).
+func (s *Server) JoinManager(ctx context.Context, nodeID, addr string) ([]Peer, error) {
+	if s.membership == nil {
+		return nil, ErrNoMembership
+	}
+	if nodeID == "" || addr == "" {
+		return nil, invalid("join manager: node ID and address are required")
+	}
+	return s.membership.AddManager(ctx, nodeID, addr)
+}
