@@ -25,9 +25,12 @@
 //     said;
 //  4. hand committed entries to the apply goroutine; Advance.
 //
-// A Ready that only moves the commit index (raft's MustSync false) is not
-// written at all: the commit index is re-learnt from the leader after a
-// restart, and skipping that write halves the leader's fsyncs.
+// A Ready that only moves the commit index (raft's MustSync false) is
+// written without an fsync: the write must reach the file, because a member
+// restarting with a stale commit index replays too few configuration
+// changes and could elect itself in a smaller cluster than the real one;
+// skipping the fsync halves the leader's fsyncs, and only a machine crash
+// (not a process crash) can lose such a write, as in etcd.
 //
 // The apply goroutine applies committed entries to the FSM in log order,
 // answers proposals, and takes snapshots. It is apart from the loop so a

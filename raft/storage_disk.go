@@ -549,9 +549,14 @@ func (s *DiskStorage) Save(hs *raftpb.HardState, ents []*raftpb.Entry, snap *raf
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !mustSync && !hasSnap && len(ents) == 0 {
-		// Only the commit index moved: no disk write (see Storage.Save).
-		s.mem.SetHardState(hs)
-		return nil
+		// Only the commit index moved: write it, but without an fsync
+		// (raft's MustSync is false). It must reach the file: a member that
+		// restarts with a stale commit index replays too few configuration
+		// changes, may believe itself alone in a smaller cluster and elect
+		// itself there. A process crash keeps an unsynced write; only a
+		// machine crash can lose it, as in etcd.
+		s.db.NoSync = true
+		defer func() { s.db.NoSync = false }()
 	}
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		meta := tx.Bucket(bucketMeta)

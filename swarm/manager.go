@@ -94,8 +94,29 @@ type Manager struct {
 // it (the node needs the store as its FSM).
 type lateProposer struct{ node *raft.Node }
 
+// Propose proposes through raft. While the group has no leader (an
+// election in progress) or drops the proposal before it entered the log,
+// it waits and tries again until ctx ends: the proposal certainly did not
+// commit, so trying again cannot apply it twice. A proposal whose outcome is
+// unknown (leadership lost after it entered the log) is not retried.
 func (p *lateProposer) Propose(ctx context.Context, data []byte) (uint64, error) {
-	return p.node.Propose(ctx, data)
+	wait := 20 * time.Millisecond
+	for {
+		idx, err := p.node.Propose(ctx, data)
+		var nl *raft.NotLeaderError
+		retry := errors.Is(err, raft.ErrProposalDropped) || (errors.As(err, &nl) && nl.Leader == 0)
+		if !retry {
+			return idx, err
+		}
+		select {
+		case <-ctx.Done():
+			return 0, err
+		case <-p.node.Done():
+			return 0, err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 500*time.Millisecond)
+	}
 }
 
 // StartManager starts a manager. Without Raft it initialises a new

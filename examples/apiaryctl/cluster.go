@@ -1,6 +1,8 @@
 package main
 
 import (
+	"fmt"
+
 	"github.com/spf13/cobra"
 )
 
@@ -28,6 +30,50 @@ func (c *cli) swarmCmd() *cobra.Command {
 		},
 	}
 	c.addFormat(inspect)
-	cmd.AddCommand(inspect)
+	var rotate, quiet bool
+	token := &cobra.Command{
+		Use:   "join-token worker|manager",
+		Short: "Show (or rotate) the token that joins nodes in a role",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			role := args[0]
+			if role != "worker" && role != "manager" {
+				return fmt.Errorf("join-token: role %q is not worker or manager", role)
+			}
+			cl, err := c.connect()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := c.ctx()
+			defer cancel()
+			var tok string
+			if rotate {
+				if tok, err = cl.RotateJoinToken(ctx, role); err != nil {
+					return err
+				}
+			} else {
+				cluster, err := cl.GetCluster(ctx)
+				if err != nil {
+					return err
+				}
+				tok = cluster.JoinTokens.Worker
+				if role == "manager" {
+					tok = cluster.JoinTokens.Manager
+				}
+			}
+			if quiet {
+				fmt.Fprintln(c.out, tok)
+				return nil
+			}
+			if rotate {
+				fmt.Fprintf(c.out, "Successfully rotated %s join token.\n\n", role)
+			}
+			fmt.Fprintf(c.out, "To add a %s to this cluster, run the following command:\n\n    apiaryd join --token %s --data-dir DIR --listen-addr HOST:PORT MANAGER_ADDR\n", role, tok)
+			return nil
+		},
+	}
+	token.Flags().BoolVar(&rotate, "rotate", false, "replace the token; the old one stops working")
+	token.Flags().BoolVarP(&quiet, "quiet", "q", false, "print the token alone")
+	cmd.AddCommand(inspect, token)
 	return cmd
 }

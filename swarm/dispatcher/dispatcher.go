@@ -90,10 +90,12 @@ type Dispatcher struct {
 	sessions map[string]*session // by node ID
 	// watched holds nodes believed ready that have no session yet (after a
 	// leader change): they get one grace period to come back.
-	watched  map[string]time.Time
-	statusCh chan statusBatch
-	started  chan struct{} // closed once Run serves
-	startOne sync.Once
+	watched    map[string]time.Time
+	statusCh   chan statusBatch
+	managers   []string
+	managersAt time.Time
+	started    chan struct{} // closed once Run serves
+	startOne   sync.Once
 }
 
 // New returns a dispatcher over s; it serves once Run is called.
@@ -335,6 +337,17 @@ func (d *Dispatcher) Register(ctx context.Context, req *RegisterRequest) (*Regis
 	return &RegisterResponse{NodeID: nodeID, SessionID: s.id, HeartbeatPeriod: d.period(), Managers: d.managerAddrs()}, nil
 }
 
+// cachedManagers is managerAddrs, recomputed at most once a second: every
+// heartbeat carries it.
+func (d *Dispatcher) cachedManagers() []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if time.Since(d.managersAt) > time.Second {
+		d.managers, d.managersAt = d.managerAddrs(), time.Now()
+	}
+	return d.managers
+}
+
 // managerAddrs lists the managers' addresses from their node records.
 func (d *Dispatcher) managerAddrs() []string {
 	var out []string
@@ -359,7 +372,7 @@ func (d *Dispatcher) Heartbeat(ctx context.Context, req *HeartbeatRequest) (*Hea
 	d.mu.Lock()
 	s.lastBeat = time.Now()
 	d.mu.Unlock()
-	return &HeartbeatResponse{Period: d.period()}, nil
+	return &HeartbeatResponse{Period: d.period(), Managers: d.cachedManagers()}, nil
 }
 
 // UpdateTaskStatus records a worker's status reports. It returns once they

@@ -85,7 +85,11 @@ func (f *FailoverClient) Register(ctx context.Context, req *RegisterRequest) (*R
 
 // Heartbeat implements API.
 func (f *FailoverClient) Heartbeat(ctx context.Context, req *HeartbeatRequest) (*HeartbeatResponse, error) {
-	return f.current().Heartbeat(ctx, req)
+	resp, err := f.current().Heartbeat(ctx, req)
+	if err == nil {
+		f.learn(resp.Managers)
+	}
+	return resp, err
 }
 
 // Assignments implements API.
@@ -112,6 +116,7 @@ func (f *FailoverClient) learn(addrs []string) {
 	}
 	dial := f.Dial
 	f.mu.Unlock()
+	added := false
 	for _, a := range addrs {
 		if known[a] || dial == nil {
 			continue
@@ -124,8 +129,10 @@ func (f *FailoverClient) learn(addrs []string) {
 		f.clients = append(f.clients, c)
 		f.names = append(f.names, a)
 		f.mu.Unlock()
+		added = true
+		known[a] = true
 	}
-	if f.OnManagers != nil {
+	if f.OnManagers != nil && added {
 		f.mu.Lock()
 		all := append([]string(nil), f.names...)
 		f.mu.Unlock()

@@ -37,6 +37,9 @@ type HeartbeatRequest struct {
 // grows with the cluster so the leader's heartbeat load stays bounded.
 type HeartbeatResponse struct {
 	Period time.Duration `json:"Period"`
+	// Managers are the managers' addresses, so that a worker learns of
+	// managers that joined after it registered.
+	Managers []string `json:"Managers,omitempty"`
 }
 
 // AssignmentsRequest opens the stream of a session's task assignments.
