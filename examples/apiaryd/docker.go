@@ -8,6 +8,6 @@ import (
 )
 
 // newDockerExecutor is replaced when the Docker executor lands.
-func newDockerExecutor(string, map[string]string, *slog.Logger) (executor.Executor, func(), error) {
+func newDockerExecutor(string, string, map[string]string, *slog.Logger) (executor.Executor, func(), error) {
 	return nil, nil, errors.New("--executor docker: not available in this build yet")
 }

@@ -31,7 +31,7 @@ import (
 )
 
 type options struct {
-	dataDir, listen, advertise, executor, token, logLevel string
+	dataDir, listen, advertise, executor, token, logLevel, hostname string
 	labels                                                []string
 	heartbeat                                             time.Duration
 }
@@ -48,6 +48,7 @@ func newRoot() *cobra.Command {
 	root := &cobra.Command{Use: "apiaryd", Short: "The Apiary node daemon", SilenceUsage: true, SilenceErrors: true}
 	root.PersistentFlags().StringVar(&o.dataDir, "data-dir", "/var/lib/apiary", "where the node keeps its identity, state and task records")
 	root.PersistentFlags().StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	root.PersistentFlags().StringVar(&o.hostname, "hostname", "", "hostname the node reports (default: the machine's)")
 	addNet := func(c *cobra.Command) {
 		c.Flags().StringVar(&o.listen, "listen-addr", "", "address to listen on, HOST:PORT (required)")
 		c.Flags().StringVar(&o.advertise, "advertise-addr", "", "address other nodes reach this one at (default: the listen address)")
@@ -127,7 +128,7 @@ func serve(o options, start func(context.Context, swarm.NodeConfig) (*swarm.Node
 	if err := os.MkdirAll(o.dataDir, 0o700); err != nil {
 		return fmt.Errorf("--data-dir: %w", err)
 	}
-	exec, closeExec, err := newExecutor(o.executor, o.dataDir, labels, log)
+	exec, closeExec, err := newExecutor(o.executor, o.dataDir, o.hostname, labels, log)
 	if err != nil {
 		return err
 	}
@@ -153,12 +154,14 @@ func serve(o options, start func(context.Context, swarm.NodeConfig) (*swarm.Node
 	return nil
 }
 
-func newExecutor(kind, dataDir string, labels map[string]string, log *slog.Logger) (executor.Executor, func(), error) {
-	host, _ := os.Hostname()
+func newExecutor(kind, dataDir, host string, labels map[string]string, log *slog.Logger) (executor.Executor, func(), error) {
+	if host == "" {
+		host, _ = os.Hostname()
+	}
 	switch kind {
 	case "process":
 		cfg := process.DefaultConfig()
-		cfg.DataDir, cfg.Labels, cfg.Logger = filepath.Join(dataDir, "executor"), labels, log
+		cfg.DataDir, cfg.Hostname, cfg.Labels, cfg.Logger = filepath.Join(dataDir, "executor"), host, labels, log
 		ex, err := process.New(cfg)
 		if err != nil {
 			return nil, nil, err
@@ -167,7 +170,7 @@ func newExecutor(kind, dataDir string, labels map[string]string, log *slog.Logge
 	case "fake":
 		return fake.New(fake.Config{Hostname: host, Labels: labels}), func() {}, nil
 	case "docker":
-		return newDockerExecutor(dataDir, labels, log)
+		return newDockerExecutor(dataDir, host, labels, log)
 	}
 	return nil, nil, fmt.Errorf("--executor: %q is not process, docker or fake", kind)
 }
