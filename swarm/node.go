@@ -66,6 +66,7 @@ type Node struct {
 
 	stateMu sync.Mutex
 	mgr     *Manager
+	ca      *pki.CAServer
 	worker  *Worker
 	srv     *grpc.Server
 	sockSrv *grpc.Server
@@ -353,6 +354,9 @@ func startNode(ctx context.Context, cfg NodeConfig, st nodeState, ident *pki.Nod
 	if err := n.startWorker(ctx, runCtx); err != nil {
 		return nil, err
 	}
+	if err := n.startRenewer(runCtx); err != nil {
+		return nil, err
+	}
 	n.log.Info("node started", "role", st.Role, "addr", st.AdvertiseAddr)
 	return n, nil
 }
@@ -416,7 +420,8 @@ func (n *Node) startManager(ctx context.Context, boot *bootstrap) error {
 	n.mgr = mgr
 	controlapi.Serve(n.srv, mgr.control)
 	dispatcher.Serve(n.srv, mgr.dispatcher)
-	pki.RegisterCAService(n.srv, pki.NewCAServer(caState{mgr.store}, pki.CAServerOptions{Logger: n.log}))
+	n.ca = pki.NewCAServer(caState{mgr.store}, pki.CAServerOptions{Logger: n.log})
+	pki.RegisterCAService(n.srv, n.ca)
 	go func() {
 		if err := n.srv.Serve(lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
 			n.log.Error("gRPC server stopped", "err", err)
@@ -511,6 +516,34 @@ func (n *Node) dialDispatcher(addr string) (dispatcher.API, error) {
 	n.conns = append(n.conns, conn)
 	n.stateMu.Unlock()
 	return dispatcher.NewClient(conn), nil
+}
+
+// startRenewer renews the node's certificate at a random point of the
+// second half of its life: a manager through its own CA (any manager can
+// sign: the key is in the replicated store), a worker through the managers'
+// CA service. Connections already open keep working; new ones use the new
+// certificate.
+func (n *Node) startRenewer(ctx context.Context) error {
+	var issuer pki.CertificateIssuer
+	if n.ca != nil {
+		issuer = n.ca.LocalIssuer(n.identity)
+	} else {
+		conn, err := dialTLS(n.state.Managers[0], n.identity)
+		if err != nil {
+			return err
+		}
+		n.stateMu.Lock()
+		n.conns = append(n.conns, conn)
+		n.stateMu.Unlock()
+		issuer = pki.NewCAClient(conn)
+	}
+	r := pki.NewRenewer(n.identity, issuer, pki.RenewerOptions{Logger: n.log})
+	go func() {
+		if err := r.Run(ctx); err != nil && ctx.Err() == nil {
+			n.log.Error("certificate renewal stopped", "err", err)
+		}
+	}()
+	return nil
 }
 
 // NodeID returns the node's ID.
