@@ -149,3 +149,12 @@ func (c *Client) GetCluster(ctx context.Context) (*api.Cluster, error) {
 func (c *Client) RotateJoinToken(ctx context.Context, role string) (string, error) {
 	return c.api.RotateJoinToken(ctx, role)
 }
+
+// LogsRequest selects a service's output.
+type LogsRequest = controlapi.LogsRequest
+
+// ServiceLogs streams the output of a service's tasks, line by line, until
+// it ends (io.EOF) or, with Follow, until ctx ends.
+func (c *Client) ServiceLogs(ctx context.Context, req LogsRequest) (controlapi.LogStream, error) {
+	return c.api.ServiceLogs(ctx, req)
+}

@@ -305,6 +305,17 @@ func dialTLS(addr string, ident *pki.NodeIdentity) (*grpc.ClientConn, error) {
 	return conn, nil
 }
 
+// dialTLSAny dials a node whatever its role (a manager reading a worker's
+// task output).
+func dialTLSAny(addr string, ident *pki.NodeIdentity) (*grpc.ClientConn, error) {
+	opts := append([]grpc.DialOption{grpc.WithTransportCredentials(credentials.NewTLS(ident.ClientTLSConfig("")))}, rpc.DialOptions()...)
+	conn, err := grpc.NewClient(addr, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("dial %s: %w", addr, err)
+	}
+	return conn, nil
+}
+
 // policy is who may call what over the network: the role comes from the
 // caller's certificate. The control API is for managers (users reach it
 // through a manager's local socket); workers reach only the dispatcher and
@@ -314,6 +325,7 @@ func policy() pki.Policy {
 		"/" + controlapi.ServiceName + "/*": {pki.RoleManager},
 		"/" + dispatcher.ServiceName + "/*": {pki.RoleManager, pki.RoleWorker},
 		"/apiary.raft.v1.Raft/*":            {pki.RoleManager},
+		"/" + nodeServiceName + "/*":        {pki.RoleManager},
 	}.Merge(pki.CAPolicy())
 }
 
@@ -346,6 +358,11 @@ func startNode(ctx context.Context, cfg NodeConfig, st nodeState, ident *pki.Nod
 			if _, err := askToJoin(ctx, n.identity, boot.via, st.NodeID, st.AdvertiseAddr); err != nil {
 				return nil, err
 			}
+		}
+	}
+	if !isManager && cfg.ListenAddr != "" {
+		if err := n.serveWorker(); err != nil {
+			return nil, err
 		}
 	}
 	if err := n.serveSocket(); err != nil {
@@ -422,6 +439,30 @@ func (n *Node) startManager(ctx context.Context, boot *bootstrap) error {
 	dispatcher.Serve(n.srv, mgr.dispatcher)
 	n.ca = pki.NewCAServer(caState{mgr.store}, pki.CAServerOptions{Logger: n.log})
 	pki.RegisterCAService(n.srv, n.ca)
+	n.serveNodeService(n.srv)
+	mgr.control.SetLogSource(nodeLogs{n})
+	go func() {
+		if err := n.srv.Serve(lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			n.log.Error("gRPC server stopped", "err", err)
+		}
+	}()
+	return nil
+}
+
+// serveWorker serves a worker's node service (its tasks' output, for
+// managers only) on its listen address, over mutual TLS.
+func (n *Node) serveWorker() error {
+	lis, err := net.Listen("tcp", n.cfg.ListenAddr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", n.cfg.ListenAddr, err)
+	}
+	auth := pki.NewAuthorizer(policy(), lazyRemoved{n}, n.log)
+	n.srv = grpc.NewServer(
+		grpc.Creds(credentials.NewTLS(n.identity.ServerTLSConfig())),
+		grpc.ChainUnaryInterceptor(auth.UnaryServerInterceptor()),
+		grpc.ChainStreamInterceptor(auth.StreamServerInterceptor()),
+	)
+	n.serveNodeService(n.srv)
 	go func() {
 		if err := n.srv.Serve(lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
 			n.log.Error("gRPC server stopped", "err", err)

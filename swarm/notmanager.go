@@ -46,3 +46,7 @@ func (notManager) RotateJoinToken(context.Context, string) (string, error) { ret
 func (notManager) JoinManager(context.Context, string, string) ([]controlapi.Peer, error) {
 	return nil, errNotManager
 }
+
+func (notManager) ServiceLogs(context.Context, controlapi.LogsRequest) (controlapi.LogStream, error) {
+	return nil, errNotManager
+}

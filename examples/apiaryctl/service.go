@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -286,14 +288,41 @@ func (c *cli) serviceRm() *cobra.Command {
 }
 
 func (c *cli) serviceLogs() *cobra.Command {
-	return &cobra.Command{
-		Use:   "logs SERVICE",
+	var follow bool
+	var tail int
+	cmd := &cobra.Command{
+		Use:   "logs [--follow] [--tail N] SERVICE",
 		Short: "Show the output of a service's tasks",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return fmt.Errorf("service logs: not available yet: workers do not stream task output to managers in this build")
+			cl, err := c.connect()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := c.ctx()
+			if follow {
+				ctx, cancel = context.WithCancel(context.Background())
+			}
+			defer cancel()
+			st, err := cl.ServiceLogs(ctx, swarm.LogsRequest{Service: args[0], Follow: follow, Tail: tail})
+			if err != nil {
+				return err
+			}
+			for {
+				l, err := st.Recv()
+				if errors.Is(err, io.EOF) {
+					return nil
+				}
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(c.out, "%s | %s\n", l.TaskName, l.Line)
+			}
 		},
 	}
+	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new output")
+	cmd.Flags().IntVar(&tail, "tail", 0, "only the last N lines of each task (0: all)")
+	return cmd
 }
 
 func table(out io.Writer, cols ...string) *tabwriter.Writer {

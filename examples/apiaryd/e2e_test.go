@@ -210,6 +210,11 @@ func TestBinariesClusterSurvivesLeaderKill(t *testing.T) {
 		n, err := e.running("m1", "web")
 		return n == 4, fmt.Sprint(n, err)
 	})
+	// Every task's output reaches the CLI from whichever node runs it.
+	e.waitFor("the tasks' output in service logs", 30*time.Second, func() (bool, string) {
+		out, err := e.ctl("m1", "service", "logs", "web")
+		return err == nil && strings.Count(out, "listening on http://") == 4, out
+	})
 	if _, err := e.ctl("m1", "service", "scale", "web=6"); err != nil {
 		t.Fatal(err)
 	}

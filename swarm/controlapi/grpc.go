@@ -2,6 +2,8 @@ package controlapi
 
 import (
 	"context"
+	"errors"
+	"io"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -21,6 +23,7 @@ func init() {
 	rpc.RegisterError("name-conflict", store.ErrNameConflict, codes.AlreadyExists)
 	rpc.RegisterError("exists", store.ErrExist, codes.AlreadyExists)
 	rpc.RegisterError("no-membership", ErrNoMembership, codes.FailedPrecondition)
+	rpc.RegisterError("no-log-source", ErrNoLogSource, codes.FailedPrecondition)
 }
 
 // API is the control API: what Server implements locally and Client over
@@ -42,6 +45,7 @@ type API interface {
 	GetCluster(ctx context.Context) (*api.Cluster, error)
 	RotateJoinToken(ctx context.Context, role string) (string, error)
 	JoinManager(ctx context.Context, nodeID, addr string) ([]Peer, error)
+	ServiceLogs(ctx context.Context, req LogsRequest) (LogStream, error)
 }
 
 var (
@@ -158,8 +162,45 @@ func Serve(s grpc.ServiceRegistrar, impl API) {
 			m, err := impl.JoinManager(ctx, r.NodeID, r.Addr)
 			return &Members{m}, err
 		}),
-	})
+	}, rpc.ServerStream("ServiceLogs", func(ctx context.Context, r *LogsRequest, send func(*LogLine) error) error {
+		st, err := impl.ServiceLogs(ctx, *r)
+		if err != nil {
+			return err
+		}
+		for {
+			l, err := st.Recv()
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			if err := send(l); err != nil {
+				return err
+			}
+		}
+	}))
 	s.RegisterService(&desc, nil)
+}
+
+// ServiceLogs implements API.
+func (c *Client) ServiceLogs(ctx context.Context, req LogsRequest) (LogStream, error) {
+	st, err := rpc.OpenStream[LogLine](ctx, c.conn, ServiceName, "ServiceLogs", &req)
+	if err != nil {
+		return nil, err
+	}
+	return eofStream{st}, nil
+}
+
+// eofStream turns the end of a gRPC stream into io.EOF.
+type eofStream struct{ s *rpc.Stream[LogLine] }
+
+func (e eofStream) Recv() (*LogLine, error) {
+	l, err := e.s.Recv()
+	if errors.Is(err, io.EOF) {
+		return nil, io.EOF
+	}
+	return l, err
 }
 
 // Client calls a remote control API.

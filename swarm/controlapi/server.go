@@ -19,6 +19,7 @@ import (
 type Server struct {
 	store      *store.MemoryStore
 	membership Membership
+	logs       LogSource
 }
 
 // New returns a Server writing to s.

@@ -2,6 +2,7 @@ package orchestrator
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -282,13 +283,23 @@ func TestAutomaticRollbackAndFailedRollbackPauses(t *testing.T) {
 		return 0
 	}
 	var states []string
-	rollout(t, s, 300, func(string) {
-		if st := s.svc.UpdateStatus.GetState(); len(states) == 0 || states[len(states)-1] != st {
+	maxBatch := map[string]int{} // most tasks made in one step, per state
+	rollout(t, s, 300, func(phase string) {
+		st := s.svc.UpdateStatus.GetState()
+		if len(states) == 0 || states[len(states)-1] != st {
 			states = append(states, st)
+		}
+		if strings.HasSuffix(phase, "after reconcile") {
+			maxBatch[st] = max(maxBatch[st], len(s.last.Create))
 		}
 	})
 	if fmt.Sprint(states) != "[updating rollback_started rollback_completed]" {
 		t.Fatalf("update states %v, want updating, rollback_started, rollback_completed", states)
+	}
+	// The rollback ran under the rollback config (2 at a time), the update
+	// under the update config (1 at a time).
+	if maxBatch[api.UpdateStateUpdating] != 1 || maxBatch[api.UpdateStateRollbackStarted] != 2 {
+		t.Fatalf("largest batches %v, want 1 while updating and 2 while rolling back", maxBatch)
 	}
 	for slot, ts := range s.wanted() {
 		if cmd := ts[len(ts)-1].Spec.Process.Command[1]; cmd != "v1" || !ready(ts[len(ts)-1]) {
