@@ -32,8 +32,8 @@ import (
 
 type options struct {
 	dataDir, listen, advertise, executor, token, logLevel, hostname string
-	labels                                                []string
-	heartbeat                                             time.Duration
+	labels                                                          []string
+	heartbeat                                                       time.Duration
 }
 
 func main() {
