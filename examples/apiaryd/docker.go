@@ -1,13 +1,19 @@
 package main
 
 import (
-	"errors"
 	"log/slog"
 
 	"github.com/apiary-io/apiary/executor"
+	"github.com/apiary-io/apiary/executor/docker"
 )
 
-// newDockerExecutor is replaced when the Docker executor lands.
-func newDockerExecutor(string, string, map[string]string, *slog.Logger) (executor.Executor, func(), error) {
-	return nil, nil, errors.New("--executor docker: not available in this build yet")
+// newDockerExecutor runs tasks as containers of the local Docker Engine.
+func newDockerExecutor(_ string, host string, labels map[string]string, log *slog.Logger) (executor.Executor, func(), error) {
+	cfg := docker.DefaultConfig()
+	cfg.Hostname, cfg.Labels, cfg.Logger = host, labels, log
+	e, err := docker.New(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	return e, func() { e.Close() }, nil
 }

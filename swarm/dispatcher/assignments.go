@@ -67,7 +67,7 @@ func (d *Dispatcher) Assignments(ctx context.Context, req *AssignmentsRequest) (
 			}
 		}
 		return nil
-	}, store.ByKinds(api.KindTask))
+	}, store.TaskOnNode(nodeID))
 	if err != nil {
 		return nil, fmt.Errorf("assignments for node %s: %w", nodeID, err)
 	}
