@@ -1,0 +1,286 @@
+// Package swarmtest starts real clusters inside a test: managers and
+// workers as swarm.Nodes in this process, each with its own data dir,
+// certificate and gRPC server on its own loopback address (127.0.0.x),
+// talking mutual TLS exactly as separate machines would, with the fake
+// executor (or one the test picks). Members can be killed and restarted
+// from their data dirs. It is what later tests and users test against when
+// an in-memory cluster is not real enough.
+//
+//	c := swarmtest.Start(t, swarmtest.Options{Managers: 3, Workers: 2})
+//	cl := c.Client(c.Leader())
+//	svc, _ := cl.CreateService(ctx, spec)
+//	c.Kill(c.Leader())
+package swarmtest
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/apiary-io/apiary/executor"
+	"github.com/apiary-io/apiary/executor/fake"
+	"github.com/apiary-io/apiary/swarm"
+	"github.com/apiary-io/apiary/swarm/api"
+)
+
+// Options shape a cluster.
+type Options struct {
+	Managers, Workers int
+	// Executor makes a member's executor; nil gives each a fake one.
+	Executor func(name string) executor.Executor
+	// HeartbeatPeriod defaults to 200 ms, RaftTick to 20 ms: fast
+	// failure detection for tests.
+	HeartbeatPeriod, RaftTick time.Duration
+	// Logger defaults to discarding everything.
+	Logger *slog.Logger
+	// Timeout bounds each wait (default 60 s).
+	Timeout time.Duration
+}
+
+// Member is one node of the cluster.
+type Member struct {
+	Name    string
+	Addr    string
+	DataDir string
+	Manager bool
+	Node    *swarm.Node // nil while killed
+}
+
+// Cluster is a running test cluster.
+type Cluster struct {
+	t       testing.TB
+	opts    Options
+	Members []*Member
+}
+
+var nextIP atomic.Uint32
+
+// loopback returns a free address on a fresh 127.0.0.x.
+func loopback(t testing.TB) string {
+	for i := 0; i < 200; i++ {
+		ip := fmt.Sprintf("127.0.%d.%d", 10+nextIP.Load()/250%200, 2+nextIP.Add(1)%250)
+		l, err := net.Listen("tcp", ip+":0")
+		if err != nil {
+			continue
+		}
+		addr := l.Addr().String()
+		l.Close()
+		return addr
+	}
+	t.Fatal("swarmtest: no free loopback address")
+	return ""
+}
+
+// Start builds the cluster: the first manager initialises it, the others
+// join with the manager token, the workers with the worker token. It
+// returns once every node is ready and one manager leads; everything stops
+// when the test ends.
+func Start(t testing.TB, o Options) *Cluster {
+	t.Helper()
+	if o.Managers < 1 {
+		t.Fatal("swarmtest: a cluster needs at least one manager")
+	}
+	if o.HeartbeatPeriod == 0 {
+		o.HeartbeatPeriod = 200 * time.Millisecond
+	}
+	if o.RaftTick == 0 {
+		o.RaftTick = 20 * time.Millisecond
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if o.Timeout == 0 {
+		o.Timeout = 60 * time.Second
+	}
+	if o.Executor == nil {
+		o.Executor = func(name string) executor.Executor { return fake.New(fake.Config{Hostname: name}) }
+	}
+	c := &Cluster{t: t, opts: o}
+	root := t.TempDir()
+	t.Cleanup(c.stop)
+	ctx, cancel := context.WithTimeout(context.Background(), o.Timeout)
+	defer cancel()
+
+	first := &Member{Name: "manager-1", Addr: loopback(t), Manager: true}
+	first.DataDir = filepath.Join(root, first.Name)
+	n, err := swarm.InitNode(ctx, c.config(first))
+	if err != nil {
+		t.Fatalf("swarmtest: init: %v", err)
+	}
+	first.Node = n
+	c.Members = append(c.Members, first)
+	var tokens *api.JoinTokens
+	c.WaitFor("the first manager to lead", func() (bool, string) {
+		cl, err := c.Client(first).GetCluster(ctx)
+		if err != nil {
+			return false, err.Error()
+		}
+		tokens = &cl.JoinTokens
+		return true, ""
+	})
+	join := func(name string, manager bool, token string) {
+		m := &Member{Name: name, Addr: loopback(t), Manager: manager}
+		m.DataDir = filepath.Join(root, name)
+		n, err := swarm.JoinNode(ctx, c.config(m), token, c.managerAddrs())
+		if err != nil {
+			t.Fatalf("swarmtest: join %s: %v", name, err)
+		}
+		m.Node = n
+		c.Members = append(c.Members, m)
+	}
+	for i := 2; i <= o.Managers; i++ {
+		join(fmt.Sprintf("manager-%d", i), true, tokens.Manager)
+		// Joining one at a time keeps a quorum while each is added.
+		c.WaitReady()
+	}
+	for i := 1; i <= o.Workers; i++ {
+		join(fmt.Sprintf("worker-%d", i), false, tokens.Worker)
+	}
+	c.WaitReady()
+	return c
+}
+
+func (c *Cluster) config(m *Member) swarm.NodeConfig {
+	return swarm.NodeConfig{
+		DataDir:         m.DataDir,
+		ListenAddr:      m.Addr,
+		Executor:        c.opts.Executor(m.Name),
+		HeartbeatPeriod: c.opts.HeartbeatPeriod,
+		RaftTick:        c.opts.RaftTick,
+		Logger:          c.opts.Logger.With("member", m.Name),
+	}
+}
+
+func (c *Cluster) managerAddrs() []string {
+	var out []string
+	for _, m := range c.Members {
+		if m.Manager {
+			out = append(out, m.Addr)
+		}
+	}
+	return out
+}
+
+// Client returns a client of a manager's control API through its control
+// socket, as apiaryctl reaches it.
+func (c *Cluster) Client(m *Member) *swarm.Client {
+	c.t.Helper()
+	cl, closeFn, err := swarm.DialClient("unix://" + swarm.ControlSocket(m.DataDir))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.t.Cleanup(func() { closeFn() })
+	return cl
+}
+
+// Alive returns a running manager (the leader if one is known).
+func (c *Cluster) Alive() *Member {
+	for _, m := range c.Members {
+		if m.Node != nil && m.Manager && m.Node.Manager().IsLeader() {
+			return m
+		}
+	}
+	for _, m := range c.Members {
+		if m.Node != nil && m.Manager {
+			return m
+		}
+	}
+	c.t.Fatal("swarmtest: no manager is running")
+	return nil
+}
+
+// Leader waits for a leading manager and returns it.
+func (c *Cluster) Leader() *Member {
+	c.t.Helper()
+	var lead *Member
+	c.WaitFor("a leader", func() (bool, string) {
+		for _, m := range c.Members {
+			if m.Node != nil && m.Manager && m.Node.Manager().IsLeader() {
+				lead = m
+				return true, ""
+			}
+		}
+		return false, "no running manager leads"
+	})
+	return lead
+}
+
+// WaitReady waits until every running member's node is ready and the
+// managers that run are reachable with one leader.
+func (c *Cluster) WaitReady() {
+	c.t.Helper()
+	c.WaitFor("every running node ready", func() (bool, string) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		nodes, err := c.Client(c.Alive()).ListNodes(ctx)
+		if err != nil {
+			return false, err.Error()
+		}
+		state := map[string]*api.Node{}
+		for _, n := range nodes {
+			state[n.ID] = n
+		}
+		for _, m := range c.Members {
+			if m.Node == nil {
+				continue
+			}
+			n := state[m.Node.NodeID()]
+			if n == nil || n.Status.State != api.NodeStateReady {
+				return false, fmt.Sprintf("%s not ready", m.Name)
+			}
+		}
+		return true, ""
+	})
+}
+
+// Kill stops a member at once, as if its process died: its tasks (fake
+// ones) are left as they were.
+func (c *Cluster) Kill(m *Member) {
+	if m.Node != nil {
+		m.Node.Stop()
+		m.Node = nil
+	}
+}
+
+// Restart starts a killed member again from its data dir.
+func (c *Cluster) Restart(m *Member) {
+	c.t.Helper()
+	if m.Node != nil {
+		c.t.Fatalf("swarmtest: %s is running", m.Name)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), c.opts.Timeout)
+	defer cancel()
+	n, err := swarm.RestartNode(ctx, c.config(m))
+	if err != nil {
+		c.t.Fatalf("swarmtest: restart %s: %v", m.Name, err)
+	}
+	m.Node = n
+}
+
+// WaitFor polls cond until it holds or the cluster's timeout passes.
+func (c *Cluster) WaitFor(what string, cond func() (bool, string)) {
+	c.t.Helper()
+	deadline := time.Now().Add(c.opts.Timeout)
+	for {
+		ok, why := cond()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("swarmtest: timed out after %v waiting for %s: %s", c.opts.Timeout, what, why)
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+}
+
+func (c *Cluster) stop() {
+	for _, m := range c.Members {
+		c.Kill(m)
+	}
+}
