@@ -15,6 +15,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
+	gka "google.golang.org/grpc/keepalive"
 
 	"github.com/apiary-io/apiary/executor"
 	"github.com/apiary-io/apiary/pki"
@@ -136,6 +137,9 @@ func InitNode(ctx context.Context, cfg NodeConfig) (*Node, error) {
 	if cfg.ListenAddr == "" {
 		return nil, errors.New("init: listen address is required")
 	}
+	if err := checkAdvertise(cfg); err != nil {
+		return nil, fmt.Errorf("init: %w", err)
+	}
 	st := nodeState{NodeID: pki.NewNodeID(), ClusterID: api.NewID(), Role: string(api.NodeRoleManager), ListenAddr: cfg.ListenAddr, AdvertiseAddr: advertise(cfg)}
 	rec, err := pki.NewCARecord(st.ClusterID, 0)
 	if err != nil {
@@ -168,6 +172,9 @@ func JoinNode(ctx context.Context, cfg NodeConfig, token string, managers []stri
 	}
 	if len(managers) == 0 {
 		return nil, errors.New("join: at least one manager address is required")
+	}
+	if err := checkAdvertise(cfg); err != nil {
+		return nil, fmt.Errorf("join: %w", err)
 	}
 	var ident *pki.NodeIdentity
 	var errs []error
@@ -236,6 +243,22 @@ func advertise(cfg NodeConfig) string {
 	return cfg.ListenAddr
 }
 
+// checkAdvertise refuses an address other nodes cannot dial.
+func checkAdvertise(cfg NodeConfig) error {
+	addr := advertise(cfg)
+	if addr == "" {
+		return nil
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("advertise address %q: %w", addr, err)
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		return fmt.Errorf("advertise address %q: other nodes cannot dial it: set --advertise-addr to this node's reachable IP", addr)
+	}
+	return nil
+}
+
 // bootstrap says how a manager's raft member starts the first time.
 type bootstrap struct {
 	caState []byte            // new cluster: this member alone
@@ -296,8 +319,15 @@ func askToJoin(ctx context.Context, ident *pki.NodeIdentity, managers []string, 
 	return nil, fmt.Errorf("join as manager: %w", errors.Join(errs...))
 }
 
+// keepalive makes a connection to a node that went silent (cut off the
+// network, not refusing) fail within seconds rather than TCP's minutes.
+var keepalive = grpc.WithKeepaliveParams(gka.ClientParameters{Time: 10 * time.Second, Timeout: 5 * time.Second, PermitWithoutStream: true})
+
+// kaPolicy lets clients ping as often as keepalive asks.
+var kaPolicy = grpc.KeepaliveEnforcementPolicy(gka.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true})
+
 func dialTLS(addr string, ident *pki.NodeIdentity) (*grpc.ClientConn, error) {
-	opts := append([]grpc.DialOption{grpc.WithTransportCredentials(credentials.NewTLS(ident.ClientTLSConfig(pki.RoleManager)))}, rpc.DialOptions()...)
+	opts := append([]grpc.DialOption{grpc.WithTransportCredentials(credentials.NewTLS(ident.ClientTLSConfig(pki.RoleManager))), keepalive}, rpc.DialOptions()...)
 	conn, err := grpc.NewClient(addr, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", addr, err)
@@ -308,7 +338,7 @@ func dialTLS(addr string, ident *pki.NodeIdentity) (*grpc.ClientConn, error) {
 // dialTLSAny dials a node whatever its role (a manager reading a worker's
 // task output).
 func dialTLSAny(addr string, ident *pki.NodeIdentity) (*grpc.ClientConn, error) {
-	opts := append([]grpc.DialOption{grpc.WithTransportCredentials(credentials.NewTLS(ident.ClientTLSConfig("")))}, rpc.DialOptions()...)
+	opts := append([]grpc.DialOption{grpc.WithTransportCredentials(credentials.NewTLS(ident.ClientTLSConfig(""))), keepalive}, rpc.DialOptions()...)
 	conn, err := grpc.NewClient(addr, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", addr, err)
@@ -389,6 +419,7 @@ func (n *Node) startManager(ctx context.Context, boot *bootstrap) error {
 		grpc.ChainUnaryInterceptor(auth.UnaryServerInterceptor()),
 		grpc.ChainStreamInterceptor(auth.StreamServerInterceptor()),
 		grpc.MaxRecvMsgSize(raft.MaxMessageSize),
+		kaPolicy,
 	)
 	tr, err := raft.NewGRPCTransport(raft.GRPCConfig{
 		Server:            n.srv,
@@ -461,6 +492,7 @@ func (n *Node) serveWorker() error {
 		grpc.Creds(credentials.NewTLS(n.identity.ServerTLSConfig())),
 		grpc.ChainUnaryInterceptor(auth.UnaryServerInterceptor()),
 		grpc.ChainStreamInterceptor(auth.StreamServerInterceptor()),
+		kaPolicy,
 	)
 	n.serveNodeService(n.srv)
 	go func() {

@@ -360,9 +360,11 @@ func TestOrchestrationUpdateRollsBackAutomatically(t *testing.T) {
 		}
 	}()
 	updateSpec(t, fc.c, svc.ID, func(s *api.ServiceSpec) { s.TaskTemplate.Process.Env = []string{"V=2"} })
+	// Wait on the watch itself, so that it has seen every change.
 	waitFor(t, "the rollback to complete", 30*time.Second, func() (bool, string) {
-		u := getService(t, fc.c, svc.ID).UpdateStatus
-		return u.GetState() == api.UpdateStateRollbackCompleted, fmt.Sprintf("%+v", u)
+		mu.Lock()
+		defer mu.Unlock()
+		return len(states) > 0 && states[len(states)-1] == api.UpdateStateRollbackCompleted, fmt.Sprint(states)
 	})
 	w.Close()
 	<-watched

@@ -29,6 +29,9 @@ type Dispatcher interface {
 	UpdateTaskStatus(ctx context.Context, req *dispatcher.UpdateTaskStatusRequest) error
 }
 
+// rpcTimeout bounds each call to a manager.
+const rpcTimeout = 5 * time.Second
+
 // Config configures an agent.
 type Config struct {
 	// Dispatcher is the manager connection.
@@ -172,7 +175,12 @@ func (a *Agent) heartbeat(ctx context.Context, s *dispatcher.RegisterResponse) e
 			return ctx.Err()
 		case <-time.After(period):
 		}
-		resp, err := a.cfg.Dispatcher.Heartbeat(ctx, &dispatcher.HeartbeatRequest{NodeID: s.NodeID, SessionID: s.SessionID})
+		// A manager cut off the network does not refuse, it is silent: every
+		// call carries a deadline so the session fails over instead of
+		// waiting for TCP to give up.
+		hctx, cancel := context.WithTimeout(ctx, rpcTimeout)
+		resp, err := a.cfg.Dispatcher.Heartbeat(hctx, &dispatcher.HeartbeatRequest{NodeID: s.NodeID, SessionID: s.SessionID})
+		cancel()
 		if err != nil {
 			return fmt.Errorf("heartbeat: %w", err)
 		}

@@ -74,7 +74,10 @@ func (p *reporter) run(ctx context.Context) {
 			if req.SessionID == "" || len(req.Updates) == 0 {
 				break
 			}
-			if err := p.a.cfg.Dispatcher.UpdateTaskStatus(ctx, req); err != nil {
+			uctx, cancel := context.WithTimeout(ctx, rpcTimeout)
+			err := p.a.cfg.Dispatcher.UpdateTaskStatus(uctx, req)
+			cancel()
+			if err != nil {
 				if ctx.Err() != nil {
 					return
 				}

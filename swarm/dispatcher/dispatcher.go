@@ -290,6 +290,20 @@ func (d *Dispatcher) session(nodeID, sessionID string) (*session, error) {
 	return s, nil
 }
 
+// markReady sets a node with a live session READY again.
+func (d *Dispatcher) markReady(ctx context.Context, nodeID string) error {
+	return retryConflicts(ctx, func() error {
+		return d.store.UpdateContext(ctx, func(tx store.Tx) error {
+			n := tx.GetNode(nodeID)
+			if n == nil || n.Status.State == api.NodeStateReady {
+				return nil
+			}
+			n.Status.State, n.Status.Message = api.NodeStateReady, ""
+			return tx.UpdateNode(n)
+		})
+	})
+}
+
 // Register opens a session, joining a new node when req.NodeID is empty.
 // A previous session of the same node ends.
 func (d *Dispatcher) Register(ctx context.Context, req *RegisterRequest) (*RegisterResponse, error) {
@@ -372,6 +386,22 @@ func (d *Dispatcher) Heartbeat(ctx context.Context, req *HeartbeatRequest) (*Hea
 	d.mu.Lock()
 	s.lastBeat = time.Now()
 	d.mu.Unlock()
+	// A node that heartbeats is up, whatever the store says: a down-marking
+	// may have raced with its registration. Heal it (rarely needed; the
+	// read is cheap).
+	var state api.NodeState
+	d.store.View(func(tx store.ReadTx) {
+		if n := tx.GetNode(req.NodeID); n != nil {
+			state = n.Status.State
+		}
+	})
+	if state != "" && state != api.NodeStateReady {
+		mctx, cancel := context.WithTimeout(ctx, d.grace())
+		defer cancel()
+		if err := d.markReady(mctx, req.NodeID); err != nil && mctx.Err() == nil {
+			d.log.Warn("mark node ready", "node", req.NodeID, "err", err)
+		}
+	}
 	return &HeartbeatResponse{Period: d.period(), Managers: d.cachedManagers()}, nil
 }
 

@@ -231,8 +231,11 @@ func (c *Cluster) WaitReady() {
 				continue
 			}
 			n := state[m.Node.NodeID()]
-			if n == nil || n.Status.State != api.NodeStateReady {
-				return false, fmt.Sprintf("%s not ready", m.Name)
+			if n == nil {
+				return false, fmt.Sprintf("%s unknown to %s", m.Name, c.Alive().Name)
+			}
+			if n.Status.State != api.NodeStateReady {
+				return false, fmt.Sprintf("%s is %s (%s) for %s", m.Name, n.Status.State, n.Status.Message, c.Alive().Name)
 			}
 		}
 		return true, ""
