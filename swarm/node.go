@@ -555,6 +555,15 @@ func (n *Node) startWorker(ctx, runCtx context.Context) error {
 	}
 	fc := dispatcher.NewFailoverClient(apis, addrs)
 	fc.Dial = n.dialDispatcher
+	if n.mgr != nil {
+		fc.Discover = func() []string {
+			var out []string
+			for _, m := range n.mgr.raft.Members() {
+				out = append(out, m.Addr)
+			}
+			return out
+		}
+	}
 	fc.OnManagers = func(all []string) {
 		n.stateMu.Lock()
 		defer n.stateMu.Unlock()

@@ -30,6 +30,10 @@ type FailoverClient struct {
 	// OnManagers, when set, is told the manager list after each
 	// registration (to persist it for a restart).
 	OnManagers func(addrs []string)
+	// Discover, when set, is asked for manager addresses before each
+	// registration (a manager's own agent asks its raft membership, which
+	// knows every manager even when the list it learnt is stale).
+	Discover func() []string
 }
 
 // NewFailoverClient returns a client over the managers' dispatchers (gRPC
@@ -55,6 +59,9 @@ func (f *FailoverClient) current() API {
 
 // Register implements API: the first manager that accepts wins.
 func (f *FailoverClient) Register(ctx context.Context, req *RegisterRequest) (*RegisterResponse, error) {
+	if f.Discover != nil {
+		f.learn(f.Discover())
+	}
 	f.mu.Lock()
 	start, n := f.cur, len(f.clients)
 	f.mu.Unlock()
