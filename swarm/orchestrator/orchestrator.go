@@ -41,8 +41,8 @@ func (o *Orchestrator) Run(ctx context.Context) error {
 		}
 		for _, s := range services {
 			pending[s.ID] = true
-			if s.Spec.Mode.IsGlobal() {
-				global[s.ID] = true
+			if s.Spec.Mode.IsGlobal() || WantsRebalance(s) {
+				global[s.ID] = true // node changes concern it
 			}
 		}
 		tasks, err := tx.FindTasks(store.All)
@@ -132,7 +132,7 @@ func (o *Orchestrator) note(ev store.Event, pending, global map[string]bool) {
 	switch obj := ev.Object.(type) {
 	case *api.Service:
 		pending[obj.ID] = true
-		if obj.Spec.Mode.IsGlobal() && ev.Action != store.ActionDelete {
+		if (obj.Spec.Mode.IsGlobal() || WantsRebalance(obj)) && ev.Action != store.ActionDelete {
 			global[obj.ID] = true
 		} else {
 			delete(global, obj.ID)
@@ -177,7 +177,7 @@ func (o *Orchestrator) reconcile(ctx context.Context, id string) (time.Time, err
 		if cs, _ := tx.FindClusters(store.All); len(cs) > 0 {
 			in.RetentionLimit = int(cs[0].Spec.Orchestration.TaskHistoryRetentionLimit)
 		}
-		if in.Service != nil && in.Service.Spec.Mode.IsGlobal() {
+		if in.Service != nil && (in.Service.Spec.Mode.IsGlobal() || WantsRebalance(in.Service)) {
 			nodes, ferr := tx.FindNodes(store.All)
 			if ferr != nil {
 				err = ferr

@@ -48,6 +48,7 @@ func Reconcile(in Input) Plan {
 	case svc.Spec.Mode.Replicated != nil:
 		reconcileReplicated(b, in)
 		rollingUpdate(b, in)
+		rebalance(b, in)
 	case svc.Spec.Mode.Global != nil:
 		reconcileGlobal(b, in)
 		rollingUpdate(b, in)
