@@ -147,23 +147,7 @@ func TestBinariesClusterSurvivesLeaderKill(t *testing.T) {
 		t.Skip("builds and runs the binaries")
 	}
 	e := &e2e{t: t, bin: build(t), root: t.TempDir(), procs: map[string]*proc{}}
-	t.Cleanup(func() {
-		for _, p := range e.procs {
-			p.cmd.Process.Signal(syscall.SIGTERM)
-		}
-		for _, p := range e.procs {
-			done := make(chan struct{})
-			go func() { p.cmd.Wait(); close(done) }()
-			select {
-			case <-done:
-			case <-time.After(10 * time.Second):
-				p.kill9()
-			}
-		}
-		// Tasks run in their own process groups: stop what is left.
-		exec.Command("pkill", "-f", filepath.Join(e.bin, "webapp")).Run()
-	})
-
+	t.Cleanup(e.stopAll)
 	port := 25000 + os.Getpid()%1000
 	addr := func(i int) string { return fmt.Sprintf("127.0.0.%d:%d", i, port) }
 	e.start("m1", addr(1), "init", "--listen-addr", addr(1))
@@ -295,4 +279,23 @@ func TestBinariesClusterSurvivesLeaderKill(t *testing.T) {
 		}
 		return false, "not listed"
 	})
+}
+
+// stopAll stops every daemon (SIGTERM, then SIGKILL) and what tasks they
+// left: tasks run in their own process groups.
+func (e *e2e) stopAll() {
+	for _, p := range e.procs {
+		p.cmd.Process.Signal(syscall.SIGTERM)
+	}
+	for _, p := range e.procs {
+		done := make(chan struct{})
+		go func() { p.cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			p.kill9()
+		}
+	}
+	// Tasks run in their own process groups: stop what is left.
+	exec.Command("pkill", "-f", filepath.Join(e.bin, "webapp")).Run()
 }

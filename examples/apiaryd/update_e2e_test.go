@@ -1,0 +1,112 @@
+package main_test
+
+import (
+	"fmt"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+)
+
+type updTask struct {
+	ID           string
+	Slot         int
+	DesiredState string
+	Meta         struct{ CreatedAt time.Time }
+	Spec         struct {
+		ProcessSpec struct{ Env []string }
+	}
+	Status struct {
+		State     string
+		Timestamp time.Time
+	}
+}
+
+// Issue 7's end-to-end: a rolling update through apiaryctl with
+// --update-delay 1s --update-parallelism 2, checked from task timestamps.
+func TestRollingUpdateThroughApiaryctl(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binaries")
+	}
+	e := &e2e{t: t, bin: build(t), root: t.TempDir(), procs: map[string]*proc{}}
+	t.Cleanup(e.stopAll)
+	port := 26000 + time.Now().Nanosecond()%1000
+	addr := func(i int) string { return fmt.Sprintf("127.0.1.%d:%d", i, port) }
+	e.start("m1", addr(1), "init", "--listen-addr", addr(1))
+	var wt string
+	e.waitFor("the manager to lead", 20*time.Second, func() (bool, string) {
+		var err error
+		wt, err = e.ctl("m1", "swarm", "join-token", "worker", "-q")
+		return err == nil, fmt.Sprint(err)
+	})
+	for i, name := range []string{"w1", "w2"} {
+		e.start(name, addr(i+2), "join", "--listen-addr", addr(i+2), "--token", strings.TrimSpace(wt), addr(1))
+	}
+	if _, err := e.ctl("m1", "service", "create", "--name", "web", "--replicas", "5", "--env", "APP_VERSION=v1", "--", filepath.Join(e.bin, "webapp")); err != nil {
+		t.Fatal(err)
+	}
+	e.waitFor("5 running tasks", 60*time.Second, func() (bool, string) {
+		n, err := e.running("m1", "web")
+		return n == 5, fmt.Sprint(n, err)
+	})
+	start := time.Now()
+	if _, err := e.ctl("m1", "service", "update", "--env", "APP_VERSION=v2", "--update-delay", "1s", "--update-parallelism", "2", "web"); err != nil {
+		t.Fatal(err)
+	}
+	var tasks []updTask
+	e.waitFor("5 running tasks of v2", 60*time.Second, func() (bool, string) {
+		tasks = nil
+		if err := e.ctlJSON("m1", &tasks, "service", "ps", "web"); err != nil {
+			return false, err.Error()
+		}
+		n := 0
+		for _, tk := range tasks {
+			if tk.DesiredState == "running" && tk.Status.State == "running" && strings.Contains(strings.Join(tk.Spec.ProcessSpec.Env, " "), "APP_VERSION=v2") {
+				n++
+			}
+		}
+		return n == 5, fmt.Sprint(n)
+	})
+	var v2 []updTask
+	for _, tk := range tasks {
+		if strings.Contains(strings.Join(tk.Spec.ProcessSpec.Env, " "), "APP_VERSION=v2") {
+			v2 = append(v2, tk)
+		}
+	}
+	if len(v2) != 5 {
+		t.Fatalf("%d tasks of v2, want 5 (one per slot, no failures)", len(v2))
+	}
+	sort.Slice(v2, func(i, j int) bool { return v2[i].Meta.CreatedAt.Before(v2[j].Meta.CreatedAt) })
+	// Batches: tasks created together. At most 2 per batch, and each batch
+	// created at least 1 s after the previous batch's last task ran.
+	var batches [][]updTask
+	for _, tk := range v2 {
+		if n := len(batches); n > 0 && tk.Meta.CreatedAt.Sub(batches[n-1][0].Meta.CreatedAt) < 500*time.Millisecond {
+			batches[n-1] = append(batches[n-1], tk)
+			continue
+		}
+		batches = append(batches, []updTask{tk})
+	}
+	if len(batches) != 3 {
+		t.Fatalf("%d batches, want 3 (2+2+1): %v", len(batches), batches)
+	}
+	for i, b := range batches {
+		if len(b) > 2 {
+			t.Fatalf("batch %d replaced %d tasks at once, more than the parallelism of 2", i, len(b))
+		}
+		if i == 0 {
+			continue
+		}
+		var lastRunning time.Time
+		for _, tk := range batches[i-1] {
+			if tk.Status.Timestamp.After(lastRunning) {
+				lastRunning = tk.Status.Timestamp
+			}
+		}
+		if gap := b[0].Meta.CreatedAt.Sub(lastRunning); gap < time.Second {
+			t.Fatalf("batch %d started %v after batch %d ran, less than the 1 s delay", i, gap, i-1)
+		}
+	}
+	t.Logf("rolled 5 tasks in %d batches in %v", len(batches), time.Since(start).Round(time.Millisecond))
+}
