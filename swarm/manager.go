@@ -88,6 +88,9 @@ type Manager struct {
 	err       error
 	// registered is closed once this manager's own node record exists.
 	registered chan struct{}
+
+	localLogsMu sync.Mutex
+	localLogs   *localLogs
 }
 
 // lateProposer lets the store be built before the raft node that replicates

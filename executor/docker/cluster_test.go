@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -212,6 +215,32 @@ func TestClusterWithDockerExecutor(t *testing.T) {
 			return strings.Contains(string(b), want), fmt.Sprintf("logs %q", b)
 		})
 	}
+
+	// `apiaryctl service logs` shows the containers' output: the real CLI,
+	// against the manager's control API on a Unix socket.
+	mgr.ServeLogsFrom(workers...)
+	sock := filepath.Join(t.TempDir(), "control.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go mgr.ServeControl(l)
+	ctlBin := filepath.Join(t.TempDir(), "apiaryctl")
+	if out, err := exec.Command("go", "build", "-o", ctlBin, "github.com/apiary-io/apiary/examples/apiaryctl").CombinedOutput(); err != nil {
+		t.Fatalf("build apiaryctl: %v\n%s", err, out)
+	}
+	eventually(t, "every v2 container's start line in apiaryctl service logs", 20*time.Second, func() (bool, string) {
+		out, err := exec.Command(ctlBin, "--socket", sock, "service", "logs", "web").CombinedOutput()
+		if err != nil {
+			return false, fmt.Sprintf("%v: %s", err, out)
+		}
+		for _, tk := range tasks {
+			if !strings.Contains(string(out), "apiary-test-app v2 task="+tk.ID+" started") {
+				return false, string(out)
+			}
+		}
+		return true, ""
+	})
 
 	// Removing the service removes its containers.
 	if err := cl.RemoveService(ctx, svc.ID); err != nil {

@@ -1,0 +1,43 @@
+package swarm
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/apiary-io/apiary/executor"
+	"github.com/apiary-io/apiary/swarm/api"
+)
+
+// localLogs is controlapi.LogSource over workers in this process.
+type localLogs struct {
+	mu      sync.Mutex
+	workers []*Worker
+}
+
+func (l *localLogs) TaskLogs(ctx context.Context, t *api.Task, opts executor.LogOptions) (io.ReadCloser, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, w := range l.workers {
+		if w.NodeID() == t.NodeID {
+			return w.Logs(ctx, t.ID, opts)
+		}
+	}
+	return nil, fmt.Errorf("node %s is not a worker of this process", t.NodeID)
+}
+
+// ServeLogsFrom lets the control API (ServiceLogs, `apiaryctl service
+// logs`) read task output from workers running in this process. Nodes of a
+// networked cluster (swarm.Node) are reached over the network instead.
+func (m *Manager) ServeLogsFrom(workers ...*Worker) {
+	m.localLogsMu.Lock()
+	defer m.localLogsMu.Unlock()
+	if m.localLogs == nil {
+		m.localLogs = &localLogs{}
+		m.control.SetLogSource(m.localLogs)
+	}
+	m.localLogs.mu.Lock()
+	m.localLogs.workers = append(m.localLogs.workers, workers...)
+	m.localLogs.mu.Unlock()
+}
