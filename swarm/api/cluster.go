@@ -1,9 +1,6 @@
 package api
 
-import (
-	"encoding/json"
-	"time"
-)
+import "time"
 
 // DefaultClusterName is the name of the one Cluster object.
 const DefaultClusterName = "default"
@@ -17,7 +14,7 @@ type Cluster struct {
 	// CAState is the cluster CA's replicated state (root certificate and
 	// key, token secrets, rotation), a JSON document owned by package pki
 	// that the store carries as it is. The control API never returns it.
-	CAState json.RawMessage `json:"CAState,omitempty"`
+	CAState []byte `json:"CAState,omitempty"`
 	// RemovedNodes are the IDs of nodes removed from the cluster: they may
 	// never come back under that identity, even with an unexpired
 	// certificate.
