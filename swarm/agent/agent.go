@@ -216,6 +216,9 @@ func (a *Agent) apply(m *dispatcher.AssignmentsMessage) {
 				r.remove()
 			}
 		}
+		if l, ok := a.cfg.Executor.(executor.TaskLister); ok {
+			go a.removeStrays(a.runCtx, l, keep)
+		}
 	}
 	for _, t := range m.Tasks {
 		r, ok := a.runners[t.ID]
@@ -230,6 +233,36 @@ func (a *Agent) apply(m *dispatcher.AssignmentsMessage) {
 		if r, ok := a.runners[id]; ok {
 			r.remove()
 		}
+	}
+}
+
+// removeStrays stops and removes what the executor still holds (a previous
+// agent's processes or containers, found by their records or labels) that
+// the managers no longer assign to this node: tasks replaced while the node
+// was away, or of services removed meanwhile. Assigned ones are adopted by
+// their runners instead.
+func (a *Agent) removeStrays(ctx context.Context, l executor.TaskLister, assigned map[string]bool) {
+	held, err := l.ListTasks(ctx)
+	if err != nil {
+		a.log.Warn("list the executor's tasks", "err", err)
+		return
+	}
+	for _, t := range held {
+		a.mu.Lock()
+		_, running := a.runners[t.ID]
+		a.mu.Unlock()
+		if assigned[t.ID] || running {
+			continue
+		}
+		ctrl, err := a.cfg.Executor.Controller(t)
+		if err != nil {
+			continue
+		}
+		if err := ctrl.Remove(ctx); err != nil && ctx.Err() == nil {
+			a.log.Warn("remove stray task", "task", t.ID, "err", err)
+			continue
+		}
+		a.log.Info("removed a task this node no longer runs", "task", t.ID)
 	}
 }
 
