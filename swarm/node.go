@@ -65,15 +65,17 @@ type Node struct {
 	identity *pki.NodeIdentity
 	log      *slog.Logger
 
-	stateMu sync.Mutex
-	mgr     *Manager
-	ca      *pki.CAServer
-	worker  *Worker
-	srv     *grpc.Server
-	sockSrv *grpc.Server
-	conns   []*grpc.ClientConn
-	cancel  context.CancelFunc
-	done    chan struct{}
+	stateMu  sync.Mutex
+	mgr      *Manager
+	ca       *pki.CAServer
+	worker   *Worker
+	srv      *grpc.Server
+	sockSrv  *grpc.Server
+	conns    []*grpc.ClientConn
+	cancel   context.CancelFunc
+	done     chan struct{}
+	left     chan struct{}
+	stopOnce sync.Once
 }
 
 const stateFile = "node.json"
@@ -371,7 +373,7 @@ func (l lazyRemoved) IsRemoved(id string) bool {
 
 func startNode(ctx context.Context, cfg NodeConfig, st nodeState, ident *pki.NodeIdentity, boot *bootstrap) (_ *Node, err error) {
 	runCtx, cancel := context.WithCancel(context.Background())
-	n := &Node{cfg: cfg, state: st, identity: ident, log: cfg.Logger.With("node", st.NodeID), cancel: cancel, done: make(chan struct{})}
+	n := &Node{cfg: cfg, state: st, identity: ident, log: cfg.Logger.With("node", st.NodeID), cancel: cancel, done: make(chan struct{}), left: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			n.Stop()
@@ -518,6 +520,7 @@ func (n *Node) serveSocket() error {
 		return err
 	}
 	n.sockSrv = grpc.NewServer()
+	n.serveLocal(n.sockSrv)
 	if n.mgr != nil {
 		controlapi.Serve(n.sockSrv, n.mgr.control)
 	} else {
@@ -642,7 +645,9 @@ func (n *Node) Worker() *Worker { return n.worker }
 
 // Stop stops the node's agent (leaving its tasks running, as a daemon
 // restart does), its manager and its servers.
-func (n *Node) Stop() {
+func (n *Node) Stop() { n.stopOnce.Do(n.stop) }
+
+func (n *Node) stop() {
 	if n.worker != nil {
 		n.worker.Stop()
 	}

@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"github.com/spf13/cobra"
+
+	"github.com/apiary-io/apiary/swarm"
 )
 
 func (c *cli) swarmCmd() *cobra.Command {
@@ -74,6 +76,22 @@ func (c *cli) swarmCmd() *cobra.Command {
 	}
 	token.Flags().BoolVar(&rotate, "rotate", false, "replace the token; the old one stops working")
 	token.Flags().BoolVarP(&quiet, "quiet", "q", false, "print the token alone")
-	cmd.AddCommand(inspect, token)
+	var force bool
+	leave := &cobra.Command{
+		Use:   "leave [--force]",
+		Short: "Take the node behind the socket out of its cluster",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, cancel := c.ctx()
+			defer cancel()
+			if err := swarm.LeaveCluster(ctx, c.socket, force); err != nil {
+				return err
+			}
+			fmt.Fprintln(c.out, "Node left the swarm.")
+			return nil
+		},
+	}
+	leave.Flags().BoolVarP(&force, "force", "f", false, "leave even as a manager")
+	cmd.AddCommand(inspect, token, leave)
 	return cmd
 }

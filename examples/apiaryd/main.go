@@ -149,8 +149,12 @@ func serve(o options, start func(context.Context, swarm.NodeConfig) (*swarm.Node
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "apiaryd: node %s running as %s; control socket %s\n", n.NodeID(), n.Role(), swarm.ControlSocket(o.dataDir))
-	<-ctx.Done()
-	n.Stop()
+	select {
+	case <-ctx.Done():
+		n.Stop()
+	case <-n.Left():
+		fmt.Fprintln(os.Stderr, "apiaryd: node left the cluster")
+	}
 	return nil
 }
 

@@ -109,4 +109,40 @@ func TestRollingUpdateThroughApiaryctl(t *testing.T) {
 		}
 	}
 	t.Logf("rolled 5 tasks in %d batches in %v", len(batches), time.Since(start).Round(time.Millisecond))
+
+	// swarm leave: a manager refuses without --force; a worker leaves, its
+	// daemon exits, the cluster sees it down and can remove it.
+	if out, err := e.ctl("m1", "swarm", "leave"); err == nil || !strings.Contains(out, "is a manager") {
+		t.Fatalf("manager leave without --force: %v %s", err, out)
+	}
+	if _, err := e.ctl("w2", "swarm", "leave"); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- e.procs["w2"].cmd.Wait() }()
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("apiaryd after leave: %v\n%s", err, e.procs["w2"].log.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("apiaryd did not exit after leaving")
+	}
+	delete(e.procs, "w2")
+	e.waitFor("the left node down, its tasks elsewhere", 30*time.Second, func() (bool, string) {
+		ns, err := e.nodes("m1")
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, n := range ns {
+			if n.Description.Hostname == "w2" && n.Status.State != "down" {
+				return false, n.Status.State
+			}
+		}
+		r, err := e.running("m1", "web")
+		return r == 5, fmt.Sprint(r, err)
+	})
+	if _, err := e.ctl("m1", "node", "rm", "w2"); err != nil {
+		t.Fatal(err)
+	}
 }

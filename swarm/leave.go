@@ -1,0 +1,88 @@
+package swarm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+
+	"github.com/apiary-io/apiary/swarm/controlapi"
+	"github.com/apiary-io/apiary/swarm/rpc"
+)
+
+// localServiceName is the node-local service of the control socket:
+// operations on this node itself rather than on the cluster.
+const localServiceName = "apiary.Local"
+
+// LeaveRequest asks the node to leave its cluster.
+type LeaveRequest struct {
+	Force bool `json:"Force,omitempty"`
+}
+
+// ErrManagerLeave: a manager must be demoted (or forced) before it leaves.
+var ErrManagerLeave = errors.New("this node is a manager: leaving takes a member out of the raft group; use --force to leave anyway (the remaining managers must keep a quorum)")
+
+func init() {
+	rpc.RegisterError("manager-leave", ErrManagerLeave, codes.FailedPrecondition)
+}
+
+// Leave takes the node out of its cluster, as `docker swarm leave` does: its
+// tasks are stopped, a manager leaves the raft group first (force only; raft
+// refuses if the rest would lose quorum), and its identity and state are
+// deleted from the data dir, so it can only come back by joining anew. The
+// node stops; Left is closed when it has.
+func (n *Node) Leave(ctx context.Context, force bool) error {
+	if n.mgr != nil {
+		if !force {
+			return ErrManagerLeave
+		}
+		if err := n.mgr.raft.RemoveMember(ctx, n.mgr.raft.ID()); err != nil {
+			return fmt.Errorf("leave the raft group: %w", err)
+		}
+	}
+	go n.finishLeave()
+	return nil
+}
+
+func (n *Node) finishLeave() {
+	if n.worker != nil {
+		if err := n.worker.Kill(context.Background()); err != nil {
+			n.log.Warn("stop tasks on leave", "err", err)
+		}
+	}
+	n.Stop()
+	for _, p := range []string{stateFile, "certificates", "raft"} {
+		if err := os.RemoveAll(filepath.Join(n.cfg.DataDir, p)); err != nil {
+			n.log.Warn("remove state on leave", "path", p, "err", err)
+		}
+	}
+	n.log.Info("left the cluster")
+	close(n.left)
+}
+
+// Left is closed once the node has left its cluster (Leave).
+func (n *Node) Left() <-chan struct{} { return n.left }
+
+func (n *Node) serveLocal(s grpc.ServiceRegistrar) {
+	desc := rpc.Service(localServiceName, []rpc.Method{
+		rpc.Unary("Leave", func(ctx context.Context, r *LeaveRequest) (*controlapi.Empty, error) {
+			return &controlapi.Empty{}, n.Leave(ctx, r.Force)
+		}),
+	})
+	s.RegisterService(&desc, nil)
+}
+
+// LeaveCluster asks the node behind a control socket to leave its cluster.
+func LeaveCluster(ctx context.Context, socket string, force bool) error {
+	conn, err := Dial("unix://" + socket)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	_, err = rpc.Call[controlapi.Empty](ctx, conn, localServiceName, "Leave", &LeaveRequest{Force: force})
+	return err
+}
