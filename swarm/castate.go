@@ -107,21 +107,25 @@ func (c caState) DesiredRole(nodeID string) (pki.Role, bool) {
 }
 
 // RecordCertificate implements pki.ClusterState: a new node is registered
-// here, with the role its token granted.
+// here, with the role its token granted; a known one gets its certificate
+// recorded (root rotation waits for every node to hold a new one).
 func (c caState) RecordCertificate(ctx context.Context, nc pki.NodeCert) error {
+	cert := &api.NodeCertificate{Role: string(nc.Role), IssuerKeyID: nc.IssuerKeyID, Serial: nc.Serial, NotAfter: nc.NotAfter}
 	for {
 		err := c.store.UpdateContext(ctx, func(tx store.Tx) error {
 			if n := tx.GetNode(nc.NodeID); n != nil {
-				return nil
+				n.Certificate = cert
+				return tx.UpdateNode(n)
 			}
 			role := api.NodeRoleWorker
 			if nc.Role == pki.RoleManager {
 				role = api.NodeRoleManager
 			}
 			return tx.CreateNode(&api.Node{
-				ID:     nc.NodeID,
-				Spec:   api.NodeSpec{Role: role, Availability: api.NodeAvailabilityActive},
-				Status: api.NodeStatus{State: api.NodeStateUnknown, Message: "joined; waiting for its first session"},
+				ID:          nc.NodeID,
+				Spec:        api.NodeSpec{Role: role, Availability: api.NodeAvailabilityActive},
+				Status:      api.NodeStatus{State: api.NodeStateUnknown, Message: "joined; waiting for its first session"},
+				Certificate: cert,
 			})
 		})
 		if !errors.Is(err, store.ErrConflict) || ctx.Err() != nil {
@@ -144,7 +148,11 @@ func (c caState) Nodes(ctx context.Context) ([]pki.NodeCert, error) {
 			if rerr != nil {
 				continue
 			}
-			out = append(out, pki.NodeCert{NodeID: n.ID, Role: r})
+			nc := pki.NodeCert{NodeID: n.ID, Role: r}
+			if cert := n.Certificate; cert != nil {
+				nc.IssuerKeyID, nc.Serial, nc.NotAfter = cert.IssuerKeyID, cert.Serial, cert.NotAfter
+			}
+			out = append(out, nc)
 		}
 	})
 	return out, err

@@ -158,3 +158,14 @@ type LogsRequest = controlapi.LogsRequest
 func (c *Client) ServiceLogs(ctx context.Context, req LogsRequest) (controlapi.LogStream, error) {
 	return c.api.ServiceLogs(ctx, req)
 }
+
+// RotateRootCA starts replacing the cluster's root CA (see
+// controlapi.Server.RotateRootCA).
+func (c *Client) RotateRootCA(ctx context.Context) (*controlapi.RootRotation, error) {
+	return c.api.RotateRootCA(ctx)
+}
+
+// RootCAStatus reports the root rotation in progress, if any.
+func (c *Client) RootCAStatus(ctx context.Context) (*controlapi.RootRotation, error) {
+	return c.api.RootCAStatus(ctx)
+}

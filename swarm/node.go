@@ -68,6 +68,8 @@ type Node struct {
 	stateMu  sync.Mutex
 	mgr      *Manager
 	ca       *pki.CAServer
+	renewer  *pki.Renewer
+	caSeen   string // the CA version the last heartbeat carried
 	worker   *Worker
 	srv      *grpc.Server
 	sockSrv  *grpc.Server
@@ -406,6 +408,9 @@ func startNode(ctx context.Context, cfg NodeConfig, st nodeState, ident *pki.Nod
 	if err := n.startRenewer(runCtx); err != nil {
 		return nil, err
 	}
+	if n.mgr != nil {
+		go n.reconcileRootCA(runCtx)
+	}
 	n.log.Info("node started", "role", st.Role, "addr", st.AdvertiseAddr)
 	return n, nil
 }
@@ -474,6 +479,7 @@ func (n *Node) startManager(ctx context.Context, boot *bootstrap) error {
 	pki.RegisterCAService(n.srv, n.ca)
 	n.serveNodeService(n.srv)
 	mgr.control.SetLogSource(nodeLogs{n})
+	mgr.control.SetCA(nodeCA{n.ca})
 	go func() {
 		if err := n.srv.Serve(lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
 			n.log.Error("gRPC server stopped", "err", err)
@@ -558,6 +564,7 @@ func (n *Node) startWorker(ctx, runCtx context.Context) error {
 	}
 	fc := dispatcher.NewFailoverClient(apis, addrs)
 	fc.Dial = n.dialDispatcher
+	fc.OnHeartbeat = n.noticeCA
 	if n.mgr != nil {
 		fc.Discover = func() []string {
 			var out []string
@@ -623,12 +630,31 @@ func (n *Node) startRenewer(ctx context.Context) error {
 		issuer = pki.NewCAClient(conn)
 	}
 	r := pki.NewRenewer(n.identity, issuer, pki.RenewerOptions{Logger: n.log})
+	n.stateMu.Lock()
+	n.renewer = r
+	n.stateMu.Unlock()
 	go func() {
 		if err := r.Run(ctx); err != nil && ctx.Err() == nil {
 			n.log.Error("certificate renewal stopped", "err", err)
 		}
 	}()
 	return nil
+}
+
+// noticeCA renews the node's certificate when the cluster's CA changed (a
+// root rotation started or finished): the new certificate chains to the new
+// root, and the new trust bundle drops the old root once it is retired.
+func (n *Node) noticeCA(resp *dispatcher.HeartbeatResponse) {
+	n.stateMu.Lock()
+	changed := resp.CAVersion != "" && resp.CAVersion != n.caSeen
+	first := n.caSeen == ""
+	n.caSeen = resp.CAVersion
+	r := n.renewer
+	n.stateMu.Unlock()
+	if changed && !first && r != nil {
+		n.log.Info("the cluster CA changed: renewing the node certificate")
+		r.RenewNow()
+	}
 }
 
 // NodeID returns the node's ID.

@@ -50,3 +50,11 @@ func (notManager) JoinManager(context.Context, string, string) ([]controlapi.Pee
 func (notManager) ServiceLogs(context.Context, controlapi.LogsRequest) (controlapi.LogStream, error) {
 	return nil, errNotManager
 }
+
+func (notManager) RotateRootCA(context.Context) (*controlapi.RootRotation, error) {
+	return nil, errNotManager
+}
+
+func (notManager) RootCAStatus(context.Context) (*controlapi.RootRotation, error) {
+	return nil, errNotManager
+}

@@ -92,6 +92,29 @@ func (c *cli) swarmCmd() *cobra.Command {
 		},
 	}
 	leave.Flags().BoolVarP(&force, "force", "f", false, "leave even as a manager")
-	cmd.AddCommand(inspect, token, leave)
+	var rotateCA bool
+	ca := &cobra.Command{
+		Use:   "ca [--rotate]",
+		Short: "Show (or start) a rotation of the cluster's root CA",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cl, err := c.connect()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := c.ctx()
+			defer cancel()
+			st, err := cl.RootCAStatus(ctx)
+			if rotateCA {
+				st, err = cl.RotateRootCA(ctx)
+			}
+			if err != nil {
+				return err
+			}
+			return c.printJSON(st)
+		},
+	}
+	ca.Flags().BoolVar(&rotateCA, "rotate", false, "replace the root CA (old and new are trusted until every node has a new certificate)")
+	cmd.AddCommand(inspect, token, leave, ca)
 	return cmd
 }

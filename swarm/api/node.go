@@ -1,5 +1,7 @@
 package api
 
+import "time"
+
 // NodeRole is the role a node acts in.
 type NodeRole string
 
@@ -39,6 +41,18 @@ type Node struct {
 	Description   *NodeDescription `json:"Description,omitempty"`
 	Status        NodeStatus       `json:"Status"`
 	ManagerStatus *ManagerStatus   `json:"ManagerStatus,omitempty"`
+	// Certificate describes the certificate the cluster's CA last issued
+	// to the node (root rotation waits until every node holds one signed by
+	// the new root).
+	Certificate *NodeCertificate `json:"Certificate,omitempty"`
+}
+
+// NodeCertificate identifies a node's current certificate.
+type NodeCertificate struct {
+	Role        string    `json:"Role"`
+	IssuerKeyID string    `json:"IssuerKeyID"`
+	Serial      string    `json:"Serial"`
+	NotAfter    time.Time `json:"NotAfter"`
 }
 
 // NodeSpec is the user-owned part of a node.
@@ -152,6 +166,7 @@ func (n *Node) Copy() *Node {
 		c.Description = &d
 	}
 	c.ManagerStatus = copyPtr(n.ManagerStatus)
+	c.Certificate = copyPtr(n.Certificate)
 	return &c
 }
 

@@ -24,6 +24,7 @@ func init() {
 	rpc.RegisterError("exists", store.ErrExist, codes.AlreadyExists)
 	rpc.RegisterError("no-membership", ErrNoMembership, codes.FailedPrecondition)
 	rpc.RegisterError("no-log-source", ErrNoLogSource, codes.FailedPrecondition)
+	rpc.RegisterError("no-ca", ErrNoCA, codes.FailedPrecondition)
 }
 
 // API is the control API: what Server implements locally and Client over
@@ -46,6 +47,8 @@ type API interface {
 	RotateJoinToken(ctx context.Context, role string) (string, error)
 	JoinManager(ctx context.Context, nodeID, addr string) ([]Peer, error)
 	ServiceLogs(ctx context.Context, req LogsRequest) (LogStream, error)
+	RotateRootCA(ctx context.Context) (*RootRotation, error)
+	RootCAStatus(ctx context.Context) (*RootRotation, error)
 }
 
 var (
@@ -158,6 +161,8 @@ func Serve(s grpc.ServiceRegistrar, impl API) {
 			t, err := impl.RotateJoinToken(ctx, r.Role)
 			return &Token{t}, err
 		}),
+		rpc.Unary("RotateRootCA", func(ctx context.Context, _ *Empty) (*RootRotation, error) { return impl.RotateRootCA(ctx) }),
+		rpc.Unary("RootCAStatus", func(ctx context.Context, _ *Empty) (*RootRotation, error) { return impl.RootCAStatus(ctx) }),
 		rpc.Unary("JoinManager", func(ctx context.Context, r *JoinManagerRequest) (*Members, error) {
 			m, err := impl.JoinManager(ctx, r.NodeID, r.Addr)
 			return &Members{m}, err
@@ -315,4 +320,14 @@ func (c *Client) JoinManager(ctx context.Context, nodeID, addr string) ([]Peer, 
 		return nil, err
 	}
 	return r.Peers, nil
+}
+
+// RotateRootCA implements API.
+func (c *Client) RotateRootCA(ctx context.Context) (*RootRotation, error) {
+	return call[RootRotation](ctx, c, "RotateRootCA", &Empty{})
+}
+
+// RootCAStatus implements API.
+func (c *Client) RootCAStatus(ctx context.Context) (*RootRotation, error) {
+	return call[RootRotation](ctx, c, "RootCAStatus", &Empty{})
 }

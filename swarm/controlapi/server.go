@@ -20,6 +20,7 @@ type Server struct {
 	store      *store.MemoryStore
 	membership Membership
 	logs       LogSource
+	ca         CA
 }
 
 // New returns a Server writing to s.

@@ -11,6 +11,8 @@ package dispatcher
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -94,6 +96,7 @@ type Dispatcher struct {
 	statusCh   chan statusBatch
 	managers   []string
 	managersAt time.Time
+	caVersion  string
 	started    chan struct{} // closed once Run serves
 	startOne   sync.Once
 }
@@ -353,13 +356,27 @@ func (d *Dispatcher) Register(ctx context.Context, req *RegisterRequest) (*Regis
 
 // cachedManagers is managerAddrs, recomputed at most once a second: every
 // heartbeat carries it.
-func (d *Dispatcher) cachedManagers() []string {
+func (d *Dispatcher) cachedManagers() ([]string, string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if time.Since(d.managersAt) > time.Second {
 		d.managers, d.managersAt = d.managerAddrs(), time.Now()
+		d.caVersion = d.caStateVersion()
 	}
-	return d.managers
+	return d.managers, d.caVersion
+}
+
+// caStateVersion fingerprints the cluster's CA state.
+func (d *Dispatcher) caStateVersion() string {
+	var v string
+	d.store.View(func(tx store.ReadTx) {
+		cs, _ := tx.FindClusters(store.All)
+		if len(cs) > 0 && len(cs[0].CAState) > 0 {
+			sum := sha256.Sum256(cs[0].CAState)
+			v = hex.EncodeToString(sum[:8])
+		}
+	})
+	return v
 }
 
 // managerAddrs lists the managers' addresses from their node records.
@@ -402,7 +419,8 @@ func (d *Dispatcher) Heartbeat(ctx context.Context, req *HeartbeatRequest) (*Hea
 			d.log.Warn("mark node ready", "node", req.NodeID, "err", err)
 		}
 	}
-	return &HeartbeatResponse{Period: d.period(), Managers: d.cachedManagers()}, nil
+	managers, caVersion := d.cachedManagers()
+	return &HeartbeatResponse{Period: d.period(), Managers: managers, CAVersion: caVersion}, nil
 }
 
 // UpdateTaskStatus records a worker's status reports. It returns once they

@@ -34,6 +34,8 @@ type FailoverClient struct {
 	// registration (a manager's own agent asks its raft membership, which
 	// knows every manager even when the list it learnt is stale).
 	Discover func() []string
+	// OnHeartbeat, when set, sees every heartbeat response.
+	OnHeartbeat func(*HeartbeatResponse)
 }
 
 // NewFailoverClient returns a client over the managers' dispatchers (gRPC
@@ -95,6 +97,9 @@ func (f *FailoverClient) Heartbeat(ctx context.Context, req *HeartbeatRequest) (
 	resp, err := f.current().Heartbeat(ctx, req)
 	if err == nil {
 		f.learn(resp.Managers)
+		if f.OnHeartbeat != nil {
+			f.OnHeartbeat(resp)
+		}
 	}
 	return resp, err
 }

@@ -25,6 +25,9 @@ type RegisterResponse struct {
 	// Managers are the addresses of every manager, for the worker to fail
 	// over to when this one goes away.
 	Managers []string `json:"Managers,omitempty"`
+	// CAVersion changes whenever the cluster's CA state does (a root
+	// rotation starts or ends): the worker then renews its certificate.
+	CAVersion string `json:"CAVersion,omitempty"`
 }
 
 // HeartbeatRequest keeps a session alive.
@@ -40,6 +43,9 @@ type HeartbeatResponse struct {
 	// Managers are the managers' addresses, so that a worker learns of
 	// managers that joined after it registered.
 	Managers []string `json:"Managers,omitempty"`
+	// CAVersion changes whenever the cluster's CA state does (a root
+	// rotation starts or ends): the worker then renews its certificate.
+	CAVersion string `json:"CAVersion,omitempty"`
 }
 
 // AssignmentsRequest opens the stream of a session's task assignments.
