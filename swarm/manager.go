@@ -91,6 +91,8 @@ type Manager struct {
 
 	localLogsMu sync.Mutex
 	localLogs   *localLogs
+
+	membershipMu sync.Mutex
 }
 
 // lateProposer lets the store be built before the raft node that replicates
@@ -456,6 +458,12 @@ func (m *Manager) AddManager(ctx context.Context, nodeID, addr string) ([]contro
 			return nil, fmt.Errorf("%w: node %s (%s) cannot add node %s as a manager", controlapi.ErrInvalidArgument, id.NodeID, id.Role, nodeID)
 		}
 	}
+	// One membership change at a time: etcd raft turns a configuration
+	// change proposed while another is pending into an empty entry, which
+	// AddMember would take for the learner's admission and then wait for a
+	// learner that never comes.
+	m.membershipMu.Lock()
+	defer m.membershipMu.Unlock()
 	if err := m.raft.AddMember(ctx, RaftID(nodeID), addr); err != nil && !errors.Is(err, raft.ErrMemberExists) {
 		return nil, fmt.Errorf("add manager %s at %s: %w", nodeID, addr, err)
 	}

@@ -15,7 +15,6 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
-	gka "google.golang.org/grpc/keepalive"
 
 	"github.com/apiary-io/apiary/executor"
 	"github.com/apiary-io/apiary/pki"
@@ -23,7 +22,6 @@ import (
 	"github.com/apiary-io/apiary/swarm/api"
 	"github.com/apiary-io/apiary/swarm/controlapi"
 	"github.com/apiary-io/apiary/swarm/dispatcher"
-	"github.com/apiary-io/apiary/swarm/rpc"
 )
 
 // NodeConfig configures a node: a machine of a cluster as apiaryd runs it,
@@ -268,109 +266,6 @@ type bootstrap struct {
 	caState []byte            // new cluster: this member alone
 	join    []controlapi.Peer // joining: the current members
 	via     []string          // joining: the managers to ask
-}
-
-// currentManagers asks a manager for the raft members (ID and address) so
-// that this member's transport can answer them once it is added.
-func currentManagers(ctx context.Context, ident *pki.NodeIdentity, managers []string) ([]controlapi.Peer, error) {
-	var errs []error
-	for _, m := range managers {
-		conn, err := dialTLS(m, ident)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		nodes, err := controlapi.NewClient(conn).ListNodes(cctx)
-		cancel()
-		conn.Close()
-		if err != nil {
-			errs = append(errs, fmt.Errorf("manager %s: %w", m, err))
-			continue
-		}
-		var peers []controlapi.Peer
-		for _, n := range nodes {
-			if n.ManagerStatus != nil && n.ManagerStatus.RaftID != 0 && n.ManagerStatus.Addr != "" {
-				peers = append(peers, controlapi.Peer{ID: n.ManagerStatus.RaftID, Addr: n.ManagerStatus.Addr})
-			}
-		}
-		if len(peers) > 0 {
-			return peers, nil
-		}
-		errs = append(errs, fmt.Errorf("manager %s: lists no raft members", m))
-	}
-	return nil, fmt.Errorf("join as manager: %w", errors.Join(errs...))
-}
-
-// askToJoin has a manager add this node to the raft group.
-func askToJoin(ctx context.Context, ident *pki.NodeIdentity, managers []string, nodeID, addr string) ([]controlapi.Peer, error) {
-	var errs []error
-	for _, m := range managers {
-		conn, err := dialTLS(m, ident)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		cctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-		peers, err := controlapi.NewClient(conn).JoinManager(cctx, nodeID, addr)
-		cancel()
-		conn.Close()
-		if err == nil {
-			return peers, nil
-		}
-		errs = append(errs, fmt.Errorf("manager %s: %w", m, err))
-	}
-	return nil, fmt.Errorf("join as manager: %w", errors.Join(errs...))
-}
-
-// keepalive makes a connection to a node that went silent (cut off the
-// network, not refusing) fail within seconds rather than TCP's minutes.
-var keepalive = grpc.WithKeepaliveParams(gka.ClientParameters{Time: 10 * time.Second, Timeout: 5 * time.Second, PermitWithoutStream: true})
-
-// kaPolicy lets clients ping as often as keepalive asks.
-var kaPolicy = grpc.KeepaliveEnforcementPolicy(gka.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true})
-
-func dialTLS(addr string, ident *pki.NodeIdentity) (*grpc.ClientConn, error) {
-	opts := append([]grpc.DialOption{grpc.WithTransportCredentials(credentials.NewTLS(ident.ClientTLSConfig(pki.RoleManager))), keepalive}, rpc.DialOptions()...)
-	conn, err := grpc.NewClient(addr, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("dial %s: %w", addr, err)
-	}
-	return conn, nil
-}
-
-// dialTLSAny dials a node whatever its role (a manager reading a worker's
-// task output).
-func dialTLSAny(addr string, ident *pki.NodeIdentity) (*grpc.ClientConn, error) {
-	opts := append([]grpc.DialOption{grpc.WithTransportCredentials(credentials.NewTLS(ident.ClientTLSConfig(""))), keepalive}, rpc.DialOptions()...)
-	conn, err := grpc.NewClient(addr, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("dial %s: %w", addr, err)
-	}
-	return conn, nil
-}
-
-// policy is who may call what over the network: the role comes from the
-// caller's certificate. The control API is for managers (users reach it
-// through a manager's local socket); workers reach only the dispatcher and
-// the CA.
-func policy() pki.Policy {
-	return pki.Policy{
-		"/" + controlapi.ServiceName + "/*": {pki.RoleManager},
-		"/" + dispatcher.ServiceName + "/*": {pki.RoleManager, pki.RoleWorker},
-		"/apiary.raft.v1.Raft/*":            {pki.RoleManager},
-		"/" + nodeServiceName + "/*":        {pki.RoleManager},
-	}.Merge(pki.CAPolicy())
-}
-
-// lazyRemoved answers IsRemoved once the manager's store exists.
-type lazyRemoved struct{ n *Node }
-
-func (l lazyRemoved) IsRemoved(id string) bool {
-	if l.n.mgr == nil {
-		return false
-	}
-	return caState{l.n.mgr.store}.IsRemoved(id)
 }
 
 func startNode(ctx context.Context, cfg NodeConfig, st nodeState, ident *pki.NodeIdentity, boot *bootstrap) (_ *Node, err error) {

@@ -18,11 +18,10 @@ func (c *cli) swarmCmd() *cobra.Command {
 			if err := c.checkFormat(); err != nil {
 				return err
 			}
-			cl, err := c.connect()
+			cl, ctx, cancel, err := c.session()
 			if err != nil {
 				return err
 			}
-			ctx, cancel := c.ctx()
 			defer cancel()
 			cluster, err := cl.GetCluster(ctx)
 			if err != nil {
@@ -42,11 +41,10 @@ func (c *cli) swarmCmd() *cobra.Command {
 			if role != "worker" && role != "manager" {
 				return fmt.Errorf("join-token: role %q is not worker or manager", role)
 			}
-			cl, err := c.connect()
+			cl, ctx, cancel, err := c.session()
 			if err != nil {
 				return err
 			}
-			ctx, cancel := c.ctx()
 			defer cancel()
 			var tok string
 			if rotate {
@@ -98,11 +96,10 @@ func (c *cli) swarmCmd() *cobra.Command {
 		Short: "Show (or start) a rotation of the cluster's root CA",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cl, err := c.connect()
+			cl, ctx, cancel, err := c.session()
 			if err != nil {
 				return err
 			}
-			ctx, cancel := c.ctx()
 			defer cancel()
 			st, err := cl.RootCAStatus(ctx)
 			if rotateCA {

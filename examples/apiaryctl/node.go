@@ -28,11 +28,10 @@ func (c *cli) nodeLs() *cobra.Command {
 			if err := c.checkFormat(); err != nil {
 				return err
 			}
-			cl, err := c.connect()
+			cl, ctx, cancel, err := c.session()
 			if err != nil {
 				return err
 			}
-			ctx, cancel := c.ctx()
 			defer cancel()
 			nodes, err := cl.ListNodes(ctx)
 			if err != nil {
@@ -68,11 +67,10 @@ func (c *cli) nodeInspect() *cobra.Command {
 			if err := c.checkFormat(); err != nil {
 				return err
 			}
-			cl, err := c.connect()
+			cl, ctx, cancel, err := c.session()
 			if err != nil {
 				return err
 			}
-			ctx, cancel := c.ctx()
 			defer cancel()
 			var out []*api.Node
 			for _, ref := range args {
@@ -150,11 +148,10 @@ func (c *cli) nodeRole(use string, role api.NodeRole) *cobra.Command {
 // editNode reads a node, changes its spec and writes it back at the version
 // read.
 func (c *cli) editNode(ref string, edit func(*api.NodeSpec) error) error {
-	cl, err := c.connect()
+	cl, ctx, cancel, err := c.session()
 	if err != nil {
 		return err
 	}
-	ctx, cancel := c.ctx()
 	defer cancel()
 	n, err := cl.GetNode(ctx, ref)
 	if err != nil {
@@ -178,11 +175,10 @@ func (c *cli) nodeRm() *cobra.Command {
 		Short: "Remove nodes from the cluster",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := c.connect()
+			cl, ctx, cancel, err := c.session()
 			if err != nil {
 				return err
 			}
-			ctx, cancel := c.ctx()
 			defer cancel()
 			for _, ref := range args {
 				if err := cl.RemoveNode(ctx, ref, force); err != nil {

@@ -79,6 +79,17 @@ func (c *cli) connect() (*swarm.Client, error) {
 	return cl, nil
 }
 
+// session connects and returns a context bounded by --timeout: what every
+// command starts with.
+func (c *cli) session() (*swarm.Client, context.Context, context.CancelFunc, error) {
+	cl, err := c.connect()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	ctx, cancel := c.ctx()
+	return cl, ctx, cancel, nil
+}
+
 func (c *cli) ctx() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), c.timeout)
 }

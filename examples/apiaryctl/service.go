@@ -36,11 +36,10 @@ func (c *cli) serviceCreate() *cobra.Command {
 			if err := f.apply(&spec, cmd.Flags().Changed, args, true); err != nil {
 				return err
 			}
-			cl, err := c.connect()
+			cl, ctx, cancel, err := c.session()
 			if err != nil {
 				return err
 			}
-			ctx, cancel := c.ctx()
 			defer cancel()
 			svc, err := cl.CreateService(ctx, spec)
 			if err != nil {
@@ -65,11 +64,10 @@ func (c *cli) serviceUpdate() *cobra.Command {
 			if cmd.ArgsLenAtDash() > 1 || (cmd.ArgsLenAtDash() < 0 && len(args) > 1) {
 				return fmt.Errorf("update takes one service, then the command after --")
 			}
-			cl, err := c.connect()
+			cl, ctx, cancel, err := c.session()
 			if err != nil {
 				return err
 			}
-			ctx, cancel := c.ctx()
 			defer cancel()
 			svc, err := cl.GetService(ctx, ref)
 			if err != nil {
@@ -101,11 +99,10 @@ func (c *cli) serviceLs() *cobra.Command {
 			if err := c.checkFormat(); err != nil {
 				return err
 			}
-			cl, err := c.connect()
+			cl, ctx, cancel, err := c.session()
 			if err != nil {
 				return err
 			}
-			ctx, cancel := c.ctx()
 			defer cancel()
 			svcs, err := cl.ListServices(ctx)
 			if err != nil {
@@ -138,11 +135,10 @@ func (c *cli) servicePs() *cobra.Command {
 			if err := c.checkFormat(); err != nil {
 				return err
 			}
-			cl, err := c.connect()
+			cl, ctx, cancel, err := c.session()
 			if err != nil {
 				return err
 			}
-			ctx, cancel := c.ctx()
 			defer cancel()
 			tasks, err := cl.ListTasks(ctx, swarm.TaskFilter{Service: args[0]})
 			if err != nil {
@@ -173,11 +169,10 @@ func (c *cli) serviceInspect() *cobra.Command {
 			if err := c.checkFormat(); err != nil {
 				return err
 			}
-			cl, err := c.connect()
+			cl, ctx, cancel, err := c.session()
 			if err != nil {
 				return err
 			}
-			ctx, cancel := c.ctx()
 			defer cancel()
 			var out []*api.Service
 			for _, ref := range args {
@@ -214,11 +209,10 @@ func (c *cli) serviceScale() *cobra.Command {
 				}
 				todo = append(todo, scale{ref, v})
 			}
-			cl, err := c.connect()
+			cl, ctx, cancel, err := c.session()
 			if err != nil {
 				return err
 			}
-			ctx, cancel := c.ctx()
 			defer cancel()
 			for _, s := range todo {
 				if _, err := cl.GetService(ctx, s.ref); err != nil {
@@ -242,11 +236,10 @@ func (c *cli) serviceRollback() *cobra.Command {
 		Short: "Return a service to its previous spec",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := c.connect()
+			cl, ctx, cancel, err := c.session()
 			if err != nil {
 				return err
 			}
-			ctx, cancel := c.ctx()
 			defer cancel()
 			s, err := cl.RollbackService(ctx, args[0])
 			if err != nil {
@@ -265,11 +258,10 @@ func (c *cli) serviceRm() *cobra.Command {
 		Short:   "Remove services",
 		Args:    cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := c.connect()
+			cl, ctx, cancel, err := c.session()
 			if err != nil {
 				return err
 			}
-			ctx, cancel := c.ctx()
 			defer cancel()
 			for _, ref := range args {
 				if _, err := cl.GetService(ctx, ref); err != nil {

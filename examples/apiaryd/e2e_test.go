@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -22,7 +23,26 @@ type proc struct {
 	dir  string
 	addr string
 	cmd  *exec.Cmd
-	log  *bytes.Buffer
+	log  *syncBuffer
+}
+
+// syncBuffer is a log the daemon's output goroutine writes while the test
+// may read it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 type e2e struct {
@@ -47,7 +67,7 @@ func build(t *testing.T) string {
 
 func (e *e2e) start(name, addr string, args ...string) *proc {
 	e.t.Helper()
-	p := &proc{name: name, dir: filepath.Join(e.root, name), addr: addr, log: &bytes.Buffer{}}
+	p := &proc{name: name, dir: filepath.Join(e.root, name), addr: addr, log: &syncBuffer{}}
 	full := append(args, "--data-dir", p.dir, "--hostname", name, "--log-level", "warn", "--heartbeat-period", "300ms")
 	p.cmd = exec.Command(filepath.Join(e.bin, "apiaryd"), full...)
 	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
