@@ -59,32 +59,7 @@ func (c *cli) nodeLs() *cobra.Command {
 }
 
 func (c *cli) nodeInspect() *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "inspect NODE...",
-		Short: "Show nodes in detail (JSON)",
-		Args:  cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := c.checkFormat(); err != nil {
-				return err
-			}
-			cl, ctx, cancel, err := c.session()
-			if err != nil {
-				return err
-			}
-			defer cancel()
-			var out []*api.Node
-			for _, ref := range args {
-				n, err := cl.GetNode(ctx, ref)
-				if err != nil {
-					return err
-				}
-				out = append(out, n)
-			}
-			return c.printJSON(out)
-		},
-	}
-	c.addFormat(cmd)
-	return cmd
+	return inspectCmd(c, "inspect NODE...", "Show nodes in detail (JSON)", (*swarm.Client).GetNode)
 }
 
 func (c *cli) nodeUpdate() *cobra.Command {

@@ -99,3 +99,34 @@ func (c *cli) printJSON(v any) error {
 	enc.SetIndent("", "    ")
 	return enc.Encode(v)
 }
+
+// inspectCmd prints the objects named by the arguments as a JSON array, as
+// docker inspect does; nothing is printed if any of them is unknown.
+func inspectCmd[T any](c *cli, use, short string, get func(*swarm.Client, context.Context, string) (T, error)) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   use,
+		Short: short,
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := c.checkFormat(); err != nil {
+				return err
+			}
+			cl, ctx, cancel, err := c.session()
+			if err != nil {
+				return err
+			}
+			defer cancel()
+			out := make([]T, 0, len(args))
+			for _, ref := range args {
+				o, err := get(cl, ctx, ref)
+				if err != nil {
+					return err
+				}
+				out = append(out, o)
+			}
+			return c.printJSON(out)
+		},
+	}
+	c.addFormat(cmd)
+	return cmd
+}

@@ -161,32 +161,7 @@ func (c *cli) servicePs() *cobra.Command {
 }
 
 func (c *cli) serviceInspect() *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "inspect SERVICE...",
-		Short: "Show services in detail (JSON)",
-		Args:  cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := c.checkFormat(); err != nil {
-				return err
-			}
-			cl, ctx, cancel, err := c.session()
-			if err != nil {
-				return err
-			}
-			defer cancel()
-			var out []*api.Service
-			for _, ref := range args {
-				s, err := cl.GetService(ctx, ref)
-				if err != nil {
-					return err
-				}
-				out = append(out, s)
-			}
-			return c.printJSON(out)
-		},
-	}
-	c.addFormat(cmd)
-	return cmd
+	return inspectCmd(c, "inspect SERVICE...", "Show services in detail (JSON)", (*swarm.Client).GetService)
 }
 
 func (c *cli) serviceScale() *cobra.Command {

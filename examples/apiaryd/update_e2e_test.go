@@ -110,6 +110,22 @@ func TestRollingUpdateThroughApiaryctl(t *testing.T) {
 	}
 	t.Logf("rolled 5 tasks in %d batches in %v", len(batches), time.Since(start).Round(time.Millisecond))
 
+	// inspect prints the objects as a JSON array with Docker's field names.
+	var inspected []struct {
+		ID   string
+		Spec struct{ Name string }
+	}
+	if err := e.ctlJSON("m1", &inspected, "service", "inspect", "web"); err != nil || len(inspected) != 1 || inspected[0].Spec.Name != "web" {
+		t.Fatalf("service inspect: %+v %v", inspected, err)
+	}
+	var nodes []nodeJSON
+	if err := e.ctlJSON("m1", &nodes, "node", "inspect", "w1", "m1"); err != nil || len(nodes) != 2 || nodes[0].Description.Hostname != "w1" {
+		t.Fatalf("node inspect: %+v %v", nodes, err)
+	}
+	if out, err := e.ctl("m1", "node", "inspect", "nope"); err == nil {
+		t.Fatalf("inspect of an unknown node succeeded: %s", out)
+	}
+
 	// swarm leave: a manager refuses without --force; a worker leaves, its
 	// daemon exits, the cluster sees it down and can remove it.
 	if out, err := e.ctl("m1", "swarm", "leave"); err == nil || !strings.Contains(out, "is a manager") {
