@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"time"
-
-	memdb "github.com/hashicorp/go-memdb"
 )
 
 // Batch groups many small transactions (b.Update) into few proposals of at
@@ -19,7 +17,7 @@ type Batch struct {
 	ctx   context.Context
 	// view is a private snapshot of the store with the pending changes
 	// applied: what the next b.Update reads.
-	view    *memdb.MemDB
+	view    *dbState
 	pending []action
 	err     error
 }
@@ -36,7 +34,7 @@ func (s *MemoryStore) BatchContext(ctx context.Context, fn func(*Batch) error) e
 	if s.isClosed() {
 		return ErrClosed
 	}
-	b := &Batch{store: s, ctx: ctx, view: s.db.Load().Snapshot()}
+	b := &Batch{store: s, ctx: ctx, view: s.db.Load()}
 	if err := fn(b); err != nil {
 		return err
 	}
@@ -77,9 +75,8 @@ func (b *Batch) Update(fn func(Tx) error) error {
 			b.err = fmt.Errorf("batch: carry a transaction over to the next proposal: %w", err)
 			return err
 		}
-	} else if err := t.commitView(); err != nil { // into the private view only
-		b.err = fmt.Errorf("batch: %w", err)
-		return b.err
+	} else {
+		b.view = t.view() // into the private view only
 	}
 	b.pending = append(b.pending, t.actions...)
 	if len(b.pending) >= MaxChangesPerTransaction {
@@ -103,7 +100,7 @@ func (b *Batch) flush() (uint64, error) {
 	}
 	// Propose returns after the local Apply, so the committed state now
 	// holds the batch's changes with their final versions.
-	b.view = b.store.db.Load().Snapshot()
+	b.view = b.store.db.Load()
 	return index, nil
 }
 
@@ -142,23 +139,18 @@ func rebase(actions, prev []action, index uint64) {
 // replay writes actions into a fresh view of the store, without checks:
 // the commit validates them.
 func (b *Batch) replay(actions []action) error {
-	view := b.store.db.Load().Snapshot()
-	txn := view.Txn(true)
+	w := b.store.db.Load().writer()
 	for _, a := range actions {
-		var err error
-		if a.op == ActionDelete {
-			if cur := lookup(txn, a.kind, a.id); cur != nil {
-				err = txn.Delete(string(a.kind), cur)
-			}
-		} else {
-			err = txn.Insert(string(a.kind), a.obj)
-		}
+		ki, err := lookupKind(a.kind)
 		if err != nil {
-			txn.Abort()
 			return err
 		}
+		if a.op == ActionDelete {
+			w.remove(ki, a.id)
+		} else {
+			w.put(ki, a.obj)
+		}
 	}
-	txn.Commit()
-	b.view = view
+	b.view = w.commit()
 	return nil
 }

@@ -71,48 +71,39 @@ func ByTaskState(s api.TaskState) By { return byTaskState(s) }
 // attachments do.
 func ByReferencedNetwork(networkID string) By { return byReferencedNetwork(networkID) }
 
-// query maps a By to the memdb index and arguments that answer it for a kind.
-func query(kind api.Kind, by By) (index string, args []any, err error) {
-	isTask := kind == api.KindTask
+// query maps a By to the selector that answers it for a kind.
+func query(ki *kindInfo, by By) (selector, error) {
+	idx := func(name string, k ikey) (selector, error) {
+		if i := ki.index(name); i > 0 {
+			return selector{index: i, key: k}, nil
+		}
+		return selector{}, fmt.Errorf("find %s by %s: %w", ki.kind, byString(by), ErrInvalidFind)
+	}
 	switch v := by.(type) {
 	case byAll:
-		return indexID, nil, nil
+		return selector{all: true}, nil
 	case byName:
-		return indexName, []any{string(v)}, nil
+		return idx(indexName, ikey{s: string(v)})
 	case byIDPrefix:
-		return indexIDPrefix, []any{string(v)}, nil
+		return selector{prefix: string(v)}, nil
 	case byServiceID:
-		if isTask {
-			return indexService, []any{string(v)}, nil
-		}
+		return idx(indexService, ikey{s: string(v)})
 	case byNodeID:
-		if isTask {
-			return indexNode, []any{string(v)}, nil
-		}
+		return idx(indexNode, ikey{s: string(v)})
 	case bySlot:
-		if isTask {
-			return indexSlot, []any{v.serviceID, v.slot}, nil
-		}
+		return idx(indexSlot, ikey{s: v.serviceID, n: v.slot})
 	case byDesiredState:
-		if isTask {
-			return indexDesired, []any{api.TaskState(v)}, nil
-		}
+		return idx(indexDesired, ikey{n: uint64(v)})
 	case byTaskState:
-		if isTask {
-			return indexState, []any{api.TaskState(v)}, nil
-		}
+		return idx(indexState, ikey{n: uint64(v)})
 	case byRole:
-		if kind == api.KindNode {
-			return indexRole, []any{string(v)}, nil
-		}
+		return idx(indexRole, ikey{s: string(v)})
 	case byReferencedNetwork:
-		if isTask || kind == api.KindService {
-			return indexNetwork, []any{string(v)}, nil
-		}
+		return idx(indexNetwork, ikey{s: string(v)})
 	case nil:
-		return "", nil, fmt.Errorf("find %s: nil By: %w", kind, ErrInvalidFind)
+		return selector{}, fmt.Errorf("find %s: nil By: %w", ki.kind, ErrInvalidFind)
 	}
-	return "", nil, fmt.Errorf("find %s by %s: %w", kind, byString(by), ErrInvalidFind)
+	return selector{}, fmt.Errorf("find %s by %s: %w", ki.kind, byString(by), ErrInvalidFind)
 }
 
 // byString names a selector for error messages.

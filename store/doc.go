@@ -1,20 +1,31 @@
-// Package store holds the cluster state in memory, indexed, on
-// github.com/hashicorp/go-memdb: one table per object kind (cluster, node,
-// service, task, network) with indexes by ID and ID prefix, name, and, for
-// tasks, service, node, slot, desired and observed state and network; nodes
-// by role; services by network. See By for the selectors.
+// Package store holds the cluster state in memory, indexed: one table per
+// object kind (cluster, node, service, task, network) with indexes by ID and
+// ID prefix, name, and, for tasks, service, node, slot, desired and observed
+// state and network; nodes by role; services by network. See By for the
+// selectors.
+//
+// # Tables
+//
+// Every index is a copy-on-write B-tree (btree.go) whose entries hold the
+// stored object, so a Find by any index reads the objects in place. A state
+// of all the tables is immutable: taking a snapshot is copying a few root
+// pointers, and a writer copies the nodes it changes, each once per
+// transaction however many changes it makes (there is no cache of writable
+// nodes to overflow), changing in place the nodes it made. A write touches
+// the entries whose key changed and, in the indexes where it did not, the
+// entry's object pointer only.
 //
 // # Reads
 //
-// View runs a function on a consistent snapshot (a memdb read transaction):
-// readers take no lock and never wait for writers. Every object the store
+// View runs a function on a consistent snapshot: readers take no lock and
+// never wait for writers. Every object the store
 // hands out, from a read or in an event, is a deep copy; the stored objects
 // are immutable and shared by all snapshots.
 //
 // # Writes, proposals and apply-time validation
 //
-// Update runs its function on a private write snapshot (memdb snapshots
-// are O(1)), so the function sees its own writes and takes no lock. Its
+// Update runs its function on a private snapshot (snapshots are O(1)), so
+// the function sees its own writes and takes no lock. Its
 // writes are recorded as actions (kind, create/update/delete, object, the
 // version the writer saw) and, when the function returns nil, become one
 // proposal. With a Proposer (raft), the proposal is encoded and proposed

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/apiary-io/apiary/swarm/api"
-	memdb "github.com/hashicorp/go-memdb"
 )
 
 // MaxChangesPerTransaction bounds the changes of one proposal that Batch
@@ -22,7 +21,7 @@ type MemoryStore struct {
 	proposer Proposer
 
 	// db is swapped whole by Restore; readers load it without a lock.
-	db atomic.Pointer[memdb.MemDB]
+	db atomic.Pointer[dbState]
 	// index is the commit index of the last applied transaction. Written
 	// under mu; read atomically by Index.
 	index atomic.Uint64
@@ -68,7 +67,7 @@ func (s *MemoryStore) Index() uint64 { return s.index.Load() }
 // View runs fn on a consistent snapshot of the store. It takes no lock:
 // writers proceed while fn runs, and fn does not see their changes.
 func (s *MemoryStore) View(fn func(ReadTx)) {
-	fn(readTx{s.db.Load().Txn(false)})
+	fn(readTx{s.db.Load()})
 }
 
 // Update runs fn in a transaction and commits its writes as one proposal.
@@ -111,14 +110,13 @@ func (s *MemoryStore) isClosed() bool {
 	return s.closed
 }
 
-// begin opens a write transaction on a snapshot of db. memdb snapshots are
-// O(1) (they share the immutable radix trees) and a write transaction on one
-// copies only the paths it changes, so writers never block each other or the
+// begin opens a transaction on db. A state is immutable (a writer copies
+// only the nodes it changes), so writers never block each other or the
 // store while they run.
-func (s *MemoryStore) begin(db *memdb.MemDB) *tx {
+func (s *MemoryStore) begin(db *dbState) *tx {
 	// UTC without a monotonic reading: the time travels in the proposal, so
 	// every replica stores exactly the same value.
-	return newTx(db.Snapshot(), time.Now().UTC())
+	return newTx(db, time.Now().UTC())
 }
 
 // commit makes actions one proposal, or applies them directly without a
@@ -210,12 +208,13 @@ type key struct {
 // version; the later ones were checked against the transaction's own writes,
 // which this replay reproduces.
 func (s *MemoryStore) applyLocked(index uint64, actions []action) error {
-	db := s.db.Load()
-	// Single-action transactions, the common case, need no overlay maps:
-	// nothing was written before their one check.
-	ov := overlay{base: db.Txn(false)}
-	track := len(actions) > 1
-	txn := db.Txn(true)
+	// The writer is the committed state plus the actions applied so far.
+	// Each action is written first and checked against what it replaced
+	// (one search per action instead of two): a failed check discards the
+	// writer, and with it every action. An object this transaction already
+	// wrote has version index (the committed ones are below it), which
+	// tells its later actions from its first.
+	w := s.db.Load().writer()
 	// Events are only built when someone listens: the common direct-path
 	// writer in tests and benchmarks has no watcher.
 	var events []Event
@@ -226,20 +225,25 @@ func (s *MemoryStore) applyLocked(index uint64, actions []action) error {
 		a := &actions[i]
 		ki, err := lookupKind(a.kind)
 		if err != nil {
-			txn.Abort()
 			return err
 		}
-		cur := ov.get(a.kind, a.id)
-		first := !ov.touched(a.kind, a.id)
+		var cur api.Object // what the action replaced or removed
+		switch a.op {
+		case ActionCreate, ActionUpdate:
+			cur = w.put(ki, a.obj)
+		case ActionDelete:
+			cur = w.remove(ki, a.id)
+		default:
+			return fmt.Errorf("%s %s: invalid action %d", a.kind, a.id, int(a.op))
+		}
+		first := cur == nil || cur.GetMeta().Version != index
 		var ev Event
 		switch a.op {
 		case ActionCreate:
 			if cur != nil {
-				txn.Abort()
 				return fmt.Errorf("create %s %s: %w", a.kind, a.id, ErrExist)
 			}
-			if err := ov.checkName(ki, a.obj); err != nil {
-				txn.Abort()
+			if err := w.checkNameWritten(ki, a.obj); err != nil {
 				return fmt.Errorf("create %s %s: %w", a.kind, a.id, err)
 			}
 			m := a.obj.GetMeta()
@@ -248,15 +252,12 @@ func (s *MemoryStore) applyLocked(index uint64, actions []action) error {
 			ev = Event{Action: ActionCreate, Object: a.obj, Version: index}
 		case ActionUpdate:
 			if cur == nil {
-				txn.Abort()
 				return fmt.Errorf("update %s %s: %w", a.kind, a.id, ErrNotFound)
 			}
 			if first && cur.GetMeta().Version != a.base {
-				txn.Abort()
 				return fmt.Errorf("update %s %s: %w", a.kind, a.id, ErrConflict)
 			}
-			if err := ov.checkName(ki, a.obj); err != nil {
-				txn.Abort()
+			if err := w.checkNameWritten(ki, a.obj); err != nil {
 				return fmt.Errorf("update %s %s: %w", a.kind, a.id, err)
 			}
 			m := a.obj.GetMeta()
@@ -266,54 +267,21 @@ func (s *MemoryStore) applyLocked(index uint64, actions []action) error {
 			ev = Event{Action: ActionUpdate, Object: a.obj, Old: cur, Version: index}
 		case ActionDelete:
 			if cur == nil {
-				txn.Abort()
 				return fmt.Errorf("delete %s %s: %w", a.kind, a.id, ErrNotFound)
 			}
 			if first && cur.GetMeta().Version != a.base {
-				txn.Abort()
 				return fmt.Errorf("delete %s %s: %w", a.kind, a.id, ErrConflict)
 			}
 			ev = Event{Action: ActionDelete, Object: cur, Version: index}
-		default:
-			txn.Abort()
-			return fmt.Errorf("%s %s: invalid action %d", a.kind, a.id, int(a.op))
-		}
-		if a.op == ActionDelete {
-			err = txn.Delete(string(a.kind), cur)
-			if track {
-				ov.remove(a.kind, a.id)
-			}
-		} else {
-			err = txn.Insert(string(a.kind), a.obj)
-			if track {
-				ov.put(ki, a.obj)
-			}
-		}
-		if err != nil {
-			txn.Abort()
-			return fmt.Errorf("%s %s %s: %w", a.op, a.kind, a.id, err)
 		}
 		if events != nil {
 			events = append(events, ev)
 		}
 	}
-	txn.Commit()
+	s.db.Store(w.commit())
 	s.index.Store(index)
 	if events != nil {
 		s.publishLocked(append(events, Event{Action: ActionCommit, Version: index}))
 	}
 	return nil
-}
-
-// lookup returns the stored object, not a copy: for the store's own use.
-func lookup(txn *memdb.Txn, kind api.Kind, id string) api.Object {
-	o, err := txn.First(string(kind), indexID, id)
-	if err != nil {
-		// Only an unknown table or index fails, which is a bug here.
-		panic(fmt.Sprintf("store: lookup %s %s: %v", kind, id, err))
-	}
-	if o == nil {
-		return nil
-	}
-	return o.(api.Object)
 }

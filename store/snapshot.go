@@ -10,7 +10,6 @@ import (
 	"io"
 
 	"github.com/apiary-io/apiary/swarm/api"
-	memdb "github.com/hashicorp/go-memdb"
 )
 
 // The snapshot format is one JSON value per line, so it streams object by
@@ -45,7 +44,7 @@ func (s *MemoryStore) Save(w io.Writer) error {
 	// The snapshot and its index must belong together: take both between
 	// two commits.
 	s.mu.Lock()
-	txn := s.db.Load().Txn(false)
+	db := s.db.Load()
 	index := s.index.Load()
 	s.mu.Unlock()
 
@@ -69,14 +68,13 @@ func (s *MemoryStore) Save(w io.Writer) error {
 	var buf bytes.Buffer
 	for _, ki := range kindList {
 		prefix := `{"k":"` + string(ki.kind) + `","o":`
-		it, err := txn.Get(string(ki.kind), indexID)
-		if err != nil {
-			return fmt.Errorf("save snapshot: %s: %w", ki.kind, err)
-		}
-		for o := it.Next(); o != nil; o = it.Next() {
-			obj, err := json.Marshal(o)
+		var err error
+		db.find(ki, selector{all: true}, func(o api.Object) bool {
+			var obj []byte
+			obj, err = json.Marshal(o)
 			if err != nil {
-				return fmt.Errorf("save snapshot: %s %s: %w", ki.kind, o.(api.Object).GetID(), err)
+				err = fmt.Errorf("save snapshot: %s %s: %w", ki.kind, o.GetID(), err)
+				return false
 			}
 			// Written by hand around the object's JSON: a RawMessage field
 			// would be re-validated and copied by json.Marshal.
@@ -84,10 +82,14 @@ func (s *MemoryStore) Save(w io.Writer) error {
 			buf.WriteString(prefix) // kinds are plain lower-case words
 			buf.Write(obj)
 			buf.WriteByte('}')
-			if err := line(buf.Bytes()); err != nil {
-				return err
+			if err = line(buf.Bytes()); err != nil {
+				return false
 			}
 			n++
+			return true
+		})
+		if err != nil {
+			return err
 		}
 	}
 	trailer, err := json.Marshal(snapshotRecord{End: true, Objects: n, CRC: crc.Sum32()})
@@ -114,10 +116,7 @@ var ErrBadSnapshot = errors.New("invalid store snapshot")
 // the store is unchanged. Watchers then get one ActionRestore event with the
 // new index, after which they must re-read what they track.
 func (s *MemoryStore) Restore(r io.Reader) error {
-	db := newDB()
-	ov := overlay{base: db.Txn(false)}
-	txn := db.Txn(true)
-	defer txn.Abort()
+	w := newDB().writer()
 
 	br := bufio.NewReaderSize(r, 64<<10)
 	crc := crc32.NewIEEE()
@@ -172,12 +171,12 @@ func (s *MemoryStore) Restore(r io.Reader) error {
 			break
 		}
 		crc.Write(b)
-		if err := restoreObject(txn, &ov, hdr.Index, rec); err != nil {
+		if err := restoreObject(w, hdr.Index, rec); err != nil {
 			return fmt.Errorf("restore: %s: %w", what, err)
 		}
 		n++
 	}
-	txn.Commit()
+	db := w.commit()
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -190,7 +189,7 @@ func (s *MemoryStore) Restore(r io.Reader) error {
 	return nil
 }
 
-func restoreObject(txn *memdb.Txn, ov *overlay, index uint64, rec snapshotRecord) error {
+func restoreObject(w *dbWriter, index uint64, rec snapshotRecord) error {
 	ki, err := lookupKind(rec.Kind)
 	if err != nil {
 		return fmt.Errorf("%v: %w", err, ErrBadSnapshot)
@@ -209,15 +208,12 @@ func restoreObject(txn *memdb.Txn, ov *overlay, index uint64, rec snapshotRecord
 	if v := o.GetMeta().Version; v > index {
 		return fmt.Errorf("%s %s has version %d above the snapshot index %d: %w", rec.Kind, id, v, index, ErrBadSnapshot)
 	}
-	if ov.get(ki.kind, id) != nil {
+	if w.get(ki, id) != nil {
 		return fmt.Errorf("%s %s appears twice: %w", rec.Kind, id, ErrBadSnapshot)
 	}
-	if err := ov.checkName(ki, o); err != nil {
+	if err := checkName(ki, o, w.nameHolder); err != nil {
 		return fmt.Errorf("%s %s: %v: %w", rec.Kind, id, err, ErrBadSnapshot)
 	}
-	if err := txn.Insert(string(ki.kind), o); err != nil {
-		return fmt.Errorf("%s %s: %w", rec.Kind, id, err)
-	}
-	ov.put(ki, o)
+	w.put(ki, o)
 	return nil
 }

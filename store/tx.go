@@ -5,13 +5,12 @@ import (
 	"time"
 
 	"github.com/apiary-io/apiary/swarm/api"
-	memdb "github.com/hashicorp/go-memdb"
 )
 
-// readTx implements ReadTx on a memdb transaction. It hands out copies: the
-// stored objects are shared by every snapshot and must never change.
+// readTx implements ReadTx on a state of the tables. It hands out copies:
+// the stored objects are shared by every snapshot and must never change.
 type readTx struct {
-	txn *memdb.Txn
+	db *dbState
 }
 
 func (r readTx) GetCluster(id string) *api.Cluster {
@@ -47,7 +46,7 @@ func (r readTx) FindNetworks(by By) ([]*api.Network, error) {
 }
 
 func get[T api.Object](r readTx, kind api.Kind, id string, copyFn func(T) T) T {
-	return copyAs(lookup(r.txn, kind, id), copyFn)
+	return copyAs(r.db.get(kindByName[kind], id), copyFn)
 }
 
 // copyAs returns a copy of o as its concrete type, or nil.
@@ -60,18 +59,19 @@ func copyAs[T api.Object](o api.Object, copyFn func(T) T) T {
 }
 
 func find[T api.Object](r readTx, kind api.Kind, by By, copyFn func(T) T) ([]T, error) {
-	index, args, err := query(kind, by)
+	ki := kindByName[kind]
+	sel, err := query(ki, by)
 	if err != nil {
 		return nil, err
 	}
-	it, err := r.txn.Get(string(kind), index, args...)
-	if err != nil {
-		return nil, fmt.Errorf("find %s by %s: %w", kind, byString(by), err)
-	}
 	var out []T
-	for o := it.Next(); o != nil; o = it.Next() {
-		out = append(out, copyFn(o.(T)))
+	if sel.all {
+		out = make([]T, 0, r.db.count(ki))
 	}
+	r.db.find(ki, sel, func(o api.Object) bool {
+		out = append(out, copyFn(o.(T)))
+		return true
+	})
 	return out, nil
 }
 
@@ -91,136 +91,104 @@ type action struct {
 	old api.Object
 }
 
-// tx implements Tx on a private memdb snapshot and records its writes as
-// actions. The checks here give fast, precise errors; applyLocked repeats
-// them against the committed state.
+// tx implements Tx on a state of the tables (its snapshot) and records its
+// writes as actions. The checks here give fast, precise errors; applyLocked
+// repeats them against the committed state.
 //
-// Writes go to the overlay, not to memdb: Get and the checks answer from
-// it, and most transactions never need more. Only a Find after a write
-// needs the writes in memdb's indexes; it replays the pending actions into
-// a write transaction on the snapshot first (sync). This halves the cost of
-// a write, since applying it to the store's memdb is unavoidable.
+// Writes go to the overlay, not to the tables: Get and the checks answer
+// from it, and most transactions never need more. Only a Find after a write
+// needs the writes in the indexes; it replays the pending actions into a
+// private writer of the snapshot first (sync). This halves the cost of a
+// write, since applying it to the committed tables is unavoidable.
 type tx struct {
-	db      *memdb.MemDB // the private snapshot
-	ov      overlay      // the snapshot's read transaction plus the writes
-	w       *memdb.Txn   // write transaction on db, opened by the first sync
-	synced  int          // actions[:synced] are in w
+	ov      overlay   // the snapshot plus the writes
+	w       *dbWriter // private writer on the snapshot, opened by the first sync
+	synced  int       // actions[:synced] are in w
 	now     time.Time
 	actions []action
 }
 
-// newTx opens a transaction on db, a private snapshot.
-func newTx(db *memdb.MemDB, now time.Time) *tx {
-	return &tx{db: db, ov: overlay{base: db.Txn(false)}, now: now}
+// newTx opens a transaction on db.
+func newTx(db *dbState, now time.Time) *tx {
+	return &tx{ov: overlay{base: db}, now: now}
 }
 
-// reader returns a memdb view that includes the transaction's writes.
-func (t *tx) reader() (readTx, error) {
-	if err := t.sync(); err != nil {
-		return readTx{}, err
-	}
+// reader returns a view that includes the transaction's writes.
+func (t *tx) reader() readTx {
+	t.sync()
 	if t.w != nil {
-		return readTx{t.w}, nil
+		return readTx{&t.w.dbState}
 	}
-	return readTx{t.ov.base}, nil
+	return readTx{t.ov.base}
 }
 
-// sync writes the pending actions into the write transaction.
-func (t *tx) sync() error {
+// sync writes the pending actions into the private writer.
+func (t *tx) sync() {
 	if t.synced == len(t.actions) {
-		return nil
+		return
 	}
 	if t.w == nil {
-		t.w = t.db.Txn(true)
+		t.w = t.ov.base.writer()
 	}
 	for _, a := range t.actions[t.synced:] {
-		var err error
+		ki := kindByName[a.kind]
 		if a.op == ActionDelete {
-			err = t.w.Delete(string(a.kind), a.old)
+			t.w.remove(ki, a.id)
 		} else {
-			err = t.w.Insert(string(a.kind), a.obj)
-		}
-		if err != nil {
-			return fmt.Errorf("index %s %s %s: %w", a.op, a.kind, a.id, err)
+			t.w.put(ki, a.obj)
 		}
 	}
 	t.synced = len(t.actions)
-	return nil
 }
 
-// commitView makes the writes part of the snapshot (Batch's view).
-func (t *tx) commitView() error {
-	if err := t.sync(); err != nil {
-		return err
+// view returns the snapshot with the transaction's writes (Batch's view).
+// The transaction must not be used after.
+func (t *tx) view() *dbState {
+	t.sync()
+	if t.w == nil {
+		return t.ov.base
 	}
-	if t.w != nil {
-		t.w.Commit()
-		t.w = nil
-	}
-	return nil
+	d := t.w.commit()
+	t.w = nil
+	return d
 }
 
-func (t *tx) abort() {
-	if t.w != nil {
-		t.w.Abort()
-		t.w = nil
-	}
-}
+func (t *tx) abort() { t.w = nil }
 
 func (t *tx) GetCluster(id string) *api.Cluster {
-	return copyAs(t.ov.get(api.KindCluster, id), (*api.Cluster).Copy)
+	return copyAs(t.ov.get(kindByName[api.KindCluster], id), (*api.Cluster).Copy)
 }
 func (t *tx) GetNode(id string) *api.Node {
-	return copyAs(t.ov.get(api.KindNode, id), (*api.Node).Copy)
+	return copyAs(t.ov.get(kindByName[api.KindNode], id), (*api.Node).Copy)
 }
 func (t *tx) GetService(id string) *api.Service {
-	return copyAs(t.ov.get(api.KindService, id), (*api.Service).Copy)
+	return copyAs(t.ov.get(kindByName[api.KindService], id), (*api.Service).Copy)
 }
 func (t *tx) GetTask(id string) *api.Task {
-	return copyAs(t.ov.get(api.KindTask, id), (*api.Task).Copy)
+	return copyAs(t.ov.get(kindByName[api.KindTask], id), (*api.Task).Copy)
 }
 func (t *tx) GetNetwork(id string) *api.Network {
-	return copyAs(t.ov.get(api.KindNetwork, id), (*api.Network).Copy)
+	return copyAs(t.ov.get(kindByName[api.KindNetwork], id), (*api.Network).Copy)
 }
 
 func (t *tx) FindClusters(by By) ([]*api.Cluster, error) {
-	r, err := t.reader()
-	if err != nil {
-		return nil, err
-	}
-	return r.FindClusters(by)
+	return t.reader().FindClusters(by)
 }
 
 func (t *tx) FindNodes(by By) ([]*api.Node, error) {
-	r, err := t.reader()
-	if err != nil {
-		return nil, err
-	}
-	return r.FindNodes(by)
+	return t.reader().FindNodes(by)
 }
 
 func (t *tx) FindServices(by By) ([]*api.Service, error) {
-	r, err := t.reader()
-	if err != nil {
-		return nil, err
-	}
-	return r.FindServices(by)
+	return t.reader().FindServices(by)
 }
 
 func (t *tx) FindTasks(by By) ([]*api.Task, error) {
-	r, err := t.reader()
-	if err != nil {
-		return nil, err
-	}
-	return r.FindTasks(by)
+	return t.reader().FindTasks(by)
 }
 
 func (t *tx) FindNetworks(by By) ([]*api.Network, error) {
-	r, err := t.reader()
-	if err != nil {
-		return nil, err
-	}
-	return r.FindNetworks(by)
+	return t.reader().FindNetworks(by)
 }
 
 func nilObject(op string, kind api.Kind) error {
@@ -314,7 +282,7 @@ func (t *tx) create(o api.Object) error {
 	if id == "" {
 		return fmt.Errorf("create %s: empty ID", kind)
 	}
-	if t.ov.get(kind, id) != nil {
+	if t.ov.get(ki, id) != nil {
 		return fmt.Errorf("create %s %s: %w", kind, id, ErrExist)
 	}
 	if err := t.ov.checkName(ki, o); err != nil {
@@ -332,7 +300,7 @@ func (t *tx) create(o api.Object) error {
 func (t *tx) update(o api.Object) error {
 	kind, id := o.Kind(), o.GetID()
 	ki := kindByName[kind]
-	cur := t.ov.get(kind, id)
+	cur := t.ov.get(ki, id)
 	if cur == nil {
 		return fmt.Errorf("update %s %s: %w", kind, id, ErrNotFound)
 	}
@@ -354,11 +322,12 @@ func (t *tx) update(o api.Object) error {
 }
 
 func (t *tx) delete(kind api.Kind, id string) error {
-	cur := t.ov.get(kind, id)
+	ki := kindByName[kind]
+	cur := t.ov.get(ki, id)
 	if cur == nil {
 		return fmt.Errorf("delete %s %s: %w", kind, id, ErrNotFound)
 	}
-	t.ov.remove(kind, id)
+	t.ov.remove(ki, id)
 	t.actions = append(t.actions, action{op: ActionDelete, kind: kind, id: id, base: cur.GetMeta().Version, old: cur})
 	return nil
 }

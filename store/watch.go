@@ -105,10 +105,10 @@ func (s *MemoryStore) ViewAndWatch(fn func(ReadTx) error, filters ...EventFilter
 		s.mu.Unlock()
 		return nil, ErrClosed
 	}
-	txn := s.db.Load().Txn(false)
+	db := s.db.Load()
 	w := s.watchLocked(filters)
 	s.mu.Unlock()
-	if err := fn(readTx{txn}); err != nil {
+	if err := fn(readTx{db}); err != nil {
 		w.Close()
 		return nil, err
 	}

@@ -11,7 +11,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sort"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/apiary-io/apiary/scheduler"
@@ -157,7 +158,7 @@ func (p *Placer) place(ctx context.Context) (int, error) {
 	for _, n := range p.nodes {
 		nodes = append(nodes, n)
 	}
-	sort.Slice(nodes, func(i, j int) bool { return nodes[i].ID < nodes[j].ID })
+	slices.SortFunc(nodes, func(a, b *api.Node) int { return strings.Compare(a.ID, b.ID) })
 	placed := make([]*api.Task, 0, len(p.placed))
 	for _, t := range p.placed {
 		placed = append(placed, t)
@@ -168,36 +169,48 @@ func (p *Placer) place(ctx context.Context) (int, error) {
 	for _, t := range p.pending {
 		ts = append(ts, t)
 	}
-	sort.Slice(ts, func(i, j int) bool { return ts[i].ID < ts[j].ID })
+	slices.SortFunc(ts, func(a, b *api.Task) int { return strings.Compare(a.ID, b.ID) })
 	decisions := p.sched.Schedule(scheduler.State{Nodes: nodes, Tasks: placed}, ts).Decisions
 
 	// Write back in chunks, each one transaction (one raft entry once
 	// replicated): a decision that lands is final even if a later chunk
 	// fails, and the failed ones come back through their events.
+	//
+	// Each decision is written from the placer's own copy of the task, the
+	// one it scheduled, as of the version its watch delivered: a task
+	// changed meanwhile fails its update with ErrConflict (or ErrNotFound
+	// once deleted), which leaves the transaction as it was, and is skipped;
+	// its event brings it back. Reading each task again in the transaction
+	// would cost a copy per task for the same outcome.
 	unplaced := 0
 	now := time.Now().UTC()
+	var next api.Task // the update: a shallow copy, which UpdateTask copies deeply
 	var err error
 	for len(decisions) > 0 && err == nil {
 		chunk := decisions[:min(writeChunk, len(decisions))]
 		decisions = decisions[len(chunk):]
 		err = p.store.UpdateContext(ctx, func(tx store.Tx) error {
 			for _, d := range chunk {
-				t := tx.GetTask(d.TaskID)
-				if t == nil || !waiting(t) {
-					continue // changed meanwhile; its event brings it back
+				t := p.pending[d.TaskID]
+				if t == nil {
+					continue
 				}
+				next = *t
 				if d.NodeID == "" {
 					unplaced++
 					if t.Status.Message == d.Reason {
 						continue // already says so: no write, no event loop
 					}
-					t.Status.Message = d.Reason
-					t.Status.Timestamp = now
+					next.Status.Message = d.Reason
+					next.Status.Timestamp = now
 				} else {
-					t.NodeID = d.NodeID
-					t.Status = api.TaskStatus{Timestamp: now, State: api.TaskStateAssigned, Message: "scheduler assigned task to node"}
+					next.NodeID = d.NodeID
+					next.Status = api.TaskStatus{Timestamp: now, State: api.TaskStateAssigned, Message: "scheduler assigned task to node"}
 				}
-				if err := tx.UpdateTask(t); err != nil {
+				if err := tx.UpdateTask(&next); err != nil {
+					if errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNotFound) {
+						continue // changed meanwhile; its event brings it back
+					}
 					return err
 				}
 			}
