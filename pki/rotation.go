@@ -168,3 +168,17 @@ func rotationStatus(rec *CARecord, nodes []NodeCert) (RotationStatus, error) {
 	}
 	return st, nil
 }
+
+// RotationKeyID is, while a root rotation is in progress, the hex subject
+// key ID of the new root: a node whose certificate was not signed by it
+// must renew before the rotation can finish. It is empty otherwise.
+func (r *CARecord) RotationKeyID() (string, error) {
+	if r.Rotation == nil {
+		return "", nil
+	}
+	nr, err := ParseRootCA(r.Rotation.NewRootCert, nil)
+	if err != nil {
+		return "", fmt.Errorf("pki: rotation's new root: %w", err)
+	}
+	return hex.EncodeToString(nr.Cert.SubjectKeyId), nil
+}

@@ -509,11 +509,12 @@ func (n *Node) inLoop(ctx context.Context, f func()) error {
 	case <-n.stopC:
 		return ErrStopped
 	}
+	// Once queued, f runs soon and writes to its caller's variables: wait
+	// for it even if ctx ends, or the caller would read them while f
+	// writes.
 	select {
 	case <-done:
 		return nil
-	case <-ctx.Done():
-		return ctx.Err()
 	case <-n.doneC:
 		return ErrStopped
 	}

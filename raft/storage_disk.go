@@ -875,3 +875,23 @@ func (s *DiskStorage) Close() error {
 	}
 	return nil
 }
+
+// HasState reports whether dir holds a member's state: log entries, a hard
+// state or a snapshot. A member that was created but never admitted to a
+// group has none (swarm joins it again on restart). A directory that cannot
+// be read counts as holding state, so that opening it reports the damage.
+func HasState(dir string) bool {
+	if _, err := os.Stat(filepath.Join(dir, "raft.db")); err != nil {
+		return false
+	}
+	s, err := OpenDiskStorage(dir)
+	if err != nil {
+		return true
+	}
+	defer s.Close()
+	last, _ := s.LastIndex()
+	hs, _, _ := s.InitialState()
+	snap, _ := s.Snapshot()
+	idx, _ := snapIndexTerm(snap)
+	return last > 0 || idx > 0 || !etcdraft.IsEmptyHardState(hs)
+}

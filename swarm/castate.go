@@ -93,13 +93,13 @@ func (c caState) UpdateCA(ctx context.Context, fn func(*pki.CARecord) error) err
 	}
 }
 
-// DesiredRole implements pki.ClusterState: the role in the node's spec.
+// DesiredRole implements pki.ClusterState: the node's CertificateRole.
 func (c caState) DesiredRole(nodeID string) (pki.Role, bool) {
 	var role pki.Role
 	ok := false
 	c.store.View(func(tx store.ReadTx) {
 		if n := tx.GetNode(nodeID); n != nil {
-			r, err := pki.RoleFromAPI(n.Spec.Role)
+			r, err := pki.RoleFromAPI(n.CertificateRole())
 			role, ok = r, err == nil
 		}
 	})

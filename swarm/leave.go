@@ -36,21 +36,29 @@ func init() {
 // deleted from the data dir, so it can only come back by joining anew. The
 // node stops; Left is closed when it has.
 func (n *Node) Leave(ctx context.Context, force bool) error {
-	if n.mgr != nil {
+	n.switchMu.Lock()
+	defer n.switchMu.Unlock()
+	if n.stopped {
+		return errors.New("the node is stopping")
+	}
+	rt := n.current()
+	if rt != nil && rt.mgr != nil {
 		if !force {
 			return ErrManagerLeave
 		}
-		if err := n.mgr.raft.RemoveMember(ctx, n.mgr.raft.ID()); err != nil {
+		if err := rt.mgr.raft.RemoveMember(ctx, rt.mgr.raft.ID()); err != nil {
 			return fmt.Errorf("leave the raft group: %w", err)
 		}
 	}
+	// No role switch may start the node again now.
+	n.stopped = true
 	go n.finishLeave()
 	return nil
 }
 
 func (n *Node) finishLeave() {
-	if n.worker != nil {
-		if err := n.worker.Kill(context.Background()); err != nil {
+	if w := n.worker.Load(); w != nil {
+		if err := w.Kill(context.Background()); err != nil {
 			n.log.Warn("stop tasks on leave", "err", err)
 		}
 	}

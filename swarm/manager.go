@@ -11,7 +11,6 @@ import (
 
 	"google.golang.org/grpc"
 
-	"github.com/apiary-io/apiary/pki"
 	"github.com/apiary-io/apiary/raft"
 	"github.com/apiary-io/apiary/scheduler"
 	"github.com/apiary-io/apiary/store"
@@ -287,6 +286,7 @@ func (m *Manager) startLoops(ctx context.Context, wg *sync.WaitGroup) {
 	run("placer", placer.New(m.store, scheduler.New(m.cfg.Scheduler), m.log).Run)
 	if m.raft != nil {
 		run("manager status", m.reportManagers)
+		run("roles", m.reconcileRoles)
 	}
 }
 
@@ -306,10 +306,11 @@ func (m *Manager) registerSelf(ctx context.Context) {
 					ManagerStatus: ms,
 				})
 			}
-			if n.Spec.Role == api.NodeRoleManager && n.ManagerStatus != nil && n.ManagerStatus.RaftID == ms.RaftID && n.ManagerStatus.Addr == ms.Addr {
+			// A node demoted meanwhile keeps its spec: the leader is
+			// taking its member out of the group.
+			if n.Spec.Role != api.NodeRoleManager || (n.ManagerStatus != nil && n.ManagerStatus.RaftID == ms.RaftID && n.ManagerStatus.Addr == ms.Addr) {
 				return nil
 			}
-			n.Spec.Role = api.NodeRoleManager
 			if n.ManagerStatus != nil {
 				ms.Leader = n.ManagerStatus.Leader
 			}
@@ -368,7 +369,11 @@ func (m *Manager) reportManagers(ctx context.Context) error {
 				for _, mem := range st.Members {
 					if mem.ID == want.RaftID {
 						want.Addr = mem.Addr
-						if mem.ID == st.ID || n.Status.State == api.NodeStateReady {
+						// A learner is still catching up: it joins the
+						// quorum once promoted to voter.
+						if mem.Learner {
+							want.Reachability = api.ReachabilityUnknown
+						} else if mem.ID == st.ID || n.Status.State == api.NodeStateReady {
 							want.Reachability = api.ReachabilityReachable
 						}
 					}
@@ -448,28 +453,3 @@ func (m *Manager) Client() *Client { return &Client{api: m.control} }
 // Dispatcher returns the worker-facing side of this manager, for workers in
 // the same process.
 func (m *Manager) Dispatcher() agent.Dispatcher { return m.dispatcher }
-
-// AddManager implements controlapi.Membership: the joining manager (whose
-// certificate, when the call came over mutual TLS, must name the same node)
-// becomes a raft member at addr.
-func (m *Manager) AddManager(ctx context.Context, nodeID, addr string) ([]controlapi.Peer, error) {
-	if id, err := pki.PeerIdentityFromContext(ctx); err == nil {
-		if id.NodeID != nodeID || id.Role != pki.RoleManager {
-			return nil, fmt.Errorf("%w: node %s (%s) cannot add node %s as a manager", controlapi.ErrInvalidArgument, id.NodeID, id.Role, nodeID)
-		}
-	}
-	// One membership change at a time: etcd raft turns a configuration
-	// change proposed while another is pending into an empty entry, which
-	// AddMember would take for the learner's admission and then wait for a
-	// learner that never comes.
-	m.membershipMu.Lock()
-	defer m.membershipMu.Unlock()
-	if err := m.raft.AddMember(ctx, RaftID(nodeID), addr); err != nil && !errors.Is(err, raft.ErrMemberExists) {
-		return nil, fmt.Errorf("add manager %s at %s: %w", nodeID, addr, err)
-	}
-	var peers []controlapi.Peer
-	for _, mem := range m.raft.Members() {
-		peers = append(peers, controlapi.Peer{ID: mem.ID, Addr: mem.Addr})
-	}
-	return peers, nil
-}

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -53,32 +54,89 @@ type nodeState struct {
 	ListenAddr    string   `json:"ListenAddr"`
 	AdvertiseAddr string   `json:"AdvertiseAddr"`
 	Managers      []string `json:"Managers"`
+	// RaftID is the raft member ID of a manager promoted after a demotion
+	// (raft refuses a removed ID for ever); zero means RaftID(NodeID).
+	RaftID uint64 `json:"RaftID,omitempty"`
 }
 
 // Node is a running cluster node: a manager (raft member, control loop
 // while it leads, CA) and a worker (agent running tasks), or a worker only.
+// Its role can change while it runs (promotion, demotion): the components
+// of its current role form a runtime that a switch stops and replaces,
+// while its identity, its certificate renewal and its agent (with its
+// session and its tasks) carry on.
 type Node struct {
 	cfg      NodeConfig
-	state    nodeState
 	identity *pki.NodeIdentity
 	log      *slog.Logger
 
-	stateMu  sync.Mutex
-	mgr      *Manager
-	ca       *pki.CAServer
+	stateMu  sync.Mutex // state, caSeen, wantRole
+	state    nodeState
+	caSeen   string       // the CA version the last heartbeat carried
+	wantRole api.NodeRole // the certificate role the last heartbeat asked for
+
+	rtMu sync.RWMutex
+	rt   *runtime
+
+	// switchMu serialises role switches, Leave and Stop.
+	switchMu sync.Mutex
+	stopped  bool
 	renewer  *pki.Renewer
-	caSeen   string // the CA version the last heartbeat carried
-	worker   *Worker
-	srv      *grpc.Server
-	sockSrv  *grpc.Server
-	conns    []*grpc.ClientConn
+	issuer   *managersIssuer
+	roleKick chan struct{}
+	// renewKick is when a heartbeat last asked for a renewal (UnixNano):
+	// the store shows the new certificate a moment after it is issued.
+	renewKick atomic.Int64
+
+	// The agent, its connections to the managers, and its failover client
+	// live as long as the node.
+	worker atomic.Pointer[Worker]
+	fc     *dispatcher.FailoverClient
+	connMu sync.Mutex
+	conns  []*grpc.ClientConn
+
 	cancel   context.CancelFunc
-	done     chan struct{}
 	left     chan struct{}
 	stopOnce sync.Once
 }
 
+// runtime is what a node runs in one role: its servers, and a manager's
+// components.
+type runtime struct {
+	role    api.NodeRole
+	mgr     *Manager
+	ca      *pki.CAServer
+	srv     *grpc.Server
+	sockSrv *grpc.Server
+
+	// liveMgr holds mgr once started, for the servers' handlers, which
+	// may run before then.
+	liveMgr atomic.Pointer[Manager]
+}
+
+// stop stops the runtime's servers and manager.
+func (rt *runtime) stop() {
+	if rt.sockSrv != nil {
+		rt.sockSrv.Stop()
+	}
+	if rt.srv != nil {
+		rt.srv.Stop()
+	}
+	if rt.mgr != nil {
+		rt.mgr.Stop()
+	}
+}
+
+func (n *Node) keep(c *grpc.ClientConn) {
+	n.connMu.Lock()
+	n.conns = append(n.conns, c)
+	n.connMu.Unlock()
+}
+
 const stateFile = "node.json"
+
+// renewKickEvery spaces renewals that heartbeats ask for.
+const renewKickEvery = 5 * time.Second
 
 func (c *NodeConfig) fill() error {
 	if c.DataDir == "" {
@@ -270,53 +328,112 @@ type bootstrap struct {
 
 func startNode(ctx context.Context, cfg NodeConfig, st nodeState, ident *pki.NodeIdentity, boot *bootstrap) (_ *Node, err error) {
 	runCtx, cancel := context.WithCancel(context.Background())
-	n := &Node{cfg: cfg, state: st, identity: ident, log: cfg.Logger.With("node", st.NodeID), cancel: cancel, done: make(chan struct{}), left: make(chan struct{})}
+	n := &Node{cfg: cfg, state: st, identity: ident, log: cfg.Logger.With("node", st.NodeID), cancel: cancel, left: make(chan struct{}), roleKick: make(chan struct{}, 1)}
 	defer func() {
 		if err != nil {
 			n.Stop()
 		}
 	}()
-	isManager := st.Role == string(api.NodeRoleManager)
-	if isManager {
-		if err := n.startManager(ctx, boot); err != nil {
+	// Heartbeats may ask for a renewal as soon as the agent runs.
+	n.issuer = &managersIssuer{n: n}
+	n.renewer = pki.NewRenewer(n.identity, n.issuer, pki.RenewerOptions{Logger: n.log, OnRenew: func(pki.Identity) { n.kickRole() }})
+	role := api.NodeRole(st.Role)
+	if role == api.NodeRoleManager && boot == nil && !raft.HasState(n.raftDir()) {
+		// Stopped between deciding to become a manager and joining:
+		// join now.
+		if boot, err = n.joinBootstrap(ctx); err != nil {
+			return nil, err
+		}
+	}
+	rt, err := n.start(ctx, role, boot)
+	if role == api.NodeRoleManager && errors.Is(err, raft.ErrRemoved) {
+		// Demoted (or removed) while it was down: the raft group will not
+		// have it back. Run as a worker; the heartbeat will bring the
+		// worker certificate, and the switch completes then.
+		n.log.Warn("this node's raft member was removed from the group: running as a worker", "err", err)
+		rt, err = n.start(ctx, api.NodeRoleWorker, nil)
+	}
+	if err != nil {
+		return nil, err
+	}
+	n.setRuntime(rt)
+	if err := n.startWorker(ctx, rt, boot != nil); err != nil {
+		return nil, err
+	}
+	go func() {
+		if err := n.renewer.Run(runCtx); err != nil && runCtx.Err() == nil {
+			n.log.Error("certificate renewal stopped", "err", err)
+		}
+	}()
+	go n.followRole(runCtx)
+	go n.reconcileRootCA(runCtx)
+	n.log.Info("node started", "role", rt.role, "addr", st.AdvertiseAddr)
+	return n, nil
+}
+
+// start starts the components of role. On error, whatever started is
+// stopped again.
+func (n *Node) start(ctx context.Context, role api.NodeRole, boot *bootstrap) (_ *runtime, err error) {
+	rt := &runtime{role: role}
+	defer func() {
+		if err != nil {
+			rt.stop()
+		}
+	}()
+	if role == api.NodeRoleManager {
+		if err := n.startManager(ctx, rt, boot); err != nil {
 			return nil, err
 		}
 		// A joining member runs before it is added: the leader adds it
 		// as a learner, streams it the state, then makes it a voter.
 		if boot != nil && len(boot.join) > 0 {
-			if _, err := askToJoin(ctx, n.identity, boot.via, st.NodeID, st.AdvertiseAddr); err != nil {
+			if _, err := askToJoin(ctx, n.identity, boot.via, n.state.NodeID, n.state.AdvertiseAddr, n.raftID()); err != nil {
 				return nil, err
 			}
 		}
-	}
-	if !isManager && cfg.ListenAddr != "" {
-		if err := n.serveWorker(); err != nil {
+	} else if n.cfg.ListenAddr != "" {
+		if err := n.serveWorker(rt); err != nil {
 			return nil, err
 		}
 	}
-	if err := n.serveSocket(); err != nil {
+	if err := n.serveSocket(rt); err != nil {
 		return nil, err
 	}
-	if err := n.startWorker(ctx, runCtx); err != nil {
-		return nil, err
-	}
-	if err := n.startRenewer(runCtx); err != nil {
-		return nil, err
-	}
-	if n.mgr != nil {
-		go n.reconcileRootCA(runCtx)
-	}
-	n.log.Info("node started", "role", st.Role, "addr", st.AdvertiseAddr)
-	return n, nil
+	return rt, nil
 }
 
-func (n *Node) startManager(ctx context.Context, boot *bootstrap) error {
+func (n *Node) raftDir() string { return filepath.Join(n.cfg.DataDir, "raft") }
+
+// raftID is the node's raft member ID: RaftID(NodeID) unless a promotion
+// gave it another.
+func (n *Node) raftID() uint64 {
+	n.stateMu.Lock()
+	defer n.stateMu.Unlock()
+	if n.state.RaftID != 0 {
+		return n.state.RaftID
+	}
+	return RaftID(n.state.NodeID)
+}
+
+func (n *Node) current() *runtime {
+	n.rtMu.RLock()
+	defer n.rtMu.RUnlock()
+	return n.rt
+}
+
+func (n *Node) setRuntime(rt *runtime) {
+	n.rtMu.Lock()
+	n.rt = rt
+	n.rtMu.Unlock()
+}
+
+func (n *Node) startManager(ctx context.Context, rt *runtime, boot *bootstrap) error {
 	lis, err := net.Listen("tcp", n.cfg.ListenAddr)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", n.cfg.ListenAddr, err)
 	}
-	auth := pki.NewAuthorizer(policy(), lazyRemoved{n}, n.log)
-	n.srv = grpc.NewServer(
+	auth := pki.NewAuthorizer(policy(), lazyRemoved{rt}, n.log)
+	rt.srv = grpc.NewServer(
 		grpc.Creds(credentials.NewTLS(n.identity.JoinServerTLSConfig())),
 		grpc.ChainUnaryInterceptor(auth.UnaryServerInterceptor()),
 		grpc.ChainStreamInterceptor(auth.StreamServerInterceptor()),
@@ -324,14 +441,18 @@ func (n *Node) startManager(ctx context.Context, boot *bootstrap) error {
 		kaPolicy,
 	)
 	tr, err := raft.NewGRPCTransport(raft.GRPCConfig{
-		Server:            n.srv,
+		Server:            rt.srv,
 		ClientCredentials: credentials.NewTLS(n.identity.ClientTLSConfig(pki.RoleManager)),
 		Authorize: func(ctx context.Context, from uint64) error {
 			id, err := pki.PeerIdentityFromContext(ctx)
 			if err != nil {
 				return err
 			}
-			if id.Role != pki.RoleManager || RaftID(id.NodeID) != from {
+			ok := from == RaftID(id.NodeID)
+			if mgr := rt.liveMgr.Load(); !ok && mgr != nil {
+				ok = mgr.ownsRaftID(id.NodeID, from)
+			}
+			if id.Role != pki.RoleManager || !ok {
 				return fmt.Errorf("raft: node %s (%s) may not speak as member %x", id.NodeID, id.Role, from)
 			}
 			return nil
@@ -346,14 +467,15 @@ func (n *Node) startManager(ctx context.Context, boot *bootstrap) error {
 	if n.cfg.RaftTick > 0 {
 		rc.TickInterval = n.cfg.RaftTick
 	}
+	rc.ID = n.raftID()
 	rc.Addr = n.state.AdvertiseAddr
-	rc.DataDir = filepath.Join(n.cfg.DataDir, "raft")
+	rc.DataDir = n.raftDir()
 	rc.Transport = tr
 	mc := DefaultManagerConfig()
 	mc.NodeID, mc.Addr, mc.Logger = n.state.NodeID, n.state.AdvertiseAddr, n.log
 	mc.Dispatcher.HeartbeatPeriod = n.cfg.HeartbeatPeriod
 	if boot != nil && boot.caState != nil {
-		rc.Peers = []raft.Peer{{ID: RaftID(n.state.NodeID), Addr: n.state.AdvertiseAddr}}
+		rc.Peers = []raft.Peer{{ID: rc.ID, Addr: n.state.AdvertiseAddr}}
 		mc.CAState = boot.caState
 	}
 	if boot != nil {
@@ -367,16 +489,18 @@ func (n *Node) startManager(ctx context.Context, boot *bootstrap) error {
 		lis.Close()
 		return err
 	}
-	n.mgr = mgr
-	controlapi.Serve(n.srv, mgr.control)
-	dispatcher.Serve(n.srv, mgr.dispatcher)
-	n.ca = pki.NewCAServer(caState{mgr.store}, pki.CAServerOptions{Logger: n.log})
-	pki.RegisterCAService(n.srv, n.ca)
-	n.serveNodeService(n.srv)
-	mgr.control.SetLogSource(nodeLogs{n})
-	mgr.control.SetCA(nodeCA{n.ca})
+	rt.mgr = mgr
+	rt.liveMgr.Store(mgr)
+	controlapi.Serve(rt.srv, mgr.control)
+	dispatcher.Serve(rt.srv, mgr.dispatcher)
+	rt.ca = pki.NewCAServer(caState{mgr.store}, pki.CAServerOptions{Logger: n.log})
+	pki.RegisterCAService(rt.srv, rt.ca)
+	n.serveNodeService(rt.srv)
+	mgr.control.SetLogSource(nodeLogs{n, mgr})
+	mgr.control.SetCA(nodeCA{rt.ca})
+	srv := rt.srv
 	go func() {
-		if err := n.srv.Serve(lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+		if err := srv.Serve(lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
 			n.log.Error("gRPC server stopped", "err", err)
 		}
 	}()
@@ -385,21 +509,22 @@ func (n *Node) startManager(ctx context.Context, boot *bootstrap) error {
 
 // serveWorker serves a worker's node service (its tasks' output, for
 // managers only) on its listen address, over mutual TLS.
-func (n *Node) serveWorker() error {
+func (n *Node) serveWorker(rt *runtime) error {
 	lis, err := net.Listen("tcp", n.cfg.ListenAddr)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", n.cfg.ListenAddr, err)
 	}
-	auth := pki.NewAuthorizer(policy(), lazyRemoved{n}, n.log)
-	n.srv = grpc.NewServer(
+	auth := pki.NewAuthorizer(policy(), lazyRemoved{rt}, n.log)
+	rt.srv = grpc.NewServer(
 		grpc.Creds(credentials.NewTLS(n.identity.ServerTLSConfig())),
 		grpc.ChainUnaryInterceptor(auth.UnaryServerInterceptor()),
 		grpc.ChainStreamInterceptor(auth.StreamServerInterceptor()),
 		kaPolicy,
 	)
-	n.serveNodeService(n.srv)
+	n.serveNodeService(rt.srv)
+	srv := rt.srv
 	go func() {
-		if err := n.srv.Serve(lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+		if err := srv.Serve(lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
 			n.log.Error("gRPC server stopped", "err", err)
 		}
 	}()
@@ -409,7 +534,7 @@ func (n *Node) serveWorker() error {
 // serveSocket serves the control API on the local Unix socket (mode 0600:
 // the file's permissions are the authentication, as for docker.sock). On a
 // worker every call answers that the node is not a manager.
-func (n *Node) serveSocket() error {
+func (n *Node) serveSocket(rt *runtime) error {
 	path := ControlSocket(n.cfg.DataDir)
 	os.Remove(path)
 	lis, err := net.Listen("unix", path)
@@ -420,54 +545,69 @@ func (n *Node) serveSocket() error {
 		lis.Close()
 		return err
 	}
-	n.sockSrv = grpc.NewServer()
-	n.serveLocal(n.sockSrv)
-	if n.mgr != nil {
-		controlapi.Serve(n.sockSrv, n.mgr.control)
+	rt.sockSrv = grpc.NewServer()
+	n.serveLocal(rt.sockSrv)
+	if rt.mgr != nil {
+		controlapi.Serve(rt.sockSrv, rt.mgr.control)
 	} else {
-		controlapi.Serve(n.sockSrv, notManager{})
+		controlapi.Serve(rt.sockSrv, notManager{})
 	}
-	go func() { _ = n.sockSrv.Serve(lis) }()
+	srv := rt.sockSrv
+	go func() { _ = srv.Serve(lis) }()
 	return nil
 }
 
 // startWorker runs the node's agent, connected to the managers over mutual
-// TLS (a manager's agent too: it reaches whichever manager leads).
-func (n *Node) startWorker(ctx, runCtx context.Context) error {
-	if n.mgr != nil {
+// TLS (a manager's agent too: it reaches whichever manager leads). A
+// manager that starts for the first time waits until its own node record
+// is in the store.
+func (n *Node) startWorker(ctx context.Context, rt *runtime, first bool) error {
+	if rt.mgr != nil && first {
 		select {
-		case <-n.mgr.Registered():
+		case <-rt.mgr.Registered():
 		case <-ctx.Done():
 			return ctx.Err()
 		}
 	}
+	n.stateMu.Lock()
 	addrs := append([]string(nil), n.state.Managers...)
-	if n.mgr != nil {
-		for _, m := range n.mgr.raft.Members() {
+	n.stateMu.Unlock()
+	if rt.mgr != nil {
+		for _, m := range rt.mgr.raft.Members() {
 			if !slices.Contains(addrs, m.Addr) {
 				addrs = append(addrs, m.Addr)
 			}
 		}
 	}
+	dial := func(addr string) (dispatcher.API, error) {
+		conn, err := dialTLS(addr, n.identity)
+		if err != nil {
+			return nil, err
+		}
+		n.keep(conn)
+		return dispatcher.NewClient(conn), nil
+	}
 	var apis []dispatcher.API
 	for _, addr := range addrs {
-		api, err := n.dialDispatcher(addr)
+		api, err := dial(addr)
 		if err != nil {
 			return err
 		}
 		apis = append(apis, api)
 	}
 	fc := dispatcher.NewFailoverClient(apis, addrs)
-	fc.Dial = n.dialDispatcher
-	fc.OnHeartbeat = n.noticeCA
-	if n.mgr != nil {
-		fc.Discover = func() []string {
-			var out []string
-			for _, m := range n.mgr.raft.Members() {
+	fc.Dial = dial
+	fc.OnHeartbeat = n.noticeHeartbeat
+	// A manager's agent asks its raft member too: it knows every manager
+	// even when the list learnt is stale.
+	fc.Discover = func() []string {
+		var out []string
+		if rt := n.current(); rt != nil && rt.mgr != nil {
+			for _, m := range rt.mgr.raft.Members() {
 				out = append(out, m.Addr)
 			}
-			return out
 		}
+		return out
 	}
 	fc.OnManagers = func(all []string) {
 		n.stateMu.Lock()
@@ -480,6 +620,7 @@ func (n *Node) startWorker(ctx, runCtx context.Context) error {
 			n.log.Warn("manager list not saved", "err", err)
 		}
 	}
+	n.fc = fc
 	w, err := StartWorker(ctx, WorkerConfig{
 		Manager:  fc,
 		Executor: n.cfg.Executor,
@@ -490,101 +631,102 @@ func (n *Node) startWorker(ctx, runCtx context.Context) error {
 	if err != nil {
 		return err
 	}
-	n.worker = w
+	n.worker.Store(w)
 	return nil
 }
 
-func (n *Node) dialDispatcher(addr string) (dispatcher.API, error) {
-	conn, err := dialTLS(addr, n.identity)
-	if err != nil {
-		return nil, err
+// managers lists the managers to ask for a certificate: the one the agent
+// talks to (the leader) first.
+func (n *Node) managers() []string {
+	var out []string
+	if n.fc != nil {
+		out = n.fc.Managers()
 	}
 	n.stateMu.Lock()
-	n.conns = append(n.conns, conn)
-	n.stateMu.Unlock()
-	return dispatcher.NewClient(conn), nil
-}
-
-// startRenewer renews the node's certificate at a random point of the
-// second half of its life: a manager through its own CA (any manager can
-// sign: the key is in the replicated store), a worker through the managers'
-// CA service. Connections already open keep working; new ones use the new
-// certificate.
-func (n *Node) startRenewer(ctx context.Context) error {
-	var issuer pki.CertificateIssuer
-	if n.ca != nil {
-		issuer = n.ca.LocalIssuer(n.identity)
-	} else {
-		conn, err := dialTLS(n.state.Managers[0], n.identity)
-		if err != nil {
-			return err
+	for _, m := range n.state.Managers {
+		if !slices.Contains(out, m) {
+			out = append(out, m)
 		}
-		n.stateMu.Lock()
-		n.conns = append(n.conns, conn)
-		n.stateMu.Unlock()
-		issuer = pki.NewCAClient(conn)
 	}
-	r := pki.NewRenewer(n.identity, issuer, pki.RenewerOptions{Logger: n.log})
-	n.stateMu.Lock()
-	n.renewer = r
 	n.stateMu.Unlock()
-	go func() {
-		if err := r.Run(ctx); err != nil && ctx.Err() == nil {
-			n.log.Error("certificate renewal stopped", "err", err)
-		}
-	}()
-	return nil
+	return out
 }
 
-// noticeCA renews the node's certificate when the cluster's CA changed (a
-// root rotation started or finished): the new certificate chains to the new
-// root, and the new trust bundle drops the old root once it is retired.
-func (n *Node) noticeCA(resp *dispatcher.HeartbeatResponse) {
+// noticeHeartbeat renews the node's certificate when the cluster's CA
+// changed (a root rotation started or finished: the new certificate chains
+// to the new root, and the new trust bundle drops the old root once it is
+// retired), and follows the role the cluster gives the node.
+func (n *Node) noticeHeartbeat(resp *dispatcher.HeartbeatResponse) {
 	n.stateMu.Lock()
 	changed := resp.CAVersion != "" && resp.CAVersion != n.caSeen
 	first := n.caSeen == ""
 	n.caSeen = resp.CAVersion
-	r := n.renewer
+	roleChanged := resp.Role != "" && resp.Role != n.wantRole
+	if resp.Role != "" {
+		n.wantRole = resp.Role
+	}
 	n.stateMu.Unlock()
-	if changed && !first && r != nil {
+	if changed && !first {
 		n.log.Info("the cluster CA changed: renewing the node certificate")
-		r.RenewNow()
+		n.renewer.RenewNow()
+	} else if resp.RenewCertificate && n.renewKick.Load()+int64(renewKickEvery) < time.Now().UnixNano() {
+		// A root rotation waits for this node's new certificate (the
+		// node started after the rotation did, or missed the change).
+		n.renewKick.Store(time.Now().UnixNano())
+		n.log.Info("the root CA rotation waits for this node: renewing the node certificate")
+		n.renewer.RenewNow()
+	}
+	if roleChanged {
+		n.kickRole()
 	}
 }
 
 // NodeID returns the node's ID.
 func (n *Node) NodeID() string { return n.state.NodeID }
 
-// Role returns "manager" or "worker".
-func (n *Node) Role() string { return n.state.Role }
+// Role returns the role the node runs in now: "manager" or "worker", or
+// "" while it switches from one to the other.
+func (n *Node) Role() string {
+	if rt := n.current(); rt != nil {
+		return string(rt.role)
+	}
+	return ""
+}
 
 // Manager returns the node's manager, nil on a worker.
-func (n *Node) Manager() *Manager { return n.mgr }
+func (n *Node) Manager() *Manager {
+	if rt := n.current(); rt != nil {
+		return rt.mgr
+	}
+	return nil
+}
 
 // Worker returns the node's worker.
-func (n *Node) Worker() *Worker { return n.worker }
+func (n *Node) Worker() *Worker { return n.worker.Load() }
 
 // Stop stops the node's agent (leaving its tasks running, as a daemon
 // restart does), its manager and its servers.
 func (n *Node) Stop() { n.stopOnce.Do(n.stop) }
 
 func (n *Node) stop() {
-	if n.worker != nil {
-		n.worker.Stop()
+	n.switchMu.Lock()
+	n.stopped = true
+	rt := n.current()
+	n.switchMu.Unlock()
+	n.cancel()
+	if w := n.worker.Load(); w != nil {
+		w.Stop()
 	}
-	if n.sockSrv != nil {
-		n.sockSrv.Stop()
+	if rt != nil {
+		rt.stop()
 	}
-	if n.srv != nil {
-		n.srv.Stop()
+	if n.issuer != nil {
+		n.issuer.close()
 	}
-	if n.mgr != nil {
-		n.mgr.Stop()
-	}
-	n.stateMu.Lock()
+	n.connMu.Lock()
 	for _, c := range n.conns {
 		c.Close()
 	}
-	n.stateMu.Unlock()
-	n.cancel()
+	n.conns = nil
+	n.connMu.Unlock()
 }

@@ -43,7 +43,7 @@ func currentManagers(ctx context.Context, ident *pki.NodeIdentity, managers []st
 }
 
 // askToJoin has a manager add this node to the raft group.
-func askToJoin(ctx context.Context, ident *pki.NodeIdentity, managers []string, nodeID, addr string) ([]controlapi.Peer, error) {
+func askToJoin(ctx context.Context, ident *pki.NodeIdentity, managers []string, nodeID, addr string, raftID uint64) ([]controlapi.Peer, error) {
 	var errs []error
 	for _, m := range managers {
 		conn, err := dialTLS(m, ident)
@@ -52,7 +52,7 @@ func askToJoin(ctx context.Context, ident *pki.NodeIdentity, managers []string, 
 			continue
 		}
 		cctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-		peers, err := controlapi.NewClient(conn).JoinManager(cctx, nodeID, addr)
+		peers, err := controlapi.NewClient(conn).JoinManager(cctx, nodeID, addr, raftID)
 		cancel()
 		conn.Close()
 		if err == nil {

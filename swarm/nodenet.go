@@ -55,11 +55,12 @@ func policy() pki.Policy {
 }
 
 // lazyRemoved answers IsRemoved once the manager's store exists.
-type lazyRemoved struct{ n *Node }
+type lazyRemoved struct{ rt *runtime }
 
 func (l lazyRemoved) IsRemoved(id string) bool {
-	if l.n.mgr == nil {
+	mgr := l.rt.liveMgr.Load()
+	if mgr == nil {
 		return false
 	}
-	return caState{l.n.mgr.store}.IsRemoved(id)
+	return caState{mgr.store}.IsRemoved(id)
 }

@@ -37,10 +37,11 @@ type LogChunk struct {
 func (n *Node) serveNodeService(s grpc.ServiceRegistrar) {
 	desc := rpc.Service(nodeServiceName, nil,
 		rpc.ServerStream("TaskLogs", func(ctx context.Context, req *TaskLogsRequest, send func(*LogChunk) error) error {
-			if n.worker == nil {
+			w := n.worker.Load()
+			if w == nil {
 				return fmt.Errorf("node %s is still starting", n.state.NodeID)
 			}
-			rc, err := n.worker.Logs(ctx, req.TaskID, executor.LogOptions{Follow: req.Follow, Tail: req.Tail, Since: req.Since})
+			rc, err := w.Logs(ctx, req.TaskID, executor.LogOptions{Follow: req.Follow, Tail: req.Tail, Since: req.Since})
 			if err != nil {
 				return err
 			}
@@ -67,11 +68,14 @@ func (n *Node) serveNodeService(s grpc.ServiceRegistrar) {
 // nodeLogs is controlapi.LogSource over the nodes' gRPC services: the
 // manager calls the node that runs the task, at the address it registered
 // from, over mutual TLS.
-type nodeLogs struct{ n *Node }
+type nodeLogs struct {
+	n   *Node
+	mgr *Manager
+}
 
 func (l nodeLogs) TaskLogs(ctx context.Context, t *api.Task, opts executor.LogOptions) (io.ReadCloser, error) {
 	var addr string
-	l.n.mgr.store.View(func(tx store.ReadTx) {
+	l.mgr.store.View(func(tx store.ReadTx) {
 		if node := tx.GetNode(t.NodeID); node != nil {
 			addr = node.Status.Addr
 		}

@@ -43,7 +43,7 @@ func (notManager) UpdateNode(context.Context, string, uint64, api.NodeSpec) (*ap
 func (notManager) RemoveNode(context.Context, string, bool) error          { return errNotManager }
 func (notManager) GetCluster(context.Context) (*api.Cluster, error)        { return nil, errNotManager }
 func (notManager) RotateJoinToken(context.Context, string) (string, error) { return "", errNotManager }
-func (notManager) JoinManager(context.Context, string, string) ([]controlapi.Peer, error) {
+func (notManager) JoinManager(context.Context, string, string, uint64) ([]controlapi.Peer, error) {
 	return nil, errNotManager
 }
 

@@ -46,10 +46,11 @@ func (n *Node) reconcileRootCA(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		if !n.mgr.IsLeader() {
+		rt := n.current()
+		if rt == nil || rt.mgr == nil || !rt.mgr.IsLeader() {
 			continue
 		}
-		st, err := n.ca.ReconcileRootRotation(ctx)
+		st, err := rt.ca.ReconcileRootRotation(ctx)
 		if err != nil && ctx.Err() == nil {
 			n.log.Debug("root rotation check", "err", err)
 			continue

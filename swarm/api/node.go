@@ -197,3 +197,15 @@ func (s NodeSpec) Copy() NodeSpec {
 	s.Annotations = s.Annotations.Copy()
 	return s
 }
+
+// CertificateRole is the role the cluster's CA issues the node's
+// certificate for. A promotion takes effect at once (the node needs a
+// manager certificate to join the raft group); a demotion only once the
+// node has left the raft group (its ManagerStatus is cleared then), so that
+// a member never loses the right to speak to its peers while it is one.
+func (n *Node) CertificateRole() NodeRole {
+	if n.Spec.Role == NodeRoleManager || n.ManagerStatus != nil {
+		return NodeRoleManager
+	}
+	return NodeRoleWorker
+}

@@ -15,9 +15,9 @@ import (
 // implements it over its raft member.
 type Membership interface {
 	// AddManager admits a manager node (already holding a manager
-	// certificate) into the raft group at addr and returns the members'
-	// addresses for it to contact.
-	AddManager(ctx context.Context, nodeID, addr string) ([]Peer, error)
+	// certificate) into the raft group as member raftID at addr and
+	// returns the members' addresses for it to contact.
+	AddManager(ctx context.Context, nodeID, addr string, raftID uint64) ([]Peer, error)
 }
 
 // Peer is a manager's raft member ID and address.
@@ -106,12 +106,12 @@ func (s *Server) RotateJoinToken(ctx context.Context, role string) (string, erro
 
 // JoinManager admits a manager into the raft group (called by the joining
 // manager itself, authenticated by its manager certificate).
-func (s *Server) JoinManager(ctx context.Context, nodeID, addr string) ([]Peer, error) {
+func (s *Server) JoinManager(ctx context.Context, nodeID, addr string, raftID uint64) ([]Peer, error) {
 	if s.membership == nil {
 		return nil, ErrNoMembership
 	}
 	if nodeID == "" || addr == "" {
 		return nil, invalid("join manager: node ID and address are required")
 	}
-	return s.membership.AddManager(ctx, nodeID, addr)
+	return s.membership.AddManager(ctx, nodeID, addr, raftID)
 }

@@ -45,7 +45,7 @@ type API interface {
 	RemoveNode(ctx context.Context, ref string, force bool) error
 	GetCluster(ctx context.Context) (*api.Cluster, error)
 	RotateJoinToken(ctx context.Context, role string) (string, error)
-	JoinManager(ctx context.Context, nodeID, addr string) ([]Peer, error)
+	JoinManager(ctx context.Context, nodeID, addr string, raftID uint64) ([]Peer, error)
 	ServiceLogs(ctx context.Context, req LogsRequest) (LogStream, error)
 	RotateRootCA(ctx context.Context) (*RootRotation, error)
 	RootCAStatus(ctx context.Context) (*RootRotation, error)
@@ -110,6 +110,10 @@ type (
 	JoinManagerRequest struct {
 		NodeID string `json:"NodeID"`
 		Addr   string `json:"Addr"`
+		// RaftID is the member ID the node runs its raft member with (a
+		// node promoted again after a demotion takes a new one: raft
+		// refuses a removed ID for ever).
+		RaftID uint64 `json:"RaftID,omitempty"`
 	}
 	// Members lists the managers' raft members.
 	Members struct {
@@ -164,7 +168,7 @@ func Serve(s grpc.ServiceRegistrar, impl API) {
 		rpc.Unary("RotateRootCA", func(ctx context.Context, _ *Empty) (*RootRotation, error) { return impl.RotateRootCA(ctx) }),
 		rpc.Unary("RootCAStatus", func(ctx context.Context, _ *Empty) (*RootRotation, error) { return impl.RootCAStatus(ctx) }),
 		rpc.Unary("JoinManager", func(ctx context.Context, r *JoinManagerRequest) (*Members, error) {
-			m, err := impl.JoinManager(ctx, r.NodeID, r.Addr)
+			m, err := impl.JoinManager(ctx, r.NodeID, r.Addr, r.RaftID)
 			return &Members{m}, err
 		}),
 	}, rpc.ServerStream("ServiceLogs", func(ctx context.Context, r *LogsRequest, send func(*LogLine) error) error {
@@ -314,8 +318,8 @@ func (c *Client) RotateJoinToken(ctx context.Context, role string) (string, erro
 }
 
 // JoinManager implements API.
-func (c *Client) JoinManager(ctx context.Context, nodeID, addr string) ([]Peer, error) {
-	r, err := call[Members](ctx, c, "JoinManager", &JoinManagerRequest{nodeID, addr})
+func (c *Client) JoinManager(ctx context.Context, nodeID, addr string, raftID uint64) ([]Peer, error) {
+	r, err := call[Members](ctx, c, "JoinManager", &JoinManagerRequest{nodeID, addr, raftID})
 	if err != nil {
 		return nil, err
 	}

@@ -77,10 +77,9 @@ func (s *Server) UpdateNode(ctx context.Context, ref string, version uint64, spe
 			return fmt.Errorf("node %q: read at version %d, now at %d: %w", ref, version, cur.Meta.Version, store.ErrConflict)
 		}
 		if spec.Role != cur.Spec.Role {
-			// Promotion and demotion change raft membership; until the
-			// raft package lands there is one manager and no quorum to
-			// change, so a role change is refused rather than faked.
-			return invalid("node %q: role: changing %s to %s needs raft membership, not available in this build", ref, cur.Spec.Role, spec.Role)
+			if err := s.checkRoleChange(tx, cur, spec.Role); err != nil {
+				return err
+			}
 		}
 		cur.Spec = spec
 		return tx.UpdateNode(cur)
@@ -118,6 +117,48 @@ func (s *Server) RemoveNode(ctx context.Context, ref string, force bool) error {
 	})
 	if err != nil {
 		return fmt.Errorf("remove node %q: %w", ref, err)
+	}
+	return nil
+}
+
+// checkRoleChange refuses a promotion or demotion that cannot be carried
+// out. The change itself is made by the leader's role reconciler (the
+// node's raft membership) and by the node (its certificate, its manager
+// components); this check runs on what the store says of the managers, and
+// raft makes the final one when the member is removed.
+func (s *Server) checkRoleChange(tx store.ReadTx, cur *api.Node, role api.NodeRole) error {
+	if s.membership == nil {
+		return invalid("node %q: role: cannot change %s to %s: this manager runs without replication (no raft group to join or leave)", cur.ID, cur.Spec.Role, role)
+	}
+	if role != api.NodeRoleWorker {
+		return nil
+	}
+	nodes, err := tx.FindNodes(store.All)
+	if err != nil {
+		return err
+	}
+	managers, voters, reachable := 0, 0, 0
+	for _, n := range nodes {
+		if n.ID == cur.ID {
+			continue
+		}
+		if n.Spec.Role == api.NodeRoleManager {
+			managers++
+		}
+		if n.ManagerStatus != nil {
+			voters++
+			if n.ManagerStatus.Reachability == api.ReachabilityReachable {
+				reachable++
+			}
+		}
+	}
+	if managers == 0 {
+		return invalid("node %q: role: it is the last manager; promote another node first", cur.ID)
+	}
+	if cur.ManagerStatus != nil {
+		if q := voters/2 + 1; reachable < q {
+			return invalid("node %q: role: demoting it would leave %d managers of which %d are reachable, below the quorum of %d", cur.ID, voters, reachable, q)
+		}
 	}
 	return nil
 }

@@ -110,7 +110,7 @@ func TestUpdateNode(t *testing.T) {
 	promote := upd.Spec
 	promote.Role = api.NodeRoleManager
 	_, err = srv.UpdateNode(ctx, "n1", upd.Meta.Version, promote)
-	invalidNaming(t, err, "role", "worker", "manager")
+	invalidNaming(t, err, "role", "worker", "manager", "replication")
 	// Invalid spec.
 	bad := upd.Spec
 	bad.Availability = "asleep"

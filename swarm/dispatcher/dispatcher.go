@@ -13,6 +13,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -20,6 +21,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/apiary-io/apiary/pki"
 	"github.com/apiary-io/apiary/store"
 	"github.com/apiary-io/apiary/swarm/api"
 )
@@ -97,6 +99,7 @@ type Dispatcher struct {
 	managers   []string
 	managersAt time.Time
 	caVersion  string
+	rotKeyID   string
 	started    chan struct{} // closed once Run serves
 	startOne   sync.Once
 }
@@ -356,42 +359,71 @@ func (d *Dispatcher) Register(ctx context.Context, req *RegisterRequest) (*Regis
 
 // cachedManagers is managerAddrs, recomputed at most once a second: every
 // heartbeat carries it.
-func (d *Dispatcher) cachedManagers() ([]string, string) {
+func (d *Dispatcher) cachedManagers() ([]string, string, string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if time.Since(d.managersAt) > time.Second {
 		d.managers, d.managersAt = d.managerAddrs(), time.Now()
-		d.caVersion = d.caStateVersion()
+		d.caVersion, d.rotKeyID = d.caStateVersion()
 	}
-	return d.managers, d.caVersion
+	return d.managers, d.caVersion, d.rotKeyID
 }
 
-// caStateVersion fingerprints the cluster's CA state.
-func (d *Dispatcher) caStateVersion() string {
-	var v string
+// caStateVersion fingerprints the cluster's CA state, and returns the key
+// ID of the new root while a rotation is in progress.
+func (d *Dispatcher) caStateVersion() (version, rotKeyID string) {
+	var raw []byte
 	d.store.View(func(tx store.ReadTx) {
 		cs, _ := tx.FindClusters(store.All)
-		if len(cs) > 0 && len(cs[0].CAState) > 0 {
-			sum := sha256.Sum256(cs[0].CAState)
-			v = hex.EncodeToString(sum[:8])
+		if len(cs) > 0 {
+			raw = cs[0].CAState
 		}
 	})
-	return v
+	if len(raw) == 0 {
+		return "", ""
+	}
+	sum := sha256.Sum256(raw)
+	var rec pki.CARecord
+	if err := json.Unmarshal(raw, &rec); err == nil {
+		rotKeyID, _ = rec.RotationKeyID()
+	}
+	return hex.EncodeToString(sum[:8]), rotKeyID
 }
 
 // managerAddrs lists the managers' addresses from their node records.
 func (d *Dispatcher) managerAddrs() []string {
+	out, _ := d.managersLeaderFirst()
+	sort.Strings(out)
+	return out
+}
+
+// managersLeaderFirst lists the managers' addresses from their node
+// records, the leader's first. (A manager being demoted is left out: it is
+// leaving the raft group.)
+func (d *Dispatcher) managersLeaderFirst() ([]string, bool) {
 	var out []string
+	leader := false
 	d.store.View(func(tx store.ReadTx) {
 		nodes, _ := tx.FindNodes(store.ByRole(api.NodeRoleManager))
 		for _, n := range nodes {
-			if n.ManagerStatus != nil && n.ManagerStatus.Addr != "" {
-				out = append(out, n.ManagerStatus.Addr)
+			if ms := n.ManagerStatus; ms != nil && ms.Addr != "" {
+				if ms.Leader {
+					out = append([]string{ms.Addr}, out...)
+					leader = true
+				} else {
+					out = append(out, ms.Addr)
+				}
 			}
 		}
 	})
-	sort.Strings(out)
-	return out
+	return out, leader
+}
+
+// Managers implements ManagerLister. It answers on every manager, from its
+// own store (a follower's is at most a moment behind).
+func (d *Dispatcher) Managers(ctx context.Context) ([]string, error) {
+	out, _ := d.managersLeaderFirst()
+	return out, nil
 }
 
 // Heartbeat keeps a session alive and returns the period until the next one.
@@ -407,9 +439,11 @@ func (d *Dispatcher) Heartbeat(ctx context.Context, req *HeartbeatRequest) (*Hea
 	// may have raced with its registration. Heal it (rarely needed; the
 	// read is cheap).
 	var state api.NodeState
+	var role api.NodeRole
+	var cert *api.NodeCertificate
 	d.store.View(func(tx store.ReadTx) {
 		if n := tx.GetNode(req.NodeID); n != nil {
-			state = n.Status.State
+			state, role, cert = n.Status.State, n.CertificateRole(), n.Certificate
 		}
 	})
 	if state != "" && state != api.NodeStateReady {
@@ -419,8 +453,9 @@ func (d *Dispatcher) Heartbeat(ctx context.Context, req *HeartbeatRequest) (*Hea
 			d.log.Warn("mark node ready", "node", req.NodeID, "err", err)
 		}
 	}
-	managers, caVersion := d.cachedManagers()
-	return &HeartbeatResponse{Period: d.period(), Managers: managers, CAVersion: caVersion}, nil
+	managers, caVersion, rotKeyID := d.cachedManagers()
+	renew := rotKeyID != "" && cert != nil && cert.IssuerKeyID != rotKeyID
+	return &HeartbeatResponse{Period: d.period(), Managers: managers, CAVersion: caVersion, Role: role, RenewCertificate: renew}, nil
 }
 
 // UpdateTaskStatus records a worker's status reports. It returns once they

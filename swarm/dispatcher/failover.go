@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -59,37 +60,97 @@ func (f *FailoverClient) current() API {
 	return f.clients[f.cur]
 }
 
+// Managers returns the managers' names (addresses), the one that last
+// served first.
+func (f *FailoverClient) Managers() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.names) == 0 {
+		return nil
+	}
+	out := make([]string, 0, len(f.names))
+	for i := range f.names {
+		out = append(out, f.names[(f.cur+i)%len(f.names)])
+	}
+	return out
+}
+
 // Register implements API: the first manager that accepts wins.
 func (f *FailoverClient) Register(ctx context.Context, req *RegisterRequest) (*RegisterResponse, error) {
 	if f.Discover != nil {
 		f.learn(f.Discover())
 	}
 	f.mu.Lock()
-	start, n := f.cur, len(f.clients)
+	start, clients := f.cur, slices.Clone(f.clients)
 	f.mu.Unlock()
 	var errs []error
-	for i := 0; i < n; i++ {
-		idx := (start + i) % n
-		actx, cancel := context.WithTimeout(ctx, registerAttempt)
-		resp, err := f.clients[idx].Register(actx, req)
-		cancel()
-		if err == nil {
-			f.mu.Lock()
-			f.cur = idx
-			f.mu.Unlock()
-			f.learn(resp.Managers)
-			return resp, nil
+	tried := map[int]bool{}
+	for round := 0; round < 2; round++ {
+		n := len(clients)
+		for i := 0; i < n; i++ {
+			idx := (start + i) % n
+			if tried[idx] {
+				continue
+			}
+			tried[idx] = true
+			actx, cancel := context.WithTimeout(ctx, registerAttempt)
+			resp, err := clients[idx].Register(actx, req)
+			cancel()
+			if err == nil {
+				f.mu.Lock()
+				f.cur = idx
+				f.mu.Unlock()
+				f.learn(resp.Managers)
+				return resp, nil
+			}
+			if errors.Is(err, ErrNodeRemoved) || ctx.Err() != nil {
+				return nil, err
+			}
+			errs = append(errs, fmt.Errorf("manager %s: %w", f.name(idx), err))
 		}
-		if errors.Is(err, ErrNodeRemoved) || ctx.Err() != nil {
-			return nil, err
+		// None of the managers this client knows leads: the managers
+		// may have changed since it last heard (a node promoted, then
+		// elected). Any manager can say which exist now.
+		if !f.askManagers(ctx, clients) {
+			break
 		}
-		name := fmt.Sprint(idx)
-		if idx < len(f.names) {
-			name = f.names[idx]
-		}
-		errs = append(errs, fmt.Errorf("manager %s: %w", name, err))
+		f.mu.Lock()
+		clients = slices.Clone(f.clients)
+		f.mu.Unlock()
 	}
 	return nil, fmt.Errorf("no manager accepted the session: %w", errors.Join(errs...))
+}
+
+func (f *FailoverClient) name(idx int) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if idx < len(f.names) {
+		return f.names[idx]
+	}
+	return fmt.Sprint(idx)
+}
+
+// askManagers asks the managers for the current manager list and reports
+// whether it named any this client did not know.
+func (f *FailoverClient) askManagers(ctx context.Context, clients []API) bool {
+	f.mu.Lock()
+	before := len(f.clients)
+	f.mu.Unlock()
+	for _, c := range clients {
+		l, ok := c.(ManagerLister)
+		if !ok {
+			continue
+		}
+		actx, cancel := context.WithTimeout(ctx, registerAttempt)
+		addrs, err := l.Managers(actx)
+		cancel()
+		if err == nil {
+			f.learn(addrs)
+		}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.clients) > before
 }
 
 // Heartbeat implements API.

@@ -27,6 +27,18 @@ type API interface {
 	UpdateTaskStatus(ctx context.Context, req *UpdateTaskStatusRequest) error
 }
 
+// ManagerLister is served by every manager, leading or not: a worker whose
+// known managers all refuse its session (none of them leads any more) asks
+// them which managers exist now. Dispatcher and Client implement it.
+type ManagerLister interface {
+	Managers(ctx context.Context) ([]string, error)
+}
+
+// ManagersResponse lists the managers' addresses, the leader first.
+type ManagersResponse struct {
+	Managers []string `json:"Managers"`
+}
+
 // Empty is the response of calls that return nothing.
 type Empty struct{}
 
@@ -38,6 +50,14 @@ func Serve(s grpc.ServiceRegistrar, impl API) {
 			rpc.Unary("Heartbeat", impl.Heartbeat),
 			rpc.Unary("UpdateTaskStatus", func(ctx context.Context, req *UpdateTaskStatusRequest) (*Empty, error) {
 				return &Empty{}, impl.UpdateTaskStatus(ctx, req)
+			}),
+			rpc.Unary("Managers", func(ctx context.Context, _ *Empty) (*ManagersResponse, error) {
+				l, ok := impl.(ManagerLister)
+				if !ok {
+					return nil, ErrNotRunning
+				}
+				m, err := l.Managers(ctx)
+				return &ManagersResponse{Managers: m}, err
 			}),
 		},
 		rpc.ServerStream("Assignments", func(ctx context.Context, req *AssignmentsRequest, send func(*AssignmentsMessage) error) error {
@@ -84,6 +104,15 @@ func (c *Client) UpdateTaskStatus(ctx context.Context, req *UpdateTaskStatusRequ
 	return err
 }
 
+// Managers implements ManagerLister.
+func (c *Client) Managers(ctx context.Context) ([]string, error) {
+	r, err := rpc.Call[ManagersResponse](ctx, c.conn, ServiceName, "Managers", &Empty{})
+	if err != nil {
+		return nil, err
+	}
+	return r.Managers, nil
+}
+
 // Assignments implements API.
 func (c *Client) Assignments(ctx context.Context, req *AssignmentsRequest) (AssignmentStream, error) {
 	return rpc.OpenStream[AssignmentsMessage](ctx, c.conn, ServiceName, "Assignments", req)
@@ -91,3 +120,5 @@ func (c *Client) Assignments(ctx context.Context, req *AssignmentsRequest) (Assi
 
 var _ API = (*Dispatcher)(nil)
 var _ API = (*Client)(nil)
+var _ ManagerLister = (*Client)(nil)
+var _ ManagerLister = (*Dispatcher)(nil)

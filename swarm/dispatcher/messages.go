@@ -46,6 +46,15 @@ type HeartbeatResponse struct {
 	// CAVersion changes whenever the cluster's CA state does (a root
 	// rotation starts or ends): the worker then renews its certificate.
 	CAVersion string `json:"CAVersion,omitempty"`
+	// Role is the role the node's certificate should carry (see
+	// api.Node.CertificateRole): a node whose certificate says otherwise
+	// renews it, and then starts or stops being a manager.
+	Role api.NodeRole `json:"Role,omitempty"`
+	// RenewCertificate asks the node to renew its certificate now: a root
+	// rotation is in progress and the cluster has no certificate of the
+	// new root recorded for it. (CAVersion cannot say so to a node that
+	// started after the rotation did.)
+	RenewCertificate bool `json:"RenewCertificate,omitempty"`
 }
 
 // AssignmentsRequest opens the stream of a session's task assignments.

@@ -18,6 +18,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
@@ -37,7 +38,8 @@ type Options struct {
 	// HeartbeatPeriod defaults to 200 ms, RaftTick to 20 ms: fast
 	// failure detection for tests.
 	HeartbeatPeriod, RaftTick time.Duration
-	// Logger defaults to discarding everything.
+	// Logger defaults to discarding everything (SWARMTEST_LOG=1 in the
+	// environment: everything to stderr, debug level).
 	Logger *slog.Logger
 	// Timeout bounds each wait (default 60 s).
 	Timeout time.Duration
@@ -48,9 +50,14 @@ type Member struct {
 	Name    string
 	Addr    string
 	DataDir string
+	// Manager says whether the member runs as a manager (SetRole keeps it
+	// up to date).
 	Manager bool
 	Node    *swarm.Node // nil while killed
 }
+
+// runsManager says whether m runs a manager now.
+func runsManager(m *Member) bool { return m.Node != nil && m.Node.Manager() != nil }
 
 // Cluster is a running test cluster.
 type Cluster struct {
@@ -93,7 +100,12 @@ func Start(t testing.TB, o Options) *Cluster {
 		o.RaftTick = 20 * time.Millisecond
 	}
 	if o.Logger == nil {
-		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+		var w io.Writer = io.Discard
+		if os.Getenv("SWARMTEST_LOG") != "" {
+			// Every node's log, to read a failure.
+			w = os.Stderr
+		}
+		o.Logger = slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	if o.Timeout == 0 {
 		o.Timeout = 60 * time.Second
@@ -182,12 +194,12 @@ func (c *Cluster) Client(m *Member) *swarm.Client {
 // Alive returns a running manager (the leader if one is known).
 func (c *Cluster) Alive() *Member {
 	for _, m := range c.Members {
-		if m.Node != nil && m.Manager && m.Node.Manager().IsLeader() {
+		if runsManager(m) && m.Node.Manager().IsLeader() {
 			return m
 		}
 	}
 	for _, m := range c.Members {
-		if m.Node != nil && m.Manager {
+		if runsManager(m) {
 			return m
 		}
 	}
@@ -201,7 +213,7 @@ func (c *Cluster) Leader() *Member {
 	var lead *Member
 	c.WaitFor("a leader", func() (bool, string) {
 		for _, m := range c.Members {
-			if m.Node != nil && m.Manager && m.Node.Manager().IsLeader() {
+			if runsManager(m) && m.Node.Manager().IsLeader() {
 				lead = m
 				return true, ""
 			}
@@ -240,6 +252,50 @@ func (c *Cluster) WaitReady() {
 		}
 		return true, ""
 	})
+}
+
+// SetRole promotes or demotes a running member, as `apiaryctl node
+// promote|demote` does, and waits until the switch is complete: the member
+// runs in its new role, the cluster lists it as a reachable manager or as
+// no manager at all, and it is ready.
+func (c *Cluster) SetRole(m *Member, role api.NodeRole) {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), c.opts.Timeout)
+	defer cancel()
+	cl := c.Client(c.Leader())
+	n, err := cl.GetNode(ctx, m.Node.NodeID())
+	if err != nil {
+		c.t.Fatalf("swarmtest: set role of %s: %v", m.Name, err)
+	}
+	spec := n.Spec
+	spec.Role = role
+	if _, err := cl.UpdateNode(ctx, n.ID, n.Meta.Version, spec); err != nil {
+		c.t.Fatalf("swarmtest: set role of %s: %v", m.Name, err)
+	}
+	c.WaitFor(m.Name+" to become a "+string(role), func() (bool, string) {
+		if m.Node == nil {
+			return false, m.Name + " is not running"
+		}
+		if got := m.Node.Role(); got != string(role) {
+			return false, m.Name + " runs as " + got
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		n, err := c.Client(c.Alive()).GetNode(ctx, m.Node.NodeID())
+		if err != nil {
+			return false, err.Error()
+		}
+		switch {
+		case role == api.NodeRoleManager && (n.ManagerStatus == nil || n.ManagerStatus.Reachability != api.ReachabilityReachable):
+			return false, fmt.Sprintf("%s manager status %+v", m.Name, n.ManagerStatus)
+		case role == api.NodeRoleWorker && n.ManagerStatus != nil:
+			return false, fmt.Sprintf("%s is still raft member %x", m.Name, n.ManagerStatus.RaftID)
+		case n.Status.State != api.NodeStateReady:
+			return false, fmt.Sprintf("%s is %s", m.Name, n.Status.State)
+		}
+		return true, ""
+	})
+	m.Manager = role == api.NodeRoleManager
 }
 
 // Kill stops a member at once, as if its process died: its tasks (fake
