@@ -43,7 +43,10 @@ type NodeConfig struct {
 	HeartbeatPeriod time.Duration
 	// RaftTick overrides raft's tick (tests); zero keeps 100 ms.
 	RaftTick time.Duration
-	Logger   *slog.Logger
+	// Dialer, if set, opens every connection the node makes to another
+	// node (swarmtest cuts the network between nodes with it).
+	Dialer func(ctx context.Context, addr string) (net.Conn, error)
+	Logger *slog.Logger
 }
 
 // nodeState is what a node keeps in DataDir/node.json to restart alone.
@@ -260,7 +263,7 @@ func JoinNode(ctx context.Context, cfg NodeConfig, token string, managers []stri
 		if cfg.ListenAddr == "" {
 			return nil, errors.New("join: a manager needs a listen address")
 		}
-		peers, err := currentManagers(ctx, ident, managers)
+		peers, err := currentManagers(ctx, ident, cfg.dialOpts(), managers)
 		if err != nil {
 			return nil, err
 		}
@@ -387,7 +390,7 @@ func (n *Node) start(ctx context.Context, role api.NodeRole, boot *bootstrap) (_
 		// A joining member runs before it is added: the leader adds it
 		// as a learner, streams it the state, then makes it a voter.
 		if boot != nil && len(boot.join) > 0 {
-			if _, err := askToJoin(ctx, n.identity, boot.via, n.state.NodeID, n.state.AdvertiseAddr, n.raftID()); err != nil {
+			if _, err := askToJoin(ctx, n.identity, n.cfg.dialOpts(), boot.via, n.state.NodeID, n.state.AdvertiseAddr, n.raftID()); err != nil {
 				return nil, err
 			}
 		}
@@ -457,7 +460,8 @@ func (n *Node) startManager(ctx context.Context, rt *runtime, boot *bootstrap) e
 			}
 			return nil
 		},
-		Logger: n.log,
+		DialOptions: n.cfg.dialerOpts(),
+		Logger:      n.log,
 	})
 	if err != nil {
 		lis.Close()
@@ -580,7 +584,7 @@ func (n *Node) startWorker(ctx context.Context, rt *runtime, first bool) error {
 		}
 	}
 	dial := func(addr string) (dispatcher.API, error) {
-		conn, err := dialTLS(addr, n.identity)
+		conn, err := dialTLS(addr, n.identity, n.cfg.dialOpts())
 		if err != nil {
 			return nil, err
 		}

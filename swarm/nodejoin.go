@@ -6,16 +6,18 @@ import (
 	"fmt"
 	"time"
 
+	"google.golang.org/grpc"
+
 	"github.com/apiary-io/apiary/pki"
 	"github.com/apiary-io/apiary/swarm/controlapi"
 )
 
 // currentManagers asks a manager for the raft members (ID and address) so
 // that this member's transport can answer them once it is added.
-func currentManagers(ctx context.Context, ident *pki.NodeIdentity, managers []string) ([]controlapi.Peer, error) {
+func currentManagers(ctx context.Context, ident *pki.NodeIdentity, opts []grpc.DialOption, managers []string) ([]controlapi.Peer, error) {
 	var errs []error
 	for _, m := range managers {
-		conn, err := dialTLS(m, ident)
+		conn, err := dialTLS(m, ident, opts)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -43,10 +45,10 @@ func currentManagers(ctx context.Context, ident *pki.NodeIdentity, managers []st
 }
 
 // askToJoin has a manager add this node to the raft group.
-func askToJoin(ctx context.Context, ident *pki.NodeIdentity, managers []string, nodeID, addr string, raftID uint64) ([]controlapi.Peer, error) {
+func askToJoin(ctx context.Context, ident *pki.NodeIdentity, opts []grpc.DialOption, managers []string, nodeID, addr string, raftID uint64) ([]controlapi.Peer, error) {
 	var errs []error
 	for _, m := range managers {
-		conn, err := dialTLS(m, ident)
+		conn, err := dialTLS(m, ident, opts)
 		if err != nil {
 			errs = append(errs, err)
 			continue

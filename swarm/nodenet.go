@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials"
 	gka "google.golang.org/grpc/keepalive"
 
@@ -21,8 +22,30 @@ var keepalive = grpc.WithKeepaliveParams(gka.ClientParameters{Time: 10 * time.Se
 // kaPolicy lets clients ping as often as keepalive asks.
 var kaPolicy = grpc.KeepaliveEnforcementPolicy(gka.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true})
 
-func dialTLS(addr string, ident *pki.NodeIdentity) (*grpc.ClientConn, error) {
-	opts := append([]grpc.DialOption{grpc.WithTransportCredentials(credentials.NewTLS(ident.ClientTLSConfig(pki.RoleManager))), keepalive}, rpc.DialOptions()...)
+// reconnect bounds gRPC's reconnection backoff (two minutes by default): a
+// manager back from a restart or a network cut is used again within
+// seconds.
+var reconnect = grpc.WithConnectParams(grpc.ConnectParams{
+	Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 3 * time.Second},
+	MinConnectTimeout: 5 * time.Second,
+})
+
+// dialOpts are the options of every connection the node opens to another.
+func (c *NodeConfig) dialOpts() []grpc.DialOption {
+	opts := append([]grpc.DialOption{keepalive, reconnect}, c.dialerOpts()...)
+	return append(opts, rpc.DialOptions()...)
+}
+
+// dialerOpts plugs in the configured dialer, if any.
+func (c *NodeConfig) dialerOpts() []grpc.DialOption {
+	if c.Dialer == nil {
+		return nil
+	}
+	return []grpc.DialOption{grpc.WithContextDialer(c.Dialer)}
+}
+
+func dialTLS(addr string, ident *pki.NodeIdentity, opts []grpc.DialOption) (*grpc.ClientConn, error) {
+	opts = append([]grpc.DialOption{grpc.WithTransportCredentials(credentials.NewTLS(ident.ClientTLSConfig(pki.RoleManager)))}, opts...)
 	conn, err := grpc.NewClient(addr, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", addr, err)
@@ -32,8 +55,8 @@ func dialTLS(addr string, ident *pki.NodeIdentity) (*grpc.ClientConn, error) {
 
 // dialTLSAny dials a node whatever its role (a manager reading a worker's
 // task output).
-func dialTLSAny(addr string, ident *pki.NodeIdentity) (*grpc.ClientConn, error) {
-	opts := append([]grpc.DialOption{grpc.WithTransportCredentials(credentials.NewTLS(ident.ClientTLSConfig(""))), keepalive}, rpc.DialOptions()...)
+func dialTLSAny(addr string, ident *pki.NodeIdentity, opts []grpc.DialOption) (*grpc.ClientConn, error) {
+	opts = append([]grpc.DialOption{grpc.WithTransportCredentials(credentials.NewTLS(ident.ClientTLSConfig("")))}, opts...)
 	conn, err := grpc.NewClient(addr, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", addr, err)

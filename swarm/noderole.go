@@ -186,7 +186,7 @@ func (n *Node) joinBootstrap(ctx context.Context) (*bootstrap, error) {
 	if len(managers) == 0 {
 		return nil, errors.New("join as manager: no other manager known")
 	}
-	peers, err := currentManagers(ctx, n.identity, managers)
+	peers, err := currentManagers(ctx, n.identity, n.cfg.dialOpts(), managers)
 	if err != nil {
 		return nil, err
 	}
@@ -243,7 +243,7 @@ func (m *managersIssuer) conn(addr string) (*grpc.ClientConn, error) {
 	if c, ok := m.conns[addr]; ok {
 		return c, nil
 	}
-	c, err := dialTLS(addr, m.n.identity)
+	c, err := dialTLS(addr, m.n.identity, m.n.cfg.dialOpts())
 	if err != nil {
 		return nil, err
 	}

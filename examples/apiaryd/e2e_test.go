@@ -129,8 +129,9 @@ type nodeJSON struct {
 	Description   struct{ Hostname string }
 	Status        struct{ State string }
 	ManagerStatus *struct {
-		Leader bool
-		Addr   string
+		Leader       bool
+		Addr         string
+		Reachability string
 	}
 }
 

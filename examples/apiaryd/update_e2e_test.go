@@ -161,4 +161,66 @@ func TestRollingUpdateThroughApiaryctl(t *testing.T) {
 	if _, err := e.ctl("m1", "node", "rm", "w2"); err != nil {
 		t.Fatal(err)
 	}
+
+	// node promote: w1 becomes a reachable manager whose own socket serves
+	// the control API; node demote of the leader m1 hands leadership to
+	// w1, and m1's socket no longer serves it; the last manager cannot be
+	// demoted. The service keeps its 5 tasks throughout.
+	managerOf := func(host string) (*nodeJSON, error) {
+		ns, err := e.nodes("m1")
+		if err != nil {
+			ns, err = e.nodes("w1")
+		}
+		if err != nil {
+			return nil, err
+		}
+		for _, n := range ns {
+			if n.Description.Hostname == host {
+				return &n, nil
+			}
+		}
+		return nil, fmt.Errorf("no node %s", host)
+	}
+	if _, err := e.ctl("m1", "node", "promote", "w1"); err != nil {
+		t.Fatal(err)
+	}
+	e.waitFor("w1 to be a reachable manager", 60*time.Second, func() (bool, string) {
+		n, err := managerOf("w1")
+		if err != nil {
+			return false, err.Error()
+		}
+		if n.ManagerStatus == nil || n.ManagerStatus.Reachability != "reachable" {
+			return false, fmt.Sprintf("%+v", n.ManagerStatus)
+		}
+		_, err = e.ctl("w1", "service", "ls")
+		return err == nil, fmt.Sprint("w1 socket: ", err)
+	})
+	if _, err := e.ctl("w1", "node", "demote", "m1"); err != nil {
+		t.Fatal(err)
+	}
+	e.waitFor("m1 demoted and w1 leading", 60*time.Second, func() (bool, string) {
+		n, err := managerOf("m1")
+		if err != nil {
+			return false, err.Error()
+		}
+		if n.Spec.Role != "worker" || n.ManagerStatus != nil {
+			return false, fmt.Sprintf("m1 %s %+v", n.Spec.Role, n.ManagerStatus)
+		}
+		w, err := managerOf("w1")
+		if err != nil || w.ManagerStatus == nil || !w.ManagerStatus.Leader {
+			return false, fmt.Sprint("w1 does not lead ", err)
+		}
+		if _, err := e.ctl("m1", "service", "ls"); err == nil {
+			return false, "m1's socket still serves the control API"
+		}
+		return true, ""
+	})
+	out, err := e.ctl("w1", "node", "demote", "w1")
+	if err == nil || !strings.Contains(out, "last manager") {
+		t.Fatalf("demoting the last manager: %v %s", err, out)
+	}
+	e.waitFor("the service at 5 running tasks", 30*time.Second, func() (bool, string) {
+		r, err := e.running("w1", "web")
+		return r == 5, fmt.Sprint(r, err)
+	})
 }

@@ -73,17 +73,8 @@ func certRole(t *testing.T, m *swarmtest.Member) pki.Role {
 // under a new member ID. Tasks keep running through every switch, and each
 // node's certificate, node.json and raft data follow its role.
 func TestPromoteAndDemote(t *testing.T) {
-	c := swarmtest.Start(t, swarmtest.Options{Managers: 3, Workers: 2})
-	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
-	defer cancel()
+	c, ctx, svc := withService(t, 10)
 	m1, m2, m3, w1 := c.Members[0], c.Members[1], c.Members[2], c.Members[3]
-	svc, err := c.Client(c.Leader()).CreateService(ctx, spec("web", 10))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Client(c.Leader()).WaitConverged(ctx, svc.ID); err != nil {
-		t.Fatal(err)
-	}
 	onWorker := tasksOn(t, c, w1.Node.NodeID())
 	if len(onWorker) == 0 {
 		t.Fatal("no task on worker-1")

@@ -1,31 +1,19 @@
 package swarmtest_test
 
 import (
-	"context"
 	"fmt"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/apiary-io/apiary/swarm/api"
-	"github.com/apiary-io/apiary/swarm/swarmtest"
 )
 
 // Issue 4: the root CA rotates under a running cluster of three managers
 // and two workers; no node loses contact, the new root takes over, and a
 // node restarted afterwards connects with its new certificate.
 func TestRootRotationUnderARunningCluster(t *testing.T) {
-	c := swarmtest.Start(t, swarmtest.Options{Managers: 3, Workers: 2})
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
+	c, ctx, svc := withService(t, 5)
 	cl := c.Client(c.Leader())
-	svc, err := cl.CreateService(ctx, spec("web", 5))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cl.WaitConverged(ctx, svc.ID); err != nil {
-		t.Fatal(err)
-	}
 	before, err := cl.GetCluster(ctx)
 	if err != nil {
 		t.Fatal(err)

@@ -64,6 +64,7 @@ type Cluster struct {
 	t       testing.TB
 	opts    Options
 	Members []*Member
+	net     network
 }
 
 var nextIP atomic.Uint32
@@ -165,9 +166,28 @@ func (c *Cluster) config(m *Member) swarm.NodeConfig {
 		Executor:        c.opts.Executor(m.Name),
 		HeartbeatPeriod: c.opts.HeartbeatPeriod,
 		RaftTick:        c.opts.RaftTick,
+		Dialer:          c.net.dialer(m.Addr),
 		Logger:          c.opts.Logger.With("member", m.Name),
 	}
 }
+
+// Isolate cuts the network between the given members and the rest: each
+// side's members reach one another, not the other side. Open connections
+// across the cut are closed and new ones refused, as when a switch fails
+// (control sockets, which are local, keep working).
+func (c *Cluster) Isolate(members ...*Member) {
+	var side, all []string
+	for _, m := range members {
+		side = append(side, m.Addr)
+	}
+	for _, m := range c.Members {
+		all = append(all, m.Addr)
+	}
+	c.net.cut(side, all)
+}
+
+// Heal restores the whole network.
+func (c *Cluster) Heal() { c.net.heal() }
 
 func (c *Cluster) managerAddrs() []string {
 	var out []string

@@ -18,20 +18,29 @@ func spec(name string, n int64) api.ServiceSpec {
 	}
 }
 
-// Three managers and two workers over mutual TLS on loopback: losing the
-// leader loses nothing, and it comes back from its data dir.
-func TestClusterSurvivesLeaderLossAndRestart(t *testing.T) {
+// withService starts three managers and two workers and runs service "web"
+// with the given replicas on them; ctx ends with the test.
+func withService(t *testing.T, replicas int64) (*swarmtest.Cluster, context.Context, *api.Service) {
+	t.Helper()
 	c := swarmtest.Start(t, swarmtest.Options{Managers: 3, Workers: 2})
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	lead := c.Leader()
-	svc, err := c.Client(lead).CreateService(ctx, spec("web", 6))
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	t.Cleanup(cancel)
+	cl := c.Client(c.Leader())
+	svc, err := cl.CreateService(ctx, spec("web", replicas))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Client(lead).WaitConverged(ctx, svc.ID); err != nil {
+	if err := cl.WaitConverged(ctx, svc.ID); err != nil {
 		t.Fatal(err)
 	}
+	return c, ctx, svc
+}
+
+// Three managers and two workers over mutual TLS on loopback: losing the
+// leader loses nothing, and it comes back from its data dir.
+func TestClusterSurvivesLeaderLossAndRestart(t *testing.T) {
+	c, ctx, svc := withService(t, 6)
+	lead := c.Leader()
 	c.Kill(lead)
 	next := c.Leader()
 	if next == lead {
