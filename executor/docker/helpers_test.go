@@ -34,10 +34,20 @@ import (
 
 // The test images: FROM scratch with the static test program
 // (testdata/app) as their entrypoint. They differ in APP_VERSION (unset, so
-// "v1", and "v2"), which the program prints when it starts.
+// "v1", and "v2"), which the program prints when it starts. Each run tags
+// its own (two runs on one engine would otherwise remove each other's
+// images at exit), unless it keeps them for the next run.
+var imageV1, imageV2 = imageTags()
+
+func imageTags() (string, string) {
+	run := fmt.Sprintf("%d-%d", os.Getpid(), time.Now().UnixNano()%1e6)
+	if os.Getenv(keepImagesEnv) == "1" {
+		run = "kept"
+	}
+	return "apiary-test/app:v1-" + run, "apiary-test/app:v2-" + run
+}
+
 const (
-	imageV1 = "apiary-test/app:v1"
-	imageV2 = "apiary-test/app:v2"
 	// hashLabel holds the SHA-256 of the program in an image, so a run
 	// reuses images of the same program instead of building them again.
 	hashLabel = "io.apiary.test.hash"
