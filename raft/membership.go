@@ -76,6 +76,17 @@ func (n *Node) reachable(v memberView, ids []uint64) int {
 }
 
 func (n *Node) proposeConfChange(ctx context.Context, typ raftpb.ConfChangeType, id uint64, addr string) error {
+	// One change at a time: etcd raft turns a configuration change
+	// proposed while another is pending into an empty entry, and the
+	// proposer would wait for an entry that never comes. Each change is
+	// applied before the next is proposed. (Changes pending from an earlier
+	// leader are applied before this node reports leadership.)
+	select {
+	case n.ccSem <- struct{}{}:
+	case <-ctx.Done():
+		return fmt.Errorf("raft: %s %x: waiting for another configuration change: %w", typ, id, ctx.Err())
+	}
+	defer func() { <-n.ccSem }()
 	p := &proposal{id: n.nextID(), done: make(chan result, 1)}
 	p.cc = &raftpb.ConfChange{Type: typ.Enum(), NodeId: new(id), Context: encodeEnvelope(p.id, []byte(addr))}
 	_, err := n.submit(ctx, p)

@@ -127,6 +127,38 @@ func TestAddMember(t *testing.T) {
 	}
 }
 
+// Two members added at once: the second configuration change waits for the
+// first instead of becoming the empty entry etcd raft substitutes for a
+// change proposed while another is pending (and waiting for it forever).
+func TestConcurrentAddMembers(t *testing.T) {
+	c := newCluster(t, memNet, 3, nil)
+	lead := c.leader(c.ids, 10*time.Second)
+	var join []Peer
+	for _, id := range c.ids {
+		join = append(join, Peer{ID: id, Addr: c.addrs[id]})
+	}
+	added := []uint64{4, 5}
+	for _, id := range added {
+		c.ids = append(c.ids, id)
+		c.addrs[id] = fmt.Sprintf("mem-%d", id)
+		if _, err := c.startErr(id, nil, func(cfg *Config) { cfg.Join = join }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	errs := make(chan error, len(added))
+	for _, id := range added {
+		go func() { errs <- c.node(lead).AddMember(ctxT(t, 20*time.Second), id, c.addrs[id]) }()
+	}
+	for range added {
+		if err := <-errs; err != nil {
+			t.Fatalf("concurrent add: %v", err)
+		}
+	}
+	if v := voters(c.node(lead)); len(v) != 5 {
+		t.Fatalf("voters after two concurrent adds: %v", v)
+	}
+}
+
 // Remove a follower: it learns it was removed and stops, cannot start
 // again under its ID, and its ID cannot be added back.
 func TestRemoveMember(t *testing.T) {

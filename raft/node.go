@@ -41,6 +41,7 @@ type Node struct {
 	propC    chan *proposal
 	recvC    chan *raftpb.Message
 	ctrlC    chan func()
+	ccSem    chan struct{} // held while a configuration change is in flight
 	unreachC chan uint64
 	stopC    chan struct{}
 	doneC    chan struct{}
@@ -139,6 +140,7 @@ func NewNode(cfg Config) (*Node, error) {
 		propC:       make(chan *proposal, 1024),
 		recvC:       make(chan *raftpb.Message, 4096),
 		ctrlC:       make(chan func(), 64),
+		ccSem:       make(chan struct{}, 1),
 		unreachC:    make(chan uint64, 256),
 		stopC:       make(chan struct{}),
 		doneC:       make(chan struct{}),
