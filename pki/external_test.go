@@ -5,60 +5,24 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"errors"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/cloudflare/cfssl/api/signhandler"
-	"github.com/cloudflare/cfssl/auth"
-	"github.com/cloudflare/cfssl/config"
-	"github.com/cloudflare/cfssl/signer"
-	"github.com/cloudflare/cfssl/signer/local"
+	"github.com/apiary-io/apiary/pki/pkitest"
 )
 
-// externalSigner starts cfssl's own sign handlers (what `cfssl serve`
-// mounts at /api/v1/cfssl/sign and authsign) on a loopback httptest server,
-// signing with a root that the cluster never holds the key of.
+// externalSigner starts a cfssl signer (pkitest) whose root the cluster
+// never holds the key of.
 func externalSigner(t *testing.T, authKey string) (*RootCA, string, *atomic.Int64) {
 	t.Helper()
-	root, err := NewRootCA("external-org")
+	ext := pkitest.StartExternalCA(t, authKey)
+	root, err := ParseRootCA(ext.RootCertPEM, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	profile := &config.SigningProfile{Usage: []string{"signing", "server auth", "client auth"}, Expiry: time.Hour, ExpiryString: "1h"}
-	if authKey != "" {
-		if profile.Provider, err = auth.New(authKey, nil); err != nil {
-			t.Fatal(err)
-		}
-	}
-	s, err := local.NewSigner(root.Key, root.Cert, signer.DefaultSigAlgo(root.Key), &config.Signing{Profiles: map[string]*config.SigningProfile{}, Default: profile})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mux := http.NewServeMux()
-	if authKey == "" {
-		h, err := signhandler.NewHandlerFromSigner(s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		mux.Handle("/api/v1/cfssl/sign", h)
-	} else {
-		h, err := signhandler.NewAuthHandlerFromSigner(s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		mux.Handle("/api/v1/cfssl/authsign", h)
-	}
-	var calls atomic.Int64
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		calls.Add(1)
-		mux.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
-	return &RootCA{Cert: root.Cert, CertPEM: root.CertPEM, Digest: root.Digest}, srv.URL, &calls
+	return root, ext.URL, &ext.Calls
 }
 
 func TestExternalCASigning(t *testing.T) {

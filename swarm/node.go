@@ -46,7 +46,13 @@ type NodeConfig struct {
 	// Dialer, if set, opens every connection the node makes to another
 	// node (swarmtest cuts the network between nodes with it).
 	Dialer func(ctx context.Context, addr string) (net.Conn, error)
-	Logger *slog.Logger
+	// ExternalCA, with ExternalCARoot (the root certificate, PEM), makes a
+	// new cluster's CA forward certificate requests to a cfssl signer that
+	// holds the root's key, as `docker swarm init --external-ca` does
+	// (InitNode only: the choice is the cluster's, kept in its CA record).
+	ExternalCA     *pki.ExternalCA
+	ExternalCARoot []byte
+	Logger         *slog.Logger
 }
 
 // nodeState is what a node keeps in DataDir/node.json to restart alone.
@@ -204,7 +210,13 @@ func InitNode(ctx context.Context, cfg NodeConfig) (*Node, error) {
 		return nil, fmt.Errorf("init: %w", err)
 	}
 	st := nodeState{NodeID: pki.NewNodeID(), ClusterID: api.NewID(), Role: string(api.NodeRoleManager), ListenAddr: cfg.ListenAddr, AdvertiseAddr: advertise(cfg)}
-	rec, err := pki.NewCARecord(st.ClusterID, 0)
+	var rec pki.CARecord
+	var err error
+	if cfg.ExternalCA != nil {
+		rec, err = pki.NewExternalCARecord(st.ClusterID, cfg.ExternalCARoot, *cfg.ExternalCA)
+	} else {
+		rec, err = pki.NewCARecord(st.ClusterID, 0)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("init: %w", err)
 	}

@@ -32,6 +32,7 @@ import (
 
 type options struct {
 	dataDir, listen, advertise, executor, token, logLevel, hostname string
+	externalCA, caCert                                              string
 	labels                                                          []string
 	heartbeat                                                       time.Duration
 }
@@ -61,15 +62,23 @@ func newRoot() *cobra.Command {
 		Short: "Create a cluster with this node as its first manager",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			// Checked before anything starts: bad input changes nothing.
+			ext, root, err := parseExternalCA(o.externalCA, o.caCert)
+			if err != nil {
+				return err
+			}
 			return serve(o, func(ctx context.Context, cfg swarm.NodeConfig) (*swarm.Node, error) {
 				if cfg.ListenAddr == "" {
 					return nil, errors.New("--listen-addr: required")
 				}
+				cfg.ExternalCA, cfg.ExternalCARoot = ext, root
 				return swarm.InitNode(ctx, cfg)
 			})
 		},
 	}
 	addNet(initCmd)
+	initCmd.Flags().StringVar(&o.externalCA, "external-ca", "", "sign node certificates with an external cfssl CA: protocol=cfssl,url=URL[,profile=NAME][,auth-key=KEY][,cacert=FILE]")
+	initCmd.Flags().StringVar(&o.caCert, "ca-cert", "", "with --external-ca: the root certificate (PEM file) the external CA signs under")
 	joinCmd := &cobra.Command{
 		Use:   "join --token TOKEN MANAGER_ADDR [MANAGER_ADDR...]",
 		Short: "Join a cluster as a worker or a manager, as the token says",
