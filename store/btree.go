@@ -113,6 +113,15 @@ type bnode struct {
 type btree struct {
 	root   *bnode
 	length int
+	// setLeaf is the leaf the last set reached (setEdge: the last leaf of
+	// the tree) and delLeaf the one the last delete did, for a writer's
+	// next change near it: writers often go through keys in order, and a
+	// change inside a leaf it owns needs no descent. Both stay in the tree
+	// while the writer changes it, since a split keeps the node it splits;
+	// a delete that restructures (merges) forgets them. Only the owner of
+	// a leaf uses it.
+	setLeaf, delLeaf *bnode
+	setEdge          bool
 }
 
 func newBnode(o *owner, leaf bool) *bnode {
@@ -126,11 +135,14 @@ func newBnode(o *owner, leaf bool) *bnode {
 // writable returns n if o owns it, else a copy of n that o owns. The copy
 // has room for one more item, not for btreeMaxItems: most nodes a
 // transaction copies get one change, which keeps their size or adds one.
-func (n *bnode) writable(o *owner) *bnode {
+func (n *bnode) writable(o *owner) *bnode { return n.writableRoom(o, 1) }
+
+// writableRoom is writable with room for more items in the copy.
+func (n *bnode) writableRoom(o *owner, room int) *bnode {
 	if n.owner == o {
 		return n
 	}
-	size := min(len(n.items)+1, btreeMaxItems)
+	size := min(len(n.items)+room, btreeMaxItems)
 	c := &bnode{owner: o, items: make([]entry, len(n.items), size)}
 	copy(c.items, n.items)
 	if n.children != nil {
@@ -190,10 +202,18 @@ func (t *btree) get(k *entry) (*entry, bool) {
 
 // set inserts e, or replaces the entry equal to it, which it returns.
 func (t *btree) set(o *owner, e entry) (old entry, replaced bool) {
+	if f := t.setLeaf; f != nil && f.owner == o {
+		if old, replaced, ok := f.setNear(&e, t.setEdge); ok {
+			if !replaced {
+				t.length++
+			}
+			return old, replaced
+		}
+	}
 	if t.root == nil {
 		t.root = newBnode(o, true)
 	} else {
-		t.root = t.root.writable(o)
+		t.root = t.root.writableRoom(o, btreeMaxItems)
 	}
 	if len(t.root.items) >= btreeMaxItems {
 		mid, right := t.root.split(t.root.splitPoint(&e, true), o)
@@ -202,11 +222,52 @@ func (t *btree) set(o *owner, e entry) (old entry, replaced bool) {
 		t.root.items = append(t.root.items, mid)
 		t.root.children = append(t.root.children, left, right)
 	}
-	old, replaced = t.root.insert(o, e)
+	old, replaced, t.setLeaf, t.setEdge = t.root.insert(o, e)
 	if !replaced {
 		t.length++
 	}
 	return old, replaced
+}
+
+// setNear sets e in the leaf n, which o owns, if e belongs there: between
+// its first and last items, or after them in the last leaf of the tree
+// (edge). ok is false when it does not, or when n is full.
+func (n *bnode) setNear(e *entry, edge bool) (old entry, replaced, ok bool) {
+	last := len(n.items) - 1
+	if last < 0 || compareEntries(e, &n.items[0]) < 0 {
+		return entry{}, false, false
+	}
+	if c := compareEntries(e, &n.items[last]); c > 0 && !edge {
+		return entry{}, false, false
+	}
+	i, found := n.search(e)
+	if found {
+		old = n.items[i]
+		n.items[i] = *e
+		return old, true, true
+	}
+	if len(n.items) >= btreeMaxItems {
+		return entry{}, false, false
+	}
+	n.items = insertAt(n.items, i, *e)
+	return entry{}, false, true
+}
+
+// insertAt inserts v at s[i]. A full slice grows to the most a node holds
+// (btreeMaxItems items, one more child) at once, not by doubling: nodes
+// are copied with little room, and doubling would overshoot.
+func insertAt[T any](s []T, i int, v T) []T {
+	if len(s) == cap(s) {
+		grown := make([]T, len(s)+1, max(btreeMaxItems+1, len(s)+1))
+		copy(grown, s[:i])
+		grown[i] = v
+		copy(grown[i+1:], s[i:])
+		return grown
+	}
+	s = s[:len(s)+1]
+	copy(s[i+1:], s[i:])
+	s[i] = v
+	return s
 }
 
 // split moves the items after i (and their children) to a new node and
@@ -225,53 +286,78 @@ func (n *bnode) split(i int, o *owner) (entry, *bnode) {
 	return mid, next
 }
 
-// insert puts e into the subtree of n, a writable node that is not full.
-func (n *bnode) insert(o *owner, e entry) (entry, bool) {
+// insert puts e into the subtree of n, a writable node that is not full,
+// and returns the leaf it reached (nil when it replaced an item of an inner
+// node) and whether that is the last leaf of the tree.
+func (n *bnode) insert(o *owner, e entry) (old entry, replaced bool, leaf *bnode, edge bool) {
 	rightEdge := true // n is the last node of its level
 	for {
 		i, found := n.search(&e)
 		if found {
 			old := n.items[i]
 			n.items[i] = e
-			return old, true
+			if n.children != nil {
+				return old, true, nil, false
+			}
+			return old, true, n, rightEdge
 		}
 		if n.children == nil {
-			n.items = slices.Insert(n.items, i, e)
-			return entry{}, false
+			n.items = insertAt(n.items, i, e)
+			return entry{}, false, n, rightEdge
 		}
 		if child := n.children[i]; len(child.items) >= btreeMaxItems {
 			edge := rightEdge && i == len(n.items)
 			mid, right := n.writableChild(i, o).split(child.splitPoint(&e, edge), o)
-			n.items = slices.Insert(n.items, i, mid)
-			n.children = slices.Insert(n.children, i+1, right)
+			n.items = insertAt(n.items, i, mid)
+			n.children = insertAt(n.children, i+1, right)
 			switch c := compareEntries(&e, &n.items[i]); {
 			case c == 0:
 				old := n.items[i]
 				n.items[i] = e
-				return old, true
+				return old, true, nil, false
 			case c > 0:
 				i++
 			}
 		}
 		rightEdge = rightEdge && i == len(n.items)
-		n = n.writableChild(i, o)
+		room := 1
+		if rightEdge {
+			room = btreeMaxItems // where ascending inserts go on
+		}
+		c := n.children[i].writableRoom(o, room)
+		n.children[i] = c
+		n = c
 	}
 }
 
 // delete removes the entry equal to k and returns it.
 func (t *btree) delete(o *owner, k *entry) (entry, bool) {
+	if f := t.delLeaf; f != nil && f.owner == o && len(f.items) > btreeMinItems &&
+		compareEntries(k, &f.items[0]) >= 0 && compareEntries(k, &f.items[len(f.items)-1]) <= 0 {
+		// Inside a leaf that keeps enough items: nothing to rebalance.
+		if i, found := f.search(k); found {
+			old := f.items[i]
+			f.items = slices.Delete(f.items, i, i+1)
+			t.length--
+			return old, true
+		}
+		return entry{}, false
+	}
 	if t.root == nil || len(t.root.items) == 0 {
 		return entry{}, false
 	}
+	t.setLeaf, t.delLeaf = nil, nil // a merge may take any node out
 	t.root = t.root.writable(o)
-	old, found := t.root.remove(o, k)
+	old, found, leaf := t.root.remove(o, k)
 	if len(t.root.items) == 0 {
 		if t.root.children != nil {
 			t.root = t.root.children[0]
 		} else {
 			t.root = nil
+			leaf = nil
 		}
 	}
+	t.delLeaf = leaf
 	if found {
 		t.length--
 	}
@@ -280,8 +366,8 @@ func (t *btree) delete(o *owner, k *entry) (entry, bool) {
 
 // remove deletes k (or, with k nil, the largest item) from the subtree of
 // n, a writable node that has more than the minimum of items unless it is
-// the root.
-func (n *bnode) remove(o *owner, k *entry) (entry, bool) {
+// the root, and returns the leaf it deleted k from (nil for an inner node).
+func (n *bnode) remove(o *owner, k *entry) (entry, bool, *bnode) {
 	for {
 		var i int
 		var found bool
@@ -291,17 +377,17 @@ func (n *bnode) remove(o *owner, k *entry) (entry, bool) {
 				last := n.items[i-1]
 				n.items[i-1] = entry{}
 				n.items = n.items[:i-1]
-				return last, true
+				return last, true, nil
 			}
 		} else {
 			i, found = n.search(k)
 			if n.children == nil {
 				if !found {
-					return entry{}, false
+					return entry{}, false, n
 				}
 				old := n.items[i]
 				n.items = slices.Delete(n.items, i, i+1)
-				return old, true
+				return old, true, n
 			}
 		}
 		if len(n.children[i].items) <= btreeMinItems {
@@ -313,8 +399,8 @@ func (n *bnode) remove(o *owner, k *entry) (entry, bool) {
 			// Replace the item by its predecessor, the largest item of
 			// the child before it.
 			old := n.items[i]
-			n.items[i], _ = child.remove(o, nil)
-			return old, true
+			n.items[i], _, _ = child.remove(o, nil)
+			return old, true, nil
 		}
 		n = child
 	}
@@ -327,14 +413,14 @@ func (n *bnode) grow(o *owner, i int) {
 	case i > 0 && len(n.children[i-1].items) > btreeMinItems:
 		child := n.writableChild(i, o)
 		left := n.writableChild(i-1, o)
-		child.items = slices.Insert(child.items, 0, n.items[i-1])
+		child.items = insertAt(child.items, 0, n.items[i-1])
 		last := len(left.items) - 1
 		n.items[i-1] = left.items[last]
 		left.items[last] = entry{}
 		left.items = left.items[:last]
 		if left.children != nil {
 			lc := len(left.children) - 1
-			child.children = slices.Insert(child.children, 0, left.children[lc])
+			child.children = insertAt(child.children, 0, left.children[lc])
 			left.children[lc] = nil
 			left.children = left.children[:lc]
 		}

@@ -83,11 +83,14 @@ func TestBtreeModel(t *testing.T) {
 			for round := 0; round < 60; round++ {
 				o := new(owner) // one writer per round, as a transaction
 				ops := rng.Intn(3 * space)
-				insertBias := rng.Intn(4) // rounds that grow, shrink, churn, or insert in order
+				// Rounds that grow, shrink or churn at random, or go
+				// through the keys in order, inserting, or deleting and
+				// setting (as a writer that moves objects between keys).
+				insertBias := rng.Intn(5)
 				next := rng.Intn(space)
 				for i := 0; i < ops; i++ {
 					id := fmt.Sprintf("k%05d", rng.Intn(space))
-					if insertBias == 3 {
+					if insertBias >= 3 {
 						id = fmt.Sprintf("k%05d", next%space)
 						next++
 					}
@@ -97,7 +100,7 @@ func TestBtreeModel(t *testing.T) {
 						del = rng.Intn(4) == 0
 					case 1:
 						del = rng.Intn(4) != 0
-					case 2:
+					case 2, 4:
 						del = rng.Intn(2) == 0
 					}
 					if del {
@@ -224,10 +227,21 @@ func TestDBIndexesModel(t *testing.T) {
 	nets := []string{"", "n1", "n2", "n3"}
 	for round := 0; round < 40; round++ {
 		w := db.writer()
-		for i := 0; i < 300; i++ {
+		// Odd rounds write as applyLocked does: the primary index at once,
+		// the others at the end, in parallel.
+		deferred := round%2 == 1
+		var changes []change
+		for i := 0; i < 2*parallelReindex; i++ {
 			id := fmt.Sprintf("t%04d", rng.Intn(400))
 			if rng.Intn(4) == 0 {
-				old := w.remove(ki, id)
+				var old api.Object
+				if deferred {
+					if old = w.removeDeferred(ki, id); old != nil {
+						changes = append(changes, change{ki: ki, id: id, old: old})
+					}
+				} else {
+					old = w.remove(ki, id)
+				}
 				if (old == nil) != (model[id] == nil) {
 					t.Fatalf("remove %s: %v, model %v", id, old, model[id])
 				}
@@ -242,11 +256,20 @@ func TestDBIndexesModel(t *testing.T) {
 			}
 			task.Spec.Networks = []api.NetworkAttachmentConfig{{Target: nets[rng.Intn(4)]}, {Target: nets[rng.Intn(4)]}}
 			task.Networks = []api.NetworkAttachment{{NetworkID: nets[rng.Intn(4)]}}
-			old := w.put(ki, task)
+			var old api.Object
+			if deferred {
+				old = w.putDeferred(ki, task)
+				changes = append(changes, change{ki: ki, id: id, old: old, obj: task})
+			} else {
+				old = w.put(ki, task)
+			}
 			if old != api.Object(model[id]) && !(old == nil && model[id] == nil) {
 				t.Fatalf("put %s replaced %v, model %v", id, old, model[id])
 			}
 			model[id] = task
+		}
+		if deferred {
+			w.reindexAll(changes)
 		}
 		check(&w.dbState, model)
 		db = w.commit()

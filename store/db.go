@@ -1,8 +1,11 @@
 package store
 
 import (
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/apiary-io/apiary/swarm/api"
 )
@@ -135,41 +138,9 @@ func (w *dbWriter) commit() *dbState {
 // returns the object replaced. The object becomes shared: it must not
 // change from now on.
 func (w *dbWriter) put(ki *kindInfo, obj api.Object) api.Object {
-	trees := w.tables[ki.tab]
-	id := obj.GetID()
-	prev, replaced := trees[0].set(w.owner, mkEntry("", 0, id, obj))
-	old := prev.obj
-	if !replaced {
-		old = nil
-	}
+	old := w.putPrimary(ki, obj)
 	for i := 1; i < len(ki.indexes); i++ {
-		ix := &ki.indexes[i]
-		if ix.key != nil {
-			k, ok := ix.key(obj)
-			if old != nil {
-				if ok0, in := ix.key(old); in && (!ok || ok0 != k) {
-					trees[i].delete(w.owner, ptr(mkEntry(ok0.s, ok0.n, id, nil)))
-				}
-			}
-			if ok {
-				trees[i].set(w.owner, mkEntry(k.s, k.n, id, obj))
-			}
-			continue
-		}
-		keys := ix.keys(obj, w.keys[:0])
-		n := len(keys)
-		if old != nil {
-			keys = ix.keys(old, keys)
-			for _, k := range keys[n:] {
-				if !slices.Contains(keys[:n], k) {
-					trees[i].delete(w.owner, ptr(mkEntry(k.s, k.n, id, nil)))
-				}
-			}
-		}
-		for _, k := range keys[:n] {
-			trees[i].set(w.owner, mkEntry(k.s, k.n, id, obj))
-		}
-		w.keys = keys[:0]
+		w.keys = w.reindex(ki, i, obj.GetID(), old, obj, w.keys)
 	}
 	return old
 }
@@ -177,27 +148,164 @@ func (w *dbWriter) put(ki *kindInfo, obj api.Object) api.Object {
 // remove deletes the object with this ID and returns it, or nil if there
 // is none.
 func (w *dbWriter) remove(ki *kindInfo, id string) api.Object {
-	trees := w.tables[ki.tab]
-	prev, found := trees[0].delete(w.owner, ptr(mkEntry("", 0, id, nil)))
+	old := w.removePrimary(ki, id)
+	if old != nil {
+		for i := 1; i < len(ki.indexes); i++ {
+			w.keys = w.reindex(ki, i, id, old, nil, w.keys)
+		}
+	}
+	return old
+}
+
+// putPrimary is put in the primary index only.
+func (w *dbWriter) putPrimary(ki *kindInfo, obj api.Object) api.Object {
+	prev, replaced := w.tables[ki.tab][0].set(w.owner, mkEntry("", 0, obj.GetID(), obj))
+	if !replaced {
+		return nil
+	}
+	return prev.obj
+}
+
+// removePrimary is remove in the primary index only.
+func (w *dbWriter) removePrimary(ki *kindInfo, id string) api.Object {
+	prev, found := w.tables[ki.tab][0].delete(w.owner, ptr(mkEntry("", 0, id, nil)))
 	if !found {
 		return nil
 	}
-	old := prev.obj
-	for i := 1; i < len(ki.indexes); i++ {
-		ix := &ki.indexes[i]
-		if ix.key != nil {
-			if k, ok := ix.key(old); ok {
-				trees[i].delete(w.owner, ptr(mkEntry(k.s, k.n, id, nil)))
+	return prev.obj
+}
+
+// reindex moves the entries of object id in secondary index i of ki from
+// the keys of old to those of obj; either may be nil (a create, a delete).
+// scratch is a buffer for multi-valued indexes, returned for reuse.
+func (w *dbWriter) reindex(ki *kindInfo, i int, id string, old, obj api.Object, scratch []ikey) []ikey {
+	t := &w.tables[ki.tab][i]
+	ix := &ki.indexes[i]
+	if ix.key != nil {
+		var k ikey
+		var ok bool
+		if obj != nil {
+			k, ok = ix.key(obj)
+		}
+		if old != nil {
+			if k0, in := ix.key(old); in && (!ok || k0 != k) {
+				t.delete(w.owner, ptr(mkEntry(k0.s, k0.n, id, nil)))
 			}
-			continue
 		}
-		keys := ix.keys(old, w.keys[:0])
-		for _, k := range keys {
-			trees[i].delete(w.owner, ptr(mkEntry(k.s, k.n, id, nil)))
+		if ok {
+			t.set(w.owner, mkEntry(k.s, k.n, id, obj))
 		}
-		w.keys = keys[:0]
+		return scratch
+	}
+	keys := scratch[:0]
+	if obj != nil {
+		keys = ix.keys(obj, keys)
+	}
+	n := len(keys)
+	if old != nil {
+		keys = ix.keys(old, keys)
+		for _, k := range keys[n:] {
+			if !slices.Contains(keys[:n], k) {
+				t.delete(w.owner, ptr(mkEntry(k.s, k.n, id, nil)))
+			}
+		}
+	}
+	for _, k := range keys[:n] {
+		t.set(w.owner, mkEntry(k.s, k.n, id, obj))
+	}
+	return keys[:0]
+}
+
+// change is one write whose secondary indexes are yet to follow: the
+// object replaced or removed (old) and the object written (obj), nil when
+// there is none.
+type change struct {
+	ki       *kindInfo
+	id       string
+	old, obj api.Object
+}
+
+// inline reports whether index i of ki must follow each write at once,
+// not in reindexAll: the name index of kinds with unique names, which the
+// checks of the next writes read.
+func inline(ki *kindInfo, i int) bool { return i == 1 && ki.uniqueName }
+
+// putDeferred is put, except that the secondary indexes other than the
+// inline ones change only in reindexAll: the caller records the change.
+func (w *dbWriter) putDeferred(ki *kindInfo, obj api.Object) api.Object {
+	old := w.putPrimary(ki, obj)
+	if ki.uniqueName {
+		w.keys = w.reindex(ki, 1, obj.GetID(), old, obj, w.keys)
 	}
 	return old
+}
+
+// removeDeferred is remove as putDeferred is put.
+func (w *dbWriter) removeDeferred(ki *kindInfo, id string) api.Object {
+	old := w.removePrimary(ki, id)
+	if old != nil && ki.uniqueName {
+		w.keys = w.reindex(ki, 1, id, old, nil, w.keys)
+	}
+	return old
+}
+
+// parallelReindex is how many changes make reindexAll share the indexes
+// among goroutines: below it, starting them costs more than it saves.
+const parallelReindex = 256
+
+// reindexAll brings the secondary indexes up to date with changes, made by
+// putDeferred and removeDeferred, in order. Each index is a tree of its
+// own, written by one goroutine, so that a large transaction's indexes are
+// built in parallel.
+func (w *dbWriter) reindexAll(changes []change) {
+	type unit struct {
+		ki *kindInfo
+		i  int
+	}
+	var units []unit
+	var touched [numTables]bool
+	for _, c := range changes {
+		if !touched[c.ki.tab] {
+			touched[c.ki.tab] = true
+			for i := 1; i < len(c.ki.indexes); i++ {
+				if !inline(c.ki, i) {
+					units = append(units, unit{c.ki, i})
+				}
+			}
+		}
+	}
+	run := func(u unit, scratch []ikey) []ikey {
+		for _, c := range changes {
+			if c.ki == u.ki {
+				scratch = w.reindex(c.ki, u.i, c.id, c.old, c.obj, scratch)
+			}
+		}
+		return scratch
+	}
+	workers := min(runtime.GOMAXPROCS(0), len(units))
+	if len(changes) < parallelReindex || workers < 2 {
+		for _, u := range units {
+			w.keys = run(u, w.keys)
+		}
+		return
+	}
+	var next atomic.Int32
+	work := func() {
+		var scratch []ikey
+		for {
+			u := int(next.Add(1)) - 1
+			if u >= len(units) {
+				return
+			}
+			scratch = run(units[u], scratch)
+		}
+	}
+	var wg sync.WaitGroup
+	for range workers - 1 {
+		wg.Go(work)
+	}
+	work()
+	wg.Wait()
 }
 
 func ptr(e entry) *entry { return &e }

@@ -13,7 +13,9 @@
 // transaction however many changes it makes (there is no cache of writable
 // nodes to overflow), changing in place the nodes it made. A write touches
 // the entries whose key changed and, in the indexes where it did not, the
-// entry's object pointer only.
+// entry's object pointer only. Applying a transaction writes the primary
+// (and unique-name) indexes action by action, as the checks read them, and
+// then the other indexes, one goroutine per index for a large transaction.
 //
 // # Reads
 //

@@ -213,7 +213,9 @@ func (s *MemoryStore) applyLocked(index uint64, actions []action) error {
 	// (one search per action instead of two): a failed check discards the
 	// writer, and with it every action. An object this transaction already
 	// wrote has version index (the committed ones are below it), which
-	// tells its later actions from its first.
+	// tells its later actions from its first. The checks read only the
+	// primary and name indexes; the other indexes follow all at once at the
+	// end (reindexAll), in parallel for a large transaction.
 	w := s.db.Load().writer()
 	// Events are only built when someone listens: the common direct-path
 	// writer in tests and benchmarks has no watcher.
@@ -221,6 +223,7 @@ func (s *MemoryStore) applyLocked(index uint64, actions []action) error {
 	if len(s.watchers) > 0 {
 		events = make([]Event, 0, len(actions)+1)
 	}
+	changes := make([]change, 0, len(actions))
 	for i := range actions {
 		a := &actions[i]
 		ki, err := lookupKind(a.kind)
@@ -230,9 +233,13 @@ func (s *MemoryStore) applyLocked(index uint64, actions []action) error {
 		var cur api.Object // what the action replaced or removed
 		switch a.op {
 		case ActionCreate, ActionUpdate:
-			cur = w.put(ki, a.obj)
+			cur = w.putDeferred(ki, a.obj)
+			changes = append(changes, change{ki: ki, id: a.id, old: cur, obj: a.obj})
 		case ActionDelete:
-			cur = w.remove(ki, a.id)
+			cur = w.removeDeferred(ki, a.id)
+			if cur != nil {
+				changes = append(changes, change{ki: ki, id: a.id, old: cur})
+			}
 		default:
 			return fmt.Errorf("%s %s: invalid action %d", a.kind, a.id, int(a.op))
 		}
@@ -278,6 +285,7 @@ func (s *MemoryStore) applyLocked(index uint64, actions []action) error {
 			events = append(events, ev)
 		}
 	}
+	w.reindexAll(changes)
 	s.db.Store(w.commit())
 	s.index.Store(index)
 	if events != nil {

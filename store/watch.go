@@ -12,6 +12,10 @@ import (
 // reader: it only saves goroutine hand-offs; the queue is what never fills.
 const watcherBuffer = 64
 
+// maxReusedQueue bounds the capacity of a drained queue that a watcher
+// keeps for the next events.
+const maxReusedQueue = 4096
+
 // Watcher delivers the store's events, in commit order, to one reader.
 //
 // Events are queued without bound: a slow reader never loses an event and
@@ -129,6 +133,12 @@ func (w *Watcher) enqueue(events []Event) {
 	n := len(w.queue)
 	for _, ev := range events {
 		if w.accepts(ev) {
+			if len(w.queue) == cap(w.queue) {
+				// Double, as append does only for small slices: a
+				// large transaction's events would otherwise be copied
+				// again and again by growth of a quarter.
+				w.queue = slices.Grow(w.queue, max(cap(w.queue), 16))
+			}
 			w.queue = append(w.queue, ev)
 		}
 	}
@@ -191,6 +201,16 @@ func (w *Watcher) run() {
 			case <-w.done:
 				return
 			}
+		}
+		// Reuse the emptied batch for the next events, unless it grew
+		// large (a burst): a watcher that keeps up then queues without
+		// allocating.
+		if cap(batch) <= maxReusedQueue {
+			w.mu.Lock()
+			if w.queue == nil {
+				w.queue = batch[:0]
+			}
+			w.mu.Unlock()
 		}
 	}
 }
