@@ -176,25 +176,11 @@ func (n *Node) removeOrDemote(ctx context.Context, id uint64, typ raftpb.ConfCha
 	if err != nil {
 		return err
 	}
-	switch {
-	case v.removed:
-		return fmt.Errorf("raft: %s member %x: %w already", what, id, ErrRemoved)
-	case !v.exists:
-		return fmt.Errorf("raft: %s member %x: %w", what, id, ErrUnknownMember)
-	case !v.leader:
-		return fmt.Errorf("raft: %s member %x: %w", what, id, notLeader(v.lead))
-	case typ == raftpb.ConfChangeAddLearnerNode && v.member.Learner:
+	if typ == raftpb.ConfChangeAddLearnerNode && v.exists && v.leader && v.member.Learner {
 		return nil
 	}
-	if slices.Contains(v.voters, id) {
-		rest := slices.DeleteFunc(slices.Clone(v.voters), func(x uint64) bool { return x == id })
-		if len(rest) == 0 {
-			return fmt.Errorf("raft: cannot %s member %x: it is the last voter: %w", what, id, ErrQuorumLoss)
-		}
-		if r, q := n.reachable(v, rest), len(rest)/2+1; r < q {
-			return fmt.Errorf("raft: cannot %s member %x: %d voters would remain of which only %d are reachable, below the quorum of %d: %w",
-				what, id, len(rest), r, q, ErrQuorumLoss)
-		}
+	if err := n.checkRemove(v, id, what); err != nil {
+		return err
 	}
 	if id == n.id {
 		// The leader cannot remove itself gracefully: it would stop
@@ -209,6 +195,38 @@ func (n *Node) removeOrDemote(ctx context.Context, id uint64, typ raftpb.ConfCha
 		addr = ""
 	}
 	return n.proposeConfChange(ctx, typ, id, addr)
+}
+
+// CheckRemove says whether RemoveMember(id) would be refused now, and why,
+// without changing anything. Must be called on the leader.
+func (n *Node) CheckRemove(ctx context.Context, id uint64) error {
+	v, err := n.view(ctx, id)
+	if err != nil {
+		return err
+	}
+	return n.checkRemove(v, id, "remove")
+}
+
+func (n *Node) checkRemove(v memberView, id uint64, what string) error {
+	switch {
+	case v.removed:
+		return fmt.Errorf("raft: %s member %x: %w already", what, id, ErrRemoved)
+	case !v.exists:
+		return fmt.Errorf("raft: %s member %x: %w", what, id, ErrUnknownMember)
+	case !v.leader:
+		return fmt.Errorf("raft: %s member %x: %w", what, id, notLeader(v.lead))
+	}
+	if slices.Contains(v.voters, id) {
+		rest := slices.DeleteFunc(slices.Clone(v.voters), func(x uint64) bool { return x == id })
+		if len(rest) == 0 {
+			return fmt.Errorf("raft: cannot %s member %x: it is the last voter: %w", what, id, ErrQuorumLoss)
+		}
+		if r, q := n.reachable(v, rest), len(rest)/2+1; r < q {
+			return fmt.Errorf("raft: cannot %s member %x: %d voters would remain of which only %d are reachable, below the quorum of %d: %w",
+				what, id, len(rest), r, q, ErrQuorumLoss)
+		}
+	}
+	return nil
 }
 
 // TransferLeadership hands leadership to voter to (0: the most up-to-date

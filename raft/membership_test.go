@@ -238,6 +238,13 @@ func TestRemoveRefusedWhenQuorumWouldBeLost(t *testing.T) {
 		v, err := ln.view(context.Background(), 0)
 		return err == nil && ln.reachable(v, []uint64{f[0]}) == 0
 	})
+	// CheckRemove foresees the refusal, and the removal itself refuses.
+	if err := c.node(lead).CheckRemove(ctxT(t, 5*time.Second), f[1]); !errors.Is(err, ErrQuorumLoss) {
+		t.Fatalf("check before removing a live follower with another one down: %v", err)
+	}
+	if err := c.node(lead).CheckRemove(ctxT(t, 5*time.Second), f[0]); err != nil {
+		t.Fatalf("check before removing the dead one: %v", err)
+	}
 	err := c.node(lead).RemoveMember(ctxT(t, 5*time.Second), f[1])
 	if !errors.Is(err, ErrQuorumLoss) || !strings.Contains(err.Error(), "quorum") {
 		t.Fatalf("removing a live follower with another one down: %v", err)

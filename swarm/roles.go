@@ -155,6 +155,23 @@ func (m *Manager) AddManager(ctx context.Context, nodeID, addr string, raftID ui
 	return peers, nil
 }
 
+// CheckRemoveManager implements controlapi.Membership with raft's live view
+// on the leader; a follower cannot tell and answers nil.
+func (m *Manager) CheckRemoveManager(ctx context.Context, raftID uint64) error {
+	if !m.raft.IsLeader() {
+		return nil
+	}
+	err := m.raft.CheckRemove(ctx, raftID)
+	if errors.Is(err, raft.ErrRemoved) || errors.Is(err, raft.ErrUnknownMember) {
+		return nil
+	}
+	var nl *raft.NotLeaderError
+	if errors.As(err, &nl) {
+		return nil
+	}
+	return err
+}
+
 // ownsRaftID reports whether raft member id may be node nodeID: its default
 // ID, or the one the store records for it. A store that does not know the
 // node's member yet (a member still catching up) cannot contradict it.

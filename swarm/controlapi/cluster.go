@@ -18,6 +18,10 @@ type Membership interface {
 	// certificate) into the raft group as member raftID at addr and
 	// returns the members' addresses for it to contact.
 	AddManager(ctx context.Context, nodeID, addr string, raftID uint64) ([]Peer, error)
+	// CheckRemoveManager says why removing raft member raftID would be
+	// refused now (quorum), or nil. It may answer nil where it cannot
+	// tell (on a follower): the removal checks again.
+	CheckRemoveManager(ctx context.Context, raftID uint64) error
 }
 
 // Peer is a manager's raft member ID and address.

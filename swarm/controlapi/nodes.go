@@ -66,6 +66,24 @@ func (s *Server) UpdateNode(ctx context.Context, ref string, version uint64, spe
 	if err := spec.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidArgument, err)
 	}
+	// A demotion raft would refuse (the rest would lose quorum) is refused
+	// here, with raft's live view on the leader; the store's lags a second.
+	var member *api.ManagerStatus
+	var early error
+	s.store.View(func(tx store.ReadTx) {
+		if cur, err := lookupNode(tx, ref); err == nil && cur.Spec.Role == api.NodeRoleManager && spec.Role == api.NodeRoleWorker {
+			member = cur.ManagerStatus
+			early = s.checkRoleChange(tx, cur, spec.Role)
+		}
+	})
+	if early != nil {
+		return nil, fmt.Errorf("update node %q: %w", ref, early)
+	}
+	if member != nil && s.membership != nil {
+		if err := s.membership.CheckRemoveManager(ctx, member.RaftID); err != nil {
+			return nil, fmt.Errorf("update node %q: %w: role: demoting it: %w", ref, ErrInvalidArgument, err)
+		}
+	}
 	var id string
 	err := s.store.UpdateContext(ctx, func(tx store.Tx) error {
 		cur, err := lookupNode(tx, ref)
@@ -124,8 +142,8 @@ func (s *Server) RemoveNode(ctx context.Context, ref string, force bool) error {
 // checkRoleChange refuses a promotion or demotion that cannot be carried
 // out. The change itself is made by the leader's role reconciler (the
 // node's raft membership) and by the node (its certificate, its manager
-// components); this check runs on what the store says of the managers, and
-// raft makes the final one when the member is removed.
+// components). Quorum is checked before (UpdateNode), and by raft again
+// when the member is removed.
 func (s *Server) checkRoleChange(tx store.ReadTx, cur *api.Node, role api.NodeRole) error {
 	if s.membership == nil {
 		return invalid("node %q: role: cannot change %s to %s: this manager runs without replication (no raft group to join or leave)", cur.ID, cur.Spec.Role, role)
@@ -133,32 +151,12 @@ func (s *Server) checkRoleChange(tx store.ReadTx, cur *api.Node, role api.NodeRo
 	if role != api.NodeRoleWorker {
 		return nil
 	}
-	nodes, err := tx.FindNodes(store.All)
+	managers, err := tx.FindNodes(store.ByRole(api.NodeRoleManager))
 	if err != nil {
 		return err
 	}
-	managers, voters, reachable := 0, 0, 0
-	for _, n := range nodes {
-		if n.ID == cur.ID {
-			continue
-		}
-		if n.Spec.Role == api.NodeRoleManager {
-			managers++
-		}
-		if n.ManagerStatus != nil {
-			voters++
-			if n.ManagerStatus.Reachability == api.ReachabilityReachable {
-				reachable++
-			}
-		}
-	}
-	if managers == 0 {
+	if len(managers) <= 1 {
 		return invalid("node %q: role: it is the last manager; promote another node first", cur.ID)
-	}
-	if cur.ManagerStatus != nil {
-		if q := voters/2 + 1; reachable < q {
-			return invalid("node %q: role: demoting it would leave %d managers of which %d are reachable, below the quorum of %d", cur.ID, voters, reachable, q)
-		}
 	}
 	return nil
 }

@@ -2,16 +2,26 @@ package controlapi_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 
 	"github.com/apiary-io/apiary/swarm/api"
 	"github.com/apiary-io/apiary/swarm/controlapi"
 )
 
-type noMembership struct{}
+// noMembership is a raft group whose members other than refuse can be
+// removed.
+type noMembership struct{ refuse uint64 }
 
 func (noMembership) AddManager(context.Context, string, string, uint64) ([]controlapi.Peer, error) {
 	return nil, nil
+}
+
+func (m noMembership) CheckRemoveManager(_ context.Context, raftID uint64) error {
+	if raftID == m.refuse {
+		return fmt.Errorf("raft: cannot remove member %x: 2 voters would remain of which only 1 are reachable, below the quorum of 2", raftID)
+	}
+	return nil
 }
 
 func member(n *api.Node, raftID uint64, reach api.Reachability) *api.Node {
@@ -58,14 +68,19 @@ func TestRoleChangeChecks(t *testing.T) {
 		}
 	})
 	t.Run("demote when the rest would lose quorum", func(t *testing.T) {
-		srv, _ := withNodes(t,
+		srv, s := withNodes(t,
 			member(nodeObj("m1", "m1", api.NodeRoleManager, api.NodeStateReady), 1, api.ReachabilityReachable),
 			member(nodeObj("m2", "m2", api.NodeRoleManager, api.NodeStateDown), 2, api.ReachabilityUnreachable),
 			member(nodeObj("m3", "m3", api.NodeRoleManager, api.NodeStateReady), 3, api.ReachabilityReachable))
-		srv.SetMembership(noMembership{})
-		// m1 and m2 would remain, m2 unreachable: 1 of a quorum of 2.
+		srv.SetMembership(noMembership{refuse: 3})
+		// m1 and m2 would remain, m2 unreachable: raft says 1 of a
+		// quorum of 2.
+		index := s.Index()
 		_, err := setRole(t, srv, "m3", api.NodeRoleWorker)
-		invalidNaming(t, err, "m3", "quorum of 2", "1 are reachable")
+		invalidNaming(t, err, "m3", "role", "quorum of 2", "1 are reachable")
+		if s.Index() != index {
+			t.Error("a refused demotion wrote to the store")
+		}
 		// Demoting the unreachable one leaves m1 and m3, both reachable.
 		n, err := setRole(t, srv, "m2", api.NodeRoleWorker)
 		if err != nil {

@@ -3,6 +3,7 @@ package swarmtest_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -174,5 +175,55 @@ func TestPromoteAndDemote(t *testing.T) {
 	c.WaitReady()
 	if got := len(raftMembers(c)); got != 4 {
 		t.Errorf("%d voters after restarting the re-promoted manager", got)
+	}
+}
+
+// A manager demoted while it is down: the leader removes its member at
+// once (the rest keep a quorum), and when the node comes back it learns it
+// is a worker from its first heartbeats, whatever its raft member makes of
+// having been removed meanwhile.
+func TestDemoteWhileDown(t *testing.T) {
+	c, ctx, _ := withService(t, 4)
+	lead := c.Leader()
+	var m *swarmtest.Member
+	for _, x := range c.Members[:3] {
+		if x != lead {
+			m = x
+			break
+		}
+	}
+	nodeID := m.Node.NodeID()
+	c.Kill(m)
+	cl := c.Client(lead)
+	n, err := cl.GetNode(ctx, nodeID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := n.Spec
+	spec.Role = api.NodeRoleWorker
+	if _, err := cl.UpdateNode(ctx, nodeID, n.Meta.Version, spec); err != nil {
+		t.Fatal(err)
+	}
+	c.WaitFor("the down manager's member removed", func() (bool, string) {
+		n, err := cl.GetNode(ctx, nodeID)
+		if err != nil {
+			return false, err.Error()
+		}
+		return n.ManagerStatus == nil && len(raftMembers(c)) == 2, fmt.Sprintf("manager status %+v, voters %x", n.ManagerStatus, raftMembers(c))
+	})
+	c.Restart(m)
+	c.WaitFor("the node back as a worker", func() (bool, string) {
+		if m.Node.Role() != "worker" || savedRole(t, m) != "worker" || certRole(t, m) != pki.RoleWorker {
+			return false, fmt.Sprintf("runs as %q, node.json %s, certificate %s", m.Node.Role(), savedRole(t, m), certRole(t, m))
+		}
+		if _, err := os.Stat(filepath.Join(m.DataDir, "raft")); !os.IsNotExist(err) {
+			return false, "raft data still there"
+		}
+		return true, ""
+	})
+	m.Manager = false
+	c.WaitReady()
+	if got := len(raftMembers(c)); got != 2 {
+		t.Errorf("%d voters after the demoted node came back, want 2", got)
 	}
 }
