@@ -12,8 +12,9 @@
 //
 //   - swarm/api: the object model (Cluster, Node, Service, Task, Network),
 //     validation and the task state machine. Imports nothing of Apiary's.
-//   - store: in-memory indexed state on go-memdb with optimistic concurrency,
-//     transactions that replicate through a Proposer, watches, snapshots.
+//   - store: in-memory indexed state on copy-on-write B-trees
+//     (tidwall/btree) with optimistic concurrency, transactions that
+//     replicate through a Proposer, watches, snapshots.
 //   - raft: the Proposer that replicates the store across managers.
 //   - scheduler: pure placement decisions (filters, scores, explanations),
 //     with a test harness in scheduler/schedtest.

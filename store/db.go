@@ -7,15 +7,26 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/tidwall/btree"
+
 	"github.com/apiary-io/apiary/swarm/api"
 )
 
 // dbState is one immutable state of every table: per kind (kindInfo.tab),
 // one copy-on-write B-tree per index (kindInfo.indexes). The store keeps
 // the committed one; readers and transactions hold whichever they started
-// from, for free.
+// from, for free. States share the trees of the tables that did not change
+// between them.
 type dbState struct {
-	tables [numTables][]btree
+	tables [numTables]table
+}
+
+// table is the indexes of one kind: the primary one, by ID (ids, for
+// kindInfo.indexes[0]), and the secondary ones (indexes[i] for
+// kindInfo.indexes[i], i ≥ 1; indexes[0] is nil).
+type table struct {
+	ids     *idTree
+	indexes []*tree
 }
 
 // numTables is len(kindList).
@@ -27,7 +38,12 @@ func newDB() *dbState {
 	}
 	d := new(dbState)
 	for _, ki := range kindList {
-		d.tables[ki.tab] = make([]btree, len(ki.indexes))
+		tb := &d.tables[ki.tab]
+		tb.ids = newTree(lessIDs)
+		tb.indexes = make([]*tree, len(ki.indexes))
+		for i := 1; i < len(ki.indexes); i++ {
+			tb.indexes[i] = newTree(lessEntries)
+		}
 	}
 	return d
 }
@@ -35,14 +51,14 @@ func newDB() *dbState {
 // get returns the stored object with this ID, or nil. The object is shared:
 // for the store's own use.
 func (d *dbState) get(ki *kindInfo, id string) api.Object {
-	if e, ok := d.tables[ki.tab][0].get(&entry{ip: [2]uint64{prefix(id, 0), prefix(id, 8)}, id: id}); ok {
+	if e, ok := d.tables[ki.tab].ids.Get(mkIDEntry(id, nil)); ok {
 		return e.obj
 	}
 	return nil
 }
 
 // count returns how many objects of the kind there are.
-func (d *dbState) count(ki *kindInfo) int { return d.tables[ki.tab][0].length }
+func (d *dbState) count(ki *kindInfo) int { return d.tables[ki.tab].ids.Len() }
 
 // selector is what a Find reads: all objects, those whose ID has a prefix,
 // or those under one key of an index.
@@ -56,18 +72,16 @@ type selector struct {
 // find calls fn on the objects sel selects, in key then ID order, until fn
 // returns false. The objects are shared: for the store's own use.
 func (d *dbState) find(ki *kindInfo, sel selector, fn func(api.Object) bool) {
-	t := &d.tables[ki.tab][sel.index]
+	tb := &d.tables[ki.tab]
 	switch {
 	case sel.all:
-		t.ascend(nil, func(e *entry) bool { return fn(e.obj) })
+		tb.ids.Scan(func(e idEntry) bool { return fn(e.obj) })
 	case sel.index == 0:
-		from := mkEntry("", 0, sel.prefix, nil)
-		t.ascend(&from, func(e *entry) bool {
+		tb.ids.Ascend(mkIDEntry(sel.prefix, nil), func(e idEntry) bool {
 			return strings.HasPrefix(e.id, sel.prefix) && fn(e.obj)
 		})
 	default:
-		from := mkEntry(sel.key.s, sel.key.n, "", nil)
-		t.ascend(&from, func(e *entry) bool {
+		tb.indexes[sel.index].Ascend(mkEntry(sel.key.s, sel.key.n, "", nil), func(e entry) bool {
 			return e.s == sel.key.s && e.n == sel.key.n && fn(e.obj)
 		})
 	}
@@ -109,29 +123,72 @@ func (d *dbState) checkNameWritten(ki *kindInfo, obj api.Object) error {
 	return nil
 }
 
-// dbWriter changes a private copy of a dbState, in place where it made the
-// nodes itself; commit makes it a new state and ends the writer. Reading
-// it (its dbState) sees its writes.
+// dbWriter changes a private copy of a dbState: the trees of a table are
+// copied (Copy, O(1)) when the writer first changes the table, and the
+// writer changes its copies in place where it made the nodes itself;
+// commit makes it a new state and ends the writer. Reading it (its
+// dbState) sees its writes.
 type dbWriter struct {
 	dbState
-	owner *owner
-	keys  []ikey // scratch for multi-valued indexes
+	copied [numTables]bool
+	// idHints and hints remember, per index, where the writer's last set
+	// and last delete went in the tree ([0] and [1]): writers often go
+	// through keys in order, and a search that starts where the last one
+	// ended takes a comparison or two per level.
+	idHints [numTables][2]btree.PathHint
+	hints   [numTables][][2]btree.PathHint
+	keys    []ikey // scratch for multi-valued indexes
 }
 
 func (d *dbState) writer() *dbWriter {
-	w := &dbWriter{owner: new(owner)}
-	for i := range d.tables {
-		w.tables[i] = slices.Clone(d.tables[i])
+	return &dbWriter{dbState: dbState{tables: d.tables}}
+}
+
+// table returns ki's table, its trees copied for w on its first write.
+func (w *dbWriter) table(ki *kindInfo) *table {
+	tb := &w.tables[ki.tab]
+	if !w.copied[ki.tab] {
+		w.copied[ki.tab] = true
+		tb.ids = copyTree(tb.ids)
+		ts := make([]*tree, len(tb.indexes))
+		for i := 1; i < len(ts); i++ {
+			ts[i] = copyTree(tb.indexes[i])
+		}
+		tb.indexes = ts
+		w.hints[ki.tab] = make([][2]btree.PathHint, len(ts))
 	}
-	return w
+	return tb
 }
 
 // commit returns the state written. The writer must not be used after.
 func (w *dbWriter) commit() *dbState {
 	d := &dbState{tables: w.tables}
-	w.tables = [numTables][]btree{}
-	w.owner = nil
+	w.tables = [numTables]table{}
+	w.hints = [numTables][][2]btree.PathHint{}
 	return d
+}
+
+// set writes e into t and returns the item it replaced. An item after all
+// the others (IDs made in order, the tasks of a new service) is appended
+// to the last leaf (Load) without a search; any other starts its search
+// from hint.
+func set[T any](t *btree.BTreeG[T], e T, hint *btree.PathHint) (T, bool) {
+	if last, ok := t.Max(); ok && t.Less(last, e) {
+		return t.Load(e)
+	}
+	return t.SetHint(e, hint)
+}
+
+// set writes e into secondary index i of ki and returns the entry it
+// replaced.
+func (w *dbWriter) set(ki *kindInfo, i int, e entry) (entry, bool) {
+	return set(w.table(ki).indexes[i], e, &w.hints[ki.tab][i][0])
+}
+
+// delete removes the entry equal to e from secondary index i of ki and
+// returns it.
+func (w *dbWriter) delete(ki *kindInfo, i int, e entry) (entry, bool) {
+	return w.table(ki).indexes[i].DeleteHint(e, &w.hints[ki.tab][i][1])
 }
 
 // put stores obj, replacing the object with its ID if there is one, and
@@ -159,7 +216,7 @@ func (w *dbWriter) remove(ki *kindInfo, id string) api.Object {
 
 // putPrimary is put in the primary index only.
 func (w *dbWriter) putPrimary(ki *kindInfo, obj api.Object) api.Object {
-	prev, replaced := w.tables[ki.tab][0].set(w.owner, mkEntry("", 0, obj.GetID(), obj))
+	prev, replaced := set(w.table(ki).ids, mkIDEntry(obj.GetID(), obj), &w.idHints[ki.tab][0])
 	if !replaced {
 		return nil
 	}
@@ -168,7 +225,7 @@ func (w *dbWriter) putPrimary(ki *kindInfo, obj api.Object) api.Object {
 
 // removePrimary is remove in the primary index only.
 func (w *dbWriter) removePrimary(ki *kindInfo, id string) api.Object {
-	prev, found := w.tables[ki.tab][0].delete(w.owner, ptr(mkEntry("", 0, id, nil)))
+	prev, found := w.table(ki).ids.DeleteHint(mkIDEntry(id, nil), &w.idHints[ki.tab][1])
 	if !found {
 		return nil
 	}
@@ -179,7 +236,6 @@ func (w *dbWriter) removePrimary(ki *kindInfo, id string) api.Object {
 // the keys of old to those of obj; either may be nil (a create, a delete).
 // scratch is a buffer for multi-valued indexes, returned for reuse.
 func (w *dbWriter) reindex(ki *kindInfo, i int, id string, old, obj api.Object, scratch []ikey) []ikey {
-	t := &w.tables[ki.tab][i]
 	ix := &ki.indexes[i]
 	if ix.key != nil {
 		var k ikey
@@ -189,11 +245,11 @@ func (w *dbWriter) reindex(ki *kindInfo, i int, id string, old, obj api.Object, 
 		}
 		if old != nil {
 			if k0, in := ix.key(old); in && (!ok || k0 != k) {
-				t.delete(w.owner, ptr(mkEntry(k0.s, k0.n, id, nil)))
+				w.delete(ki, i, mkEntry(k0.s, k0.n, id, nil))
 			}
 		}
 		if ok {
-			t.set(w.owner, mkEntry(k.s, k.n, id, obj))
+			w.set(ki, i, mkEntry(k.s, k.n, id, obj))
 		}
 		return scratch
 	}
@@ -206,12 +262,12 @@ func (w *dbWriter) reindex(ki *kindInfo, i int, id string, old, obj api.Object, 
 		keys = ix.keys(old, keys)
 		for _, k := range keys[n:] {
 			if !slices.Contains(keys[:n], k) {
-				t.delete(w.owner, ptr(mkEntry(k.s, k.n, id, nil)))
+				w.delete(ki, i, mkEntry(k.s, k.n, id, nil))
 			}
 		}
 	}
 	for _, k := range keys[:n] {
-		t.set(w.owner, mkEntry(k.s, k.n, id, obj))
+		w.set(ki, i, mkEntry(k.s, k.n, id, obj))
 	}
 	return keys[:0]
 }
@@ -267,6 +323,7 @@ func (w *dbWriter) reindexAll(changes []change) {
 	for _, c := range changes {
 		if !touched[c.ki.tab] {
 			touched[c.ki.tab] = true
+			w.table(c.ki) // copied here: the goroutines only read w.copied
 			for i := 1; i < len(c.ki.indexes); i++ {
 				if !inline(c.ki, i) {
 					units = append(units, unit{c.ki, i})
@@ -307,5 +364,3 @@ func (w *dbWriter) reindexAll(changes []change) {
 	work()
 	wg.Wait()
 }
-
-func ptr(e entry) *entry { return &e }

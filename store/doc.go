@@ -6,16 +6,23 @@
 //
 // # Tables
 //
-// Every index is a copy-on-write B-tree (btree.go) whose entries hold the
-// stored object, so a Find by any index reads the objects in place. A state
-// of all the tables is immutable: taking a snapshot is copying a few root
-// pointers, and a writer copies the nodes it changes, each once per
-// transaction however many changes it makes (there is no cache of writable
-// nodes to overflow), changing in place the nodes it made. A write touches
-// the entries whose key changed and, in the indexes where it did not, the
-// entry's object pointer only. Applying a transaction writes the primary
-// (and unique-name) indexes action by action, as the checks read them, and
-// then the other indexes, one goroutine per index for a large transaction.
+// Every index is a copy-on-write B-tree of github.com/tidwall/btree
+// (btree.go) whose entries hold the stored object, so a Find by any index
+// reads the objects in place. A state of all the tables is immutable:
+// taking a snapshot is copying a few pointers, and a writer copies the
+// trees of a table it changes (Copy, O(1)) and then the nodes it changes,
+// each once per transaction however many changes it makes (there is no
+// cache of writable nodes to overflow), changing in place the nodes it
+// made. Entries keep the first 24 bytes of their keys inline (8 of the
+// index key, 16 of the ID; a primary index has smaller entries of its
+// own), so comparisons rarely read the strings; a writer keeps path hints
+// per index and appends past the last entry without a search, so changes
+// that go through keys in order search little. A write touches the
+// entries whose key changed and, in the indexes where it did not, the
+// entry's object only. Applying a transaction writes the primary (and
+// unique-name) indexes action by action, as the checks read them, and
+// then the other indexes, one goroutine per index for a large
+// transaction.
 //
 // # Reads
 //
