@@ -2,9 +2,11 @@ package swarm
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
+	"github.com/apiary-io/apiary/store"
 	"github.com/apiary-io/apiary/swarm/api"
 	"github.com/apiary-io/apiary/swarm/controlapi"
 	"github.com/apiary-io/apiary/swarm/orchestrator"
@@ -79,6 +81,27 @@ func (c *Client) GetNode(ctx context.Context, ref string) (*api.Node, error) {
 // UpdateNode replaces a node's spec (availability, labels).
 func (c *Client) UpdateNode(ctx context.Context, ref string, version uint64, spec api.NodeSpec) (*api.Node, error) {
 	return c.api.UpdateNode(ctx, ref, version, spec)
+}
+
+// EditNode changes a node's spec with edit, from the node as it is now: a
+// node's record also changes when its status does, so a write that meets
+// a newer version reads the node again and applies edit again (edit must
+// depend on the spec alone). Errors from edit are returned as they are.
+func (c *Client) EditNode(ctx context.Context, ref string, edit func(*api.NodeSpec) error) (*api.Node, error) {
+	for attempt := 0; ; attempt++ {
+		n, err := c.api.GetNode(ctx, ref)
+		if err != nil {
+			return nil, err
+		}
+		spec := n.Spec.Copy()
+		if err := edit(&spec); err != nil {
+			return nil, err
+		}
+		out, err := c.api.UpdateNode(ctx, n.ID, n.Meta.Version, spec)
+		if !errors.Is(err, store.ErrConflict) || attempt == 9 {
+			return out, err
+		}
+	}
 }
 
 // RemoveNode removes a node that is down (or any node, with force).

@@ -128,15 +128,8 @@ func (c *cli) editNode(ref string, edit func(*api.NodeSpec) error) error {
 		return err
 	}
 	defer cancel()
-	n, err := cl.GetNode(ctx, ref)
+	n, err := cl.EditNode(ctx, ref, edit)
 	if err != nil {
-		return err
-	}
-	spec := n.Spec.Copy()
-	if err := edit(&spec); err != nil {
-		return err
-	}
-	if _, err := cl.UpdateNode(ctx, n.ID, n.Meta.Version, spec); err != nil {
 		return err
 	}
 	fmt.Fprintln(c.out, n.ID)

@@ -195,13 +195,7 @@ func TestDemoteWhileDown(t *testing.T) {
 	nodeID := m.Node.NodeID()
 	c.Kill(m)
 	cl := c.Client(lead)
-	n, err := cl.GetNode(ctx, nodeID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	spec := n.Spec
-	spec.Role = api.NodeRoleWorker
-	if _, err := cl.UpdateNode(ctx, nodeID, n.Meta.Version, spec); err != nil {
+	if _, err := cl.EditNode(ctx, nodeID, func(s *api.NodeSpec) error { s.Role = api.NodeRoleWorker; return nil }); err != nil {
 		t.Fatal(err)
 	}
 	c.WaitFor("the down manager's member removed", func() (bool, string) {

@@ -283,13 +283,7 @@ func (c *Cluster) SetRole(m *Member, role api.NodeRole) {
 	ctx, cancel := context.WithTimeout(context.Background(), c.opts.Timeout)
 	defer cancel()
 	cl := c.Client(c.Leader())
-	n, err := cl.GetNode(ctx, m.Node.NodeID())
-	if err != nil {
-		c.t.Fatalf("swarmtest: set role of %s: %v", m.Name, err)
-	}
-	spec := n.Spec
-	spec.Role = role
-	if _, err := cl.UpdateNode(ctx, n.ID, n.Meta.Version, spec); err != nil {
+	if _, err := cl.EditNode(ctx, m.Node.NodeID(), func(s *api.NodeSpec) error { s.Role = role; return nil }); err != nil {
 		c.t.Fatalf("swarmtest: set role of %s: %v", m.Name, err)
 	}
 	c.WaitFor(m.Name+" to become a "+string(role), func() (bool, string) {
