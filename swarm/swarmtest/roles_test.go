@@ -2,7 +2,9 @@ package swarmtest_test
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,6 +13,7 @@ import (
 	"time"
 
 	"github.com/apiary-io/apiary/pki"
+	"github.com/apiary-io/apiary/raft"
 	"github.com/apiary-io/apiary/swarm"
 	"github.com/apiary-io/apiary/swarm/api"
 	"github.com/apiary-io/apiary/swarm/swarmtest"
@@ -59,13 +62,24 @@ func savedRole(t *testing.T, m *swarmtest.Member) string {
 	return st.Role
 }
 
+// certRole reads the role (OU) of the certificate a member holds on disk,
+// "" while the node is writing a new one. It only reads: loading the
+// identity would complete an interrupted save under the running node.
 func certRole(t *testing.T, m *swarmtest.Member) pki.Role {
 	t.Helper()
-	id, err := pki.LoadNodeIdentity(m.DataDir)
+	b, err := os.ReadFile(filepath.Join(m.DataDir, "certificates", "node.crt"))
 	if err != nil {
-		t.Fatal(err)
+		return ""
 	}
-	return id.Identity().Role
+	block, _ := pem.Decode(b)
+	if block == nil {
+		return ""
+	}
+	c, err := x509.ParseCertificate(block.Bytes)
+	if err != nil || len(c.Subject.OrganizationalUnit) != 1 {
+		return ""
+	}
+	return pki.Role(c.Subject.OrganizationalUnit[0])
 }
 
 // A worker promoted to manager becomes a voting raft member that the
@@ -181,8 +195,18 @@ func TestPromoteAndDemote(t *testing.T) {
 // A manager demoted while it is down: the leader removes its member at
 // once (the rest keep a quorum), and when the node comes back it learns it
 // is a worker from its first heartbeats, whatever its raft member makes of
-// having been removed meanwhile.
+// having been removed meanwhile: it may find out from its peers, or (the
+// node stopped again after it did) find its data dir marked removed and
+// start as a worker straight away.
 func TestDemoteWhileDown(t *testing.T) {
+	for _, marked := range []bool{false, true} {
+		t.Run(map[bool]string{false: "peers tell it", true: "data dir marked removed"}[marked], func(t *testing.T) {
+			demoteWhileDown(t, marked)
+		})
+	}
+}
+
+func demoteWhileDown(t *testing.T, marked bool) {
 	c, ctx, _ := withService(t, 4)
 	lead := c.Leader()
 	var m *swarmtest.Member
@@ -205,6 +229,16 @@ func TestDemoteWhileDown(t *testing.T) {
 		}
 		return n.ManagerStatus == nil && len(raftMembers(c)) == 2, fmt.Sprintf("manager status %+v, voters %x", n.ManagerStatus, raftMembers(c))
 	})
+	if marked {
+		st, err := raft.OpenDiskStorage(filepath.Join(m.DataDir, "raft"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := st.MarkRemoved(); err != nil {
+			t.Fatal(err)
+		}
+		st.Close()
+	}
 	c.Restart(m)
 	c.WaitFor("the node back as a worker", func() (bool, string) {
 		if m.Node.Role() != "worker" || savedRole(t, m) != "worker" || certRole(t, m) != pki.RoleWorker {
