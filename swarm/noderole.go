@@ -80,8 +80,9 @@ func certRole(id *pki.NodeIdentity) api.NodeRole {
 	return api.NodeRoleWorker
 }
 
-// recordRole saves the role in node.json, for `apiaryd run`. A worker
-// forgets its raft member: it is out of the group for good.
+// recordRole saves the role in node.json, for `apiaryd run`. A manager
+// lists itself among the managers; a worker forgets its raft member: it is
+// out of the group for good.
 func (n *Node) recordRole(role api.NodeRole) error {
 	n.stateMu.Lock()
 	defer n.stateMu.Unlock()
@@ -89,8 +90,13 @@ func (n *Node) recordRole(role api.NodeRole) error {
 		return nil
 	}
 	n.state.Role = string(role)
+	self := n.state.AdvertiseAddr
+	if role == api.NodeRoleManager && !slices.Contains(n.state.Managers, self) {
+		n.state.Managers = append([]string{self}, n.state.Managers...)
+	}
 	if role == api.NodeRoleWorker {
 		n.state.RaftID = 0
+		n.state.Managers = slices.DeleteFunc(n.state.Managers, func(a string) bool { return a == self })
 		if err := os.RemoveAll(n.raftDir()); err != nil {
 			return err
 		}
@@ -143,23 +149,7 @@ func (n *Node) switchRole(ctx context.Context, role api.NodeRole) error {
 		n.setRuntime(nil)
 		old.stop()
 	}
-	n.stateMu.Lock()
-	n.state.Role = string(role)
-	if role == api.NodeRoleManager && !slices.Contains(n.state.Managers, n.state.AdvertiseAddr) {
-		n.state.Managers = append([]string{n.state.AdvertiseAddr}, n.state.Managers...)
-	}
-	if role == api.NodeRoleWorker {
-		n.state.RaftID = 0
-		n.state.Managers = slices.DeleteFunc(n.state.Managers, func(a string) bool { return a == n.state.AdvertiseAddr })
-	}
-	st := n.state
-	n.stateMu.Unlock()
-	if role == api.NodeRoleWorker {
-		if err := os.RemoveAll(n.raftDir()); err != nil {
-			return err
-		}
-	}
-	if err := saveState(n.cfg.DataDir, st); err != nil {
+	if err := n.recordRole(role); err != nil {
 		return err
 	}
 	rt, err := n.start(ctx, role, boot)

@@ -392,7 +392,7 @@ func (d *Dispatcher) caStateVersion() (version, rotKeyID string) {
 
 // managerAddrs lists the managers' addresses from their node records.
 func (d *Dispatcher) managerAddrs() []string {
-	out, _ := d.managersLeaderFirst()
+	out := d.managersLeaderFirst()
 	sort.Strings(out)
 	return out
 }
@@ -400,30 +400,27 @@ func (d *Dispatcher) managerAddrs() []string {
 // managersLeaderFirst lists the managers' addresses from their node
 // records, the leader's first. (A manager being demoted is left out: it is
 // leaving the raft group.)
-func (d *Dispatcher) managersLeaderFirst() ([]string, bool) {
+func (d *Dispatcher) managersLeaderFirst() []string {
 	var out []string
-	leader := false
 	d.store.View(func(tx store.ReadTx) {
 		nodes, _ := tx.FindNodes(store.ByRole(api.NodeRoleManager))
 		for _, n := range nodes {
 			if ms := n.ManagerStatus; ms != nil && ms.Addr != "" {
 				if ms.Leader {
 					out = append([]string{ms.Addr}, out...)
-					leader = true
 				} else {
 					out = append(out, ms.Addr)
 				}
 			}
 		}
 	})
-	return out, leader
+	return out
 }
 
 // Managers implements ManagerLister. It answers on every manager, from its
 // own store (a follower's is at most a moment behind).
 func (d *Dispatcher) Managers(ctx context.Context) ([]string, error) {
-	out, _ := d.managersLeaderFirst()
-	return out, nil
+	return d.managersLeaderFirst(), nil
 }
 
 // Heartbeat keeps a session alive and returns the period until the next one.

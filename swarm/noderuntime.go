@@ -1,0 +1,322 @@
+package swarm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync/atomic"
+
+	"github.com/apiary-io/apiary/pki"
+	"github.com/apiary-io/apiary/raft"
+	"github.com/apiary-io/apiary/swarm/api"
+	"github.com/apiary-io/apiary/swarm/controlapi"
+	"github.com/apiary-io/apiary/swarm/dispatcher"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+)
+
+// A node's runtime: the servers and manager components of its current role,
+// started by start and replaced by a role switch (noderole.go), and the
+// agent, which outlives them.
+
+// runtime is what a node runs in one role: its servers, and a manager's
+// components.
+type runtime struct {
+	role    api.NodeRole
+	mgr     *Manager
+	ca      *pki.CAServer
+	srv     *grpc.Server
+	sockSrv *grpc.Server
+
+	// liveMgr holds mgr once started, for the servers' handlers, which
+	// may run before then.
+	liveMgr atomic.Pointer[Manager]
+}
+
+// stop stops the runtime's servers and manager.
+func (rt *runtime) stop() {
+	if rt.sockSrv != nil {
+		rt.sockSrv.Stop()
+	}
+	if rt.srv != nil {
+		rt.srv.Stop()
+	}
+	if rt.mgr != nil {
+		rt.mgr.Stop()
+	}
+}
+
+func (n *Node) keep(c *grpc.ClientConn) {
+	n.connMu.Lock()
+	n.conns = append(n.conns, c)
+	n.connMu.Unlock()
+}
+
+// start starts the components of role. On error, whatever started is
+// stopped again.
+func (n *Node) start(ctx context.Context, role api.NodeRole, boot *bootstrap) (_ *runtime, err error) {
+	rt := &runtime{role: role}
+	defer func() {
+		if err != nil {
+			rt.stop()
+		}
+	}()
+	if role == api.NodeRoleManager {
+		if err := n.startManager(ctx, rt, boot); err != nil {
+			return nil, err
+		}
+		// A joining member runs before it is added: the leader adds it
+		// as a learner, streams it the state, then makes it a voter.
+		if boot != nil && len(boot.join) > 0 {
+			if _, err := askToJoin(ctx, n.identity, n.cfg.dialOpts(), boot.via, n.state.NodeID, n.state.AdvertiseAddr, n.raftID()); err != nil {
+				return nil, err
+			}
+		}
+	} else if n.cfg.ListenAddr != "" {
+		if err := n.serveWorker(rt); err != nil {
+			return nil, err
+		}
+	}
+	if err := n.serveSocket(rt); err != nil {
+		return nil, err
+	}
+	return rt, nil
+}
+
+func (n *Node) raftDir() string { return filepath.Join(n.cfg.DataDir, "raft") }
+
+// raftID is the node's raft member ID: RaftID(NodeID) unless a promotion
+// gave it another.
+func (n *Node) raftID() uint64 {
+	n.stateMu.Lock()
+	defer n.stateMu.Unlock()
+	if n.state.RaftID != 0 {
+		return n.state.RaftID
+	}
+	return RaftID(n.state.NodeID)
+}
+
+func (n *Node) current() *runtime {
+	n.rtMu.RLock()
+	defer n.rtMu.RUnlock()
+	return n.rt
+}
+
+func (n *Node) setRuntime(rt *runtime) {
+	n.rtMu.Lock()
+	n.rt = rt
+	n.rtMu.Unlock()
+}
+
+func (n *Node) startManager(ctx context.Context, rt *runtime, boot *bootstrap) error {
+	lis, err := net.Listen("tcp", n.cfg.ListenAddr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", n.cfg.ListenAddr, err)
+	}
+	auth := pki.NewAuthorizer(policy(), lazyRemoved{rt}, n.log)
+	rt.srv = grpc.NewServer(
+		grpc.Creds(credentials.NewTLS(n.identity.JoinServerTLSConfig())),
+		grpc.ChainUnaryInterceptor(auth.UnaryServerInterceptor()),
+		grpc.ChainStreamInterceptor(auth.StreamServerInterceptor()),
+		grpc.MaxRecvMsgSize(raft.MaxMessageSize),
+		kaPolicy,
+	)
+	tr, err := raft.NewGRPCTransport(raft.GRPCConfig{
+		Server:            rt.srv,
+		ClientCredentials: credentials.NewTLS(n.identity.ClientTLSConfig(pki.RoleManager)),
+		Authorize: func(ctx context.Context, from uint64) error {
+			id, err := pki.PeerIdentityFromContext(ctx)
+			if err != nil {
+				return err
+			}
+			ok := from == RaftID(id.NodeID)
+			if mgr := rt.liveMgr.Load(); !ok && mgr != nil {
+				ok = mgr.ownsRaftID(id.NodeID, from)
+			}
+			if id.Role != pki.RoleManager || !ok {
+				return fmt.Errorf("raft: node %s (%s) may not speak as member %x", id.NodeID, id.Role, from)
+			}
+			return nil
+		},
+		DialOptions: n.cfg.dialerOpts(),
+		Logger:      n.log,
+	})
+	if err != nil {
+		lis.Close()
+		return err
+	}
+	rc := raft.DefaultConfig()
+	if n.cfg.RaftTick > 0 {
+		rc.TickInterval = n.cfg.RaftTick
+	}
+	rc.ID = n.raftID()
+	rc.Addr = n.state.AdvertiseAddr
+	rc.DataDir = n.raftDir()
+	rc.Transport = tr
+	mc := DefaultManagerConfig()
+	mc.NodeID, mc.Addr, mc.Logger = n.state.NodeID, n.state.AdvertiseAddr, n.log
+	mc.Dispatcher.HeartbeatPeriod = n.cfg.HeartbeatPeriod
+	if boot != nil && boot.caState != nil {
+		rc.Peers = []raft.Peer{{ID: rc.ID, Addr: n.state.AdvertiseAddr}}
+		mc.CAState = boot.caState
+	}
+	if boot != nil {
+		for _, p := range boot.join {
+			rc.Join = append(rc.Join, raft.Peer{ID: p.ID, Addr: p.Addr})
+		}
+	}
+	mc.Raft = &rc
+	mgr, err := StartManager(ctx, mc)
+	if err != nil {
+		lis.Close()
+		return err
+	}
+	rt.mgr = mgr
+	rt.liveMgr.Store(mgr)
+	controlapi.Serve(rt.srv, mgr.control)
+	dispatcher.Serve(rt.srv, mgr.dispatcher)
+	rt.ca = pki.NewCAServer(caState{mgr.store}, pki.CAServerOptions{Logger: n.log})
+	pki.RegisterCAService(rt.srv, rt.ca)
+	n.serveNodeService(rt.srv)
+	mgr.control.SetLogSource(nodeLogs{n, mgr})
+	mgr.control.SetCA(nodeCA{rt.ca})
+	srv := rt.srv
+	go func() {
+		if err := srv.Serve(lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			n.log.Error("gRPC server stopped", "err", err)
+		}
+	}()
+	return nil
+}
+
+// serveWorker serves a worker's node service (its tasks' output, for
+// managers only) on its listen address, over mutual TLS.
+func (n *Node) serveWorker(rt *runtime) error {
+	lis, err := net.Listen("tcp", n.cfg.ListenAddr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", n.cfg.ListenAddr, err)
+	}
+	auth := pki.NewAuthorizer(policy(), lazyRemoved{rt}, n.log)
+	rt.srv = grpc.NewServer(
+		grpc.Creds(credentials.NewTLS(n.identity.ServerTLSConfig())),
+		grpc.ChainUnaryInterceptor(auth.UnaryServerInterceptor()),
+		grpc.ChainStreamInterceptor(auth.StreamServerInterceptor()),
+		kaPolicy,
+	)
+	n.serveNodeService(rt.srv)
+	srv := rt.srv
+	go func() {
+		if err := srv.Serve(lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			n.log.Error("gRPC server stopped", "err", err)
+		}
+	}()
+	return nil
+}
+
+// serveSocket serves the control API on the local Unix socket (mode 0600:
+// the file's permissions are the authentication, as for docker.sock). On a
+// worker every call answers that the node is not a manager.
+func (n *Node) serveSocket(rt *runtime) error {
+	path := ControlSocket(n.cfg.DataDir)
+	os.Remove(path)
+	lis, err := net.Listen("unix", path)
+	if err != nil {
+		return fmt.Errorf("control socket %s: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		lis.Close()
+		return err
+	}
+	rt.sockSrv = grpc.NewServer()
+	n.serveLocal(rt.sockSrv)
+	if rt.mgr != nil {
+		controlapi.Serve(rt.sockSrv, rt.mgr.control)
+	} else {
+		controlapi.Serve(rt.sockSrv, notManager{})
+	}
+	srv := rt.sockSrv
+	go func() { _ = srv.Serve(lis) }()
+	return nil
+}
+
+// startWorker runs the node's agent, connected to the managers over mutual
+// TLS (a manager's agent too: it reaches whichever manager leads). A
+// manager that starts for the first time waits until its own node record
+// is in the store.
+func (n *Node) startWorker(ctx context.Context, rt *runtime, first bool) error {
+	if rt.mgr != nil && first {
+		select {
+		case <-rt.mgr.Registered():
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	n.stateMu.Lock()
+	addrs := append([]string(nil), n.state.Managers...)
+	n.stateMu.Unlock()
+	if rt.mgr != nil {
+		for _, m := range rt.mgr.raft.Members() {
+			if !slices.Contains(addrs, m.Addr) {
+				addrs = append(addrs, m.Addr)
+			}
+		}
+	}
+	dial := func(addr string) (dispatcher.API, error) {
+		conn, err := dialTLS(addr, n.identity, n.cfg.dialOpts())
+		if err != nil {
+			return nil, err
+		}
+		n.keep(conn)
+		return dispatcher.NewClient(conn), nil
+	}
+	var apis []dispatcher.API
+	for _, addr := range addrs {
+		api, err := dial(addr)
+		if err != nil {
+			return err
+		}
+		apis = append(apis, api)
+	}
+	fc := dispatcher.NewFailoverClient(apis, addrs)
+	fc.Dial = dial
+	fc.OnHeartbeat = n.noticeHeartbeat
+	// A manager's agent asks its raft member too: it knows every manager
+	// even when the list learnt is stale.
+	fc.Discover = func() []string {
+		var out []string
+		if rt := n.current(); rt != nil && rt.mgr != nil {
+			for _, m := range rt.mgr.raft.Members() {
+				out = append(out, m.Addr)
+			}
+		}
+		return out
+	}
+	fc.OnManagers = func(all []string) {
+		n.stateMu.Lock()
+		defer n.stateMu.Unlock()
+		if slices.Equal(all, n.state.Managers) {
+			return
+		}
+		n.state.Managers = all
+		if err := saveState(n.cfg.DataDir, n.state); err != nil {
+			n.log.Warn("manager list not saved", "err", err)
+		}
+	}
+	n.fc = fc
+	w, err := StartWorker(ctx, WorkerConfig{
+		Manager:  fc,
+		Executor: n.cfg.Executor,
+		NodeID:   n.state.NodeID,
+		Addr:     n.state.AdvertiseAddr,
+		Logger:   n.log,
+	})
+	if err != nil {
+		return err
+	}
+	n.worker.Store(w)
+	return nil
+}
