@@ -120,6 +120,9 @@ func (v *validator) checkName(field, name string) {
 // labels checks label keys; values are free text. Keys are visited in order
 // so the same spec always gives the same message.
 func (v *validator) labels(field string, labels map[string]string) {
+	if !v.maxItems(field, len(labels), MaxLabels) {
+		return
+	}
 	keys := make([]string, 0, len(labels))
 	for k := range labels {
 		keys = append(keys, k)
@@ -164,6 +167,9 @@ func orList(s []string) string {
 // anything, and an entry without '=' is a common mistake (a flag pasted
 // into the list).
 func (v *validator) env(field string, env []string) {
+	if !v.maxItems(field, len(env), MaxEnv) {
+		return
+	}
 	for i, e := range env {
 		if k, _, ok := strings.Cut(e, "="); !ok || strings.TrimSpace(k) == "" {
 			v.addf(fieldIndex(field, i), "must be KEY=VALUE with a non-empty KEY, got %q", e)
@@ -197,6 +203,7 @@ func (s *ServiceSpec) validate(v *validator) {
 	validateUpdateConfig(v, "update_config", s.UpdateConfig, false)
 	validateUpdateConfig(v, "rollback_config", s.RollbackConfig, true)
 	validateEndpointSpec(v, "endpoint_spec", s.EndpointSpec)
+	s.validateBounds(v)
 }
 
 // validateMode reports whether exactly one mode is set, so that checks that
@@ -222,16 +229,12 @@ func (s *ServiceSpec) validateMode(v *validator) bool {
 	default:
 		v.addf("mode", "must be exactly one of replicated, global, replicated-job or global-job, got %s", strings.Join(set, " and "))
 	}
-	if r := s.Mode.Replicated; r != nil && r.Replicas < 0 {
-		v.addf("replicas", "must be >= 0, got %d", r.Replicas)
+	if r := s.Mode.Replicated; r != nil {
+		v.countInRange("replicas", r.Replicas)
 	}
 	if j := s.Mode.ReplicatedJob; j != nil {
-		if j.MaxConcurrent < 0 {
-			v.addf("max_concurrent", "must be >= 0, got %d", j.MaxConcurrent)
-		}
-		if j.TotalCompletions < 0 {
-			v.addf("total_completions", "must be >= 0, got %d", j.TotalCompletions)
-		}
+		v.countInRange("max_concurrent", j.MaxConcurrent)
+		v.countInRange("total_completions", j.TotalCompletions)
 	}
 	if s.Mode.IsJob() {
 		// Docker's rule: jobs run to completion and are re-run, never
@@ -244,6 +247,16 @@ func (s *ServiceSpec) validateMode(v *validator) bool {
 		}
 	}
 	return len(set) == 1
+}
+
+// countInRange checks a signed count of tasks: 0 to MaxReplicas.
+func (v *validator) countInRange(field string, n int64) {
+	switch {
+	case n < 0:
+		v.addf(field, "must be >= 0, got %d", n)
+	case n > MaxReplicas:
+		v.addf(field, "must be <= %d, got %d", MaxReplicas, n)
+	}
 }
 
 // Validate checks a task spec on its own (field paths are relative to it,
@@ -294,14 +307,19 @@ func validateContainer(v *validator, p string, c *ContainerSpec) {
 		v.addf(fieldPath(p, "image"), "must be an image reference such as nginx:1.27 or registry.example.com:5000/team/app@sha256:<digest>, got %q", c.Image)
 	}
 	v.labels(fieldPath(p, "labels"), c.Labels)
+	v.args(p, c.Command, c.Args)
 	v.env(fieldPath(p, "env"), c.Env)
 	if c.Dir != "" && !isAbsContainerPath(c.Dir) {
 		// Docker refuses a relative working directory: it would depend on
 		// the image.
 		v.addf(fieldPath(p, "dir"), "must be an absolute path, got %q", c.Dir)
 	}
+	mounts := c.Mounts
+	if !v.maxItems(fieldPath(p, "mounts"), len(mounts), MaxMounts) {
+		mounts = nil
+	}
 	targets := map[string]int{}
-	for i, m := range c.Mounts {
+	for i, m := range mounts {
 		mp := fieldIndex(fieldPath(p, "mounts"), i)
 		v.oneOf(fieldPath(mp, "type"), m.Type, false, MountTypeBind, MountTypeVolume, MountTypeTmpfs)
 		switch {
@@ -337,6 +355,17 @@ func validateContainer(v *validator, p string, c *ContainerSpec) {
 	}
 }
 
+// args checks that a runtime's command and arguments together stay within
+// MaxArgs; the field named is the one that crosses the limit.
+func (v *validator) args(p string, command, args []string) {
+	if !v.maxItems(fieldPath(p, "command"), len(command), MaxArgs) {
+		return
+	}
+	if n := len(command) + len(args); n > MaxArgs {
+		v.addf(fieldPath(p, "args"), "must have at most %d entries with the command's %d, got %d", MaxArgs-len(command), len(command), len(args))
+	}
+}
+
 func validateProcess(v *validator, p string, s *ProcessSpec) {
 	switch {
 	case len(s.Command) == 0:
@@ -344,6 +373,7 @@ func validateProcess(v *validator, p string, s *ProcessSpec) {
 	case s.Command[0] == "":
 		v.addf(fieldIndex(fieldPath(p, "command"), 0), "must not be empty (it names the program)")
 	}
+	v.args(p, s.Command, s.Args)
 	v.env(fieldPath(p, "env"), s.Env)
 	if s.StopGracePeriod != nil {
 		v.nonNegative(fieldPath(p, "stop_grace_period"), *s.StopGracePeriod)
@@ -390,8 +420,12 @@ func validateResources(v *validator, p string, r *Resources) {
 	case m > 0 && m < minMemoryBytes:
 		v.addf(fieldPath(p, "memory_bytes"), "must be 0 (none) or at least %d (4MiB), got %d", minMemoryBytes, m)
 	}
+	generic := r.GenericResources
+	if !v.maxItems(fieldPath(p, "generic_resources"), len(generic), MaxGenericResources) {
+		generic = nil
+	}
 	discrete := map[string]int{}
-	for i, g := range r.GenericResources {
+	for i, g := range generic {
 		gp := fieldIndex(fieldPath(p, "generic_resources"), i)
 		switch {
 		case g.NamedResourceSpec == nil && g.DiscreteResourceSpec == nil:
@@ -429,15 +463,27 @@ func validateRestartPolicy(v *validator, p string, r *RestartPolicy) {
 		v.nonNegative(fieldPath(p, "delay"), *r.Delay)
 	}
 	v.nonNegative(fieldPath(p, "window"), r.Window)
+	v.maxCount(fieldPath(p, "max_attempts"), r.MaxAttempts, MaxRestartAttempts)
 }
 
 func validatePlacement(v *validator, p string, pl *Placement) {
-	for i, c := range pl.Constraints {
+	v.maxCount(fieldPath(p, "max_replicas"), pl.MaxReplicas, MaxReplicas)
+	constraints, prefs, platforms := pl.Constraints, pl.Preferences, pl.Platforms
+	if !v.maxItems(fieldPath(p, "constraints"), len(constraints), MaxConstraints) {
+		constraints = nil
+	}
+	if !v.maxItems(fieldPath(p, "preferences"), len(prefs), MaxPreferences) {
+		prefs = nil
+	}
+	if !v.maxItems(fieldPath(p, "platforms"), len(platforms), MaxPlatforms) {
+		platforms = nil
+	}
+	for i, c := range constraints {
 		if _, err := ParseConstraint(c); err != nil {
 			v.addf(fieldIndex(fieldPath(p, "constraints"), i), "%v", err)
 		}
 	}
-	for i, pref := range pl.Preferences {
+	for i, pref := range prefs {
 		pp := fieldPath(fieldIndex(fieldPath(p, "preferences"), i), "spread")
 		switch {
 		case pref.Spread == nil:
@@ -446,7 +492,7 @@ func validatePlacement(v *validator, p string, pl *Placement) {
 			v.addf(pp, "must be node.labels.<name> or engine.labels.<name>, got %q", pref.Spread.SpreadDescriptor)
 		}
 	}
-	for i, pf := range pl.Platforms {
+	for i, pf := range platforms {
 		// An architecture may be left out (any), an OS may not: a platform
 		// entry without one matches nothing a user meant.
 		if pf.OS == "" {
@@ -482,6 +528,7 @@ const minHealthDuration = time.Millisecond
 func validateHealthCheck(v *validator, p string, h *HealthConfig, container bool) {
 	tp := fieldPath(p, "test")
 	switch {
+	case !v.maxItems(tp, len(h.Test), MaxArgs):
 	case len(h.Test) == 0:
 		// Empty means "inherit the image's HEALTHCHECK" in Docker; a
 		// process has no image to inherit from.
@@ -543,6 +590,9 @@ func validHostPort(s string) bool {
 }
 
 func validateNetworkAttachments(v *validator, p string, nets []NetworkAttachmentConfig) {
+	if !v.maxItems(p, len(nets), MaxNetworks) {
+		return
+	}
 	seen := map[string]int{}
 	for i, n := range nets {
 		np := fieldIndex(p, i)
@@ -553,6 +603,9 @@ func validateNetworkAttachments(v *validator, p string, nets []NetworkAttachment
 			v.addf(fieldPath(np, "target"), "duplicate network %q (also networks[%d])", n.Target, j)
 		} else {
 			seen[n.Target] = i
+		}
+		if !v.maxItems(fieldPath(np, "aliases"), len(n.Aliases), MaxAliases) {
+			continue
 		}
 		for k, a := range n.Aliases {
 			if a == "" {
@@ -566,6 +619,7 @@ func validateUpdateConfig(v *validator, p string, u *UpdateConfig, rollback bool
 	if u == nil {
 		return
 	}
+	v.maxCount(fieldPath(p, "parallelism"), u.Parallelism, MaxReplicas)
 	v.nonNegative(fieldPath(p, "delay"), u.Delay)
 	v.nonNegative(fieldPath(p, "monitor"), u.Monitor)
 	if rollback {
@@ -594,6 +648,9 @@ func validateEndpointSpec(v *validator, p string, e *EndpointSpec) {
 	type published struct {
 		port     uint32
 		protocol string
+	}
+	if !v.maxItems(fieldPath(p, "ports"), len(e.Ports), MaxPorts) {
+		return
 	}
 	seen := map[published]int{}
 	for i, port := range e.Ports {
@@ -658,6 +715,7 @@ func (s *NodeSpec) validate(v *validator) {
 	v.oneOf("role", string(s.Role), false, string(NodeRoleWorker), string(NodeRoleManager))
 	v.oneOf("availability", string(s.Availability), false,
 		string(NodeAvailabilityActive), string(NodeAvailabilityPause), string(NodeAvailabilityDrain))
+	v.specBytes("spec", s)
 }
 
 // Validate checks the node's spec; problems name the node by its spec name,
@@ -687,13 +745,17 @@ func (s *ClusterSpec) Validate() error {
 	v := &validator{kind: "cluster", name: s.Name}
 	v.checkName("name", s.Name)
 	v.labels("labels", s.Labels)
-	if r := s.Orchestration.TaskHistoryRetentionLimit; r < 0 {
+	switch r := s.Orchestration.TaskHistoryRetentionLimit; {
+	case r < 0:
 		v.addf("orchestration.task_history_retention_limit", "must be >= 0, got %d", r)
+	case r > MaxTaskHistoryRetention:
+		v.addf("orchestration.task_history_retention_limit", "must be <= %d, got %d", MaxTaskHistoryRetention, r)
 	}
 	v.nonNegative("dispatcher.heartbeat_period", s.Dispatcher.HeartbeatPeriod)
 	if e := s.CAConfig.NodeCertExpiry; e != 0 && e < minNodeCertExpiry {
 		v.addf("ca_config.node_cert_expiry", "must be 0 (default %s) or at least %s, got %s", DefaultNodeCertExpiry, minNodeCertExpiry, e)
 	}
+	v.specBytes("spec", s)
 	return v.err()
 }
 
@@ -733,6 +795,7 @@ func (s *NetworkSpec) Validate() error {
 	if s.IPAM != nil {
 		validateIPAM(v, "ipam", s.IPAM)
 	}
+	v.specBytes("spec", s)
 	return v.err()
 }
 

@@ -463,7 +463,7 @@ func TestGoodSpecsPass(t *testing.T) {
 
 func TestServiceSpecRules(t *testing.T) {
 	seen := map[string]bool{}
-	for _, tc := range rules() {
+	for _, tc := range append(rules(), limitRules()...) {
 		t.Run(tc.name, func(t *testing.T) {
 			if seen[tc.name] {
 				t.Fatalf("duplicate case name")
