@@ -502,15 +502,13 @@ func validatePlacement(v *validator, p string, pl *Placement) {
 }
 
 // validSpreadDescriptor accepts what the scheduler can spread over: a node
-// or engine label, with the prefix in any case as in constraints.
+// or engine label, read as the key of a constraint exactly as the scheduler
+// reads it. A prefix check alone accepted "node.labels. " and
+// "node.labels.a==b", which the scheduler then refused for ever, leaving
+// the tasks pending (found by FuzzPlacementExpressions).
 func validSpreadDescriptor(d string) bool {
-	lower := asciiLower(d)
-	for _, prefix := range []string{"node.labels.", "engine.labels."} {
-		if len(lower) > len(prefix) && strings.HasPrefix(lower, prefix) {
-			return true
-		}
-	}
-	return false
+	c, err := ParseConstraint(d + ConstraintEq + "x")
+	return err == nil && (strings.HasPrefix(c.Key, "node.labels.") || strings.HasPrefix(c.Key, "engine.labels."))
 }
 
 // Health check test forms.
