@@ -35,7 +35,8 @@ type RenewerOptions struct {
 	Clock Clock
 	// Jitter returns values in [0,1); default math/rand/v2.
 	Jitter func() float64
-	// RetryMin and RetryMax bound the backoff between failed attempts
+	// RetryMin and RetryMax bound the backoff between failed attempts,
+	// and between renewals asked for (RenewNow) that brought nothing new
 	// (default 1 s and 1 min).
 	RetryMin, RetryMax time.Duration
 	Logger             *slog.Logger
@@ -46,6 +47,15 @@ type RenewerOptions struct {
 // Renewer keeps a node's certificate fresh: it renews at RenewalTime, and
 // whenever RenewNow is called (the swarm package calls it when the cluster
 // starts or finishes a root rotation, or changes the node's role).
+//
+// Every renewal is a write to the cluster's store, so retries back off: a
+// failed attempt is tried again after a delay that doubles from RetryMin
+// to RetryMax (RenewNow does not cut it short: the retry is the renewal it
+// asks for), and a renewal asked for right after one that brought nothing
+// new (same role, issuer and trust bundle: the CA will not issue what the
+// caller waits for yet) waits as long, doubling in the same way, until one
+// brings something new. A caller that asks in a loop costs the CA one
+// renewal a minute, not fifty a second.
 type Renewer struct {
 	node   *NodeIdentity
 	issuer CertificateIssuer
@@ -85,6 +95,8 @@ func (r *Renewer) RenewNow() {
 // may no longer have a certificate (removed, or not allowed).
 func (r *Renewer) Run(ctx context.Context) error {
 	renewed := false
+	var last time.Time    // when the last renewal succeeded
+	var gap time.Duration // spacing of asked-for renewals after one that brought nothing new
 	for {
 		leaf := r.node.Leaf()
 		at := RenewalTime(leaf.NotBefore, leaf.NotAfter, r.opts.Jitter())
@@ -96,17 +108,46 @@ func (r *Renewer) Run(ctx context.Context) error {
 			wait = max(wait, r.opts.RetryMin)
 		}
 		r.opts.Logger.Debug("pki: next certificate renewal", "node", r.node.Identity().NodeID, "at", at, "expires", leaf.NotAfter)
+		kicked := false
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-r.kick:
+			kicked = true
 		case <-r.opts.Clock.After(wait):
 		}
+		if d := last.Add(gap).Sub(r.opts.Clock.Now()); kicked && gap > 0 && d > 0 {
+			r.opts.Logger.Debug("pki: renewal asked for again: backing off", "node", r.node.Identity().NodeID, "in", d)
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-r.opts.Clock.After(d):
+			}
+		}
+		before := r.issued()
 		if err := r.renew(ctx); err != nil {
 			return err
 		}
-		renewed = true
+		renewed, last = true, r.opts.Clock.Now()
+		switch {
+		case r.issued() != before:
+			gap = 0
+		case kicked:
+			gap = min(max(2*gap, r.opts.RetryMin), r.opts.RetryMax)
+		}
 	}
+}
+
+// issued is what a renewal may change that its asker waits for: the
+// role, the issuing key and the trust bundle.
+func (r *Renewer) issued() issuedAs {
+	id := r.node.Identity()
+	return issuedAs{role: id.Role, issuer: id.IssuerKeyID, bundle: string(r.node.TrustBundle())}
+}
+
+type issuedAs struct {
+	role           Role
+	issuer, bundle string
 }
 
 // renew tries until it succeeds, ctx ends, or the error is permanent.
@@ -133,7 +174,6 @@ func (r *Renewer) renew(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-r.kick:
 		case <-r.opts.Clock.After(backoff):
 		}
 		backoff = min(2*backoff, r.opts.RetryMax)

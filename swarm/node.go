@@ -19,6 +19,7 @@ import (
 	"github.com/apiary-io/apiary/executor"
 	"github.com/apiary-io/apiary/pki"
 	"github.com/apiary-io/apiary/raft"
+	"github.com/apiary-io/apiary/store"
 	"github.com/apiary-io/apiary/swarm/api"
 	"github.com/apiary-io/apiary/swarm/controlapi"
 	"github.com/apiary-io/apiary/swarm/dispatcher"
@@ -51,7 +52,15 @@ type NodeConfig struct {
 	// (InitNode only: the choice is the cluster's, kept in its CA record).
 	ExternalCA     *pki.ExternalCA
 	ExternalCARoot []byte
-	Logger         *slog.Logger
+	// ForceNewCluster (RestartNode of a manager only) recovers a cluster
+	// that lost its quorum from this manager's data, as `docker swarm init
+	// --force-new-cluster` does: its raft member becomes the group's only
+	// one, keeping every committed entry (services, tasks, nodes, the CA
+	// and its join tokens), and the lost managers are recorded as workers.
+	// It is a one-off: the other managers must not come back with their
+	// old data (they would find themselves removed).
+	ForceNewCluster bool
+	Logger          *slog.Logger
 }
 
 // nodeState is what a node keeps in DataDir/node.json to restart alone.
@@ -65,6 +74,13 @@ type nodeState struct {
 	// RaftID is the raft member ID of a manager promoted after a demotion
 	// (raft refuses a removed ID for ever); zero means RaftID(NodeID).
 	RaftID uint64 `json:"RaftID,omitempty"`
+	// RaftAdmitted says the raft group admitted this manager's member
+	// (RaftID): from then on the member's raft state must be in the data
+	// dir. A manager whose raft state is missing would start as a new,
+	// empty member under the old ID: forget entries and votes it gave and
+	// be sent entries beyond its empty log. Without it, a manager with no
+	// raft state stopped before admission, and joins again.
+	RaftAdmitted bool `json:"RaftAdmitted,omitempty"`
 }
 
 // Node is a running cluster node: a manager (raft member, control loop
@@ -89,6 +105,9 @@ type Node struct {
 	// switchMu serialises role switches, Leave and Stop.
 	switchMu sync.Mutex
 	stopped  bool
+	// ready is closed once the node has started: the control socket
+	// answers from then on.
+	ready    chan struct{}
 	renewer  *pki.Renewer
 	issuer   *managersIssuer
 	roleKick chan struct{}
@@ -110,6 +129,9 @@ type Node struct {
 
 const stateFile = "node.json"
 
+// raftDirName is the raft member's directory in the data dir (Node.raftDir).
+const raftDirName = "raft"
+
 // renewKickEvery spaces renewals that heartbeats ask for.
 const renewKickEvery = 5 * time.Second
 
@@ -123,7 +145,7 @@ func (c *NodeConfig) fill() error {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
-	return os.MkdirAll(c.DataDir, 0o700)
+	return secureDataDir(c.DataDir, c.Logger)
 }
 
 // ControlSocket is the path of a node's control socket in its data dir.
@@ -153,9 +175,19 @@ func loadState(dir string) (nodeState, error) {
 	return st, nil
 }
 
-func refuseExisting(dir string) error {
-	if _, err := os.Stat(filepath.Join(dir, stateFile)); err == nil {
-		return fmt.Errorf("data dir %s already holds a node: restart it with run, or use another directory", dir)
+// HasNode reports whether dataDir holds a node that initialised or joined
+// (and so is restarted with RestartNode rather than created anew).
+func HasNode(dataDir string) bool {
+	_, err := os.Stat(filepath.Join(dataDir, stateFile))
+	return err == nil
+}
+
+func refuseExisting(cfg NodeConfig) error {
+	if HasNode(cfg.DataDir) {
+		return fmt.Errorf("data dir %s already holds a node: restart it with run, or use another directory", cfg.DataDir)
+	}
+	if cfg.ForceNewCluster {
+		return errors.New("force new cluster: only a manager that restarts from its data can recover its cluster")
 	}
 	return nil
 }
@@ -166,7 +198,7 @@ func InitNode(ctx context.Context, cfg NodeConfig) (*Node, error) {
 	if err := cfg.fill(); err != nil {
 		return nil, err
 	}
-	if err := refuseExisting(cfg.DataDir); err != nil {
+	if err := refuseExisting(cfg); err != nil {
 		return nil, err
 	}
 	if cfg.ListenAddr == "" {
@@ -208,7 +240,7 @@ func JoinNode(ctx context.Context, cfg NodeConfig, token string, managers []stri
 	if err := cfg.fill(); err != nil {
 		return nil, err
 	}
-	if err := refuseExisting(cfg.DataDir); err != nil {
+	if err := refuseExisting(cfg); err != nil {
 		return nil, err
 	}
 	if len(managers) == 0 {
@@ -268,6 +300,9 @@ func RestartNode(ctx context.Context, cfg NodeConfig) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("run: %w", err)
 	}
+	if err := checkIdentity(cfg, st, ident); err != nil {
+		return nil, fmt.Errorf("run: %w", err)
+	}
 	if cfg.ListenAddr == "" {
 		cfg.ListenAddr = st.ListenAddr
 	}
@@ -275,6 +310,41 @@ func RestartNode(ctx context.Context, cfg NodeConfig) (*Node, error) {
 		cfg.AdvertiseAddr = st.AdvertiseAddr
 	}
 	return startNode(ctx, cfg, st, ident, nil)
+}
+
+// checkIdentity refuses a data dir whose certificate is not the node's
+// that node.json describes (another node's certificates copied in: the
+// node would act under one identity and be known under another), and
+// checks that a forced new cluster starts from a manager's raft data.
+func checkIdentity(cfg NodeConfig, st nodeState, ident *pki.NodeIdentity) error {
+	id := ident.Identity()
+	if id.NodeID != st.NodeID || id.ClusterID != st.ClusterID {
+		return fmt.Errorf("data dir %s: the certificate is node %s's (cluster %s) but %s is node %s's (cluster %s): "+
+			"another node's certificates were copied here; put this node's own certificates back, or empty the data dir and join again",
+			cfg.DataDir, id.NodeID, id.ClusterID, stateFile, st.NodeID, st.ClusterID)
+	}
+	if !cfg.ForceNewCluster {
+		return nil
+	}
+	if st.Role != string(api.NodeRoleManager) || id.Role != pki.RoleManager {
+		return fmt.Errorf("force new cluster: node %s is a worker (node.json %s, certificate %s): only a manager's data holds the cluster's state", st.NodeID, st.Role, id.Role)
+	}
+	if dir := filepath.Join(cfg.DataDir, raftDirName); !raft.HasState(dir) {
+		return fmt.Errorf("force new cluster: node %s has no raft state in %s to recover the cluster from", st.NodeID, dir)
+	}
+	return nil
+}
+
+// errRaftStateLost explains how to recover a manager whose raft state went
+// missing after its admission.
+func (n *Node) errRaftStateLost() error {
+	return fmt.Errorf("run: node %s was admitted to the raft group as member %x, but its raft state in %s is missing or empty; "+
+		"starting with an empty log would lose entries and votes it acknowledged, so it will not start. To recover: "+
+		"if the other managers keep a quorum, demote this node from one of them (apiaryctl node demote %s; its member is removed), "+
+		"empty this data dir and join again with a manager token; "+
+		"if this was the only manager, or the others lost their quorum too, restore %s from a backup, "+
+		"or restart a surviving manager with --force-new-cluster",
+		n.state.NodeID, n.raftID(), n.raftDir(), n.state.NodeID, n.raftDir())
 }
 
 func advertise(cfg NodeConfig) string {
@@ -309,7 +379,7 @@ type bootstrap struct {
 
 func startNode(ctx context.Context, cfg NodeConfig, st nodeState, ident *pki.NodeIdentity, boot *bootstrap) (_ *Node, err error) {
 	runCtx, cancel := context.WithCancel(context.Background())
-	n := &Node{cfg: cfg, state: st, identity: ident, log: cfg.Logger.With("node", st.NodeID), cancel: cancel, left: make(chan struct{}), roleKick: make(chan struct{}, 1)}
+	n := &Node{cfg: cfg, state: st, identity: ident, log: cfg.Logger.With("node", st.NodeID), cancel: cancel, left: make(chan struct{}), ready: make(chan struct{}), roleKick: make(chan struct{}, 1)}
 	defer func() {
 		if err != nil {
 			n.Stop()
@@ -319,15 +389,28 @@ func startNode(ctx context.Context, cfg NodeConfig, st nodeState, ident *pki.Nod
 	n.issuer = &managersIssuer{n: n}
 	n.renewer = pki.NewRenewer(n.identity, n.issuer, pki.RenewerOptions{Logger: n.log, OnRenew: func(pki.Identity) { n.kickRole() }})
 	role := api.NodeRole(st.Role)
+	if role == api.NodeRoleManager && boot == nil && certRole(ident) == api.NodeRoleWorker && !cfg.ForceNewCluster {
+		// The CA issues a worker certificate only once the member is out
+		// of the raft group: the node stopped between its demotion's
+		// renewal and its switch.
+		n.log.Warn("the certificate is a worker's: this node was demoted; running as a worker")
+		if err := n.recordRole(api.NodeRoleWorker); err != nil {
+			return nil, err
+		}
+		role = api.NodeRoleWorker
+	}
 	if role == api.NodeRoleManager && boot == nil && !raft.HasState(n.raftDir()) {
-		// Stopped between deciding to become a manager and joining:
-		// join now.
+		if st.RaftAdmitted {
+			return nil, n.errRaftStateLost()
+		}
+		// Stopped between deciding to become a manager and its
+		// admission: join now.
 		if boot, err = n.joinBootstrap(ctx); err != nil {
 			return nil, err
 		}
 	}
 	rt, err := n.start(ctx, role, boot)
-	if role == api.NodeRoleManager && errors.Is(err, raft.ErrRemoved) {
+	if role == api.NodeRoleManager && errors.Is(err, raft.ErrRemoved) && !cfg.ForceNewCluster {
 		// Demoted (or removed) while it was down: the raft group will not
 		// have it back. Run as a worker; the heartbeat will bring the
 		// worker certificate, and the switch completes then.
@@ -338,6 +421,20 @@ func startNode(ctx context.Context, cfg NodeConfig, st nodeState, ident *pki.Nod
 		return nil, err
 	}
 	n.setRuntime(rt)
+	if boot != nil && boot.caState != nil {
+		// init has finished once the cluster object (with the CA and
+		// the join tokens) is there.
+		if err := waitCluster(ctx, rt.mgr); err != nil {
+			return nil, fmt.Errorf("init: %w", err)
+		}
+	}
+	if rt.role == api.NodeRoleManager {
+		// Bootstrapped, added by the leader, or restarted from its
+		// raft state: a member of the group from now on.
+		if err := n.recordAdmitted(); err != nil {
+			return nil, err
+		}
+	}
 	if err := n.startWorker(ctx, rt, boot != nil); err != nil {
 		return nil, err
 	}
@@ -349,7 +446,54 @@ func startNode(ctx context.Context, cfg NodeConfig, st nodeState, ident *pki.Nod
 	go n.followRole(runCtx)
 	go n.reconcileRootCA(runCtx)
 	n.log.Info("node started", "role", rt.role, "addr", st.AdvertiseAddr)
+	close(n.ready)
 	return n, nil
+}
+
+// waitCluster waits until m's store holds the cluster object, which the
+// first leader of a new cluster creates.
+func waitCluster(ctx context.Context, m *Manager) error {
+	have := func(tx store.ReadTx) bool {
+		cs, err := tx.FindClusters(store.All)
+		return err == nil && len(cs) > 0
+	}
+	var found bool
+	w, err := m.store.ViewAndWatch(func(tx store.ReadTx) error {
+		found = have(tx)
+		return nil
+	}, store.ByKinds(api.KindCluster))
+	if err != nil {
+		return fmt.Errorf("wait for the cluster object: %w", err)
+	}
+	defer w.Close()
+	for !found {
+		select {
+		case _, ok := <-w.Events():
+			if !ok {
+				return errors.New("wait for the cluster object: the store closed")
+			}
+			// Any event (a restore too): look again.
+			m.store.View(func(tx store.ReadTx) { found = have(tx) })
+		case <-ctx.Done():
+			return fmt.Errorf("wait for the cluster object: %w", ctx.Err())
+		}
+	}
+	return nil
+}
+
+// recordAdmitted records in node.json that the raft group admitted this
+// node's member.
+func (n *Node) recordAdmitted() error {
+	n.stateMu.Lock()
+	defer n.stateMu.Unlock()
+	if n.state.RaftAdmitted {
+		return nil
+	}
+	n.state.RaftAdmitted = true
+	if err := saveState(n.cfg.DataDir, n.state); err != nil {
+		return fmt.Errorf("record raft admission: %w", err)
+	}
+	return nil
 }
 
 // managers lists the managers to ask for a certificate: the one the agent

@@ -17,8 +17,14 @@ import (
 )
 
 // roleRetry is how long a node waits before trying a failed role switch
-// again.
-const roleRetry = 2 * time.Second
+// again, doubling after each failure in a row up to roleRetryMax: a
+// switch that cannot succeed yet (no manager reachable, the raft group
+// refusing) is retried less and less often rather than loading the
+// managers.
+const (
+	roleRetry    = 2 * time.Second
+	roleRetryMax = time.Minute
+)
 
 // roleSwitchTimeout bounds one attempt (joining the raft group included).
 const roleSwitchTimeout = 2 * time.Minute
@@ -35,21 +41,26 @@ func (n *Node) kickRole() {
 // certificate (renewed through the managers' CA, which issues the new role
 // only when the cluster is ready for it), then its components.
 func (n *Node) followRole(ctx context.Context) {
+	retry := roleRetry
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-n.roleKick:
 		}
-		if err := n.reconcileRole(ctx); err != nil && ctx.Err() == nil {
-			n.log.Warn("role switch failed; retrying", "in", roleRetry, "err", err)
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(roleRetry):
-			}
-			n.kickRole()
+		err := n.reconcileRole(ctx)
+		if err == nil || ctx.Err() != nil {
+			retry = roleRetry
+			continue
 		}
+		n.log.Warn("role switch failed; retrying", "in", retry, "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(retry):
+		}
+		retry = min(2*retry, roleRetryMax)
+		n.kickRole()
 	}
 }
 
@@ -95,7 +106,7 @@ func (n *Node) recordRole(role api.NodeRole) error {
 		n.state.Managers = append([]string{self}, n.state.Managers...)
 	}
 	if role == api.NodeRoleWorker {
-		n.state.RaftID = 0
+		n.state.RaftID, n.state.RaftAdmitted = 0, false
 		n.state.Managers = slices.DeleteFunc(n.state.Managers, func(a string) bool { return a == self })
 		if err := os.RemoveAll(n.raftDir()); err != nil {
 			return err
@@ -127,7 +138,7 @@ func (n *Node) switchRole(ctx context.Context, role api.NodeRole) error {
 		n.stateMu.Lock()
 		fresh := n.state.Role != string(api.NodeRoleManager)
 		if fresh {
-			n.state.RaftID = newRaftID()
+			n.state.RaftID, n.state.RaftAdmitted = newRaftID(), false
 		}
 		n.stateMu.Unlock()
 		if fresh {
@@ -155,6 +166,13 @@ func (n *Node) switchRole(ctx context.Context, role api.NodeRole) error {
 	rt, err := n.start(ctx, role, boot)
 	if err != nil {
 		return fmt.Errorf("start as %s: %w", role, err)
+	}
+	if role == api.NodeRoleManager {
+		// start returns once the leader admitted the new member.
+		if err := n.recordAdmitted(); err != nil {
+			rt.stop()
+			return err
+		}
 	}
 	n.setRuntime(rt)
 	n.log.Info("role switched", "role", role)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"path/filepath"
 	"slices"
 	"sync/atomic"
@@ -156,6 +155,7 @@ func (n *Node) startManager(ctx context.Context, rt *runtime, boot *bootstrap) e
 	rc.ID = n.raftID()
 	rc.Addr = n.state.AdvertiseAddr
 	rc.DataDir = n.raftDir()
+	rc.ForceNewCluster = boot == nil && n.cfg.ForceNewCluster
 	rc.Transport = tr
 	mc := DefaultManagerConfig()
 	mc.NodeID, mc.Addr, mc.Logger = n.state.NodeID, n.state.AdvertiseAddr, n.log
@@ -221,14 +221,8 @@ func (n *Node) serveWorker(rt *runtime) error {
 // the file's permissions are the authentication, as for docker.sock). On a
 // worker every call answers that the node is not a manager.
 func (n *Node) serveSocket(rt *runtime) error {
-	path := ControlSocket(n.cfg.DataDir)
-	os.Remove(path)
-	lis, err := net.Listen("unix", path)
+	lis, err := n.listenSocket(ControlSocket(n.cfg.DataDir))
 	if err != nil {
-		return fmt.Errorf("control socket %s: %w", path, err)
-	}
-	if err := os.Chmod(path, 0o600); err != nil {
-		lis.Close()
 		return err
 	}
 	rt.sockSrv = grpc.NewServer()

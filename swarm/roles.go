@@ -29,6 +29,15 @@ import (
 //
 // Tasks keep running through either switch: the agent restarts and adopts
 // them, as it does when the daemon restarts.
+//
+// A manager's member can also leave the group without a demotion: a
+// forced new cluster (NodeConfig.ForceNewCluster) removes every member but
+// the one it recovers from, and `swarm leave --force` removes the leaving
+// node's. Such a node is recorded as a worker without a ManagerStatus: it
+// no longer counts among the managers (nor in their quorum checks), new
+// managers do not try to reach its member, `node rm` can remove it, and
+// should it come back it is told to run as a worker (its raft member,
+// refused by the group, stops).
 
 // rolePeriod is how often the leader retries demotions that raft refused
 // (quorum) or that a lost leadership interrupted.
@@ -41,21 +50,30 @@ func (m *Manager) reconcileRoles(ctx context.Context) error {
 	t := time.NewTicker(rolePeriod)
 	defer t.Stop()
 	for {
-		var pending []*api.Node
+		var pending, managers []*api.Node
 		m.store.View(func(tx store.ReadTx) {
-			nodes, err := tx.FindNodes(store.ByRole(api.NodeRoleWorker))
+			nodes, err := tx.FindNodes(store.All)
 			if err != nil {
 				return
 			}
 			for _, n := range nodes {
-				if n.ManagerStatus != nil {
+				switch {
+				case n.ManagerStatus == nil:
+				case n.Spec.Role == api.NodeRoleWorker:
 					pending = append(pending, n)
+				default:
+					managers = append(managers, n)
 				}
 			}
 		})
 		for _, n := range pending {
 			if err := m.removeManager(ctx, n.ID, n.ManagerStatus.RaftID); err != nil && ctx.Err() == nil {
 				m.log.Warn("demotion waits", "node", n.ID, "err", err)
+			}
+		}
+		for _, n := range managers {
+			if err := m.forgetRemovedMember(ctx, n.ID, n.ManagerStatus.RaftID); err != nil && ctx.Err() == nil {
+				m.log.Warn("recording a removed manager as a worker failed", "node", n.ID, "err", err)
 			}
 		}
 		select {
@@ -88,6 +106,31 @@ func (m *Manager) removeManager(ctx context.Context, nodeID string, raftID uint6
 		n.ManagerStatus = nil
 		return tx.UpdateNode(n)
 	})
+}
+
+// forgetRemovedMember records manager nodeID as a worker if raft removed
+// its member raftID (a forced new cluster, a forced leave).
+func (m *Manager) forgetRemovedMember(ctx context.Context, nodeID string, raftID uint64) error {
+	if err := m.raft.CheckRemove(ctx, raftID); !errors.Is(err, raft.ErrRemoved) {
+		return nil
+	}
+	changed := false
+	err := m.store.UpdateContext(ctx, func(tx store.Tx) error {
+		n := tx.GetNode(nodeID)
+		changed = n != nil && n.ManagerStatus != nil && n.ManagerStatus.RaftID == raftID
+		if !changed {
+			return nil
+		}
+		n.Spec.Role = api.NodeRoleWorker
+		n.ManagerStatus = nil
+		return tx.UpdateNode(n)
+	})
+	if err != nil || !changed {
+		return err
+	}
+	m.log.Warn("a manager's raft member was removed without a demotion (forced new cluster or forced leave): the node is now a worker",
+		"removed", nodeID, "raft_id", fmt.Sprintf("%x", raftID))
+	return nil
 }
 
 // AddManager implements controlapi.Membership: the joining manager (whose
