@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -235,11 +236,11 @@ func setResources(dst **api.Resources, changed func(string) bool, prefix, cpu, m
 		*dst = &api.Resources{}
 	}
 	if changed(prefix + "-cpu") {
-		v, err := strconv.ParseFloat(cpu, 64)
-		if err != nil || v < 0 {
-			return fmt.Errorf("--%s-cpu %q: want a non-negative number of CPUs such as 0.5", prefix, cpu)
+		v, err := parseCPUs(cpu)
+		if err != nil {
+			return fmt.Errorf("--%s-cpu %q: %v", prefix, cpu, err)
 		}
-		(*dst).NanoCPUs = int64(v * 1e9)
+		(*dst).NanoCPUs = v
 	}
 	if changed(prefix + "-memory") {
 		v, err := parseBytes(mem)
@@ -273,10 +274,32 @@ func parseBytes(s string) (int64, error) {
 		}
 	}
 	v, err := strconv.ParseFloat(t, 64)
-	if err != nil || v < 0 {
+	if err != nil || !(v >= 0) { // NaN is not >= 0
 		return 0, fmt.Errorf("want a size such as 512M or 2G")
 	}
-	return int64(v * float64(mult)), nil
+	return floatToInt64(v*float64(mult), "size")
+}
+
+// parseCPUs reads a number of CPUs such as 0.5 as nano-CPUs.
+func parseCPUs(s string) (int64, error) {
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil || !(v >= 0) { // NaN is not >= 0
+		return 0, fmt.Errorf("want a non-negative number of CPUs such as 0.5")
+	}
+	// Rounded, not truncated: 8.001 × 1e9 is 8000999999.999999 in floating
+	// point (found by FuzzParseCPUs).
+	return floatToInt64(math.Round(v*1e9), "number of CPUs")
+}
+
+// floatToInt64 converts a parsed non-negative amount, refusing one an
+// int64 cannot hold: Go's conversion of such a float is
+// implementation-defined (on amd64 a huge "1e30g" or "NaN" came out as
+// -9223372036854775808, found by FuzzParseBytes).
+func floatToInt64(v float64, what string) (int64, error) {
+	if v >= math.MaxInt64 { // the float nearest MaxInt64 is 2^63, out of range
+		return 0, fmt.Errorf("%s too large", what)
+	}
+	return int64(v), nil
 }
 
 // parsePorts reads [PUBLISHED:]TARGET[/PROTOCOL].
