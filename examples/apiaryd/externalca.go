@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"strings"
 
@@ -61,6 +62,11 @@ func parseExternalCA(spec, rootFile string) (*pki.ExternalCA, []byte, error) {
 	}
 	if _, err := pki.ParseRootCA(root, nil); err != nil {
 		return nil, nil, fmt.Errorf("--ca-cert %s: %w", rootFile, err)
+	}
+	if u, err := url.Parse(ext.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		// Found by FuzzParseExternalCA: "url=x" was accepted, and every
+		// certificate request then failed.
+		return nil, nil, fmt.Errorf("--external-ca: url %q: want the signer's http:// or https:// address", ext.URL)
 	}
 	return ext, root, nil
 }
