@@ -15,4 +15,13 @@
 // slot alike. Jobs (replicated-job, global-job) have their own reconcilers
 // over the same slots: tasks run to completion, a completed slot is done,
 // and a spec change starts a new iteration.
+//
+// Plans are bounded: one makes at most Input.MaxChanges task writes
+// (DefaultMaxChanges), whole decisions only, and says when it left more
+// (Plan.More). The loop writes a plan in transactions of
+// TransactionChanges, reads the service's spec again between them, and
+// stops as soon as it changed; then it reconciles again from the store. A
+// service of 100,000 replicas is thus created in ten plans of a hundred
+// transactions, and a scale-down or removal in the middle stops it within
+// one transaction.
 package orchestrator

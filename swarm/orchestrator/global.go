@@ -21,6 +21,9 @@ func reconcileGlobal(b *builder, in Input) {
 	}
 	sort.Strings(ids)
 	for _, id := range ids {
+		if b.full() {
+			break // forgetting removed nodes' tasks is budgeted below
+		}
 		n := in.Nodes[id]
 		s := byNode[id]
 		ok := elig.ok(n)
@@ -44,12 +47,21 @@ func reconcileGlobal(b *builder, in Input) {
 }
 
 // forgetRemovedNodes removes the tasks (history included) of nodes that left
-// the cluster.
+// the cluster, in node order so that a plan cut short by its budget is
+// still a pure function of its input.
 func forgetRemovedNodes(b *builder, in Input, byNode map[string]*slotTasks) {
-	for key, s := range byNode {
-		if _, ok := in.Nodes[key]; ok {
-			continue
+	gone := make([]string, 0, len(byNode))
+	for key := range byNode {
+		if _, ok := in.Nodes[key]; !ok {
+			gone = append(gone, key)
 		}
+	}
+	sort.Strings(gone)
+	for _, key := range gone {
+		if b.full() {
+			return
+		}
+		s := byNode[key]
 		for _, t := range s.tasks {
 			forgetLost(b, t)
 		}

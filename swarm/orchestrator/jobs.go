@@ -33,6 +33,9 @@ func retireOldIterations(b *builder) {
 		if t.JobIteration == b.service.SpecVersion || !runnable(t) {
 			continue
 		}
+		if b.full() {
+			return
+		}
 		if t.Status.State.Terminal() {
 			b.setDesired(t, api.TaskStateShutdown)
 		} else {
@@ -75,6 +78,9 @@ func reconcileReplicatedJob(b *builder, in Input) {
 		if completed(s) {
 			// Done. Anything else of the slot that could still run
 			// (there should be nothing) stops.
+			if b.full() {
+				continue // still done: it stays out of open
+			}
 			for _, t := range s.runnable() {
 				if t.Status.State != api.TaskStateComplete {
 					b.setDesired(t, api.TaskStateShutdown)
@@ -104,6 +110,9 @@ func reconcileReplicatedJob(b *builder, in Input) {
 	create := min(maxConcurrent-active, total-len(used))
 	next := uint64(1)
 	for range max(create, 0) {
+		if b.full() {
+			return
+		}
 		for used[next] {
 			next++
 		}
@@ -131,6 +140,9 @@ func reconcileGlobalJob(b *builder, in Input) {
 		s := byNode[id]
 		if s != nil && completed(s) {
 			continue
+		}
+		if b.full() {
+			break // forgetting removed nodes' tasks is budgeted below
 		}
 		ok := elig.ok(n)
 		if s != nil {

@@ -19,6 +19,9 @@ type Orchestrator struct {
 	log   *slog.Logger
 	// Now is the clock; tests may replace it.
 	Now func() time.Time
+	// MaxChanges bounds the task writes of one reconciliation (Input);
+	// zero means DefaultMaxChanges. Set it before Run.
+	MaxChanges int
 }
 
 // New returns an orchestrator over s.
@@ -85,9 +88,12 @@ func (o *Orchestrator) Run(ctx context.Context) error {
 	for {
 		if len(pending) > 0 && w.Pending() == 0 {
 			for id := range pending {
+				if ctx.Err() != nil {
+					return nil
+				}
 				delete(pending, id)
 				delete(wakes, id)
-				at, err := o.reconcile(ctx, id)
+				at, more, err := o.reconcile(ctx, id)
 				switch {
 				case errors.Is(err, store.ErrConflict):
 					// Someone wrote in between: the event it made will
@@ -96,6 +102,11 @@ func (o *Orchestrator) Run(ctx context.Context) error {
 				case err != nil && ctx.Err() == nil:
 					o.log.Warn("reconcile failed", "service", id, "err", err)
 					wakes[id] = o.Now().Add(time.Second)
+				case more:
+					// The plan stopped at its budget: the next pass
+					// reads the service again, so a scale-down or a
+					// removal since this one applies at once.
+					pending[id] = true
 				case !at.IsZero():
 					wakes[id] = at
 				}
@@ -165,10 +176,11 @@ func (o *Orchestrator) note(ev store.Event, pending, global map[string]bool) {
 }
 
 // reconcile runs one service's reconciliation and writes its plan. It
-// returns when the service wants to be looked at again.
-func (o *Orchestrator) reconcile(ctx context.Context, id string) (time.Time, error) {
-	in := Input{ServiceID: id, Now: o.Now(), RetentionLimit: api.DefaultTaskHistoryRetentionLimit, Nodes: map[string]*api.Node{}}
-	var err error
+// returns when the service wants to be looked at again, and whether the plan
+// left more to do at once.
+func (o *Orchestrator) reconcile(ctx context.Context, id string) (wake time.Time, more bool, err error) {
+	in := Input{ServiceID: id, Now: o.Now(), RetentionLimit: api.DefaultTaskHistoryRetentionLimit, Nodes: map[string]*api.Node{},
+		MaxChanges: o.MaxChanges}
 	o.store.View(func(tx store.ReadTx) {
 		in.Service = tx.GetService(id)
 		if in.Tasks, err = tx.FindTasks(store.ByServiceID(id)); err != nil {
@@ -199,18 +211,41 @@ func (o *Orchestrator) reconcile(ctx context.Context, id string) (time.Time, err
 		}
 	})
 	if err != nil {
-		return time.Time{}, err
+		return time.Time{}, false, err
 	}
 	plan := Reconcile(in)
 	if plan.Empty() {
-		return plan.WakeAt, nil
+		return plan.WakeAt, plan.More, nil
 	}
-	err = o.store.UpdateContext(ctx, func(tx store.Tx) error { return apply(tx, plan) })
-	if err != nil {
-		return time.Time{}, fmt.Errorf("service %s: %w", id, err)
+	// The spec the plan was made for: a chunk is written only while the
+	// service still has it (a scale, an update or a removal since stops
+	// the plan, and the next one starts from the new spec).
+	want := specVersion(in.Service)
+	if plan.Service != nil {
+		want = plan.Service.SpecVersion // a rollback the plan starts
 	}
-	o.log.Debug("reconciled", "service", id, "created", len(plan.Create), "updated", len(plan.Update), "deleted", len(plan.Delete))
-	return plan.WakeAt, nil
+	for i, c := range chunks(plan, TransactionChanges) {
+		if i > 0 {
+			var now uint64
+			o.store.View(func(tx store.ReadTx) { now = specVersion(tx.GetService(id)) })
+			if now != want || ctx.Err() != nil {
+				return time.Time{}, true, nil
+			}
+		}
+		if err := o.store.UpdateContext(ctx, func(tx store.Tx) error { return apply(tx, c) }); err != nil {
+			return time.Time{}, false, fmt.Errorf("service %s: %w", id, err)
+		}
+	}
+	o.log.Debug("reconciled", "service", id, "created", len(plan.Create), "updated", len(plan.Update), "deleted", len(plan.Delete), "more", plan.More)
+	return plan.WakeAt, plan.More, nil
+}
+
+// specVersion is a service's SpecVersion, 0 once it is deleted.
+func specVersion(s *api.Service) uint64 {
+	if s == nil {
+		return 0
+	}
+	return s.SpecVersion
 }
 
 // apply writes a plan in one transaction.

@@ -62,7 +62,8 @@ func startOrchestrator(s *store.MemoryStore) (stop func()) {
 
 func waitStore(t *testing.T, s *store.MemoryStore, what string, cond func(tx store.ReadTx) (bool, string)) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	// Generous: the deadline only bounds a failure, and tests share the CPU.
+	deadline := time.Now().Add(60 * time.Second)
 	for {
 		var ok bool
 		var why string

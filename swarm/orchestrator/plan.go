@@ -1,15 +1,22 @@
 package orchestrator
 
 import (
+	"sort"
 	"time"
 
 	"github.com/apiary-io/apiary/swarm/api"
 )
 
-// Plan is what one reconciliation wants written: all of it in one
-// transaction. Updated tasks and the service carry the Meta.Version they were
-// read at, so a plan computed from stale state fails with a conflict instead
-// of overwriting newer writes.
+// Plan is what one reconciliation wants written. Updated tasks and the
+// service carry the Meta.Version they were read at, so a plan computed from
+// stale state fails with a conflict instead of overwriting newer writes.
+//
+// A plan is made of decisions (restart this task, create that slot, stop
+// this one), each writing one task or a few that must land together (a
+// replacement stops one task and creates its successor). It is written in
+// transactions of bounded size (chunks), each holding whole decisions, so a
+// plan cut short (its spec changed, a conflict, a lost leadership) leaves
+// every decision written or not at all.
 type Plan struct {
 	Create []*api.Task
 	Update []*api.Task
@@ -20,6 +27,63 @@ type Plan struct {
 	// WakeAt is when the service must be looked at again even if nothing
 	// changes (a restart delay or an update delay ends); zero if never.
 	WakeAt time.Time
+	// More reports that the plan stopped at Input.MaxChanges with more
+	// left to do: write it and reconcile again at once, from fresh state
+	// (the spec may have changed meanwhile, or the service gone).
+	More bool
+	// decision maps each written task's ID to its decision, so that chunks
+	// never split one.
+	decision map[string]int
+}
+
+// Writes counts the tasks the plan writes.
+func (p Plan) Writes() int { return len(p.Create) + len(p.Update) + len(p.Delete) }
+
+// chunks splits a plan into plans of at most max task writes each, made of
+// whole decisions, in decision order; the service write goes with the
+// first. A decision of more than max writes (none makes more than a few) is
+// a chunk of its own.
+func chunks(p Plan, max int) []Plan {
+	if p.Writes() <= max {
+		return []Plan{p}
+	}
+	byDecision := map[int]*Plan{}
+	var decisions []int
+	at := func(t *api.Task) *Plan {
+		d := p.decision[t.ID]
+		c, ok := byDecision[d]
+		if !ok {
+			c = &Plan{}
+			byDecision[d] = c
+			decisions = append(decisions, d)
+		}
+		return c
+	}
+	for _, t := range p.Create {
+		c := at(t)
+		c.Create = append(c.Create, t)
+	}
+	for _, t := range p.Update {
+		c := at(t)
+		c.Update = append(c.Update, t)
+	}
+	for _, t := range p.Delete {
+		c := at(t)
+		c.Delete = append(c.Delete, t)
+	}
+	sort.Ints(decisions)
+	out := []Plan{{Service: p.Service}}
+	for _, d := range decisions {
+		c, last := byDecision[d], &out[len(out)-1]
+		if last.Writes() > 0 && last.Writes()+c.Writes() > max {
+			out = append(out, Plan{})
+			last = &out[len(out)-1]
+		}
+		last.Create = append(last.Create, c.Create...)
+		last.Update = append(last.Update, c.Update...)
+		last.Delete = append(last.Delete, c.Delete...)
+	}
+	return out
 }
 
 // Empty reports whether the plan writes nothing.
@@ -43,15 +107,29 @@ type builder struct {
 	// now is always the newest of its slot, even if this manager's clock is
 	// behind the one that created the others.
 	latest map[string]time.Time
+	// budget is how many task writes the plan may make; more is set once
+	// a decision was put off for want of it.
+	budget int
+	more   bool
+	// decision numbers the decision being made: full starts a new one,
+	// reopen goes back to the one that wrote a task. written records the
+	// decision of each task written, and merged joins two decisions that
+	// wrote the same task: one write carries both.
+	decision int
+	written  map[string]int
+	merged   []int
 }
 
-func newBuilder(now time.Time, svc *api.Service, tasks []*api.Task) *builder {
+func newBuilder(now time.Time, svc *api.Service, tasks []*api.Task, budget int) *builder {
 	b := &builder{
 		now:     now,
+		budget:  budget,
 		tasks:   make(map[string]*api.Task, len(tasks)),
 		created: map[string]bool{},
 		changed: map[string]bool{},
 		deleted: map[string]*api.Task{},
+		written: map[string]int{},
+		merged:  []int{0},
 	}
 	if svc != nil {
 		b.service = svc.Copy()
@@ -63,6 +141,68 @@ func newBuilder(now time.Time, svc *api.Service, tasks []*api.Task) *builder {
 		b.noteCreated(t)
 	}
 	return b
+}
+
+// full reports whether the plan has used its budget of task writes, and if
+// so records that something was left for the next pass. Decision points
+// call it before each decision, never inside one, so that a decision that
+// writes several tasks (a replacement stops one task and creates another)
+// is made whole or not at all: a plan may exceed the budget by the writes
+// of its last decision.
+func (b *builder) full() bool {
+	if b.left() > 0 {
+		b.decision = len(b.merged)
+		b.merged = append(b.merged, b.decision)
+		return false
+	}
+	b.more = true
+	return true
+}
+
+// reopen makes the decision that wrote t the current one, for a write that
+// finishes what it started (ending a task it no longer wants, deleting a
+// task it ended), and reports whether t was written. Such a write costs no
+// budget: the task is written anyway.
+func (b *builder) reopen(t *api.Task) bool {
+	d, ok := b.written[t.ID]
+	if ok {
+		b.decision = b.root(d)
+	}
+	return ok
+}
+
+// decide starts a decision about t: the one that wrote t if any (reopen),
+// else a new one if the budget allows (full). It reports whether the
+// decision may be made.
+func (b *builder) decide(t *api.Task) bool { return b.reopen(t) || !b.full() }
+
+// touch records that the current decision writes task id.
+func (b *builder) touch(id string) {
+	d, ok := b.written[id]
+	if !ok {
+		b.written[id] = b.decision
+		return
+	}
+	// Join the two decisions under the older one.
+	x, y := b.root(d), b.root(b.decision)
+	if x > y {
+		x, y = y, x
+	}
+	b.merged[y] = x
+}
+
+// root returns the decision a decision was merged into.
+func (b *builder) root(d int) int {
+	for b.merged[d] != d {
+		b.merged[d] = b.merged[b.merged[d]]
+		d = b.merged[d]
+	}
+	return d
+}
+
+// left returns how many task writes the plan may still make.
+func (b *builder) left() int {
+	return b.budget - len(b.created) - len(b.changed) - len(b.deleted)
 }
 
 func (b *builder) noteCreated(t *api.Task) {
@@ -94,6 +234,7 @@ func (b *builder) all() []*api.Task {
 
 // edit returns a writable copy of a task, recorded as changed.
 func (b *builder) edit(t *api.Task) *api.Task {
+	b.touch(t.ID)
 	cur := b.tasks[t.ID]
 	if b.created[t.ID] || b.changed[t.ID] {
 		return cur
@@ -112,6 +253,7 @@ func (b *builder) setDesired(t *api.Task, s api.TaskState) {
 }
 
 func (b *builder) create(t *api.Task) {
+	b.touch(t.ID)
 	b.noteCreated(t)
 	b.tasks[t.ID] = t
 	b.order = append(b.order, t.ID)
@@ -119,6 +261,7 @@ func (b *builder) create(t *api.Task) {
 }
 
 func (b *builder) remove(t *api.Task) {
+	b.touch(t.ID)
 	if b.created[t.ID] {
 		delete(b.created, t.ID)
 	} else {
@@ -163,5 +306,12 @@ func (b *builder) plan() Plan {
 		p.Service = b.service
 	}
 	p.WakeAt = b.wakeAt
+	p.More = b.more
+	p.decision = make(map[string]int, p.Writes())
+	for _, ts := range [][]*api.Task{p.Create, p.Update, p.Delete} {
+		for _, t := range ts {
+			p.decision[t.ID] = b.root(b.written[t.ID])
+		}
+	}
 	return p
 }

@@ -67,6 +67,9 @@ func rebalance(b *builder, in Input) {
 		if old == nil {
 			continue
 		}
+		if b.full() {
+			return
+		}
 		nt := newTask(b, old.Slot, "")
 		nt.Status.Message = "rebalance: moves " + old.ID + " off node " + old.NodeID
 		b.create(nt)

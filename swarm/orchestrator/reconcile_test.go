@@ -85,6 +85,12 @@ func (s *sim) input() Input {
 // step reconciles once and applies the plan.
 func (s *sim) step() Plan {
 	p := Reconcile(s.input())
+	s.apply(p)
+	return p
+}
+
+// apply applies a plan as the store would.
+func (s *sim) apply(p Plan) {
 	for _, t := range p.Create {
 		s.seq++
 		if _, dup := s.tasks[t.ID]; dup {
@@ -106,7 +112,6 @@ func (s *sim) step() Plan {
 		s.svc = p.Service
 	}
 	s.last = p
-	return p
 }
 
 // settle reconciles until the plan is empty (at most 10 rounds).

@@ -24,13 +24,19 @@ func reconcileReplicated(b *builder, in Input) {
 	}
 	// Scale down from the highest slot: slots are sorted ascending.
 	for i := len(occupied) - 1; i >= want; i-- {
+		if b.full() {
+			return
+		}
 		for _, t := range occupied[i].runnable() {
 			b.setDesired(t, api.TaskStateRemove)
 		}
 	}
-	// Scale up into the lowest free slot numbers.
+	// Scale up into the lowest free slot numbers, a budget at a time.
 	next := uint64(1)
 	for n := len(occupied); n < want; n++ {
+		if b.full() {
+			return
+		}
 		for used[next] {
 			next++
 		}
@@ -52,6 +58,9 @@ func moveOffLostNodes(b *builder, in Input, slots []*slotTasks, job bool) {
 		timeout = DefaultDrainTimeout
 	}
 	for _, s := range slots {
+		if b.full() {
+			return
+		}
 		for _, t := range s.runnable() {
 			switch {
 			case t.Status.State.Terminal():

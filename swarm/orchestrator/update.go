@@ -176,7 +176,17 @@ func rollingUpdate(b *builder, in Input) {
 	if n == 0 || n > len(stale) {
 		n = len(stale)
 	}
+	// A replacement writes two tasks: a batch is at most half a plan's
+	// budget (a parallelism of 0, "all", replaces 5,000 tasks at a time
+	// by default), and one that does not fit in what this plan has left
+	// waits, whole, for the next plan.
+	n = min(n, max(b.budget/2, 1))
+	if b.left() < 2*n {
+		b.more = true
+		return
+	}
 	for _, s := range stale[:n] {
+		b.full() // a decision per slot: there is room for all of them
 		cur := s.newest()
 		if cfg.Order == api.UpdateOrderStartFirst {
 			// Tasks of the slot that do not serve (an earlier
