@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/tap"
 )
 
 // Policy maps a gRPC method ("/pkg.Service/Method") or a whole service
@@ -111,6 +112,23 @@ func rolesString(rs []Role) string {
 		s = append(s, string(r))
 	}
 	return strings.Join(s, " or ")
+}
+
+// TapHandle authorizes a call from its headers, before gRPC reads a byte of
+// its request (an interceptor runs only after the request was read and
+// decoded), and gives the handler a context holding the caller's Identity
+// (IdentityFromContext). Install it with grpc.InTapHandle.
+func (a *Authorizer) TapHandle() tap.ServerInHandle {
+	return func(ctx context.Context, info *tap.Info) (context.Context, error) {
+		id, ok, err := a.Authorize(ctx, info.FullMethodName)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			ctx = contextWithIdentity(ctx, id)
+		}
+		return ctx, nil
+	}
 }
 
 // UnaryServerInterceptor authorizes unary calls and puts the caller's

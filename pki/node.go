@@ -311,6 +311,28 @@ func (n *NodeIdentity) ClientTLSConfig(serverRole Role) *tls.Config {
 	}
 }
 
+// ClientTLSConfigForNode is ClientTLSConfig for dialing one node, whatever
+// its role: the server's certificate must name nodeID. An address a node
+// reported about itself is only a hint; the certificate says who answers.
+func (n *NodeIdentity) ClientTLSConfigForNode(nodeID string) *tls.Config {
+	cfg := n.ClientTLSConfig("")
+	verify := cfg.VerifyConnection
+	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+		if err := verify(cs); err != nil {
+			return err
+		}
+		id, err := n.VerifyPeer(cs)
+		if err != nil {
+			return err
+		}
+		if id.NodeID != nodeID {
+			return fmt.Errorf("%w: expected node %s, the server is node %s", ErrBadCertificate, nodeID, id.NodeID)
+		}
+		return nil
+	}
+	return cfg
+}
+
 // VerifyPeer verifies the certificates a peer presented against this node's
 // current trust bundle and cluster, and returns the peer's identity. It
 // works on either side of a connection (PeerIdentity needs the TLS stack to

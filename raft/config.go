@@ -97,6 +97,13 @@ type Config struct {
 	SnapshotCatchUpEntries uint64
 	// MaxSizePerMsg bounds the entries of one append message (bytes).
 	MaxSizePerMsg uint64
+	// MaxEntrySize bounds one proposal (bytes, its envelope included):
+	// larger ones are refused with ErrEntryTooLarge before they reach the
+	// log. Raft always sends at least one entry per append message, so
+	// this bound, with MaxSizePerMsg, is what bounds a message between
+	// members (MaxFrameSize), and so what a member must be willing to
+	// receive.
+	MaxEntrySize uint64
 	// MaxInflightMsgs bounds the append messages in flight to a follower.
 	MaxInflightMsgs int
 	// MaxUncommittedEntriesSize bounds the leader's uncommitted log
@@ -118,6 +125,27 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// DefaultMaxEntrySize is the default Config.MaxEntrySize: 8 MiB, several
+// times the largest transaction the store writes in normal operation (a
+// thousand tasks of a few KiB each), and small enough that a member never
+// has to buffer a message of hundreds of megabytes from a peer.
+const DefaultMaxEntrySize = 8 << 20
+
+// MaxEntrySizeLimit is the largest MaxEntrySize a configuration may set.
+const MaxEntrySizeLimit = 64 << 20
+
+// MaxFrameSize is the largest message a member of this configuration sends
+// to another: the larger of MaxSizePerMsg and MaxEntrySize (an append
+// message holds entries up to MaxSizePerMsg, but at least one, however
+// large), plus the framing of the message and of each entry in it (at most
+// a few bytes an entry; half the payload covers entries of any size a
+// proposal can have), plus a snapshot chunk's worth of slack.
+func (c Config) MaxFrameSize() int {
+	payload := max(c.MaxSizePerMsg, c.MaxEntrySize)
+	chunk := uint64(max(c.SnapshotChunkSize, 64<<10))
+	return int(payload + payload/2 + chunk)
+}
+
 // DefaultConfig returns the defaults of the design (etcd's timing, Swarm's
 // snapshot policy): 100 ms tick, election after 10 ticks, heartbeat every
 // tick, PreVote and CheckQuorum on, a snapshot every 10,000 entries keeping
@@ -132,6 +160,7 @@ func DefaultConfig() Config {
 		SnapshotInterval:       10000,
 		SnapshotCatchUpEntries: 500,
 		MaxSizePerMsg:          1 << 20,
+		MaxEntrySize:           DefaultMaxEntrySize,
 		MaxInflightMsgs:        256,
 		SnapshotChunkSize:      1 << 20,
 		DedupWindow:            10000,
@@ -177,6 +206,12 @@ func (c *Config) validate() error {
 	}
 	if c.SnapshotChunkSize <= 0 {
 		c.SnapshotChunkSize = 1 << 20
+	}
+	if c.MaxEntrySize == 0 {
+		c.MaxEntrySize = DefaultMaxEntrySize
+	}
+	if c.MaxEntrySize <= envelopeHdrSize || c.MaxEntrySize > MaxEntrySizeLimit {
+		errs = append(errs, fmt.Errorf("MaxEntrySize %d must be in (%d, %d]", c.MaxEntrySize, envelopeHdrSize, MaxEntrySizeLimit))
 	}
 	if c.DedupWindow <= 0 {
 		c.DedupWindow = 10000

@@ -36,6 +36,9 @@ var (
 	ErrCorrupt = errors.New("raft: storage is corrupt")
 	// ErrBadEntry: a committed entry was not written by this package.
 	ErrBadEntry = errors.New("raft: malformed log entry")
+	// ErrEntryTooLarge: a proposal is larger than Config.MaxEntrySize. It
+	// was not proposed; split the write.
+	ErrEntryTooLarge = errors.New("raft: proposal is larger than the maximum entry size")
 )
 
 // NotLeaderError is returned for operations that need the leader. It

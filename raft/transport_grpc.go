@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,6 +21,8 @@ import (
 	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/apiary-io/apiary/swarm/rpc"
 )
 
 // The gRPC service is declared by hand (there is no generated code): two
@@ -38,8 +39,11 @@ const (
 	grpcStreamMethod = "/" + grpcService + "/Stream"
 	grpcSnapMethod   = "/" + grpcService + "/Snapshot"
 	rawCodecName     = "apiary-raft-raw"
-	removedMarker    = "apiary-raft: removed: "
 )
+
+func init() {
+	rpc.RegisterError("RAFT_MEMBER_REMOVED", ErrRemoved, codes.PermissionDenied)
+}
 
 type rawFrame struct{ b []byte }
 
@@ -86,8 +90,12 @@ type GRPCConfig struct {
 	// Server, if set, is a gRPC server the caller owns and serves (shared
 	// with other services): the raft service is registered on it and the
 	// transport neither listens nor stops it. Its options must allow
-	// messages as large as raft's (see MaxMessageSize).
-	Server *grpc.Server
+	// messages of MaxFrameSize.
+	Server grpc.ServiceRegistrar
+	// MaxFrameSize is the largest frame sent or received: the members'
+	// Config.MaxFrameSize (zero: DefaultConfig's). The transport's own
+	// server refuses larger ones before reading them.
+	MaxFrameSize int
 	// TLS, if set, secures both directions with it (mutual TLS when it
 	// holds a certificate and verifies the peer's): the pki plugs in here.
 	// Without TLS or credentials the transport is plaintext (tests, and
@@ -110,11 +118,6 @@ type GRPCConfig struct {
 	QueueSize int
 	Logger    *slog.Logger
 }
-
-// MaxMessageSize is the largest frame the transport's own server accepts:
-// raft bounds append messages by Config.MaxSizePerMsg but always sends at
-// least one entry, however large.
-const MaxMessageSize = 256 << 20
 
 // GRPCTransport is the Transport between manager processes.
 type GRPCTransport struct {
@@ -153,6 +156,9 @@ func NewGRPCTransport(cfg GRPCConfig) (*GRPCTransport, error) {
 	if cfg.QueueSize <= 0 {
 		cfg.QueueSize = 4096
 	}
+	if cfg.MaxFrameSize <= 0 {
+		cfg.MaxFrameSize = DefaultConfig().MaxFrameSize()
+	}
 	t := &GRPCTransport{cfg: cfg, log: cfg.Logger, peers: map[uint64]*grpcPeer{}}
 	if t.log == nil {
 		t.log = slog.Default()
@@ -167,8 +173,7 @@ func NewGRPCTransport(cfg GRPCConfig) (*GRPCTransport, error) {
 		},
 	}
 	if cfg.Server != nil {
-		t.srv = cfg.Server
-		t.srv.RegisterService(&desc, t)
+		cfg.Server.RegisterService(&desc, t)
 		return t, nil
 	}
 	lis := cfg.Listener
@@ -179,7 +184,7 @@ func NewGRPCTransport(cfg GRPCConfig) (*GRPCTransport, error) {
 		}
 	}
 	opts := []grpc.ServerOption{
-		grpc.MaxRecvMsgSize(MaxMessageSize),
+		grpc.MaxRecvMsgSize(cfg.MaxFrameSize),
 		grpc.WaitForHandlers(true),
 	}
 	if c := t.serverCreds(); c != nil {
@@ -261,7 +266,7 @@ func (t *GRPCTransport) authorize(ctx context.Context, m *raftpb.Message) error 
 func stepError(err error) error {
 	switch {
 	case errors.Is(err, ErrRemoved):
-		return status.Error(codes.PermissionDenied, removedMarker+err.Error())
+		return rpc.ToStatus(err)
 	case errors.Is(err, ErrStopped):
 		return status.Error(codes.Unavailable, err.Error())
 	}
@@ -276,7 +281,10 @@ func (t *GRPCTransport) serveStream(_ any, ss grpc.ServerStream) error {
 	defer t.active.Done()
 	ctx, cancel := mergeCancel(ss.Context(), t.ctx)
 	defer cancel()
-	authorized := false
+	// The sender is authorized for the member ID it speaks as; every
+	// frame of the stream is held to that ID, so a stream authorized as
+	// one member cannot go on to speak as another.
+	var sender uint64
 	for {
 		f := &rawFrame{}
 		if err := ss.RecvMsg(f); err != nil {
@@ -292,11 +300,14 @@ func (t *GRPCTransport) serveStream(_ any, ss grpc.ServerStream) error {
 		if t.isBlocked(m.GetFrom(), m.GetTo()) {
 			continue
 		}
-		if !authorized {
+		if m.GetFrom() != sender || sender == 0 {
+			if sender != 0 {
+				return status.Errorf(codes.PermissionDenied, "raft: stream authorized for member %x carried a message from %x", sender, m.GetFrom())
+			}
 			if err := t.authorize(ctx, m); err != nil {
 				return err
 			}
-			authorized = true
+			sender = m.GetFrom()
 		}
 		if err := h.Step(ctx, m); err != nil {
 			if errors.Is(err, ErrRemoved) || errors.Is(err, ErrStopped) || ctx.Err() != nil {
@@ -389,7 +400,7 @@ func (t *GRPCTransport) AddPeer(id uint64, addr string) error {
 			Backoff:           backoff.Config{BaseDelay: 50 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
 			MinConnectTimeout: time.Second,
 		}),
-		grpc.WithDefaultCallOptions(grpc.CallContentSubtype(rawCodecName), grpc.MaxCallRecvMsgSize(MaxMessageSize)),
+		grpc.WithDefaultCallOptions(grpc.CallContentSubtype(rawCodecName), grpc.MaxCallRecvMsgSize(t.cfg.MaxFrameSize), grpc.MaxCallSendMsgSize(t.cfg.MaxFrameSize)),
 	}
 	opts = append(opts, t.cfg.DialOptions...)
 	conn, err := grpc.NewClient("passthrough:///"+addr, opts...)
@@ -506,8 +517,7 @@ func (t *GRPCTransport) snapErr(cs grpc.ClientStream, h Handler, to uint64, err 
 }
 
 func isRemoved(err error) bool {
-	s, ok := status.FromError(err)
-	return ok && s.Code() == codes.PermissionDenied && strings.HasPrefix(s.Message(), removedMarker)
+	return errors.Is(rpc.FromStatus(err), ErrRemoved)
 }
 
 // Stop implements Transport.

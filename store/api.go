@@ -16,6 +16,14 @@ type Proposer interface {
 	Propose(ctx context.Context, data []byte) (index uint64, err error)
 }
 
+// SizeLimitedProposer is a Proposer that bounds the size of a proposal
+// (raft's MaxEntrySize, less its envelope). The store refuses a larger
+// transaction with ErrTooLarge before proposing it.
+type SizeLimitedProposer interface {
+	Proposer
+	MaxProposalSize() int
+}
+
 // Errors the store returns; test with errors.Is.
 var (
 	// ErrConflict: an update or delete carried a Meta.Version that is no
@@ -31,6 +39,9 @@ var (
 	ErrInvalidFind = errors.New("invalid find argument for this kind")
 	// ErrClosed: the store or watcher is closed.
 	ErrClosed = errors.New("store closed")
+	// ErrTooLarge: a transaction encodes to more than its proposer takes
+	// in one proposal. Nothing was written; split the transaction.
+	ErrTooLarge = errors.New("transaction too large for one proposal")
 )
 
 // ReadTx is a consistent read-only view of the store. Objects it returns are

@@ -141,6 +141,9 @@ func (s *MemoryStore) commit(ctx context.Context, actions []action) (uint64, err
 	if err != nil {
 		return 0, fmt.Errorf("encode transaction: %w", err)
 	}
+	if l, ok := s.proposer.(SizeLimitedProposer); ok && len(data) > l.MaxProposalSize() {
+		return 0, fmt.Errorf("%w: %d changes encode to %d bytes, at most %d", ErrTooLarge, len(actions), len(data), l.MaxProposalSize())
+	}
 	index, err := s.proposer.Propose(ctx, data)
 	if err != nil {
 		var ae *applyError

@@ -8,6 +8,7 @@ import (
 	"math/rand"
 	"reflect"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -341,4 +342,38 @@ func TestApplyIndexOrder(t *testing.T) {
 	if err := s.Update(func(tx Tx) error { return nil }); !errors.Is(err, ErrClosed) {
 		t.Fatalf("update on a closed store: %v", err)
 	}
+}
+
+// limitedRaft is fakeRaft with a bound on a proposal's size, as raft's
+// MaxEntrySize is.
+type limitedRaft struct {
+	*fakeRaft
+	max int
+}
+
+func (l limitedRaft) MaxProposalSize() int { return l.max }
+
+// A transaction larger than the proposer takes is refused with
+// ErrTooLarge, naming its size and the bound, before anything is proposed;
+// one that fits commits.
+func TestTransactionLargerThanAProposalRefused(t *testing.T) {
+	f := &fakeRaft{}
+	s := NewMemoryStore(limitedRaft{f, 2048})
+	f.replicas = []*MemoryStore{s}
+	t.Cleanup(s.Close)
+	err := s.Update(func(tx Tx) error {
+		for i := range 20 {
+			if err := tx.CreateNode(node(fmt.Sprintf("n%d", i), fmt.Sprintf("node-%d", i))); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), "at most 2048") {
+		t.Fatalf("oversized transaction: %v", err)
+	}
+	if len(f.entries) != 0 || s.Index() != 0 {
+		t.Fatalf("an oversized transaction reached the log (%d entries, index %d)", len(f.entries), s.Index())
+	}
+	mustUpdate(t, s, func(tx Tx) error { return tx.CreateNode(node("n", "n")) })
 }

@@ -32,7 +32,7 @@ func grpcCluster(b *testing.B, workers int, heartbeat time.Duration) (*swarm.Man
 	if err != nil {
 		b.Fatal(err)
 	}
-	go mgr.Serve(l)
+	go mgr.ServeInsecure(l)
 	var ws []*swarm.Worker
 	for i := 0; i < workers; i++ {
 		conn, err := swarm.Dial(l.Addr().String())

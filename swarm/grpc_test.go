@@ -34,7 +34,7 @@ func TestClusterOverGRPC(t *testing.T) {
 		t.Fatal(err)
 	}
 	served := make(chan error, 1)
-	go func() { served <- mgr.Serve(l) }()
+	go func() { served <- mgr.ServeInsecure(l) }()
 	addr := l.Addr().String()
 
 	var workers []*swarm.Worker

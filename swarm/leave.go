@@ -27,7 +27,7 @@ type LeaveRequest struct {
 var ErrManagerLeave = errors.New("this node is a manager: leaving takes a member out of the raft group; use --force to leave anyway (the remaining managers must keep a quorum)")
 
 func init() {
-	rpc.RegisterError("manager-leave", ErrManagerLeave, codes.FailedPrecondition)
+	rpc.RegisterError("MANAGER_LEAVE", ErrManagerLeave, codes.FailedPrecondition)
 }
 
 // Leave takes the node out of its cluster, as `docker swarm leave` does: its
@@ -69,11 +69,31 @@ func (n *Node) finishLeave() {
 		}
 	}
 	n.log.Info("left the cluster")
-	close(n.left)
+	n.exit(nil)
 }
 
-// Left is closed once the node has left its cluster (Leave).
+// Left is closed once the node has left its cluster on its own: it left
+// (Leave), or it learnt that it was removed; Err says which.
 func (n *Node) Left() <-chan struct{} { return n.left }
+
+// Err says, once Left is closed, why the node ended: nil when it left,
+// an error wrapping ErrNodeRemoved when it was removed from the cluster.
+func (n *Node) Err() error {
+	select {
+	case <-n.left:
+		return n.exitErr
+	default:
+		return nil
+	}
+}
+
+// exit closes Left once, recording why.
+func (n *Node) exit(err error) {
+	n.exitOnce.Do(func() {
+		n.exitErr = err
+		close(n.left)
+	})
+}
 
 func (n *Node) serveLocal(s grpc.ServiceRegistrar) {
 	desc := rpc.Service(localServiceName, []rpc.Method{

@@ -98,6 +98,9 @@ type Manager struct {
 // it (the node needs the store as its FSM).
 type lateProposer struct{ node *raft.Node }
 
+// MaxProposalSize implements store.SizeLimitedProposer.
+func (p *lateProposer) MaxProposalSize() int { return p.node.MaxProposalSize() }
+
 // Propose proposes through raft. While the group has no leader (an
 // election in progress) or drops the proposal before it entered the log,
 // it waits and tries again until ctx ends: the proposal certainly did not

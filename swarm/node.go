@@ -125,6 +125,10 @@ type Node struct {
 	cancel   context.CancelFunc
 	left     chan struct{}
 	stopOnce sync.Once
+	// exitOnce closes left once, with exitErr saying why the node ended
+	// on its own (nil: it left; see noderemoved.go).
+	exitOnce sync.Once
+	exitErr  error
 }
 
 const stateFile = "node.json"

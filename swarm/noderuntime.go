@@ -2,7 +2,6 @@ package swarm
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"path/filepath"
@@ -14,6 +13,7 @@ import (
 	"github.com/apiary-io/apiary/swarm/api"
 	"github.com/apiary-io/apiary/swarm/controlapi"
 	"github.com/apiary-io/apiary/swarm/dispatcher"
+	"github.com/apiary-io/apiary/swarm/rpc"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 )
@@ -28,7 +28,7 @@ type runtime struct {
 	role    api.NodeRole
 	mgr     *Manager
 	ca      *pki.CAServer
-	srv     *grpc.Server
+	srv     *rpc.Server
 	sockSrv *grpc.Server
 
 	// liveMgr holds mgr once started, for the servers' handlers, which
@@ -116,16 +116,18 @@ func (n *Node) startManager(ctx context.Context, rt *runtime, boot *bootstrap) e
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", n.cfg.ListenAddr, err)
 	}
-	auth := pki.NewAuthorizer(policy(), lazyRemoved{rt}, n.log)
-	rt.srv = grpc.NewServer(
-		grpc.Creds(credentials.NewTLS(n.identity.JoinServerTLSConfig())),
-		grpc.ChainUnaryInterceptor(auth.UnaryServerInterceptor()),
-		grpc.ChainStreamInterceptor(auth.StreamServerInterceptor()),
-		grpc.MaxRecvMsgSize(raft.MaxMessageSize),
-		kaPolicy,
-	)
+	rc := raft.DefaultConfig()
+	if n.cfg.RaftTick > 0 {
+		rc.TickInterval = n.cfg.RaftTick
+	}
+	rt.srv, err = n.newServer(n.identity.JoinServerTLSConfig(), rt, managerClasses(rc.MaxFrameSize()))
+	if err != nil {
+		lis.Close()
+		return err
+	}
 	tr, err := raft.NewGRPCTransport(raft.GRPCConfig{
 		Server:            rt.srv,
+		MaxFrameSize:      rc.MaxFrameSize(),
 		ClientCredentials: credentials.NewTLS(n.identity.ClientTLSConfig(pki.RoleManager)),
 		Authorize: func(ctx context.Context, from uint64) error {
 			id, err := pki.PeerIdentityFromContext(ctx)
@@ -147,10 +149,6 @@ func (n *Node) startManager(ctx context.Context, rt *runtime, boot *bootstrap) e
 	if err != nil {
 		lis.Close()
 		return err
-	}
-	rc := raft.DefaultConfig()
-	if n.cfg.RaftTick > 0 {
-		rc.TickInterval = n.cfg.RaftTick
 	}
 	rc.ID = n.raftID()
 	rc.Addr = n.state.AdvertiseAddr
@@ -184,13 +182,17 @@ func (n *Node) startManager(ctx context.Context, rt *runtime, boot *bootstrap) e
 	n.serveNodeService(rt.srv)
 	mgr.control.SetLogSource(nodeLogs{n, mgr})
 	mgr.control.SetCA(nodeCA{rt.ca})
-	srv := rt.srv
+	n.serveOn(rt.srv, lis)
+	return nil
+}
+
+// serveOn serves srv on lis in the background.
+func (n *Node) serveOn(srv *rpc.Server, lis net.Listener) {
 	go func() {
-		if err := srv.Serve(lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+		if err := srv.Serve(lis); err != nil {
 			n.log.Error("gRPC server stopped", "err", err)
 		}
 	}()
-	return nil
 }
 
 // serveWorker serves a worker's node service (its tasks' output, for
@@ -200,20 +202,13 @@ func (n *Node) serveWorker(rt *runtime) error {
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", n.cfg.ListenAddr, err)
 	}
-	auth := pki.NewAuthorizer(policy(), lazyRemoved{rt}, n.log)
-	rt.srv = grpc.NewServer(
-		grpc.Creds(credentials.NewTLS(n.identity.ServerTLSConfig())),
-		grpc.ChainUnaryInterceptor(auth.UnaryServerInterceptor()),
-		grpc.ChainStreamInterceptor(auth.StreamServerInterceptor()),
-		kaPolicy,
-	)
+	rt.srv, err = n.newServer(n.identity.ServerTLSConfig(), rt, workerNodeClasses())
+	if err != nil {
+		lis.Close()
+		return err
+	}
 	n.serveNodeService(rt.srv)
-	srv := rt.srv
-	go func() {
-		if err := srv.Serve(lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
-			n.log.Error("gRPC server stopped", "err", err)
-		}
-	}()
+	n.serveOn(rt.srv, lis)
 	return nil
 }
 
@@ -312,5 +307,6 @@ func (n *Node) startWorker(ctx context.Context, rt *runtime, first bool) error {
 		return err
 	}
 	n.worker.Store(w)
+	n.watchRemoval(w)
 	return nil
 }

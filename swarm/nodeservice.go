@@ -83,7 +83,7 @@ func (l nodeLogs) TaskLogs(ctx context.Context, t *api.Task, opts executor.LogOp
 	if addr == "" {
 		return nil, fmt.Errorf("node %s has no known address", t.NodeID)
 	}
-	conn, err := dialTLSAny(addr, l.n.identity, l.n.cfg.dialOpts())
+	conn, err := dialNode(addr, t.NodeID, l.n.identity, l.n.cfg.dialOpts())
 	if err != nil {
 		return nil, err
 	}

@@ -13,15 +13,21 @@ import (
 	"github.com/apiary-io/apiary/swarm/rpc"
 )
 
-// Serve answers the manager's gRPC services — the dispatcher for workers and
-// the control API for clients — on l until the manager stops. It returns
-// nil then, or the listener's error.
-func (m *Manager) Serve(l net.Listener) error {
+// ServeInsecure answers the manager's gRPC services — the dispatcher for
+// workers and the control API for clients — on l until the manager stops,
+// in plaintext and without authentication: any peer that reaches l may
+// call anything, and workers are trusted to name their node. Use it on a
+// private network or in tests; swarm.Node serves the same services over
+// mutual TLS. It returns nil once the manager stops, or the listener's
+// error.
+func (m *Manager) ServeInsecure(l net.Listener) error {
 	return m.serve(l, true)
 }
 
-// ServeControl answers the control API alone on l (a local Unix socket, say),
-// until the manager stops.
+// ServeControl answers the control API alone on l until the manager stops,
+// in plaintext and without authentication: serve it on a Unix socket whose
+// file permissions decide who may connect (as swarm.Node's control socket
+// and docker.sock are).
 func (m *Manager) ServeControl(l net.Listener) error {
 	return m.serve(l, false)
 }
@@ -30,7 +36,7 @@ func (m *Manager) serve(l net.Listener, workers bool) error {
 	s := grpc.NewServer(rpc.ServerOptions()...)
 	controlapi.Serve(s, m.control)
 	if workers {
-		dispatcher.Serve(s, m.dispatcher)
+		dispatcher.ServeInsecure(s, m.dispatcher)
 	}
 	m.serversMu.Lock()
 	if m.stopped {
@@ -47,7 +53,8 @@ func (m *Manager) serve(l net.Listener, workers bool) error {
 }
 
 // Dial connects to a manager's gRPC services at target ("host:port", or
-// "unix:///path/to/control.sock").
+// "unix:///path/to/control.sock") in plaintext: to a control socket, or to
+// a server of ServeInsecure.
 func Dial(target string, opts ...grpc.DialOption) (*grpc.ClientConn, error) {
 	all := append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, rpc.DialOptions()...)
 	conn, err := grpc.NewClient(target, append(all, opts...)...)

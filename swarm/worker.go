@@ -84,6 +84,9 @@ func (w *Worker) Kill(ctx context.Context) error {
 	return nil
 }
 
+// Done is closed once the worker stopped: Stop, or on its own (Err).
+func (w *Worker) Done() <-chan struct{} { return w.done }
+
 // Err returns why the worker stopped on its own (the node was removed), or nil.
 func (w *Worker) Err() error {
 	select {

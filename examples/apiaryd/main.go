@@ -162,6 +162,9 @@ func serve(o options, start func(context.Context, swarm.NodeConfig) (*swarm.Node
 	case <-ctx.Done():
 		n.Stop()
 	case <-n.Left():
+		if err := n.Err(); err != nil {
+			return err // removed from the cluster: exit 1 saying so
+		}
 		fmt.Fprintln(os.Stderr, "apiaryd: node left the cluster")
 	}
 	return nil

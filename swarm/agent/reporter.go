@@ -54,6 +54,10 @@ func (p *reporter) setSession(nodeID, session string) {
 
 const maxReportBatch = 500
 
+// The dispatcher refuses a request of more than dispatcher.MaxStatusUpdates
+// reports: this fails to compile if maxReportBatch grows past it.
+var _ [dispatcher.MaxStatusUpdates - maxReportBatch]struct{}
+
 func (p *reporter) run(ctx context.Context) {
 	for {
 		select {

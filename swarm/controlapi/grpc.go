@@ -17,14 +17,14 @@ import (
 const ServiceName = "apiary.Control"
 
 func init() {
-	rpc.RegisterError("invalid-argument", ErrInvalidArgument, codes.InvalidArgument)
-	rpc.RegisterError("not-found", store.ErrNotFound, codes.NotFound)
-	rpc.RegisterError("conflict", store.ErrConflict, codes.Aborted)
-	rpc.RegisterError("name-conflict", store.ErrNameConflict, codes.AlreadyExists)
-	rpc.RegisterError("exists", store.ErrExist, codes.AlreadyExists)
-	rpc.RegisterError("no-membership", ErrNoMembership, codes.FailedPrecondition)
-	rpc.RegisterError("no-log-source", ErrNoLogSource, codes.FailedPrecondition)
-	rpc.RegisterError("no-ca", ErrNoCA, codes.FailedPrecondition)
+	rpc.RegisterError("INVALID_ARGUMENT", ErrInvalidArgument, codes.InvalidArgument)
+	rpc.RegisterError("NOT_FOUND", store.ErrNotFound, codes.NotFound)
+	rpc.RegisterError("CONFLICT", store.ErrConflict, codes.Aborted)
+	rpc.RegisterError("NAME_CONFLICT", store.ErrNameConflict, codes.AlreadyExists)
+	rpc.RegisterError("EXISTS", store.ErrExist, codes.AlreadyExists)
+	rpc.RegisterError("NO_MEMBERSHIP", ErrNoMembership, codes.FailedPrecondition)
+	rpc.RegisterError("NO_LOG_SOURCE", ErrNoLogSource, codes.FailedPrecondition)
+	rpc.RegisterError("NO_CA", ErrNoCA, codes.FailedPrecondition)
 }
 
 // API is the control API: what Server implements locally and Client over

@@ -46,6 +46,9 @@ func (s *stream) Recv() (*AssignmentsMessage, error) {
 // Assignments streams the node's tasks: first the complete set, then every
 // change, one message per committed transaction that touched the node.
 func (d *Dispatcher) Assignments(ctx context.Context, req *AssignmentsRequest) (AssignmentStream, error) {
+	if err := bindCaller(ctx, "Assignments", req.NodeID); err != nil {
+		return nil, err
+	}
 	sess, err := d.session(req.NodeID, req.SessionID)
 	if err != nil {
 		return nil, err

@@ -53,8 +53,10 @@ var (
 	// must register again.
 	ErrSessionInvalid = errors.New("session invalid: register again")
 	// ErrNodeRemoved: the node was removed from the cluster and must join
-	// anew.
-	ErrNodeRemoved = errors.New("node was removed from the cluster")
+	// anew. It is pki's sentinel: the authorizer refuses a removed node's
+	// certificate before the dispatcher sees the call, and the worker must
+	// recognise either refusal.
+	ErrNodeRemoved = pki.ErrNodeRemoved
 	// ErrNotRunning: the dispatcher is not running (this manager is not the
 	// leader, or is shutting down).
 	ErrNotRunning = errors.New("dispatcher is not running")
@@ -225,43 +227,60 @@ func (d *Dispatcher) expire(ctx context.Context) {
 // orchestrator replaces them. If the node comes back, the agent learns that
 // those tasks are no longer wanted and stops them.
 func (d *Dispatcher) markDown(ctx context.Context, nodeID, why string) error {
-	return retryConflicts(ctx, func() error {
-		return d.store.UpdateContext(ctx, func(tx store.Tx) error {
-			n := tx.GetNode(nodeID)
-			if n == nil {
-				return nil
-			}
-			// A node that registered again meanwhile stays up.
-			d.mu.Lock()
-			_, back := d.sessions[nodeID]
-			d.mu.Unlock()
-			if back {
-				return nil
-			}
-			if n.Status.State != api.NodeStateDown {
-				n.Status.State = api.NodeStateDown
-				n.Status.Message = why
-				if err := tx.UpdateNode(n); err != nil {
+	// The node and its first tasks in one transaction, the rest of its
+	// tasks in more, each of at most store.MaxChangesPerTransaction
+	// changes: a node may have run any number of tasks.
+	for first := true; ; first = false {
+		more := false
+		err := retryConflicts(ctx, func() error {
+			return d.store.UpdateContext(ctx, func(tx store.Tx) error {
+				n := tx.GetNode(nodeID)
+				if n == nil {
+					return nil
+				}
+				// A node that registered again meanwhile stays up.
+				d.mu.Lock()
+				_, back := d.sessions[nodeID]
+				d.mu.Unlock()
+				if back {
+					return nil
+				}
+				changes := 0
+				if first && n.Status.State != api.NodeStateDown {
+					n.Status.State = api.NodeStateDown
+					n.Status.Message = why
+					if err := tx.UpdateNode(n); err != nil {
+						return err
+					}
+					changes++
+				}
+				tasks, err := tx.FindTasks(store.ByNodeID(nodeID))
+				if err != nil {
 					return err
 				}
-			}
-			tasks, err := tx.FindTasks(store.ByNodeID(nodeID))
-			if err != nil {
-				return err
-			}
-			now := time.Now().UTC()
-			for _, t := range tasks {
-				if t.Status.State < api.TaskStateAssigned || t.Status.State.Terminal() {
-					continue
+				now := time.Now().UTC()
+				more = false
+				for _, t := range tasks {
+					if t.Status.State < api.TaskStateAssigned || t.Status.State.Terminal() {
+						continue
+					}
+					if changes == store.MaxChangesPerTransaction {
+						more = true
+						break
+					}
+					t.Status = api.TaskStatus{Timestamp: now, State: api.TaskStateOrphaned, Message: "node " + why, ContainerStatus: t.Status.ContainerStatus}
+					if err := tx.UpdateTask(t); err != nil {
+						return err
+					}
+					changes++
 				}
-				t.Status = api.TaskStatus{Timestamp: now, State: api.TaskStateOrphaned, Message: "node " + why, ContainerStatus: t.Status.ContainerStatus}
-				if err := tx.UpdateTask(t); err != nil {
-					return err
-				}
-			}
-			return nil
+				return nil
+			})
 		})
-	})
+		if err != nil || !more {
+			return err
+		}
+	}
 }
 
 func retryConflicts(ctx context.Context, f func() error) error {
@@ -310,11 +329,25 @@ func (d *Dispatcher) markReady(ctx context.Context, nodeID string) error {
 	})
 }
 
-// Register opens a session, joining a new node when req.NodeID is empty.
-// A previous session of the same node ends.
+// Register opens a session. A previous session of the same node ends.
+//
+// Over the network the caller is the node its certificate names: the
+// request must name the same node, which must exist (the CA made its record
+// when it issued the certificate). A call from this process (the embedding
+// API's StartWorker beside its manager) is trusted: an empty NodeID joins a
+// new node there.
 func (d *Dispatcher) Register(ctx context.Context, req *RegisterRequest) (*RegisterResponse, error) {
 	if _, err := d.runningCtx(); err != nil {
 		return nil, err
+	}
+	if err := bindCaller(ctx, "Register", req.NodeID); err != nil {
+		return nil, err
+	}
+	if err := checkDescription(&req.Description); err != nil {
+		return nil, err
+	}
+	if len(req.Addr) > MaxDescriptionField {
+		return nil, fmt.Errorf("%w: Addr: %d bytes, at most %d", ErrBadRequest, len(req.Addr), MaxDescriptionField)
 	}
 	nodeID := req.NodeID
 	err := retryConflicts(ctx, func() error {
@@ -331,7 +364,7 @@ func (d *Dispatcher) Register(ctx context.Context, req *RegisterRequest) (*Regis
 			}
 			n := tx.GetNode(nodeID)
 			if n == nil {
-				return fmt.Errorf("register node %s: %w", nodeID, ErrNodeRemoved)
+				return fmt.Errorf("register node %s: it has no record in the cluster: %w", nodeID, ErrNodeRemoved)
 			}
 			n.Description = &desc
 			n.Status = api.NodeStatus{State: api.NodeStateReady, Addr: req.Addr}
@@ -425,6 +458,9 @@ func (d *Dispatcher) Managers(ctx context.Context) ([]string, error) {
 
 // Heartbeat keeps a session alive and returns the period until the next one.
 func (d *Dispatcher) Heartbeat(ctx context.Context, req *HeartbeatRequest) (*HeartbeatResponse, error) {
+	if err := bindCaller(ctx, "Heartbeat", req.NodeID); err != nil {
+		return nil, err
+	}
 	s, err := d.session(req.NodeID, req.SessionID)
 	if err != nil {
 		return nil, err
@@ -461,6 +497,12 @@ func (d *Dispatcher) Heartbeat(ctx context.Context, req *HeartbeatRequest) (*Hea
 // tasks not assigned to the node, are dropped with a log line: a worker
 // cannot move a task backwards or touch another node's tasks.
 func (d *Dispatcher) UpdateTaskStatus(ctx context.Context, req *UpdateTaskStatusRequest) error {
+	if err := bindCaller(ctx, "UpdateTaskStatus", req.NodeID); err != nil {
+		return err
+	}
+	if err := checkStatusUpdates(req); err != nil {
+		return err
+	}
 	if _, err := d.session(req.NodeID, req.SessionID); err != nil {
 		return err
 	}
@@ -518,13 +560,33 @@ func (d *Dispatcher) writeStatuses(ctx context.Context) {
 			}
 		}
 		window.Stop()
-		err := retryConflicts(ctx, func() error {
-			return d.store.UpdateContext(ctx, func(tx store.Tx) error { return d.applyStatuses(tx, batches) })
-		})
-		for _, b := range batches {
-			b.done <- err
+		for len(batches) > 0 {
+			group := statusGroup(batches)
+			err := retryConflicts(ctx, func() error {
+				return d.store.UpdateContext(ctx, func(tx store.Tx) error { return d.applyStatuses(tx, group) })
+			})
+			for _, b := range group {
+				b.done <- err
+			}
+			batches = batches[len(group):]
 		}
 	}
+}
+
+// statusGroup is the longest prefix of batches written as one transaction:
+// at most store.MaxChangesPerTransaction reports (but at least one batch,
+// which holds at most MaxStatusUpdates), so that the raft entry stays far
+// below its size bound however many workers report at once.
+func statusGroup(batches []statusBatch) []statusBatch {
+	n := len(batches[0].updates)
+	i := 1
+	for ; i < len(batches); i++ {
+		if n+len(batches[i].updates) > store.MaxChangesPerTransaction {
+			break
+		}
+		n += len(batches[i].updates)
+	}
+	return batches[:i]
 }
 
 func (d *Dispatcher) failPending(err error) {

@@ -5,6 +5,9 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/apiary-io/apiary/pki"
 
 	"github.com/apiary-io/apiary/swarm/rpc"
 )
@@ -13,9 +16,9 @@ import (
 const ServiceName = "apiary.Dispatcher"
 
 func init() {
-	rpc.RegisterError("session-invalid", ErrSessionInvalid, codes.FailedPrecondition)
-	rpc.RegisterError("node-removed", ErrNodeRemoved, codes.PermissionDenied)
-	rpc.RegisterError("dispatcher-not-running", ErrNotRunning, codes.Unavailable)
+	rpc.RegisterError("SESSION_INVALID", ErrSessionInvalid, codes.FailedPrecondition)
+	rpc.RegisterError("DISPATCHER_NOT_RUNNING", ErrNotRunning, codes.Unavailable)
+	rpc.RegisterError("DISPATCHER_BAD_REQUEST", ErrBadRequest, codes.InvalidArgument)
 }
 
 // API is the worker-facing contract: what Dispatcher serves and what a
@@ -42,13 +45,49 @@ type ManagersResponse struct {
 // Empty is the response of calls that return nothing.
 type Empty struct{}
 
-// Serve registers impl as the dispatcher service of s.
+// Serve registers impl as the dispatcher service of s, for a server whose
+// calls the pki Authorizer authorized: each call must carry the identity
+// of the caller's verified certificate, which the dispatcher binds the
+// call to (a call without one is refused).
 func Serve(s grpc.ServiceRegistrar, impl API) {
+	serve(s, impl, true)
+}
+
+// ServeInsecure registers impl on a server without authentication (a
+// plaintext listener on a trusted network, tests): callers are trusted to
+// name their node, and an empty NodeID joins a new node, as in-process.
+func ServeInsecure(s grpc.ServiceRegistrar, impl API) {
+	serve(s, impl, false)
+}
+
+func serve(s grpc.ServiceRegistrar, impl API, authenticated bool) {
+	// bound checks, on an authenticated server, that the authorizer put
+	// the caller's identity in ctx: the dispatcher trusts a call without
+	// one to name its node, as it trusts its own process.
+	bound := func(ctx context.Context) error {
+		if _, ok := pki.IdentityFromContext(ctx); authenticated && !ok {
+			return status.Error(codes.Unauthenticated, "dispatcher: the call carries no verified node identity")
+		}
+		return nil
+	}
 	desc := rpc.Service(ServiceName,
 		[]rpc.Method{
-			rpc.Unary("Register", impl.Register),
-			rpc.Unary("Heartbeat", impl.Heartbeat),
+			rpc.Unary("Register", func(ctx context.Context, req *RegisterRequest) (*RegisterResponse, error) {
+				if err := bound(ctx); err != nil {
+					return nil, err
+				}
+				return impl.Register(ctx, req)
+			}),
+			rpc.Unary("Heartbeat", func(ctx context.Context, req *HeartbeatRequest) (*HeartbeatResponse, error) {
+				if err := bound(ctx); err != nil {
+					return nil, err
+				}
+				return impl.Heartbeat(ctx, req)
+			}),
 			rpc.Unary("UpdateTaskStatus", func(ctx context.Context, req *UpdateTaskStatusRequest) (*Empty, error) {
+				if err := bound(ctx); err != nil {
+					return nil, err
+				}
 				return &Empty{}, impl.UpdateTaskStatus(ctx, req)
 			}),
 			rpc.Unary("Managers", func(ctx context.Context, _ *Empty) (*ManagersResponse, error) {
@@ -61,6 +100,9 @@ func Serve(s grpc.ServiceRegistrar, impl API) {
 			}),
 		},
 		rpc.ServerStream("Assignments", func(ctx context.Context, req *AssignmentsRequest, send func(*AssignmentsMessage) error) error {
+			if err := bound(ctx); err != nil {
+				return err
+			}
 			st, err := impl.Assignments(ctx, req)
 			if err != nil {
 				return err

@@ -237,9 +237,7 @@ func (p *Placer) place(ctx context.Context) (int, error) {
 				return
 			}
 			chunk := decisions[i*writeChunk : min((i+1)*writeChunk, len(decisions))]
-			if werr := p.store.UpdateContext(ctx, func(tx store.Tx) error {
-				return p.write(tx, chunk, now, &next)
-			}); werr != nil {
+			if werr := p.writeChunk(ctx, chunk, now, &next); werr != nil {
 				errOnce.Do(func() { err = werr })
 				failed.Store(true)
 			}
@@ -254,6 +252,20 @@ func (p *Placer) place(ctx context.Context) (int, error) {
 		writer()
 	}
 	return unplaced, err
+}
+
+// writeChunk writes decisions in one transaction, or, when they are too
+// large for one raft entry (tasks with very large specs), in halves.
+func (p *Placer) writeChunk(ctx context.Context, decisions []scheduler.Decision, now time.Time, next *api.Task) error {
+	err := p.store.UpdateContext(ctx, func(tx store.Tx) error { return p.write(tx, decisions, now, next) })
+	if errors.Is(err, store.ErrTooLarge) && len(decisions) > 1 {
+		half := len(decisions) / 2
+		if err := p.writeChunk(ctx, decisions[:half], now, next); err != nil {
+			return err
+		}
+		return p.writeChunk(ctx, decisions[half:], now, next)
+	}
+	return err
 }
 
 // write records decisions in tx, each from the placer's copy of its task

@@ -1,25 +1,27 @@
-// Package rpc carries Apiary's manager APIs over gRPC without generated
-// code: messages are the plain Go structs of the API packages, encoded as
-// JSON by a gRPC codec, and services are described by hand-written
-// grpc.ServiceDesc values built with Unary and ServerStream. Errors keep
-// their identity across the wire: a package registers its sentinel errors
-// (RegisterError) and a client gets back an error for which errors.Is
-// matches the same sentinel the server returned.
+// Package rpc carries Apiary's APIs over gRPC without generated code:
+// messages are the plain Go structs of the API packages, encoded as JSON by
+// a gRPC codec, and services are described by grpc.ServiceDesc values built
+// with Unary and ServerStream. Errors keep their identity across the wire
+// (errors.go): a package registers its sentinel errors (RegisterError) and
+// a client gets back an error for which errors.Is matches the same sentinel
+// the server returned. Server (server.go) is the TLS server every node
+// runs: it sorts connections by the caller's verified certificate before
+// gRPC reads a byte of a request, so each kind of caller meets the limits
+// that fit what it may call.
 package rpc
 
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"fmt"
-	"strings"
-	"sync"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/status"
 )
+
+// CodecName is the content-subtype of Codec.
+const CodecName = "apiary-json"
 
 // Codec encodes messages as JSON. Its name is not "proto", so it never
 // clashes with the protobuf codec of other services on the same server.
@@ -32,7 +34,7 @@ func (Codec) Marshal(v any) ([]byte, error) { return json.Marshal(v) }
 func (Codec) Unmarshal(data []byte, v any) error { return json.Unmarshal(data, v) }
 
 // Name implements encoding.Codec.
-func (Codec) Name() string { return "apiary-json" }
+func (Codec) Name() string { return CodecName }
 
 func init() { encoding.RegisterCodec(Codec{}) }
 
@@ -45,99 +47,6 @@ func ServerOptions() []grpc.ServerOption { return nil }
 func DialOptions() []grpc.DialOption {
 	return []grpc.DialOption{grpc.WithDefaultCallOptions(grpc.CallContentSubtype(Codec{}.Name()))}
 }
-
-type registered struct {
-	err  error
-	code codes.Code
-}
-
-var (
-	regMu    sync.RWMutex
-	byName   = map[string]registered{}
-	sentinel = map[error]string{}
-)
-
-// RegisterError makes err (a sentinel compared with errors.Is) travel
-// across the wire under name, with the gRPC status code code. Packages
-// register their sentinels in init.
-func RegisterError(name string, err error, code codes.Code) {
-	regMu.Lock()
-	defer regMu.Unlock()
-	byName[name] = registered{err, code}
-	sentinel[err] = name
-}
-
-// remoteError is an error received from the other side: its text as the
-// server wrote it, and the sentinel it wrapped.
-type remoteError struct {
-	msg string
-	is  error
-}
-
-func (e *remoteError) Error() string { return e.msg }
-func (e *remoteError) Unwrap() error { return e.is }
-
-// ToStatus turns a server-side error into a gRPC status error, naming the
-// registered sentinel it wraps so the client can restore it.
-func ToStatus(err error) error {
-	if err == nil {
-		return nil
-	}
-	regMu.RLock()
-	for s, name := range sentinel {
-		if errors.Is(err, s) {
-			code := byName[name].code
-			regMu.RUnlock()
-			return status.Error(code, "["+name+"] "+err.Error())
-		}
-	}
-	regMu.RUnlock()
-	switch {
-	case errors.Is(err, context.Canceled):
-		return status.Error(codes.Canceled, err.Error())
-	case errors.Is(err, context.DeadlineExceeded):
-		return status.Error(codes.DeadlineExceeded, err.Error())
-	}
-	if _, ok := status.FromError(err); ok {
-		return err // already a status (from a call this one made)
-	}
-	return status.Error(codes.Unknown, err.Error())
-}
-
-// FromStatus turns a client-side gRPC error back into an error that wraps
-// the sentinel the server's error wrapped (when it was registered).
-func FromStatus(err error) error {
-	if err == nil {
-		return nil
-	}
-	st, ok := status.FromError(err)
-	if !ok {
-		return err
-	}
-	msg := st.Message()
-	if strings.HasPrefix(msg, "[") {
-		if i := strings.Index(msg, "] "); i > 0 {
-			regMu.RLock()
-			r, ok := byName[msg[1:i]]
-			regMu.RUnlock()
-			if ok {
-				return &remoteError{msg: msg[i+2:], is: r.err}
-			}
-		}
-	}
-	switch st.Code() {
-	case codes.Canceled:
-		return &remoteError{msg: msg, is: context.Canceled}
-	case codes.DeadlineExceeded:
-		return &remoteError{msg: msg, is: context.DeadlineExceeded}
-	case codes.Unavailable:
-		return &remoteError{msg: msg, is: ErrUnavailable}
-	}
-	return fmt.Errorf("%s: %s", st.Code(), msg)
-}
-
-// ErrUnavailable: the other side could not be reached.
-var ErrUnavailable = errors.New("unavailable")
 
 // Method is a unary method waiting for the name of its service (the full
 // method name reaches interceptors, an authorizer among them).
@@ -198,9 +107,9 @@ func Service(name string, unary []Method, streams ...grpc.StreamDesc) grpc.Servi
 }
 
 // Call invokes a unary method on conn and restores registered errors.
-func Call[Resp any](ctx context.Context, conn grpc.ClientConnInterface, service, method string, req any) (*Resp, error) {
+func Call[Resp any](ctx context.Context, conn grpc.ClientConnInterface, service, method string, req any, opts ...grpc.CallOption) (*Resp, error) {
 	resp := new(Resp)
-	if err := conn.Invoke(ctx, "/"+service+"/"+method, req, resp); err != nil {
+	if err := conn.Invoke(ctx, "/"+service+"/"+method, req, resp, opts...); err != nil {
 		return nil, FromStatus(err)
 	}
 	return resp, nil
