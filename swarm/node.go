@@ -342,13 +342,13 @@ func checkIdentity(cfg NodeConfig, st nodeState, ident *pki.NodeIdentity) error 
 // errRaftStateLost explains how to recover a manager whose raft state went
 // missing after its admission.
 func (n *Node) errRaftStateLost() error {
-	return fmt.Errorf("run: node %s was admitted to the raft group as member %x, but its raft state in %s is missing or empty; "+
+	return fmt.Errorf("run: node %[1]s was admitted to the raft group as member %[2]x, but its raft state in %[3]s is missing or empty; "+
 		"starting with an empty log would lose entries and votes it acknowledged, so it will not start. To recover: "+
-		"if the other managers keep a quorum, demote this node from one of them (apiaryctl node demote %s; its member is removed), "+
-		"empty this data dir and join again with a manager token; "+
-		"if this was the only manager, or the others lost their quorum too, restore %s from a backup, "+
-		"or restart a surviving manager with --force-new-cluster",
-		n.state.NodeID, n.raftID(), n.raftDir(), n.state.NodeID, n.raftDir())
+		"if the other managers keep a quorum, take this node out through one of them (apiaryctl node demote %[1]s, which removes its member, "+
+		"then apiaryctl node rm %[1]s), empty this data dir and join again with a manager token; "+
+		"if this was the only manager, or the others lost their quorum too, restore %[3]s from a backup, "+
+		"or restart a surviving manager with apiaryd run --force-new-cluster",
+		n.state.NodeID, n.raftID(), n.raftDir())
 }
 
 func advertise(cfg NodeConfig) string {

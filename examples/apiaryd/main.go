@@ -1,13 +1,21 @@
 // Command apiaryd is the Apiary node daemon. It stays in the foreground:
 //
-//	apiaryd init --data-dir D --listen-addr HOST:PORT [--advertise-addr A] [--executor process|docker|fake] [--label k=v]...
-//	apiaryd join --data-dir D --listen-addr HOST:PORT --token TOKEN MANAGER_ADDR [MANAGER_ADDR...]
-//	apiaryd run  --data-dir D
+//	apiaryd init --data-dir D --listen-addr HOST:PORT [NODE OPTIONS] [--external-ca SPEC --ca-cert ROOT.pem]
+//	apiaryd join --data-dir D --listen-addr HOST:PORT [NODE OPTIONS] --token TOKEN MANAGER_ADDR [MANAGER_ADDR...]
+//	apiaryd run  --data-dir D [NODE OPTIONS] [--force-new-cluster]
+//
+// NODE OPTIONS: --advertise-addr A, --executor process|docker|fake,
+// --hostname H, --label k=v (repeatable), --heartbeat-period D,
+// --log-level L.
 //
 // init creates a cluster with this node as its first manager; join enters
 // one with a join token (the token decides worker or manager); run restarts
-// a node that has done either, from its data directory alone. Every node
-// serves its control socket at D/control.sock (mode 0600) for apiaryctl.
+// a node that has done either, from its data directory alone: the node
+// options init or join were given are saved in D/apiaryd.json, and one given
+// to run overrides its saved value (options.go). run --force-new-cluster
+// recovers a cluster that lost its quorum from this manager's data. Every
+// node serves its control socket at D/control.sock (mode 0600) for
+// apiaryctl.
 package main
 
 import (
@@ -18,24 +26,19 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/apiary-io/apiary/executor"
 	"github.com/apiary-io/apiary/executor/fake"
 	"github.com/apiary-io/apiary/executor/process"
 	"github.com/apiary-io/apiary/swarm"
 )
-
-type options struct {
-	dataDir, listen, advertise, executor, token, logLevel, hostname string
-	externalCA, caCert                                              string
-	labels                                                          []string
-	heartbeat                                                       time.Duration
-}
 
 func main() {
 	if err := newRoot().Execute(); err != nil {
@@ -45,17 +48,30 @@ func main() {
 }
 
 func newRoot() *cobra.Command {
-	var o options
+	var (
+		o                  nodeOptions
+		dataDir, token     string
+		externalCA, caCert string
+		forceNewCluster    bool
+	)
 	root := &cobra.Command{Use: "apiaryd", Short: "The Apiary node daemon", SilenceUsage: true, SilenceErrors: true}
-	root.PersistentFlags().StringVar(&o.dataDir, "data-dir", "/var/lib/apiary", "where the node keeps its identity, state and task records")
-	root.PersistentFlags().StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
-	root.PersistentFlags().StringVar(&o.hostname, "hostname", "", "hostname the node reports (default: the machine's)")
-	addNet := func(c *cobra.Command) {
-		c.Flags().StringVar(&o.listen, "listen-addr", "", "address to listen on, HOST:PORT (required)")
-		c.Flags().StringVar(&o.advertise, "advertise-addr", "", "address other nodes reach this one at (default: the listen address)")
-		c.Flags().StringVar(&o.executor, "executor", "process", "how tasks run: process, docker or fake")
-		c.Flags().StringArrayVar(&o.labels, "label", nil, "engine label k=v reported by this node (repeatable)")
-		c.Flags().DurationVar(&o.heartbeat, "heartbeat-period", 0, "workers' heartbeat period when managing (0: adaptive)")
+	root.PersistentFlags().StringVar(&dataDir, "data-dir", "/var/lib/apiary", "where the node keeps its identity, state and task records")
+	// create saves the node options of a new node, then starts it.
+	create := func(cmd *cobra.Command, start func(context.Context, swarm.NodeConfig) (*swarm.Node, error)) error {
+		if o.listen == "" {
+			return errors.New("--listen-addr: required")
+		}
+		if swarm.HasNode(dataDir) {
+			return fmt.Errorf("data dir %s already holds a node: restart it with run, or use another directory", dataDir)
+		}
+		// Saved before the node starts: a node that exists has its
+		// options (a failed start leaves them for the next init or join
+		// to replace).
+		log, err := o.save(dataDir, cmd.Flags())
+		if err != nil {
+			return err
+		}
+		return serve(dataDir, o, cmd.Flags(), log, start)
 	}
 	initCmd := &cobra.Command{
 		Use:   "init",
@@ -63,81 +79,127 @@ func newRoot() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			// Checked before anything starts: bad input changes nothing.
-			ext, root, err := parseExternalCA(o.externalCA, o.caCert)
+			ext, root, err := parseExternalCA(externalCA, caCert)
 			if err != nil {
 				return err
 			}
-			return serve(o, func(ctx context.Context, cfg swarm.NodeConfig) (*swarm.Node, error) {
-				if cfg.ListenAddr == "" {
-					return nil, errors.New("--listen-addr: required")
-				}
+			return create(cmd, func(ctx context.Context, cfg swarm.NodeConfig) (*swarm.Node, error) {
 				cfg.ExternalCA, cfg.ExternalCARoot = ext, root
 				return swarm.InitNode(ctx, cfg)
 			})
 		},
 	}
-	addNet(initCmd)
-	initCmd.Flags().StringVar(&o.externalCA, "external-ca", "", "sign node certificates with an external cfssl CA: protocol=cfssl,url=URL[,profile=NAME][,auth-key=KEY][,cacert=FILE]")
-	initCmd.Flags().StringVar(&o.caCert, "ca-cert", "", "with --external-ca: the root certificate (PEM file) the external CA signs under")
+	initCmd.Flags().StringVar(&externalCA, "external-ca", "", "sign node certificates with an external cfssl CA: protocol=cfssl,url=URL[,profile=NAME][,auth-key=KEY][,cacert=FILE]")
+	initCmd.Flags().StringVar(&caCert, "ca-cert", "", "with --external-ca: the root certificate (PEM file) the external CA signs under")
 	joinCmd := &cobra.Command{
 		Use:   "join --token TOKEN MANAGER_ADDR [MANAGER_ADDR...]",
 		Short: "Join a cluster as a worker or a manager, as the token says",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if o.token == "" {
+			if token == "" {
 				return errors.New("--token: required")
 			}
-			return serve(o, func(ctx context.Context, cfg swarm.NodeConfig) (*swarm.Node, error) {
-				if cfg.ListenAddr == "" {
-					return nil, errors.New("--listen-addr: required")
-				}
-				return swarm.JoinNode(ctx, cfg, o.token, args)
+			return create(cmd, func(ctx context.Context, cfg swarm.NodeConfig) (*swarm.Node, error) {
+				return swarm.JoinNode(ctx, cfg, token, args)
 			})
 		},
 	}
-	addNet(joinCmd)
-	joinCmd.Flags().StringVar(&o.token, "token", "", "join token (apiaryctl swarm join-token worker|manager)")
+	joinCmd.Flags().StringVar(&token, "token", "", "join token (apiaryctl swarm join-token worker|manager)")
 	runCmd := &cobra.Command{
 		Use:   "run",
 		Short: "Restart a node that has initialised or joined before",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return serve(o, swarm.RestartNode)
+			if !swarm.HasNode(dataDir) {
+				return fmt.Errorf("data dir %s holds no node: initialise or join first", dataDir)
+			}
+			notes, err := loadNodeOptions(dataDir, cmd.Flags())
+			if err != nil {
+				return err
+			}
+			log, err := o.save(dataDir, cmd.Flags())
+			if err != nil {
+				return err
+			}
+			for _, n := range notes {
+				log.Info("node options: "+n.msg, "flag", n.flag, "saved", n.saved, "now", n.now)
+			}
+			return serve(dataDir, o, cmd.Flags(), log, func(ctx context.Context, cfg swarm.NodeConfig) (*swarm.Node, error) {
+				cfg.ForceNewCluster = forceNewCluster
+				return swarm.RestartNode(ctx, cfg)
+			})
 		},
 	}
-	runCmd.Flags().StringVar(&o.executor, "executor", "process", "how tasks run: process, docker or fake")
-	runCmd.Flags().DurationVar(&o.heartbeat, "heartbeat-period", 0, "workers' heartbeat period when managing (0: adaptive)")
+	runCmd.Flags().BoolVar(&forceNewCluster, "force-new-cluster", false, "recover a cluster that lost its quorum from this manager's data: it becomes the only manager, keeping every service and task (once; never restart the lost managers with their old data)")
+	for _, c := range []*cobra.Command{initCmd, joinCmd, runCmd} {
+		c.Flags().AddFlagSet(o.flags())
+	}
 	root.AddCommand(initCmd, joinCmd, runCmd)
 	return root
 }
 
-func logger(level string) (*slog.Logger, error) {
+// save checks the node options and saves them in dataDir (created if
+// need be; swarm tightens an existing one): only valid options are saved.
+// It returns the logger they ask for.
+func (o *nodeOptions) save(dataDir string, flags *pflag.FlagSet) (*slog.Logger, error) {
+	log, err := o.check()
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("--data-dir: %w", err)
+	}
+	if err := saveNodeOptions(dataDir, flags); err != nil {
+		return nil, err
+	}
+	return log, nil
+}
+
+// check refuses node options that cannot work, before anything is saved
+// or started, and returns the logger they ask for.
+func (o *nodeOptions) check() (*slog.Logger, error) {
+	if _, err := parseLabels(o.labels); err != nil {
+		return nil, err
+	}
+	if !slices.Contains(executors, o.executor) {
+		return nil, fmt.Errorf("--executor: %q is not %s", o.executor, strings.Join(executors, ", "))
+	}
+	if o.heartbeat < 0 {
+		return nil, fmt.Errorf("--heartbeat-period: %v is negative", o.heartbeat)
+	}
 	var l slog.Level
-	if err := l.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("--log-level: %q is not debug, info, warn or error", level)
+	if err := l.UnmarshalText([]byte(o.logLevel)); err != nil {
+		return nil, fmt.Errorf("--log-level: %q is not debug, info, warn or error", o.logLevel)
 	}
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l})), nil
 }
 
-// serve starts the node and keeps it in the foreground until SIGINT or
-// SIGTERM.
-func serve(o options, start func(context.Context, swarm.NodeConfig) (*swarm.Node, error)) error {
-	log, err := logger(o.logLevel)
-	if err != nil {
-		return err
-	}
+// executors are the values of --executor.
+var executors = []string{"process", "docker", "fake"}
+
+func parseLabels(list []string) (map[string]string, error) {
 	labels := map[string]string{}
-	for _, l := range o.labels {
+	for _, l := range list {
 		k, v, ok := strings.Cut(l, "=")
 		if !ok || k == "" {
-			return fmt.Errorf("--label %q: want k=v", l)
+			return nil, fmt.Errorf("--label %q: want k=v", l)
 		}
 		labels[k] = v
 	}
-	if err := os.MkdirAll(o.dataDir, 0o700); err != nil {
-		return fmt.Errorf("--data-dir: %w", err)
+	return labels, nil
+}
+
+// serve starts the node and keeps it in the foreground until SIGINT or
+// SIGTERM.
+func serve(dataDir string, o nodeOptions, flags *pflag.FlagSet, log *slog.Logger, start func(context.Context, swarm.NodeConfig) (*swarm.Node, error)) error {
+	labels, err := parseLabels(o.labels)
+	if err != nil {
+		return err
 	}
-	exec, closeExec, err := newExecutor(o.executor, o.dataDir, o.hostname, labels, log)
+	var attrs []any
+	visitNodeFlags(flags, func(f *pflag.Flag) { attrs = append(attrs, f.Name, flagValue(f)) })
+	log.Info("node options", attrs...)
+	exec, closeExec, err := newExecutor(o.executor, dataDir, o.hostname, labels, log)
 	if err != nil {
 		return err
 	}
@@ -147,7 +209,7 @@ func serve(o options, start func(context.Context, swarm.NodeConfig) (*swarm.Node
 	startCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	n, err := start(startCtx, swarm.NodeConfig{
-		DataDir:         o.dataDir,
+		DataDir:         dataDir,
 		ListenAddr:      o.listen,
 		AdvertiseAddr:   o.advertise,
 		Executor:        exec,
@@ -157,14 +219,11 @@ func serve(o options, start func(context.Context, swarm.NodeConfig) (*swarm.Node
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "apiaryd: node %s running as %s; control socket %s\n", n.NodeID(), n.Role(), swarm.ControlSocket(o.dataDir))
+	fmt.Fprintf(os.Stderr, "apiaryd: node %s running as %s; control socket %s\n", n.NodeID(), n.Role(), swarm.ControlSocket(dataDir))
 	select {
 	case <-ctx.Done():
 		n.Stop()
 	case <-n.Left():
-		if err := n.Err(); err != nil {
-			return err // removed from the cluster: exit 1 saying so
-		}
 		fmt.Fprintln(os.Stderr, "apiaryd: node left the cluster")
 	}
 	return nil
@@ -188,5 +247,5 @@ func newExecutor(kind, dataDir, host string, labels map[string]string, log *slog
 	case "docker":
 		return newDockerExecutor(dataDir, host, labels, log)
 	}
-	return nil, nil, fmt.Errorf("--executor: %q is not process, docker or fake", kind)
+	return nil, nil, fmt.Errorf("--executor: %q is not %s", kind, strings.Join(executors, ", "))
 }
