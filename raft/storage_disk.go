@@ -424,7 +424,7 @@ func buildMirror(snap *raftpb.Snapshot, ents []*raftpb.Entry) (*etcdraft.MemoryS
 	mem := etcdraft.NewMemoryStorage()
 	si, _ := snapIndexTerm(snap)
 	switch {
-	case si > 0 && len(ents) > 0 && ents[0].GetIndex() <= si:
+	case si > 0 && len(ents) > 0 && ents[0].GetIndex() < si:
 		d := ents[0]
 		base := &raftpb.Snapshot{Metadata: &raftpb.SnapshotMetadata{
 			Index: new(d.GetIndex()), Term: new(d.GetTerm()), ConfState: snap.GetMetadata().GetConfState(),
@@ -439,16 +439,24 @@ func buildMirror(snap *raftpb.Snapshot, ents []*raftpb.Entry) (*etcdraft.MemoryS
 		if si > last {
 			return nil, fmt.Errorf("snapshot at %d is past the log's end %d: %w", si, last, ErrCorrupt)
 		}
-		if si > d.GetIndex() {
-			t, _ := mem.Term(si)
-			if t != snap.GetMetadata().GetTerm() {
-				return nil, fmt.Errorf("snapshot at %d has term %d, the log says %d: %w", si, snap.GetMetadata().GetTerm(), t, ErrCorrupt)
-			}
-			if _, err := mem.CreateSnapshot(si, snap.GetMetadata().GetConfState(), snap.GetData()); err != nil {
-				return nil, err
-			}
+		t, _ := mem.Term(si)
+		if t != snap.GetMetadata().GetTerm() {
+			return nil, fmt.Errorf("snapshot at %d has term %d, the log says %d: %w", si, snap.GetMetadata().GetTerm(), t, ErrCorrupt)
+		}
+		if _, err := mem.CreateSnapshot(si, snap.GetMetadata().GetConfState(), snap.GetData()); err != nil {
+			return nil, err
 		}
 	case si > 0:
+		// A log compacted exactly to the snapshot keeps the snapshot's own
+		// entry. It was once taken as the base instead of the snapshot:
+		// its term went unchecked and the snapshot's reference to its data
+		// was lost (found by FuzzDiskStorage).
+		if len(ents) > 0 && ents[0].GetIndex() == si {
+			if t := ents[0].GetTerm(); t != snap.GetMetadata().GetTerm() {
+				return nil, fmt.Errorf("snapshot at %d has term %d, the log says %d: %w", si, snap.GetMetadata().GetTerm(), t, ErrCorrupt)
+			}
+			ents = ents[1:]
+		}
 		if err := mem.ApplySnapshot(snap); err != nil {
 			return nil, err
 		}
