@@ -224,6 +224,9 @@ func serve(dataDir string, o nodeOptions, flags *pflag.FlagSet, log *slog.Logger
 	case <-ctx.Done():
 		n.Stop()
 	case <-n.Left():
+		if err := n.Err(); err != nil {
+			return err // removed from the cluster: exit 1 saying so
+		}
 		fmt.Fprintln(os.Stderr, "apiaryd: node left the cluster")
 	}
 	return nil
