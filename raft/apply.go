@@ -55,8 +55,9 @@ func (q *applyQueue) close() {
 }
 
 // take returns everything queued, waiting for something; more is false
-// once the queue is closed and empty.
-func (q *applyQueue) take() (items []*applyItem, more bool) {
+// once the queue is closed and empty. It returns nothing (and more) when
+// quiet fires first.
+func (q *applyQueue) take(quiet <-chan time.Time) (items []*applyItem, more bool) {
 	for {
 		q.mu.Lock()
 		items, q.items = q.items, nil
@@ -65,7 +66,11 @@ func (q *applyQueue) take() (items []*applyItem, more bool) {
 		if len(items) > 0 || closed {
 			return items, !closed
 		}
-		<-q.signal
+		select {
+		case <-q.signal:
+		case <-quiet:
+			return nil, true
+		}
 	}
 }
 
@@ -76,13 +81,72 @@ type applyState struct {
 	cs                   *raftpb.ConfState
 	mem                  *membership
 	dedup                *dedup
+	// logBytes counts the bytes of the entries applied since the last
+	// snapshot; recent holds the sizes of the last entries applied (by
+	// index modulo its length), to keep the catch-up entries within
+	// SnapshotCatchUpBytes.
+	logBytes uint64
+	recent   []entrySize
+}
+
+type entrySize struct {
+	index uint64
+	size  uint64
+}
+
+// noteEntry records the size of an applied entry.
+func (a *applyState) noteEntry(index, size uint64) {
+	a.logBytes += size
+	if len(a.recent) > 0 {
+		a.recent[index%uint64(len(a.recent))] = entrySize{index, size}
+	}
+}
+
+// catchUpFrom returns the index to compact the log at after a snapshot at
+// a.applied: the entries after it are the last ones applied, at most
+// maxEntries of them holding at most maxBytes (an entry whose size is not
+// known, applied before a restart, counts as empty).
+func (a *applyState) catchUpFrom(maxEntries, maxBytes uint64) uint64 {
+	keep, bytes := uint64(0), uint64(0)
+	for keep < maxEntries && keep < a.applied {
+		i := a.applied - keep
+		var size uint64
+		if len(a.recent) > 0 {
+			if e := a.recent[i%uint64(len(a.recent))]; e.index == i {
+				size = e.size
+			}
+		}
+		if bytes+size > maxBytes {
+			break
+		}
+		bytes += size
+		keep++
+	}
+	return a.applied - keep
 }
 
 func (n *Node) runApply(a *applyState) {
 	defer close(n.applyDone)
 	a.lastSnap = a.applied
+	a.recent = make([]entrySize, min(n.cfg.SnapshotCatchUpEntries, 1<<16))
+	quiet := time.NewTimer(n.cfg.SnapshotQuiet)
+	defer quiet.Stop()
 	for {
-		items, more := n.applyQ.take()
+		// After a burst of writes, a quiet log is snapshotted and
+		// compacted: at rest, memory holds no more log than that.
+		var wait <-chan time.Time
+		if a.logBytes > n.cfg.SnapshotCatchUpBytes {
+			quiet.Reset(n.cfg.SnapshotQuiet)
+			wait = quiet.C
+		}
+		items, more := n.applyQ.take(wait)
+		if more && len(items) == 0 {
+			if err := n.takeSnapshot(a); err != nil {
+				n.log.Error("snapshot failed", "index", a.applied, "err", err)
+				a.lastSnap, a.logBytes = a.applied, 0
+			}
+			continue
+		}
 		for _, it := range items {
 			if err := n.applyOne(a, it); err != nil {
 				n.fatal(err)
@@ -95,11 +159,11 @@ func (n *Node) runApply(a *applyState) {
 			return
 		}
 		wanted := n.snapWanted.Load() && a.applied > a.lastSnap
-		if wanted || a.applied-a.lastSnap >= n.cfg.SnapshotInterval {
+		if wanted || a.applied-a.lastSnap >= n.cfg.SnapshotInterval || a.logBytes >= n.cfg.SnapshotBytes {
 			if err := n.takeSnapshot(a); err != nil {
 				// Not fatal: the log just grows until the next attempt.
 				n.log.Error("snapshot failed", "index", a.applied, "err", err)
-				a.lastSnap = a.applied
+				a.lastSnap, a.logBytes = a.applied, 0
 			}
 			if wanted {
 				n.snapWanted.Store(false)
@@ -110,7 +174,7 @@ func (n *Node) runApply(a *applyState) {
 
 func (n *Node) drainFailed() {
 	for {
-		if _, more := n.applyQ.take(); !more {
+		if _, more := n.applyQ.take(nil); !more {
 			return
 		}
 	}
@@ -126,6 +190,7 @@ func (n *Node) applyOne(a *applyState, it *applyItem) error {
 		if e.GetIndex() <= a.applied {
 			continue
 		}
+		a.noteEntry(e.GetIndex(), uint64(len(e.GetData())))
 		switch e.GetType() {
 		case raftpb.EntryNormal:
 			if len(e.GetData()) == 0 {
@@ -189,7 +254,7 @@ func (n *Node) restoreSnapshot(a *applyState, snap *raftpb.Snapshot) error {
 		return fmt.Errorf("raft: restore snapshot %d into the FSM: %w", si, err)
 	}
 	n.log.Info("FSM restored from snapshot", "index", si, "took", time.Since(start))
-	a.applied, a.appliedTerm, a.lastSnap = si, st, si
+	a.applied, a.appliedTerm, a.lastSnap, a.logBytes = si, st, si, 0
 	a.cs = snap.GetMetadata().GetConfState()
 	a.mem = h.members
 	a.dedup = newDedup(n.cfg.DedupWindow)
@@ -200,7 +265,8 @@ func (n *Node) restoreSnapshot(a *applyState, snap *raftpb.Snapshot) error {
 }
 
 // takeSnapshot saves the FSM as of the last applied entry and compacts
-// the log, keeping SnapshotCatchUpEntries entries for slow followers.
+// the log, keeping SnapshotCatchUpEntries entries (at most
+// SnapshotCatchUpBytes of them) for slow followers.
 func (n *Node) takeSnapshot(a *applyState) error {
 	start := time.Now()
 	sink, err := n.storage.NewSnapshotSink(a.applied, a.appliedTerm)
@@ -226,9 +292,9 @@ func (n *Node) takeSnapshot(a *applyState) error {
 	if err := n.storage.CreateSnapshot(a.applied, a.cs, snapRef{size: size, crc: crc}.encode()); err != nil {
 		return err
 	}
-	a.lastSnap = a.applied
-	if a.applied > n.cfg.SnapshotCatchUpEntries {
-		if err := n.storage.Compact(a.applied - n.cfg.SnapshotCatchUpEntries); err != nil {
+	a.lastSnap, a.logBytes = a.applied, 0
+	if from := a.catchUpFrom(n.cfg.SnapshotCatchUpEntries, n.cfg.SnapshotCatchUpBytes); from > 0 {
+		if err := n.storage.Compact(from); err != nil {
 			return err
 		}
 	}

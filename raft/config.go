@@ -91,10 +91,25 @@ type Config struct {
 	// SnapshotInterval: a snapshot is taken every this many applied
 	// entries, and the log before it compacted.
 	SnapshotInterval uint64
+	// SnapshotBytes: a snapshot is also taken once the entries applied
+	// since the last one hold this many bytes. The log since the last
+	// snapshot is kept in memory (and in raft.db): counting entries alone
+	// let 10,000 entries of a thousand tasks each stay there, gigabytes.
+	// Zero means DefaultSnapshotBytes.
+	SnapshotBytes uint64
+	// SnapshotQuiet: once nothing has been applied for this long, a
+	// snapshot is taken if the entries since the last one hold more than
+	// SnapshotCatchUpBytes, so that a cluster at rest keeps no more log
+	// than a snapshot leaves (after a burst of writes, the removal of a
+	// large service say). Zero means DefaultSnapshotQuiet.
+	SnapshotQuiet time.Duration
 	// SnapshotCatchUpEntries: entries kept in the log behind a snapshot so
 	// that a follower slightly behind catches up from the log rather than
 	// by a full snapshot.
 	SnapshotCatchUpEntries uint64
+	// SnapshotCatchUpBytes bounds those entries' bytes as well: fewer
+	// are kept when they are large. Zero means DefaultSnapshotCatchUpBytes.
+	SnapshotCatchUpBytes uint64
 	// MaxSizePerMsg bounds the entries of one append message (bytes).
 	MaxSizePerMsg uint64
 	// MaxEntrySize bounds one proposal (bytes, its envelope included):
@@ -146,10 +161,19 @@ func (c Config) MaxFrameSize() int {
 	return int(payload + payload/2 + chunk)
 }
 
+// Defaults of the byte bounds on the log (see Config).
+const (
+	DefaultSnapshotBytes        = 64 << 20
+	DefaultSnapshotQuiet        = 5 * time.Second
+	DefaultSnapshotCatchUpBytes = 4 << 20
+)
+
 // DefaultConfig returns the defaults of the design (etcd's timing, Swarm's
 // snapshot policy): 100 ms tick, election after 10 ticks, heartbeat every
 // tick, PreVote and CheckQuorum on, a snapshot every 10,000 entries keeping
-// 500 for slow followers.
+// 500 for slow followers; and bounds in bytes besides: a snapshot once the
+// log since the last holds 64 MiB (or 4 MiB after 5 s of quiet), keeping
+// at most 4 MiB for slow followers.
 func DefaultConfig() Config {
 	return Config{
 		TickInterval:           100 * time.Millisecond,
@@ -158,7 +182,10 @@ func DefaultConfig() Config {
 		PreVote:                true,
 		CheckQuorum:            true,
 		SnapshotInterval:       10000,
+		SnapshotBytes:          DefaultSnapshotBytes,
+		SnapshotQuiet:          DefaultSnapshotQuiet,
 		SnapshotCatchUpEntries: 500,
+		SnapshotCatchUpBytes:   DefaultSnapshotCatchUpBytes,
 		MaxSizePerMsg:          1 << 20,
 		MaxEntrySize:           DefaultMaxEntrySize,
 		MaxInflightMsgs:        256,
@@ -206,6 +233,15 @@ func (c *Config) validate() error {
 	}
 	if c.SnapshotChunkSize <= 0 {
 		c.SnapshotChunkSize = 1 << 20
+	}
+	if c.SnapshotBytes == 0 {
+		c.SnapshotBytes = DefaultSnapshotBytes
+	}
+	if c.SnapshotQuiet <= 0 {
+		c.SnapshotQuiet = DefaultSnapshotQuiet
+	}
+	if c.SnapshotCatchUpBytes == 0 {
+		c.SnapshotCatchUpBytes = DefaultSnapshotCatchUpBytes
 	}
 	if c.MaxEntrySize == 0 {
 		c.MaxEntrySize = DefaultMaxEntrySize

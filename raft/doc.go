@@ -106,12 +106,18 @@
 //
 // # Snapshots
 //
-// Every Config.SnapshotInterval applied entries the apply goroutine saves
+// Every Config.SnapshotInterval applied entries, or once the entries
+// applied since the last snapshot hold Config.SnapshotBytes, or once the
+// log has been quiet for Config.SnapshotQuiet after more than
+// Config.SnapshotCatchUpBytes were applied, the apply goroutine saves
 // the FSM, after a header of its own (index, term, membership with
 // addresses, removed IDs, the duplicate-detection window), to a snapshot
 // file, records it and compacts the log, keeping
-// Config.SnapshotCatchUpEntries entries so a follower slightly behind
-// catches up from the log. raft's MsgSnap carries only the snapshot's
+// Config.SnapshotCatchUpEntries entries (at most SnapshotCatchUpBytes of
+// them) so a follower slightly behind catches up from the log. The bounds
+// in bytes are what bound the memory the log takes: the log since the
+// last snapshot is held in memory, and entries of a thousand tasks each
+// made 10,000 of them gigabytes. raft's MsgSnap carries only the snapshot's
 // metadata and a reference (size, CRC) in Snapshot.Data; the data itself is
 // streamed by Transport.SendSnapshot in chunks (1 MiB over gRPC) from the
 // file into the recipient's storage, checked against the reference, and

@@ -1,0 +1,99 @@
+package raft
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+// logBytes returns the bytes of the entries a member's storage still holds
+// and how many entries that is.
+func logBytes(t *testing.T, n *Node) (bytes, entries uint64) {
+	t.Helper()
+	first, err := n.storage.FirstIndex()
+	if err != nil {
+		t.Fatal(err)
+	}
+	last, err := n.storage.LastIndex()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if last < first {
+		return 0, 0
+	}
+	ents, err := n.storage.Entries(first, last+1, 1<<62)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		bytes += uint64(len(e.GetData()))
+	}
+	return bytes, uint64(len(ents))
+}
+
+// TestSnapshotByBytes: large entries are snapshotted by their bytes long
+// before SnapshotInterval entries, and the catch-up entries kept are
+// bounded by bytes too, so the log a member holds stays within
+// SnapshotBytes plus SnapshotCatchUpBytes.
+func TestSnapshotByBytes(t *testing.T) {
+	const value = 100 << 10
+	c := newCluster(t, memNet, 1, func(cfg *Config) {
+		cfg.SnapshotInterval = 1 << 30 // never by count
+		cfg.SnapshotBytes = 1 << 20
+		cfg.SnapshotCatchUpEntries = 500
+		cfg.SnapshotCatchUpBytes = 256 << 10
+		cfg.SnapshotQuiet = time.Hour // not by quiet either
+	})
+	id := c.leader(c.ids, 10*time.Second)
+	var most uint64
+	for i := range 40 {
+		c.mustPut(id, fmt.Sprintf("k%02d", i), strings.Repeat("v", value))
+		if b, _ := logBytes(t, c.node(id)); b > most {
+			most = b
+		}
+	}
+	snap, err := c.node(id).storage.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if snap.GetMetadata().GetIndex() < 10 {
+		t.Fatalf("snapshot at %d after 40 entries of 4 MB with SnapshotBytes 1 MiB", snap.GetMetadata().GetIndex())
+	}
+	if limit := uint64(1<<20 + 256<<10 + 2*value); most > limit {
+		t.Fatalf("the log held up to %d bytes, want at most %d", most, limit)
+	}
+	if v, _ := c.fsm(id).get("k39"); len(v) != value {
+		t.Fatalf("last write holds %d bytes", len(v))
+	}
+}
+
+// TestSnapshotWhenQuiet: after a burst of writes larger than
+// SnapshotCatchUpBytes, a quiet log is snapshotted and compacted down to
+// its catch-up bytes, though neither the count nor the bytes bound was
+// reached.
+func TestSnapshotWhenQuiet(t *testing.T) {
+	const value = 100 << 10
+	c := newCluster(t, memNet, 1, func(cfg *Config) {
+		cfg.SnapshotInterval = 1 << 30
+		cfg.SnapshotBytes = 1 << 30
+		cfg.SnapshotCatchUpBytes = 150 << 10
+		cfg.SnapshotQuiet = 200 * time.Millisecond
+	})
+	id := c.leader(c.ids, 10*time.Second)
+	var last uint64
+	for i := range 10 {
+		last = c.mustPut(id, fmt.Sprintf("k%d", i), strings.Repeat("v", value))
+	}
+	waitFor(t, 30*time.Second, "a snapshot once the log is quiet", func() bool {
+		snap, err := c.node(id).storage.Snapshot()
+		return err == nil && snap.GetMetadata().GetIndex() >= last
+	})
+	b, n := logBytes(t, c.node(id))
+	if b > 150<<10 {
+		t.Fatalf("after the snapshot the log keeps %d entries of %d bytes, want at most %d bytes", n, b, 150<<10)
+	}
+	if v, _ := c.fsm(id).get("k9"); len(v) != value {
+		t.Fatalf("last write holds %d bytes", len(v))
+	}
+}
