@@ -2,7 +2,9 @@ package orchestrator
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -294,7 +296,7 @@ func TestChunksKeepDecisionsWhole(t *testing.T) {
 		t.Fatalf("plan creates %d and updates %d, want 40 restarts", len(p.Create), len(p.Update))
 	}
 	seen := map[string]bool{}
-	for i, c := range chunks(p, 7) {
+	for i, c := range chunks(p, txLimit{writes: 7, bytes: 1 << 30, size: taskBytes()}) {
 		if c.Writes() > 7 {
 			t.Fatalf("chunk %d writes %d tasks", i, c.Writes())
 		}
@@ -332,10 +334,38 @@ func TestChunksOfARemoval(t *testing.T) {
 		t.Fatalf("plan deletes %d, updates %d, more %v; want 2500 deletions", len(p.Delete), len(p.Update), p.More)
 	}
 	var sizes []int
-	for _, c := range chunks(p, TransactionChanges) {
+	for _, c := range chunks(p, txLimit{writes: TransactionChanges, bytes: TransactionBytes, size: taskBytes()}) {
 		sizes = append(sizes, c.Writes())
 	}
 	if fmt.Sprint(sizes) != "[1000 1000 500]" {
 		t.Fatalf("chunk sizes %v, want [1000 1000 500]", sizes)
+	}
+}
+
+// TestChunksBoundedByBytes: tasks of a 20 KiB template are written fewer
+// at a time, so that no transaction encodes to more than TransactionBytes
+// (raft refuses entries above 8 MiB).
+func TestChunksBoundedByBytes(t *testing.T) {
+	svc := replicated("web", 1000)
+	svc.Spec.TaskTemplate.Process.Env = []string{"BIG=" + strings.Repeat("x", 20<<10)}
+	s := newSim(t, svc, readyNode("n1"))
+	p := Reconcile(s.input())
+	if len(p.Create) != 1000 {
+		t.Fatalf("plan creates %d tasks, want 1000", len(p.Create))
+	}
+	cs := chunks(p, txLimit{writes: TransactionChanges, bytes: TransactionBytes, size: taskBytes()})
+	total := 0
+	for i, c := range cs {
+		b, err := json.Marshal(c.Create)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(b) > TransactionBytes {
+			t.Fatalf("chunk %d of %d tasks encodes to %d bytes, want at most %d", i, len(c.Create), len(b), TransactionBytes)
+		}
+		total += len(c.Create)
+	}
+	if total != 1000 || len(cs) < 5 {
+		t.Fatalf("%d chunks hold %d tasks, want 1000 in at least 5", len(cs), total)
 	}
 }

@@ -2,6 +2,7 @@ package orchestrator
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -224,7 +225,7 @@ func (o *Orchestrator) reconcile(ctx context.Context, id string) (wake time.Time
 	if plan.Service != nil {
 		want = plan.Service.SpecVersion // a rollback the plan starts
 	}
-	for i, c := range chunks(plan, TransactionChanges) {
+	for i, c := range chunks(plan, txLimit{writes: TransactionChanges, bytes: TransactionBytes, size: taskBytes()}) {
 		if i > 0 {
 			var now uint64
 			o.store.View(func(tx store.ReadTx) { now = specVersion(tx.GetService(id)) })
@@ -238,6 +239,26 @@ func (o *Orchestrator) reconcile(ctx context.Context, id string) (wake time.Time
 	}
 	o.log.Debug("reconciled", "service", id, "created", len(plan.Create), "updated", len(plan.Update), "deleted", len(plan.Delete), "more", plan.More)
 	return plan.WakeAt, plan.More, nil
+}
+
+// taskOverhead is what a task encodes to besides its template and service
+// annotations: IDs, name, states, times, a status message (~0.7 KB).
+const taskOverhead = 1 << 10
+
+// taskBytes estimates the encoded size of tasks. Tasks of one spec version
+// share their template and annotations, so each version is encoded once.
+func taskBytes() func(*api.Task) int {
+	seen := map[uint64]int{}
+	return func(t *api.Task) int {
+		n, ok := seen[t.SpecVersion]
+		if !ok {
+			spec, _ := json.Marshal(t.Spec)
+			ann, _ := json.Marshal(t.ServiceAnnotations)
+			n = len(spec) + len(ann) + taskOverhead
+			seen[t.SpecVersion] = n
+		}
+		return n
+	}
 }
 
 // specVersion is a service's SpecVersion, 0 once it is deleted.

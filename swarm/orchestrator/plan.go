@@ -39,12 +39,32 @@ type Plan struct {
 // Writes counts the tasks the plan writes.
 func (p Plan) Writes() int { return len(p.Create) + len(p.Update) + len(p.Delete) }
 
-// chunks splits a plan into plans of at most max task writes each, made of
-// whole decisions, in decision order; the service write goes with the
-// first. A decision of more than max writes (none makes more than a few) is
-// a chunk of its own.
-func chunks(p Plan, max int) []Plan {
-	if p.Writes() <= max {
+// txLimit bounds one transaction of a plan: its task writes, and their
+// bytes as size estimates them (a deletion carries only an ID: deleteBytes).
+type txLimit struct {
+	writes, bytes int
+	size          func(*api.Task) int
+}
+
+const deleteBytes = 64
+
+// bytes estimates what a plan's task writes encode to.
+func (l txLimit) of(p *Plan) int {
+	n := len(p.Delete) * deleteBytes
+	for _, ts := range [][]*api.Task{p.Create, p.Update} {
+		for _, t := range ts {
+			n += l.size(t)
+		}
+	}
+	return n
+}
+
+// chunks splits a plan into plans within limit each, made of whole
+// decisions, in decision order; the service write goes with the first. A
+// decision beyond the limit on its own (none makes more than a few writes)
+// is a chunk of its own.
+func chunks(p Plan, limit txLimit) []Plan {
+	if p.Writes() <= limit.writes && limit.of(&p) <= limit.bytes {
 		return []Plan{p}
 	}
 	byDecision := map[int]*Plan{}
@@ -73,15 +93,18 @@ func chunks(p Plan, max int) []Plan {
 	}
 	sort.Ints(decisions)
 	out := []Plan{{Service: p.Service}}
+	bytes := 0 // of the last chunk
 	for _, d := range decisions {
 		c, last := byDecision[d], &out[len(out)-1]
-		if last.Writes() > 0 && last.Writes()+c.Writes() > max {
+		b := limit.of(c)
+		if last.Writes() > 0 && (last.Writes()+c.Writes() > limit.writes || bytes+b > limit.bytes) {
 			out = append(out, Plan{})
-			last = &out[len(out)-1]
+			last, bytes = &out[len(out)-1], 0
 		}
 		last.Create = append(last.Create, c.Create...)
 		last.Update = append(last.Update, c.Update...)
 		last.Delete = append(last.Delete, c.Delete...)
+		bytes += b
 	}
 	return out
 }

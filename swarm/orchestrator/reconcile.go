@@ -51,6 +51,12 @@ const DefaultMaxChanges = 10 * TransactionChanges
 // raft entry (~0.7 MB of tasks).
 const TransactionChanges = store.MaxChangesPerTransaction
 
+// TransactionBytes bounds the tasks one transaction of a plan writes, by
+// their templates' encoded size: half of raft's default bound on an entry
+// (raft.DefaultMaxEntrySize, 8 MiB), so that tasks of a large template are
+// written fewer at a time rather than refused.
+const TransactionBytes = 4 << 20
+
 // DefaultDrainTimeout is how long a drained node's task waits for its
 // replacement to run before it is stopped anyway (the replacement may not
 // fit anywhere): swarmkit's one minute wait for an old task.
