@@ -33,11 +33,12 @@ import (
 // A manager's member can also leave the group without a demotion: a
 // forced new cluster (NodeConfig.ForceNewCluster) removes every member but
 // the one it recovers from, and `swarm leave --force` removes the leaving
-// node's. Such a node is recorded as a worker without a ManagerStatus: it
-// no longer counts among the managers (nor in their quorum checks), new
-// managers do not try to reach its member, `node rm` can remove it, and
-// should it come back it is told to run as a worker (its raft member,
-// refused by the group, stops).
+// node's. Such a node is recorded as a worker without a ManagerStatus, and
+// down: it no longer counts among the managers (nor in their quorum
+// checks), new managers do not try to reach its member, nothing is placed
+// on it (the dispatcher replaces its tasks once its grace has passed),
+// `node rm` can remove it, and should it come back it is told to run as a
+// worker (its raft member, refused by the group, stops).
 
 // rolePeriod is how often the leader retries demotions that raft refused
 // (quorum) or that a lost leadership interrupted.
@@ -123,6 +124,12 @@ func (m *Manager) forgetRemovedMember(ctx context.Context, nodeID string, raftID
 		}
 		n.Spec.Role = api.NodeRoleWorker
 		n.ManagerStatus = nil
+		// Lost (or gone): nothing may be placed on it. Its agent, should
+		// it be up, heals the state at its next heartbeat.
+		if n.Status.State == api.NodeStateReady {
+			n.Status.State = api.NodeStateDown
+			n.Status.Message = "raft member removed without a demotion"
+		}
 		return tx.UpdateNode(n)
 	})
 	if err != nil || !changed {
