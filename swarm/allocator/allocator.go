@@ -51,7 +51,11 @@ func (a *Allocator) Run(ctx context.Context) error {
 	for {
 		if dirty && w.Pending() == 0 {
 			dirty = false
-			if err := a.pass(ctx); err != nil && ctx.Err() == nil {
+			more, err := a.pass(ctx)
+			if more {
+				retry.Reset(0) // the services this pass left for the next
+			}
+			if err != nil && ctx.Err() == nil {
 				if !errors.Is(err, store.ErrConflict) {
 					a.log.Warn("allocation pass failed", "err", err)
 				}
@@ -105,10 +109,26 @@ func endpointSpec(s *api.Service) api.EndpointSpec {
 	return s.Spec.EndpointSpec.Copy()
 }
 
-// pass allocates every unallocated service, then releases the NEW tasks of
-// allocated services, in one transaction.
-func (a *Allocator) pass(ctx context.Context) error {
-	return a.store.UpdateContext(ctx, func(tx store.Tx) error {
+// servicesPerPass bounds the services one pass allocates, so that its
+// transaction stays within a raft entry however many services wait (each
+// is at most api.MaxSpecBytes); the rest wait for the next pass.
+const servicesPerPass = 16
+
+// pass allocates the endpoints of waiting services (one transaction), then
+// releases the NEW tasks of allocated services, in bounded transactions.
+// more says services are still waiting.
+func (a *Allocator) pass(ctx context.Context) (more bool, err error) {
+	if more, err = a.allocateServices(ctx); err != nil {
+		return more, err
+	}
+	return more, a.releaseTasks(ctx)
+}
+
+// allocateServices gives up to servicesPerPass waiting services their
+// endpoints; more says others wait.
+func (a *Allocator) allocateServices(ctx context.Context) (more bool, err error) {
+	err = a.store.UpdateContext(ctx, func(tx store.Tx) error {
+		more = false
 		services, err := tx.FindServices(store.All)
 		if err != nil {
 			return err
@@ -139,9 +159,13 @@ func (a *Allocator) pass(ctx context.Context) error {
 				}
 			}
 		}
-		ready := map[string]*api.Service{}
+		n := 0
 		for _, s := range services {
-			if !allocated(s) {
+			if !allocated(s) && n == servicesPerPass {
+				more = true
+			}
+			if !allocated(s) && n < servicesPerPass {
+				n++
 				ep, err := allocate(s, used, wanted)
 				if err != nil {
 					a.log.Warn("cannot allocate service endpoint", "service", s.Spec.Name, "err", err)
@@ -152,16 +176,39 @@ func (a *Allocator) pass(ctx context.Context) error {
 					return err
 				}
 			}
-			ready[s.ID] = s
 		}
-		tasks, err := tx.FindTasks(store.ByTaskState(api.TaskStateNew))
-		if err != nil {
-			return err
-		}
-		now := time.Now().UTC()
+		return nil
+	})
+	return more, err
+}
+
+// releaseTasks moves the NEW tasks of allocated services to PENDING, with
+// their service's endpoint.
+func (a *Allocator) releaseTasks(ctx context.Context) error {
+	var ids []string
+	a.store.View(func(tx store.ReadTx) {
+		tasks, _ := tx.FindTasks(store.ByTaskState(api.TaskStateNew))
 		for _, t := range tasks {
-			s, ok := ready[t.ServiceID]
-			if !ok {
+			ids = append(ids, t.ID)
+		}
+	})
+	now := time.Now().UTC()
+	_, err := a.store.UpdateInChunks(ctx, len(ids), func(tx store.Tx, lo, hi int) error {
+		services := map[string]*api.Service{}
+		for _, id := range ids[lo:hi] {
+			t := tx.GetTask(id)
+			if t == nil || t.Status.State != api.TaskStateNew {
+				continue
+			}
+			s, seen := services[t.ServiceID]
+			if !seen {
+				s = tx.GetService(t.ServiceID)
+				if s != nil && !allocated(s) {
+					s = nil
+				}
+				services[t.ServiceID] = s
+			}
+			if s == nil {
 				continue
 			}
 			e := *s.Endpoint
@@ -175,6 +222,7 @@ func (a *Allocator) pass(ctx context.Context) error {
 		}
 		return nil
 	})
+	return err
 }
 
 func portKey(p api.PortConfig) string { return fmt.Sprintf("%s/%d", p.Protocol, p.PublishedPort) }

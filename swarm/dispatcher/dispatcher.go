@@ -227,60 +227,60 @@ func (d *Dispatcher) expire(ctx context.Context) {
 // orchestrator replaces them. If the node comes back, the agent learns that
 // those tasks are no longer wanted and stops them.
 func (d *Dispatcher) markDown(ctx context.Context, nodeID, why string) error {
-	// The node and its first tasks in one transaction, the rest of its
-	// tasks in more, each of at most store.MaxChangesPerTransaction
-	// changes: a node may have run any number of tasks.
-	for first := true; ; first = false {
-		more := false
-		err := retryConflicts(ctx, func() error {
-			return d.store.UpdateContext(ctx, func(tx store.Tx) error {
-				n := tx.GetNode(nodeID)
-				if n == nil {
-					return nil
-				}
-				// A node that registered again meanwhile stays up.
-				d.mu.Lock()
-				_, back := d.sessions[nodeID]
-				d.mu.Unlock()
-				if back {
-					return nil
-				}
-				changes := 0
-				if first && n.Status.State != api.NodeStateDown {
+	// The node's live tasks, found first and orphaned in bounded
+	// transactions after the node itself (item 0): a node may have run
+	// any number of tasks. Each transaction re-reads what it changes.
+	var ids []string
+	d.store.View(func(tx store.ReadTx) {
+		tasks, _ := tx.FindTasks(store.ByNodeID(nodeID))
+		for _, t := range tasks {
+			if live(t) {
+				ids = append(ids, t.ID)
+			}
+		}
+	})
+	_, err := d.store.UpdateInChunks(ctx, 1+len(ids), func(tx store.Tx, lo, hi int) error {
+		n := tx.GetNode(nodeID)
+		if n == nil {
+			return nil
+		}
+		// A node that registered again meanwhile stays up.
+		d.mu.Lock()
+		_, back := d.sessions[nodeID]
+		d.mu.Unlock()
+		if back {
+			return nil
+		}
+		now := time.Now().UTC()
+		for i := lo; i < hi; i++ {
+			if i == 0 {
+				if n.Status.State != api.NodeStateDown {
 					n.Status.State = api.NodeStateDown
 					n.Status.Message = why
 					if err := tx.UpdateNode(n); err != nil {
 						return err
 					}
-					changes++
 				}
-				tasks, err := tx.FindTasks(store.ByNodeID(nodeID))
-				if err != nil {
-					return err
-				}
-				now := time.Now().UTC()
-				more = false
-				for _, t := range tasks {
-					if t.Status.State < api.TaskStateAssigned || t.Status.State.Terminal() {
-						continue
-					}
-					if changes == store.MaxChangesPerTransaction {
-						more = true
-						break
-					}
-					t.Status = api.TaskStatus{Timestamp: now, State: api.TaskStateOrphaned, Message: "node " + why, ContainerStatus: t.Status.ContainerStatus}
-					if err := tx.UpdateTask(t); err != nil {
-						return err
-					}
-					changes++
-				}
-				return nil
-			})
-		})
-		if err != nil || !more {
-			return err
+				continue
+			}
+			t := tx.GetTask(ids[i-1])
+			if t == nil || t.NodeID != nodeID || !live(t) {
+				continue
+			}
+			t.Status = api.TaskStatus{Timestamp: now, State: api.TaskStateOrphaned, Message: "node " + why, ContainerStatus: t.Status.ContainerStatus}
+			if err := tx.UpdateTask(t); err != nil {
+				return err
+			}
 		}
-	}
+		return nil
+	})
+	return err
+}
+
+// live reports whether a task is on its node's hands: assigned and not
+// ended.
+func live(t *api.Task) bool {
+	return t.Status.State >= api.TaskStateAssigned && !t.Status.State.Terminal()
 }
 
 func retryConflicts(ctx context.Context, f func() error) error {
@@ -560,33 +560,33 @@ func (d *Dispatcher) writeStatuses(ctx context.Context) {
 			}
 		}
 		window.Stop()
-		for len(batches) > 0 {
-			group := statusGroup(batches)
-			err := retryConflicts(ctx, func() error {
-				return d.store.UpdateContext(ctx, func(tx store.Tx) error { return d.applyStatuses(tx, group) })
-			})
-			for _, b := range group {
+		// Every report of the window, in bounded transactions; a batch is
+		// acknowledged once all of its reports are written.
+		var all []ownedUpdate
+		ends := make([]int, len(batches))
+		for i, b := range batches {
+			for _, u := range b.updates {
+				all = append(all, ownedUpdate{nodeID: b.nodeID, TaskStatusUpdate: u})
+			}
+			ends[i] = len(all)
+		}
+		written, err := d.store.UpdateInChunks(ctx, len(all), func(tx store.Tx, lo, hi int) error {
+			return d.applyStatuses(tx, all[lo:hi])
+		})
+		for i, b := range batches {
+			if ends[i] <= written {
+				b.done <- nil
+			} else {
 				b.done <- err
 			}
-			batches = batches[len(group):]
 		}
 	}
 }
 
-// statusGroup is the longest prefix of batches written as one transaction:
-// at most store.MaxChangesPerTransaction reports (but at least one batch,
-// which holds at most MaxStatusUpdates), so that the raft entry stays far
-// below its size bound however many workers report at once.
-func statusGroup(batches []statusBatch) []statusBatch {
-	n := len(batches[0].updates)
-	i := 1
-	for ; i < len(batches); i++ {
-		if n+len(batches[i].updates) > store.MaxChangesPerTransaction {
-			break
-		}
-		n += len(batches[i].updates)
-	}
-	return batches[:i]
+// ownedUpdate is a status report with the node that sent it.
+type ownedUpdate struct {
+	nodeID string
+	TaskStatusUpdate
 }
 
 func (d *Dispatcher) failPending(err error) {
@@ -600,33 +600,31 @@ func (d *Dispatcher) failPending(err error) {
 	}
 }
 
-func (d *Dispatcher) applyStatuses(tx store.Tx, batches []statusBatch) error {
-	for _, b := range batches {
-		for _, u := range b.updates {
-			t := tx.GetTask(u.TaskID)
-			if t == nil {
-				continue // removed meanwhile: nothing to record
-			}
-			if t.NodeID != b.nodeID {
-				d.log.Warn("status report for a task of another node dropped", "node", b.nodeID, "task", u.TaskID, "owner", t.NodeID)
-				continue
-			}
-			if err := api.CheckTransition(t.Status.State, u.Status.State, api.ActorWorker); err != nil {
-				d.log.Debug("status report refused", "task", u.TaskID, "err", err)
-				continue
-			}
-			if t.Status.State == u.Status.State && t.Status.Message == u.Status.Message && t.Status.Health == u.Status.Health {
-				continue // a resend after a failover: already recorded
-			}
-			st := u.Status.Copy()
-			st.AppliedBy = b.nodeID
-			if st.Timestamp.IsZero() {
-				st.Timestamp = time.Now().UTC()
-			}
-			t.Status = st
-			if err := tx.UpdateTask(t); err != nil {
-				return err
-			}
+func (d *Dispatcher) applyStatuses(tx store.Tx, updates []ownedUpdate) error {
+	for _, u := range updates {
+		t := tx.GetTask(u.TaskID)
+		if t == nil {
+			continue // removed meanwhile: nothing to record
+		}
+		if t.NodeID != u.nodeID {
+			d.log.Warn("status report for a task of another node dropped", "node", u.nodeID, "task", u.TaskID, "owner", t.NodeID)
+			continue
+		}
+		if err := api.CheckTransition(t.Status.State, u.Status.State, api.ActorWorker); err != nil {
+			d.log.Debug("status report refused", "task", u.TaskID, "err", err)
+			continue
+		}
+		if t.Status.State == u.Status.State && t.Status.Message == u.Status.Message && t.Status.Health == u.Status.Health {
+			continue // a resend after a failover: already recorded
+		}
+		st := u.Status.Copy()
+		st.AppliedBy = u.nodeID
+		if st.Timestamp.IsZero() {
+			st.Timestamp = time.Now().UTC()
+		}
+		t.Status = st
+		if err := tx.UpdateTask(t); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -315,7 +315,11 @@ func TestHeartbeatsKeepNodeUp(t *testing.T) {
 }
 
 func TestReadyNodeThatNeverRegistersDeclaredDown(t *testing.T) {
-	h := newHarness(t, config(100*time.Millisecond), func(tx store.Tx) error {
+	// A grace of 2 s: the returning node, heartbeating every 10 ms, must not
+	// be declared down because a loaded machine stalled it for a moment.
+	cfg := config(100 * time.Millisecond)
+	cfg.GraceMultiplier = 20
+	h := newHarness(t, cfg, func(tx store.Tx) error {
 		for _, id := range []string{"lost", "returning"} {
 			if err := tx.CreateNode(readyNodeObj(id)); err != nil {
 				return err
@@ -337,7 +341,7 @@ func TestReadyNodeThatNeverRegistersDeclaredDown(t *testing.T) {
 	h.heartbeatUntilDone(back, 10*time.Millisecond)
 	downVersion := h.node("was-down").Meta.Version
 
-	waitFor(t, "unregistered node declared down", 10*time.Second, func() (bool, string) {
+	waitFor(t, "unregistered node declared down", 30*time.Second, func() (bool, string) {
 		return h.node("lost").Status.State == api.NodeStateDown, "still " + string(h.node("lost").Status.State)
 	})
 	if got := h.task("lost-running").Status.State; got != api.TaskStateOrphaned {
@@ -582,7 +586,11 @@ func TestUpdateTaskStatusResendIsNotWrittenAgain(t *testing.T) {
 }
 
 func TestHeartbeatPeriodGrowsWithSessions(t *testing.T) {
-	h := newHarness(t, config(0), nil)
+	// No session may expire while the test registers the others (they do
+	// not heartbeat), however slow the machine.
+	cfg := config(0)
+	cfg.GraceMultiplier = 1000
+	h := newHarness(t, cfg, nil)
 	const n = 2400
 	var last *dispatcher.RegisterResponse
 	for i := range n {
