@@ -193,10 +193,21 @@ func (a *Agent) follow(ctx context.Context, s *dispatcher.RegisterResponse) erro
 	if err != nil {
 		return fmt.Errorf("assignments: %w", err)
 	}
+	var set *dispatcher.AssignmentsMessage // a complete set arriving in parts
 	for {
 		m, err := st.Recv()
 		if err != nil {
 			return fmt.Errorf("assignments: %w", err)
+		}
+		if m.Type == dispatcher.AssignmentsComplete && (m.More || set != nil) {
+			if set == nil {
+				set = &dispatcher.AssignmentsMessage{Type: dispatcher.AssignmentsComplete}
+			}
+			set.Tasks = append(set.Tasks, m.Tasks...)
+			if m.More {
+				continue
+			}
+			m, set = set, nil
 		}
 		a.apply(m)
 	}

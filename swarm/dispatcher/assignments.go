@@ -2,12 +2,51 @@ package dispatcher
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"sort"
 
 	"github.com/apiary-io/apiary/store"
 	"github.com/apiary-io/apiary/swarm/api"
 )
+
+// MaxAssignmentsBytes bounds the tasks of one assignments message, encoded:
+// gRPC refuses a message above 4 MiB by default, and a node's complete set
+// can be any size (50,000 tasks are 35 MB). A task larger than this is a
+// message of its own.
+const MaxAssignmentsBytes = 1 << 20
+
+// taskBytes is what a task adds to a message.
+func taskBytes(t *api.Task) int {
+	b, err := json.Marshal(t)
+	if err != nil {
+		return MaxAssignmentsBytes // alone in its message: the codec reports the error
+	}
+	return len(b)
+}
+
+// removedBytes is what a removed task's ID adds to a message.
+const removedBytes = api.IDLength + 3
+
+// parts splits a complete set into messages within MaxAssignmentsBytes;
+// an empty set is one empty message.
+func parts(tasks []*api.Task) []*AssignmentsMessage {
+	out := []*AssignmentsMessage{{Type: AssignmentsComplete}}
+	size := 0
+	for _, t := range tasks {
+		b := taskBytes(t)
+		last := out[len(out)-1]
+		if len(last.Tasks) > 0 && size+b > MaxAssignmentsBytes {
+			last.More = true
+			last = &AssignmentsMessage{Type: AssignmentsComplete}
+			out = append(out, last)
+			size = 0
+		}
+		last.Tasks = append(last.Tasks, t)
+		size += b
+	}
+	return out
+}
 
 // assignedTo reports whether a task is the node's to run: placed on it and
 // handed over (ASSIGNED or later). Global tasks name their node from birth,
@@ -90,10 +129,27 @@ func (d *Dispatcher) Assignments(ctx context.Context, req *AssignmentsRequest) (
 			}
 			return false
 		}
-		if !send(&AssignmentsMessage{Type: AssignmentsComplete, Tasks: initial}) {
-			return
+		for _, m := range parts(initial) {
+			if !send(m) {
+				return
+			}
 		}
+		initial = nil
 		msg := &AssignmentsMessage{Type: AssignmentsIncremental}
+		size := 0
+		// add puts a change in the message, sending the message first
+		// when the change would take it past MaxAssignmentsBytes.
+		add := func(b int, put func()) bool {
+			if len(msg.Tasks)+len(msg.Removed) > 0 && size+b > MaxAssignmentsBytes {
+				if !send(msg) {
+					return false
+				}
+				msg, size = &AssignmentsMessage{Type: AssignmentsIncremental}, 0
+			}
+			put()
+			size += b
+			return true
+		}
 		for {
 			select {
 			case ev, ok := <-w.Events():
@@ -106,7 +162,7 @@ func (d *Dispatcher) Assignments(ctx context.Context, req *AssignmentsRequest) (
 						if !send(msg) {
 							return
 						}
-						msg = &AssignmentsMessage{Type: AssignmentsIncremental}
+						msg, size = &AssignmentsMessage{Type: AssignmentsIncremental}, 0
 					}
 					continue
 				case store.ActionRestore:
@@ -119,13 +175,17 @@ func (d *Dispatcher) Assignments(ctx context.Context, req *AssignmentsRequest) (
 					continue
 				}
 				old, _ := ev.Old.(*api.Task)
+				sent := true
 				switch {
 				case ev.Action == store.ActionDelete && t.NodeID == nodeID:
-					msg.Removed = append(msg.Removed, t.ID)
+					sent = add(removedBytes, func() { msg.Removed = append(msg.Removed, t.ID) })
 				case assignedTo(t, nodeID) && workerCares(old, t):
-					msg.Tasks = append(msg.Tasks, t)
+					sent = add(taskBytes(t), func() { msg.Tasks = append(msg.Tasks, t) })
 				case old != nil && old.NodeID == nodeID && t.NodeID != nodeID:
-					msg.Removed = append(msg.Removed, t.ID)
+					sent = add(removedBytes, func() { msg.Removed = append(msg.Removed, t.ID) })
+				}
+				if !sent {
+					return
 				}
 			case <-ctx.Done():
 				return

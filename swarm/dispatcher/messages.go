@@ -75,13 +75,19 @@ const (
 	AssignmentsIncremental
 )
 
-// AssignmentsMessage is one message of the assignments stream.
+// AssignmentsMessage is one message of the assignments stream. Messages
+// are bounded in size (MaxAssignmentsBytes): a complete set too large for
+// one comes in parts, each but the last with More set, and the worker acts
+// on it once it has the last; a large change comes as several incremental
+// messages, applied in order.
 type AssignmentsMessage struct {
 	Type AssignmentsType `json:"Type"`
 	// Tasks are new or changed tasks (all of them, for Complete).
 	Tasks []*api.Task `json:"Tasks,omitempty"`
 	// Removed are IDs of tasks the node must stop and forget.
 	Removed []string `json:"Removed,omitempty"`
+	// More, on a Complete message, says the set continues in the next.
+	More bool `json:"More,omitempty"`
 }
 
 // AssignmentStream delivers assignment messages until it fails or the
