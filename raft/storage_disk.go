@@ -721,6 +721,10 @@ func (s *DiskStorage) Compact(index uint64) error {
 	if err := s.mem.Compact(index); err != nil && err != etcdraft.ErrCompacted {
 		return fmt.Errorf("raft: compact log to %d: %w", index, err)
 	}
+	// The deletions read the entries' pages: give them back.
+	var size int64
+	s.db.View(func(tx *bolt.Tx) error { size = tx.Size(); return nil })
+	releaseMapped(s.db, size)
 	return nil
 }
 
