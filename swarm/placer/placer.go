@@ -31,8 +31,8 @@ type Placer struct {
 	log   *slog.Logger
 
 	nodes   map[string]*api.Node
-	placed  map[string]*api.Task // tasks holding resources on a node
-	pending map[string]*api.Task // tasks waiting for a node
+	placed  taskSet // tasks holding resources on a node
+	pending taskSet // tasks waiting for a node
 	backoff time.Duration
 }
 
@@ -67,19 +67,19 @@ func waiting(t *api.Task) bool {
 }
 
 func (p *Placer) track(t *api.Task) {
-	delete(p.placed, t.ID)
-	delete(p.pending, t.ID)
+	p.placed.delete(t.ID)
+	p.pending.delete(t.ID)
 	switch {
 	case holdsResources(t):
-		p.placed[t.ID] = t
+		p.placed.put(t)
 	case waiting(t):
-		p.pending[t.ID] = t
+		p.pending.put(t)
 	}
 }
 
 // Run places tasks until ctx ends.
 func (p *Placer) Run(ctx context.Context) error {
-	p.nodes, p.placed, p.pending = map[string]*api.Node{}, map[string]*api.Task{}, map[string]*api.Task{}
+	p.nodes, p.placed, p.pending = map[string]*api.Node{}, newTaskSet(), newTaskSet()
 	w, err := p.store.ViewAndWatch(func(tx store.ReadTx) error {
 		nodes, err := tx.FindNodes(store.All)
 		if err != nil {
@@ -106,7 +106,7 @@ func (p *Placer) Run(ctx context.Context) error {
 	defer retry.Stop()
 	dirty := true
 	for {
-		if dirty && len(p.pending) > 0 && w.Pending() == 0 {
+		if dirty && len(p.pending.m) > 0 && w.Pending() == 0 {
 			dirty = false
 			unplaced, err := p.place(ctx)
 			switch {
@@ -139,8 +139,8 @@ func (p *Placer) Run(ctx context.Context) error {
 				dirty, p.backoff = true, 0
 			case *api.Task:
 				if ev.Action == store.ActionDelete {
-					delete(p.placed, o.ID)
-					delete(p.pending, o.ID)
+					p.placed.delete(o.ID)
+					p.pending.delete(o.ID)
 				} else {
 					p.track(o)
 				}
@@ -192,14 +192,14 @@ func (p *Placer) place(ctx context.Context) (int, error) {
 		nodes = append(nodes, n)
 	}
 	slices.SortFunc(nodes, func(a, b *api.Node) int { return strings.Compare(a.ID, b.ID) })
-	placed := make([]*api.Task, 0, len(p.placed))
-	for _, t := range p.placed {
+	placed := make([]*api.Task, 0, len(p.placed.m))
+	for _, t := range p.placed.m {
 		placed = append(placed, t)
 	}
 	// Tasks born with a node (global services) are pinned by the scheduler
 	// to that node, which must still pass every filter.
-	ts := make([]*api.Task, 0, len(p.pending))
-	for _, t := range p.pending {
+	ts := make([]*api.Task, 0, len(p.pending.m))
+	for _, t := range p.pending.m {
 		ts = append(ts, t)
 	}
 	sortByID(ts)
@@ -272,7 +272,7 @@ func (p *Placer) writeChunk(ctx context.Context, decisions []scheduler.Decision,
 // through next, a scratch task. Tasks changed meanwhile are skipped.
 func (p *Placer) write(tx store.Tx, decisions []scheduler.Decision, now time.Time, next *api.Task) error {
 	for _, d := range decisions {
-		t := p.pending[d.TaskID]
+		t := p.pending.m[d.TaskID]
 		if t == nil {
 			continue
 		}
