@@ -19,6 +19,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/apiary-io/apiary/internal/idmap"
 	"github.com/apiary-io/apiary/scheduler"
 	"github.com/apiary-io/apiary/store"
 	"github.com/apiary-io/apiary/swarm/api"
@@ -30,9 +31,11 @@ type Placer struct {
 	sched *scheduler.Scheduler
 	log   *slog.Logger
 
-	nodes   map[string]*api.Node
-	placed  taskSet // tasks holding resources on a node
-	pending taskSet // tasks waiting for a node
+	nodes map[string]*api.Node
+	// The tasks holding resources on a node, and those waiting for one;
+	// idmap gives the memory of a removed service's tasks back.
+	placed  idmap.Map[*api.Task]
+	pending idmap.Map[*api.Task]
 	backoff time.Duration
 }
 
@@ -67,19 +70,19 @@ func waiting(t *api.Task) bool {
 }
 
 func (p *Placer) track(t *api.Task) {
-	p.placed.delete(t.ID)
-	p.pending.delete(t.ID)
+	p.placed.Delete(t.ID)
+	p.pending.Delete(t.ID)
 	switch {
 	case holdsResources(t):
-		p.placed.put(t)
+		p.placed.Put(t.ID, t)
 	case waiting(t):
-		p.pending.put(t)
+		p.pending.Put(t.ID, t)
 	}
 }
 
 // Run places tasks until ctx ends.
 func (p *Placer) Run(ctx context.Context) error {
-	p.nodes, p.placed, p.pending = map[string]*api.Node{}, newTaskSet(), newTaskSet()
+	p.nodes, p.placed, p.pending = map[string]*api.Node{}, idmap.Map[*api.Task]{}, idmap.Map[*api.Task]{}
 	w, err := p.store.ViewAndWatch(func(tx store.ReadTx) error {
 		nodes, err := tx.FindNodes(store.All)
 		if err != nil {
@@ -106,7 +109,7 @@ func (p *Placer) Run(ctx context.Context) error {
 	defer retry.Stop()
 	dirty := true
 	for {
-		if dirty && len(p.pending.m) > 0 && w.Pending() == 0 {
+		if dirty && p.pending.Len() > 0 && w.Pending() == 0 {
 			dirty = false
 			unplaced, err := p.place(ctx)
 			switch {
@@ -139,8 +142,8 @@ func (p *Placer) Run(ctx context.Context) error {
 				dirty, p.backoff = true, 0
 			case *api.Task:
 				if ev.Action == store.ActionDelete {
-					p.placed.delete(o.ID)
-					p.pending.delete(o.ID)
+					p.placed.Delete(o.ID)
+					p.pending.Delete(o.ID)
 				} else {
 					p.track(o)
 				}
@@ -192,16 +195,12 @@ func (p *Placer) place(ctx context.Context) (int, error) {
 		nodes = append(nodes, n)
 	}
 	slices.SortFunc(nodes, func(a, b *api.Node) int { return strings.Compare(a.ID, b.ID) })
-	placed := make([]*api.Task, 0, len(p.placed.m))
-	for _, t := range p.placed.m {
-		placed = append(placed, t)
-	}
+	placed := make([]*api.Task, 0, p.placed.Len())
+	p.placed.All(func(_ string, t *api.Task) bool { placed = append(placed, t); return true })
 	// Tasks born with a node (global services) are pinned by the scheduler
 	// to that node, which must still pass every filter.
-	ts := make([]*api.Task, 0, len(p.pending.m))
-	for _, t := range p.pending.m {
-		ts = append(ts, t)
-	}
+	ts := make([]*api.Task, 0, p.pending.Len())
+	p.pending.All(func(_ string, t *api.Task) bool { ts = append(ts, t); return true })
 	sortByID(ts)
 	decisions := p.sched.Schedule(scheduler.State{Nodes: nodes, Tasks: placed}, ts).Decisions
 
@@ -272,7 +271,7 @@ func (p *Placer) writeChunk(ctx context.Context, decisions []scheduler.Decision,
 // through next, a scratch task. Tasks changed meanwhile are skipped.
 func (p *Placer) write(tx store.Tx, decisions []scheduler.Decision, now time.Time, next *api.Task) error {
 	for _, d := range decisions {
-		t := p.pending.m[d.TaskID]
+		t, _ := p.pending.Get(d.TaskID)
 		if t == nil {
 			continue
 		}
