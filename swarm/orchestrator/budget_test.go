@@ -19,7 +19,7 @@ func (s *sim) stepWithin(max int) Plan {
 	s.t.Helper()
 	in := s.input()
 	in.MaxChanges = max
-	p := Reconcile(in)
+	p := s.reconcile(in)
 	if n := len(p.Create) + len(p.Update) + len(p.Delete); n > max+1 {
 		s.t.Fatalf("plan writes %d tasks, budget %d", n, max)
 	}

@@ -38,6 +38,7 @@ func New(s *store.MemoryStore, log *slog.Logger) *Orchestrator {
 func (o *Orchestrator) Run(ctx context.Context) error {
 	pending := map[string]bool{}
 	global := map[string]bool{}
+	tasks := newView()
 	w, err := o.store.ViewAndWatch(func(tx store.ReadTx) error {
 		services, err := tx.FindServices(store.All)
 		if err != nil {
@@ -49,12 +50,13 @@ func (o *Orchestrator) Run(ctx context.Context) error {
 				global[s.ID] = true // node changes concern it
 			}
 		}
-		tasks, err := tx.FindTasks(store.All)
+		all, err := tx.FindTasks(store.All)
 		if err != nil {
 			return err
 		}
-		for _, t := range tasks {
+		for _, t := range all {
 			pending[t.ServiceID] = true // tasks of deleted services too
+			tasks.put(t)
 		}
 		return nil
 	}, store.ByKinds(api.KindService, api.KindTask, api.KindNode))
@@ -94,7 +96,7 @@ func (o *Orchestrator) Run(ctx context.Context) error {
 				}
 				delete(pending, id)
 				delete(wakes, id)
-				at, more, err := o.reconcile(ctx, id)
+				at, more, err := o.reconcile(ctx, id, tasks.tasks(id))
 				switch {
 				case errors.Is(err, store.ErrConflict):
 					// Someone wrote in between: the event it made will
@@ -124,7 +126,7 @@ func (o *Orchestrator) Run(ctx context.Context) error {
 			if !ok {
 				return fmt.Errorf("orchestrator: store watch closed")
 			}
-			o.note(ev, pending, global)
+			o.note(ev, pending, global, tasks)
 		case <-timer.C:
 			armed = false
 			now := o.Now()
@@ -139,8 +141,9 @@ func (o *Orchestrator) Run(ctx context.Context) error {
 	}
 }
 
-// note marks the services an event concerns.
-func (o *Orchestrator) note(ev store.Event, pending, global map[string]bool) {
+// note marks the services an event concerns, and keeps the view of the
+// tasks.
+func (o *Orchestrator) note(ev store.Event, pending, global map[string]bool, tasks *view) {
 	switch obj := ev.Object.(type) {
 	case *api.Service:
 		pending[obj.ID] = true
@@ -151,6 +154,11 @@ func (o *Orchestrator) note(ev store.Event, pending, global map[string]bool) {
 		}
 	case *api.Task:
 		pending[obj.ServiceID] = true
+		if ev.Action == store.ActionDelete {
+			tasks.delete(obj)
+		} else {
+			tasks.put(obj)
+		}
 	case *api.Node:
 		for id := range global {
 			pending[id] = true
@@ -167,26 +175,32 @@ func (o *Orchestrator) note(ev store.Event, pending, global map[string]bool) {
 	}
 	if ev.Action == store.ActionRestore {
 		// The whole state was replaced: look at everything again.
+		for _, id := range tasks.serviceIDs() {
+			pending[id] = true // services that had tasks, gone or not
+		}
+		*tasks = *newView()
 		o.store.View(func(tx store.ReadTx) {
 			services, _ := tx.FindServices(store.All)
 			for _, s := range services {
 				pending[s.ID] = true
 			}
+			all, _ := tx.FindTasks(store.All)
+			for _, t := range all {
+				pending[t.ServiceID] = true
+				tasks.put(t)
+			}
 		})
 	}
 }
 
-// reconcile runs one service's reconciliation and writes its plan. It
-// returns when the service wants to be looked at again, and whether the plan
-// left more to do at once.
-func (o *Orchestrator) reconcile(ctx context.Context, id string) (wake time.Time, more bool, err error) {
-	in := Input{ServiceID: id, Now: o.Now(), RetentionLimit: api.DefaultTaskHistoryRetentionLimit, Nodes: map[string]*api.Node{},
+// reconcile runs one service's reconciliation over its tasks (as of the
+// events taken in) and writes its plan. It returns when the service wants to
+// be looked at again, and whether the plan left more to do at once.
+func (o *Orchestrator) reconcile(ctx context.Context, id string, tasks []*api.Task) (wake time.Time, more bool, err error) {
+	in := Input{ServiceID: id, Tasks: tasks, Now: o.Now(), RetentionLimit: api.DefaultTaskHistoryRetentionLimit, Nodes: map[string]*api.Node{},
 		MaxChanges: o.MaxChanges}
 	o.store.View(func(tx store.ReadTx) {
 		in.Service = tx.GetService(id)
-		if in.Tasks, err = tx.FindTasks(store.ByServiceID(id)); err != nil {
-			return
-		}
 		if cs, _ := tx.FindClusters(store.All); len(cs) > 0 {
 			in.RetentionLimit = int(cs[0].Spec.Orchestration.TaskHistoryRetentionLimit)
 		}

@@ -1,6 +1,7 @@
 package orchestrator
 
 import (
+	"encoding/json"
 	"fmt"
 	"sort"
 	"testing"
@@ -84,8 +85,23 @@ func (s *sim) input() Input {
 
 // step reconciles once and applies the plan.
 func (s *sim) step() Plan {
-	p := Reconcile(s.input())
+	p := s.reconcile(s.input())
 	s.apply(p)
+	return p
+}
+
+// reconcile runs Reconcile and fails if it changed its input: the loop
+// hands it the store's own objects.
+func (s *sim) reconcile(in Input) Plan {
+	s.t.Helper()
+	before, err := json.Marshal(in.Tasks)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	p := Reconcile(in)
+	if after, _ := json.Marshal(in.Tasks); string(after) != string(before) {
+		s.t.Fatal("Reconcile changed the tasks of its input")
+	}
 	return p
 }
 
