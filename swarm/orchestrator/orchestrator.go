@@ -39,7 +39,7 @@ func (o *Orchestrator) Run(ctx context.Context) error {
 	pending := map[string]bool{}
 	global := map[string]bool{}
 	tasks := newView()
-	w, err := o.store.ViewAndWatch(func(tx store.ReadTx) error {
+	w, err := o.store.ViewAndWatchShared(func(tx store.ReadTx) error {
 		services, err := tx.FindServices(store.All)
 		if err != nil {
 			return err

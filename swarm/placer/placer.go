@@ -80,10 +80,12 @@ func (p *Placer) track(t *api.Task) {
 	}
 }
 
-// Run places tasks until ctx ends.
+// Run places tasks until ctx ends. Its watch shares the store's objects
+// (store.ViewAndWatchShared): the placer keeps every placed task, and holds
+// them once, with the store, rather than a copy of each.
 func (p *Placer) Run(ctx context.Context) error {
 	p.nodes, p.placed, p.pending = map[string]*api.Node{}, idmap.Map[*api.Task]{}, idmap.Map[*api.Task]{}
-	w, err := p.store.ViewAndWatch(func(tx store.ReadTx) error {
+	w, err := p.store.ViewAndWatchShared(func(tx store.ReadTx) error {
 		nodes, err := tx.FindNodes(store.All)
 		if err != nil {
 			return err
@@ -210,8 +212,10 @@ func (p *Placer) place(ctx context.Context) (int, error) {
 	// writers take chunks in turn, so that one builds its transaction while
 	// the other's is applied (or, with raft, while it is replicated).
 	//
-	// Each decision is written from the placer's own copy of the task, the
-	// one it scheduled, as of the version its watch delivered: a task
+	// Each decision is written from the placer's view of the task (the
+	// store's own object, shared by its watch: never modified here, the
+	// write goes through a shallow copy), the one it scheduled, as of the
+	// version its watch delivered: a task
 	// changed meanwhile fails its update with ErrConflict (or ErrNotFound
 	// once deleted), which leaves the transaction as it was, and is skipped;
 	// its event brings it back. Reading each task again in the transaction
@@ -267,7 +271,7 @@ func (p *Placer) writeChunk(ctx context.Context, decisions []scheduler.Decision,
 	return err
 }
 
-// write records decisions in tx, each from the placer's copy of its task
+// write records decisions in tx, each from the placer's view of its task
 // through next, a scratch task. Tasks changed meanwhile are skipped.
 func (p *Placer) write(tx store.Tx, decisions []scheduler.Decision, now time.Time, next *api.Task) error {
 	for _, d := range decisions {
