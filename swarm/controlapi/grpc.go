@@ -202,7 +202,7 @@ func (c *Client) ServiceLogs(ctx context.Context, req LogsRequest) (LogStream, e
 }
 
 // eofStream turns the end of a gRPC stream into io.EOF.
-type eofStream struct{ s *rpc.Stream[LogLine] }
+type eofStream struct{ s rpc.Stream[LogLine] }
 
 func (e eofStream) Recv() (*LogLine, error) {
 	l, err := e.s.Recv()

@@ -115,13 +115,13 @@ func Call[Resp any](ctx context.Context, conn grpc.ClientConnInterface, service,
 	return resp, nil
 }
 
-// Stream is the client side of a server stream.
-type Stream[Resp any] struct {
+// clientStream is the client side of a server stream.
+type clientStream[Resp any] struct {
 	s grpc.ClientStream
 }
 
 // Recv returns the next message, or the stream's end as an error.
-func (s *Stream[Resp]) Recv() (*Resp, error) {
+func (s *clientStream[Resp]) Recv() (*Resp, error) {
 	m := new(Resp)
 	if err := s.s.RecvMsg(m); err != nil {
 		return nil, FromStatus(err)
@@ -130,8 +130,8 @@ func (s *Stream[Resp]) Recv() (*Resp, error) {
 }
 
 // OpenStream starts a server-streaming call with req.
-func OpenStream[Resp any](ctx context.Context, conn grpc.ClientConnInterface, service, method string, req any) (*Stream[Resp], error) {
-	cs, err := conn.NewStream(ctx, &grpc.StreamDesc{StreamName: method, ServerStreams: true}, "/"+service+"/"+method)
+func OpenStream[Resp any](ctx context.Context, conn grpc.ClientConnInterface, service, method string, req any, opts ...grpc.CallOption) (*clientStream[Resp], error) {
+	cs, err := conn.NewStream(ctx, &grpc.StreamDesc{StreamName: method, ServerStreams: true}, "/"+service+"/"+method, opts...)
 	if err != nil {
 		return nil, FromStatus(err)
 	}
@@ -141,5 +141,5 @@ func OpenStream[Resp any](ctx context.Context, conn grpc.ClientConnInterface, se
 	if err := cs.CloseSend(); err != nil {
 		return nil, FromStatus(err)
 	}
-	return &Stream[Resp]{s: cs}, nil
+	return &clientStream[Resp]{s: cs}, nil
 }
