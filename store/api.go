@@ -28,13 +28,13 @@ type SizeLimitedProposer interface {
 var (
 	// ErrConflict: an update or delete carried a Meta.Version that is no
 	// longer the stored one (someone else wrote the object first).
-	ErrConflict = errors.New("version conflict: object was changed by another writer")
+	ErrConflict = api.ErrConflict
 	// ErrNotFound: the object does not exist.
-	ErrNotFound = errors.New("object does not exist")
+	ErrNotFound = api.ErrNotFound
 	// ErrExist: an object with this ID already exists.
-	ErrExist = errors.New("object already exists")
+	ErrExist = api.ErrExist
 	// ErrNameConflict: another object of the kind already has this name.
-	ErrNameConflict = errors.New("name conflicts with an existing object")
+	ErrNameConflict = api.ErrNameConflict
 	// ErrInvalidFind: a By does not apply to the kind searched.
 	ErrInvalidFind = errors.New("invalid find argument for this kind")
 	// ErrClosed: the store or watcher is closed.
