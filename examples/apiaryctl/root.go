@@ -71,7 +71,13 @@ func (c *cli) connect() (*swarm.Client, error) {
 	if _, err := os.Stat(c.socket); err != nil {
 		return nil, fmt.Errorf("control socket %s: %w (is apiaryd running? set --socket or APIARY_SOCKET)", c.socket, err)
 	}
-	cl, closeFn, err := swarm.DialClient("unix://" + c.socket)
+	// gRPC reads "unix://" + a relative path as an authority: the path
+	// must be absolute.
+	path, err := filepath.Abs(c.socket)
+	if err != nil {
+		return nil, fmt.Errorf("--socket %s: %w", c.socket, err)
+	}
+	cl, closeFn, err := swarm.DialClient("unix://" + path)
 	if err != nil {
 		return nil, err
 	}
