@@ -35,7 +35,7 @@ func grpcCluster(b *testing.B, workers int, heartbeat time.Duration) (*swarm.Man
 	go mgr.ServeInsecure(l)
 	var ws []*swarm.Worker
 	for i := 0; i < workers; i++ {
-		conn, err := swarm.Dial(l.Addr().String())
+		conn, err := swarm.DialInsecure(l.Addr().String())
 		if err != nil {
 			b.Fatal(err)
 		}

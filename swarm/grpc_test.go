@@ -39,7 +39,7 @@ func TestClusterOverGRPC(t *testing.T) {
 
 	var workers []*swarm.Worker
 	for i := 0; i < 2; i++ {
-		conn, err := swarm.Dial(addr)
+		conn, err := swarm.DialInsecure(addr)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -115,7 +115,7 @@ func TestClusterOverGRPC(t *testing.T) {
 }
 
 func mustDial(t *testing.T, addr string) *grpc.ClientConn {
-	conn, err := swarm.Dial(addr)
+	conn, err := swarm.DialInsecure(addr)
 	if err != nil {
 		t.Fatal(err)
 	}

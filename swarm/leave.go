@@ -8,27 +8,12 @@ import (
 	"path/filepath"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 
-	"github.com/apiary-io/apiary/swarm/controlapi"
-	"github.com/apiary-io/apiary/swarm/rpc"
+	"github.com/apiary-io/apiary/swarm/api/control"
 )
 
-// localServiceName is the node-local service of the control socket:
-// operations on this node itself rather than on the cluster.
-const localServiceName = "apiary.Local"
-
-// LeaveRequest asks the node to leave its cluster.
-type LeaveRequest struct {
-	Force bool `json:"Force,omitempty"`
-}
-
 // ErrManagerLeave: a manager must be demoted (or forced) before it leaves.
-var ErrManagerLeave = errors.New("this node is a manager: leaving takes a member out of the raft group; use --force to leave anyway (the remaining managers must keep a quorum)")
-
-func init() {
-	rpc.RegisterError("MANAGER_LEAVE", ErrManagerLeave, codes.FailedPrecondition)
-}
+var ErrManagerLeave = control.ErrManagerLeave
 
 // Leave takes the node out of its cluster, as `docker swarm leave` does: its
 // tasks are stopped, a manager leaves the raft group first (force only; raft
@@ -95,22 +80,8 @@ func (n *Node) exit(err error) {
 	})
 }
 
-func (n *Node) serveLocal(s grpc.ServiceRegistrar) {
-	desc := rpc.Service(localServiceName, []rpc.Method{
-		rpc.Unary("Leave", func(ctx context.Context, r *LeaveRequest) (*controlapi.Empty, error) {
-			return &controlapi.Empty{}, n.Leave(ctx, r.Force)
-		}),
-	})
-	s.RegisterService(&desc, nil)
-}
+// serveLocal serves the node-local service (control.Local) of the control
+// socket.
+func (n *Node) serveLocal(s grpc.ServiceRegistrar) { control.RegisterLocal(s, n, nil) }
 
-// LeaveCluster asks the node behind a control socket to leave its cluster.
-func LeaveCluster(ctx context.Context, socket string, force bool) error {
-	conn, err := Dial("unix://" + socket)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	_, err = rpc.Call[controlapi.Empty](ctx, conn, localServiceName, "Leave", &LeaveRequest{Force: force})
-	return err
-}
+var _ control.Local = (*Node)(nil)

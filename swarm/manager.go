@@ -451,7 +451,7 @@ func (m *Manager) IsLeader() bool { return m.raft == nil || m.raft.IsLeader() }
 func (m *Manager) Store() *store.MemoryStore { return m.store }
 
 // Client returns a client of this manager's control API.
-func (m *Manager) Client() *Client { return &Client{api: m.control} }
+func (m *Manager) Client() *Client { return NewClient(m.control) }
 
 // Dispatcher returns the worker-facing side of this manager, for workers in
 // the same process.

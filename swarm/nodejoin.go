@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/apiary-io/apiary/pki"
+	"github.com/apiary-io/apiary/swarm/api/control"
 	"github.com/apiary-io/apiary/swarm/controlapi"
 )
 
@@ -23,7 +24,7 @@ func currentManagers(ctx context.Context, ident *pki.NodeIdentity, opts []grpc.D
 			continue
 		}
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		nodes, err := controlapi.NewClient(conn).ListNodes(cctx)
+		nodes, err := control.NewAPIClient(conn).ListNodes(cctx)
 		cancel()
 		conn.Close()
 		if err != nil {
@@ -54,7 +55,7 @@ func askToJoin(ctx context.Context, ident *pki.NodeIdentity, opts []grpc.DialOpt
 			continue
 		}
 		cctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-		peers, err := controlapi.NewClient(conn).JoinManager(cctx, nodeID, addr, raftID)
+		peers, err := newMembershipClient(conn).JoinManager(cctx, nodeID, addr, raftID)
 		cancel()
 		conn.Close()
 		if err == nil {

@@ -11,7 +11,7 @@ import (
 	gka "google.golang.org/grpc/keepalive"
 
 	"github.com/apiary-io/apiary/pki"
-	"github.com/apiary-io/apiary/swarm/controlapi"
+	"github.com/apiary-io/apiary/swarm/api/control"
 	"github.com/apiary-io/apiary/swarm/dispatcher"
 	"github.com/apiary-io/apiary/swarm/rpc"
 )
@@ -71,7 +71,8 @@ func dialNode(addr, nodeID string, ident *pki.NodeIdentity, opts []grpc.DialOpti
 // the CA.
 func policy() pki.Policy {
 	return pki.Policy{
-		"/" + controlapi.ServiceName + "/*": {pki.RoleManager},
+		"/" + control.APIService + "/*":     {pki.RoleManager},
+		"/" + membershipService + "/*":      {pki.RoleManager},
 		"/" + dispatcher.ServiceName + "/*": {pki.RoleManager, pki.RoleWorker},
 		"/apiary.raft.v1.Raft/*":            {pki.RoleManager},
 		"/" + nodeServiceName + "/*":        {pki.RoleManager},

@@ -11,7 +11,7 @@ import (
 	"github.com/apiary-io/apiary/pki"
 	"github.com/apiary-io/apiary/raft"
 	"github.com/apiary-io/apiary/swarm/api"
-	"github.com/apiary-io/apiary/swarm/controlapi"
+	"github.com/apiary-io/apiary/swarm/api/control"
 	"github.com/apiary-io/apiary/swarm/dispatcher"
 	"github.com/apiary-io/apiary/swarm/rpc"
 	"google.golang.org/grpc"
@@ -175,7 +175,8 @@ func (n *Node) startManager(ctx context.Context, rt *runtime, boot *bootstrap) e
 	}
 	rt.mgr = mgr
 	rt.liveMgr.Store(mgr)
-	controlapi.Serve(rt.srv, mgr.control)
+	control.RegisterAPI(rt.srv, mgr.control, nil)
+	registerMembership(rt.srv, mgr.control, nil)
 	dispatcher.Serve(rt.srv, mgr.dispatcher)
 	rt.ca = pki.NewCAServer(caState{mgr.store}, pki.CAServerOptions{Logger: n.log})
 	pki.RegisterCAService(rt.srv, rt.ca)
@@ -220,12 +221,13 @@ func (n *Node) serveSocket(rt *runtime) error {
 	if err != nil {
 		return err
 	}
-	rt.sockSrv = grpc.NewServer()
+	// Local users' requests: the same bound as a worker's.
+	rt.sockSrv = grpc.NewServer(grpc.MaxRecvMsgSize(workerMaxMsg))
 	n.serveLocal(rt.sockSrv)
 	if rt.mgr != nil {
-		controlapi.Serve(rt.sockSrv, rt.mgr.control)
+		control.RegisterAPI(rt.sockSrv, rt.mgr.control, nil)
 	} else {
-		controlapi.Serve(rt.sockSrv, notManager{})
+		control.RegisterAPI(rt.sockSrv, control.UnimplementedAPI{Err: control.ErrNotManager}, nil)
 	}
 	srv := rt.sockSrv
 	go func() { _ = srv.Serve(lis) }()

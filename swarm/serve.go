@@ -8,7 +8,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
-	"github.com/apiary-io/apiary/swarm/controlapi"
+	"github.com/apiary-io/apiary/swarm/api/control"
+	"github.com/apiary-io/apiary/swarm/client"
 	"github.com/apiary-io/apiary/swarm/dispatcher"
 	"github.com/apiary-io/apiary/swarm/rpc"
 )
@@ -34,7 +35,7 @@ func (m *Manager) ServeControl(l net.Listener) error {
 
 func (m *Manager) serve(l net.Listener, workers bool) error {
 	s := grpc.NewServer(rpc.ServerOptions()...)
-	controlapi.Serve(s, m.control)
+	control.RegisterAPI(s, m.control, nil)
 	if workers {
 		dispatcher.ServeInsecure(s, m.dispatcher)
 	}
@@ -52,10 +53,9 @@ func (m *Manager) serve(l net.Listener, workers bool) error {
 	return err
 }
 
-// Dial connects to a manager's gRPC services at target ("host:port", or
-// "unix:///path/to/control.sock") in plaintext: to a control socket, or to
-// a server of ServeInsecure.
-func Dial(target string, opts ...grpc.DialOption) (*grpc.ClientConn, error) {
+// DialInsecure connects to a manager's gRPC services at target ("host:port"
+// of ServeInsecure, or "unix:///path/to/control.sock") in plaintext.
+func DialInsecure(target string, opts ...grpc.DialOption) (*grpc.ClientConn, error) {
 	all := append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, rpc.DialOptions()...)
 	conn, err := grpc.NewClient(target, append(all, opts...)...)
 	if err != nil {
@@ -64,11 +64,12 @@ func Dial(target string, opts ...grpc.DialOption) (*grpc.ClientConn, error) {
 	return conn, nil
 }
 
-// DialClient returns a Client of the control API at target.
+// DialClient returns a Client of the control API at target (see
+// client.Dial) and the function that closes it.
 func DialClient(target string, opts ...grpc.DialOption) (*Client, func() error, error) {
-	conn, err := Dial(target, opts...)
+	c, err := client.Dial(target, opts...)
 	if err != nil {
 		return nil, nil, err
 	}
-	return NewClient(controlapi.NewClient(conn)), conn.Close, nil
+	return c, c.Close, nil
 }

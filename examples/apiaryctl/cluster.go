@@ -5,7 +5,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/apiary-io/apiary/swarm"
 )
 
 func (c *cli) swarmCmd() *cobra.Command {
@@ -80,9 +79,12 @@ func (c *cli) swarmCmd() *cobra.Command {
 		Short: "Take the node behind the socket out of its cluster",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, cancel := c.ctx()
+			cl, ctx, cancel, err := c.session()
+			if err != nil {
+				return err
+			}
 			defer cancel()
-			if err := swarm.LeaveCluster(ctx, c.socket, force); err != nil {
+			if err := cl.Leave(ctx, force); err != nil {
 				return err
 			}
 			fmt.Fprintln(c.out, "Node left the swarm.")

@@ -7,7 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/apiary-io/apiary/swarm"
+	"github.com/apiary-io/apiary/swarm/client"
 	"github.com/apiary-io/apiary/swarm/api"
 )
 
@@ -59,7 +59,7 @@ func (c *cli) nodeLs() *cobra.Command {
 }
 
 func (c *cli) nodeInspect() *cobra.Command {
-	return inspectCmd(c, "inspect NODE...", "Show nodes in detail (JSON)", (*swarm.Client).GetNode)
+	return inspectCmd(c, "inspect NODE...", "Show nodes in detail (JSON)", (*client.Client).GetNode)
 }
 
 func (c *cli) nodeUpdate() *cobra.Command {
@@ -168,7 +168,7 @@ func hostname(n *api.Node) string {
 	return n.Spec.Name
 }
 
-func hostnames(ctx context.Context, cl *swarm.Client) map[string]string {
+func hostnames(ctx context.Context, cl *client.Client) map[string]string {
 	out := map[string]string{}
 	nodes, err := cl.ListNodes(ctx)
 	if err != nil {

@@ -11,7 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/apiary-io/apiary/swarm"
+	"github.com/apiary-io/apiary/swarm/client"
 )
 
 // cli holds what every command shares: the socket, the output and the
@@ -22,8 +22,8 @@ type cli struct {
 	timeout time.Duration
 	out     io.Writer
 
-	client *swarm.Client
-	close  func() error
+	conn  *client.Client
+	close func() error
 }
 
 func newRoot() *cobra.Command {
@@ -64,9 +64,9 @@ func (c *cli) checkFormat() error {
 }
 
 // connect opens the control socket.
-func (c *cli) connect() (*swarm.Client, error) {
-	if c.client != nil {
-		return c.client, nil
+func (c *cli) connect() (*client.Client, error) {
+	if c.conn != nil {
+		return c.conn, nil
 	}
 	if _, err := os.Stat(c.socket); err != nil {
 		return nil, fmt.Errorf("control socket %s: %w (is apiaryd running? set --socket or APIARY_SOCKET)", c.socket, err)
@@ -77,17 +77,17 @@ func (c *cli) connect() (*swarm.Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--socket %s: %w", c.socket, err)
 	}
-	cl, closeFn, err := swarm.DialClient("unix://" + path)
+	cl, err := client.Dial("unix://" + path)
 	if err != nil {
 		return nil, err
 	}
-	c.client, c.close = cl, closeFn
+	c.conn, c.close = cl, cl.Close
 	return cl, nil
 }
 
 // session connects and returns a context bounded by --timeout: what every
 // command starts with.
-func (c *cli) session() (*swarm.Client, context.Context, context.CancelFunc, error) {
+func (c *cli) session() (*client.Client, context.Context, context.CancelFunc, error) {
 	cl, err := c.connect()
 	if err != nil {
 		return nil, nil, nil, err
@@ -108,7 +108,7 @@ func (c *cli) printJSON(v any) error {
 
 // inspectCmd prints the objects named by the arguments as a JSON array, as
 // docker inspect does; nothing is printed if any of them is unknown.
-func inspectCmd[T any](c *cli, use, short string, get func(*swarm.Client, context.Context, string) (T, error)) *cobra.Command {
+func inspectCmd[T any](c *cli, use, short string, get func(*client.Client, context.Context, string) (T, error)) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   use,
 		Short: short,

@@ -12,7 +12,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/apiary-io/apiary/swarm"
+	"github.com/apiary-io/apiary/swarm/api/control"
+	"github.com/apiary-io/apiary/swarm/client"
 	"github.com/apiary-io/apiary/swarm/api"
 )
 
@@ -140,7 +141,7 @@ func (c *cli) servicePs() *cobra.Command {
 				return err
 			}
 			defer cancel()
-			tasks, err := cl.ListTasks(ctx, swarm.TaskFilter{Service: args[0]})
+			tasks, err := cl.ListTasks(ctx, control.TaskFilter{Service: args[0]})
 			if err != nil {
 				return err
 			}
@@ -161,7 +162,7 @@ func (c *cli) servicePs() *cobra.Command {
 }
 
 func (c *cli) serviceInspect() *cobra.Command {
-	return inspectCmd(c, "inspect SERVICE...", "Show services in detail (JSON)", (*swarm.Client).GetService)
+	return inspectCmd(c, "inspect SERVICE...", "Show services in detail (JSON)", (*client.Client).GetService)
 }
 
 func (c *cli) serviceScale() *cobra.Command {
@@ -271,7 +272,7 @@ func (c *cli) serviceLogs() *cobra.Command {
 				ctx, cancel = context.WithCancel(context.Background())
 			}
 			defer cancel()
-			st, err := cl.ServiceLogs(ctx, swarm.LogsRequest{Service: args[0], Follow: follow, Tail: tail})
+			st, err := cl.ServiceLogs(ctx, control.LogsRequest{Service: args[0], Follow: follow, Tail: tail})
 			if err != nil {
 				return err
 			}

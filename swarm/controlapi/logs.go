@@ -3,13 +3,14 @@ package controlapi
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"sync"
 
 	"github.com/apiary-io/apiary/executor"
 	"github.com/apiary-io/apiary/swarm/api"
+	"github.com/apiary-io/apiary/swarm/api/control"
+	"github.com/apiary-io/apiary/swarm/rpc"
 )
 
 // LogSource opens the output of a task on whatever node runs it; the swarm
@@ -22,27 +23,15 @@ type LogSource interface {
 func (s *Server) SetLogSource(l LogSource) { s.logs = l }
 
 // ErrNoLogSource: this manager cannot reach its nodes' output.
-var ErrNoLogSource = errors.New("task output is not reachable from this manager")
+var ErrNoLogSource = control.ErrNoLogSource
 
-// LogsRequest selects a service's output.
-type LogsRequest struct {
-	Service string `json:"Service"`
-	Follow  bool   `json:"Follow,omitempty"`
-	Tail    int    `json:"Tail,omitempty"`
-}
-
-// LogLine is one line of one task's output.
-type LogLine struct {
-	TaskID   string `json:"TaskID"`
-	TaskName string `json:"TaskName"`
-	NodeID   string `json:"NodeID"`
-	Line     string `json:"Line"`
-}
-
-// LogStream delivers log lines until the output ends (io.EOF).
-type LogStream interface {
-	Recv() (*LogLine, error)
-}
+// The contract's messages.
+type (
+	LogsRequest = control.LogsRequest
+	LogLine     = control.LogLine
+	// LogStream delivers log lines until the output ends (io.EOF).
+	LogStream = rpc.Stream[control.LogLine]
+)
 
 type chanStream struct {
 	ctx context.Context

@@ -2,8 +2,8 @@ package controlapi
 
 import (
 	"context"
-	"errors"
-	"time"
+
+	"github.com/apiary-io/apiary/swarm/api/control"
 )
 
 // CA is the cluster's certificate authority as the control API drives it;
@@ -13,18 +13,11 @@ type CA interface {
 	RootRotationStatus(ctx context.Context) (*RootRotation, error)
 }
 
-// RootRotation reports a root CA rotation.
-type RootRotation struct {
-	InProgress    bool      `json:"InProgress"`
-	OldRootDigest string    `json:"OldRootDigest,omitempty"`
-	NewRootDigest string    `json:"NewRootDigest,omitempty"`
-	StartedAt     time.Time `json:"StartedAt,omitzero"`
-	// Pending are the nodes that do not hold a certificate of the new root yet.
-	Pending []string `json:"Pending,omitempty"`
-}
+// RootRotation reports a root CA rotation (the contract's).
+type RootRotation = control.RootRotation
 
 // ErrNoCA: this manager has no certificate authority to rotate.
-var ErrNoCA = errors.New("this manager runs without a certificate authority")
+var ErrNoCA = control.ErrNoCA
 
 // SetCA plugs the certificate authority in.
 func (s *Server) SetCA(ca CA) { s.ca = ca }

@@ -7,12 +7,12 @@
 package controlapi
 
 import (
-	"errors"
 	"fmt"
 	"sort"
 
 	"github.com/apiary-io/apiary/store"
 	"github.com/apiary-io/apiary/swarm/api"
+	"github.com/apiary-io/apiary/swarm/api/control"
 )
 
 // Server implements the control API over a store.
@@ -27,7 +27,9 @@ type Server struct {
 func New(s *store.MemoryStore) *Server { return &Server{store: s} }
 
 // ErrInvalidArgument marks errors caused by bad input; test with errors.Is.
-var ErrInvalidArgument = errors.New("invalid argument")
+var ErrInvalidArgument = control.ErrInvalidArgument
+
+var _ control.API = (*Server)(nil)
 
 // ErrNotFound marks a lookup that found nothing; test with errors.Is.
 var ErrNotFound = store.ErrNotFound

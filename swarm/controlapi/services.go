@@ -6,6 +6,7 @@ import (
 
 	"github.com/apiary-io/apiary/store"
 	"github.com/apiary-io/apiary/swarm/api"
+	"github.com/apiary-io/apiary/swarm/api/control"
 	"github.com/apiary-io/apiary/swarm/orchestrator"
 )
 
@@ -57,6 +58,35 @@ func (s *Server) ListServices(ctx context.Context) ([]*api.Service, error) {
 	}
 	sortByName(out, func(x *api.Service) string { return x.Spec.Name }, func(x *api.Service) string { return x.ID })
 	return out, nil
+}
+
+// ServiceProgress counts a service's tasks against its desired state, as
+// orchestrator.Measure does, and says whether it has converged
+// (orchestrator.Converged), from one consistent view of the store.
+func (s *Server) ServiceProgress(ctx context.Context, ref string) (*control.Progress, error) {
+	var out *control.Progress
+	var err error
+	s.store.View(func(tx store.ReadTx) {
+		var svc *api.Service
+		if svc, err = lookup("service", ref, tx.GetService, tx.FindServices); err != nil {
+			return
+		}
+		var tasks []*api.Task
+		if tasks, err = tx.FindTasks(store.ByServiceID(svc.ID)); err != nil {
+			return
+		}
+		var nodes []*api.Node
+		if svc.Spec.Mode.IsGlobal() {
+			if nodes, err = tx.FindNodes(store.All); err != nil {
+				return
+			}
+		}
+		p := orchestrator.Measure(svc, tasks, nodes)
+		ok, why := orchestrator.Converged(svc, tasks, nodes)
+		out = &control.Progress{Desired: p.Desired, Running: p.Running, UpToDate: p.UpToDate, Stopping: p.Stopping,
+			Completed: p.Completed, Total: p.Total, Converged: ok, Waiting: why}
+	})
+	return out, err
 }
 
 // fillServiceStatus sets each service's ServiceStatus from its tasks (and,

@@ -6,17 +6,11 @@ import (
 
 	"github.com/apiary-io/apiary/store"
 	"github.com/apiary-io/apiary/swarm/api"
+	"github.com/apiary-io/apiary/swarm/api/control"
 )
 
-// TaskFilter narrows ListTasks; empty fields match everything.
-type TaskFilter struct {
-	// Service is a service ID, name or unique ID prefix.
-	Service string
-	// Node is a node ID, hostname or unique ID prefix.
-	Node string
-	// DesiredStates keeps tasks whose desired state is one of these.
-	DesiredStates []api.TaskState
-}
+// TaskFilter narrows ListTasks (the contract's).
+type TaskFilter = control.TaskFilter
 
 // GetTask returns a task by ID or unique ID prefix.
 func (s *Server) GetTask(ctx context.Context, ref string) (*api.Task, error) {

@@ -22,8 +22,8 @@ var GreeterMethods = []string{
 	"/apiary.example.Greeter/Watch",
 }
 
-// RegisterGreeter serves impl as GreeterService on s; guard, when not nil, runs
-// before every call and may refuse it.
+// RegisterGreeter serves impl as GreeterService on s; guard, when not nil, runs before
+// every call and may refuse it.
 func RegisterGreeter(s grpc.ServiceRegistrar, impl Greeter, guard rpc.Guard) {
 	desc := rpc.NewService(GreeterService, guard, []rpc.UnaryMethod{
 		rpc.HandleUnary("Greet", func(ctx context.Context, r *greeterGreetRequest) (*greeterGreetResponse, error) {

@@ -1,0 +1,159 @@
+// Package control is the contract of the user control API: what a client
+// (apiaryctl, an embedding program, later the Docker API layer) may ask of
+// a manager, its messages and its errors, with the gRPC glue generated from
+// the interfaces (go generate). It holds no implementation: a manager
+// serves it (swarm/controlapi), a client calls it (swarm/client), and
+// neither side links the other. Adding a method is a line here and its
+// implementation in swarm/controlapi; the client has it at once.
+package control
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"google.golang.org/grpc/codes"
+
+	"github.com/apiary-io/apiary/swarm/api"
+	"github.com/apiary-io/apiary/swarm/rpc"
+)
+
+//go:generate go run github.com/apiary-io/apiary/internal/rpcgen -type API -service apiary.Control
+
+// API is the control API of a manager. Every write is validated first, and
+// bad input changes nothing (ErrInvalidArgument names the field); an
+// update that carries an old version fails with api.ErrConflict.
+type API interface {
+	// CreateService creates a service from spec (Swarm's defaults fill
+	// what is unset).
+	CreateService(ctx context.Context, spec api.ServiceSpec) (*api.Service, error)
+	// GetService returns a service by ID, name or unique ID prefix.
+	GetService(ctx context.Context, ref string) (*api.Service, error)
+	// ListServices returns every service with its task counts.
+	ListServices(ctx context.Context) ([]*api.Service, error)
+	// UpdateService replaces a service's spec, read at version.
+	UpdateService(ctx context.Context, ref string, version uint64, spec api.ServiceSpec) (*api.Service, error)
+	// RollbackService goes back to the service's previous spec.
+	RollbackService(ctx context.Context, ref string) (*api.Service, error)
+	// ScaleService sets a replicated service's replica count.
+	ScaleService(ctx context.Context, ref string, replicas int64) (*api.Service, error)
+	// RemoveService removes a service; its tasks stop.
+	RemoveService(ctx context.Context, ref string) error
+	// ServiceProgress says how far a service's actual state is from its
+	// desired state.
+	ServiceProgress(ctx context.Context, ref string) (*Progress, error)
+	// GetTask returns a task by ID or unique ID prefix.
+	GetTask(ctx context.Context, ref string) (*api.Task, error)
+	// ListTasks returns the tasks that match filter, as `service ps` shows
+	// them.
+	ListTasks(ctx context.Context, filter TaskFilter) ([]*api.Task, error)
+	// GetNode returns a node by ID, hostname or unique ID prefix.
+	GetNode(ctx context.Context, ref string) (*api.Node, error)
+	// ListNodes returns every node.
+	ListNodes(ctx context.Context) ([]*api.Node, error)
+	// UpdateNode replaces a node's spec, read at version.
+	UpdateNode(ctx context.Context, ref string, version uint64, spec api.NodeSpec) (*api.Node, error)
+	// RemoveNode removes a node that is down (any node, with force).
+	RemoveNode(ctx context.Context, ref string, force bool) error
+	// GetCluster returns the cluster object with its join tokens.
+	GetCluster(ctx context.Context) (*api.Cluster, error)
+	// RotateJoinToken replaces the worker or manager join token.
+	RotateJoinToken(ctx context.Context, role string) (string, error)
+	// ServiceLogs streams the output of a service's tasks, line by line,
+	// until it ends (io.EOF) or, with Follow, until ctx ends.
+	ServiceLogs(ctx context.Context, req LogsRequest) (rpc.Stream[LogLine], error)
+	// RotateRootCA starts replacing the cluster's root CA.
+	RotateRootCA(ctx context.Context) (*RootRotation, error)
+	// RootCAStatus reports the root rotation in progress, if any.
+	RootCAStatus(ctx context.Context) (*RootRotation, error)
+}
+
+// TaskFilter narrows ListTasks; empty fields match everything.
+type TaskFilter struct {
+	// Service is a service ID, name or unique ID prefix.
+	Service string `json:"Service,omitempty"`
+	// Node is a node ID, hostname or unique ID prefix.
+	Node string `json:"Node,omitempty"`
+	// DesiredStates keeps tasks whose desired state is one of these.
+	DesiredStates []api.TaskState `json:"DesiredStates,omitempty"`
+}
+
+// Progress counts a service's tasks against what it wants.
+type Progress struct {
+	// Desired is how many tasks should run: the replica count, or the
+	// number of eligible nodes for a global service (for a job, see
+	// orchestrator.Progress).
+	Desired int `json:"Desired"`
+	// Running counts tasks wanted running and up (healthy when checked).
+	Running int `json:"Running"`
+	// UpToDate counts running tasks of the current template.
+	UpToDate int `json:"UpToDate"`
+	// Stopping counts tasks no longer wanted that still run.
+	Stopping int `json:"Stopping"`
+	// Completed counts tasks that finished successfully and are wanted.
+	Completed int `json:"Completed"`
+	// Total is, for a replicated job, the completions it needs.
+	Total int `json:"Total,omitempty"`
+	// Converged says the actual state matches the desired state; Waiting
+	// says what is still missing when it does not.
+	Converged bool   `json:"Converged"`
+	Waiting   string `json:"Waiting,omitempty"`
+}
+
+// LogsRequest selects a service's output.
+type LogsRequest struct {
+	Service string `json:"Service"`
+	Follow  bool   `json:"Follow,omitempty"`
+	Tail    int    `json:"Tail,omitempty"`
+}
+
+// LogLine is one line of one task's output.
+type LogLine struct {
+	TaskID   string `json:"TaskID"`
+	TaskName string `json:"TaskName"`
+	NodeID   string `json:"NodeID"`
+	Line     string `json:"Line"`
+}
+
+// RootRotation reports a root CA rotation.
+type RootRotation struct {
+	InProgress    bool      `json:"InProgress"`
+	OldRootDigest string    `json:"OldRootDigest,omitempty"`
+	NewRootDigest string    `json:"NewRootDigest,omitempty"`
+	StartedAt     time.Time `json:"StartedAt,omitzero"`
+	// Pending are the nodes that do not hold a certificate of the new root
+	// yet.
+	Pending []string `json:"Pending,omitempty"`
+}
+
+// Errors of the control API; test with errors.Is, on either side of the
+// wire. The object errors are swarm/api's (api.ErrNotFound, ...).
+var (
+	// ErrInvalidArgument marks a request refused for its input.
+	ErrInvalidArgument = errors.New("invalid argument")
+	// ErrNotManager: the node asked is a worker.
+	ErrNotManager = errors.New("this node is a worker, not a manager: run this command against a manager's control socket")
+	// ErrNoLogSource: this manager cannot reach its nodes' output.
+	ErrNoLogSource = errors.New("task output is not reachable from this manager")
+	// ErrNoCA: this manager has no certificate authority to rotate.
+	ErrNoCA = errors.New("this manager runs without a certificate authority")
+)
+
+func init() {
+	for _, r := range []struct {
+		reason string
+		err    error
+		code   codes.Code
+	}{
+		{"INVALID_ARGUMENT", ErrInvalidArgument, codes.InvalidArgument},
+		{"NOT_MANAGER", ErrNotManager, codes.FailedPrecondition},
+		{"NO_LOG_SOURCE", ErrNoLogSource, codes.FailedPrecondition},
+		{"NO_CA", ErrNoCA, codes.FailedPrecondition},
+		{"NOT_FOUND", api.ErrNotFound, codes.NotFound},
+		{"CONFLICT", api.ErrConflict, codes.Aborted},
+		{"NAME_CONFLICT", api.ErrNameConflict, codes.AlreadyExists},
+		{"EXISTS", api.ErrExist, codes.AlreadyExists},
+	} {
+		rpc.RegisterError(r.reason, r.err, r.code)
+	}
+}

@@ -1,0 +1,108 @@
+// Package client is the thin client of an Apiary cluster: the control API
+// of a manager (swarm/api/control) over its control socket or in the same
+// process, with the conveniences a program driving a cluster wants
+// (waiting for convergence, editing a node's spec through conflicts,
+// leaving). It links the contract and the RPC layer only, never the
+// manager's implementation: apiaryctl is built on it.
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/apiary-io/apiary/swarm/api"
+	"github.com/apiary-io/apiary/swarm/api/control"
+	"github.com/apiary-io/apiary/swarm/rpc"
+)
+
+// Client drives a cluster: every method of control.API, and the helpers
+// below. Every write is validated by the manager first; bad input changes
+// nothing and its error names the field.
+type Client struct {
+	control.API
+	local control.Local
+	conn  *grpc.ClientConn
+}
+
+// New returns a client of a control API in this process (a manager's).
+func New(api control.API) *Client {
+	return &Client{API: api, local: control.UnimplementedLocal{Err: errors.New("leave: this client is not connected to a node's control socket")}}
+}
+
+// Dial connects to a node's control socket ("unix:///path/to/control.sock";
+// control.SocketPath gives the path in a data dir) or to a manager serving
+// the control API without TLS (Manager.ServeInsecure, "host:port"). The
+// connection is plaintext: a socket's file permissions authenticate.
+func Dial(target string, opts ...grpc.DialOption) (*Client, error) {
+	all := append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, rpc.DialOptions()...)
+	conn, err := grpc.NewClient(target, append(all, opts...)...)
+	if err != nil {
+		return nil, fmt.Errorf("dial %s: %w", target, err)
+	}
+	return &Client{API: control.NewAPIClient(conn), local: control.NewLocalClient(conn), conn: conn}, nil
+}
+
+// Close closes the connection of a dialled client.
+func (c *Client) Close() error {
+	if c.conn == nil {
+		return nil
+	}
+	return c.conn.Close()
+}
+
+// Leave takes the node whose control socket this client dialled out of its
+// cluster (see control.Local).
+func (c *Client) Leave(ctx context.Context, force bool) error {
+	return c.local.Leave(ctx, force)
+}
+
+// EditNode changes a node's spec with edit, from the node as it is now: a
+// node's record also changes when its status does, so a write that meets
+// a newer version reads the node again and applies edit again (edit must
+// depend on the spec alone). Errors from edit are returned as they are.
+func (c *Client) EditNode(ctx context.Context, ref string, edit func(*api.NodeSpec) error) (*api.Node, error) {
+	for attempt := 0; ; attempt++ {
+		n, err := c.GetNode(ctx, ref)
+		if err != nil {
+			return nil, err
+		}
+		spec := n.Spec.Copy()
+		if err := edit(&spec); err != nil {
+			return nil, err
+		}
+		out, err := c.UpdateNode(ctx, n.ID, n.Meta.Version, spec)
+		if !errors.Is(err, api.ErrConflict) || attempt == 9 {
+			return out, err
+		}
+	}
+}
+
+// convergePoll is how often WaitConverged looks.
+const convergePoll = 50 * time.Millisecond
+
+// WaitConverged waits until the service's actual state matches its desired
+// state (control.Progress.Converged) or ctx ends; then the error says what
+// was still missing.
+func (c *Client) WaitConverged(ctx context.Context, ref string) error {
+	t := time.NewTicker(convergePoll)
+	defer t.Stop()
+	for {
+		p, err := c.ServiceProgress(ctx, ref)
+		if err != nil {
+			return fmt.Errorf("wait for service %q: %w", ref, err)
+		}
+		if p.Converged {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wait for service %q: %w: %s", ref, ctx.Err(), p.Waiting)
+		case <-t.C:
+		}
+	}
+}
