@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -144,6 +145,9 @@ func (n *Node) runApply(a *applyState) {
 			if err := n.takeSnapshot(a); err != nil {
 				n.log.Error("snapshot failed", "index", a.applied, "err", err)
 				a.lastSnap, a.logBytes = a.applied, 0
+			}
+			if n.cfg.ReleaseMemoryWhenQuiet {
+				debug.FreeOSMemory()
 			}
 			continue
 		}
