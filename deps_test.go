@@ -25,7 +25,7 @@ func TestContractsApartFromImplementations(t *testing.T) {
 		"go.etcd.io/raft",
 		"go.etcd.io/bbolt",
 	}
-	for _, pkg := range []string{"./examples/apiaryctl", "./swarm/client"} {
+	for _, pkg := range []string{"./examples/apiaryctl", "./swarm/client", "./swarm/agent"} {
 		out, err := exec.Command("go", "list", "-deps", pkg).CombinedOutput()
 		if err != nil {
 			t.Fatalf("go list -deps %s: %v\n%s", pkg, err, out)

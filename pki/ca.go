@@ -40,6 +40,8 @@ type IssueResponse struct {
 
 // CertificateIssuer issues node certificates: the CA's gRPC client
 // (NewCAClient), or a CAServer in process (CAServer.LocalIssuer).
+//
+//go:generate go run github.com/apiary-io/apiary/internal/rpcgen -type CertificateIssuer -service apiary.pki.NodeCA
 type CertificateIssuer interface {
 	IssueNodeCertificate(ctx context.Context, req *IssueRequest) (*IssueResponse, error)
 }

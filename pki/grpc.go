@@ -1,20 +1,18 @@
 package pki
 
 import (
-	"context"
-
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 
 	"github.com/apiary-io/apiary/swarm/rpc"
 )
 
-// The CA's gRPC service is described with swarm/rpc, as every Apiary
-// service is: its messages are the Go structs above, carried by rpc's JSON
-// codec, and its errors keep their sentinel across the wire.
+// The CA's gRPC service is CertificateIssuer's, generated (ca_rpc.go): its
+// messages are the Go structs above, carried by rpc's codec, and its errors
+// keep their sentinel across the wire.
 const (
 	// CAServiceName is the gRPC service of the CA.
-	CAServiceName = "apiary.pki.NodeCA"
+	CAServiceName = CertificateIssuerService
 	// MethodIssueNodeCertificate is its one method, for Policy entries.
 	MethodIssueNodeCertificate = "/" + CAServiceName + "/IssueNodeCertificate"
 	// CodecName is the content-subtype of the codec (rpc's).
@@ -48,18 +46,13 @@ func init() {
 // allows RoleAnonymous for MethodIssueNodeCertificate in front of it (joiners
 // have no certificate yet); the CA authenticates them by their token.
 func RegisterCAService(s grpc.ServiceRegistrar, ca *CAServer) {
-	desc := rpc.Service(CAServiceName, []rpc.Method{rpc.Unary("IssueNodeCertificate", ca.IssueNodeCertificate)})
-	s.RegisterService(&desc, nil)
+	RegisterCertificateIssuer(s, ca, nil)
 }
 
 // NewCAClient returns a CertificateIssuer that calls the CA service over
 // conn. Errors keep their sentinel (errors.Is(err, ErrTokenInvalid), ...).
-func NewCAClient(conn grpc.ClientConnInterface) CertificateIssuer { return caClient{conn} }
-
-type caClient struct{ conn grpc.ClientConnInterface }
-
-func (c caClient) IssueNodeCertificate(ctx context.Context, req *IssueRequest) (*IssueResponse, error) {
-	return rpc.Call[IssueResponse](ctx, c.conn, CAServiceName, "IssueNodeCertificate", req, grpc.CallContentSubtype(CodecName))
+func NewCAClient(conn grpc.ClientConnInterface) CertificateIssuer {
+	return NewCertificateIssuerClient(conn, grpc.CallContentSubtype(CodecName))
 }
 
 // toStatus is rpc.ToStatus: the authorizer's refusals carry reasons too.

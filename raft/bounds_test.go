@@ -98,7 +98,7 @@ func TestGRPCStreamHeldToItsFirstSender(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return st.SendMsg(&rawFrame{b: b})
+		return st.SendMsg(&rawFrame{B: b})
 	}
 	if err := send(1); err != nil {
 		t.Fatal(err)

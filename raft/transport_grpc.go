@@ -18,7 +18,6 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
@@ -38,38 +37,16 @@ const (
 	grpcService      = "apiary.raft.v1.Raft"
 	grpcStreamMethod = "/" + grpcService + "/Stream"
 	grpcSnapMethod   = "/" + grpcService + "/Snapshot"
-	rawCodecName     = "apiary-raft-raw"
+	rawCodecName     = rpc.CodecName
 )
 
 func init() {
 	rpc.RegisterError("RAFT_MEMBER_REMOVED", ErrRemoved, codes.PermissionDenied)
 }
 
-type rawFrame struct{ b []byte }
-
-type rawCodec struct{}
-
-func (rawCodec) Marshal(v any) ([]byte, error) {
-	f, ok := v.(*rawFrame)
-	if !ok {
-		return nil, fmt.Errorf("raft codec: cannot marshal %T", v)
-	}
-	return f.b, nil
-}
-
-func (rawCodec) Unmarshal(data []byte, v any) error {
-	f, ok := v.(*rawFrame)
-	if !ok {
-		return fmt.Errorf("raft codec: cannot unmarshal into %T", v)
-	}
-	// gRPC may reuse data's buffer after Unmarshal returns.
-	f.b = append([]byte(nil), data...)
-	return nil
-}
-
-func (rawCodec) Name() string { return rawCodecName }
-
-func init() { encoding.RegisterCodec(rawCodec{}) }
+// rawFrame is a raft message or a snapshot chunk, already encoded: rpc's
+// codec carries it as it is.
+type rawFrame = rpc.Frame
 
 type raftService interface{ raftService() }
 
@@ -294,7 +271,7 @@ func (t *GRPCTransport) serveStream(_ any, ss grpc.ServerStream) error {
 			return err
 		}
 		m := &raftpb.Message{}
-		if err := proto.Unmarshal(f.b, m); err != nil {
+		if err := proto.Unmarshal(f.B, m); err != nil {
 			return status.Errorf(codes.InvalidArgument, "raft: bad message: %v", err)
 		}
 		if t.isBlocked(m.GetFrom(), m.GetTo()) {
@@ -331,7 +308,7 @@ func (t *GRPCTransport) serveSnapshot(_ any, ss grpc.ServerStream) error {
 		return err
 	}
 	m := &raftpb.Message{}
-	if err := proto.Unmarshal(f.b, m); err != nil {
+	if err := proto.Unmarshal(f.B, m); err != nil {
 		return status.Errorf(codes.InvalidArgument, "raft: bad snapshot message: %v", err)
 	}
 	if err := t.authorize(ctx, m); err != nil {
@@ -355,7 +332,7 @@ func (t *GRPCTransport) serveSnapshot(_ any, ss grpc.ServerStream) error {
 				pw.CloseWithError(fmt.Errorf("raft: snapshot stream broke: %w", err))
 				return
 			}
-			if _, err := pw.Write(f.b); err != nil {
+			if _, err := pw.Write(f.B); err != nil {
 				return
 			}
 		}
@@ -477,7 +454,7 @@ func (t *GRPCTransport) SendSnapshot(ctx context.Context, m *raftpb.Message, dat
 	if err != nil {
 		return err
 	}
-	if err := cs.SendMsg(&rawFrame{b}); err != nil {
+	if err := cs.SendMsg(&rawFrame{B: b}); err != nil {
 		return t.snapErr(cs, h, m.GetTo(), err)
 	}
 	for {
@@ -485,7 +462,7 @@ func (t *GRPCTransport) SendSnapshot(ctx context.Context, m *raftpb.Message, dat
 		buf := make([]byte, t.cfg.ChunkSize)
 		n, rerr := io.ReadFull(data, buf)
 		if n > 0 {
-			if err := cs.SendMsg(&rawFrame{buf[:n]}); err != nil {
+			if err := cs.SendMsg(&rawFrame{B: buf[:n]}); err != nil {
 				return t.snapErr(cs, h, m.GetTo(), err)
 			}
 		}
@@ -598,7 +575,7 @@ func (p *grpcPeer) run() {
 		if err != nil {
 			continue
 		}
-		if err := cur.cs.SendMsg(&rawFrame{b}); err != nil {
+		if err := cur.cs.SendMsg(&rawFrame{B: b}); err != nil {
 			cur.cancel()
 			cur = nil
 			p.unreachable()

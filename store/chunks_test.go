@@ -51,7 +51,11 @@ func TestUpdateInChunks(t *testing.T) {
 		n := tx.GetNode(ids[lo])
 		if !raced[lo] {
 			raced[lo] = true
-			mustUpdate(t, s, func(tx Tx) error { m := tx.GetNode(ids[lo]); m.Spec.Labels = map[string]string{"by": "other"}; return tx.UpdateNode(m) })
+			mustUpdate(t, s, func(tx Tx) error {
+				m := tx.GetNode(ids[lo])
+				m.Spec.Labels = map[string]string{"by": "other"}
+				return tx.UpdateNode(m)
+			})
 		}
 		n.Spec.Labels = map[string]string{"by": "chunks"}
 		return tx.UpdateNode(n)

@@ -20,9 +20,10 @@ import (
 	"github.com/apiary-io/apiary/pki"
 	"github.com/apiary-io/apiary/raft"
 	"github.com/apiary-io/apiary/store"
+	"github.com/apiary-io/apiary/swarm/agent"
 	"github.com/apiary-io/apiary/swarm/api"
+	"github.com/apiary-io/apiary/swarm/api/session"
 	"github.com/apiary-io/apiary/swarm/controlapi"
-	"github.com/apiary-io/apiary/swarm/dispatcher"
 )
 
 // NodeConfig configures a node: a machine of a cluster as apiaryd runs it,
@@ -118,7 +119,7 @@ type Node struct {
 	// The agent, its connections to the managers, and its failover client
 	// live as long as the node.
 	worker atomic.Pointer[Worker]
-	fc     *dispatcher.FailoverClient
+	fc     *agent.FailoverClient
 	connMu sync.Mutex
 	conns  []*grpc.ClientConn
 
@@ -505,7 +506,7 @@ func (n *Node) recordAdmitted() error {
 func (n *Node) managers() []string {
 	var out []string
 	if n.fc != nil {
-		out = n.fc.Managers()
+		out = n.fc.Known()
 	}
 	n.stateMu.Lock()
 	for _, m := range n.state.Managers {
@@ -521,7 +522,7 @@ func (n *Node) managers() []string {
 // changed (a root rotation started or finished: the new certificate chains
 // to the new root, and the new trust bundle drops the old root once it is
 // retired), and follows the role the cluster gives the node.
-func (n *Node) noticeHeartbeat(resp *dispatcher.HeartbeatResponse) {
+func (n *Node) noticeHeartbeat(resp *session.HeartbeatResponse) {
 	n.stateMu.Lock()
 	changed := resp.CAVersion != "" && resp.CAVersion != n.caSeen
 	first := n.caSeen == ""

@@ -75,7 +75,7 @@ func policy() pki.Policy {
 		"/" + membershipService + "/*":      {pki.RoleManager},
 		"/" + dispatcher.ServiceName + "/*": {pki.RoleManager, pki.RoleWorker},
 		"/apiary.raft.v1.Raft/*":            {pki.RoleManager},
-		"/" + nodeServiceName + "/*":        {pki.RoleManager},
+		"/" + nodeServiceService + "/*":     {pki.RoleManager},
 	}.Merge(pki.CAPolicy())
 }
 

@@ -185,7 +185,7 @@ func (n *Node) joinBootstrap(ctx context.Context) (*bootstrap, error) {
 	managers := slices.DeleteFunc(slices.Clone(n.state.Managers), func(a string) bool { return a == n.state.AdvertiseAddr })
 	n.stateMu.Unlock()
 	if n.fc != nil {
-		for _, m := range n.fc.Managers() {
+		for _, m := range n.fc.Known() {
 			if m != n.state.AdvertiseAddr && !slices.Contains(managers, m) {
 				managers = append([]string{m}, managers...)
 			}

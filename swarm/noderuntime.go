@@ -10,8 +10,10 @@ import (
 
 	"github.com/apiary-io/apiary/pki"
 	"github.com/apiary-io/apiary/raft"
+	"github.com/apiary-io/apiary/swarm/agent"
 	"github.com/apiary-io/apiary/swarm/api"
 	"github.com/apiary-io/apiary/swarm/api/control"
+	"github.com/apiary-io/apiary/swarm/api/session"
 	"github.com/apiary-io/apiary/swarm/dispatcher"
 	"github.com/apiary-io/apiary/swarm/rpc"
 	"google.golang.org/grpc"
@@ -256,15 +258,15 @@ func (n *Node) startWorker(ctx context.Context, rt *runtime, first bool) error {
 			}
 		}
 	}
-	dial := func(addr string) (dispatcher.API, error) {
+	dial := func(addr string) (session.API, error) {
 		conn, err := dialTLS(addr, n.identity, n.cfg.dialOpts())
 		if err != nil {
 			return nil, err
 		}
 		n.keep(conn)
-		return dispatcher.NewClient(conn), nil
+		return session.NewAPIClient(conn), nil
 	}
-	var apis []dispatcher.API
+	var apis []session.API
 	for _, addr := range addrs {
 		api, err := dial(addr)
 		if err != nil {
@@ -272,7 +274,7 @@ func (n *Node) startWorker(ctx context.Context, rt *runtime, first bool) error {
 		}
 		apis = append(apis, api)
 	}
-	fc := dispatcher.NewFailoverClient(apis, addrs)
+	fc := agent.NewFailoverClient(apis, addrs)
 	fc.Dial = dial
 	fc.OnHeartbeat = n.noticeHeartbeat
 	// A manager's agent asks its raft member too: it knows every manager

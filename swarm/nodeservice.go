@@ -15,9 +15,13 @@ import (
 	"github.com/apiary-io/apiary/swarm/rpc"
 )
 
-// nodeServiceName is the gRPC service every node serves to managers: the
-// output of the tasks it runs.
-const nodeServiceName = "apiary.Node"
+//go:generate go run github.com/apiary-io/apiary/internal/rpcgen -type nodeService -service apiary.Node
+
+// nodeService is what every node serves to managers: the output of the
+// tasks it runs.
+type nodeService interface {
+	TaskLogs(ctx context.Context, req TaskLogsRequest) (rpc.Stream[LogChunk], error)
+}
 
 // TaskLogsRequest asks a node for a task's output.
 type TaskLogsRequest struct {
@@ -35,34 +39,42 @@ type LogChunk struct {
 
 // serveNodeService registers the node service for this node's worker.
 func (n *Node) serveNodeService(s grpc.ServiceRegistrar) {
-	desc := rpc.Service(nodeServiceName, nil,
-		rpc.ServerStream("TaskLogs", func(ctx context.Context, req *TaskLogsRequest, send func(*LogChunk) error) error {
-			w := n.worker.Load()
-			if w == nil {
-				return fmt.Errorf("node %s is still starting", n.state.NodeID)
-			}
-			rc, err := w.Logs(ctx, req.TaskID, executor.LogOptions{Follow: req.Follow, Tail: req.Tail, Since: req.Since})
-			if err != nil {
-				return err
-			}
-			defer rc.Close()
-			buf := make([]byte, 32*1024)
-			for {
-				k, err := rc.Read(buf)
-				if k > 0 {
-					if err := send(&LogChunk{Data: append([]byte(nil), buf[:k]...)}); err != nil {
-						return err
-					}
-				}
-				if errors.Is(err, io.EOF) {
-					return nil
-				}
-				if err != nil {
-					return err
-				}
-			}
-		}))
-	s.RegisterService(&desc, nil)
+	registerNodeService(s, nodeOutput{n}, nil)
+}
+
+// nodeOutput serves the node service from the node's worker.
+type nodeOutput struct{ n *Node }
+
+func (o nodeOutput) TaskLogs(ctx context.Context, req TaskLogsRequest) (rpc.Stream[LogChunk], error) {
+	w := o.n.worker.Load()
+	if w == nil {
+		return nil, fmt.Errorf("node %s is still starting", o.n.NodeID())
+	}
+	rc, err := w.Logs(ctx, req.TaskID, executor.LogOptions{Follow: req.Follow, Tail: req.Tail, Since: req.Since})
+	if err != nil {
+		return nil, err
+	}
+	context.AfterFunc(ctx, func() { rc.Close() })
+	return &chunkStream{rc: rc, buf: make([]byte, 32*1024)}, nil
+}
+
+// chunkStream reads a task's output in chunks, closing it at its end.
+type chunkStream struct {
+	rc  io.ReadCloser
+	buf []byte
+}
+
+func (s *chunkStream) Recv() (*LogChunk, error) {
+	for {
+		k, err := s.rc.Read(s.buf)
+		if k > 0 {
+			return &LogChunk{Data: append([]byte(nil), s.buf[:k]...)}, nil
+		}
+		if err != nil {
+			s.rc.Close()
+			return nil, err // io.EOF ends the stream cleanly
+		}
+	}
 }
 
 // nodeLogs is controlapi.LogSource over the nodes' gRPC services: the
@@ -87,7 +99,7 @@ func (l nodeLogs) TaskLogs(ctx context.Context, t *api.Task, opts executor.LogOp
 	if err != nil {
 		return nil, err
 	}
-	st, err := rpc.OpenStream[LogChunk](ctx, conn, nodeServiceName, "TaskLogs", &TaskLogsRequest{TaskID: t.ID, Follow: opts.Follow, Tail: opts.Tail, Since: opts.Since})
+	st, err := newNodeServiceClient(conn).TaskLogs(ctx, TaskLogsRequest{TaskID: t.ID, Follow: opts.Follow, Tail: opts.Tail, Since: opts.Since})
 	if err != nil {
 		conn.Close()
 		return nil, err

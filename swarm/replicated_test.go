@@ -9,6 +9,7 @@ import (
 	"github.com/apiary-io/apiary/executor/fake"
 	"github.com/apiary-io/apiary/raft"
 	"github.com/apiary-io/apiary/swarm"
+	"github.com/apiary-io/apiary/swarm/agent"
 	"github.com/apiary-io/apiary/swarm/api"
 	"github.com/apiary-io/apiary/swarm/dispatcher"
 )
@@ -56,7 +57,7 @@ func startRaftCluster(t *testing.T, managers, workers int) *raftCluster {
 	}
 	for i := 0; i < workers; i++ {
 		w, err := swarm.StartWorker(context.Background(), swarm.WorkerConfig{
-			Manager:  dispatcher.NewFailoverClient(apis, rc.ids),
+			Manager:  agent.NewFailoverClient(apis, rc.ids),
 			Executor: fake.New(fake.Config{Hostname: fmt.Sprintf("worker-%d", i+1)}),
 			Logger:   quietLogger(),
 		})

@@ -34,7 +34,7 @@ func (m *Manager) ServeControl(l net.Listener) error {
 }
 
 func (m *Manager) serve(l net.Listener, workers bool) error {
-	s := grpc.NewServer(rpc.ServerOptions()...)
+	s := grpc.NewServer()
 	control.RegisterAPI(s, m.control, nil)
 	if workers {
 		dispatcher.ServeInsecure(s, m.dispatcher)

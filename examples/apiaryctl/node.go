@@ -7,8 +7,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/apiary-io/apiary/swarm/client"
 	"github.com/apiary-io/apiary/swarm/api"
+	"github.com/apiary-io/apiary/swarm/client"
 )
 
 func (c *cli) nodeCmd() *cobra.Command {

@@ -12,9 +12,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/apiary-io/apiary/swarm/api"
 	"github.com/apiary-io/apiary/swarm/api/control"
 	"github.com/apiary-io/apiary/swarm/client"
-	"github.com/apiary-io/apiary/swarm/api"
 )
 
 func (c *cli) serviceCmd() *cobra.Command {

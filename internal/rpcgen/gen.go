@@ -197,9 +197,20 @@ func exported(s string) string {
 	return string(r)
 }
 
+// unexported lowers a name's leading initialism as Go spells it: API is
+// api, HTTPServer httpServer, Greeter greeter.
 func unexported(s string) string {
 	r := []rune(s)
-	r[0] = unicode.ToLower(r[0])
+	n := 0
+	for n < len(r) && unicode.IsUpper(r[n]) {
+		n++
+	}
+	if n > 1 && n < len(r) {
+		n-- // the last capital starts the next word
+	}
+	for i := 0; i < max(n, 1); i++ {
+		r[i] = unicode.ToLower(r[i])
+	}
 	return string(r)
 }
 

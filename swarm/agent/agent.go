@@ -17,17 +17,14 @@ import (
 
 	"github.com/apiary-io/apiary/executor"
 	"github.com/apiary-io/apiary/swarm/api"
-	"github.com/apiary-io/apiary/swarm/dispatcher"
+	"github.com/apiary-io/apiary/swarm/api/session"
 )
 
-// Dispatcher is the manager as a worker sees it. *dispatcher.Dispatcher
-// implements it in-process; a gRPC client implements it across the network.
-type Dispatcher interface {
-	Register(ctx context.Context, req *dispatcher.RegisterRequest) (*dispatcher.RegisterResponse, error)
-	Heartbeat(ctx context.Context, req *dispatcher.HeartbeatRequest) (*dispatcher.HeartbeatResponse, error)
-	Assignments(ctx context.Context, req *dispatcher.AssignmentsRequest) (dispatcher.AssignmentStream, error)
-	UpdateTaskStatus(ctx context.Context, req *dispatcher.UpdateTaskStatusRequest) error
-}
+// Dispatcher is the manager as a worker sees it (the worker contract,
+// package session): a manager's *dispatcher.Dispatcher in the same
+// process, a gRPC client (session.NewAPIClient) or a FailoverClient across
+// the network.
+type Dispatcher = session.API
 
 // rpcTimeout bounds each call to a manager.
 const rpcTimeout = 5 * time.Second
@@ -119,7 +116,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		if errors.Is(err, dispatcher.ErrNodeRemoved) {
+		if errors.Is(err, session.ErrNodeRemoved) {
 			return fmt.Errorf("agent: %w", err)
 		}
 		a.log.Warn("session ended; reconnecting", "err", err)
@@ -144,7 +141,7 @@ func (a *Agent) session(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("describe node: %w", err)
 	}
-	resp, err := a.cfg.Dispatcher.Register(ctx, &dispatcher.RegisterRequest{NodeID: a.NodeID(), Description: desc, Addr: a.cfg.Addr})
+	resp, err := a.cfg.Dispatcher.Register(ctx, &session.RegisterRequest{NodeID: a.NodeID(), Description: desc, Addr: a.cfg.Addr})
 	if err != nil {
 		return fmt.Errorf("register: %w", err)
 	}
@@ -167,7 +164,7 @@ func (a *Agent) session(ctx context.Context) error {
 	return err
 }
 
-func (a *Agent) heartbeat(ctx context.Context, s *dispatcher.RegisterResponse) error {
+func (a *Agent) heartbeat(ctx context.Context, s *session.RegisterResponse) error {
 	period := s.HeartbeatPeriod
 	for {
 		select {
@@ -179,7 +176,7 @@ func (a *Agent) heartbeat(ctx context.Context, s *dispatcher.RegisterResponse) e
 		// call carries a deadline so the session fails over instead of
 		// waiting for TCP to give up.
 		hctx, cancel := context.WithTimeout(ctx, rpcTimeout)
-		resp, err := a.cfg.Dispatcher.Heartbeat(hctx, &dispatcher.HeartbeatRequest{NodeID: s.NodeID, SessionID: s.SessionID})
+		resp, err := a.cfg.Dispatcher.Heartbeat(hctx, &session.HeartbeatRequest{NodeID: s.NodeID, SessionID: s.SessionID})
 		cancel()
 		if err != nil {
 			return fmt.Errorf("heartbeat: %w", err)
@@ -188,20 +185,20 @@ func (a *Agent) heartbeat(ctx context.Context, s *dispatcher.RegisterResponse) e
 	}
 }
 
-func (a *Agent) follow(ctx context.Context, s *dispatcher.RegisterResponse) error {
-	st, err := a.cfg.Dispatcher.Assignments(ctx, &dispatcher.AssignmentsRequest{NodeID: s.NodeID, SessionID: s.SessionID})
+func (a *Agent) follow(ctx context.Context, s *session.RegisterResponse) error {
+	st, err := a.cfg.Dispatcher.Assignments(ctx, &session.AssignmentsRequest{NodeID: s.NodeID, SessionID: s.SessionID})
 	if err != nil {
 		return fmt.Errorf("assignments: %w", err)
 	}
-	var set *dispatcher.AssignmentsMessage // a complete set arriving in parts
+	var set *session.AssignmentsMessage // a complete set arriving in parts
 	for {
 		m, err := st.Recv()
 		if err != nil {
 			return fmt.Errorf("assignments: %w", err)
 		}
-		if m.Type == dispatcher.AssignmentsComplete && (m.More || set != nil) {
+		if m.Type == session.AssignmentsComplete && (m.More || set != nil) {
 			if set == nil {
-				set = &dispatcher.AssignmentsMessage{Type: dispatcher.AssignmentsComplete}
+				set = &session.AssignmentsMessage{Type: session.AssignmentsComplete}
 			}
 			set.Tasks = append(set.Tasks, m.Tasks...)
 			if m.More {
@@ -214,10 +211,10 @@ func (a *Agent) follow(ctx context.Context, s *dispatcher.RegisterResponse) erro
 }
 
 // apply hands assignment changes to the task runners.
-func (a *Agent) apply(m *dispatcher.AssignmentsMessage) {
+func (a *Agent) apply(m *session.AssignmentsMessage) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if m.Type == dispatcher.AssignmentsComplete {
+	if m.Type == session.AssignmentsComplete {
 		keep := map[string]bool{}
 		for _, t := range m.Tasks {
 			keep[t.ID] = true

@@ -150,6 +150,9 @@ func (d *fakeDispatcher) sortedTasks() []*api.Task {
 	return ts
 }
 
+// Managers implements agent.Dispatcher: the fake knows no other manager.
+func (d *fakeDispatcher) Managers(context.Context) ([]string, error) { return nil, nil }
+
 func (d *fakeDispatcher) UpdateTaskStatus(ctx context.Context, req *dispatcher.UpdateTaskStatusRequest) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/apiary-io/apiary/swarm/api"
-	"github.com/apiary-io/apiary/swarm/dispatcher"
+	"github.com/apiary-io/apiary/swarm/api/session"
 )
 
 // reporter sends task status reports to the manager, the latest per task,
@@ -54,9 +54,9 @@ func (p *reporter) setSession(nodeID, session string) {
 
 const maxReportBatch = 500
 
-// The dispatcher refuses a request of more than dispatcher.MaxStatusUpdates
+// The dispatcher refuses a request of more than session.MaxStatusUpdates
 // reports: this fails to compile if maxReportBatch grows past it.
-var _ [dispatcher.MaxStatusUpdates - maxReportBatch]struct{}
+var _ [session.MaxStatusUpdates - maxReportBatch]struct{}
 
 func (p *reporter) run(ctx context.Context) {
 	for {
@@ -67,12 +67,12 @@ func (p *reporter) run(ctx context.Context) {
 		}
 		for {
 			p.mu.Lock()
-			req := &dispatcher.UpdateTaskStatusRequest{NodeID: p.nodeID, SessionID: p.session}
+			req := &session.UpdateTaskStatusRequest{NodeID: p.nodeID, SessionID: p.session}
 			for id, st := range p.pending {
 				if len(req.Updates) == maxReportBatch {
 					break
 				}
-				req.Updates = append(req.Updates, dispatcher.TaskStatusUpdate{TaskID: id, Status: st})
+				req.Updates = append(req.Updates, session.TaskStatusUpdate{TaskID: id, Status: st})
 			}
 			p.mu.Unlock()
 			if req.SessionID == "" || len(req.Updates) == 0 {

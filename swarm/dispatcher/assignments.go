@@ -8,13 +8,12 @@ import (
 
 	"github.com/apiary-io/apiary/store"
 	"github.com/apiary-io/apiary/swarm/api"
+	"github.com/apiary-io/apiary/swarm/api/session"
 )
 
-// MaxAssignmentsBytes bounds the tasks of one assignments message, encoded:
-// gRPC refuses a message above 4 MiB by default, and a node's complete set
-// can be any size (50,000 tasks are 35 MB). A task larger than this is a
-// message of its own.
-const MaxAssignmentsBytes = 1 << 20
+// MaxAssignmentsBytes bounds the tasks of one assignments message (the
+// contract's).
+const MaxAssignmentsBytes = session.MaxAssignmentsBytes
 
 // taskBytes is what a task adds to a message.
 func taskBytes(t *api.Task) int {

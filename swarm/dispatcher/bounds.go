@@ -8,33 +8,24 @@ import (
 
 	"github.com/apiary-io/apiary/pki"
 	"github.com/apiary-io/apiary/swarm/api"
+	"github.com/apiary-io/apiary/swarm/api/session"
 )
 
-// What a worker sends is bounded (docs/security.md): a worker's
-// certificate proves who it is, not that it is well-behaved.
+// The bounds on what a worker sends are the contract's (package session).
 const (
-	// MaxStatusUpdates is the most status reports one UpdateTaskStatus
-	// request may carry (the agent sends at most half as many).
-	MaxStatusUpdates = 1000
-	// MaxStatusText bounds a report's Message and Err: longer ones are
-	// cut, as they are free text from the executor, and refusing the
-	// report would only make the worker send it again.
-	MaxStatusText = 4096
-	// MaxPortStatus bounds the ports a report may list.
-	MaxPortStatus = 256
-	// MaxHostnameLen, MaxEngineLabels, MaxLabelKeyLen, MaxLabelValueLen,
-	// MaxGenericResources and MaxDescriptionField bound a node's
-	// self-description at registration.
-	MaxHostnameLen      = 253
-	MaxEngineLabels     = 256
-	MaxLabelKeyLen      = 256
-	MaxLabelValueLen    = 4096
-	MaxGenericResources = 64
-	MaxDescriptionField = 256
+	MaxStatusUpdates    = session.MaxStatusUpdates
+	MaxStatusText       = session.MaxStatusText
+	MaxPortStatus       = session.MaxPortStatus
+	MaxHostnameLen      = session.MaxHostnameLen
+	MaxEngineLabels     = session.MaxEngineLabels
+	MaxLabelKeyLen      = session.MaxLabelKeyLen
+	MaxLabelValueLen    = session.MaxLabelValueLen
+	MaxGenericResources = session.MaxGenericResources
+	MaxDescriptionField = session.MaxDescriptionField
 )
 
-// ErrBadRequest: a worker's request breaks one of the bounds above.
-var ErrBadRequest = errors.New("invalid request")
+// ErrBadRequest: a worker's request breaks one of the bounds.
+var ErrBadRequest = session.ErrBadRequest
 
 // callerNode returns the node ID named by the verified certificate of the
 // caller (the pki Authorizer put it in ctx), or ok false for a call from

@@ -24,6 +24,7 @@ import (
 	"github.com/apiary-io/apiary/pki"
 	"github.com/apiary-io/apiary/store"
 	"github.com/apiary-io/apiary/swarm/api"
+	"github.com/apiary-io/apiary/swarm/api/session"
 )
 
 // Config tunes the dispatcher.
@@ -47,19 +48,17 @@ func DefaultConfig() Config {
 	return Config{GraceMultiplier: 3, StatusBatchWindow: 10 * time.Millisecond}
 }
 
-// Errors returned to workers.
+// Errors returned to workers (the contract's, package session).
 var (
 	// ErrSessionInvalid: the session is unknown or was replaced; the worker
 	// must register again.
-	ErrSessionInvalid = errors.New("session invalid: register again")
+	ErrSessionInvalid = session.ErrSessionInvalid
 	// ErrNodeRemoved: the node was removed from the cluster and must join
-	// anew. It is pki's sentinel: the authorizer refuses a removed node's
-	// certificate before the dispatcher sees the call, and the worker must
-	// recognise either refusal.
-	ErrNodeRemoved = pki.ErrNodeRemoved
+	// anew.
+	ErrNodeRemoved = session.ErrNodeRemoved
 	// ErrNotRunning: the dispatcher is not running (this manager is not the
 	// leader, or is shutting down).
-	ErrNotRunning = errors.New("dispatcher is not running")
+	ErrNotRunning = session.ErrNotRunning
 )
 
 const maxHeartbeatsPerSecond = 2000
@@ -68,7 +67,7 @@ const maxHeartbeatsPerSecond = 2000
 // inherits, which need time to find it.
 const takeoverGrace = 5 * time.Second
 
-type session struct {
+type nodeSession struct {
 	id        string
 	nodeID    string
 	lastBeat  time.Time
@@ -76,7 +75,7 @@ type session struct {
 	closeOnce sync.Once
 }
 
-func (s *session) end() { s.closeOnce.Do(func() { close(s.done) }) }
+func (s *nodeSession) end() { s.closeOnce.Do(func() { close(s.done) }) }
 
 type statusBatch struct {
 	nodeID  string
@@ -93,7 +92,7 @@ type Dispatcher struct {
 	mu       sync.Mutex
 	running  bool
 	ctx      context.Context
-	sessions map[string]*session // by node ID
+	sessions map[string]*nodeSession // by node ID
 	// watched holds nodes believed ready that have no session yet (after a
 	// leader change): they get one grace period to come back.
 	watched    map[string]time.Time
@@ -131,7 +130,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		return errors.New("dispatcher: already running")
 	}
 	d.running, d.ctx = true, ctx
-	d.sessions = map[string]*session{}
+	d.sessions = map[string]*nodeSession{}
 	d.watched = map[string]time.Time{}
 	d.mu.Unlock()
 	d.startOne.Do(func() { close(d.started) })
@@ -302,7 +301,7 @@ func (d *Dispatcher) runningCtx() (context.Context, error) {
 }
 
 // session returns the live session of a request.
-func (d *Dispatcher) session(nodeID, sessionID string) (*session, error) {
+func (d *Dispatcher) session(nodeID, sessionID string) (*nodeSession, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if !d.running {
@@ -374,7 +373,7 @@ func (d *Dispatcher) Register(ctx context.Context, req *RegisterRequest) (*Regis
 	if err != nil {
 		return nil, err
 	}
-	s := &session{id: api.NewID(), nodeID: nodeID, lastBeat: time.Now(), done: make(chan struct{})}
+	s := &nodeSession{id: api.NewID(), nodeID: nodeID, lastBeat: time.Now(), done: make(chan struct{})}
 	d.mu.Lock()
 	if !d.running {
 		d.mu.Unlock()

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/apiary-io/apiary/store"
+	"github.com/apiary-io/apiary/swarm/agent"
 	"github.com/apiary-io/apiary/swarm/api"
 	"github.com/apiary-io/apiary/swarm/dispatcher"
 )
@@ -45,7 +46,7 @@ func TestFailoverLearnsManagersFromFollowers(t *testing.T) {
 		return tx.CreateNode(&api.Node{ID: "w1", Spec: api.NodeSpec{Role: api.NodeRoleWorker, Availability: api.NodeAvailabilityActive}, Status: api.NodeStatus{State: api.NodeStateUnknown}})
 	})
 
-	fc := dispatcher.NewFailoverClient([]dispatcher.API{follower}, []string{"m1:1"})
+	fc := agent.NewFailoverClient([]dispatcher.API{follower}, []string{"m1:1"})
 	dialled := []string{}
 	fc.Dial = func(addr string) (dispatcher.API, error) {
 		dialled = append(dialled, addr)
@@ -61,7 +62,7 @@ func TestFailoverLearnsManagersFromFollowers(t *testing.T) {
 	if resp.SessionID == "" {
 		t.Fatal("no session")
 	}
-	if got := fc.Managers(); len(got) == 0 || got[0] != "m2:1" {
+	if got := fc.Known(); len(got) == 0 || got[0] != "m2:1" {
 		t.Errorf("current manager first: %v", got)
 	}
 }

@@ -31,10 +31,10 @@ func TestAdaptiveHeartbeatPeriod(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(fmt.Sprintf("fixed=%v/sessions=%d", tc.fixed, tc.sessions), func(t *testing.T) {
 			d := New(store.NewMemoryStore(nil), Config{HeartbeatPeriod: tc.fixed})
-			d.sessions = map[string]*session{}
+			d.sessions = map[string]*nodeSession{}
 			for i := range tc.sessions {
 				id := fmt.Sprint(i)
-				d.sessions[id] = &session{id: id, nodeID: id, done: make(chan struct{})}
+				d.sessions[id] = &nodeSession{id: id, nodeID: id, done: make(chan struct{})}
 			}
 			if got := d.period(); got != tc.want {
 				t.Errorf("period = %v, want %v", got, tc.want)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -19,13 +20,13 @@ const ErrorDomain = "apiary.io"
 var ErrUnavailable = errors.New("unavailable")
 
 type registered struct {
-	err  error
+	errs []error // the sentinels of a reason: every side's own
 	code codes.Code
 }
 
 var (
 	regMu    sync.RWMutex
-	byReason = map[string]registered{}
+	byReason = map[string]*registered{}
 	// order keeps registration order, so that the most specific sentinel
 	// a package registers first wins when an error wraps several.
 	order []string
@@ -34,28 +35,40 @@ var (
 // RegisterError makes err (a sentinel compared with errors.Is) travel
 // across the wire as the reason reason (a stable UPPER_SNAKE name), with
 // the gRPC status code code. Packages register their sentinels in init.
-// Registering the same reason twice is a programming error.
+//
+// Several sentinels may share a reason when packages that do not link each
+// other name the same condition (pki's and the worker contract's "node
+// removed"): an error received with that reason matches each of them that
+// the receiving program registered. They must share the code.
 func RegisterError(reason string, err error, code codes.Code) {
 	regMu.Lock()
 	defer regMu.Unlock()
-	if prev, ok := byReason[reason]; ok && prev.err != err {
-		panic(fmt.Sprintf("rpc: reason %s registered twice", reason))
-	}
-	if _, ok := byReason[reason]; !ok {
+	r, ok := byReason[reason]
+	if !ok {
+		r = &registered{code: code}
+		byReason[reason] = r
 		order = append(order, reason)
 	}
-	byReason[reason] = registered{err, code}
+	if r.code != code {
+		panic(fmt.Sprintf("rpc: reason %s registered with codes %s and %s", reason, r.code, code))
+	}
+	for _, e := range r.errs {
+		if e == err {
+			return
+		}
+	}
+	r.errs = append(r.errs, err)
 }
 
 // remoteError is an error received from the other side: its status (for
 // status.Code) and the sentinel it wrapped (for errors.Is).
 type remoteError struct {
 	st *status.Status
-	is error
+	is []error
 }
 
 func (e *remoteError) Error() string              { return e.st.Message() }
-func (e *remoteError) Unwrap() error              { return e.is }
+func (e *remoteError) Unwrap() []error            { return e.is }
 func (e *remoteError) GRPCStatus() *status.Status { return e.st }
 
 // ToStatus turns a server-side error into a gRPC status error carrying the
@@ -72,9 +85,11 @@ func ToStatus(err error) error {
 	regMu.RLock()
 	for _, reason := range order {
 		r := byReason[reason]
-		if errors.Is(err, r.err) {
-			regMu.RUnlock()
-			return WithReason(r.code, reason, err.Error())
+		for _, s := range r.errs {
+			if errors.Is(err, s) {
+				regMu.RUnlock()
+				return WithReason(r.code, reason, err.Error())
+			}
 		}
 	}
 	regMu.RUnlock()
@@ -112,18 +127,18 @@ func FromStatus(err error) error {
 		r, ok := byReason[reason]
 		regMu.RUnlock()
 		if ok {
-			return &remoteError{st: st, is: r.err}
+			return &remoteError{st: st, is: slices.Clone(r.errs)}
 		}
 	}
 	switch st.Code() {
 	case codes.Canceled:
-		return &remoteError{st: st, is: context.Canceled}
+		return &remoteError{st: st, is: []error{context.Canceled}}
 	case codes.DeadlineExceeded:
-		return &remoteError{st: st, is: context.DeadlineExceeded}
+		return &remoteError{st: st, is: []error{context.DeadlineExceeded}}
 	case codes.Unavailable:
-		return &remoteError{st: st, is: ErrUnavailable}
+		return &remoteError{st: st, is: []error{ErrUnavailable}}
 	}
-	return &remoteError{st: status.New(st.Code(), fmt.Sprintf("%s: %s", st.Code(), st.Message())), is: nil}
+	return &remoteError{st: status.New(st.Code(), fmt.Sprintf("%s: %s", st.Code(), st.Message()))}
 }
 
 // Reason returns the Apiary reason a status carries, or "".

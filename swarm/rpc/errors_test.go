@@ -34,7 +34,7 @@ type failResp struct{}
 // text but matches no sentinel.
 func TestErrorsKeepTheirIdentityAcrossTheWire(t *testing.T) {
 	s := grpc.NewServer()
-	desc := rpc.Service("apiary.test.Errors", []rpc.Method{rpc.Unary("Fail", func(_ context.Context, r *failReq) (*failResp, error) {
+	desc := rpc.NewService("apiary.test.Errors", nil, []rpc.UnaryMethod{rpc.HandleUnary("Fail", func(_ context.Context, r *failReq) (*failResp, error) {
 		switch r.Which {
 		case "first":
 			return nil, fmt.Errorf("doing x for %s: %w", "y", errFirst)
@@ -44,7 +44,7 @@ func TestErrorsKeepTheirIdentityAcrossTheWire(t *testing.T) {
 			return nil, status.Error(codes.ResourceExhausted, "already a status")
 		}
 		return nil, errors.New("plain failure")
-	})})
+	})}, nil)
 	s.RegisterService(&desc, nil)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -15,95 +15,48 @@ import (
 	"encoding/json"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/encoding"
-	"google.golang.org/grpc/status"
 )
 
 // CodecName is the content-subtype of Codec.
 const CodecName = "apiary-json"
 
-// Codec encodes messages as JSON. Its name is not "proto", so it never
-// clashes with the protobuf codec of other services on the same server.
+// Codec is the one codec of every Apiary service: messages are the plain
+// Go structs of the contracts, encoded as JSON, except a *Frame, which
+// travels as the bytes it holds (raft's messages, already encoded). Its
+// name is not "proto", so it never clashes with the protobuf codec of
+// other services on the same server.
 type Codec struct{}
 
+// Frame is a message the codec carries as it is.
+type Frame struct{ B []byte }
+
 // Marshal implements encoding.Codec.
-func (Codec) Marshal(v any) ([]byte, error) { return json.Marshal(v) }
+func (Codec) Marshal(v any) ([]byte, error) {
+	if f, ok := v.(*Frame); ok {
+		return f.B, nil
+	}
+	return json.Marshal(v)
+}
 
 // Unmarshal implements encoding.Codec.
-func (Codec) Unmarshal(data []byte, v any) error { return json.Unmarshal(data, v) }
+func (Codec) Unmarshal(data []byte, v any) error {
+	if f, ok := v.(*Frame); ok {
+		// gRPC may reuse data's buffer after Unmarshal returns.
+		f.B = append([]byte(nil), data...)
+		return nil
+	}
+	return json.Unmarshal(data, v)
+}
 
 // Name implements encoding.Codec.
 func (Codec) Name() string { return CodecName }
 
 func init() { encoding.RegisterCodec(Codec{}) }
 
-// ServerOptions are the options a server of these services needs. The
-// codec is chosen per call by its content subtype, not forced on the
-// server, so other services (raft's raw frames, the CA) share it.
-func ServerOptions() []grpc.ServerOption { return nil }
-
 // DialOptions make a client connection speak the codec.
 func DialOptions() []grpc.DialOption {
 	return []grpc.DialOption{grpc.WithDefaultCallOptions(grpc.CallContentSubtype(Codec{}.Name()))}
-}
-
-// Method is a unary method waiting for the name of its service (the full
-// method name reaches interceptors, an authorizer among them).
-type Method func(service string) grpc.MethodDesc
-
-// Unary describes a unary method whose handler is fn.
-func Unary[Req, Resp any](name string, fn func(context.Context, *Req) (*Resp, error)) Method {
-	return func(service string) grpc.MethodDesc {
-		full := "/" + service + "/" + name
-		return grpc.MethodDesc{
-			MethodName: name,
-			Handler: func(_ any, ctx context.Context, dec func(any) error, intercept grpc.UnaryServerInterceptor) (any, error) {
-				req := new(Req)
-				if err := dec(req); err != nil {
-					return nil, status.Errorf(codes.InvalidArgument, "decode %s request: %v", name, err)
-				}
-				call := func(ctx context.Context, r any) (any, error) {
-					resp, err := fn(ctx, r.(*Req))
-					if err != nil {
-						return nil, ToStatus(err)
-					}
-					return resp, nil
-				}
-				if intercept == nil {
-					return call(ctx, req)
-				}
-				return intercept(ctx, req, &grpc.UnaryServerInfo{FullMethod: full}, call)
-			},
-		}
-	}
-}
-
-// ServerStream describes a server-streaming method: one request in, a stream
-// of responses out, each sent with send.
-func ServerStream[Req, Resp any](name string, fn func(ctx context.Context, req *Req, send func(*Resp) error) error) grpc.StreamDesc {
-	return grpc.StreamDesc{
-		StreamName:    name,
-		ServerStreams: true,
-		Handler: func(_ any, stream grpc.ServerStream) error {
-			req := new(Req)
-			if err := stream.RecvMsg(req); err != nil {
-				return status.Errorf(codes.InvalidArgument, "decode %s request: %v", name, err)
-			}
-			err := fn(stream.Context(), req, func(m *Resp) error { return stream.SendMsg(m) })
-			return ToStatus(err)
-		},
-	}
-}
-
-// Service builds a service description; register it with
-// server.RegisterService(&desc, nil).
-func Service(name string, unary []Method, streams ...grpc.StreamDesc) grpc.ServiceDesc {
-	methods := make([]grpc.MethodDesc, len(unary))
-	for i, m := range unary {
-		methods[i] = m(name)
-	}
-	return grpc.ServiceDesc{ServiceName: name, HandlerType: (*any)(nil), Methods: methods, Streams: streams}
 }
 
 // Call invokes a unary method on conn and restores registered errors.

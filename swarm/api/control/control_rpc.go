@@ -41,126 +41,126 @@ var APIMethods = []string{
 // every call and may refuse it.
 func RegisterAPI(s grpc.ServiceRegistrar, impl API, guard rpc.Guard) {
 	desc := rpc.NewService(APIService, guard, []rpc.UnaryMethod{
-		rpc.HandleUnary("CreateService", func(ctx context.Context, r *aPICreateServiceRequest) (*aPICreateServiceResponse, error) {
+		rpc.HandleUnary("CreateService", func(ctx context.Context, r *apiCreateServiceRequest) (*apiCreateServiceResponse, error) {
 			res, err := impl.CreateService(ctx, r.Spec)
 			if err != nil {
 				return nil, err
 			}
-			return &aPICreateServiceResponse{Result: res}, nil
+			return &apiCreateServiceResponse{Result: res}, nil
 		}),
-		rpc.HandleUnary("GetService", func(ctx context.Context, r *aPIGetServiceRequest) (*aPIGetServiceResponse, error) {
+		rpc.HandleUnary("GetService", func(ctx context.Context, r *apiGetServiceRequest) (*apiGetServiceResponse, error) {
 			res, err := impl.GetService(ctx, r.Ref)
 			if err != nil {
 				return nil, err
 			}
-			return &aPIGetServiceResponse{Result: res}, nil
+			return &apiGetServiceResponse{Result: res}, nil
 		}),
-		rpc.HandleUnary("ListServices", func(ctx context.Context, r *aPIListServicesRequest) (*aPIListServicesResponse, error) {
+		rpc.HandleUnary("ListServices", func(ctx context.Context, r *apiListServicesRequest) (*apiListServicesResponse, error) {
 			res, err := impl.ListServices(ctx)
 			if err != nil {
 				return nil, err
 			}
-			return &aPIListServicesResponse{Result: res}, nil
+			return &apiListServicesResponse{Result: res}, nil
 		}),
-		rpc.HandleUnary("UpdateService", func(ctx context.Context, r *aPIUpdateServiceRequest) (*aPIUpdateServiceResponse, error) {
+		rpc.HandleUnary("UpdateService", func(ctx context.Context, r *apiUpdateServiceRequest) (*apiUpdateServiceResponse, error) {
 			res, err := impl.UpdateService(ctx, r.Ref, r.Version, r.Spec)
 			if err != nil {
 				return nil, err
 			}
-			return &aPIUpdateServiceResponse{Result: res}, nil
+			return &apiUpdateServiceResponse{Result: res}, nil
 		}),
-		rpc.HandleUnary("RollbackService", func(ctx context.Context, r *aPIRollbackServiceRequest) (*aPIRollbackServiceResponse, error) {
+		rpc.HandleUnary("RollbackService", func(ctx context.Context, r *apiRollbackServiceRequest) (*apiRollbackServiceResponse, error) {
 			res, err := impl.RollbackService(ctx, r.Ref)
 			if err != nil {
 				return nil, err
 			}
-			return &aPIRollbackServiceResponse{Result: res}, nil
+			return &apiRollbackServiceResponse{Result: res}, nil
 		}),
-		rpc.HandleUnary("ScaleService", func(ctx context.Context, r *aPIScaleServiceRequest) (*aPIScaleServiceResponse, error) {
+		rpc.HandleUnary("ScaleService", func(ctx context.Context, r *apiScaleServiceRequest) (*apiScaleServiceResponse, error) {
 			res, err := impl.ScaleService(ctx, r.Ref, r.Replicas)
 			if err != nil {
 				return nil, err
 			}
-			return &aPIScaleServiceResponse{Result: res}, nil
+			return &apiScaleServiceResponse{Result: res}, nil
 		}),
-		rpc.HandleUnary("RemoveService", func(ctx context.Context, r *aPIRemoveServiceRequest) (*aPIRemoveServiceResponse, error) {
-			return &aPIRemoveServiceResponse{}, impl.RemoveService(ctx, r.Ref)
+		rpc.HandleUnary("RemoveService", func(ctx context.Context, r *apiRemoveServiceRequest) (*apiRemoveServiceResponse, error) {
+			return &apiRemoveServiceResponse{}, impl.RemoveService(ctx, r.Ref)
 		}),
-		rpc.HandleUnary("ServiceProgress", func(ctx context.Context, r *aPIServiceProgressRequest) (*aPIServiceProgressResponse, error) {
+		rpc.HandleUnary("ServiceProgress", func(ctx context.Context, r *apiServiceProgressRequest) (*apiServiceProgressResponse, error) {
 			res, err := impl.ServiceProgress(ctx, r.Ref)
 			if err != nil {
 				return nil, err
 			}
-			return &aPIServiceProgressResponse{Result: res}, nil
+			return &apiServiceProgressResponse{Result: res}, nil
 		}),
-		rpc.HandleUnary("GetTask", func(ctx context.Context, r *aPIGetTaskRequest) (*aPIGetTaskResponse, error) {
+		rpc.HandleUnary("GetTask", func(ctx context.Context, r *apiGetTaskRequest) (*apiGetTaskResponse, error) {
 			res, err := impl.GetTask(ctx, r.Ref)
 			if err != nil {
 				return nil, err
 			}
-			return &aPIGetTaskResponse{Result: res}, nil
+			return &apiGetTaskResponse{Result: res}, nil
 		}),
-		rpc.HandleUnary("ListTasks", func(ctx context.Context, r *aPIListTasksRequest) (*aPIListTasksResponse, error) {
+		rpc.HandleUnary("ListTasks", func(ctx context.Context, r *apiListTasksRequest) (*apiListTasksResponse, error) {
 			res, err := impl.ListTasks(ctx, r.Filter)
 			if err != nil {
 				return nil, err
 			}
-			return &aPIListTasksResponse{Result: res}, nil
+			return &apiListTasksResponse{Result: res}, nil
 		}),
-		rpc.HandleUnary("GetNode", func(ctx context.Context, r *aPIGetNodeRequest) (*aPIGetNodeResponse, error) {
+		rpc.HandleUnary("GetNode", func(ctx context.Context, r *apiGetNodeRequest) (*apiGetNodeResponse, error) {
 			res, err := impl.GetNode(ctx, r.Ref)
 			if err != nil {
 				return nil, err
 			}
-			return &aPIGetNodeResponse{Result: res}, nil
+			return &apiGetNodeResponse{Result: res}, nil
 		}),
-		rpc.HandleUnary("ListNodes", func(ctx context.Context, r *aPIListNodesRequest) (*aPIListNodesResponse, error) {
+		rpc.HandleUnary("ListNodes", func(ctx context.Context, r *apiListNodesRequest) (*apiListNodesResponse, error) {
 			res, err := impl.ListNodes(ctx)
 			if err != nil {
 				return nil, err
 			}
-			return &aPIListNodesResponse{Result: res}, nil
+			return &apiListNodesResponse{Result: res}, nil
 		}),
-		rpc.HandleUnary("UpdateNode", func(ctx context.Context, r *aPIUpdateNodeRequest) (*aPIUpdateNodeResponse, error) {
+		rpc.HandleUnary("UpdateNode", func(ctx context.Context, r *apiUpdateNodeRequest) (*apiUpdateNodeResponse, error) {
 			res, err := impl.UpdateNode(ctx, r.Ref, r.Version, r.Spec)
 			if err != nil {
 				return nil, err
 			}
-			return &aPIUpdateNodeResponse{Result: res}, nil
+			return &apiUpdateNodeResponse{Result: res}, nil
 		}),
-		rpc.HandleUnary("RemoveNode", func(ctx context.Context, r *aPIRemoveNodeRequest) (*aPIRemoveNodeResponse, error) {
-			return &aPIRemoveNodeResponse{}, impl.RemoveNode(ctx, r.Ref, r.Force)
+		rpc.HandleUnary("RemoveNode", func(ctx context.Context, r *apiRemoveNodeRequest) (*apiRemoveNodeResponse, error) {
+			return &apiRemoveNodeResponse{}, impl.RemoveNode(ctx, r.Ref, r.Force)
 		}),
-		rpc.HandleUnary("GetCluster", func(ctx context.Context, r *aPIGetClusterRequest) (*aPIGetClusterResponse, error) {
+		rpc.HandleUnary("GetCluster", func(ctx context.Context, r *apiGetClusterRequest) (*apiGetClusterResponse, error) {
 			res, err := impl.GetCluster(ctx)
 			if err != nil {
 				return nil, err
 			}
-			return &aPIGetClusterResponse{Result: res}, nil
+			return &apiGetClusterResponse{Result: res}, nil
 		}),
-		rpc.HandleUnary("RotateJoinToken", func(ctx context.Context, r *aPIRotateJoinTokenRequest) (*aPIRotateJoinTokenResponse, error) {
+		rpc.HandleUnary("RotateJoinToken", func(ctx context.Context, r *apiRotateJoinTokenRequest) (*apiRotateJoinTokenResponse, error) {
 			res, err := impl.RotateJoinToken(ctx, r.Role)
 			if err != nil {
 				return nil, err
 			}
-			return &aPIRotateJoinTokenResponse{Result: res}, nil
+			return &apiRotateJoinTokenResponse{Result: res}, nil
 		}),
-		rpc.HandleUnary("RotateRootCA", func(ctx context.Context, r *aPIRotateRootCARequest) (*aPIRotateRootCAResponse, error) {
+		rpc.HandleUnary("RotateRootCA", func(ctx context.Context, r *apiRotateRootCARequest) (*apiRotateRootCAResponse, error) {
 			res, err := impl.RotateRootCA(ctx)
 			if err != nil {
 				return nil, err
 			}
-			return &aPIRotateRootCAResponse{Result: res}, nil
+			return &apiRotateRootCAResponse{Result: res}, nil
 		}),
-		rpc.HandleUnary("RootCAStatus", func(ctx context.Context, r *aPIRootCAStatusRequest) (*aPIRootCAStatusResponse, error) {
+		rpc.HandleUnary("RootCAStatus", func(ctx context.Context, r *apiRootCAStatusRequest) (*apiRootCAStatusResponse, error) {
 			res, err := impl.RootCAStatus(ctx)
 			if err != nil {
 				return nil, err
 			}
-			return &aPIRootCAStatusResponse{Result: res}, nil
+			return &apiRootCAStatusResponse{Result: res}, nil
 		}),
 	}, []rpc.StreamMethod{
-		rpc.HandleStream("ServiceLogs", func(ctx context.Context, r *aPIServiceLogsRequest) (rpc.Stream[LogLine], error) {
+		rpc.HandleStream("ServiceLogs", func(ctx context.Context, r *apiServiceLogsRequest) (rpc.Stream[LogLine], error) {
 			return impl.ServiceLogs(ctx, r.Req)
 		}),
 	})
@@ -170,16 +170,16 @@ func RegisterAPI(s grpc.ServiceRegistrar, impl API, guard rpc.Guard) {
 // NewAPIClient returns a API that calls APIService over conn; errors keep
 // their sentinels (rpc.RegisterError).
 func NewAPIClient(conn grpc.ClientConnInterface, opts ...grpc.CallOption) API {
-	return &aPIClient{conn: conn, opts: opts}
+	return &apiClient{conn: conn, opts: opts}
 }
 
-type aPIClient struct {
+type apiClient struct {
 	conn grpc.ClientConnInterface
 	opts []grpc.CallOption
 }
 
-func (c *aPIClient) CreateService(ctx context.Context, spec api.ServiceSpec) (*api.Service, error) {
-	resp, err := rpc.Call[aPICreateServiceResponse](ctx, c.conn, APIService, "CreateService", &aPICreateServiceRequest{Spec: spec}, c.opts...)
+func (c *apiClient) CreateService(ctx context.Context, spec api.ServiceSpec) (*api.Service, error) {
+	resp, err := rpc.Call[apiCreateServiceResponse](ctx, c.conn, APIService, "CreateService", &apiCreateServiceRequest{Spec: spec}, c.opts...)
 	if err != nil {
 		var zero *api.Service
 		return zero, err
@@ -187,8 +187,8 @@ func (c *aPIClient) CreateService(ctx context.Context, spec api.ServiceSpec) (*a
 	return resp.Result, nil
 }
 
-func (c *aPIClient) GetService(ctx context.Context, ref string) (*api.Service, error) {
-	resp, err := rpc.Call[aPIGetServiceResponse](ctx, c.conn, APIService, "GetService", &aPIGetServiceRequest{Ref: ref}, c.opts...)
+func (c *apiClient) GetService(ctx context.Context, ref string) (*api.Service, error) {
+	resp, err := rpc.Call[apiGetServiceResponse](ctx, c.conn, APIService, "GetService", &apiGetServiceRequest{Ref: ref}, c.opts...)
 	if err != nil {
 		var zero *api.Service
 		return zero, err
@@ -196,8 +196,8 @@ func (c *aPIClient) GetService(ctx context.Context, ref string) (*api.Service, e
 	return resp.Result, nil
 }
 
-func (c *aPIClient) ListServices(ctx context.Context) ([]*api.Service, error) {
-	resp, err := rpc.Call[aPIListServicesResponse](ctx, c.conn, APIService, "ListServices", &aPIListServicesRequest{}, c.opts...)
+func (c *apiClient) ListServices(ctx context.Context) ([]*api.Service, error) {
+	resp, err := rpc.Call[apiListServicesResponse](ctx, c.conn, APIService, "ListServices", &apiListServicesRequest{}, c.opts...)
 	if err != nil {
 		var zero []*api.Service
 		return zero, err
@@ -205,8 +205,8 @@ func (c *aPIClient) ListServices(ctx context.Context) ([]*api.Service, error) {
 	return resp.Result, nil
 }
 
-func (c *aPIClient) UpdateService(ctx context.Context, ref string, version uint64, spec api.ServiceSpec) (*api.Service, error) {
-	resp, err := rpc.Call[aPIUpdateServiceResponse](ctx, c.conn, APIService, "UpdateService", &aPIUpdateServiceRequest{Ref: ref, Version: version, Spec: spec}, c.opts...)
+func (c *apiClient) UpdateService(ctx context.Context, ref string, version uint64, spec api.ServiceSpec) (*api.Service, error) {
+	resp, err := rpc.Call[apiUpdateServiceResponse](ctx, c.conn, APIService, "UpdateService", &apiUpdateServiceRequest{Ref: ref, Version: version, Spec: spec}, c.opts...)
 	if err != nil {
 		var zero *api.Service
 		return zero, err
@@ -214,8 +214,8 @@ func (c *aPIClient) UpdateService(ctx context.Context, ref string, version uint6
 	return resp.Result, nil
 }
 
-func (c *aPIClient) RollbackService(ctx context.Context, ref string) (*api.Service, error) {
-	resp, err := rpc.Call[aPIRollbackServiceResponse](ctx, c.conn, APIService, "RollbackService", &aPIRollbackServiceRequest{Ref: ref}, c.opts...)
+func (c *apiClient) RollbackService(ctx context.Context, ref string) (*api.Service, error) {
+	resp, err := rpc.Call[apiRollbackServiceResponse](ctx, c.conn, APIService, "RollbackService", &apiRollbackServiceRequest{Ref: ref}, c.opts...)
 	if err != nil {
 		var zero *api.Service
 		return zero, err
@@ -223,8 +223,8 @@ func (c *aPIClient) RollbackService(ctx context.Context, ref string) (*api.Servi
 	return resp.Result, nil
 }
 
-func (c *aPIClient) ScaleService(ctx context.Context, ref string, replicas int64) (*api.Service, error) {
-	resp, err := rpc.Call[aPIScaleServiceResponse](ctx, c.conn, APIService, "ScaleService", &aPIScaleServiceRequest{Ref: ref, Replicas: replicas}, c.opts...)
+func (c *apiClient) ScaleService(ctx context.Context, ref string, replicas int64) (*api.Service, error) {
+	resp, err := rpc.Call[apiScaleServiceResponse](ctx, c.conn, APIService, "ScaleService", &apiScaleServiceRequest{Ref: ref, Replicas: replicas}, c.opts...)
 	if err != nil {
 		var zero *api.Service
 		return zero, err
@@ -232,13 +232,13 @@ func (c *aPIClient) ScaleService(ctx context.Context, ref string, replicas int64
 	return resp.Result, nil
 }
 
-func (c *aPIClient) RemoveService(ctx context.Context, ref string) error {
-	_, err := rpc.Call[aPIRemoveServiceResponse](ctx, c.conn, APIService, "RemoveService", &aPIRemoveServiceRequest{Ref: ref}, c.opts...)
+func (c *apiClient) RemoveService(ctx context.Context, ref string) error {
+	_, err := rpc.Call[apiRemoveServiceResponse](ctx, c.conn, APIService, "RemoveService", &apiRemoveServiceRequest{Ref: ref}, c.opts...)
 	return err
 }
 
-func (c *aPIClient) ServiceProgress(ctx context.Context, ref string) (*Progress, error) {
-	resp, err := rpc.Call[aPIServiceProgressResponse](ctx, c.conn, APIService, "ServiceProgress", &aPIServiceProgressRequest{Ref: ref}, c.opts...)
+func (c *apiClient) ServiceProgress(ctx context.Context, ref string) (*Progress, error) {
+	resp, err := rpc.Call[apiServiceProgressResponse](ctx, c.conn, APIService, "ServiceProgress", &apiServiceProgressRequest{Ref: ref}, c.opts...)
 	if err != nil {
 		var zero *Progress
 		return zero, err
@@ -246,8 +246,8 @@ func (c *aPIClient) ServiceProgress(ctx context.Context, ref string) (*Progress,
 	return resp.Result, nil
 }
 
-func (c *aPIClient) GetTask(ctx context.Context, ref string) (*api.Task, error) {
-	resp, err := rpc.Call[aPIGetTaskResponse](ctx, c.conn, APIService, "GetTask", &aPIGetTaskRequest{Ref: ref}, c.opts...)
+func (c *apiClient) GetTask(ctx context.Context, ref string) (*api.Task, error) {
+	resp, err := rpc.Call[apiGetTaskResponse](ctx, c.conn, APIService, "GetTask", &apiGetTaskRequest{Ref: ref}, c.opts...)
 	if err != nil {
 		var zero *api.Task
 		return zero, err
@@ -255,8 +255,8 @@ func (c *aPIClient) GetTask(ctx context.Context, ref string) (*api.Task, error) 
 	return resp.Result, nil
 }
 
-func (c *aPIClient) ListTasks(ctx context.Context, filter TaskFilter) ([]*api.Task, error) {
-	resp, err := rpc.Call[aPIListTasksResponse](ctx, c.conn, APIService, "ListTasks", &aPIListTasksRequest{Filter: filter}, c.opts...)
+func (c *apiClient) ListTasks(ctx context.Context, filter TaskFilter) ([]*api.Task, error) {
+	resp, err := rpc.Call[apiListTasksResponse](ctx, c.conn, APIService, "ListTasks", &apiListTasksRequest{Filter: filter}, c.opts...)
 	if err != nil {
 		var zero []*api.Task
 		return zero, err
@@ -264,8 +264,8 @@ func (c *aPIClient) ListTasks(ctx context.Context, filter TaskFilter) ([]*api.Ta
 	return resp.Result, nil
 }
 
-func (c *aPIClient) GetNode(ctx context.Context, ref string) (*api.Node, error) {
-	resp, err := rpc.Call[aPIGetNodeResponse](ctx, c.conn, APIService, "GetNode", &aPIGetNodeRequest{Ref: ref}, c.opts...)
+func (c *apiClient) GetNode(ctx context.Context, ref string) (*api.Node, error) {
+	resp, err := rpc.Call[apiGetNodeResponse](ctx, c.conn, APIService, "GetNode", &apiGetNodeRequest{Ref: ref}, c.opts...)
 	if err != nil {
 		var zero *api.Node
 		return zero, err
@@ -273,8 +273,8 @@ func (c *aPIClient) GetNode(ctx context.Context, ref string) (*api.Node, error) 
 	return resp.Result, nil
 }
 
-func (c *aPIClient) ListNodes(ctx context.Context) ([]*api.Node, error) {
-	resp, err := rpc.Call[aPIListNodesResponse](ctx, c.conn, APIService, "ListNodes", &aPIListNodesRequest{}, c.opts...)
+func (c *apiClient) ListNodes(ctx context.Context) ([]*api.Node, error) {
+	resp, err := rpc.Call[apiListNodesResponse](ctx, c.conn, APIService, "ListNodes", &apiListNodesRequest{}, c.opts...)
 	if err != nil {
 		var zero []*api.Node
 		return zero, err
@@ -282,8 +282,8 @@ func (c *aPIClient) ListNodes(ctx context.Context) ([]*api.Node, error) {
 	return resp.Result, nil
 }
 
-func (c *aPIClient) UpdateNode(ctx context.Context, ref string, version uint64, spec api.NodeSpec) (*api.Node, error) {
-	resp, err := rpc.Call[aPIUpdateNodeResponse](ctx, c.conn, APIService, "UpdateNode", &aPIUpdateNodeRequest{Ref: ref, Version: version, Spec: spec}, c.opts...)
+func (c *apiClient) UpdateNode(ctx context.Context, ref string, version uint64, spec api.NodeSpec) (*api.Node, error) {
+	resp, err := rpc.Call[apiUpdateNodeResponse](ctx, c.conn, APIService, "UpdateNode", &apiUpdateNodeRequest{Ref: ref, Version: version, Spec: spec}, c.opts...)
 	if err != nil {
 		var zero *api.Node
 		return zero, err
@@ -291,13 +291,13 @@ func (c *aPIClient) UpdateNode(ctx context.Context, ref string, version uint64, 
 	return resp.Result, nil
 }
 
-func (c *aPIClient) RemoveNode(ctx context.Context, ref string, force bool) error {
-	_, err := rpc.Call[aPIRemoveNodeResponse](ctx, c.conn, APIService, "RemoveNode", &aPIRemoveNodeRequest{Ref: ref, Force: force}, c.opts...)
+func (c *apiClient) RemoveNode(ctx context.Context, ref string, force bool) error {
+	_, err := rpc.Call[apiRemoveNodeResponse](ctx, c.conn, APIService, "RemoveNode", &apiRemoveNodeRequest{Ref: ref, Force: force}, c.opts...)
 	return err
 }
 
-func (c *aPIClient) GetCluster(ctx context.Context) (*api.Cluster, error) {
-	resp, err := rpc.Call[aPIGetClusterResponse](ctx, c.conn, APIService, "GetCluster", &aPIGetClusterRequest{}, c.opts...)
+func (c *apiClient) GetCluster(ctx context.Context) (*api.Cluster, error) {
+	resp, err := rpc.Call[apiGetClusterResponse](ctx, c.conn, APIService, "GetCluster", &apiGetClusterRequest{}, c.opts...)
 	if err != nil {
 		var zero *api.Cluster
 		return zero, err
@@ -305,8 +305,8 @@ func (c *aPIClient) GetCluster(ctx context.Context) (*api.Cluster, error) {
 	return resp.Result, nil
 }
 
-func (c *aPIClient) RotateJoinToken(ctx context.Context, role string) (string, error) {
-	resp, err := rpc.Call[aPIRotateJoinTokenResponse](ctx, c.conn, APIService, "RotateJoinToken", &aPIRotateJoinTokenRequest{Role: role}, c.opts...)
+func (c *apiClient) RotateJoinToken(ctx context.Context, role string) (string, error) {
+	resp, err := rpc.Call[apiRotateJoinTokenResponse](ctx, c.conn, APIService, "RotateJoinToken", &apiRotateJoinTokenRequest{Role: role}, c.opts...)
 	if err != nil {
 		var zero string
 		return zero, err
@@ -314,12 +314,12 @@ func (c *aPIClient) RotateJoinToken(ctx context.Context, role string) (string, e
 	return resp.Result, nil
 }
 
-func (c *aPIClient) ServiceLogs(ctx context.Context, req LogsRequest) (rpc.Stream[LogLine], error) {
-	return rpc.CallStream[LogLine](ctx, c.conn, APIService, "ServiceLogs", &aPIServiceLogsRequest{Req: req}, c.opts...)
+func (c *apiClient) ServiceLogs(ctx context.Context, req LogsRequest) (rpc.Stream[LogLine], error) {
+	return rpc.CallStream[LogLine](ctx, c.conn, APIService, "ServiceLogs", &apiServiceLogsRequest{Req: req}, c.opts...)
 }
 
-func (c *aPIClient) RotateRootCA(ctx context.Context) (*RootRotation, error) {
-	resp, err := rpc.Call[aPIRotateRootCAResponse](ctx, c.conn, APIService, "RotateRootCA", &aPIRotateRootCARequest{}, c.opts...)
+func (c *apiClient) RotateRootCA(ctx context.Context) (*RootRotation, error) {
+	resp, err := rpc.Call[apiRotateRootCAResponse](ctx, c.conn, APIService, "RotateRootCA", &apiRotateRootCARequest{}, c.opts...)
 	if err != nil {
 		var zero *RootRotation
 		return zero, err
@@ -327,8 +327,8 @@ func (c *aPIClient) RotateRootCA(ctx context.Context) (*RootRotation, error) {
 	return resp.Result, nil
 }
 
-func (c *aPIClient) RootCAStatus(ctx context.Context) (*RootRotation, error) {
-	resp, err := rpc.Call[aPIRootCAStatusResponse](ctx, c.conn, APIService, "RootCAStatus", &aPIRootCAStatusRequest{}, c.opts...)
+func (c *apiClient) RootCAStatus(ctx context.Context) (*RootRotation, error) {
+	resp, err := rpc.Call[apiRootCAStatusResponse](ctx, c.conn, APIService, "RootCAStatus", &apiRootCAStatusRequest{}, c.opts...)
 	if err != nil {
 		var zero *RootRotation
 		return zero, err
@@ -433,113 +433,113 @@ func (u UnimplementedAPI) RootCAStatus(context.Context) (*RootRotation, error) {
 }
 
 var (
-	_ API = (*aPIClient)(nil)
+	_ API = (*apiClient)(nil)
 	_ API = UnimplementedAPI{}
 )
 
 // The wire messages of API.
 type (
-	aPICreateServiceRequest struct {
+	apiCreateServiceRequest struct {
 		Spec api.ServiceSpec `json:"Spec,omitzero"`
 	}
-	aPICreateServiceResponse struct {
+	apiCreateServiceResponse struct {
 		Result *api.Service `json:"Result,omitzero"`
 	}
-	aPIGetServiceRequest struct {
+	apiGetServiceRequest struct {
 		Ref string `json:"Ref,omitzero"`
 	}
-	aPIGetServiceResponse struct {
+	apiGetServiceResponse struct {
 		Result *api.Service `json:"Result,omitzero"`
 	}
-	aPIListServicesRequest  struct{}
-	aPIListServicesResponse struct {
+	apiListServicesRequest  struct{}
+	apiListServicesResponse struct {
 		Result []*api.Service `json:"Result,omitzero"`
 	}
-	aPIUpdateServiceRequest struct {
+	apiUpdateServiceRequest struct {
 		Ref     string          `json:"Ref,omitzero"`
 		Version uint64          `json:"Version,omitzero"`
 		Spec    api.ServiceSpec `json:"Spec,omitzero"`
 	}
-	aPIUpdateServiceResponse struct {
+	apiUpdateServiceResponse struct {
 		Result *api.Service `json:"Result,omitzero"`
 	}
-	aPIRollbackServiceRequest struct {
+	apiRollbackServiceRequest struct {
 		Ref string `json:"Ref,omitzero"`
 	}
-	aPIRollbackServiceResponse struct {
+	apiRollbackServiceResponse struct {
 		Result *api.Service `json:"Result,omitzero"`
 	}
-	aPIScaleServiceRequest struct {
+	apiScaleServiceRequest struct {
 		Ref      string `json:"Ref,omitzero"`
 		Replicas int64  `json:"Replicas,omitzero"`
 	}
-	aPIScaleServiceResponse struct {
+	apiScaleServiceResponse struct {
 		Result *api.Service `json:"Result,omitzero"`
 	}
-	aPIRemoveServiceRequest struct {
+	apiRemoveServiceRequest struct {
 		Ref string `json:"Ref,omitzero"`
 	}
-	aPIRemoveServiceResponse  struct{}
-	aPIServiceProgressRequest struct {
+	apiRemoveServiceResponse  struct{}
+	apiServiceProgressRequest struct {
 		Ref string `json:"Ref,omitzero"`
 	}
-	aPIServiceProgressResponse struct {
+	apiServiceProgressResponse struct {
 		Result *Progress `json:"Result,omitzero"`
 	}
-	aPIGetTaskRequest struct {
+	apiGetTaskRequest struct {
 		Ref string `json:"Ref,omitzero"`
 	}
-	aPIGetTaskResponse struct {
+	apiGetTaskResponse struct {
 		Result *api.Task `json:"Result,omitzero"`
 	}
-	aPIListTasksRequest struct {
+	apiListTasksRequest struct {
 		Filter TaskFilter `json:"Filter,omitzero"`
 	}
-	aPIListTasksResponse struct {
+	apiListTasksResponse struct {
 		Result []*api.Task `json:"Result,omitzero"`
 	}
-	aPIGetNodeRequest struct {
+	apiGetNodeRequest struct {
 		Ref string `json:"Ref,omitzero"`
 	}
-	aPIGetNodeResponse struct {
+	apiGetNodeResponse struct {
 		Result *api.Node `json:"Result,omitzero"`
 	}
-	aPIListNodesRequest  struct{}
-	aPIListNodesResponse struct {
+	apiListNodesRequest  struct{}
+	apiListNodesResponse struct {
 		Result []*api.Node `json:"Result,omitzero"`
 	}
-	aPIUpdateNodeRequest struct {
+	apiUpdateNodeRequest struct {
 		Ref     string       `json:"Ref,omitzero"`
 		Version uint64       `json:"Version,omitzero"`
 		Spec    api.NodeSpec `json:"Spec,omitzero"`
 	}
-	aPIUpdateNodeResponse struct {
+	apiUpdateNodeResponse struct {
 		Result *api.Node `json:"Result,omitzero"`
 	}
-	aPIRemoveNodeRequest struct {
+	apiRemoveNodeRequest struct {
 		Ref   string `json:"Ref,omitzero"`
 		Force bool   `json:"Force,omitzero"`
 	}
-	aPIRemoveNodeResponse struct{}
-	aPIGetClusterRequest  struct{}
-	aPIGetClusterResponse struct {
+	apiRemoveNodeResponse struct{}
+	apiGetClusterRequest  struct{}
+	apiGetClusterResponse struct {
 		Result *api.Cluster `json:"Result,omitzero"`
 	}
-	aPIRotateJoinTokenRequest struct {
+	apiRotateJoinTokenRequest struct {
 		Role string `json:"Role,omitzero"`
 	}
-	aPIRotateJoinTokenResponse struct {
+	apiRotateJoinTokenResponse struct {
 		Result string `json:"Result,omitzero"`
 	}
-	aPIServiceLogsRequest struct {
+	apiServiceLogsRequest struct {
 		Req LogsRequest `json:"Req,omitzero"`
 	}
-	aPIRotateRootCARequest  struct{}
-	aPIRotateRootCAResponse struct {
+	apiRotateRootCARequest  struct{}
+	apiRotateRootCAResponse struct {
 		Result *RootRotation `json:"Result,omitzero"`
 	}
-	aPIRootCAStatusRequest  struct{}
-	aPIRootCAStatusResponse struct {
+	apiRootCAStatusRequest  struct{}
+	apiRootCAStatusResponse struct {
 		Result *RootRotation `json:"Result,omitzero"`
 	}
 )

@@ -1,4 +1,4 @@
-package dispatcher
+package agent
 
 import (
 	"context"
@@ -8,7 +8,8 @@ import (
 	"sync"
 	"time"
 
-	"google.golang.org/grpc"
+	"github.com/apiary-io/apiary/swarm/api/session"
+	"github.com/apiary-io/apiary/swarm/rpc"
 )
 
 // registerAttempt bounds one Register attempt, so that a manager that is
@@ -22,12 +23,12 @@ const registerAttempt = 3 * time.Second
 // and the search goes on from there.
 type FailoverClient struct {
 	mu      sync.Mutex
-	clients []API
+	clients []session.API
 	names   []string
 	cur     int
 	// Dial, when set, connects to managers the cluster names in
-	// RegisterResponse.Managers that this client does not know yet.
-	Dial func(addr string) (API, error)
+	// session.RegisterResponse.Managers that this client does not know yet.
+	Dial func(addr string) (session.API, error)
 	// OnManagers, when set, is told the manager list after each
 	// registration (to persist it for a restart).
 	OnManagers func(addrs []string)
@@ -36,33 +37,24 @@ type FailoverClient struct {
 	// knows every manager even when the list it learnt is stale).
 	Discover func() []string
 	// OnHeartbeat, when set, sees every heartbeat response.
-	OnHeartbeat func(*HeartbeatResponse)
+	OnHeartbeat func(*session.HeartbeatResponse)
 }
 
 // NewFailoverClient returns a client over the managers' dispatchers (gRPC
 // clients, or in-process dispatchers in tests); names label them in errors.
-func NewFailoverClient(managers []API, names []string) *FailoverClient {
+func NewFailoverClient(managers []session.API, names []string) *FailoverClient {
 	return &FailoverClient{clients: managers, names: names}
 }
 
-// DialFailover returns a failover client over gRPC connections.
-func DialFailover(conns []grpc.ClientConnInterface, names []string) *FailoverClient {
-	apis := make([]API, len(conns))
-	for i, c := range conns {
-		apis[i] = NewClient(c)
-	}
-	return NewFailoverClient(apis, names)
-}
-
-func (f *FailoverClient) current() API {
+func (f *FailoverClient) current() session.API {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.clients[f.cur]
 }
 
-// Managers returns the managers' names (addresses), the one that last
-// served first.
-func (f *FailoverClient) Managers() []string {
+// Known returns the managers' names (addresses) this client knows, the one
+// that last served first.
+func (f *FailoverClient) Known() []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if len(f.names) == 0 {
@@ -75,8 +67,8 @@ func (f *FailoverClient) Managers() []string {
 	return out
 }
 
-// Register implements API: the first manager that accepts wins.
-func (f *FailoverClient) Register(ctx context.Context, req *RegisterRequest) (*RegisterResponse, error) {
+// Register implements session.API: the first manager that accepts wins.
+func (f *FailoverClient) Register(ctx context.Context, req *session.RegisterRequest) (*session.RegisterResponse, error) {
 	if f.Discover != nil {
 		f.learn(f.Discover())
 	}
@@ -103,7 +95,7 @@ func (f *FailoverClient) Register(ctx context.Context, req *RegisterRequest) (*R
 				f.learn(resp.Managers)
 				return resp, nil
 			}
-			if errors.Is(err, ErrNodeRemoved) || ctx.Err() != nil {
+			if errors.Is(err, session.ErrNodeRemoved) || ctx.Err() != nil {
 				return nil, err
 			}
 			errs = append(errs, fmt.Errorf("manager %s: %w", f.name(idx), err))
@@ -132,17 +124,13 @@ func (f *FailoverClient) name(idx int) string {
 
 // askManagers asks the managers for the current manager list and reports
 // whether it named any this client did not know.
-func (f *FailoverClient) askManagers(ctx context.Context, clients []API) bool {
+func (f *FailoverClient) askManagers(ctx context.Context, clients []session.API) bool {
 	f.mu.Lock()
 	before := len(f.clients)
 	f.mu.Unlock()
 	for _, c := range clients {
-		l, ok := c.(ManagerLister)
-		if !ok {
-			continue
-		}
 		actx, cancel := context.WithTimeout(ctx, registerAttempt)
-		addrs, err := l.Managers(actx)
+		addrs, err := c.Managers(actx)
 		cancel()
 		if err == nil {
 			f.learn(addrs)
@@ -153,8 +141,8 @@ func (f *FailoverClient) askManagers(ctx context.Context, clients []API) bool {
 	return len(f.clients) > before
 }
 
-// Heartbeat implements API.
-func (f *FailoverClient) Heartbeat(ctx context.Context, req *HeartbeatRequest) (*HeartbeatResponse, error) {
+// Heartbeat implements session.API.
+func (f *FailoverClient) Heartbeat(ctx context.Context, req *session.HeartbeatRequest) (*session.HeartbeatResponse, error) {
 	resp, err := f.current().Heartbeat(ctx, req)
 	if err == nil {
 		f.learn(resp.Managers)
@@ -165,17 +153,22 @@ func (f *FailoverClient) Heartbeat(ctx context.Context, req *HeartbeatRequest) (
 	return resp, err
 }
 
-// Assignments implements API.
-func (f *FailoverClient) Assignments(ctx context.Context, req *AssignmentsRequest) (AssignmentStream, error) {
+// Managers implements session.API: the current manager's answer.
+func (f *FailoverClient) Managers(ctx context.Context) ([]string, error) {
+	return f.current().Managers(ctx)
+}
+
+// Assignments implements session.API.
+func (f *FailoverClient) Assignments(ctx context.Context, req *session.AssignmentsRequest) (rpc.Stream[session.AssignmentsMessage], error) {
 	return f.current().Assignments(ctx, req)
 }
 
-// UpdateTaskStatus implements API.
-func (f *FailoverClient) UpdateTaskStatus(ctx context.Context, req *UpdateTaskStatusRequest) error {
+// UpdateTaskStatus implements session.API.
+func (f *FailoverClient) UpdateTaskStatus(ctx context.Context, req *session.UpdateTaskStatusRequest) error {
 	return f.current().UpdateTaskStatus(ctx, req)
 }
 
-var _ API = (*FailoverClient)(nil)
+var _ session.API = (*FailoverClient)(nil)
 
 // learn adds the managers it did not know.
 func (f *FailoverClient) learn(addrs []string) {

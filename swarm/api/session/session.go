@@ -1,0 +1,189 @@
+// Package session is the contract between a worker and the managers: the
+// session a worker's agent keeps with the leader's dispatcher (register,
+// heartbeat, the stream of its task assignments, its status reports), its
+// messages, its bounds and its errors, with the gRPC glue generated from
+// the interface. It holds no implementation: the manager serves it
+// (swarm/dispatcher), the worker calls it (swarm/agent), and the worker
+// links neither the manager's code nor the CA.
+package session
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"google.golang.org/grpc/codes"
+
+	"github.com/apiary-io/apiary/swarm/api"
+	"github.com/apiary-io/apiary/swarm/rpc"
+)
+
+//go:generate go run github.com/apiary-io/apiary/internal/rpcgen -type API -service apiary.Dispatcher
+
+// API is the dispatcher as a worker sees it. Over the network every call
+// is bound to the node the caller's certificate names: a request naming
+// another node is refused.
+type API interface {
+	// Register opens a session; a previous session of the node ends.
+	Register(ctx context.Context, req *RegisterRequest) (*RegisterResponse, error)
+	// Heartbeat keeps a session alive and says when to beat next.
+	Heartbeat(ctx context.Context, req *HeartbeatRequest) (*HeartbeatResponse, error)
+	// Assignments streams the session's tasks: the complete set, then
+	// every change.
+	Assignments(ctx context.Context, req *AssignmentsRequest) (rpc.Stream[AssignmentsMessage], error)
+	// UpdateTaskStatus records status reports; it returns once they are
+	// written, so a worker knows what to send again after a failover.
+	UpdateTaskStatus(ctx context.Context, req *UpdateTaskStatusRequest) error
+	// Managers lists the managers' addresses, the leader first. Every
+	// manager answers, leading or not: a worker whose known managers all
+	// refuse its session asks them which managers exist now.
+	Managers(ctx context.Context) ([]string, error)
+}
+
+// Errors of the session; test with errors.Is, on either side of the wire.
+var (
+	// ErrSessionInvalid: the session is unknown or was replaced; the
+	// worker must register again.
+	ErrSessionInvalid = errors.New("session invalid: register again")
+	// ErrNodeRemoved: the node was removed from the cluster and must join
+	// anew. (The CA's refusal of a removed node's certificate carries the
+	// same reason.)
+	ErrNodeRemoved = errors.New("node was removed from the cluster")
+	// ErrNotRunning: the dispatcher is not running (this manager is not
+	// the leader, or is shutting down).
+	ErrNotRunning = errors.New("dispatcher is not running")
+	// ErrBadRequest: a request breaks one of the bounds below.
+	ErrBadRequest = errors.New("invalid request")
+)
+
+func init() {
+	rpc.RegisterError("SESSION_INVALID", ErrSessionInvalid, codes.FailedPrecondition)
+	rpc.RegisterError("NODE_REMOVED", ErrNodeRemoved, codes.PermissionDenied)
+	rpc.RegisterError("DISPATCHER_NOT_RUNNING", ErrNotRunning, codes.Unavailable)
+	rpc.RegisterError("DISPATCHER_BAD_REQUEST", ErrBadRequest, codes.InvalidArgument)
+}
+
+// What a worker sends is bounded (docs/security.md): a worker's
+// certificate proves who it is, not that it is well-behaved.
+const (
+	// MaxStatusUpdates is the most status reports one UpdateTaskStatus
+	// request may carry.
+	MaxStatusUpdates = 1000
+	// MaxStatusText bounds a report's Message and Err: longer ones are
+	// cut, as they are free text from the executor, and refusing the
+	// report would only make the worker send it again.
+	MaxStatusText = 4096
+	// MaxPortStatus bounds the ports a report may list.
+	MaxPortStatus = 256
+	// MaxHostnameLen, MaxEngineLabels, MaxLabelKeyLen, MaxLabelValueLen,
+	// MaxGenericResources and MaxDescriptionField bound a node's
+	// self-description at registration.
+	MaxHostnameLen      = 253
+	MaxEngineLabels     = 256
+	MaxLabelKeyLen      = 256
+	MaxLabelValueLen    = 4096
+	MaxGenericResources = 64
+	MaxDescriptionField = 256
+	// MaxAssignmentsBytes bounds the tasks of one assignments message,
+	// encoded: gRPC refuses a message above 4 MiB by default, and a
+	// node's complete set can be any size (50,000 tasks are 35 MB). A task
+	// larger than this is a message of its own.
+	MaxAssignmentsBytes = 1 << 20
+)
+
+// RegisterRequest opens a worker session. An empty NodeID joins the cluster
+// as a new node; a known NodeID resumes that node.
+type RegisterRequest struct {
+	NodeID      string              `json:"NodeID,omitempty"`
+	Description api.NodeDescription `json:"Description"`
+	// Addr is the address the worker is reachable at, for display.
+	Addr string `json:"Addr,omitempty"`
+}
+
+// RegisterResponse identifies the session.
+type RegisterResponse struct {
+	NodeID    string `json:"NodeID"`
+	SessionID string `json:"SessionID"`
+	// HeartbeatPeriod is how often the worker must heartbeat; a worker
+	// silent for the period times the grace multiplier is declared down.
+	HeartbeatPeriod time.Duration `json:"HeartbeatPeriod"`
+	// Managers are the addresses of every manager, for the worker to fail
+	// over to when this one goes away.
+	Managers []string `json:"Managers,omitempty"`
+	// CAVersion changes whenever the cluster's CA state does (a root
+	// rotation starts or ends): the worker then renews its certificate.
+	CAVersion string `json:"CAVersion,omitempty"`
+}
+
+// HeartbeatRequest keeps a session alive.
+type HeartbeatRequest struct {
+	NodeID    string `json:"NodeID"`
+	SessionID string `json:"SessionID"`
+}
+
+// HeartbeatResponse tells the period to use until the next heartbeat: it
+// grows with the cluster so the leader's heartbeat load stays bounded.
+type HeartbeatResponse struct {
+	Period time.Duration `json:"Period"`
+	// Managers are the managers' addresses, so that a worker learns of
+	// managers that joined after it registered.
+	Managers []string `json:"Managers,omitempty"`
+	// CAVersion changes whenever the cluster's CA state does (a root
+	// rotation starts or ends): the worker then renews its certificate.
+	CAVersion string `json:"CAVersion,omitempty"`
+	// Role is the role the node's certificate should carry (see
+	// api.Node.CertificateRole): a node whose certificate says otherwise
+	// renews it, and then starts or stops being a manager.
+	Role api.NodeRole `json:"Role,omitempty"`
+	// RenewCertificate asks the node to renew its certificate now: a root
+	// rotation is in progress and the cluster has no certificate of the
+	// new root recorded for it. (CAVersion cannot say so to a node that
+	// started after the rotation did.)
+	RenewCertificate bool `json:"RenewCertificate,omitempty"`
+}
+
+// AssignmentsRequest opens the stream of a session's task assignments.
+type AssignmentsRequest struct {
+	NodeID    string `json:"NodeID"`
+	SessionID string `json:"SessionID"`
+}
+
+// AssignmentsType says whether a message is the full set or a change.
+type AssignmentsType int
+
+// Assignment message types.
+const (
+	// AssignmentsComplete carries every task of the node; tasks the worker
+	// has that are not in it are no longer its own.
+	AssignmentsComplete AssignmentsType = iota
+	// AssignmentsIncremental carries changed and removed tasks only.
+	AssignmentsIncremental
+)
+
+// AssignmentsMessage is one message of the assignments stream. Messages
+// are bounded in size (MaxAssignmentsBytes): a complete set too large for
+// one comes in parts, each but the last with More set, and the worker acts
+// on it once it has the last; a large change comes as several incremental
+// messages, applied in order.
+type AssignmentsMessage struct {
+	Type AssignmentsType `json:"Type"`
+	// Tasks are new or changed tasks (all of them, for Complete).
+	Tasks []*api.Task `json:"Tasks,omitempty"`
+	// Removed are IDs of tasks the node must stop and forget.
+	Removed []string `json:"Removed,omitempty"`
+	// More, on a Complete message, says the set continues in the next.
+	More bool `json:"More,omitempty"`
+}
+
+// TaskStatusUpdate is a worker's report of one task.
+type TaskStatusUpdate struct {
+	TaskID string         `json:"TaskID"`
+	Status api.TaskStatus `json:"Status"`
+}
+
+// UpdateTaskStatusRequest carries a batch of status reports.
+type UpdateTaskStatusRequest struct {
+	NodeID    string             `json:"NodeID"`
+	SessionID string             `json:"SessionID"`
+	Updates   []TaskStatusUpdate `json:"Updates"`
+}
