@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/apiary-io/apiary/internal/bytesize"
 )
 
 // Explanation says why a task was not placed (or, with Config.ExplainAll,
@@ -146,22 +148,9 @@ func (c *cycle) explain(e *Explanation) {
 	})
 }
 
-// FormatBytes prints a byte count with a binary suffix and at most two
-// decimals: 512B, 1.5KiB, 2GiB.
-func FormatBytes(b int64) string {
-	const unit = 1024
-	if b < unit && b > -unit {
-		return strconv.FormatInt(b, 10) + "B"
-	}
-	suffixes := []string{"KiB", "MiB", "GiB", "TiB", "PiB", "EiB"}
-	v := float64(b)
-	i := -1
-	for math.Abs(v) >= unit && i < len(suffixes)-1 {
-		v /= unit
-		i++
-	}
-	return strconv.FormatFloat(math.Round(v*100)/100, 'f', -1, 64) + suffixes[i]
-}
+// FormatBytes prints a byte count as Docker's CLI does, with a binary
+// suffix and four significant digits: 512B, 1.5KiB, 2GiB, 1.001GiB.
+func FormatBytes(b int64) string { return bytesize.Format(b) }
 
 func formatCPUs(nano int64) string {
 	return strconv.FormatFloat(math.Round(float64(nano)/1e6)/1e3, 'f', -1, 64)

@@ -90,7 +90,7 @@ func TestExplain(t *testing.T) {
 func TestFormatBytes(t *testing.T) {
 	for in, want := range map[int64]string{
 		0: "0B", 1023: "1023B", 1024: "1KiB", 1536: "1.5KiB", 512 << 20: "512MiB",
-		2 << 30: "2GiB", 1<<30 + 1<<20: "1GiB", 3 << 40: "3TiB", 1<<30 + 1<<28: "1.25GiB",
+		2 << 30: "2GiB", 1<<30 + 1<<20: "1.001GiB", 3 << 40: "3TiB", 1<<30 + 1<<28: "1.25GiB",
 	} {
 		if got := scheduler.FormatBytes(in); got != want {
 			t.Errorf("FormatBytes(%d) = %s, want %s", in, got, want)

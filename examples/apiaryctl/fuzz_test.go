@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"testing"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/apiary-io/apiary/internal/bytesize"
 	"github.com/apiary-io/apiary/swarm/api"
 )
 
@@ -16,22 +18,37 @@ import (
 // the service flags as a whole (durations included) down to the spec sent
 // to the cluster.
 
-// FuzzParseBytes: an accepted size is a byte count an int64 holds, and its
-// decimal form reads back to the same count.
+// FuzzParseBytes: a refused size gets an error naming the flag; an
+// accepted one is a byte count an int64 holds, never negative (a minus sign
+// is accepted only for zero), whose decimal form reads back to the same
+// count and whose printed form (as scheduler explanations show it) reads
+// back to it within its four significant digits (below 1 EiB: Docker's
+// sizes have no unit e).
 func FuzzParseBytes(f *testing.F) {
-	for _, s := range []string{"512M", "1G", "2g", "256MiB", "1.5GB", "0", "100", "4k", "1t", " 64 m ", "-1M", "M", "", "NaN", "Inf", "1e30g", "0x10", "9223372036854775807"} {
+	for _, s := range []string{"512M", "1G", "2g", "256MiB", "1.5GB", "0", "100", "4k", "1t", "1p", " 64 m ", "-1M", "-0", "M", "", "NaN", "Inf", "1e30g", "8192p", "0x10", "0x1p4k", "9223372036854775807", "9223372036854774784"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		v, err := parseBytes(s)
+		v, err := parseBytes("limit-memory", s)
 		if err != nil {
+			if !strings.HasPrefix(err.Error(), "--limit-memory ") {
+				t.Fatalf("parseBytes(%q): error %q does not name the flag", s, err)
+			}
 			return
 		}
-		if v < 0 {
-			t.Fatalf("parseBytes(%q) = %d, a negative size", s, v)
+		if v < 0 || (v != 0 && strings.HasPrefix(strings.TrimSpace(s), "-")) {
+			t.Fatalf("parseBytes(%q) = %d, from a negative size", s, v)
 		}
-		if back, err := parseBytes(strconv.FormatInt(v, 10)); err != nil || back != v {
+		if back, err := parseBytes("limit-memory", strconv.FormatInt(v, 10)); err != nil || back != v {
 			t.Fatalf("parseBytes(%q) = %d, whose decimal form parses to %d, %v", s, v, back, err)
+		}
+		if v >= 1<<60 {
+			return
+		}
+		text := bytesize.Format(v)
+		back, err := parseBytes("limit-memory", text)
+		if err != nil || math.Abs(float64(back-v)) > 5e-4*float64(v) {
+			t.Fatalf("parseBytes(%q) = %d, printed %q parses to %d, %v", s, v, text, back, err)
 		}
 	})
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/apiary-io/apiary/internal/bytesize"
 	"github.com/apiary-io/apiary/swarm/api"
 )
 
@@ -243,41 +244,23 @@ func setResources(dst **api.Resources, changed func(string) bool, prefix, cpu, m
 		(*dst).NanoCPUs = v
 	}
 	if changed(prefix + "-memory") {
-		v, err := parseBytes(mem)
+		v, err := parseBytes(prefix+"-memory", mem)
 		if err != nil {
-			return fmt.Errorf("--%s-memory %q: %v", prefix, mem, err)
+			return err
 		}
 		(*dst).MemoryBytes = v
 	}
 	return nil
 }
 
-// parseBytes reads sizes as docker does: a number with an optional unit
-// b, k, m, g, t (powers of 1024), with an optional "b" or "ib" after it.
-func parseBytes(s string) (int64, error) {
-	t := strings.ToLower(strings.TrimSpace(s))
-	t = strings.TrimSuffix(strings.TrimSuffix(t, "ib"), "b")
-	mult := int64(1)
-	if n := len(t); n > 0 {
-		switch t[n-1] {
-		case 'k':
-			mult = 1 << 10
-		case 'm':
-			mult = 1 << 20
-		case 'g':
-			mult = 1 << 30
-		case 't':
-			mult = 1 << 40
-		}
-		if mult != 1 {
-			t = t[:n-1]
-		}
+// parseBytes reads the size given to a flag as docker's --memory does
+// (binary units: 512m is 512 MiB); an error names the flag.
+func parseBytes(flag, s string) (int64, error) {
+	v, err := bytesize.Parse(s)
+	if err != nil {
+		return 0, fmt.Errorf("--%s %q: %w", flag, s, err)
 	}
-	v, err := strconv.ParseFloat(t, 64)
-	if err != nil || !(v >= 0) { // NaN is not >= 0
-		return 0, fmt.Errorf("want a size such as 512M or 2G")
-	}
-	return floatToInt64(v*float64(mult), "size")
+	return v, nil
 }
 
 // parseCPUs reads a number of CPUs such as 0.5 as nano-CPUs.
@@ -293,8 +276,7 @@ func parseCPUs(s string) (int64, error) {
 
 // floatToInt64 converts a parsed non-negative amount, refusing one an
 // int64 cannot hold: Go's conversion of such a float is
-// implementation-defined (on amd64 a huge "1e30g" or "NaN" came out as
-// -9223372036854775808, found by FuzzParseBytes).
+// implementation-defined (on amd64 it comes out as -9223372036854775808).
 func floatToInt64(v float64, what string) (int64, error) {
 	if v >= math.MaxInt64 { // the float nearest MaxInt64 is 2^63, out of range
 		return 0, fmt.Errorf("%s too large", what)

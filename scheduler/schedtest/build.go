@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"unicode"
 
+	"github.com/apiary-io/apiary/internal/bytesize"
 	"github.com/apiary-io/apiary/scheduler"
 	"github.com/apiary-io/apiary/swarm/api"
 )
@@ -312,20 +312,9 @@ func MustParseBytes(s string) int64 {
 // "512B", "64k", "4m", "1.5g", with an optional "B" or "iB" after the unit
 // letter ("4GiB" and "4GB" are both 4<<30).
 func ParseBytes(s string) (int64, error) {
-	t := strings.TrimSpace(s)
-	i := strings.IndexFunc(t, func(r rune) bool { return !unicode.IsDigit(r) && r != '.' })
-	num, unit := t, ""
-	if i >= 0 {
-		num, unit = t[:i], strings.ToLower(strings.TrimSpace(t[i:]))
+	n, err := bytesize.Parse(s)
+	if err != nil {
+		return 0, fmt.Errorf("schedtest: bad size %q: %w", s, err)
 	}
-	v, err := strconv.ParseFloat(num, 64)
-	if err != nil || v < 0 {
-		return 0, fmt.Errorf("schedtest: bad size %q", s)
-	}
-	unit = strings.TrimSuffix(strings.TrimSuffix(unit, "b"), "i")
-	mult := map[string]float64{"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}[unit]
-	if mult == 0 {
-		return 0, fmt.Errorf("schedtest: bad size %q: unknown unit", s)
-	}
-	return int64(v * mult), nil
+	return n, nil
 }
