@@ -67,7 +67,15 @@ func (s *MemoryStore) Index() uint64 { return s.index.Load() }
 // View runs fn on a consistent snapshot of the store. It takes no lock:
 // writers proceed while fn runs, and fn does not see their changes.
 func (s *MemoryStore) View(fn func(ReadTx)) {
-	fn(readTx{s.db.Load()})
+	fn(readTx{db: s.db.Load()})
+}
+
+// ViewShared is View for readers that never modify what they read (they
+// count, or encode for the wire): the objects are the stored ones, not
+// copies, so a read of every task costs no copy of every task. Modifying
+// one corrupts the store for every other reader.
+func (s *MemoryStore) ViewShared(fn func(ReadTx)) {
+	fn(readTx{db: s.db.Load(), shared: true})
 }
 
 // Update runs fn in a transaction and commits its writes as one proposal.

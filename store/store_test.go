@@ -500,3 +500,19 @@ func TestActionAndEventNames(t *testing.T) {
 		t.Errorf("task event kind %q", k)
 	}
 }
+
+// ViewShared hands out the stored objects themselves; View copies.
+func TestViewSharedDoesNotCopy(t *testing.T) {
+	s := NewMemoryStore(nil)
+	mustUpdate(t, s, func(tx Tx) error { return tx.CreateNode(node("n", "n")) })
+	var a, b, c *api.Node
+	s.ViewShared(func(tx ReadTx) { a = tx.GetNode("n") })
+	s.ViewShared(func(tx ReadTx) { ns, _ := tx.FindNodes(All); b = ns[0] })
+	s.View(func(tx ReadTx) { c = tx.GetNode("n") })
+	if a != b {
+		t.Fatal("ViewShared copied the stored object")
+	}
+	if c == a {
+		t.Fatal("View handed out the stored object")
+	}
+}

@@ -11,6 +11,8 @@ import (
 // the stored objects are shared by every snapshot and must never change.
 type readTx struct {
 	db *dbState
+	// shared hands out the stored objects themselves (ViewShared).
+	shared bool
 }
 
 func (r readTx) GetCluster(id string) *api.Cluster {
@@ -46,6 +48,9 @@ func (r readTx) FindNetworks(by By) ([]*api.Network, error) {
 }
 
 func get[T api.Object](r readTx, kind api.Kind, id string, copyFn func(T) T) T {
+	if r.shared {
+		copyFn = func(o T) T { return o }
+	}
 	return copyAs(r.db.get(kindByName[kind], id), copyFn)
 }
 
@@ -63,6 +68,9 @@ func find[T api.Object](r readTx, kind api.Kind, by By, copyFn func(T) T) ([]T, 
 	sel, err := query(ki, by)
 	if err != nil {
 		return nil, err
+	}
+	if r.shared {
+		copyFn = func(o T) T { return o }
 	}
 	var out []T
 	if sel.all {
@@ -117,9 +125,9 @@ func newTx(db *dbState, now time.Time) *tx {
 func (t *tx) reader() readTx {
 	t.sync()
 	if t.w != nil {
-		return readTx{&t.w.dbState}
+		return readTx{db: &t.w.dbState}
 	}
-	return readTx{t.ov.base}
+	return readTx{db: t.ov.base}
 }
 
 // sync writes the pending actions into the private writer.

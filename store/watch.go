@@ -131,7 +131,7 @@ func (s *MemoryStore) viewAndWatch(fn func(ReadTx) error, shared bool, filters [
 	db := s.db.Load()
 	w := s.watchLocked(filters, shared)
 	s.mu.Unlock()
-	if err := fn(readTx{db}); err != nil {
+	if err := fn(readTx{db: db}); err != nil {
 		w.Close()
 		return nil, err
 	}

@@ -40,7 +40,8 @@ func New(s *store.MemoryStore, log *slog.Logger) *Allocator {
 
 // Run allocates until ctx ends.
 func (a *Allocator) Run(ctx context.Context) error {
-	w, err := a.store.ViewAndWatch(func(store.ReadTx) error { return nil }, store.ByKinds(api.KindService, api.KindTask))
+	// The events are only looked at, never kept or changed: shared, not copied.
+	w, err := a.store.ViewAndWatchShared(func(store.ReadTx) error { return nil }, store.ByKinds(api.KindService, api.KindTask))
 	if err != nil {
 		return fmt.Errorf("allocator: watch store: %w", err)
 	}

@@ -34,12 +34,19 @@ func New(api control.API) *Client {
 	return &Client{API: api, local: control.UnimplementedLocal{Err: errors.New("leave: this client is not connected to a node's control socket")}}
 }
 
+// MaxResponseSize bounds a response the client accepts: a listing of every
+// task of a cluster at the validation bounds fits.
+const MaxResponseSize = 512 << 20
+
 // Dial connects to a node's control socket ("unix:///path/to/control.sock";
 // control.SocketPath gives the path in a data dir) or to a manager serving
 // the control API without TLS (Manager.ServeInsecure, "host:port"). The
 // connection is plaintext: a socket's file permissions authenticate.
 func Dial(target string, opts ...grpc.DialOption) (*Client, error) {
-	all := append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, rpc.DialOptions()...)
+	all := append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials()),
+		// A listing of a large cluster is large (100,000 tasks are ~70 MB):
+		// the client trusts the manager it chose to talk to.
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(MaxResponseSize))}, rpc.DialOptions()...)
 	conn, err := grpc.NewClient(target, append(all, opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", target, err)

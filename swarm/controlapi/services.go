@@ -47,9 +47,15 @@ func (s *Server) GetService(ctx context.Context, ref string) (*api.Service, erro
 func (s *Server) ListServices(ctx context.Context) ([]*api.Service, error) {
 	var out []*api.Service
 	var err error
-	s.store.View(func(tx store.ReadTx) {
+	// The tasks are only counted: read without copying them (at 100,000
+	// tasks a copy of each is ~150 MB of garbage per call); the services,
+	// which the caller gets, are copied.
+	s.store.ViewShared(func(tx store.ReadTx) {
 		if out, err = tx.FindServices(store.All); err != nil {
 			return
+		}
+		for i, svc := range out {
+			out[i] = svc.Copy()
 		}
 		err = fillServiceStatus(tx, out)
 	})
@@ -66,7 +72,7 @@ func (s *Server) ListServices(ctx context.Context) ([]*api.Service, error) {
 func (s *Server) ServiceProgress(ctx context.Context, ref string) (*control.Progress, error) {
 	var out *control.Progress
 	var err error
-	s.store.View(func(tx store.ReadTx) {
+	s.store.ViewShared(func(tx store.ReadTx) { // counted, never modified
 		var svc *api.Service
 		if svc, err = lookup("service", ref, tx.GetService, tx.FindServices); err != nil {
 			return
