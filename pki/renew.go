@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"time"
+
+	"github.com/apiary-io/apiary/internal/backoff"
 )
 
 // Clock is the time source of a Renewer; tests inject a fake one.
@@ -152,7 +154,7 @@ type issuedAs struct {
 
 // renew tries until it succeeds, ctx ends, or the error is permanent.
 func (r *Renewer) renew(ctx context.Context) error {
-	backoff := r.opts.RetryMin
+	retry := backoff.New(backoff.Config{Base: r.opts.RetryMin, Max: r.opts.RetryMax})
 	for {
 		err := r.node.Renew(ctx, r.issuer)
 		if err == nil {
@@ -170,12 +172,12 @@ func (r *Renewer) renew(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		r.opts.Logger.Warn("pki: certificate renewal failed; retrying", "node", r.node.Identity().NodeID, "in", backoff, "err", err)
+		wait := retry.Next()
+		r.opts.Logger.Warn("pki: certificate renewal failed; retrying", "node", r.node.Identity().NodeID, "in", wait, "err", err)
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-r.opts.Clock.After(backoff):
+		case <-r.opts.Clock.After(wait):
 		}
-		backoff = min(2*backoff, r.opts.RetryMax)
 	}
 }

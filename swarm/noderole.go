@@ -12,6 +12,7 @@ import (
 
 	"google.golang.org/grpc"
 
+	"github.com/apiary-io/apiary/internal/backoff"
 	"github.com/apiary-io/apiary/pki"
 	"github.com/apiary-io/apiary/swarm/api"
 )
@@ -41,7 +42,7 @@ func (n *Node) kickRole() {
 // certificate (renewed through the managers' CA, which issues the new role
 // only when the cluster is ready for it), then its components.
 func (n *Node) followRole(ctx context.Context) {
-	retry := roleRetry
+	retry := backoff.New(backoff.Config{Base: roleRetry, Max: roleRetryMax})
 	for {
 		select {
 		case <-ctx.Done():
@@ -50,16 +51,16 @@ func (n *Node) followRole(ctx context.Context) {
 		}
 		err := n.reconcileRole(ctx)
 		if err == nil || ctx.Err() != nil {
-			retry = roleRetry
+			retry.Reset()
 			continue
 		}
-		n.log.Warn("role switch failed; retrying", "in", retry, "err", err)
+		wait := retry.Next()
+		n.log.Warn("role switch failed; retrying", "in", wait, "err", err)
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(retry):
+		case <-time.After(wait):
 		}
-		retry = min(2*retry, roleRetryMax)
 		n.kickRole()
 	}
 }

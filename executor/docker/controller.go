@@ -326,7 +326,7 @@ func (c *controller) Start(ctx context.Context) error {
 // monitor waits for the container to stop and records how it ended.
 func (c *controller) monitor(id string, done chan struct{}) {
 	ctx := c.e.ctx
-	backoff := retryMin
+	retry := newRetry()
 	for {
 		respC, errC := c.e.cli.ContainerWait(ctx, id, container.WaitConditionNotRunning)
 		var err error
@@ -343,8 +343,9 @@ func (c *controller) monitor(id string, done chan struct{}) {
 			c.finish(done, executor.ExitStatus{ExitCode: -1, Message: "container removed outside the executor; exit status unknown"})
 			return
 		}
-		c.log.Warn("waiting on the container failed; trying again", "err", err, "in", backoff)
-		t := time.NewTimer(backoff)
+		wait := retry.Next()
+		c.log.Warn("waiting on the container failed; trying again", "err", err, "in", wait)
+		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()
@@ -353,7 +354,6 @@ func (c *controller) monitor(id string, done chan struct{}) {
 		case <-t.C:
 		}
 		t.Stop()
-		backoff = min(2*backoff, retryMax)
 	}
 }
 

@@ -19,6 +19,7 @@ import (
 	"github.com/docker/docker/client"
 
 	"github.com/apiary-io/apiary/executor"
+	"github.com/apiary-io/apiary/internal/backoff"
 	"github.com/apiary-io/apiary/swarm/api"
 )
 
@@ -45,6 +46,11 @@ var (
 	retryMin = 100 * time.Millisecond
 	retryMax = 2 * time.Second
 )
+
+// newRetry returns the back-off between retryMin and retryMax.
+func newRetry() *backoff.Backoff {
+	return backoff.New(backoff.Config{Base: retryMin, Max: retryMax})
+}
 
 // Executor runs tasks as Docker containers. It implements
 // executor.Executor and executor.TaskLister.
@@ -263,28 +269,30 @@ func (e *Executor) watchEvents() {
 	f.Add("type", string(events.ContainerEventType))
 	f.Add("event", string(events.ActionDie))
 	f.Add("event", string(events.ActionOOM))
-	backoff := retryMin
+	retry := newRetry()
 	for {
 		msgs, errs := e.cli.Events(e.ctx, events.ListOptions{Filters: f})
-		err := e.readEvents(msgs, errs, &backoff)
+		err := e.readEvents(msgs, errs, retry)
 		if e.ctx.Err() != nil {
 			return
 		}
-		e.log.Debug("engine event stream ended; subscribing again", "err", err, "in", backoff)
+		wait := retry.Next()
+		e.log.Debug("engine event stream ended; subscribing again", "err", err, "in", wait)
 		select {
 		case <-e.ctx.Done():
 			return
-		case <-time.After(backoff):
+		case <-time.After(wait):
 		}
-		backoff = min(2*backoff, retryMax)
 	}
 }
 
-func (e *Executor) readEvents(msgs <-chan events.Message, errs <-chan error, backoff *time.Duration) error {
+// readEvents hands the stream's events on until it breaks; an event shows
+// the subscription works, so the retry after the break starts short.
+func (e *Executor) readEvents(msgs <-chan events.Message, errs <-chan error, retry *backoff.Backoff) error {
 	for {
 		select {
 		case m := <-msgs:
-			*backoff = retryMin
+			retry.Reset()
 			e.event(m)
 		case err := <-errs:
 			return err

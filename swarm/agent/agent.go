@@ -11,11 +11,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"sync"
 	"time"
 
 	"github.com/apiary-io/apiary/executor"
+	"github.com/apiary-io/apiary/internal/backoff"
 	"github.com/apiary-io/apiary/swarm/api"
 	"github.com/apiary-io/apiary/swarm/api/session"
 )
@@ -40,7 +40,9 @@ type Config struct {
 	// Addr is the address this node is reachable at, for display.
 	Addr   string
 	Logger *slog.Logger
-	// ReconnectBackoff bounds the wait between session attempts.
+	// ReconnectBackoff bounds the wait between session attempts: the
+	// first after a session ends comes within a tenth of it, later ones
+	// between half of it and all of it.
 	ReconnectBackoff time.Duration
 }
 
@@ -106,12 +108,12 @@ func (a *Agent) Run(ctx context.Context) error {
 	go func() { defer wg.Done(); a.reporter.run(rctx) }()
 	defer wg.Wait()
 	defer stopReporter()
-	fails := 0
+	retry := backoff.New(reconnectBackoff(a.cfg.ReconnectBackoff))
 	for {
 		start := time.Now()
 		err := a.session(ctx)
 		if time.Since(start) > a.cfg.ReconnectBackoff {
-			fails = 0 // the session lived: this is a new failure
+			retry.Reset() // the session lived: this is a new failure
 		}
 		if ctx.Err() != nil {
 			return nil
@@ -119,20 +121,22 @@ func (a *Agent) Run(ctx context.Context) error {
 		if errors.Is(err, session.ErrNodeRemoved) {
 			return fmt.Errorf("agent: %w", err)
 		}
-		a.log.Warn("session ended; reconnecting", "err", err)
-		// The first attempt comes quickly (a failover: another manager is
-		// probably there already); repeated failures back off.
-		fails++
-		wait := rand.N(a.cfg.ReconnectBackoff/10 + 1)
-		if fails > 1 {
-			wait = a.cfg.ReconnectBackoff/2 + rand.N(a.cfg.ReconnectBackoff/2+1)
-		}
+		wait := retry.Next()
+		a.log.Warn("session ended; reconnecting", "err", err, "in", wait)
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-time.After(wait):
 		}
 	}
+}
+
+// reconnectBackoff is the wait between session attempts. The first comes
+// quickly, within d/10 (a failover: another manager is probably there
+// already); repeated failures wait between d/2 and d. The jitter spreads
+// the workers of a failed manager over the interval.
+func reconnectBackoff(d time.Duration) backoff.Config {
+	return backoff.Config{Base: d / 10, Max: d, Multiplier: 10, Jitter: 0.5}
 }
 
 // session runs one session: register, heartbeat, follow assignments.

@@ -19,6 +19,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/apiary-io/apiary/internal/backoff"
 	"github.com/apiary-io/apiary/internal/idmap"
 	"github.com/apiary-io/apiary/scheduler"
 	"github.com/apiary-io/apiary/store"
@@ -36,7 +37,6 @@ type Placer struct {
 	// idmap gives the memory of a removed service's tasks back.
 	placed  idmap.Map[*api.Task]
 	pending idmap.Map[*api.Task]
-	backoff time.Duration
 }
 
 // writeChunk is how many decisions one transaction of the write-back holds.
@@ -109,6 +109,9 @@ func (p *Placer) Run(ctx context.Context) error {
 
 	retry := time.NewTimer(time.Hour)
 	defer retry.Stop()
+	// Tasks that fit nowhere are tried again less and less often while
+	// nothing changes; a node's change tries them at once and anew.
+	unfit := backoff.New(backoff.Config{Base: minBackoff, Max: maxBackoff})
 	dirty := true
 	for {
 		if dirty && p.pending.Len() > 0 && w.Pending() == 0 {
@@ -121,10 +124,9 @@ func (p *Placer) Run(ctx context.Context) error {
 				}
 				retry.Reset(minBackoff)
 			case unplaced > 0:
-				p.backoff = min(max(p.backoff*2, minBackoff), maxBackoff)
-				retry.Reset(p.backoff)
+				retry.Reset(unfit.Next())
 			default:
-				p.backoff = 0
+				unfit.Reset()
 			}
 		}
 		select {
@@ -141,7 +143,8 @@ func (p *Placer) Run(ctx context.Context) error {
 				} else {
 					p.nodes[o.ID] = o
 				}
-				dirty, p.backoff = true, 0
+				dirty = true
+				unfit.Reset()
 			case *api.Task:
 				if ev.Action == store.ActionDelete {
 					p.placed.Delete(o.ID)
