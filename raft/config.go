@@ -219,6 +219,38 @@ func (c *Config) validate() error {
 	if c.Storage == nil && c.DataDir == "" {
 		errs = append(errs, errors.New("DataDir or Storage is required"))
 	}
+	seen := map[uint64]bool{}
+	for _, p := range c.Peers {
+		if p.ID == 0 || seen[p.ID] {
+			errs = append(errs, fmt.Errorf("Peers: ID %x is zero or repeated", p.ID))
+		}
+		seen[p.ID] = true
+	}
+	if len(c.Peers) > 0 && !seen[c.ID] {
+		errs = append(errs, fmt.Errorf("Peers must include this member (%x)", c.ID))
+	}
+	errs = append(errs, c.tuning()...)
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("raft: invalid config: %w", err)
+	}
+	return nil
+}
+
+// CheckTuning fills in the defaults of the settings that do not name the
+// member (timing, sizes, snapshots), as NewNode does, and checks them. A
+// program that sets the member's identity, storage and transport later
+// (swarm.NodeConfig) checks the rest with it before it starts anything.
+func (c *Config) CheckTuning() error {
+	if err := errors.Join(c.tuning()...); err != nil {
+		return fmt.Errorf("raft: invalid config: %w", err)
+	}
+	return nil
+}
+
+// tuning fills in the defaults of the member-independent settings and
+// returns what is wrong with them.
+func (c *Config) tuning() []error {
+	var errs []error
 	if c.TickInterval <= 0 {
 		errs = append(errs, fmt.Errorf("TickInterval %v must be positive", c.TickInterval))
 	}
@@ -230,16 +262,6 @@ func (c *Config) validate() error {
 	}
 	if c.MaxInflightMsgs <= 0 {
 		errs = append(errs, errors.New("MaxInflightMsgs must be positive"))
-	}
-	seen := map[uint64]bool{}
-	for _, p := range c.Peers {
-		if p.ID == 0 || seen[p.ID] {
-			errs = append(errs, fmt.Errorf("Peers: ID %x is zero or repeated", p.ID))
-		}
-		seen[p.ID] = true
-	}
-	if len(c.Peers) > 0 && !seen[c.ID] {
-		errs = append(errs, fmt.Errorf("Peers must include this member (%x)", c.ID))
 	}
 	if c.SnapshotChunkSize <= 0 {
 		c.SnapshotChunkSize = 1 << 20
@@ -262,8 +284,5 @@ func (c *Config) validate() error {
 	if c.DedupWindow <= 0 {
 		c.DedupWindow = 10000
 	}
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("raft: invalid config: %w", err)
-	}
-	return nil
+	return errs
 }

@@ -22,7 +22,7 @@ func grpcCluster(b *testing.B, workers int, heartbeat time.Duration) (*swarm.Man
 	b.Helper()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	cfg := swarm.DefaultManagerConfig()
-	cfg.Dispatcher.HeartbeatPeriod = heartbeat
+	cfg.ClusterSpec.Dispatcher.HeartbeatPeriod = heartbeat
 	cfg.Logger = log
 	mgr, err := swarm.StartManager(context.Background(), cfg)
 	if err != nil {

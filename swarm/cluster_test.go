@@ -47,7 +47,7 @@ func startCluster(t *testing.T, workers int) *testCluster {
 	// too, runs after the cluster stopped (cleanups run last-in first-out).
 	base := t.TempDir()
 	cfg := swarm.DefaultManagerConfig()
-	cfg.Dispatcher.HeartbeatPeriod = 100 * time.Millisecond
+	cfg.ClusterSpec.Dispatcher.HeartbeatPeriod = 100 * time.Millisecond
 	cfg.Logger = quietLogger()
 	mgr, err := swarm.StartManager(context.Background(), cfg)
 	if err != nil {

@@ -22,7 +22,7 @@ import (
 // through its gRPC services on loopback.
 func TestClusterOverGRPC(t *testing.T) {
 	cfg := swarm.DefaultManagerConfig()
-	cfg.Dispatcher.HeartbeatPeriod = 100 * time.Millisecond
+	cfg.ClusterSpec.Dispatcher.HeartbeatPeriod = 100 * time.Millisecond
 	cfg.Logger = quietLogger()
 	mgr, err := swarm.StartManager(context.Background(), cfg)
 	if err != nil {

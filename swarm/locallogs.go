@@ -8,6 +8,7 @@ import (
 
 	"github.com/apiary-io/apiary/executor"
 	"github.com/apiary-io/apiary/swarm/api"
+	"github.com/apiary-io/apiary/swarm/api/control"
 )
 
 // localLogs is controlapi.LogSource over workers in this process.
@@ -24,6 +25,9 @@ func (l *localLogs) TaskLogs(ctx context.Context, t *api.Task, opts executor.Log
 			return w.Logs(ctx, t.ID, opts)
 		}
 	}
+	if len(l.workers) == 0 {
+		return nil, fmt.Errorf("node %s: %w (Manager.ServeLogsFrom gives a manager its workers in this process)", t.NodeID, control.ErrNoLogSource)
+	}
 	return nil, fmt.Errorf("node %s is not a worker of this process", t.NodeID)
 }
 
@@ -31,12 +35,6 @@ func (l *localLogs) TaskLogs(ctx context.Context, t *api.Task, opts executor.Log
 // logs`) read task output from workers running in this process. Nodes of a
 // networked cluster (swarm.Node) are reached over the network instead.
 func (m *Manager) ServeLogsFrom(workers ...*Worker) {
-	m.localLogsMu.Lock()
-	defer m.localLogsMu.Unlock()
-	if m.localLogs == nil {
-		m.localLogs = &localLogs{}
-		m.control.SetLogSource(m.localLogs)
-	}
 	m.localLogs.mu.Lock()
 	m.localLogs.workers = append(m.localLogs.workers, workers...)
 	m.localLogs.mu.Unlock()

@@ -23,18 +23,29 @@ import (
 	"github.com/apiary-io/apiary/swarm/placer"
 )
 
-// ManagerConfig configures a manager.
+// ManagerConfig configures a manager: one started by StartManager, or a
+// node's whenever it runs as a manager (NodeConfig.Manager). Start from
+// DefaultManagerConfig: every setting of the manager's process is here,
+// and nothing is set on a manager once it runs. Settings of the whole
+// cluster (heartbeat period, certificate lifetime, task history) are not:
+// they live in the cluster object, from ClusterSpec at its creation, and
+// change with Client.UpdateCluster.
 type ManagerConfig struct {
 	// NodeID is this manager's node ID; a random one when empty.
 	NodeID string
 	// Addr is the address other nodes reach this manager's gRPC services
 	// at (recorded in its node's ManagerStatus).
 	Addr string
-	// ClusterSpec is a new cluster's settings.
+	// ClusterSpec is a new cluster's settings: the cluster object is made
+	// from it once, by the first leader (InitNode's). A manager of an
+	// existing cluster ignores it.
 	ClusterSpec api.ClusterSpec
-	// Dispatcher tunes worker sessions (heartbeat period and grace).
+	// Dispatcher tunes worker sessions (grace, status batching).
 	Dispatcher dispatcher.Config
-	// Scheduler tunes placement (plugins, weights).
+	// Scheduler is the placement pipeline: the built-in plugins and the
+	// program's own (scheduler.Config.Register). The node records their
+	// names in its ManagerStatus, so managers that disagree show in
+	// `node inspect`.
 	Scheduler scheduler.Config
 	// Raft, when set, makes the manager one member of a replicated group
 	// (start from raft.DefaultConfig(); ID defaults to RaftID(NodeID); FSM
@@ -46,7 +57,8 @@ type ManagerConfig struct {
 	Logger  *slog.Logger
 }
 
-// DefaultManagerConfig returns Swarm's defaults with adaptive heartbeats.
+// DefaultManagerConfig returns Swarm's defaults (adaptive heartbeats, the
+// built-in scheduler plugins) for a manager without replication.
 func DefaultManagerConfig() ManagerConfig {
 	return ManagerConfig{
 		ClusterSpec: api.DefaultClusterSpec(),
@@ -88,8 +100,9 @@ type Manager struct {
 	// registered is closed once this manager's own node record exists.
 	registered chan struct{}
 
-	localLogsMu sync.Mutex
-	localLogs   *localLogs
+	// localLogs serves the output of workers in this process
+	// (ServeLogsFrom).
+	localLogs *localLogs
 
 	membershipMu sync.Mutex
 }
@@ -131,6 +144,14 @@ func (p *lateProposer) Propose(ctx context.Context, data []byte) (uint64, error)
 // bootstraps, or resumes from disk) a replicated group and runs the control
 // loop whenever it is the leader.
 func StartManager(ctx context.Context, cfg ManagerConfig) (*Manager, error) {
+	return startManager(ctx, cfg, nil)
+}
+
+// startManager starts a manager whose control API also reaches what
+// services returns, made over the manager's store before anything serves
+// (a node's certificate authority and its nodes' task output): the control
+// server is built once, with everything it reaches.
+func startManager(ctx context.Context, cfg ManagerConfig, services func(*store.MemoryStore) controlapi.Options) (*Manager, error) {
 	if err := cfg.ClusterSpec.Validate(); err != nil {
 		return nil, fmt.Errorf("start manager: %w", err)
 	}
@@ -138,18 +159,30 @@ func StartManager(ctx context.Context, cfg ManagerConfig) (*Manager, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	cfg.Dispatcher.Logger = log
+	if cfg.Dispatcher.Logger == nil {
+		cfg.Dispatcher.Logger = log
+	}
 	if cfg.NodeID == "" {
 		cfg.NodeID = api.NewID()
 	}
-	m := &Manager{cfg: cfg, nodeID: cfg.NodeID, log: log.With("node", cfg.NodeID)}
+	m := &Manager{cfg: cfg, nodeID: cfg.NodeID, log: log.With("node", cfg.NodeID), localLogs: &localLogs{}}
 	lp := &lateProposer{}
 	if cfg.Raft != nil {
 		m.store = store.NewMemoryStore(lp)
 	} else {
 		m.store = store.NewMemoryStore(nil)
 	}
-	m.control = controlapi.New(m.store)
+	opts := controlapi.Options{}
+	if services != nil {
+		opts = services(m.store)
+	}
+	if opts.Logs == nil {
+		opts.Logs = m.localLogs
+	}
+	if cfg.Raft != nil {
+		opts.Membership = m
+	}
+	m.control = controlapi.New(m.store, opts)
 	m.dispatcher = dispatcher.New(m.store, cfg.Dispatcher)
 	runCtx, cancel := context.WithCancel(context.Background())
 	m.cancel = cancel
@@ -185,7 +218,6 @@ func StartManager(ctx context.Context, cfg ManagerConfig) (*Manager, error) {
 		return nil, fmt.Errorf("start manager: %w", err)
 	}
 	lp.node, m.raft = node, node
-	m.control.SetMembership(m)
 	m.registered = make(chan struct{})
 	m.wg.Add(2)
 	go func() { defer m.wg.Done(); m.followLeadership(runCtx) }()

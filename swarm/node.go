@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -28,6 +29,9 @@ import (
 
 // NodeConfig configures a node: a machine of a cluster as apiaryd runs it,
 // with its identity, its services on the network and its control socket.
+// Start from DefaultNodeConfig: it holds every setting of the node's
+// process, its manager's included, and nothing is set on a node once it
+// runs.
 type NodeConfig struct {
 	// DataDir holds everything the node must keep: node.json, its
 	// certificates, the raft log of a manager, the executor's records.
@@ -39,11 +43,17 @@ type NodeConfig struct {
 	AdvertiseAddr string
 	// Executor runs the node's tasks.
 	Executor executor.Executor
-	// HeartbeatPeriod fixes the dispatcher's heartbeat period (managers);
-	// zero is adaptive.
-	HeartbeatPeriod time.Duration
-	// RaftTick overrides raft's tick (tests); zero keeps 100 ms.
-	RaftTick time.Duration
+	// Manager is what the node runs with whenever it is a manager (from
+	// init, a manager join, a restart or a promotion): the scheduler and
+	// its plugins, raft's timing, sizes and snapshots (Manager.Raft), the
+	// dispatcher's grace and batching, the manager's logger (the node's
+	// when nil). Manager.ClusterSpec is the new cluster's settings
+	// (InitNode only). The node sets what is its own, and refuses a
+	// config that sets it: Manager.NodeID, Addr and CAState, and raft's
+	// ID, Addr, FSM, Transport, DataDir, Storage, Peers, Join and
+	// ForceNewCluster. A zero Manager is DefaultManagerConfig(), a nil
+	// Manager.Raft raft.DefaultConfig().
+	Manager ManagerConfig
 	// Dialer, if set, opens every connection the node makes to another
 	// node (swarmtest cuts the network between nodes with it).
 	Dialer func(ctx context.Context, addr string) (net.Conn, error)
@@ -62,6 +72,16 @@ type NodeConfig struct {
 	// old data (they would find themselves removed).
 	ForceNewCluster bool
 	Logger          *slog.Logger
+}
+
+// DefaultNodeConfig returns a node's defaults: Swarm's for its manager
+// (DefaultManagerConfig) with raft's (raft.DefaultConfig). The caller sets
+// DataDir, ListenAddr and Executor.
+func DefaultNodeConfig() NodeConfig {
+	rc := raft.DefaultConfig()
+	mc := DefaultManagerConfig()
+	mc.Raft = &rc
+	return NodeConfig{Manager: mc}
 }
 
 // nodeState is what a node keeps in DataDir/node.json to restart alone.
@@ -150,7 +170,54 @@ func (c *NodeConfig) fill() error {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+	if err := c.fillManager(); err != nil {
+		return fmt.Errorf("node config: %w", err)
+	}
 	return secureDataDir(c.DataDir, c.Logger)
+}
+
+// fillManager gives the manager configuration its defaults and refuses,
+// before the node writes anything, what could not start: a manager fails
+// on the node's first promotion otherwise, long after the mistake.
+func (c *NodeConfig) fillManager() error {
+	m := &c.Manager
+	if reflect.ValueOf(*m).IsZero() {
+		*m = DefaultManagerConfig()
+	}
+	rc := raft.DefaultConfig()
+	if m.Raft != nil {
+		rc = *m.Raft // the caller's stays theirs
+	}
+	m.Raft = &rc
+	var errs []error
+	own := func(field string, set bool) {
+		if set {
+			errs = append(errs, fmt.Errorf("manager: %s: the node sets it (leave it empty)", field))
+		}
+	}
+	own("NodeID", m.NodeID != "")
+	own("Addr", m.Addr != "")
+	own("CAState", len(m.CAState) > 0)
+	own("Raft.ID", rc.ID != 0)
+	own("Raft.Addr", rc.Addr != "")
+	own("Raft.FSM", rc.FSM != nil)
+	own("Raft.Transport", rc.Transport != nil)
+	own("Raft.DataDir (the node's is DATA_DIR/raft)", rc.DataDir != "")
+	own("Raft.Storage (the node's is DATA_DIR/raft)", rc.Storage != nil)
+	own("Raft.Peers", len(rc.Peers) > 0)
+	own("Raft.Join", len(rc.Join) > 0)
+	own("Raft.ForceNewCluster (set NodeConfig.ForceNewCluster)", rc.ForceNewCluster)
+	if err := rc.CheckTuning(); err != nil {
+		errs = append(errs, fmt.Errorf("manager: Raft: %w", err))
+	}
+	if err := m.ClusterSpec.Validate(); err != nil {
+		hint := ""
+		if m.ClusterSpec.Name == "" {
+			hint = " (start from swarm.DefaultNodeConfig())"
+		}
+		errs = append(errs, fmt.Errorf("manager: ClusterSpec: %w%s", err, hint))
+	}
+	return errors.Join(errs...)
 }
 
 // ControlSocket is the path of a node's control socket in its data dir.
@@ -218,7 +285,9 @@ func InitNode(ctx context.Context, cfg NodeConfig) (*Node, error) {
 	if cfg.ExternalCA != nil {
 		rec, err = pki.NewExternalCARecord(st.ClusterID, cfg.ExternalCARoot, *cfg.ExternalCA)
 	} else {
-		rec, err = pki.NewCARecord(st.ClusterID, 0)
+		// The first certificate already has the lifetime the new
+		// cluster's spec sets.
+		rec, err = pki.NewCARecord(st.ClusterID, cfg.Manager.ClusterSpec.CAConfig.NodeCertExpiry)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("init: %w", err)

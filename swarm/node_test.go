@@ -26,14 +26,14 @@ func freeAddr(t *testing.T) string {
 }
 
 func nodeConfig(t *testing.T, dir, name string) swarm.NodeConfig {
-	return swarm.NodeConfig{
-		DataDir:         filepath.Join(dir, name),
-		ListenAddr:      freeAddr(t),
-		Executor:        fake.New(fake.Config{Hostname: name}),
-		HeartbeatPeriod: 200 * time.Millisecond,
-		RaftTick:        20 * time.Millisecond,
-		Logger:          quietLogger(),
-	}
+	cfg := swarm.DefaultNodeConfig()
+	cfg.DataDir = filepath.Join(dir, name)
+	cfg.ListenAddr = freeAddr(t)
+	cfg.Executor = fake.New(fake.Config{Hostname: name})
+	cfg.Manager.ClusterSpec.Dispatcher.HeartbeatPeriod = 200 * time.Millisecond
+	cfg.Manager.Raft.TickInterval = 20 * time.Millisecond
+	cfg.Logger = quietLogger()
+	return cfg
 }
 
 func socketClient(t *testing.T, dataDir string) *swarm.Client {
@@ -170,7 +170,9 @@ func TestNodesJoinWithTokensOverMutualTLS(t *testing.T) {
 	}
 
 	// It comes back from its data dir alone, with its identity and state.
-	m1b, err := swarm.RestartNode(ctx, swarm.NodeConfig{DataDir: first.DataDir, Executor: fake.New(fake.Config{Hostname: "m1"}), HeartbeatPeriod: 200 * time.Millisecond, RaftTick: 20 * time.Millisecond, Logger: quietLogger()})
+	again := nodeConfig(t, dir, "m1")
+	again.ListenAddr = "" // node.json has it
+	m1b, err := swarm.RestartNode(ctx, again)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,10 +10,12 @@ import (
 
 	"github.com/apiary-io/apiary/pki"
 	"github.com/apiary-io/apiary/raft"
+	"github.com/apiary-io/apiary/store"
 	"github.com/apiary-io/apiary/swarm/agent"
 	"github.com/apiary-io/apiary/swarm/api"
 	"github.com/apiary-io/apiary/swarm/api/control"
 	"github.com/apiary-io/apiary/swarm/api/session"
+	"github.com/apiary-io/apiary/swarm/controlapi"
 	"github.com/apiary-io/apiary/swarm/dispatcher"
 	"github.com/apiary-io/apiary/swarm/rpc"
 	"google.golang.org/grpc"
@@ -118,10 +120,10 @@ func (n *Node) startManager(ctx context.Context, rt *runtime, boot *bootstrap) e
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", n.cfg.ListenAddr, err)
 	}
-	rc := raft.DefaultConfig()
-	if n.cfg.RaftTick > 0 {
-		rc.TickInterval = n.cfg.RaftTick
-	}
+	// The node's settings (fill made Raft a copy of the caller's); what
+	// names this member is the node's own.
+	mc := n.cfg.Manager
+	rc := *mc.Raft
 	rt.srv, err = n.newServer(n.identity.JoinServerTLSConfig(), rt, managerClasses(rc.MaxFrameSize()))
 	if err != nil {
 		lis.Close()
@@ -157,9 +159,10 @@ func (n *Node) startManager(ctx context.Context, rt *runtime, boot *bootstrap) e
 	rc.DataDir = n.raftDir()
 	rc.ForceNewCluster = boot == nil && n.cfg.ForceNewCluster
 	rc.Transport = tr
-	mc := DefaultManagerConfig()
-	mc.NodeID, mc.Addr, mc.Logger = n.state.NodeID, n.state.AdvertiseAddr, n.log
-	mc.Dispatcher.HeartbeatPeriod = n.cfg.HeartbeatPeriod
+	mc.NodeID, mc.Addr = n.state.NodeID, n.state.AdvertiseAddr
+	if mc.Logger == nil {
+		mc.Logger = n.log
+	}
 	if boot != nil && boot.caState != nil {
 		rc.Peers = []raft.Peer{{ID: rc.ID, Addr: n.state.AdvertiseAddr}}
 		mc.CAState = boot.caState
@@ -170,7 +173,12 @@ func (n *Node) startManager(ctx context.Context, rt *runtime, boot *bootstrap) e
 		}
 	}
 	mc.Raft = &rc
-	mgr, err := StartManager(ctx, mc)
+	// The control API reaches the node's CA and its nodes' task output
+	// from the start: nothing is plugged into it once it serves.
+	mgr, err := startManager(ctx, mc, func(s *store.MemoryStore) controlapi.Options {
+		rt.ca = pki.NewCAServer(caState{s}, pki.CAServerOptions{Logger: n.log})
+		return controlapi.Options{CA: nodeCA{rt.ca}, Logs: nodeLogs{n: n, store: s}}
+	})
 	if err != nil {
 		lis.Close()
 		return err
@@ -180,11 +188,8 @@ func (n *Node) startManager(ctx context.Context, rt *runtime, boot *bootstrap) e
 	control.RegisterAPI(rt.srv, mgr.control, nil)
 	registerMembership(rt.srv, mgr.control, nil)
 	dispatcher.Serve(rt.srv, mgr.dispatcher)
-	rt.ca = pki.NewCAServer(caState{mgr.store}, pki.CAServerOptions{Logger: n.log})
 	pki.RegisterCAService(rt.srv, rt.ca)
 	n.serveNodeService(rt.srv)
-	mgr.control.SetLogSource(nodeLogs{n, mgr})
-	mgr.control.SetCA(nodeCA{rt.ca})
 	n.serveOn(rt.srv, lis)
 	return nil
 }

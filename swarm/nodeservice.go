@@ -81,13 +81,13 @@ func (s *chunkStream) Recv() (*LogChunk, error) {
 // manager calls the node that runs the task, at the address it registered
 // from, over mutual TLS.
 type nodeLogs struct {
-	n   *Node
-	mgr *Manager
+	n     *Node
+	store *store.MemoryStore
 }
 
 func (l nodeLogs) TaskLogs(ctx context.Context, t *api.Task, opts executor.LogOptions) (io.ReadCloser, error) {
 	var addr string
-	l.mgr.store.View(func(tx store.ReadTx) {
+	l.store.View(func(tx store.ReadTx) {
 		if node := tx.GetNode(t.NodeID); node != nil {
 			addr = node.Status.Addr
 		}

@@ -40,7 +40,7 @@ type fakeWorker struct {
 func startFakeCluster(t *testing.T, workers int, script func(*api.Task) fake.Script, tune func(*swarm.ManagerConfig)) *fakeCluster {
 	t.Helper()
 	cfg := swarm.DefaultManagerConfig()
-	cfg.Dispatcher.HeartbeatPeriod = 100 * time.Millisecond
+	cfg.ClusterSpec.Dispatcher.HeartbeatPeriod = 100 * time.Millisecond
 	cfg.Logger = quietLogger()
 	if tune != nil {
 		tune(&cfg)

@@ -36,7 +36,7 @@ func startRaftCluster(t *testing.T, managers, workers int) *raftCluster {
 	for i, id := range rc.ids {
 		cfg := swarm.DefaultManagerConfig()
 		cfg.NodeID, cfg.Addr = id, id
-		cfg.Dispatcher.HeartbeatPeriod = 100 * time.Millisecond
+		cfg.ClusterSpec.Dispatcher.HeartbeatPeriod = 100 * time.Millisecond
 		cfg.Logger = quietLogger()
 		r := raft.DefaultConfig()
 		r.TickInterval = 20 * time.Millisecond

@@ -1,12 +1,18 @@
 // Command apiaryd is the Apiary node daemon. It stays in the foreground:
 //
-//	apiaryd init --data-dir D --listen-addr HOST:PORT [NODE OPTIONS] [--external-ca SPEC --ca-cert ROOT.pem]
+//	apiaryd init --data-dir D --listen-addr HOST:PORT [NODE OPTIONS] [CLUSTER SETTINGS] [--external-ca SPEC --ca-cert ROOT.pem]
 //	apiaryd join --data-dir D --listen-addr HOST:PORT [NODE OPTIONS] --token TOKEN MANAGER_ADDR [MANAGER_ADDR...]
 //	apiaryd run  --data-dir D [NODE OPTIONS] [--force-new-cluster]
 //
 // NODE OPTIONS: --advertise-addr A, --executor process|docker|fake,
-// --hostname H, --label k=v (repeatable), --heartbeat-period D,
-// --log-level L.
+// --hostname H, --label k=v (repeatable), --log-level L.
+//
+// CLUSTER SETTINGS (init only, as `docker swarm init` takes them): the new
+// cluster's --dispatcher-heartbeat D (0: adaptive), --cert-expiry D and
+// --task-history-limit N. They are the cluster's, not the node's: they live
+// in the cluster object and change with `apiaryctl swarm update`. The old
+// per-node --heartbeat-period is still accepted: on init it is
+// --dispatcher-heartbeat, on join and run it is ignored, with a warning.
 //
 // init creates a cluster with this node as its first manager; join enters
 // one with a join token (the token decides worker or manager); run restarts
@@ -53,6 +59,7 @@ func newRoot() *cobra.Command {
 		dataDir, token     string
 		externalCA, caCert string
 		forceNewCluster    bool
+		cluster            clusterSettings
 	)
 	root := &cobra.Command{Use: "apiaryd", Short: "The Apiary node daemon", SilenceUsage: true, SilenceErrors: true}
 	root.PersistentFlags().StringVar(&dataDir, "data-dir", "/var/lib/apiary", "where the node keeps its identity, state and task records")
@@ -83,12 +90,18 @@ func newRoot() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			spec, err := cluster.spec()
+			if err != nil {
+				return err
+			}
 			return create(cmd, func(ctx context.Context, cfg swarm.NodeConfig) (*swarm.Node, error) {
 				cfg.ExternalCA, cfg.ExternalCARoot = ext, root
+				cfg.Manager.ClusterSpec = spec
 				return swarm.InitNode(ctx, cfg)
 			})
 		},
 	}
+	cluster.flags(initCmd.Flags())
 	initCmd.Flags().StringVar(&externalCA, "external-ca", "", "sign node certificates with an external cfssl CA: protocol=cfssl,url=URL[,profile=NAME][,auth-key=KEY][,cacert=FILE]")
 	initCmd.Flags().StringVar(&caCert, "ca-cert", "", "with --external-ca: the root certificate (PEM file) the external CA signs under")
 	joinCmd := &cobra.Command{
@@ -134,6 +147,9 @@ func newRoot() *cobra.Command {
 	for _, c := range []*cobra.Command{initCmd, joinCmd, runCmd} {
 		c.Flags().AddFlagSet(o.flags())
 	}
+	for _, c := range []*cobra.Command{joinCmd, runCmd} {
+		ignoreHeartbeatPeriod(c.Flags())
+	}
 	root.AddCommand(initCmd, joinCmd, runCmd)
 	return root
 }
@@ -163,9 +179,6 @@ func (o *nodeOptions) check() (*slog.Logger, error) {
 	}
 	if !slices.Contains(executors, o.executor) {
 		return nil, fmt.Errorf("--executor: %q is not %s", o.executor, strings.Join(executors, ", "))
-	}
-	if o.heartbeat < 0 {
-		return nil, fmt.Errorf("--heartbeat-period: %v is negative", o.heartbeat)
 	}
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(o.logLevel)); err != nil {
@@ -208,14 +221,10 @@ func serve(dataDir string, o nodeOptions, flags *pflag.FlagSet, log *slog.Logger
 	defer stop()
 	startCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	n, err := start(startCtx, swarm.NodeConfig{
-		DataDir:         dataDir,
-		ListenAddr:      o.listen,
-		AdvertiseAddr:   o.advertise,
-		Executor:        exec,
-		HeartbeatPeriod: o.heartbeat,
-		Logger:          log,
-	})
+	cfg := swarm.DefaultNodeConfig()
+	cfg.DataDir, cfg.ListenAddr, cfg.AdvertiseAddr = dataDir, o.listen, o.advertise
+	cfg.Executor, cfg.Logger = exec, log
+	n, err := start(startCtx, cfg)
 	if err != nil {
 		return err
 	}

@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"time"
 
 	"github.com/spf13/pflag"
 )
@@ -34,7 +33,6 @@ const nodeFlagAnnotation = "apiaryd/node-option"
 type nodeOptions struct {
 	listen, advertise, executor, hostname, logLevel string
 	labels                                          []string
-	heartbeat                                       time.Duration
 }
 
 // flags returns the node options as a flag set bound to o, each flag
@@ -46,7 +44,6 @@ func (o *nodeOptions) flags() *pflag.FlagSet {
 	fs.StringVar(&o.executor, "executor", "process", "how tasks run: process, docker or fake")
 	fs.StringVar(&o.hostname, "hostname", "", "hostname the node reports (default: the machine's)")
 	fs.StringArrayVar(&o.labels, "label", nil, "engine label k=v reported by this node (repeatable)")
-	fs.DurationVar(&o.heartbeat, "heartbeat-period", 0, "workers' heartbeat period when managing (0: adaptive)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.VisitAll(func(f *pflag.Flag) {
 		f.Annotations = map[string][]string{nodeFlagAnnotation: {"true"}}

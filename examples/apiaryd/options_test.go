@@ -14,9 +14,10 @@ import (
 )
 
 // runOnlyFlags are the flags of run that are not node options: the data
-// dir (where the options are) and one-off actions. Any other flag of run
-// must be a node option, saved by init and join.
-var runOnlyFlags = map[string]bool{"data-dir": true, "force-new-cluster": true, "help": true}
+// dir (where the options are), one-off actions, and --heartbeat-period,
+// accepted and ignored since the period became the cluster's. Any other
+// flag of run must be a node option, saved by init and join.
+var runOnlyFlags = map[string]bool{"data-dir": true, "force-new-cluster": true, "help": true, "heartbeat-period": true}
 
 func command(t *testing.T, name string) *cobra.Command {
 	t.Helper()
@@ -177,7 +178,7 @@ func TestNodeOptionsRoundTrip(t *testing.T) {
 // is used for what it has, and the log says what it lacks.
 func TestNodeOptionsFromAnOlderApiaryd(t *testing.T) {
 	dir := t.TempDir()
-	b, _ := json.Marshal(map[string]any{"executor": "fake", "colour": "blue"})
+	b, _ := json.Marshal(map[string]any{"executor": "fake", "colour": "blue", "heartbeat-period": "300ms"})
 	if err := os.WriteFile(filepath.Join(dir, optionsFile), b, 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -193,7 +194,9 @@ func TestNodeOptionsFromAnOlderApiaryd(t *testing.T) {
 	for _, n := range notes {
 		said[n.flag] = n.msg
 	}
-	if !strings.Contains(said["colour"], "unknown") || !strings.Contains(said["hostname"], "not saved") {
+	// --heartbeat-period was a node option before it became the
+	// cluster's: a saved one is ignored, saying so.
+	if !strings.Contains(said["colour"], "unknown") || !strings.Contains(said["heartbeat-period"], "ignored") || !strings.Contains(said["hostname"], "not saved") {
 		t.Errorf("notes %+v", notes)
 	}
 	// No file at all: a note, and the flags as given.
@@ -201,10 +204,10 @@ func TestNodeOptionsFromAnOlderApiaryd(t *testing.T) {
 		t.Errorf("no file: %+v %v", notes, err)
 	}
 	// A saved value that does not parse is an error naming the option.
-	if err := os.WriteFile(filepath.Join(dir, optionsFile), []byte(`{"heartbeat-period": "soon"}`), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, optionsFile), []byte(`{"label": "soon"}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := loadNodeOptions(dir, command(t, "run").Flags()); err == nil || !strings.Contains(err.Error(), "--heartbeat-period") {
+	if _, err := loadNodeOptions(dir, command(t, "run").Flags()); err == nil || !strings.Contains(err.Error(), "--label") {
 		t.Errorf("bad saved value: %v", err)
 	}
 }

@@ -175,13 +175,12 @@ func TestBinariesRunKeepsNodeOptions(t *testing.T) {
 	e := startupE2E(t)
 	addr := addr3(t, 1)
 	values := map[string][]string{
-		"listen-addr":      {addr},
-		"advertise-addr":   {addr},
-		"executor":         {"fake"},
-		"hostname":         {"kept-host"},
-		"label":            {"zone=blue", "disk=ssd"},
-		"heartbeat-period": {"700ms"},
-		"log-level":        {"debug"},
+		"listen-addr":    {addr},
+		"advertise-addr": {addr},
+		"executor":       {"fake"},
+		"hostname":       {"kept-host"},
+		"label":          {"zone=blue", "disk=ssd"},
+		"log-level":      {"debug"},
 	}
 	help, err := exec.Command(filepath.Join(e.bin, "apiaryd"), "run", "--help").CombinedOutput()
 	if err != nil {
@@ -224,7 +223,7 @@ func TestBinariesRunKeepsNodeOptions(t *testing.T) {
 	}
 	e.waitFor("the options in the log", 10*time.Second, func() (bool, string) {
 		line := logLine(p.log.String(), `msg="node options"`)
-		for _, want := range []string{"listen-addr=" + addr, "advertise-addr=" + addr, "executor=fake", "hostname=kept-host", `label="[zone=blue disk=ssd]"`, "heartbeat-period=700ms", "log-level=debug"} {
+		for _, want := range []string{"listen-addr=" + addr, "advertise-addr=" + addr, "executor=fake", "hostname=kept-host", `label="[zone=blue disk=ssd]"`, "log-level=debug"} {
 			if !strings.Contains(line, want) {
 				return false, fmt.Sprintf("%q lacks %s", line, want)
 			}

@@ -34,7 +34,7 @@ func TestClusterWithDockerExecutor(t *testing.T) {
 	ctx := context.Background()
 
 	mcfg := swarm.DefaultManagerConfig()
-	mcfg.Dispatcher.HeartbeatPeriod = 200 * time.Millisecond
+	mcfg.ClusterSpec.Dispatcher.HeartbeatPeriod = 200 * time.Millisecond
 	mcfg.Logger = testLogger()
 	mgr, err := swarm.StartManager(ctx, mcfg)
 	if err != nil {

@@ -33,9 +33,6 @@ type Peer struct {
 // ErrNoMembership: this build or manager runs without raft.
 var ErrNoMembership = errors.New("this manager runs without replication: managers cannot join it")
 
-// SetMembership plugs the raft group in; without it JoinManager fails.
-func (s *Server) SetMembership(m Membership) { s.membership = m }
-
 // GetCluster returns the cluster object with its join tokens; the CA's
 // secrets (root key, token secrets) never leave the store.
 func (s *Server) GetCluster(ctx context.Context) (*api.Cluster, error) {

@@ -19,9 +19,6 @@ type LogSource interface {
 	TaskLogs(ctx context.Context, t *api.Task, opts executor.LogOptions) (io.ReadCloser, error)
 }
 
-// SetLogSource plugs in the way to reach nodes' task output.
-func (s *Server) SetLogSource(l LogSource) { s.logs = l }
-
 // ErrNoLogSource: this manager cannot reach its nodes' output.
 var ErrNoLogSource = control.ErrNoLogSource
 

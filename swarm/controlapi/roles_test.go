@@ -45,9 +45,9 @@ func setRole(t *testing.T, srv *controlapi.Server, ref string, role api.NodeRole
 // why, and changes nothing.
 func TestRoleChangeChecks(t *testing.T) {
 	t.Run("promote a worker", func(t *testing.T) {
-		srv, _ := withNodes(t, member(nodeObj("m1", "m1", api.NodeRoleManager, api.NodeStateReady), 1, api.ReachabilityReachable),
+		_, s := withNodes(t, member(nodeObj("m1", "m1", api.NodeRoleManager, api.NodeStateReady), 1, api.ReachabilityReachable),
 			nodeObj("w1", "w1", api.NodeRoleWorker, api.NodeStateReady))
-		srv.SetMembership(noMembership{})
+		srv := controlapi.New(s, controlapi.Options{Membership: noMembership{}})
 		n, err := setRole(t, srv, "w1", api.NodeRoleManager)
 		if err != nil {
 			t.Fatal(err)
@@ -57,9 +57,9 @@ func TestRoleChangeChecks(t *testing.T) {
 		}
 	})
 	t.Run("demote the last manager", func(t *testing.T) {
-		srv, s := withNodes(t, member(nodeObj("m1", "m1", api.NodeRoleManager, api.NodeStateReady), 1, api.ReachabilityReachable),
+		_, s := withNodes(t, member(nodeObj("m1", "m1", api.NodeRoleManager, api.NodeStateReady), 1, api.ReachabilityReachable),
 			nodeObj("w1", "w1", api.NodeRoleWorker, api.NodeStateReady))
-		srv.SetMembership(noMembership{})
+		srv := controlapi.New(s, controlapi.Options{Membership: noMembership{}})
 		index := s.Index()
 		_, err := setRole(t, srv, "m1", api.NodeRoleWorker)
 		invalidNaming(t, err, "m1", "role", "last manager")
@@ -68,11 +68,11 @@ func TestRoleChangeChecks(t *testing.T) {
 		}
 	})
 	t.Run("demote when the rest would lose quorum", func(t *testing.T) {
-		srv, s := withNodes(t,
+		_, s := withNodes(t,
 			member(nodeObj("m1", "m1", api.NodeRoleManager, api.NodeStateReady), 1, api.ReachabilityReachable),
 			member(nodeObj("m2", "m2", api.NodeRoleManager, api.NodeStateDown), 2, api.ReachabilityUnreachable),
 			member(nodeObj("m3", "m3", api.NodeRoleManager, api.NodeStateReady), 3, api.ReachabilityReachable))
-		srv.SetMembership(noMembership{refuse: 3})
+		srv := controlapi.New(s, controlapi.Options{Membership: noMembership{refuse: 3}})
 		// m1 and m2 would remain, m2 unreachable: raft says 1 of a
 		// quorum of 2.
 		index := s.Index()

@@ -19,9 +19,6 @@ type RootRotation = control.RootRotation
 // ErrNoCA: this manager has no certificate authority to rotate.
 var ErrNoCA = control.ErrNoCA
 
-// SetCA plugs the certificate authority in.
-func (s *Server) SetCA(ca CA) { s.ca = ca }
-
 // RotateRootCA starts replacing the cluster's root CA: a new root,
 // cross-signed by the old one, so that old and new certificates are trusted
 // alike until every node holds a new one; then the old root is dropped.

@@ -23,8 +23,25 @@ type Server struct {
 	ca         CA
 }
 
-// New returns a Server writing to s.
-func New(s *store.MemoryStore) *Server { return &Server{store: s} }
+// Options are what a Server reaches beyond its store. Each is optional:
+// without it, the methods that need it answer with its error
+// (ErrNoMembership, ErrNoLogSource, ErrNoCA). They are fixed when the
+// Server is made, before it serves anyone.
+type Options struct {
+	// Membership changes the managers' raft group (JoinManager, and the
+	// quorum check of a demotion).
+	Membership Membership
+	// Logs opens the output of tasks on their nodes (ServiceLogs).
+	Logs LogSource
+	// CA is the cluster's certificate authority (RotateRootCA,
+	// RootCAStatus).
+	CA CA
+}
+
+// New returns a Server writing to s, reaching what opts gives it.
+func New(s *store.MemoryStore, opts Options) *Server {
+	return &Server{store: s, membership: opts.Membership, logs: opts.Logs, ca: opts.CA}
+}
 
 // ErrInvalidArgument marks errors caused by bad input; test with errors.Is.
 var ErrInvalidArgument = control.ErrInvalidArgument

@@ -20,7 +20,7 @@ func newServer(t *testing.T) (*controlapi.Server, *store.MemoryStore) {
 	t.Helper()
 	s := store.NewMemoryStore(nil)
 	t.Cleanup(s.Close)
-	return controlapi.New(s), s
+	return controlapi.New(s, controlapi.Options{}), s
 }
 
 func mustUpdate(t *testing.T, s *store.MemoryStore, f func(tx store.Tx) error) {

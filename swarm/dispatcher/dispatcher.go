@@ -27,12 +27,12 @@ import (
 	"github.com/apiary-io/apiary/swarm/api/session"
 )
 
-// Config tunes the dispatcher.
+// Config tunes the dispatcher of one manager. The heartbeat period is the
+// cluster's (api.ClusterSpec.Dispatcher.HeartbeatPeriod), read from the
+// store as it changes, so that it does not change with the leader: fixed,
+// or zero for adaptive (1 s up to 2,000 nodes, then growing so the leader
+// takes at most about 2,000 heartbeats per second).
 type Config struct {
-	// HeartbeatPeriod fixes the heartbeat period; zero makes it adaptive:
-	// 1 s up to 2,000 nodes, then growing so the leader takes at most
-	// about 2,000 heartbeats per second.
-	HeartbeatPeriod time.Duration
 	// GraceMultiplier is how many periods a node may miss before it is
 	// declared down.
 	GraceMultiplier int
@@ -68,9 +68,12 @@ const maxHeartbeatsPerSecond = 2000
 const takeoverGrace = 5 * time.Second
 
 type nodeSession struct {
-	id        string
-	nodeID    string
-	lastBeat  time.Time
+	id       string
+	nodeID   string
+	lastBeat time.Time
+	// period is the one the node was last told: its next heartbeat is
+	// due then, whatever the period has become since.
+	period    time.Duration
 	done      chan struct{} // closed when the session ends
 	closeOnce sync.Once
 }
@@ -95,14 +98,18 @@ type Dispatcher struct {
 	sessions map[string]*nodeSession // by node ID
 	// watched holds nodes believed ready that have no session yet (after a
 	// leader change): they get one grace period to come back.
-	watched    map[string]time.Time
-	statusCh   chan statusBatch
+	watched  map[string]time.Time
+	statusCh chan statusBatch
+	// What sessions learn of the cluster, read at most once a second
+	// (refreshLocked).
 	managers   []string
 	managersAt time.Time
 	caVersion  string
 	rotKeyID   string
-	started    chan struct{} // closed once Run serves
-	startOne   sync.Once
+	// fixedPeriod is the cluster spec's heartbeat period (zero: adaptive).
+	fixedPeriod time.Duration
+	started     chan struct{} // closed once Run serves
+	startOne    sync.Once
 }
 
 // New returns a dispatcher over s; it serves once Run is called.
@@ -176,16 +183,20 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 // Started is closed once Run serves sessions.
 func (d *Dispatcher) Started() <-chan struct{} { return d.started }
 
-// period is the heartbeat period in force.
+// period is the heartbeat period in force: the cluster spec's, or adaptive.
 func (d *Dispatcher) period() time.Duration {
-	if d.cfg.HeartbeatPeriod > 0 {
-		return d.cfg.HeartbeatPeriod
-	}
 	d.mu.Lock()
-	n := len(d.sessions)
-	d.mu.Unlock()
+	defer d.mu.Unlock()
+	return d.periodLocked()
+}
+
+func (d *Dispatcher) periodLocked() time.Duration {
+	d.refreshLocked()
+	if d.fixedPeriod > 0 {
+		return d.fixedPeriod
+	}
 	p := time.Second
-	if adaptive := time.Duration(n) * time.Second / maxHeartbeatsPerSecond; adaptive > p {
+	if adaptive := time.Duration(len(d.sessions)) * time.Second / maxHeartbeatsPerSecond; adaptive > p {
 		p = adaptive
 	}
 	return p
@@ -193,13 +204,15 @@ func (d *Dispatcher) period() time.Duration {
 
 func (d *Dispatcher) grace() time.Duration { return d.period() * time.Duration(d.cfg.GraceMultiplier) }
 
-// expire declares down every node silent for longer than the grace period.
+// expire declares down every node silent for longer than the grace period
+// of the period it was told.
 func (d *Dispatcher) expire(ctx context.Context) {
-	deadline := time.Now().Add(-d.grace())
+	now := time.Now()
+	grace := d.grace()
 	var down []string
 	d.mu.Lock()
 	for id, s := range d.sessions {
-		if s.lastBeat.Before(deadline) {
+		if now.Sub(s.lastBeat) > s.period*time.Duration(d.cfg.GraceMultiplier) {
 			s.end()
 			delete(d.sessions, id)
 			down = append(down, id)
@@ -207,7 +220,7 @@ func (d *Dispatcher) expire(ctx context.Context) {
 	}
 	// Nodes inherited from a previous leader get longer: their agents must
 	// first notice that leader's loss and find this one.
-	takeover := deadline.Add(-takeoverGrace)
+	takeover := now.Add(-grace - takeoverGrace)
 	for id, since := range d.watched {
 		if since.Before(takeover) {
 			delete(d.watched, id)
@@ -384,9 +397,12 @@ func (d *Dispatcher) Register(ctx context.Context, req *RegisterRequest) (*Regis
 	}
 	d.sessions[nodeID] = s
 	delete(d.watched, nodeID)
+	// The period counts this session (adaptive).
+	period := d.periodLocked()
+	s.period = period
 	d.mu.Unlock()
 	d.log.Info("node registered", "node", nodeID, "hostname", req.Description.Hostname)
-	return &RegisterResponse{NodeID: nodeID, SessionID: s.id, HeartbeatPeriod: d.period(), Managers: d.managerAddrs()}, nil
+	return &RegisterResponse{NodeID: nodeID, SessionID: s.id, HeartbeatPeriod: period, Managers: d.managerAddrs()}, nil
 }
 
 // cachedManagers is managerAddrs, recomputed at most once a second: every
@@ -394,23 +410,34 @@ func (d *Dispatcher) Register(ctx context.Context, req *RegisterRequest) (*Regis
 func (d *Dispatcher) cachedManagers() ([]string, string, string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if time.Since(d.managersAt) > time.Second {
-		d.managers, d.managersAt = d.managerAddrs(), time.Now()
-		d.caVersion, d.rotKeyID = d.caStateVersion()
-	}
+	d.refreshLocked()
 	return d.managers, d.caVersion, d.rotKeyID
+}
+
+// refreshLocked reads again, at most once a second, what sessions learn
+// of the cluster: the managers, the CA's version, the heartbeat period.
+// Every heartbeat asks, and the cluster object is copied out of the store.
+func (d *Dispatcher) refreshLocked() {
+	if time.Since(d.managersAt) <= time.Second {
+		return
+	}
+	var cluster *api.Cluster
+	d.store.View(func(tx store.ReadTx) {
+		if cs, _ := tx.FindClusters(store.All); len(cs) > 0 {
+			cluster = cs[0]
+		}
+	})
+	d.managers, d.managersAt = d.managerAddrs(), time.Now()
+	d.caVersion, d.rotKeyID, d.fixedPeriod = "", "", 0
+	if cluster != nil {
+		d.caVersion, d.rotKeyID = caStateVersion(cluster.CAState)
+		d.fixedPeriod = cluster.Spec.Dispatcher.HeartbeatPeriod
+	}
 }
 
 // caStateVersion fingerprints the cluster's CA state, and returns the key
 // ID of the new root while a rotation is in progress.
-func (d *Dispatcher) caStateVersion() (version, rotKeyID string) {
-	var raw []byte
-	d.store.View(func(tx store.ReadTx) {
-		cs, _ := tx.FindClusters(store.All)
-		if len(cs) > 0 {
-			raw = cs[0].CAState
-		}
-	})
+func caStateVersion(raw []byte) (version, rotKeyID string) {
 	if len(raw) == 0 {
 		return "", ""
 	}
@@ -465,7 +492,8 @@ func (d *Dispatcher) Heartbeat(ctx context.Context, req *HeartbeatRequest) (*Hea
 		return nil, err
 	}
 	d.mu.Lock()
-	s.lastBeat = time.Now()
+	period := d.periodLocked()
+	s.lastBeat, s.period = time.Now(), period
 	d.mu.Unlock()
 	// A node that heartbeats is up, whatever the store says: a down-marking
 	// may have raced with its registration. Heal it (rarely needed; the
@@ -487,7 +515,7 @@ func (d *Dispatcher) Heartbeat(ctx context.Context, req *HeartbeatRequest) (*Hea
 	}
 	managers, caVersion, rotKeyID := d.cachedManagers()
 	renew := rotKeyID != "" && cert != nil && cert.IssuerKeyID != rotKeyID
-	return &HeartbeatResponse{Period: d.period(), Managers: managers, CAVersion: caVersion, Role: role, RenewCertificate: renew}, nil
+	return &HeartbeatResponse{Period: period, Managers: managers, CAVersion: caVersion, Role: role, RenewCertificate: renew}, nil
 }
 
 // UpdateTaskStatus records a worker's status reports. It returns once they

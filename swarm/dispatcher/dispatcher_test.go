@@ -154,7 +154,7 @@ func TestRegisterRemovedNodeRefused(t *testing.T) {
 func TestMethodsRefusedWhenNotRunning(t *testing.T) {
 	s := store.NewMemoryStore(nil)
 	t.Cleanup(s.Close)
-	d := dispatcher.New(s, config(0))
+	d := dispatcher.New(s, config(0).Config)
 	ctx := context.Background()
 
 	calls := func(nodeID, sessionID string) map[string]error {

@@ -34,7 +34,7 @@ func TestFailoverLearnsManagersFromFollowers(t *testing.T) {
 	if err := fs.Update(managers); err != nil {
 		t.Fatal(err)
 	}
-	follower := dispatcher.New(fs, config(0))
+	follower := dispatcher.New(fs, config(0).Config)
 	if got, _ := follower.Managers(context.Background()); len(got) != 2 || got[0] != "m2:1" {
 		t.Fatalf("follower lists managers %v, want the leader m2:1 first", got)
 	}

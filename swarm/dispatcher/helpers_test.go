@@ -41,24 +41,37 @@ type harness struct {
 	done   chan error
 }
 
-func config(period time.Duration) dispatcher.Config {
-	cfg := dispatcher.DefaultConfig()
-	cfg.HeartbeatPeriod = period
-	cfg.Logger = quietLogger()
-	return cfg
+// harnessConfig is a dispatcher's configuration and the cluster's
+// heartbeat period, which the dispatcher reads from the store.
+type harnessConfig struct {
+	dispatcher.Config
+	// period is the cluster spec's heartbeat period; zero is adaptive.
+	period time.Duration
 }
 
-// newHarness makes a dispatcher over a new store, lets setup write to the
-// store before the dispatcher runs, and starts it.
-func newHarness(t *testing.T, cfg dispatcher.Config, setup func(tx store.Tx) error) *harness {
+func config(period time.Duration) harnessConfig {
+	cfg := dispatcher.DefaultConfig()
+	cfg.Logger = quietLogger()
+	return harnessConfig{Config: cfg, period: period}
+}
+
+// newHarness makes a dispatcher over a new store holding the cluster
+// object (with cfg's heartbeat period), lets setup write to the store
+// before the dispatcher runs, and starts it.
+func newHarness(t *testing.T, cfg harnessConfig, setup func(tx store.Tx) error) *harness {
 	t.Helper()
 	s := store.NewMemoryStore(nil)
+	spec := api.DefaultClusterSpec()
+	spec.Dispatcher.HeartbeatPeriod = cfg.period
+	if err := s.Update(func(tx store.Tx) error { return tx.CreateCluster(&api.Cluster{ID: "cluster", Spec: spec}) }); err != nil {
+		t.Fatal(err)
+	}
 	if setup != nil {
 		if err := s.Update(setup); err != nil {
 			t.Fatal(err)
 		}
 	}
-	h := &harness{t: t, s: s, d: dispatcher.New(s, cfg)}
+	h := &harness{t: t, s: s, d: dispatcher.New(s, cfg.Config)}
 	h.start()
 	t.Cleanup(func() { h.stop(); s.Close() })
 	return h

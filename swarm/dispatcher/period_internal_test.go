@@ -6,11 +6,26 @@ import (
 	"time"
 
 	"github.com/apiary-io/apiary/store"
+	"github.com/apiary-io/apiary/swarm/api"
 )
+
+// withClusterPeriod returns a store holding the cluster object, whose spec
+// fixes the heartbeat period (zero: adaptive).
+func withClusterPeriod(t *testing.T, period time.Duration) *store.MemoryStore {
+	t.Helper()
+	s := store.NewMemoryStore(nil)
+	t.Cleanup(s.Close)
+	spec := api.DefaultClusterSpec()
+	spec.Dispatcher.HeartbeatPeriod = period
+	if err := s.Update(func(tx store.Tx) error { return tx.CreateCluster(&api.Cluster{ID: "c", Spec: spec}) }); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
 
 // TestAdaptiveHeartbeatPeriod checks design §9: 1 s while the cluster is
 // small, then growing so the leader takes at most ~2,000 heartbeats per
-// second; a configured period overrides it.
+// second; the cluster spec's period overrides it.
 func TestAdaptiveHeartbeatPeriod(t *testing.T) {
 	tests := []struct {
 		fixed    time.Duration
@@ -30,7 +45,7 @@ func TestAdaptiveHeartbeatPeriod(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(fmt.Sprintf("fixed=%v/sessions=%d", tc.fixed, tc.sessions), func(t *testing.T) {
-			d := New(store.NewMemoryStore(nil), Config{HeartbeatPeriod: tc.fixed})
+			d := New(withClusterPeriod(t, tc.fixed), Config{})
 			d.sessions = map[string]*nodeSession{}
 			for i := range tc.sessions {
 				id := fmt.Sprint(i)
@@ -60,7 +75,7 @@ func TestConfigDefaults(t *testing.T) {
 	if d.cfg.StatusBatchWindow <= 0 {
 		t.Errorf("status batch window = %v, want > 0", d.cfg.StatusBatchWindow)
 	}
-	if d.cfg.HeartbeatPeriod != 0 {
-		t.Errorf("heartbeat period = %v, want 0 (adaptive)", d.cfg.HeartbeatPeriod)
+	if got := d.period(); got != time.Second {
+		t.Errorf("heartbeat period without a cluster object = %v, want 1s (adaptive)", got)
 	}
 }

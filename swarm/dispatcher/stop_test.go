@@ -28,7 +28,7 @@ func TestUpdateTaskStatusReturnsWhenRunStops(t *testing.T) {
 		}); err != nil {
 			t.Fatal(err)
 		}
-		h := &harness{t: t, s: s, d: dispatcher.New(s, config(0))}
+		h := &harness{t: t, s: s, d: dispatcher.New(s, config(0).Config)}
 		h.start()
 		sess := h.register("a", "a")
 		var wg sync.WaitGroup

@@ -31,14 +31,14 @@ func nodeConfig(m *swarmtest.Member) swarm.NodeConfig {
 	if os.Getenv("SWARMTEST_LOG") != "" {
 		w = os.Stderr
 	}
-	return swarm.NodeConfig{
-		DataDir:         m.DataDir,
-		ListenAddr:      m.Addr,
-		Executor:        fake.New(fake.Config{Hostname: m.Name}),
-		HeartbeatPeriod: 200 * time.Millisecond,
-		RaftTick:        20 * time.Millisecond,
-		Logger:          slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug})).With("member", m.Name),
-	}
+	cfg := swarm.DefaultNodeConfig()
+	cfg.DataDir = m.DataDir
+	cfg.ListenAddr = m.Addr
+	cfg.Executor = fake.New(fake.Config{Hostname: m.Name})
+	cfg.Manager.ClusterSpec.Dispatcher.HeartbeatPeriod = 200 * time.Millisecond
+	cfg.Manager.Raft.TickInterval = 20 * time.Millisecond
+	cfg.Logger = slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug})).With("member", m.Name)
+	return cfg
 }
 
 // freeAddr returns a free address on 127.0.3.1, this file's loopback range.

@@ -36,8 +36,14 @@ type Options struct {
 	// Executor makes a member's executor; nil gives each a fake one.
 	Executor func(name string) executor.Executor
 	// HeartbeatPeriod defaults to 200 ms, RaftTick to 20 ms: fast
-	// failure detection for tests.
+	// failure detection for tests. The heartbeat period is the cluster's
+	// (its spec, set by the first manager's init); the tick each
+	// manager's.
 	HeartbeatPeriod, RaftTick time.Duration
+	// Configure, if set, adjusts each member's node configuration (its
+	// manager's scheduler plugins, raft settings...) after the options
+	// above, every time the member starts: at init, join and restart.
+	Configure func(name string, cfg *swarm.NodeConfig)
 	// Logger defaults to discarding everything (SWARMTEST_LOG=1 in the
 	// environment: everything to stderr, debug level).
 	Logger *slog.Logger
@@ -160,15 +166,19 @@ func Start(t testing.TB, o Options) *Cluster {
 }
 
 func (c *Cluster) config(m *Member) swarm.NodeConfig {
-	return swarm.NodeConfig{
-		DataDir:         m.DataDir,
-		ListenAddr:      m.Addr,
-		Executor:        c.opts.Executor(m.Name),
-		HeartbeatPeriod: c.opts.HeartbeatPeriod,
-		RaftTick:        c.opts.RaftTick,
-		Dialer:          c.net.dialer(m.Addr),
-		Logger:          c.opts.Logger.With("member", m.Name),
+	cfg := swarm.DefaultNodeConfig()
+	cfg.DataDir = m.DataDir
+	cfg.ListenAddr = m.Addr
+	cfg.Executor = c.opts.Executor(m.Name)
+	cfg.Dialer = c.net.dialer(m.Addr)
+	cfg.Logger = c.opts.Logger.With("member", m.Name)
+	cfg.Manager.Raft.TickInterval = c.opts.RaftTick
+	// Read by the first manager's InitNode alone: the cluster's.
+	cfg.Manager.ClusterSpec.Dispatcher.HeartbeatPeriod = c.opts.HeartbeatPeriod
+	if c.opts.Configure != nil {
+		c.opts.Configure(m.Name, &cfg)
 	}
+	return cfg
 }
 
 // Isolate cuts the network between the given members and the rest: each
