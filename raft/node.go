@@ -559,7 +559,11 @@ func (n *Node) run() {
 		case <-n.stopC:
 			return
 		}
-		if n.rn.HasReady() {
+		// Until nothing is ready: advancing a Ready can make the next one
+		// (a sole voter's own append acknowledgement commits its entries),
+		// and waiting for the next event would hold those entries back by
+		// up to a tick.
+		for n.rn.HasReady() && !n.removedSelf {
 			if err := n.handleReady(); err != nil {
 				n.fatal(err)
 				return

@@ -25,7 +25,7 @@ import (
 
 // identityOf loads a copy of m's certificate and key (into a directory of
 // the test's, so the running node's files are never touched).
-func identityOf(t *testing.T, m *swarmtest.Member) *pki.NodeIdentity {
+func identityOf(t testing.TB, m *swarmtest.Member) *pki.NodeIdentity {
 	t.Helper()
 	dir := filepath.Join(m.DataDir, "certificates")
 	read := func(name string) []byte {
