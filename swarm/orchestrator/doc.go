@@ -2,7 +2,8 @@
 // go.etcd.io/raft is: the decisions are pure functions of state (Reconcile
 // takes a service, its tasks and the nodes, and returns a Plan of task
 // creations, desired-state changes and deletions), and a thin loop
-// (Orchestrator) feeds them from store events and writes their plans back.
+// (Orchestrator, a loop.Loop keyed by service ID) feeds them from store
+// events and writes their plans back.
 //
 // Every decision is level-triggered and derived from what the store holds,
 // never from timers or memory of the past: a restart delay is a task's

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/apiary-io/apiary/internal/loop"
 	"github.com/apiary-io/apiary/store"
 	"github.com/apiary-io/apiary/swarm/api"
 )
@@ -33,164 +34,120 @@ func New(s *store.MemoryStore, log *slog.Logger) *Orchestrator {
 	return &Orchestrator{store: s, log: log.With("component", "orchestrator"), Now: func() time.Time { return time.Now().UTC() }}
 }
 
-// Run reconciles until ctx ends. It first looks at every service (so a new
-// leader picks up whatever was in flight), then at those that events touch.
+// Run reconciles until ctx ends: a loop.Loop keyed by service ID, whose
+// Resync (at start, so a new leader picks up whatever was in flight, and
+// after a restore of the store) looks at every service, and whose events
+// bring back the services they touch.
 func (o *Orchestrator) Run(ctx context.Context) error {
-	pending := map[string]bool{}
-	global := map[string]bool{}
-	tasks := newView()
-	w, err := o.store.ViewAndWatchShared(func(tx store.ReadTx) error {
-		services, err := tx.FindServices(store.All)
-		if err != nil {
-			return err
-		}
-		for _, s := range services {
-			pending[s.ID] = true
-			if s.Spec.Mode.IsGlobal() || WantsRebalance(s) {
-				global[s.ID] = true // node changes concern it
-			}
-		}
-		all, err := tx.FindTasks(store.All)
-		if err != nil {
-			return err
-		}
-		for _, t := range all {
-			pending[t.ServiceID] = true // tasks of deleted services too
-			tasks.put(t)
-		}
-		return nil
-	}, store.ByKinds(api.KindService, api.KindTask, api.KindNode))
-	if err != nil {
-		return fmt.Errorf("orchestrator: watch store: %w", err)
-	}
-	defer w.Close()
-
-	wakes := map[string]time.Time{}
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
-	armed := false
-	rearm := func() {
-		var first time.Time
-		for _, at := range wakes {
-			if first.IsZero() || at.Before(first) {
-				first = at
-			}
-		}
-		if armed && !timer.Stop() {
-			select {
-			case <-timer.C:
-			default:
-			}
-		}
-		armed = !first.IsZero()
-		if armed {
-			timer.Reset(max(first.Sub(o.Now()), 0))
-		}
-	}
-
-	for {
-		if len(pending) > 0 && w.Pending() == 0 {
-			for id := range pending {
-				if ctx.Err() != nil {
-					return nil
-				}
-				delete(pending, id)
-				delete(wakes, id)
-				at, more, err := o.reconcile(ctx, id, tasks.tasks(id))
-				switch {
-				case errors.Is(err, store.ErrConflict):
-					// Someone wrote in between: the event it made will
-					// bring the service back with fresh state.
-					pending[id] = true
-				case err != nil && ctx.Err() == nil:
-					o.log.Warn("reconcile failed", "service", id, "err", err)
-					wakes[id] = o.Now().Add(time.Second)
-				case more:
-					// The plan stopped at its budget: the next pass
-					// reads the service again, so a scale-down or a
-					// removal since this one applies at once.
-					pending[id] = true
-				case !at.IsZero():
-					wakes[id] = at
-				}
-				if w.Pending() > 0 {
-					break // take in fresh events before going on
-				}
-			}
-			rearm()
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case ev, ok := <-w.Events():
-			if !ok {
-				return fmt.Errorf("orchestrator: store watch closed")
-			}
-			o.note(ev, pending, global, tasks)
-		case <-timer.C:
-			armed = false
-			now := o.Now()
-			for id, at := range wakes {
-				if !at.After(now) {
-					pending[id] = true
-					delete(wakes, id)
-				}
-			}
-			rearm()
-		}
-	}
+	r := &reconciler{o: o, tasks: newView(), global: map[string]bool{}}
+	return loop.New[string](loop.Config{
+		Name:    "orchestrator",
+		Store:   o.store,
+		Filters: []store.EventFilter{store.ByKinds(api.KindService, api.KindTask, api.KindNode)},
+		Shared:  true,
+		Log:     o.log,
+	}, r).Run(ctx)
 }
 
-// note marks the services an event concerns, and keeps the view of the
-// tasks.
-func (o *Orchestrator) note(ev store.Event, pending, global map[string]bool, tasks *view) {
+// reconciler is the orchestrator's loop.Reconciler: the loop calls it from
+// one goroutine, so its view needs no lock.
+type reconciler struct {
+	o     *Orchestrator
+	tasks *view
+	// global holds the services that node changes concern: global ones,
+	// and those that rebalance.
+	global map[string]bool
+}
+
+// Resync reads every service and task afresh, and adds every service, those
+// that only had tasks (deleted services) and those only the previous view
+// knew (gone in a restored state) included.
+func (r *reconciler) Resync(tx store.ReadTx, q *loop.Queue[string]) error {
+	for _, id := range r.tasks.serviceIDs() {
+		q.Add(id)
+	}
+	for id := range r.global {
+		q.Add(id)
+	}
+	r.tasks, r.global = newView(), map[string]bool{}
+	services, err := tx.FindServices(store.All)
+	if err != nil {
+		return err
+	}
+	for _, s := range services {
+		q.Add(s.ID)
+		if s.Spec.Mode.IsGlobal() || WantsRebalance(s) {
+			r.global[s.ID] = true
+		}
+	}
+	all, err := tx.FindTasks(store.All)
+	if err != nil {
+		return err
+	}
+	for _, t := range all {
+		q.Add(t.ServiceID)
+		r.tasks.put(t)
+	}
+	return nil
+}
+
+// Observe keeps the view of the tasks and adds the services an event
+// concerns: the service itself, a task's service, and for a node those
+// with tasks on it and those that follow nodes.
+func (r *reconciler) Observe(ev store.Event, q *loop.Queue[string]) {
 	switch obj := ev.Object.(type) {
 	case *api.Service:
-		pending[obj.ID] = true
+		q.Add(obj.ID)
 		if (obj.Spec.Mode.IsGlobal() || WantsRebalance(obj)) && ev.Action != store.ActionDelete {
-			global[obj.ID] = true
+			r.global[obj.ID] = true
 		} else {
-			delete(global, obj.ID)
+			delete(r.global, obj.ID)
 		}
 	case *api.Task:
-		pending[obj.ServiceID] = true
+		q.Add(obj.ServiceID)
 		if ev.Action == store.ActionDelete {
-			tasks.delete(obj)
+			r.tasks.delete(obj)
 		} else {
-			tasks.put(obj)
+			r.tasks.put(obj)
 		}
 	case *api.Node:
-		for id := range global {
-			pending[id] = true
+		for id := range r.global {
+			q.Add(id)
 		}
-		o.store.View(func(tx store.ReadTx) {
+		// Only the service IDs are read: the stored tasks will do.
+		r.o.store.ViewShared(func(tx store.ReadTx) {
 			tasks, err := tx.FindTasks(store.ByNodeID(obj.ID))
 			if err != nil {
 				return
 			}
 			for _, t := range tasks {
-				pending[t.ServiceID] = true
+				q.Add(t.ServiceID)
 			}
 		})
 	}
-	if ev.Action == store.ActionRestore {
-		// The whole state was replaced: look at everything again.
-		for _, id := range tasks.serviceIDs() {
-			pending[id] = true // services that had tasks, gone or not
-		}
-		*tasks = *newView()
-		o.store.View(func(tx store.ReadTx) {
-			services, _ := tx.FindServices(store.All)
-			for _, s := range services {
-				pending[s.ID] = true
-			}
-			all, _ := tx.FindTasks(store.All)
-			for _, t := range all {
-				pending[t.ServiceID] = true
-				tasks.put(t)
-			}
-		})
+}
+
+// Reconcile reconciles one service over its tasks as of the events taken
+// in, writes its plan, and says when to look again: at once when the plan
+// stopped at its budget (the next pass reads the service again, so a
+// scale-down or a removal since applies at once), at the plan's wake time
+// (a restart delay, an update's delay or monitor period, a drain timeout).
+// A failed write (a conflict: someone wrote in between) is retried on the
+// loop's backoff, or at once when the event of that write comes in.
+func (r *reconciler) Reconcile(ctx context.Context, id string) (loop.Result, error) {
+	wake, more, err := r.o.reconcile(ctx, id, r.tasks.tasks(id))
+	switch {
+	case err != nil:
+		return loop.Result{}, err
+	case more:
+		return loop.Result{Requeue: true}, nil
+	case wake.IsZero():
+		return loop.Result{}, nil
 	}
+	if d := wake.Sub(r.o.Now()); d > 0 {
+		return loop.Result{RequeueAfter: d}, nil
+	}
+	return loop.Result{Requeue: true}, nil // due already
 }
 
 // reconcile runs one service's reconciliation over its tasks (as of the
