@@ -32,7 +32,10 @@ type CARecord struct {
 	WorkerSecret  string `json:"worker_secret"`
 	ManagerSecret string `json:"manager_secret"`
 	// NodeCertExpiry is the lifetime of node certificates; zero means
-	// api.DefaultNodeCertExpiry (90 days).
+	// api.DefaultNodeCertExpiry (90 days). The CA reads it with the
+	// record for every certificate it issues: a ClusterState may fill it
+	// from elsewhere (swarm's comes from the cluster spec, where users
+	// change it).
 	NodeCertExpiry time.Duration `json:"node_cert_expiry"`
 }
 

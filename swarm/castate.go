@@ -15,7 +15,10 @@ import (
 // caState is pki.ClusterState over the store: the CA record lives in the
 // cluster object (so it replicates through raft and any manager can sign),
 // removed node IDs in the cluster's RemovedNodes, and node records are the
-// store's nodes.
+// store's nodes. The certificate lifetime is the cluster spec's
+// (CAConfig.NodeCertExpiry), read with the record every time the CA reads
+// it, so that `apiaryctl swarm update --cert-expiry` applies to the next
+// certificate issued; the record never keeps a lifetime of its own.
 type caState struct {
 	store *store.MemoryStore
 }
@@ -57,7 +60,9 @@ func (c caState) CA(ctx context.Context) (pki.CARecord, error) {
 			err = errors.New("the cluster has no CA yet")
 			return
 		}
-		err = json.Unmarshal(cl.CAState, &rec)
+		if err = json.Unmarshal(cl.CAState, &rec); err == nil {
+			rec.NodeCertExpiry = cl.Spec.CAConfig.NodeCertExpiry
+		}
 	})
 	return rec, err
 }
@@ -77,10 +82,11 @@ func (c caState) UpdateCA(ctx context.Context, fn func(*pki.CARecord) error) err
 					return fmt.Errorf("read CA state: %w", err)
 				}
 			}
+			rec.NodeCertExpiry = cl.Spec.CAConfig.NodeCertExpiry
 			if err := fn(&rec); err != nil {
 				return err
 			}
-			b, err := json.Marshal(rec)
+			b, err := marshalCARecord(rec)
 			if err != nil {
 				return err
 			}
@@ -91,6 +97,13 @@ func (c caState) UpdateCA(ctx context.Context, fn func(*pki.CARecord) error) err
 			return err
 		}
 	}
+}
+
+// marshalCARecord encodes rec for the cluster object, without a lifetime:
+// the spec holds it.
+func marshalCARecord(rec pki.CARecord) ([]byte, error) {
+	rec.NodeCertExpiry = 0
+	return json.Marshal(rec)
 }
 
 // DesiredRole implements pki.ClusterState: the node's CertificateRole.

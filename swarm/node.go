@@ -297,7 +297,7 @@ func InitNode(ctx context.Context, cfg NodeConfig) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("init: node certificate: %w", err)
 	}
-	caState, err := json.Marshal(rec)
+	caState, err := marshalCARecord(rec)
 	if err != nil {
 		return nil, err
 	}
