@@ -3,7 +3,8 @@
 // events, hands it the pending tasks, and writes the decisions back in
 // batches (ASSIGNED with a node, or PENDING with the reason nothing fits).
 // Tasks that fit nowhere are retried when the cluster changes, and on a
-// backoff timer besides.
+// backoff timer besides. It runs as a loop.Loop of one key, the placement
+// round, so a restore of the store resynchronises it like every other loop.
 package placer
 
 import (
@@ -21,6 +22,7 @@ import (
 
 	"github.com/apiary-io/apiary/internal/backoff"
 	"github.com/apiary-io/apiary/internal/idmap"
+	"github.com/apiary-io/apiary/internal/loop"
 	"github.com/apiary-io/apiary/scheduler"
 	"github.com/apiary-io/apiary/store"
 	"github.com/apiary-io/apiary/swarm/api"
@@ -37,12 +39,15 @@ type Placer struct {
 	// idmap gives the memory of a removed service's tasks back.
 	placed  idmap.Map[*api.Task]
 	pending idmap.Map[*api.Task]
+	// unfit spaces the rounds retrying tasks that fit nowhere.
+	unfit *backoff.Backoff
 }
 
 // writeChunk is how many decisions one transaction of the write-back holds.
 const writeChunk = store.MaxChangesPerTransaction
 
-// Backoff bounds for retrying tasks that fit nowhere.
+// Backoff bounds for retrying tasks that fit nowhere, and a round whose
+// writes failed.
 const (
 	minBackoff = 250 * time.Millisecond
 	maxBackoff = 10 * time.Second
@@ -57,7 +62,8 @@ func New(s *store.MemoryStore, sched *scheduler.Scheduler, log *slog.Logger) *Pl
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Placer{store: s, sched: sched, log: log.With("component", "placer")}
+	return &Placer{store: s, sched: sched, log: log.With("component", "placer"),
+		unfit: backoff.New(backoff.Config{Base: minBackoff, Max: maxBackoff})}
 }
 
 // holdsResources reports whether a task counts against its node.
@@ -80,87 +86,101 @@ func (p *Placer) track(t *api.Task) {
 	}
 }
 
-// Run places tasks until ctx ends. Its watch shares the store's objects
-// (store.ViewAndWatchShared): the placer keeps every placed task, and holds
-// them once, with the store, rather than a copy of each.
-func (p *Placer) Run(ctx context.Context) error {
-	p.nodes, p.placed, p.pending = map[string]*api.Node{}, idmap.Map[*api.Task]{}, idmap.Map[*api.Task]{}
-	w, err := p.store.ViewAndWatchShared(func(tx store.ReadTx) error {
-		nodes, err := tx.FindNodes(store.All)
-		if err != nil {
-			return err
-		}
-		for _, n := range nodes {
-			p.nodes[n.ID] = n
-		}
-		tasks, err := tx.FindTasks(store.All)
-		if err != nil {
-			return err
-		}
-		for _, t := range tasks {
-			p.track(t)
-		}
-		return nil
-	}, store.ByKinds(api.KindNode, api.KindTask))
-	if err != nil {
-		return fmt.Errorf("placer: watch store: %w", err)
-	}
-	defer w.Close()
+// round is the placer's one key: a placement round schedules every pending
+// task at once, which is what makes it fast (one pass over the nodes for
+// all the tasks of a group) and fair (tasks placed in ID order, whatever
+// their service).
+const round = "pending tasks"
 
-	retry := time.NewTimer(time.Hour)
-	defer retry.Stop()
-	// Tasks that fit nowhere are tried again less and less often while
-	// nothing changes; a node's change tries them at once and anew.
-	unfit := backoff.New(backoff.Config{Base: minBackoff, Max: maxBackoff})
-	dirty := true
-	for {
-		if dirty && p.pending.Len() > 0 && w.Pending() == 0 {
-			dirty = false
-			unplaced, err := p.place(ctx)
-			switch {
-			case err != nil && ctx.Err() == nil:
-				if !errors.Is(err, store.ErrConflict) {
-					p.log.Warn("writing placements failed", "err", err)
-				}
-				retry.Reset(minBackoff)
-			case unplaced > 0:
-				retry.Reset(unfit.Next())
-			default:
-				unfit.Reset()
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case ev, ok := <-w.Events():
-			if !ok {
-				return errors.New("placer: store watch closed")
-			}
-			switch o := ev.Object.(type) {
-			case *api.Node:
-				if ev.Action == store.ActionDelete {
-					delete(p.nodes, o.ID)
-				} else {
-					p.nodes[o.ID] = o
-				}
-				dirty = true
-				unfit.Reset()
-			case *api.Task:
-				if ev.Action == store.ActionDelete {
-					p.placed.Delete(o.ID)
-					p.pending.Delete(o.ID)
-				} else {
-					p.track(o)
-				}
-				dirty = true
-			}
-			if ev.Action == store.ActionRestore {
-				return errors.New("placer: store restored: restart to resynchronise")
-			}
-		case <-retry.C:
-			dirty = true
-		}
+// Run places tasks until ctx ends: a loop.Loop of one key, a placement
+// round, added by every change while tasks wait. Its watch shares the
+// store's objects (store.ViewAndWatchShared): the placer keeps every placed
+// task, and holds them once, with the store, rather than a copy of each.
+func (p *Placer) Run(ctx context.Context) error {
+	return loop.New[string](loop.Config{
+		Name:    "placer",
+		Store:   p.store,
+		Filters: []store.EventFilter{store.ByKinds(api.KindNode, api.KindTask)},
+		Shared:  true,
+		Retry:   backoff.Config{Base: minBackoff, Max: maxBackoff},
+		Log:     p.log,
+	}, (*reconciler)(p)).Run(ctx)
+}
+
+// reconciler is the Placer as its loop's loop.Reconciler; the loop calls it
+// from one goroutine, so the views need no lock.
+type reconciler Placer
+
+// Resync rebuilds the views of nodes and tasks from the store.
+func (r *reconciler) Resync(tx store.ReadTx, q *loop.Queue[string]) error {
+	p := (*Placer)(r)
+	p.nodes, p.placed, p.pending = map[string]*api.Node{}, idmap.Map[*api.Task]{}, idmap.Map[*api.Task]{}
+	p.unfit.Reset()
+	nodes, err := tx.FindNodes(store.All)
+	if err != nil {
+		return err
 	}
+	for _, n := range nodes {
+		p.nodes[n.ID] = n
+	}
+	tasks, err := tx.FindTasks(store.All)
+	if err != nil {
+		return err
+	}
+	for _, t := range tasks {
+		p.track(t)
+	}
+	q.Add(round)
+	return nil
+}
+
+// Observe keeps the views, and asks for a round while tasks wait: a task
+// that came, a node that changed or resources that were let go may place
+// them.
+func (r *reconciler) Observe(ev store.Event, q *loop.Queue[string]) {
+	p := (*Placer)(r)
+	switch o := ev.Object.(type) {
+	case *api.Node:
+		if ev.Action == store.ActionDelete {
+			delete(p.nodes, o.ID)
+		} else {
+			p.nodes[o.ID] = o
+		}
+		// The cluster changed: tasks that fit nowhere are tried at once
+		// and anew.
+		p.unfit.Reset()
+	case *api.Task:
+		if ev.Action == store.ActionDelete {
+			p.placed.Delete(o.ID)
+			p.pending.Delete(o.ID)
+		} else {
+			p.track(o)
+		}
+	default:
+		return
+	}
+	if p.pending.Len() > 0 {
+		q.Add(round)
+	}
+}
+
+// Reconcile runs a placement round. Tasks that fit nowhere are tried again
+// less and less often while nothing changes (an event tries them at once).
+func (r *reconciler) Reconcile(ctx context.Context, _ string) (loop.Result, error) {
+	p := (*Placer)(r)
+	if p.pending.Len() == 0 {
+		p.unfit.Reset()
+		return loop.Result{}, nil
+	}
+	unplaced, err := p.place(ctx)
+	switch {
+	case err != nil:
+		return loop.Result{}, fmt.Errorf("writing placements: %w", err)
+	case unplaced > 0:
+		return loop.Result{RequeueAfter: p.unfit.Next()}, nil
+	}
+	p.unfit.Reset()
+	return loop.Result{}, nil
 }
 
 // sortByID sorts tasks by ID, the scheduler's input order. The first 16
