@@ -1,6 +1,9 @@
 package api
 
-import "encoding/json"
+import (
+	"encoding/json"
+	"time"
+)
 
 // Limits on what one spec may ask for. Every manager holds every service,
 // task and node in memory and in its raft log, and a task carries a copy of
@@ -47,6 +50,20 @@ const (
 	// orchestration.task_history_retention_limit: finished tasks kept per
 	// slot, multiplied by every slot of every service.
 	MaxTaskHistoryRetention = 100
+
+	// MinHeartbeatPeriod and MaxHeartbeatPeriod bound the cluster's
+	// dispatcher.heartbeat_period (0 stays adaptive). Faster, every
+	// worker would keep the leader busy; slower, a dead node would go
+	// unnoticed for three periods, and a worker learns a new period only
+	// at its next heartbeat.
+	MinHeartbeatPeriod = 100 * time.Millisecond
+	MaxHeartbeatPeriod = time.Hour
+
+	// MaxNodeCertExpiry bounds the cluster's ca_config.node_cert_expiry
+	// (0 stays the default, 90 days): half the life of the root a
+	// cluster creates (20 years). Certificates live at least an hour
+	// (Swarm's minimum; shorter ones would renew almost continuously).
+	MaxNodeCertExpiry = 10 * 365 * 24 * time.Hour
 
 	// MaxLabels bounds the entries of one labels map (of a service, a
 	// container, a node, the cluster or a network).

@@ -749,9 +749,11 @@ func (s *ClusterSpec) Validate() error {
 	case r > MaxTaskHistoryRetention:
 		v.addf("orchestration.task_history_retention_limit", "must be <= %d, got %d", MaxTaskHistoryRetention, r)
 	}
-	v.nonNegative("dispatcher.heartbeat_period", s.Dispatcher.HeartbeatPeriod)
-	if e := s.CAConfig.NodeCertExpiry; e != 0 && e < minNodeCertExpiry {
-		v.addf("ca_config.node_cert_expiry", "must be 0 (default %s) or at least %s, got %s", DefaultNodeCertExpiry, minNodeCertExpiry, e)
+	if p := s.Dispatcher.HeartbeatPeriod; p != 0 && (p < MinHeartbeatPeriod || p > MaxHeartbeatPeriod) {
+		v.addf("dispatcher.heartbeat_period", "must be 0 (adaptive) or between %s and %s, got %s", MinHeartbeatPeriod, MaxHeartbeatPeriod, p)
+	}
+	if e := s.CAConfig.NodeCertExpiry; e != 0 && (e < minNodeCertExpiry || e > MaxNodeCertExpiry) {
+		v.addf("ca_config.node_cert_expiry", "must be 0 (default %s) or between %s and %s, got %s", DefaultNodeCertExpiry, minNodeCertExpiry, MaxNodeCertExpiry, e)
 	}
 	v.specBytes("spec", s)
 	return v.err()

@@ -674,6 +674,9 @@ func TestClusterSpecRules(t *testing.T) {
 		func(s *ClusterSpec) { s.Orchestration.TaskHistoryRetentionLimit = 0 },
 		func(s *ClusterSpec) { s.Dispatcher.HeartbeatPeriod = 0 },
 		func(s *ClusterSpec) { s.Dispatcher.HeartbeatPeriod = 5 * time.Second },
+		func(s *ClusterSpec) { s.Dispatcher.HeartbeatPeriod = MinHeartbeatPeriod },
+		func(s *ClusterSpec) { s.Dispatcher.HeartbeatPeriod = MaxHeartbeatPeriod },
+		func(s *ClusterSpec) { s.CAConfig.NodeCertExpiry = MaxNodeCertExpiry },
 		func(s *ClusterSpec) { s.CAConfig.NodeCertExpiry = 0 },
 		func(s *ClusterSpec) { s.CAConfig.NodeCertExpiry = time.Hour },
 	}
@@ -694,11 +697,17 @@ func TestClusterSpecRules(t *testing.T) {
 		{func(s *ClusterSpec) { s.Orchestration.TaskHistoryRetentionLimit = -1 },
 			`cluster "default": orchestration.task_history_retention_limit: must be >= 0, got -1`},
 		{func(s *ClusterSpec) { s.Dispatcher.HeartbeatPeriod = -time.Second },
-			`cluster "default": dispatcher.heartbeat_period: must be >= 0, got -1s`},
+			`cluster "default": dispatcher.heartbeat_period: must be 0 (adaptive) or between 100ms and 1h0m0s, got -1s`},
+		{func(s *ClusterSpec) { s.Dispatcher.HeartbeatPeriod = 99 * time.Millisecond },
+			`cluster "default": dispatcher.heartbeat_period: must be 0 (adaptive) or between 100ms and 1h0m0s, got 99ms`},
+		{func(s *ClusterSpec) { s.Dispatcher.HeartbeatPeriod = time.Hour + time.Second },
+			`cluster "default": dispatcher.heartbeat_period: must be 0 (adaptive) or between 100ms and 1h0m0s, got 1h0m1s`},
 		{func(s *ClusterSpec) { s.CAConfig.NodeCertExpiry = 59 * time.Minute },
-			`cluster "default": ca_config.node_cert_expiry: must be 0 (default 2160h0m0s) or at least 1h0m0s, got 59m0s`},
+			`cluster "default": ca_config.node_cert_expiry: must be 0 (default 2160h0m0s) or between 1h0m0s and 87600h0m0s, got 59m0s`},
 		{func(s *ClusterSpec) { s.CAConfig.NodeCertExpiry = -time.Hour },
-			`cluster "default": ca_config.node_cert_expiry: must be 0 (default 2160h0m0s) or at least 1h0m0s, got -1h0m0s`},
+			`cluster "default": ca_config.node_cert_expiry: must be 0 (default 2160h0m0s) or between 1h0m0s and 87600h0m0s, got -1h0m0s`},
+		{func(s *ClusterSpec) { s.CAConfig.NodeCertExpiry = MaxNodeCertExpiry + time.Hour },
+			`cluster "default": ca_config.node_cert_expiry: must be 0 (default 2160h0m0s) or between 1h0m0s and 87600h0m0s, got 87601h0m0s`},
 	} {
 		s := DefaultClusterSpec()
 		tc.bad(&s)

@@ -73,16 +73,56 @@ func (c *Client) Leave(ctx context.Context, force bool) error {
 // a newer version reads the node again and applies edit again (edit must
 // depend on the spec alone). Errors from edit are returned as they are.
 func (c *Client) EditNode(ctx context.Context, ref string, edit func(*api.NodeSpec) error) (*api.Node, error) {
+	var id string
+	return readModifyWrite(
+		func() (api.NodeSpec, uint64, error) {
+			n, err := c.GetNode(ctx, ref)
+			if err != nil {
+				return api.NodeSpec{}, 0, err
+			}
+			id = n.ID
+			return n.Spec.Copy(), n.Meta.Version, nil
+		},
+		edit,
+		func(version uint64, spec api.NodeSpec) (*api.Node, error) {
+			return c.UpdateNode(ctx, id, version, spec)
+		})
+}
+
+// EditCluster changes the cluster's spec with edit, from the cluster as it
+// is now: the cluster object also changes when the CA, the join tokens or
+// the removed nodes do, so a write that meets a newer version reads the
+// cluster again and applies edit again (edit must depend on the spec
+// alone). Errors from edit are returned as they are.
+func (c *Client) EditCluster(ctx context.Context, edit func(*api.ClusterSpec) error) (*api.Cluster, error) {
+	return readModifyWrite(
+		func() (api.ClusterSpec, uint64, error) {
+			cl, err := c.GetCluster(ctx)
+			if err != nil {
+				return api.ClusterSpec{}, 0, err
+			}
+			return cl.Spec.Copy(), cl.Meta.Version, nil
+		},
+		edit,
+		func(version uint64, spec api.ClusterSpec) (*api.Cluster, error) {
+			return c.UpdateCluster(ctx, version, spec)
+		})
+}
+
+// readModifyWrite reads a spec and its object's version, edits the spec
+// and writes it at that version, from the start again (up to ten times)
+// while the write meets a newer version.
+func readModifyWrite[S any, O any](read func() (S, uint64, error), edit func(*S) error, write func(uint64, S) (O, error)) (O, error) {
 	for attempt := 0; ; attempt++ {
-		n, err := c.GetNode(ctx, ref)
+		var zero O
+		spec, version, err := read()
 		if err != nil {
-			return nil, err
+			return zero, err
 		}
-		spec := n.Spec.Copy()
 		if err := edit(&spec); err != nil {
-			return nil, err
+			return zero, err
 		}
-		out, err := c.UpdateNode(ctx, n.ID, n.Meta.Version, spec)
+		out, err := write(version, spec)
 		if !errors.Is(err, api.ErrConflict) || attempt == 9 {
 			return out, err
 		}

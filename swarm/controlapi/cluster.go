@@ -62,6 +62,43 @@ func (s *Server) GetCluster(ctx context.Context) (*api.Cluster, error) {
 	return c, nil
 }
 
+// UpdateCluster replaces the cluster's spec; version must be the
+// Meta.Version the caller read (the cluster object also changes when the
+// CA or the removed nodes do: read again and retry on api.ErrConflict).
+// The settings take effect without a restart, each read from the store
+// where it is used: the dispatcher tells every worker the heartbeat period
+// at its next heartbeat, the CA issues the next certificate for the new
+// lifetime, the orchestrator keeps the new history at its next pass over a
+// service. The bounds are api.ClusterSpec.Validate's; the name cannot
+// change.
+func (s *Server) UpdateCluster(ctx context.Context, version uint64, spec api.ClusterSpec) (*api.Cluster, error) {
+	if err := spec.Validate(); err != nil {
+		return nil, fmt.Errorf("update cluster: %w: %w", ErrInvalidArgument, err)
+	}
+	err := s.store.UpdateContext(ctx, func(tx store.Tx) error {
+		cs, err := tx.FindClusters(store.All)
+		if err != nil {
+			return err
+		}
+		if len(cs) == 0 {
+			return fmt.Errorf("cluster: %w", ErrNotFound)
+		}
+		cur := cs[0]
+		if cur.Meta.Version != version {
+			return fmt.Errorf("cluster: read at version %d, now at %d: %w", version, cur.Meta.Version, store.ErrConflict)
+		}
+		if spec.Name != cur.Spec.Name {
+			return invalid("cluster %q: name: cannot change (to %q)", cur.Spec.Name, spec.Name)
+		}
+		cur.Spec = spec.Copy()
+		return tx.UpdateCluster(cur)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("update cluster: %w", err)
+	}
+	return s.GetCluster(ctx)
+}
+
 // RotateJoinToken replaces the join token of role ("worker" or "manager"):
 // the old one stops working at once. It returns the new token.
 func (s *Server) RotateJoinToken(ctx context.Context, role string) (string, error) {

@@ -57,6 +57,11 @@ type API interface {
 	RemoveNode(ctx context.Context, ref string, force bool) error
 	// GetCluster returns the cluster object with its join tokens.
 	GetCluster(ctx context.Context) (*api.Cluster, error)
+	// UpdateCluster replaces the cluster's spec, read at version: the
+	// cluster-wide settings (heartbeat period, certificate lifetime, task
+	// history) take effect without a restart. Bounds: see
+	// api.ClusterSpec.Validate; the name cannot change.
+	UpdateCluster(ctx context.Context, version uint64, spec api.ClusterSpec) (*api.Cluster, error)
 	// RotateJoinToken replaces the worker or manager join token.
 	RotateJoinToken(ctx context.Context, role string) (string, error)
 	// ServiceLogs streams the output of a service's tasks, line by line,

@@ -31,6 +31,7 @@ var APIMethods = []string{
 	"/apiary.Control/UpdateNode",
 	"/apiary.Control/RemoveNode",
 	"/apiary.Control/GetCluster",
+	"/apiary.Control/UpdateCluster",
 	"/apiary.Control/RotateJoinToken",
 	"/apiary.Control/ServiceLogs",
 	"/apiary.Control/RotateRootCA",
@@ -137,6 +138,13 @@ func RegisterAPI(s grpc.ServiceRegistrar, impl API, guard rpc.Guard) {
 				return nil, err
 			}
 			return &apiGetClusterResponse{Result: res}, nil
+		}),
+		rpc.HandleUnary("UpdateCluster", func(ctx context.Context, r *apiUpdateClusterRequest) (*apiUpdateClusterResponse, error) {
+			res, err := impl.UpdateCluster(ctx, r.Version, r.Spec)
+			if err != nil {
+				return nil, err
+			}
+			return &apiUpdateClusterResponse{Result: res}, nil
 		}),
 		rpc.HandleUnary("RotateJoinToken", func(ctx context.Context, r *apiRotateJoinTokenRequest) (*apiRotateJoinTokenResponse, error) {
 			res, err := impl.RotateJoinToken(ctx, r.Role)
@@ -305,6 +313,15 @@ func (c *apiClient) GetCluster(ctx context.Context) (*api.Cluster, error) {
 	return resp.Result, nil
 }
 
+func (c *apiClient) UpdateCluster(ctx context.Context, version uint64, spec api.ClusterSpec) (*api.Cluster, error) {
+	resp, err := rpc.Call[apiUpdateClusterResponse](ctx, c.conn, APIService, "UpdateCluster", &apiUpdateClusterRequest{Version: version, Spec: spec}, c.opts...)
+	if err != nil {
+		var zero *api.Cluster
+		return zero, err
+	}
+	return resp.Result, nil
+}
+
 func (c *apiClient) RotateJoinToken(ctx context.Context, role string) (string, error) {
 	resp, err := rpc.Call[apiRotateJoinTokenResponse](ctx, c.conn, APIService, "RotateJoinToken", &apiRotateJoinTokenRequest{Role: role}, c.opts...)
 	if err != nil {
@@ -411,6 +428,11 @@ func (u UnimplementedAPI) RemoveNode(context.Context, string, bool) error {
 func (u UnimplementedAPI) GetCluster(context.Context) (*api.Cluster, error) {
 	var zero *api.Cluster
 	return zero, rpc.Unimplemented("/apiary.Control/GetCluster", u.Err)
+}
+
+func (u UnimplementedAPI) UpdateCluster(context.Context, uint64, api.ClusterSpec) (*api.Cluster, error) {
+	var zero *api.Cluster
+	return zero, rpc.Unimplemented("/apiary.Control/UpdateCluster", u.Err)
 }
 
 func (u UnimplementedAPI) RotateJoinToken(context.Context, string) (string, error) {
@@ -523,6 +545,13 @@ type (
 	apiRemoveNodeResponse struct{}
 	apiGetClusterRequest  struct{}
 	apiGetClusterResponse struct {
+		Result *api.Cluster `json:"Result,omitzero"`
+	}
+	apiUpdateClusterRequest struct {
+		Version uint64          `json:"Version,omitzero"`
+		Spec    api.ClusterSpec `json:"Spec,omitzero"`
+	}
+	apiUpdateClusterResponse struct {
 		Result *api.Cluster `json:"Result,omitzero"`
 	}
 	apiRotateJoinTokenRequest struct {
