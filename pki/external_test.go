@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apiary-io/apiary/internal/testutil"
 	"github.com/apiary-io/apiary/pki/pkitest"
 )
 
@@ -40,7 +41,7 @@ func TestExternalCASigning(t *testing.T) {
 				t.Fatal("external CA record holds a root key")
 			}
 			st := NewMemState(rec)
-			ca := NewCAServer(st, CAServerOptions{Logger: quietLogger()})
+			ca := NewCAServer(st, CAServerOptions{Logger: testutil.DiscardLogger()})
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
 
@@ -89,14 +90,14 @@ func TestExternalCARefusalIsClear(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ca := NewCAServer(NewMemState(rec), CAServerOptions{Logger: quietLogger()})
+	ca := NewCAServer(NewMemState(rec), CAServerOptions{Logger: testutil.DiscardLogger()})
 	_, err = ca.NewNodeIdentity(context.Background(), NewNodeID(), RoleManager, "")
 	if err == nil || !strings.Contains(err.Error(), "external CA") || !strings.Contains(err.Error(), "invalid token") {
 		t.Fatalf("want a clear external CA refusal, got %v", err)
 	}
 	// A signer that is down fails fast with the caller's context.
 	rec.External.URL = "http://127.0.0.1:1"
-	ca = NewCAServer(NewMemState(rec), CAServerOptions{Logger: quietLogger()})
+	ca = NewCAServer(NewMemState(rec), CAServerOptions{Logger: testutil.DiscardLogger()})
 	if _, err := ca.NewNodeIdentity(context.Background(), NewNodeID(), RoleManager, ""); err == nil || errors.Is(err, ErrBadCertificate) {
 		t.Fatalf("unreachable external CA: %v", err)
 	}

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/apiary-io/apiary/internal/testutil"
 )
 
 // Fuzz targets of what the pki reads from outside: join tokens, the CSRs
@@ -111,7 +113,7 @@ func FuzzIssueCSR(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, mode byte, csrPEM []byte) {
 		st := NewMemState(rec)
-		ca := NewCAServer(st, CAServerOptions{Logger: quietLogger()})
+		ca := NewCAServer(st, CAServerOptions{Logger: testutil.DiscardLogger()})
 		ctx := context.Background()
 		req := &IssueRequest{CSR: csrPEM}
 		var wantRole Role
@@ -289,7 +291,7 @@ func FuzzJoinResponse(f *testing.F) {
 		f.Fatal(err)
 	}
 	token, _ := rec.JoinToken(RoleWorker)
-	ca := NewCAServer(NewMemState(rec), CAServerOptions{Logger: quietLogger()})
+	ca := NewCAServer(NewMemState(rec), CAServerOptions{Logger: testutil.DiscardLogger()})
 	resp, err := ca.IssueNodeCertificate(context.Background(), &IssueRequest{CSR: csrPEM, Token: token})
 	if err != nil {
 		f.Fatal(err)
@@ -298,7 +300,7 @@ func FuzzJoinResponse(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	otherCA := NewCAServer(NewMemState(other), CAServerOptions{Logger: quietLogger()})
+	otherCA := NewCAServer(NewMemState(other), CAServerOptions{Logger: testutil.DiscardLogger()})
 	otherToken, _ := other.JoinToken(RoleManager)
 	foreign, err := otherCA.IssueNodeCertificate(context.Background(), &IssueRequest{CSR: csrPEM, Token: otherToken})
 	if err != nil {

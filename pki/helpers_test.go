@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"sync/atomic"
 	"testing"
@@ -15,11 +14,11 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/peer"
+
+	"github.com/apiary-io/apiary/internal/testutil"
 )
 
 const testClusterID = "cluster-test"
-
-func quietLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 // newTestCA returns a fresh cluster CA over an in-memory state.
 func newTestCA(t testing.TB, expiry time.Duration) (*MemState, *CAServer) {
@@ -29,7 +28,7 @@ func newTestCA(t testing.TB, expiry time.Duration) (*MemState, *CAServer) {
 		t.Fatal(err)
 	}
 	st := NewMemState(rec)
-	return st, NewCAServer(st, CAServerOptions{Logger: quietLogger()})
+	return st, NewCAServer(st, CAServerOptions{Logger: testutil.DiscardLogger()})
 }
 
 // newTestNode issues an identity for a new node of role, persisted in a
@@ -182,7 +181,7 @@ func startServer(t testing.TB, node *NodeIdentity, ca *CAServer, removed Removed
 		t.Fatal(err)
 	}
 	ts := &testServer{addr: lis.Addr().String()}
-	az := NewAuthorizer(testPolicy(), removed, quietLogger())
+	az := NewAuthorizer(testPolicy(), removed, testutil.DiscardLogger())
 	count := func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 		ts.requests.Add(1)
 		return h(ctx, req)

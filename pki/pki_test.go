@@ -27,6 +27,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
 
+	"github.com/apiary-io/apiary/internal/testutil"
 	"github.com/apiary-io/apiary/swarm/api"
 )
 
@@ -113,7 +114,7 @@ func TestRejectExpiredCertificate(t *testing.T) {
 	st, good := newTestCA(t, time.Hour)
 	valid := newTestNode(t, good, RoleManager)
 	// Certificates of this CA live two seconds; wait until one is expired.
-	short := NewCAServer(st, CAServerOptions{Logger: quietLogger()})
+	short := NewCAServer(st, CAServerOptions{Logger: testutil.DiscardLogger()})
 	if err := st.UpdateCA(context.Background(), func(r *CARecord) error { r.NodeCertExpiry = 2 * time.Second; return nil }); err != nil {
 		t.Fatal(err)
 	}
@@ -508,7 +509,7 @@ func TestCAServiceOnServerWithForcedJSONCodec(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	az := NewAuthorizer(CAPolicy(), st, quietLogger())
+	az := NewAuthorizer(CAPolicy(), st, testutil.DiscardLogger())
 	srv := grpc.NewServer(grpc.Creds(credentials.NewTLS(mgr.JoinServerTLSConfig())), grpc.ForceServerCodec(otherJSON{}),
 		grpc.UnaryInterceptor(az.UnaryServerInterceptor()))
 	RegisterCAService(srv, ca)

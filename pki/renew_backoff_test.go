@@ -6,6 +6,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/apiary-io/apiary/internal/testutil"
 )
 
 // nextNear returns the deadline of the next wait the renewer starts that
@@ -35,7 +37,7 @@ func TestRenewerBacksOffRenewalsThatBringNothingNew(t *testing.T) {
 	renewed := make(chan Identity, 1)
 	var r *Renewer
 	r = NewRenewer(node, ca.LocalIssuer(node), RenewerOptions{
-		Clock: clock, Jitter: func() float64 { return 0.5 }, Logger: quietLogger(),
+		Clock: clock, Jitter: func() float64 { return 0.5 }, Logger: testutil.DiscardLogger(),
 		RetryMin: time.Second, RetryMax: time.Minute,
 		OnRenew: func(id Identity) {
 			renewed <- id
@@ -115,7 +117,7 @@ func TestRenewerRetriesBackOffThroughRenewNow(t *testing.T) {
 	var r *Renewer
 	iss.kick = func() { r.RenewNow() }
 	r = NewRenewer(node, iss, RenewerOptions{
-		Clock: clock, Jitter: func() float64 { return 0.5 }, Logger: quietLogger(),
+		Clock: clock, Jitter: func() float64 { return 0.5 }, Logger: testutil.DiscardLogger(),
 		RetryMin: time.Second, RetryMax: time.Minute,
 	})
 	ctx, cancel := context.WithCancel(context.Background())

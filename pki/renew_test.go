@@ -5,6 +5,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/apiary-io/apiary/internal/testutil"
 )
 
 func TestRenewalTime(t *testing.T) {
@@ -79,7 +81,7 @@ func TestRenewerSchedulesInSecondHalfWithFakeClock(t *testing.T) {
 	clock := newFakeClock(time.Now())
 	renewed := make(chan Identity, 16)
 	r := NewRenewer(node, ca.LocalIssuer(node), RenewerOptions{
-		Clock: clock, Jitter: func() float64 { return 0.5 }, Logger: quietLogger(),
+		Clock: clock, Jitter: func() float64 { return 0.5 }, Logger: testutil.DiscardLogger(),
 		OnRenew: func(id Identity) {
 			select {
 			case renewed <- id:
@@ -158,7 +160,7 @@ func TestAutomaticRenewalKeepsConnections(t *testing.T) {
 
 	wRenewed, mRenewed := make(chan Identity, 16), make(chan Identity, 16)
 	opts := func(ch chan Identity) RenewerOptions {
-		return RenewerOptions{RetryMin: 100 * time.Millisecond, Logger: quietLogger(), OnRenew: func(id Identity) { ch <- id }}
+		return RenewerOptions{RetryMin: 100 * time.Millisecond, Logger: testutil.DiscardLogger(), OnRenew: func(id Identity) { ch <- id }}
 	}
 	rctx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/apiary-io/apiary/internal/testutil"
 )
 
 // meshNode is a test node with a raw mutual-TLS echo listener.
@@ -101,7 +103,7 @@ func allPairs(t *testing.T, step string, nodes []*meshNode) {
 // rotation survive it.
 func TestRootRotation(t *testing.T) {
 	st, ca1 := newTestCA(t, time.Hour)
-	ca2 := NewCAServer(st, CAServerOptions{Logger: quietLogger()}) // a second manager, same state
+	ca2 := NewCAServer(st, CAServerOptions{Logger: testutil.DiscardLogger()}) // a second manager, same state
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 

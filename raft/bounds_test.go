@@ -14,6 +14,8 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/apiary-io/apiary/internal/testutil"
 )
 
 // A proposal larger than MaxEntrySize is refused before it reaches the
@@ -103,7 +105,7 @@ func TestGRPCStreamHeldToItsFirstSender(t *testing.T) {
 	if err := send(1); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "the first message", func() bool { return rec.count() == 1 })
+	testutil.Eventually(t, 10*time.Second, "the first message", func() bool { return rec.count() == 1 })
 	_ = send(3)
 	_ = send(1)
 	err = st.RecvMsg(&rawFrame{})

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/apiary-io/apiary/internal/testutil"
 )
 
 var clusterShapes = []struct {
@@ -123,7 +125,7 @@ func TestClusterPartitionedLeaderStepsDown(t *testing.T) {
 				t.Fatalf("proposal %d took %v to fail: not fast", i, took[i])
 			}
 		}
-		waitFor(t, 10*time.Second, "the old leader to step down", func() bool { return !c.node(lead).IsLeader() })
+		testutil.Eventually(t, 10*time.Second, "the old leader to step down", func() bool { return !c.node(lead).IsLeader() })
 
 		c.heal()
 		c.converged(c.ids, idx, 15*time.Second)
@@ -161,7 +163,7 @@ func TestClusterRestartAllFromDisk(t *testing.T) {
 			c.start(id, nil)
 		}
 		for _, id := range c.ids {
-			waitFor(t, 10*time.Second, "replay", func() bool { return c.node(id).AppliedIndex() >= idx })
+			testutil.Eventually(t, 10*time.Second, "replay", func() bool { return c.node(id).AppliedIndex() >= idx })
 			got := c.fsm(id).writes()
 			if len(got) < len(want) {
 				t.Fatalf("member %x replayed %d writes, want %d", id, len(got), len(want))

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+
+	"github.com/apiary-io/apiary/internal/testutil"
 )
 
 // kvFSM is the test state machine: a map of keys to values plus the
@@ -167,23 +169,11 @@ func (f *kvFSM) writes() []kvWrite {
 	return slices.Clone(f.history)
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func testLogger(t testing.TB) *slog.Logger {
 	if os.Getenv("RAFT_TEST_LOG") != "" {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	return slog.New(slog.NewTextHandler(io.Discard, nil))
+	return testutil.DiscardLogger()
 }
 
 type transportKind string
@@ -422,7 +412,7 @@ func (c *cluster) stopAll() {
 func (c *cluster) leader(ids []uint64, timeout time.Duration) uint64 {
 	c.t.Helper()
 	var lead uint64
-	waitFor(c.t, timeout, fmt.Sprintf("a leader among %v", ids), func() bool {
+	testutil.Eventually(c.t, timeout, fmt.Sprintf("a leader among %v", ids), func() bool {
 		lead = 0
 		for _, id := range ids {
 			n := c.node(id)
@@ -475,7 +465,7 @@ func (c *cluster) mustPut(id uint64, key, value string) uint64 {
 // first one and has applied at least index.
 func (c *cluster) converged(ids []uint64, index uint64, timeout time.Duration) {
 	c.t.Helper()
-	waitFor(c.t, timeout, fmt.Sprintf("members %v to converge at index >= %d", ids, index), func() bool {
+	testutil.Eventually(c.t, timeout, fmt.Sprintf("members %v to converge at index >= %d", ids, index), func() bool {
 		var ref []kvWrite
 		for i, id := range ids {
 			n := c.node(id)

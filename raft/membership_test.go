@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/apiary-io/apiary/internal/testutil"
 )
 
 func smallSnapshots(c *Config) {
@@ -234,7 +236,7 @@ func TestRemoveRefusedWhenQuorumWouldBeLost(t *testing.T) {
 	f := without(c.ids, lead)
 	c.kill(f[0])
 	ln := c.node(lead)
-	waitFor(t, 10*time.Second, "the leader to see the dead member as unreachable", func() bool {
+	testutil.Eventually(t, 10*time.Second, "the leader to see the dead member as unreachable", func() bool {
 		v, err := ln.view(context.Background(), 0)
 		return err == nil && ln.reachable(v, []uint64{f[0]}) == 0
 	})
@@ -357,7 +359,7 @@ func TestForceNewCluster(t *testing.T) {
 	c.kill(survivor)
 	c.start(survivor, nil)
 	c.leader([]uint64{survivor}, 10*time.Second)
-	waitFor(t, 5*time.Second, "replay", func() bool { return c.node(survivor).AppliedIndex() >= idx })
+	testutil.Eventually(t, 5*time.Second, "replay", func() bool { return c.node(survivor).AppliedIndex() >= idx })
 	if v, _ := c.fsm(survivor).get("after-force"); v != "1" {
 		t.Fatal("write after force lost on restart")
 	}

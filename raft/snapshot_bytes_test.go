@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/apiary-io/apiary/internal/testutil"
 )
 
 // logBytes returns the bytes of the entries a member's storage still holds
@@ -96,12 +98,12 @@ func TestSnapshotWhenQuiet(t *testing.T) {
 		last = c.mustPut(id, fmt.Sprintf("k%d", i), strings.Repeat("v", value))
 	}
 	// The snapshot is recorded before the log is compacted: wait for both.
-	waitFor(t, 30*time.Second, "a snapshot once the log is quiet, and the log compacted to 150 KiB", func() bool {
+	testutil.Eventually(t, 30*time.Second, "a snapshot once the log is quiet, and the log compacted to 150 KiB", func() bool {
 		snap, err := c.node(id).storage.Snapshot()
 		b, _ := logBytes(t, c.node(id))
 		return err == nil && snap.GetMetadata().GetIndex() >= last && b <= 150<<10
 	})
-	waitFor(t, 30*time.Second, "the freed memory returned (a forced garbage collection)", func() bool {
+	testutil.Eventually(t, 30*time.Second, "the freed memory returned (a forced garbage collection)", func() bool {
 		return forcedGCs() > gcs
 	})
 	if v, _ := c.fsm(id).get("k9"); len(v) != value {

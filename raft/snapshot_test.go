@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+
+	"github.com/apiary-io/apiary/internal/testutil"
 )
 
 // A 100 MiB state reaches a follower that fell behind as a snapshot
@@ -58,7 +60,7 @@ func TestLargeSnapshotInstall(t *testing.T) {
 	}
 	start = time.Now()
 	c.start(lag, nil)
-	waitFor(t, 120*time.Second, "the lagging member to install the snapshot", func() bool {
+	testutil.Eventually(t, 120*time.Second, "the lagging member to install the snapshot", func() bool {
 		return c.node(lag).AppliedIndex() >= idx
 	})
 	t.Logf("snapshot installed and applied in %v", time.Since(start))

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apiary-io/apiary/internal/testutil"
 	"github.com/apiary-io/apiary/store"
 	"github.com/apiary-io/apiary/swarm/api"
 )
@@ -80,7 +81,7 @@ func TestStoreReplication(t *testing.T) {
 			m.store.Close()
 		}
 	}()
-	waitFor(t, 10*time.Second, "a leader", func() bool { return ms[1].node.Leader() != 0 && ms[2].node.Leader() == ms[1].node.Leader() })
+	testutil.Eventually(t, 10*time.Second, "a leader", func() bool { return ms[1].node.Leader() != 0 && ms[2].node.Leader() == ms[1].node.Leader() })
 
 	for i := 0; i < 60; i++ {
 		m := ms[uint64(1+i%3)]
@@ -98,7 +99,7 @@ func TestStoreReplication(t *testing.T) {
 	ms[2].store.View(func(tx store.ReadTx) { base2 = tx.GetService("svc0") })
 	if base1 == nil || base2 == nil || base1.Meta.Version != base2.Meta.Version {
 		// Not yet applied on 2: wait for it.
-		waitFor(t, 5*time.Second, "svc0 on member 2", func() bool {
+		testutil.Eventually(t, 5*time.Second, "svc0 on member 2", func() bool {
 			ms[2].store.View(func(tx store.ReadTx) { base2 = tx.GetService("svc0") })
 			return base2 != nil && base2.Meta.Version == base1.Meta.Version
 		})
@@ -124,7 +125,7 @@ func TestStoreReplication(t *testing.T) {
 	}
 	index := ms[1].store.Index()
 	for _, m := range ms {
-		waitFor(t, 10*time.Second, "replication", func() bool { return m.store.Index() >= index && count(m.store) == 60 })
+		testutil.Eventually(t, 10*time.Second, "replication", func() bool { return m.store.Index() >= index && count(m.store) == 60 })
 	}
 
 	// Restart member 3 from disk: its store comes back from the snapshot
@@ -132,7 +133,7 @@ func TestStoreReplication(t *testing.T) {
 	ms[3].node.Stop()
 	ms[3].store.Close()
 	ms[3] = startStoreMember(t, nw, base, 3, nil)
-	waitFor(t, 10*time.Second, "member 3 to replay", func() bool { return ms[3].store.Index() >= index && count(ms[3].store) == 60 })
+	testutil.Eventually(t, 10*time.Second, "member 3 to replay", func() bool { return ms[3].store.Index() >= index && count(ms[3].store) == 60 })
 	var got *api.Service
 	ms[3].store.View(func(tx store.ReadTx) { got = tx.GetService("svc0") })
 	if got == nil || got.Meta.Version == base1.Meta.Version {

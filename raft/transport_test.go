@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"go.etcd.io/raft/v3/raftpb"
+
+	"github.com/apiary-io/apiary/internal/testutil"
 )
 
 // recorder is a Handler that keeps what it receives.
@@ -120,7 +122,7 @@ func TestGRPCTransportTLS(t *testing.T) {
 	for i := 0; i < 10; i++ {
 		a.Send([]*raftpb.Message{{Type: raftpb.MsgHeartbeat.Enum(), From: new(uint64(1)), To: new(uint64(2)), Term: new(uint64(i))}})
 	}
-	waitFor(t, 10*time.Second, "messages over TLS", func() bool { return rb.count() == 10 })
+	testutil.Eventually(t, 10*time.Second, "messages over TLS", func() bool { return rb.count() == 10 })
 	if _, ok := authorized.Load(uint64(1)); !ok {
 		t.Fatal("Authorize was not called with the sender's ID")
 	}
@@ -142,7 +144,7 @@ func TestGRPCTransportTLS(t *testing.T) {
 	rb.refuse = true
 	rb.mu.Unlock()
 	a.Send([]*raftpb.Message{{Type: raftpb.MsgHeartbeat.Enum(), From: new(uint64(1)), To: new(uint64(2))}})
-	waitFor(t, 10*time.Second, "the removed sender to be told", func() bool {
+	testutil.Eventually(t, 10*time.Second, "the removed sender to be told", func() bool {
 		ra.mu.Lock()
 		defer ra.mu.Unlock()
 		return len(ra.removed) > 0 && ra.removed[0] == 2
@@ -189,7 +191,7 @@ func TestMemNetworkControls(t *testing.T) {
 		}
 	}
 	send(5)
-	waitFor(t, 5*time.Second, "delivery", func() bool { return rb.count() == 5 })
+	testutil.Eventually(t, 5*time.Second, "delivery", func() bool { return rb.count() == 5 })
 
 	nw.Partition([]uint64{1}, []uint64{2})
 	send(5)
@@ -200,7 +202,7 @@ func TestMemNetworkControls(t *testing.T) {
 	nw.SetDelay(1, 2, 200*time.Millisecond, 0)
 	start := time.Now()
 	send(1)
-	waitFor(t, 5*time.Second, "delayed delivery", func() bool { return rb.count() == 6 })
+	testutil.Eventually(t, 5*time.Second, "delayed delivery", func() bool { return rb.count() == 6 })
 	if d := time.Since(start); d < 200*time.Millisecond {
 		t.Fatalf("delivered after %v, want >= 200ms", d)
 	}
@@ -209,5 +211,5 @@ func TestMemNetworkControls(t *testing.T) {
 	send(20)
 	nw.Heal()
 	send(1)
-	waitFor(t, 5*time.Second, "delivery after heal", func() bool { return rb.count() == 7 })
+	testutil.Eventually(t, 5*time.Second, "delivery after heal", func() bool { return rb.count() == 7 })
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apiary-io/apiary/internal/testutil"
 	"github.com/apiary-io/apiary/swarm/api"
 )
 
@@ -325,17 +326,20 @@ func eventsUntilCommit(t testing.TB, w *Watcher, index uint64, timeout time.Dura
 	}
 }
 
-// waitGoroutines waits until at most n goroutines run.
+// waitGoroutines waits until at most n goroutines run; if they do not, it
+// prints every goroutine's stack, which names the one that leaked.
 func waitGoroutines(t testing.TB, n int, timeout time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for runtime.NumGoroutine() > n {
-		if time.Now().After(deadline) {
+	ended := false
+	defer func() {
+		if !ended { // EventuallyWhy failed the test (t.Fatalf runs the defers)
 			buf := make([]byte, 1<<20)
-			buf = buf[:runtime.Stack(buf, true)]
-			t.Fatalf("%d goroutines still running, want <= %d:\n%s", runtime.NumGoroutine(), n, buf)
+			t.Logf("goroutines:\n%s", buf[:runtime.Stack(buf, true)])
 		}
-		runtime.Gosched()
-		time.Sleep(time.Millisecond)
-	}
+	}()
+	testutil.EventuallyWhy(t, timeout, fmt.Sprintf("at most %d goroutines", n), func() (bool, string) {
+		got := runtime.NumGoroutine()
+		return got <= n, fmt.Sprintf("%d running", got)
+	})
+	ended = true
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apiary-io/apiary/internal/testutil"
 	"github.com/apiary-io/apiary/swarm/api"
 )
 
@@ -357,11 +358,8 @@ func drain(w *Watcher) <-chan Event {
 // waitIndex waits until the store's index reaches index.
 func waitIndex(t testing.TB, s *MemoryStore, index uint64) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for s.Index() < index {
-		if time.Now().After(deadline) {
-			t.Fatalf("index %d, still waiting for %d", s.Index(), index)
-		}
-		runtime.Gosched()
-	}
+	testutil.EventuallyWhy(t, 30*time.Second, fmt.Sprintf("store index %d", index), func() (bool, string) {
+		got := s.Index()
+		return got >= index, fmt.Sprintf("at %d", got)
+	})
 }

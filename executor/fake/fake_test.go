@@ -13,6 +13,7 @@ import (
 
 	"github.com/apiary-io/apiary/executor"
 	"github.com/apiary-io/apiary/executor/executortest"
+	"github.com/apiary-io/apiary/internal/testutil"
 	"github.com/apiary-io/apiary/swarm/api"
 )
 
@@ -188,17 +189,10 @@ func TestUnhealthy(t *testing.T) {
 	if h, _ := hc.Health(context.Background()); h != api.HealthHealthy {
 		t.Errorf("Health right after Start = %q, want healthy", h)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	testutil.EventuallyWhy(t, 5*time.Second, "health unhealthy", func() (bool, string) {
 		h, _ := hc.Health(context.Background())
-		if h == api.HealthUnhealthy {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("still %q after 5s", h)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return h == api.HealthUnhealthy, fmt.Sprintf("health %q", h)
+	})
 	_, c, _ = scripted(t, Script{})
 	c.Start(context.Background())
 	if h, _ := c.(executor.HealthChecker).Health(context.Background()); h != api.HealthHealthy {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/apiary-io/apiary/executor"
+	"github.com/apiary-io/apiary/internal/testutil"
 )
 
 // readCount reads the counter file a ticking task keeps in its work dir.
@@ -38,9 +39,9 @@ func TestAdoptAfterAgentDeath(t *testing.T) {
 
 	// With the agent gone, nothing reads the output: the task must go on
 	// (no SIGPIPE) and its output wait in the pipe.
-	eventually(t, 5*time.Second, "the task ticks", func() bool { return readCount(taskDir) >= 1 })
+	testutil.Eventually(t, 5*time.Second, "the task ticks", func() bool { return readCount(taskDir) >= 1 })
 	orphanTick := readCount(taskDir) + 3
-	eventually(t, 5*time.Second, "the task ticks with no agent", func() bool { return readCount(taskDir) >= orphanTick })
+	testutil.Eventually(t, 5*time.Second, "the task ticks with no agent", func() bool { return readCount(taskDir) >= orphanTick })
 	if processGone(pid, 0) {
 		t.Fatal("the task died with its agent")
 	}
@@ -79,7 +80,7 @@ func TestAdoptAfterAgentDeath(t *testing.T) {
 	if st.ExitCode != -1 || !st.Failed() || !strings.Contains(st.Message, "SIGTERM") || !strings.Contains(st.Message, "unknown") {
 		t.Errorf("exit of an adopted task = %+v, want an unknown status after SIGTERM", st)
 	}
-	eventually(t, 5*time.Second, "the adopted task is gone", func() bool { return processGone(pid, 0) })
+	testutil.Eventually(t, 5*time.Second, "the adopted task is gone", func() bool { return processGone(pid, 0) })
 	if again := waitExit(t, c, time.Second); again != st {
 		t.Errorf("second Wait = %+v, want %+v", again, st)
 	}
@@ -102,7 +103,7 @@ func TestAdoptTerminate(t *testing.T) {
 	pid := startInOtherAgent(t, dataDir, task)
 	taskDir := filepath.Join(dataDir, "tasks", task.ID)
 	var child int
-	eventually(t, 5*time.Second, "the task forks", func() bool {
+	testutil.Eventually(t, 5*time.Second, "the task forks", func() bool {
 		b, _ := os.ReadFile(filepath.Join(taskDir, workDirName, "child"))
 		child, _ = strconv.Atoi(strings.TrimSpace(string(b)))
 		return child > 0
@@ -112,7 +113,7 @@ func TestAdoptTerminate(t *testing.T) {
 	if err := c.Terminate(ctxT(t, 10*time.Second)); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, "the task and its child die", func() bool { return processGone(pid, 0) && processGone(child, 0) })
+	testutil.Eventually(t, 5*time.Second, "the task and its child die", func() bool { return processGone(pid, 0) && processGone(child, 0) })
 }
 
 // TestAdoptGone: the task ended while no agent ran; the next one reports an
@@ -124,7 +125,7 @@ func TestAdoptGone(t *testing.T) {
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, "the task dies", func() bool { return processGone(pid, 0) })
+	testutil.Eventually(t, 5*time.Second, "the task dies", func() bool { return processGone(pid, 0) })
 
 	e := newTestExecutor(t, Config{DataDir: dataDir})
 	c, _ := e.Controller(task)

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apiary-io/apiary/internal/testutil"
 	"github.com/apiary-io/apiary/swarm/api"
 )
 
@@ -148,7 +149,7 @@ func TestCgroupUnavailableWarnsOnce(t *testing.T) {
 // machine has them. It is skipped, saying why, where it has not (cgroup v1
 // or hybrid hosts, no root); APIARY_REQUIRE_CGROUPS=1 makes that a failure.
 func TestCgroupLimitsEnforced(t *testing.T) {
-	m := newCgroupManager("", slog.New(slog.DiscardHandler))
+	m := newCgroupManager("", testutil.DiscardLogger())
 	mount, err := findCgroup2Mount(m.mountinfo)
 	if err == nil {
 		m.parentCfg = filepath.Join(mount, "apiary-test-"+strconv.Itoa(os.Getpid()))
@@ -243,7 +244,7 @@ func TestCgroupPlacement(t *testing.T) {
 	if err := c.Terminate(ctxT(t, 10*time.Second)); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, "the escaped child dies with the task", func() bool { return processGone(child, 0) })
+	testutil.Eventually(t, 5*time.Second, "the escaped child dies with the task", func() bool { return processGone(child, 0) })
 	if err := c.Remove(ctxT(t, 10*time.Second)); err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/apiary-io/apiary/executor"
+	"github.com/apiary-io/apiary/internal/testutil"
 	"github.com/apiary-io/apiary/swarm/api"
 )
 
@@ -101,7 +102,7 @@ func TestProcessGroupKilled(t *testing.T) {
 		if err := c.Shutdown(ctxT(t, 10*time.Second)); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, 5*time.Second, "the task's child dies with it", func() bool { return processGone(child, 0) })
+		testutil.Eventually(t, 5*time.Second, "the task's child dies with it", func() bool { return processGone(child, 0) })
 	})
 	t.Run("Terminate", func(t *testing.T) {
 		c := start(t, e, shTask("sleep 300 & echo child $!; wait"))
@@ -109,7 +110,7 @@ func TestProcessGroupKilled(t *testing.T) {
 		if err := c.Terminate(ctxT(t, 10*time.Second)); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, 5*time.Second, "the task's child dies with it", func() bool { return processGone(child, 0) })
+		testutil.Eventually(t, 5*time.Second, "the task's child dies with it", func() bool { return processGone(child, 0) })
 	})
 	t.Run("MainExits", func(t *testing.T) {
 		// What the main process leaves behind is cleaned up at its exit.
@@ -118,7 +119,7 @@ func TestProcessGroupKilled(t *testing.T) {
 		if st := waitExit(t, c, 10*time.Second); st.ExitCode != 0 {
 			t.Errorf("exit = %+v", st)
 		}
-		eventually(t, 5*time.Second, "the child left behind dies", func() bool { return processGone(child, 0) })
+		testutil.Eventually(t, 5*time.Second, "the child left behind dies", func() bool { return processGone(child, 0) })
 	})
 }
 

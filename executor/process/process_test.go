@@ -19,6 +19,7 @@ import (
 
 	"github.com/apiary-io/apiary/executor"
 	"github.com/apiary-io/apiary/executor/executortest"
+	"github.com/apiary-io/apiary/internal/testutil"
 	"github.com/apiary-io/apiary/swarm/api"
 )
 
@@ -133,7 +134,7 @@ func helperAgent(dir, taskJSON string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	e, err := New(Config{DataDir: dir, Logger: slog.New(slog.DiscardHandler)})
+	e, err := New(Config{DataDir: dir, Logger: testutil.DiscardLogger()})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -196,18 +197,6 @@ func waitExit(t *testing.T, c executor.Controller, d time.Duration) executor.Exi
 		t.Fatalf("Wait: %v", err)
 	}
 	return st
-}
-
-// eventually polls cond until it holds, failing the test after d.
-func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v", what, d)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 func readLogs(t *testing.T, c executor.Controller, opts executor.LogOptions) string {

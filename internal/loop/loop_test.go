@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"slices"
 	"strings"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/apiary-io/apiary/internal/loop"
+	"github.com/apiary-io/apiary/internal/testutil"
 	"github.com/apiary-io/apiary/store"
 	"github.com/apiary-io/apiary/swarm/api"
 )
@@ -150,7 +150,7 @@ func run(t *testing.T, r *nodes, cfg loop.Config) (*store.MemoryStore, *loop.Loo
 	cfg.Name = "test"
 	cfg.Filters = []store.EventFilter{store.ByKinds(api.KindNode)}
 	if cfg.Log == nil {
-		cfg.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+		cfg.Log = testutil.DiscardLogger()
 	}
 	l := loop.New[string](cfg, r)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -425,7 +425,7 @@ func TestRestoreReconcilesEverything(t *testing.T) {
 func TestStopsWithContextAndWhenStoreCloses(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		s := store.NewMemoryStore(nil)
-		l := loop.New[string](loop.Config{Name: "test", Store: s, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}, newNodes())
+		l := loop.New[string](loop.Config{Name: "test", Store: s, Log: testutil.DiscardLogger()}, newNodes())
 		done := make(chan error, 1)
 		go func() { done <- l.Run(context.Background()) }()
 		synctest.Wait()

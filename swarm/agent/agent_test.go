@@ -10,6 +10,7 @@ import (
 
 	"github.com/apiary-io/apiary/executor"
 	"github.com/apiary-io/apiary/executor/fake"
+	"github.com/apiary-io/apiary/internal/testutil"
 	"github.com/apiary-io/apiary/swarm/agent"
 	"github.com/apiary-io/apiary/swarm/api"
 	"github.com/apiary-io/apiary/swarm/dispatcher"
@@ -161,7 +162,7 @@ func TestRemovedTaskIsRemovedAndForgotten(t *testing.T) {
 	if len(n.ex.Running()) != 0 {
 		t.Errorf("still running after removal: %v", n.ex.Running())
 	}
-	waitFor(t, "task forgotten", 10*time.Second, func() (bool, string) {
+	testutil.EventuallyWhy(t, 10*time.Second, "task forgotten", func() (bool, string) {
 		_, err := n.a.Logs(context.Background(), "t1", executor.LogOptions{})
 		return errors.Is(err, agent.ErrNoLogs), "Logs err: " + errString(err)
 	})
@@ -323,11 +324,11 @@ func TestTasksSurviveManagerOutage(t *testing.T) {
 	d.waitState(t, "t1", api.TaskStateRunning)
 	sessions := d.sessionCount()
 	d.setDown(true)
-	waitFor(t, "agent to notice the outage", 10*time.Second, func() (bool, string) {
+	testutil.EventuallyWhy(t, 10*time.Second, "agent to notice the outage", func() (bool, string) {
 		return d.refusedCalls() > 0, "no call refused yet"
 	})
 	d.setDown(false)
-	waitFor(t, "new session", 10*time.Second, func() (bool, string) {
+	testutil.EventuallyWhy(t, 10*time.Second, "new session", func() (bool, string) {
 		return d.sessionCount() > sessions, "no new session yet"
 	})
 	// Messages are applied in order: once a task assigned after the new
@@ -440,7 +441,7 @@ func TestOrphanedTaskStillRunningOnReturningNodeIsShutDown(t *testing.T) {
 
 	second := newNode(t, d, ex)
 	second.waitOp("t1", fake.OpShutdown)
-	waitFor(t, "orphaned task stopped", 10*time.Second, func() (bool, string) {
+	testutil.EventuallyWhy(t, 10*time.Second, "orphaned task stopped", func() (bool, string) {
 		return len(ex.Running()) == 0, "running: " + strings.Join(ex.Running(), ",")
 	})
 	if got := len(d.reportsOf("t1")); got != reports {

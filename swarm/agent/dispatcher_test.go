@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/apiary-io/apiary/executor/fake"
+	"github.com/apiary-io/apiary/internal/testutil"
 	"github.com/apiary-io/apiary/store"
 	"github.com/apiary-io/apiary/swarm/agent"
 	"github.com/apiary-io/apiary/swarm/api"
@@ -26,7 +27,7 @@ type manager struct {
 func newManager(t *testing.T) *manager {
 	s := store.NewMemoryStore(nil)
 	cfg := dispatcher.DefaultConfig()
-	cfg.Logger = quietLogger()
+	cfg.Logger = testutil.DiscardLogger()
 	m := &manager{t: t, s: s, d: dispatcher.New(s, cfg)}
 	m.start()
 	t.Cleanup(func() { m.stop(); s.Close() })
@@ -57,7 +58,7 @@ func (m *manager) task(id string) *api.Task {
 func (m *manager) waitTask(id string, st api.TaskState) *api.Task {
 	m.t.Helper()
 	var tk *api.Task
-	waitFor(m.t, fmt.Sprintf("task %s %s in the store", id, st), 10*time.Second, func() (bool, string) {
+	testutil.EventuallyWhy(m.t, 10*time.Second, fmt.Sprintf("task %s %s in the store", id, st), func() (bool, string) {
 		tk = m.task(id)
 		if tk == nil {
 			return false, "no task"
@@ -76,7 +77,7 @@ func (m *manager) update(f func(tx store.Tx) error) {
 
 func startAgent(t *testing.T, d agent.Dispatcher, ex *fake.Executor) (*agent.Agent, context.CancelFunc) {
 	t.Helper()
-	a, err := agent.New(agent.Config{Dispatcher: d, Executor: ex, Logger: quietLogger(), ReconnectBackoff: 20 * time.Millisecond})
+	a, err := agent.New(agent.Config{Dispatcher: d, Executor: ex, Logger: testutil.DiscardLogger(), ReconnectBackoff: 20 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +86,7 @@ func startAgent(t *testing.T, d agent.Dispatcher, ex *fake.Executor) (*agent.Age
 	go func() { defer close(done); _ = a.Run(ctx) }()
 	stop := func() { cancel(); <-done }
 	t.Cleanup(stop)
-	waitFor(t, "agent registered", 10*time.Second, func() (bool, string) {
+	testutil.EventuallyWhy(t, 10*time.Second, "agent registered", func() (bool, string) {
 		select {
 		case <-a.Ready():
 			return true, ""
@@ -138,7 +139,7 @@ func TestAgentResendsReportAfterManagerFailover(t *testing.T) {
 	if err := ex.Kill("t1", 0); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "exit", 10*time.Second, func() (bool, string) { return len(ex.Running()) == 0, "running" })
+	testutil.EventuallyWhy(t, 10*time.Second, "exit", func() (bool, string) { return len(ex.Running()) == 0, "running" })
 	if got := m.task("t1").Status.State; got != api.TaskStateRunning {
 		t.Fatalf("store changed while the dispatcher was stopped: %s", got)
 	}

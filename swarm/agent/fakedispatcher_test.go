@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"sort"
 	"strings"
 	"sync"
@@ -13,28 +11,11 @@ import (
 	"time"
 
 	"github.com/apiary-io/apiary/executor/fake"
+	"github.com/apiary-io/apiary/internal/testutil"
 	"github.com/apiary-io/apiary/swarm/agent"
 	"github.com/apiary-io/apiary/swarm/api"
 	"github.com/apiary-io/apiary/swarm/dispatcher"
 )
-
-func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, d time.Duration, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		ok, why := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s: %s", d, what, why)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
 
 var errManagerDown = errors.New("fake dispatcher: manager unreachable")
 
@@ -286,7 +267,7 @@ func stateNames(ss []api.TaskState) string {
 func (d *fakeDispatcher) waitState(t *testing.T, id string, state api.TaskState) api.TaskStatus {
 	t.Helper()
 	var last api.TaskStatus
-	waitFor(t, fmt.Sprintf("task %s reported %s", id, state), 10*time.Second, func() (bool, string) {
+	testutil.EventuallyWhy(t, 10*time.Second, fmt.Sprintf("task %s reported %s", id, state), func() (bool, string) {
 		var ok bool
 		last, ok = d.lastState(id)
 		return ok && last.State == state, "reports: " + stateNames(statesOf(d.reportsOf(id)))
@@ -322,7 +303,7 @@ type node struct {
 
 func newNode(t *testing.T, d *fakeDispatcher, ex *fake.Executor) *node {
 	t.Helper()
-	a, err := agent.New(agent.Config{Dispatcher: d, Executor: ex, NodeID: d.nodeID, Logger: quietLogger(), ReconnectBackoff: 20 * time.Millisecond})
+	a, err := agent.New(agent.Config{Dispatcher: d, Executor: ex, NodeID: d.nodeID, Logger: testutil.DiscardLogger(), ReconnectBackoff: 20 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -391,7 +372,7 @@ func countOp(ops []fake.Op, op fake.Op) int {
 // waitOp waits until the executor recorded op for a task.
 func (n *node) waitOp(id string, op fake.Op) {
 	n.t.Helper()
-	waitFor(n.t, fmt.Sprintf("%s of task %s", op, id), 10*time.Second, func() (bool, string) {
+	testutil.EventuallyWhy(n.t, 10*time.Second, fmt.Sprintf("%s of task %s", op, id), func() (bool, string) {
 		ops := n.ex.Ops(id)
 		return countOp(ops, op) > 0, "ops: " + opsString(ops)
 	})

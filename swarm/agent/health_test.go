@@ -15,6 +15,7 @@ import (
 
 	"github.com/apiary-io/apiary/executor/fake"
 	"github.com/apiary-io/apiary/executor/process"
+	"github.com/apiary-io/apiary/internal/testutil"
 	"github.com/apiary-io/apiary/swarm/agent"
 	"github.com/apiary-io/apiary/swarm/api"
 )
@@ -38,7 +39,7 @@ func healthOf(rs []api.TaskStatus) []string {
 func waitHealth(t *testing.T, d *fakeDispatcher, id, h string) api.TaskStatus {
 	t.Helper()
 	var last api.TaskStatus
-	waitFor(t, fmt.Sprintf("task %s %s", id, h), 15*time.Second, func() (bool, string) {
+	testutil.EventuallyWhy(t, 15*time.Second, fmt.Sprintf("task %s %s", id, h), func() (bool, string) {
 		var ok bool
 		last, ok = d.lastState(id)
 		return ok && last.State == api.TaskStateRunning && last.Health == h, fmt.Sprintf("last %s/%q; healths %v", last.State, last.Health, healthOf(d.reportsOf(id)))
@@ -99,12 +100,12 @@ func TestUnhealthyTaskIsStoppedAndFailed(t *testing.T) {
 func processNode(t *testing.T, d *fakeDispatcher) {
 	t.Helper()
 	pc := process.DefaultConfig()
-	pc.DataDir, pc.Hostname, pc.Logger = t.TempDir(), "proc", quietLogger()
+	pc.DataDir, pc.Hostname, pc.Logger = t.TempDir(), "proc", testutil.DiscardLogger()
 	ex, err := process.New(pc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := agent.New(agent.Config{Dispatcher: d, Executor: ex, NodeID: d.nodeID, Logger: quietLogger(), ReconnectBackoff: 20 * time.Millisecond})
+	a, err := agent.New(agent.Config{Dispatcher: d, Executor: ex, NodeID: d.nodeID, Logger: testutil.DiscardLogger(), ReconnectBackoff: 20 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
