@@ -134,6 +134,11 @@ func Run(t *testing.T, h Harness) {
 type suite struct{ h Harness }
 
 // ctx is a context that ends after d.
+// op bounds one operation by the slack: every step of a sequence gets its
+// own, as the harness documents, so a loaded machine's slow steps do not
+// add up against one deadline.
+func (s *suite) op(t *testing.T) context.Context { return ctxFor(t, s.h.Slack) }
+
 func ctxFor(t *testing.T, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
@@ -154,10 +159,11 @@ func (s *suite) controller(t *testing.T, kind Kind) (executor.Controller, *api.T
 		t.Fatalf("Controller(%v task): %v", kind, err)
 	}
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), s.h.Slack)
-		defer cancel()
-		c.Terminate(ctx)
-		c.Remove(ctx)
+		for _, step := range []func(context.Context) error{c.Terminate, c.Remove} {
+			ctx, cancel := context.WithTimeout(context.Background(), s.h.Slack)
+			step(ctx)
+			cancel()
+		}
 	})
 	return c, task, e
 }
@@ -205,14 +211,13 @@ func (s *suite) ready(t *testing.T, c executor.Controller) {
 
 func (s *suite) lifecycle(t *testing.T) {
 	c, _, _ := s.controller(t, ExitZero)
-	ctx := ctxFor(t, s.h.Slack)
-	must(t, "Prepare", c.Prepare(ctx))
-	must(t, "Start", c.Start(ctx))
+	must(t, "Prepare", c.Prepare(s.op(t)))
+	must(t, "Start", c.Start(s.op(t)))
 	st := s.wait(t, c)
 	if st.ExitCode != 0 || st.Failed() {
 		t.Errorf("Wait = %+v, want exit code 0, not failed", st)
 	}
-	must(t, "Remove", c.Remove(ctx))
+	must(t, "Remove", c.Remove(s.op(t)))
 }
 
 func (s *suite) startWithoutPrepare(t *testing.T) {
@@ -225,51 +230,48 @@ func (s *suite) startWithoutPrepare(t *testing.T) {
 
 func (s *suite) idempotent(t *testing.T) {
 	c, _, _ := s.controller(t, RunUntilStopped)
-	ctx := ctxFor(t, 4*s.h.Slack)
-	must(t, "Prepare", c.Prepare(ctx))
-	must(t, "Prepare again", c.Prepare(ctx))
-	must(t, "Start", c.Start(ctx))
-	st1, err := c.Status(ctx)
+	must(t, "Prepare", c.Prepare(s.op(t)))
+	must(t, "Prepare again", c.Prepare(s.op(t)))
+	must(t, "Start", c.Start(s.op(t)))
+	st1, err := c.Status(s.op(t))
 	must(t, "Status", err)
-	must(t, "Start again", c.Start(ctx))
-	st2, err := c.Status(ctx)
+	must(t, "Start again", c.Start(s.op(t)))
+	st2, err := c.Status(s.op(t))
 	must(t, "Status", err)
 	if st1.PID != st2.PID || st1.ContainerID != st2.ContainerID {
 		t.Errorf("Start again started something else: %+v then %+v", st1, st2)
 	}
-	must(t, "Shutdown", c.Shutdown(ctx))
-	must(t, "Shutdown again", c.Shutdown(ctx))
-	must(t, "Terminate after Shutdown", c.Terminate(ctx))
+	must(t, "Shutdown", c.Shutdown(s.op(t)))
+	must(t, "Shutdown again", c.Shutdown(s.op(t)))
+	must(t, "Terminate after Shutdown", c.Terminate(s.op(t)))
 	s.wait(t, c)
-	must(t, "Remove", c.Remove(ctx))
-	must(t, "Remove again", c.Remove(ctx))
-	must(t, "Shutdown after Remove", c.Shutdown(ctx))
-	must(t, "Terminate after Remove", c.Terminate(ctx))
+	must(t, "Remove", c.Remove(s.op(t)))
+	must(t, "Remove again", c.Remove(s.op(t)))
+	must(t, "Shutdown after Remove", c.Shutdown(s.op(t)))
+	must(t, "Terminate after Remove", c.Terminate(s.op(t)))
 }
 
 func (s *suite) startAfterExit(t *testing.T) {
 	c, _, _ := s.controller(t, ExitThree)
-	ctx := ctxFor(t, s.h.Slack)
-	must(t, "Start", c.Start(ctx))
+	must(t, "Start", c.Start(s.op(t)))
 	first := s.wait(t, c)
-	st1, _ := c.Status(ctx)
-	must(t, "Start after exit", c.Start(ctx))
+	st1, _ := c.Status(s.op(t))
+	must(t, "Start after exit", c.Start(s.op(t)))
 	if again := s.wait(t, c); again != first {
 		t.Errorf("Wait after a second Start = %+v, want the first run's %+v", again, first)
 	}
-	if st2, _ := c.Status(ctx); st2 != st1 {
+	if st2, _ := c.Status(s.op(t)); st2 != st1 {
 		t.Errorf("Status after a second Start = %+v, want %+v: the task ran again", st2, st1)
 	}
 }
 
 func (s *suite) waitBeforeStart(t *testing.T) {
 	c, _, _ := s.controller(t, ExitZero)
-	ctx := ctxFor(t, s.h.Slack)
-	if _, err := c.Wait(ctx); !errors.Is(err, executor.ErrNotStarted) {
+	if _, err := c.Wait(s.op(t)); !errors.Is(err, executor.ErrNotStarted) {
 		t.Errorf("Wait before Prepare = %v, want ErrNotStarted", err)
 	}
-	must(t, "Prepare", c.Prepare(ctx))
-	if _, err := c.Wait(ctx); !errors.Is(err, executor.ErrNotStarted) {
+	must(t, "Prepare", c.Prepare(s.op(t)))
+	if _, err := c.Wait(s.op(t)); !errors.Is(err, executor.ErrNotStarted) {
 		t.Errorf("Wait after Prepare = %v, want ErrNotStarted", err)
 	}
 }
@@ -407,17 +409,16 @@ func (s *suite) terminate(t *testing.T) {
 
 func (s *suite) beforeStart(t *testing.T) {
 	c, _, _ := s.controller(t, RunUntilStopped)
-	ctx := ctxFor(t, s.h.Slack)
-	st, err := c.Status(ctx)
+	st, err := c.Status(s.op(t))
 	must(t, "Status before Prepare", err)
 	if st.PID != 0 || st.ContainerID != "" {
 		t.Errorf("Status before Start = %+v, want nothing running", st)
 	}
-	must(t, "Prepare", c.Prepare(ctx))
-	must(t, "Shutdown before Start", c.Shutdown(ctx))
-	must(t, "Terminate before Start", c.Terminate(ctx))
-	must(t, "Remove before Start", c.Remove(ctx))
-	must(t, "Remove again", c.Remove(ctx))
+	must(t, "Prepare", c.Prepare(s.op(t)))
+	must(t, "Shutdown before Start", c.Shutdown(s.op(t)))
+	must(t, "Terminate before Start", c.Terminate(s.op(t)))
+	must(t, "Remove before Start", c.Remove(s.op(t)))
+	must(t, "Remove again", c.Remove(s.op(t)))
 }
 
 func (s *suite) exitCodes(t *testing.T) {
@@ -443,21 +444,20 @@ func (s *suite) exitCodes(t *testing.T) {
 
 func (s *suite) status(t *testing.T) {
 	c, _, _ := s.controller(t, ExitThree)
-	ctx := ctxFor(t, s.h.Slack)
-	must(t, "Prepare", c.Prepare(ctx))
-	st, err := c.Status(ctx)
+	must(t, "Prepare", c.Prepare(s.op(t)))
+	st, err := c.Status(s.op(t))
 	must(t, "Status", err)
 	if st.PID != 0 || st.ContainerID != "" {
 		t.Errorf("Status after Prepare = %+v, want nothing running", st)
 	}
-	must(t, "Start", c.Start(ctx))
-	st, err = c.Status(ctx)
+	must(t, "Start", c.Start(s.op(t)))
+	st, err = c.Status(s.op(t))
 	must(t, "Status", err)
 	if st.PID == 0 && st.ContainerID == "" {
 		t.Errorf("Status after Start = %+v, want a PID or container ID", st)
 	}
 	s.wait(t, c)
-	st, err = c.Status(ctx)
+	st, err = c.Status(s.op(t))
 	must(t, "Status", err)
 	if st.ExitCode != 3 {
 		t.Errorf("Status after the exit = %+v, want exit code 3", st)
@@ -575,17 +575,16 @@ func (s *suite) removeRunning(t *testing.T) {
 
 func (s *suite) sameController(t *testing.T) {
 	c1, task, e := s.controller(t, RunUntilStopped)
-	ctx := ctxFor(t, 2*s.h.Slack)
-	must(t, "Start", c1.Start(ctx))
+	must(t, "Start", c1.Start(s.op(t)))
 	c2, err := e.Controller(task.Copy())
 	must(t, "second Controller", err)
-	st1, _ := c1.Status(ctx)
-	st2, _ := c2.Status(ctx)
+	st1, _ := c1.Status(s.op(t))
+	st2, _ := c2.Status(s.op(t))
 	if st1 != st2 || st2.PID == 0 && st2.ContainerID == "" {
 		t.Errorf("two controllers of one task see %+v and %+v", st1, st2)
 	}
-	must(t, "Start through the second controller", c2.Start(ctx))
-	must(t, "Terminate through the second controller", c2.Terminate(ctx))
+	must(t, "Start through the second controller", c2.Start(s.op(t)))
+	must(t, "Terminate through the second controller", c2.Terminate(s.op(t)))
 	a := s.wait(t, c1)
 	b := s.wait(t, c2)
 	if a != b || !a.Failed() {
