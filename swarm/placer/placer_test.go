@@ -3,64 +3,63 @@ package placer_test
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
+	"github.com/apiary-io/apiary/internal/testutil"
 	"github.com/apiary-io/apiary/scheduler"
 	"github.com/apiary-io/apiary/store"
 	"github.com/apiary-io/apiary/swarm/api"
 	"github.com/apiary-io/apiary/swarm/placer"
 )
 
-func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
-
-func waitFor(t *testing.T, what string, d time.Duration, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		ok, why := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s: %s", d, what, why)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
+// The tests run the placer inside a synctest bubble: the store and the loop
+// use only channels and timers, so synctest.Wait returns once the placer
+// has taken in every change and has nothing left to do but wait, and a
+// test checks the outcome then, without polling. Retries on timers happen
+// only when a test lets the fake clock run (time.Sleep).
 
 type harness struct {
-	t *testing.T
-	s *store.MemoryStore
+	t   *testing.T
+	s   *store.MemoryStore
+	seq int
 }
 
-// run starts a placer over a store that setup filled first.
+// run starts a placer over a store that setup filled first. It must be
+// called inside a synctest bubble.
 func run(t *testing.T, setup func(tx store.Tx) error) *harness {
 	t.Helper()
+	h := fill(t, setup)
+	h.start(nil)
+	return h
+}
+
+// fill returns a harness over a store that setup filled, with no placer yet.
+func fill(t *testing.T, setup func(tx store.Tx) error) *harness {
+	t.Helper()
 	s := store.NewMemoryStore(nil)
+	t.Cleanup(s.Close)
 	h := &harness{t: t, s: s}
 	if setup != nil {
 		h.update(setup)
 	}
+	return h
+}
+
+// start runs a placer with sched (nil: the default scheduler) until the
+// test ends.
+func (h *harness) start(sched *scheduler.Scheduler) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- placer.New(s, nil, quietLogger()).Run(ctx) }()
-	t.Cleanup(func() {
+	go func() { done <- placer.New(h.s, sched, testutil.DiscardLogger()).Run(ctx) }()
+	h.t.Cleanup(func() {
 		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Run returned %v", err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Error("Run did not return")
+		if err := <-done; err != nil {
+			h.t.Errorf("Run returned %v", err)
 		}
-		s.Close()
 	})
-	return h
 }
 
 func (h *harness) update(f func(tx store.Tx) error) {
@@ -76,39 +75,46 @@ func (h *harness) task(id string) *api.Task {
 	return t
 }
 
-func (h *harness) waitAssigned(id string) *api.Task {
+// settled waits until the placer has nothing left to do but wait.
+func (h *harness) settled() { synctest.Wait() }
+
+// assigned checks, once the placer settled, that task id is assigned to
+// a node, and returns it.
+func (h *harness) assigned(id string) *api.Task {
 	h.t.Helper()
-	var tk *api.Task
-	waitFor(h.t, "task "+id+" assigned", 10*time.Second, func() (bool, string) {
-		tk = h.task(id)
-		return tk.Status.State == api.TaskStateAssigned, fmt.Sprintf("state %s message %q", tk.Status.State, tk.Status.Message)
-	})
+	h.settled()
+	tk := h.task(id)
+	if tk.Status.State != api.TaskStateAssigned {
+		h.t.Fatalf("task %s is %s with message %q, want assigned", id, tk.Status.State, tk.Status.Message)
+	}
 	if tk.NodeID == "" {
 		h.t.Fatalf("task %s assigned without a node", id)
 	}
 	return tk
 }
 
-// waitMessage waits until a pending task's message satisfies ok.
-func (h *harness) waitMessage(id string, ok func(string) bool) *api.Task {
+// waiting checks, once the placer settled, that task id is pending with a
+// message ok accepts, and returns it.
+func (h *harness) waiting(id string, ok func(string) bool) *api.Task {
 	h.t.Helper()
-	var tk *api.Task
-	waitFor(h.t, "task "+id+" reason", 10*time.Second, func() (bool, string) {
-		tk = h.task(id)
-		return tk.Status.State == api.TaskStatePending && ok(tk.Status.Message), fmt.Sprintf("state %s message %q", tk.Status.State, tk.Status.Message)
-	})
+	h.settled()
+	tk := h.task(id)
+	if tk.Status.State != api.TaskStatePending || !ok(tk.Status.Message) {
+		h.t.Fatalf("task %s is %s with message %q, want pending with another reason", id, tk.Status.State, tk.Status.Message)
+	}
 	return tk
 }
 
 // sync creates a pending task that fits any ready node (its own service,
-// no reservations) and waits until it is assigned: the placer then has
-// seen, and run a placement round over, every change committed before.
-// The cluster needs a ready node.
+// no reservations) and checks it is assigned: the placer then has seen,
+// and run a placement round over, every change committed before. The
+// cluster needs a ready node.
 func (h *harness) sync() {
 	h.t.Helper()
-	id := fmt.Sprintf("sync-%d", time.Now().UnixNano())
+	h.seq++
+	id := fmt.Sprintf("sync-%d", h.seq)
 	h.update(create(pending(id, "sync-"+id)))
-	h.waitAssigned(id)
+	h.assigned(id)
 }
 
 func node(id string, mods ...func(*api.Node)) *api.Node {
@@ -203,247 +209,268 @@ func reason(t *api.Task, nodes []*api.Node, placed ...*api.Task) string {
 }
 
 func TestPendingTasksAssignedAndSpread(t *testing.T) {
-	var objs []any
-	for i := range 3 {
-		objs = append(objs, node(fmt.Sprintf("n%d", i)))
-	}
-	for i := range 9 {
-		objs = append(objs, pending(fmt.Sprintf("t%d", i), "web"))
-	}
-	h := run(t, create(objs...))
-	perNode := map[string]int{}
-	for i := range 9 {
-		tk := h.waitAssigned(fmt.Sprintf("t%d", i))
-		perNode[tk.NodeID]++
-		if tk.Status.Message == "" || tk.Status.Timestamp.IsZero() {
-			t.Errorf("assigned status lacks message or timestamp: %+v", tk.Status)
+	synctest.Test(t, func(t *testing.T) {
+		var objs []any
+		for i := range 3 {
+			objs = append(objs, node(fmt.Sprintf("n%d", i)))
 		}
-	}
-	for i := range 3 {
-		if n := perNode[fmt.Sprintf("n%d", i)]; n != 3 {
-			t.Errorf("spread = %v, want 3 tasks on each node", perNode)
-			break
+		for i := range 9 {
+			objs = append(objs, pending(fmt.Sprintf("t%d", i), "web"))
 		}
-	}
-	// Tasks arriving later go to the least loaded node of their service.
-	h.update(create(node("n3")))
-	h.update(create(pending("late", "web")))
-	if tk := h.waitAssigned("late"); tk.NodeID != "n3" {
-		t.Errorf("late task went to %s, want the empty node n3", tk.NodeID)
-	}
+		h := run(t, create(objs...))
+		perNode := map[string]int{}
+		for i := range 9 {
+			tk := h.assigned(fmt.Sprintf("t%d", i))
+			perNode[tk.NodeID]++
+			if tk.Status.Message == "" || tk.Status.Timestamp.IsZero() {
+				t.Errorf("assigned status lacks message or timestamp: %+v", tk.Status)
+			}
+		}
+		for i := range 3 {
+			if n := perNode[fmt.Sprintf("n%d", i)]; n != 3 {
+				t.Errorf("spread = %v, want 3 tasks on each node", perNode)
+				break
+			}
+		}
+		// Tasks arriving later go to the least loaded node of their service.
+		h.update(create(node("n3")))
+		h.update(create(pending("late", "web")))
+		if tk := h.assigned("late"); tk.NodeID != "n3" {
+			t.Errorf("late task went to %s, want the empty node n3", tk.NodeID)
+		}
+	})
 }
 
 func TestTaskWithoutSuitableNodeWaitsWithReason(t *testing.T) {
-	tk := pending("t1", "web")
-	h := run(t, create(tk))
-	h.waitMessage("t1", func(m string) bool { return m == reason(tk, nil) })
-	if m := h.task("t1").Status.Message; !strings.Contains(m, "no suitable node") {
-		t.Errorf("reason = %q", m)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		tk := pending("t1", "web")
+		h := run(t, create(tk))
+		h.waiting("t1", func(m string) bool { return m == reason(tk, nil) })
+		if m := h.task("t1").Status.Message; !strings.Contains(m, "no suitable node") {
+			t.Errorf("reason = %q", m)
+		}
 
-	// A node that is down is not suitable: the reason says so.
-	h.update(create(node("n1", down)))
-	want := reason(tk, []*api.Node{node("n1", down)})
-	h.waitMessage("t1", func(m string) bool { return m == want })
-	if !strings.Contains(want, "1 node not available for new tasks") {
-		t.Errorf("scheduler reason = %q", want)
-	}
-	if got := h.task("t1"); got.NodeID != "" {
-		t.Errorf("pending task has node %q", got.NodeID)
-	}
+		// A node that is down is not suitable: the reason says so.
+		h.update(create(node("n1", down)))
+		want := reason(tk, []*api.Node{node("n1", down)})
+		h.waiting("t1", func(m string) bool { return m == want })
+		if !strings.Contains(want, "1 node not available for new tasks") {
+			t.Errorf("scheduler reason = %q", want)
+		}
+		if got := h.task("t1"); got.NodeID != "" {
+			t.Errorf("pending task has node %q", got.NodeID)
+		}
 
-	// Once the node is ready, the task is placed, without waiting out
-	// the retry backoff.
-	h.update(setNode("n1", func(n *api.Node) { n.Status.State = api.NodeStateReady }))
-	if got := h.waitAssigned("t1"); got.NodeID != "n1" {
-		t.Errorf("assigned to %s, want n1", got.NodeID)
-	}
+		// Once the node is ready, the task is placed, without waiting out
+		// the retry backoff.
+		h.update(setNode("n1", func(n *api.Node) { n.Status.State = api.NodeStateReady }))
+		if got := h.assigned("t1"); got.NodeID != "n1" {
+			t.Errorf("assigned to %s, want n1", got.NodeID)
+		}
+	})
 }
 
 func TestUnmetConstraintWaitsUntilNodeQualifies(t *testing.T) {
-	tk := pending("t1", "web", constraint("node.labels.zone==a"))
-	h := run(t, create(node("nb", label("zone", "b")), tk))
-	want := reason(tk, []*api.Node{node("nb", label("zone", "b"))})
-	if !strings.Contains(want, "constraint") {
-		t.Fatalf("scheduler reason = %q", want)
-	}
-	h.waitMessage("t1", func(m string) bool { return m == want })
+	synctest.Test(t, func(t *testing.T) {
+		tk := pending("t1", "web", constraint("node.labels.zone==a"))
+		h := run(t, create(node("nb", label("zone", "b")), tk))
+		want := reason(tk, []*api.Node{node("nb", label("zone", "b"))})
+		if !strings.Contains(want, "constraint") {
+			t.Fatalf("scheduler reason = %q", want)
+		}
+		h.waiting("t1", func(m string) bool { return m == want })
 
-	h.update(create(node("na", label("zone", "a"))))
-	if got := h.waitAssigned("t1"); got.NodeID != "na" {
-		t.Errorf("assigned to %s, want na (the only zone=a node)", got.NodeID)
-	}
+		h.update(create(node("na", label("zone", "a"))))
+		if got := h.assigned("t1"); got.NodeID != "na" {
+			t.Errorf("assigned to %s, want na (the only zone=a node)", got.NodeID)
+		}
+	})
 }
 
 func TestPinnedTaskGoesToItsNodeOnly(t *testing.T) {
-	h := run(t, create(
-		node("n1"), node("n2"),
-		// n2 already runs two tasks of the service: spreading would pick n1.
-		pending("busy1", "g", pinned("n2")), pending("busy2", "g", pinned("n2")),
-	))
-	h.waitAssigned("busy1")
-	h.waitAssigned("busy2")
-	h.update(create(pending("g-n2", "g", pinned("n2"))))
-	if got := h.waitAssigned("g-n2"); got.NodeID != "n2" {
-		t.Errorf("pinned task went to %s, want n2", got.NodeID)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		h := run(t, create(
+			node("n1"), node("n2"),
+			// n2 already runs two tasks of the service: spreading would pick n1.
+			pending("busy1", "g", pinned("n2")), pending("busy2", "g", pinned("n2")),
+		))
+		h.assigned("busy1")
+		h.assigned("busy2")
+		h.update(create(pending("g-n2", "g", pinned("n2"))))
+		if got := h.assigned("g-n2"); got.NodeID != "n2" {
+			t.Errorf("pinned task went to %s, want n2", got.NodeID)
+		}
+	})
 }
 
 func TestPinnedTaskThatDoesNotFitWaitsWithReason(t *testing.T) {
-	tk := pending("g-n1", "g", pinned("n1"))
-	h := run(t, create(node("n1", drained), node("n2"), tk))
-	want := reason(tk, []*api.Node{node("n1", drained), node("n2")})
-	if !strings.Contains(want, "not available") {
-		t.Fatalf("scheduler reason = %q", want)
-	}
-	h.waitMessage("g-n1", func(m string) bool { return m == want })
-	if got := h.task("g-n1"); got.NodeID != "n1" {
-		t.Errorf("pinned task's node changed to %q", got.NodeID)
-	}
-	// Constraint unmet on its node: same.
-	tc := pending("gc-n2", "gc", pinned("n2"), constraint("node.labels.zone==a"))
-	h.update(create(tc))
-	want = reason(tc, []*api.Node{node("n1", drained), node("n2")})
-	h.waitMessage("gc-n2", func(m string) bool { return m == want })
+	synctest.Test(t, func(t *testing.T) {
+		tk := pending("g-n1", "g", pinned("n1"))
+		h := run(t, create(node("n1", drained), node("n2"), tk))
+		want := reason(tk, []*api.Node{node("n1", drained), node("n2")})
+		if !strings.Contains(want, "not available") {
+			t.Fatalf("scheduler reason = %q", want)
+		}
+		h.waiting("g-n1", func(m string) bool { return m == want })
+		if got := h.task("g-n1"); got.NodeID != "n1" {
+			t.Errorf("pinned task's node changed to %q", got.NodeID)
+		}
+		// Constraint unmet on its node: same.
+		tc := pending("gc-n2", "gc", pinned("n2"), constraint("node.labels.zone==a"))
+		h.update(create(tc))
+		want = reason(tc, []*api.Node{node("n1", drained), node("n2")})
+		h.waiting("gc-n2", func(m string) bool { return m == want })
 
-	h.update(setNode("n1", func(n *api.Node) { n.Spec.Availability = api.NodeAvailabilityActive }))
-	if got := h.waitAssigned("g-n1"); got.NodeID != "n1" {
-		t.Errorf("assigned to %s, want n1", got.NodeID)
-	}
-	h.update(setNode("n2", func(n *api.Node) { n.Spec.Labels = map[string]string{"zone": "a"} }))
-	if got := h.waitAssigned("gc-n2"); got.NodeID != "n2" {
-		t.Errorf("assigned to %s, want n2", got.NodeID)
-	}
+		h.update(setNode("n1", func(n *api.Node) { n.Spec.Availability = api.NodeAvailabilityActive }))
+		if got := h.assigned("g-n1"); got.NodeID != "n1" {
+			t.Errorf("assigned to %s, want n1", got.NodeID)
+		}
+		h.update(setNode("n2", func(n *api.Node) { n.Spec.Labels = map[string]string{"zone": "a"} }))
+		if got := h.assigned("gc-n2"); got.NodeID != "n2" {
+			t.Errorf("assigned to %s, want n2", got.NodeID)
+		}
+	})
 }
 
 func TestTasksNotWantedRunningAreNotScheduled(t *testing.T) {
-	var objs []any
-	objs = append(objs, node("n1"))
-	for _, s := range []api.TaskState{api.TaskStateShutdown, api.TaskStateRemove} {
-		objs = append(objs, pending("t-"+s.String(), "web", desired(s)))
-	}
-	objs = append(objs, pending("t-ready", "web", desired(api.TaskStateReady)))
-	h := run(t, create(objs...))
-	before := map[string]*api.Task{}
-	for _, id := range []string{"t-shutdown", "t-remove"} {
-		before[id] = h.task(id)
-	}
-	// A task held at READY (a restart delay) is placed: it is prepared on
-	// its node while it waits.
-	h.waitAssigned("t-ready")
-	h.sync()
-	for id, b := range before {
-		if got := h.task(id); got.Meta.Version != b.Meta.Version || got.NodeID != "" {
-			t.Errorf("task %s wanted down was touched: %+v", id, got.Status)
+	synctest.Test(t, func(t *testing.T) {
+		var objs []any
+		objs = append(objs, node("n1"))
+		for _, s := range []api.TaskState{api.TaskStateShutdown, api.TaskStateRemove} {
+			objs = append(objs, pending("t-"+s.String(), "web", desired(s)))
 		}
-	}
-	// A pending task whose desired state moves past RUNNING before it is
-	// placed is dropped from scheduling.
-	h.update(setNode("n1", drained))
-	h.update(create(pending("late", "web")))
-	h.waitMessage("late", func(m string) bool { return strings.Contains(m, "no suitable node") })
-	h.update(func(tx store.Tx) error {
-		tk := tx.GetTask("late")
-		tk.DesiredState = api.TaskStateShutdown
-		return tx.UpdateTask(tk)
+		objs = append(objs, pending("t-ready", "web", desired(api.TaskStateReady)))
+		h := run(t, create(objs...))
+		before := map[string]*api.Task{}
+		for _, id := range []string{"t-shutdown", "t-remove"} {
+			before[id] = h.task(id)
+		}
+		// A task held at READY (a restart delay) is placed: it is prepared on
+		// its node while it waits.
+		h.assigned("t-ready")
+		h.sync()
+		for id, b := range before {
+			if got := h.task(id); got.Meta.Version != b.Meta.Version || got.NodeID != "" {
+				t.Errorf("task %s wanted down was touched: %+v", id, got.Status)
+			}
+		}
+		// A pending task whose desired state moves past RUNNING before it is
+		// placed is dropped from scheduling.
+		h.update(setNode("n1", drained))
+		h.update(create(pending("late", "web")))
+		h.waiting("late", func(m string) bool { return strings.Contains(m, "no suitable node") })
+		h.update(func(tx store.Tx) error {
+			tk := tx.GetTask("late")
+			tk.DesiredState = api.TaskStateShutdown
+			return tx.UpdateTask(tk)
+		})
+		v := h.task("late").Meta.Version
+		h.update(setNode("n1", func(n *api.Node) { n.Spec.Availability = api.NodeAvailabilityActive }))
+		h.sync()
+		if got := h.task("late"); got.Meta.Version != v || got.Status.State != api.TaskStatePending {
+			t.Errorf("task wanted shut down was scheduled: %+v", got.Status)
+		}
 	})
-	v := h.task("late").Meta.Version
-	h.update(setNode("n1", func(n *api.Node) { n.Spec.Availability = api.NodeAvailabilityActive }))
-	h.sync()
-	if got := h.task("late"); got.Meta.Version != v || got.Status.State != api.TaskStatePending {
-		t.Errorf("task wanted shut down was scheduled: %+v", got.Status)
-	}
 }
 
 func TestUnplaceableReasonNotRewritten(t *testing.T) {
-	tk := pending("t1", "web", constraint("node.labels.zone==a"))
-	h := run(t, create(node("n1"), tk))
-	want := reason(tk, []*api.Node{node("n1")})
-	h.waitMessage("t1", func(m string) bool { return m == want })
+	synctest.Test(t, func(t *testing.T) {
+		tk := pending("t1", "web", constraint("node.labels.zone==a"))
+		h := run(t, create(node("n1"), tk))
+		want := reason(tk, []*api.Node{node("n1")})
+		h.waiting("t1", func(m string) bool { return m == want })
 
-	w := h.s.Watch(store.ByKinds(api.KindTask), store.ByActions(store.ActionUpdate))
-	defer w.Close()
-	// Cluster changes that do not change the verdict make the placer try
-	// again; so does its retry timer (first after 250 ms).
-	for i := range 3 {
-		h.update(setNode("n1", func(n *api.Node) { n.Spec.Labels = map[string]string{"other": fmt.Sprint(i)} }))
-	}
-	h.sync()
-	writes := 0
-	window := time.After(700 * time.Millisecond)
-loop:
-	for {
-		select {
-		case ev := <-w.Events():
-			if ev.Object.GetID() == "t1" {
-				writes++
-			}
-		case <-window:
-			break loop
+		w := h.s.Watch(store.ByKinds(api.KindTask), store.ByActions(store.ActionUpdate))
+		defer w.Close()
+		// Cluster changes that do not change the verdict make the placer try
+		// again; so does its retry timer (after 250 ms, then backing off to
+		// 10 s: a minute of the fake clock is a dozen retries).
+		for i := range 3 {
+			h.update(setNode("n1", func(n *api.Node) { n.Spec.Labels = map[string]string{"other": fmt.Sprint(i)} }))
 		}
-	}
-	if writes != 0 {
-		t.Errorf("the unchanged reason was written %d more times", writes)
-	}
-	if got := h.task("t1").Status.Message; got != want {
-		t.Errorf("reason = %q, want %q", got, want)
-	}
+		h.sync()
+		writes := 0
+		window := time.After(time.Minute)
+	loop:
+		for {
+			select {
+			case ev := <-w.Events():
+				if ev.Object.GetID() == "t1" {
+					writes++
+				}
+			case <-window:
+				break loop
+			}
+		}
+		if writes != 0 {
+			t.Errorf("the unchanged reason was written %d more times", writes)
+		}
+		if got := h.task("t1").Status.Message; got != want {
+			t.Errorf("reason = %q, want %q", got, want)
+		}
+	})
 }
 
 func TestPlacedTasksHoldResources(t *testing.T) {
-	h := run(t, create(node("n1", cpus(1)), pending("a", "web", reserveCPUs(1))))
-	h.waitAssigned("a")
-	b := pending("b", "web2", reserveCPUs(1))
-	h.update(create(b))
-	h.waitMessage("b", func(m string) bool { return strings.Contains(m, "insufficient CPU") })
+	synctest.Test(t, func(t *testing.T) {
+		h := run(t, create(node("n1", cpus(1)), pending("a", "web", reserveCPUs(1))))
+		h.assigned("a")
+		b := pending("b", "web2", reserveCPUs(1))
+		h.update(create(b))
+		h.waiting("b", func(m string) bool { return strings.Contains(m, "insufficient CPU") })
 
-	// Once a is wanted down it no longer counts: b takes its place.
-	h.update(func(tx store.Tx) error {
-		tk := tx.GetTask("a")
-		tk.DesiredState = api.TaskStateShutdown
-		return tx.UpdateTask(tk)
+		// Once a is wanted down it no longer counts: b takes its place.
+		h.update(func(tx store.Tx) error {
+			tk := tx.GetTask("a")
+			tk.DesiredState = api.TaskStateShutdown
+			return tx.UpdateTask(tk)
+		})
+		if got := h.assigned("b"); got.NodeID != "n1" {
+			t.Errorf("b assigned to %s", got.NodeID)
+		}
 	})
-	if got := h.waitAssigned("b"); got.NodeID != "n1" {
-		t.Errorf("b assigned to %s", got.NodeID)
-	}
 }
 
 func TestFreeAndPinnedTasksDoNotOvercommitANode(t *testing.T) {
-	// One CPU, two tasks wanting one CPU each in the same round: one
-	// free, one pinned to the node. Only one may be placed.
-	h := run(t, create(
-		node("n1", cpus(1)),
-		pending("free", "web", reserveCPUs(1)),
-		pending("pinned", "g", pinned("n1"), reserveCPUs(1)),
-	))
-	waitFor(t, "a decision for both tasks", 10*time.Second, func() (bool, string) {
-		f, p := h.task("free"), h.task("pinned")
+	synctest.Test(t, func(t *testing.T) {
+		// One CPU, two tasks wanting one CPU each in the same round: one
+		// free, one pinned to the node. Only one may be placed.
+		h := run(t, create(
+			node("n1", cpus(1)),
+			pending("free", "web", reserveCPUs(1)),
+			pending("pinned", "g", pinned("n1"), reserveCPUs(1)),
+		))
+		h.settled()
 		decided := func(t *api.Task) bool {
 			return t.Status.State == api.TaskStateAssigned || t.Status.Message != "pending task scheduling"
 		}
-		return decided(f) && decided(p), fmt.Sprintf("free %s %q, pinned %s %q", f.Status.State, f.Status.Message, p.Status.State, p.Status.Message)
-	})
-	assigned := 0
-	for _, id := range []string{"free", "pinned"} {
-		tk := h.task(id)
-		if tk.Status.State == api.TaskStateAssigned {
-			assigned++
-		} else if !strings.Contains(tk.Status.Message, "insufficient CPU") {
-			t.Errorf("task %s waits with reason %q, want insufficient CPU", id, tk.Status.Message)
+		if f, p := h.task("free"), h.task("pinned"); !decided(f) || !decided(p) {
+			t.Fatalf("not both decided: free %s %q, pinned %s %q", f.Status.State, f.Status.Message, p.Status.State, p.Status.Message)
 		}
-	}
-	if assigned != 1 {
-		t.Errorf("%d tasks of one CPU each placed on a one-CPU node, want 1", assigned)
-	}
+		assigned := 0
+		for _, id := range []string{"free", "pinned"} {
+			tk := h.task(id)
+			if tk.Status.State == api.TaskStateAssigned {
+				assigned++
+			} else if !strings.Contains(tk.Status.Message, "insufficient CPU") {
+				t.Errorf("task %s waits with reason %q, want insufficient CPU", id, tk.Status.Message)
+			}
+		}
+		if assigned != 1 {
+			t.Errorf("%d tasks of one CPU each placed on a one-CPU node, want 1", assigned)
+		}
+	})
 }
 
 func TestPinnedTaskOfVanishedNodeLeftAlone(t *testing.T) {
-	h := run(t, create(node("n1"), pending("g-gone", "g", pinned("gone"))))
-	v := h.task("g-gone").Meta.Version
-	h.sync()
-	if got := h.task("g-gone"); got.Status.State != api.TaskStatePending || got.NodeID != "gone" {
-		t.Errorf("task pinned to a missing node: %+v", got)
-	} else if got.Meta.Version != v && !strings.Contains(got.Status.Message, "gone") {
-		t.Errorf("task pinned to a missing node rewritten with reason %q", got.Status.Message)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		h := run(t, create(node("n1"), pending("g-gone", "g", pinned("gone"))))
+		v := h.task("g-gone").Meta.Version
+		h.sync()
+		if got := h.task("g-gone"); got.Status.State != api.TaskStatePending || got.NodeID != "gone" {
+			t.Errorf("task pinned to a missing node: %+v", got)
+		} else if got.Meta.Version != v && !strings.Contains(got.Status.Message, "gone") {
+			t.Errorf("task pinned to a missing node rewritten with reason %q", got.Status.Message)
+		}
+	})
 }

@@ -6,8 +6,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
+	"testing/synctest"
 
+	"github.com/apiary-io/apiary/internal/testutil"
 	"github.com/apiary-io/apiary/store"
 	"github.com/apiary-io/apiary/swarm/api"
 	"github.com/apiary-io/apiary/swarm/placer"
@@ -37,6 +38,10 @@ func (p *smallEntries) MaxProposalSize() int { return p.max }
 // in smaller transactions: every task is placed, and no entry exceeds the
 // bound.
 func TestDecisionsSplitToFitTheEntrySize(t *testing.T) {
+	synctest.Test(t, testDecisionsSplitToFitTheEntrySize)
+}
+
+func testDecisionsSplitToFitTheEntrySize(t *testing.T) {
 	p := &smallEntries{max: 64 << 10}
 	s := store.NewMemoryStore(p)
 	p.s = s
@@ -66,20 +71,21 @@ func TestDecisionsSplitToFitTheEntrySize(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- placer.New(s, nil, quietLogger()).Run(ctx) }()
+	go func() { done <- placer.New(s, nil, testutil.DiscardLogger()).Run(ctx) }()
 	defer func() { cancel(); <-done }()
-	waitFor(t, "every task assigned", 20*time.Second, func() (bool, string) {
-		assigned := 0
-		s.View(func(tx store.ReadTx) {
-			ts, _ := tx.FindTasks(store.All)
-			for _, tk := range ts {
-				if tk.Status.State == api.TaskStateAssigned {
-					assigned++
-				}
+	synctest.Wait()
+	assigned := 0
+	s.View(func(tx store.ReadTx) {
+		ts, _ := tx.FindTasks(store.All)
+		for _, tk := range ts {
+			if tk.Status.State == api.TaskStateAssigned {
+				assigned++
 			}
-		})
-		return assigned == n, fmt.Sprintf("%d of %d", assigned, n)
+		}
 	})
+	if assigned != n {
+		t.Fatalf("%d of %d tasks assigned", assigned, n)
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.largest > p.max {
