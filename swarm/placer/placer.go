@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -295,8 +296,14 @@ func (p *Placer) writeChunk(ctx context.Context, decisions []scheduler.Decision,
 }
 
 // write records decisions in tx, each from the placer's view of its task
-// through next, a scratch task. Tasks changed meanwhile are skipped.
+// through next, a scratch task. Tasks changed meanwhile are skipped, and so
+// are assignments to nodes that changed so that the decision no longer
+// holds (usable): those tasks stay pending, and the node's event brings a
+// round that places them again.
 func (p *Placer) write(tx store.Tx, decisions []scheduler.Decision, now time.Time, next *api.Task) error {
+	// The nodes' verdicts in this transaction: a node is read once however
+	// many tasks it is given.
+	verdicts := map[string]bool{}
 	for _, d := range decisions {
 		t, _ := p.pending.Get(d.TaskID)
 		if t == nil {
@@ -310,6 +317,14 @@ func (p *Placer) write(tx store.Tx, decisions []scheduler.Decision, now time.Tim
 			next.Status.Message = d.Reason
 			next.Status.Timestamp = now
 		} else {
+			ok, read := verdicts[d.NodeID]
+			if !read {
+				ok = usable(tx.GetNode(d.NodeID), p.nodes[d.NodeID])
+				verdicts[d.NodeID] = ok
+			}
+			if !ok {
+				continue
+			}
 			next.NodeID = d.NodeID
 			next.Status = api.TaskStatus{Timestamp: now, State: api.TaskStateAssigned, Message: "scheduler assigned task to node"}
 		}
@@ -321,4 +336,33 @@ func (p *Placer) write(tx store.Tx, decisions []scheduler.Decision, now time.Tim
 		}
 	}
 	return nil
+}
+
+// usable reports whether an assignment the scheduler made on the node as
+// it saw it (seen, the placer's view) still holds on the node as the write
+// transaction reads it (now). The round decides from its view, and the
+// node may have gone down, been drained or removed meanwhile: written
+// regardless, the task would stay ASSIGNED to a node that never runs it
+// (the dispatcher orphans a node's tasks once, when it goes down). A node
+// that changed what the filters read (resources, labels, platform, role)
+// is not judged again here: the assignment is dropped, and the round its
+// event brings decides from the new node.
+//
+// The store validates only what a transaction writes, so this narrows the
+// race to the transaction's own lifetime rather than the whole round's.
+func usable(now, seen *api.Node) bool {
+	if now == nil || seen == nil || now.Status.State != api.NodeStateReady {
+		return false
+	}
+	switch now.Spec.Availability {
+	case api.NodeAvailabilityActive, "": // as the scheduler reads it
+	default:
+		return false
+	}
+	if now.Meta.Version == seen.Meta.Version {
+		return true // the very node the filters passed
+	}
+	// Changed in its status message or address, its manager status or its
+	// certificate: nothing the filters read.
+	return reflect.DeepEqual(now.Spec, seen.Spec) && reflect.DeepEqual(now.Description, seen.Description)
 }
