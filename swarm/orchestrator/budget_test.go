@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
+	"github.com/apiary-io/apiary/internal/testutil"
 	"github.com/apiary-io/apiary/store"
 	"github.com/apiary-io/apiary/swarm/api"
 )
@@ -194,7 +196,16 @@ func countCreations(w *store.Watcher, mark func(store.Event) bool, stop <-chan s
 // plan at a time when it is scaled down, then removed; each change stops
 // the creations within one transaction of the plan under way, and the
 // removal leaves nothing behind.
+//
+// It runs in a synctest bubble, but while the scale-up goes on the loop is
+// never idle, so the fake clock stands still: the test waits for the
+// creations on a watch, not with sleeps, and checks each outcome once the
+// loop settled (synctest.Wait).
 func TestLoopSeesScaleDownAndRemovalAtOnce(t *testing.T) {
+	synctest.Test(t, testLoopSeesScaleDownAndRemovalAtOnce)
+}
+
+func testLoopSeesScaleDownAndRemovalAtOnce(t *testing.T) {
 	const budget = 3 * TransactionChanges
 	s := store.NewMemoryStore(nil)
 	defer s.Close()
@@ -202,14 +213,18 @@ func TestLoopSeesScaleDownAndRemovalAtOnce(t *testing.T) {
 	if err := s.Update(func(tx store.Tx) error { return tx.CreateService(svc) }); err != nil {
 		t.Fatal(err)
 	}
-	o := New(s, nil)
+	o := New(s, testutil.DiscardLogger())
 	o.MaxChanges = budget
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = o.Run(ctx) }()
 	defer func() { cancel(); <-done }()
 
-	tasks := func(tx store.ReadTx) []*api.Task { ts, _ := tx.FindTasks(store.ByServiceID(svc.ID)); return ts }
+	tasks := func() []*api.Task {
+		var ts []*api.Task
+		s.View(func(tx store.ReadTx) { ts, _ = tx.FindTasks(store.ByServiceID(svc.ID)) })
+		return ts
+	}
 	scale := func(n int64) {
 		t.Helper()
 		if err := s.Update(func(tx store.Tx) error {
@@ -221,10 +236,15 @@ func TestLoopSeesScaleDownAndRemovalAtOnce(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitStore(t, s, "the scale-up under way", func(tx store.ReadTx) (bool, string) {
-		n := len(tasks(tx))
-		return n >= 2*TransactionChanges, fmt.Sprint(n, " tasks")
-	})
+	// underWay waits until the loop created two transactions of tasks.
+	underWay := func() {
+		w := s.Watch(store.ByKinds(api.KindTask), store.ByActions(store.ActionCreate))
+		defer w.Close()
+		for range 2 * TransactionChanges {
+			<-w.Events()
+		}
+	}
+	underWay()
 
 	// Scale down to 2 while the creations go on.
 	w := s.Watch(store.ByKinds(api.KindTask, api.KindService))
@@ -234,16 +254,17 @@ func TestLoopSeesScaleDownAndRemovalAtOnce(t *testing.T) {
 		return ok && svc.Spec.Mode.Replicated.Replicas == 2
 	}, stop, count)
 	scale(2)
-	waitStore(t, s, "2 wanted tasks and the rest gone", func(tx store.ReadTx) (bool, string) {
-		ts := tasks(tx)
-		wanted := 0
-		for _, tk := range ts {
-			if runnable(tk) {
-				wanted++
-			}
+	synctest.Wait()
+	ts := tasks()
+	wanted := 0
+	for _, tk := range ts {
+		if runnable(tk) {
+			wanted++
 		}
-		return wanted == 2 && len(ts) == 2, fmt.Sprintf("%d wanted of %d", wanted, len(ts))
-	})
+	}
+	if wanted != 2 || len(ts) != 2 {
+		t.Fatalf("%d wanted of %d tasks after the scale-down, want 2 and the rest gone", wanted, len(ts))
+	}
 	close(stop)
 	w.Close()
 	n := <-count
@@ -254,10 +275,7 @@ func TestLoopSeesScaleDownAndRemovalAtOnce(t *testing.T) {
 
 	// Scale up again, and remove the service mid-way.
 	scale(1_000_000_000)
-	waitStore(t, s, "the scale-up under way again", func(tx store.ReadTx) (bool, string) {
-		n := len(tasks(tx))
-		return n >= 2*TransactionChanges, fmt.Sprint(n, " tasks")
-	})
+	underWay()
 	w = s.Watch(store.ByKinds(api.KindTask, api.KindService))
 	stop = make(chan struct{})
 	go countCreations(w, func(ev store.Event) bool {
@@ -267,10 +285,10 @@ func TestLoopSeesScaleDownAndRemovalAtOnce(t *testing.T) {
 	if err := s.Update(func(tx store.Tx) error { return tx.DeleteService(svc.ID) }); err != nil {
 		t.Fatal(err)
 	}
-	waitStore(t, s, "every task of the removed service gone", func(tx store.ReadTx) (bool, string) {
-		n := len(tasks(tx))
-		return n == 0, fmt.Sprint(n, " tasks")
-	})
+	synctest.Wait()
+	if n := len(tasks()); n != 0 {
+		t.Fatalf("%d tasks of the removed service left", n)
+	}
 	close(stop)
 	w.Close()
 	n = <-count

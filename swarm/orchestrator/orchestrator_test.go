@@ -3,11 +3,11 @@ package orchestrator
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"testing"
+	"testing/synctest"
 	"time"
 
+	"github.com/apiary-io/apiary/internal/testutil"
 	"github.com/apiary-io/apiary/store"
 	"github.com/apiary-io/apiary/swarm/api"
 )
@@ -55,34 +55,31 @@ func playWorkers(ctx context.Context, s *store.MemoryStore) {
 func startOrchestrator(s *store.MemoryStore) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	o := New(s, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	o := New(s, testutil.DiscardLogger())
 	go func() { defer close(done); _ = o.Run(ctx) }()
 	return func() { cancel(); <-done }
 }
 
+// waitStore waits until cond holds on the store. Inside a synctest bubble
+// its sleeps run the fake clock, so the deadline is of fake time.
 func waitStore(t *testing.T, s *store.MemoryStore, what string, cond func(tx store.ReadTx) (bool, string)) {
 	t.Helper()
-	// Generous: the deadline only bounds a failure, and tests share the CPU.
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		var ok bool
-		var why string
+	testutil.EventuallyWhy(t, time.Minute, what, func() (ok bool, why string) {
 		s.View(func(tx store.ReadTx) { ok, why = cond(tx) })
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s: %s", what, why)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return ok, why
+	})
 }
 
 // TestNewLeaderResumesRolloutMidBatch stops the orchestrator in the middle
 // of a stop-first batch (the old task told to stop, its successor held) and
 // starts another on the same store: it resumes from the store alone,
-// without duplicating or losing a replacement.
+// without duplicating or losing a replacement. The workers, the update's
+// delays and the waits run on synctest's fake clock.
 func TestNewLeaderResumesRolloutMidBatch(t *testing.T) {
+	synctest.Test(t, testNewLeaderResumesRolloutMidBatch)
+}
+
+func testNewLeaderResumesRolloutMidBatch(t *testing.T) {
 	s := store.NewMemoryStore(nil)
 	defer s.Close()
 	if err := s.Update(func(tx store.Tx) error {
