@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -326,12 +327,14 @@ func (m *Manager) startLoops(ctx context.Context, wg *sync.WaitGroup) {
 }
 
 // registerSelf writes this manager's node record (role manager, raft ID,
-// address), retrying until the cluster has a leader to commit it.
+// address, scheduler plugins), retrying until the cluster has a leader to
+// commit it.
 func (m *Manager) registerSelf(ctx context.Context) {
 	defer close(m.registered)
+	plugins := schedulerPlugins(m.cfg.Scheduler)
 	for {
 		err := m.store.UpdateContext(ctx, func(tx store.Tx) error {
-			ms := &api.ManagerStatus{RaftID: m.raft.ID(), Addr: m.cfg.Addr, Reachability: api.ReachabilityReachable}
+			ms := &api.ManagerStatus{RaftID: m.raft.ID(), Addr: m.cfg.Addr, Reachability: api.ReachabilityReachable, SchedulerPlugins: plugins}
 			n := tx.GetNode(m.nodeID)
 			if n == nil {
 				return tx.CreateNode(&api.Node{
@@ -343,11 +346,17 @@ func (m *Manager) registerSelf(ctx context.Context) {
 			}
 			// A node demoted meanwhile keeps its spec: the leader is
 			// taking its member out of the group.
-			if n.Spec.Role != api.NodeRoleManager || (n.ManagerStatus != nil && n.ManagerStatus.RaftID == ms.RaftID && n.ManagerStatus.Addr == ms.Addr) {
+			cur := n.ManagerStatus
+			if n.Spec.Role != api.NodeRoleManager || (cur != nil && cur.RaftID == ms.RaftID && cur.Addr == ms.Addr && slices.Equal(cur.SchedulerPlugins, plugins)) {
 				return nil
 			}
-			if n.ManagerStatus != nil {
-				ms.Leader = n.ManagerStatus.Leader
+			if cur != nil && cur.RaftID == ms.RaftID && cur.Addr == ms.Addr {
+				// Only the plugins differ (the leader recorded the member
+				// when it admitted it): what raft says stays.
+				ms.Reachability = cur.Reachability
+			}
+			if cur != nil {
+				ms.Leader = cur.Leader
 			}
 			n.ManagerStatus = ms
 			return tx.UpdateNode(n)
@@ -413,7 +422,7 @@ func (m *Manager) reportManagers(ctx context.Context) error {
 						}
 					}
 				}
-				if want != *n.ManagerStatus {
+				if cur := n.ManagerStatus; want.Leader != cur.Leader || want.Reachability != cur.Reachability || want.Addr != cur.Addr {
 					n.ManagerStatus = &want
 					if err := tx.UpdateNode(n); err != nil {
 						return err

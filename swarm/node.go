@@ -115,10 +115,11 @@ type Node struct {
 	identity *pki.NodeIdentity
 	log      *slog.Logger
 
-	stateMu  sync.Mutex // state, caSeen, wantRole
+	stateMu  sync.Mutex // state, caSeen, wantRole, period
 	state    nodeState
 	caSeen   string       // the CA version the last heartbeat carried
 	wantRole api.NodeRole // the certificate role the last heartbeat asked for
+	period   time.Duration
 
 	rtMu sync.RWMutex
 	rt   *runtime
@@ -593,6 +594,7 @@ func (n *Node) managers() []string {
 // retired), and follows the role the cluster gives the node.
 func (n *Node) noticeHeartbeat(resp *session.HeartbeatResponse) {
 	n.stateMu.Lock()
+	n.period = resp.Period
 	changed := resp.CAVersion != "" && resp.CAVersion != n.caSeen
 	first := n.caSeen == ""
 	n.caSeen = resp.CAVersion
@@ -618,6 +620,15 @@ func (n *Node) noticeHeartbeat(resp *session.HeartbeatResponse) {
 
 // NodeID returns the node's ID.
 func (n *Node) NodeID() string { return n.state.NodeID }
+
+// HeartbeatPeriod is the heartbeat period the leader told the node's agent
+// at its last heartbeat (zero before the first): the cluster's setting, or
+// the adaptive period, which the agent follows from its next heartbeat.
+func (n *Node) HeartbeatPeriod() time.Duration {
+	n.stateMu.Lock()
+	defer n.stateMu.Unlock()
+	return n.period
+}
 
 // Role returns the role the node runs in now: "manager" or "worker", or
 // "" while it switches from one to the other.

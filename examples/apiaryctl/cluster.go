@@ -2,8 +2,11 @@ package main
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/apiary-io/apiary/swarm/api"
 )
 
 func (c *cli) swarmCmd() *cobra.Command {
@@ -16,6 +19,9 @@ func (c *cli) swarmCmd() *cobra.Command {
 			if err := c.checkFormat(); err != nil {
 				return err
 			}
+			if c.pretty && c.format == "json" {
+				return fmt.Errorf("--pretty and --format json: choose one")
+			}
 			cl, ctx, cancel, err := c.session()
 			if err != nil {
 				return err
@@ -25,10 +31,14 @@ func (c *cli) swarmCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if c.pretty {
+				return printCluster(c.out, cluster)
+			}
 			return c.printJSON(cluster)
 		},
 	}
 	c.addFormat(inspect)
+	inspect.Flags().BoolVar(&c.pretty, "pretty", false, "print the cluster's settings in a human-friendly format")
 	var rotate, quiet bool
 	token := &cobra.Command{
 		Use:   "join-token worker|manager",
@@ -113,6 +123,53 @@ func (c *cli) swarmCmd() *cobra.Command {
 		},
 	}
 	ca.Flags().BoolVar(&rotateCA, "rotate", false, "replace the root CA (old and new are trusted until every node has a new certificate)")
-	cmd.AddCommand(inspect, token, leave, ca)
+	cmd.AddCommand(inspect, c.swarmUpdate(), token, leave, ca)
+	return cmd
+}
+
+// swarmUpdate changes the cluster-wide settings; only the flags given
+// change. The cluster object also changes as the CA and join tokens do,
+// so the write is a read-modify-write at the version read, repeated on a
+// conflict (client.EditCluster).
+func (c *cli) swarmUpdate() *cobra.Command {
+	var heartbeat, certExpiry time.Duration
+	var history int64
+	cmd := &cobra.Command{
+		Use:   "update [--dispatcher-heartbeat D] [--cert-expiry D] [--task-history-limit N]",
+		Short: "Change the cluster's settings (in force at once, no restart)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			changed := cmd.Flags().Changed
+			if !changed("dispatcher-heartbeat") && !changed("cert-expiry") && !changed("task-history-limit") {
+				return fmt.Errorf("swarm update: nothing to change: give --dispatcher-heartbeat, --cert-expiry or --task-history-limit")
+			}
+			cl, ctx, cancel, err := c.session()
+			if err != nil {
+				return err
+			}
+			defer cancel()
+			_, err = cl.EditCluster(ctx, func(spec *api.ClusterSpec) error {
+				if changed("dispatcher-heartbeat") {
+					spec.Dispatcher.HeartbeatPeriod = heartbeat
+				}
+				if changed("cert-expiry") {
+					spec.CAConfig.NodeCertExpiry = certExpiry
+				}
+				if changed("task-history-limit") {
+					spec.Orchestration.TaskHistoryRetentionLimit = history
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(c.out, "Swarm updated.")
+			return nil
+		},
+	}
+	fs := cmd.Flags()
+	fs.DurationVar(&heartbeat, "dispatcher-heartbeat", 0, fmt.Sprintf("how often workers heartbeat: 0 (adaptive: 1s up to 2,000 nodes) or %s to %s", api.MinHeartbeatPeriod, api.MaxHeartbeatPeriod))
+	fs.DurationVar(&certExpiry, "cert-expiry", 0, fmt.Sprintf("lifetime of node certificates issued from now on: 0 (default %s) or %s to %s", api.DefaultNodeCertExpiry, time.Hour, api.MaxNodeCertExpiry))
+	fs.Int64Var(&history, "task-history-limit", 0, fmt.Sprintf("finished tasks kept per slot, 0 to %d", api.MaxTaskHistoryRetention))
 	return cmd
 }

@@ -59,7 +59,41 @@ func (c *cli) nodeLs() *cobra.Command {
 }
 
 func (c *cli) nodeInspect() *cobra.Command {
-	return inspectCmd(c, "inspect NODE...", "Show nodes in detail (JSON)", (*client.Client).GetNode)
+	cmd := inspectCmd(c, "inspect NODE...", "Show nodes in detail (JSON), a manager's scheduler plugins included", (*client.Client).GetNode)
+	cmd.Flags().BoolVar(&c.pretty, "pretty", false, "print the nodes in a human-friendly format")
+	json := cmd.RunE
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if !c.pretty {
+			return json(cmd, args)
+		}
+		if c.format == "json" {
+			return fmt.Errorf("--pretty and --format json: choose one")
+		}
+		cl, ctx, cancel, err := c.session()
+		if err != nil {
+			return err
+		}
+		defer cancel()
+		// As with JSON, nothing is printed if any node is unknown.
+		nodes := make([]*api.Node, 0, len(args))
+		for _, ref := range args {
+			n, err := cl.GetNode(ctx, ref)
+			if err != nil {
+				return err
+			}
+			nodes = append(nodes, n)
+		}
+		for i, n := range nodes {
+			if i > 0 {
+				fmt.Fprintln(c.out)
+			}
+			if err := printNode(c.out, n); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return cmd
 }
 
 func (c *cli) nodeUpdate() *cobra.Command {

@@ -19,6 +19,7 @@ import (
 type cli struct {
 	socket  string
 	format  string
+	pretty  bool
 	timeout time.Duration
 	out     io.Writer
 
@@ -26,8 +27,11 @@ type cli struct {
 	close func() error
 }
 
-func newRoot() *cobra.Command {
-	c := &cli{out: os.Stdout}
+func newRoot() *cobra.Command { return newRootTo(os.Stdout) }
+
+// newRootTo is the command tree printing to out.
+func newRootTo(out io.Writer) *cobra.Command {
+	c := &cli{out: out}
 	root := &cobra.Command{
 		Use:           "apiaryctl",
 		Short:         "Drive an Apiary cluster through a node's control socket",

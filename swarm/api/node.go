@@ -137,7 +137,29 @@ type ManagerStatus struct {
 	Reachability Reachability `json:"Reachability"`
 	Addr         string       `json:"Addr"`
 	RaftID       uint64       `json:"RaftID,omitempty"`
+	// SchedulerPlugins is the manager's placement pipeline, in order: its
+	// filters, then its scores, then its reserve plugins, as the manager
+	// reports it when it starts. Each manager places with its own while it
+	// leads, so managers that disagree place differently after a failover:
+	// this is where that shows.
+	SchedulerPlugins []SchedulerPlugin `json:"SchedulerPlugins,omitempty"`
 }
+
+// SchedulerPlugin is one plugin of a manager's scheduler.
+type SchedulerPlugin struct {
+	// Stage is the extension point: "filter", "score" or "reserve".
+	Stage string `json:"Stage"`
+	Name  string `json:"Name"`
+	// Weight is a score's weight in the sum that ranks the nodes.
+	Weight int64 `json:"Weight,omitempty"`
+}
+
+// Scheduler plugin stages.
+const (
+	SchedulerFilter  = "filter"
+	SchedulerScore   = "score"
+	SchedulerReserve = "reserve"
+)
 
 // GetID implements Object.
 func (n *Node) GetID() string { return n.ID }
@@ -165,7 +187,11 @@ func (n *Node) Copy() *Node {
 		d := n.Description.Copy()
 		c.Description = &d
 	}
-	c.ManagerStatus = copyPtr(n.ManagerStatus)
+	if n.ManagerStatus != nil {
+		ms := *n.ManagerStatus
+		ms.SchedulerPlugins = copySlice(ms.SchedulerPlugins)
+		c.ManagerStatus = &ms
+	}
 	c.Certificate = copyPtr(n.Certificate)
 	return &c
 }

@@ -71,6 +71,7 @@ type Cluster struct {
 	opts    Options
 	Members []*Member
 	net     network
+	root    string // the members' data dirs are below
 }
 
 var nextIP atomic.Uint32
@@ -120,8 +121,8 @@ func Start(t testing.TB, o Options) *Cluster {
 	if o.Executor == nil {
 		o.Executor = func(name string) executor.Executor { return fake.New(fake.Config{Hostname: name}) }
 	}
-	c := &Cluster{t: t, opts: o}
-	root := t.TempDir()
+	c := &Cluster{t: t, opts: o, root: t.TempDir()}
+	root := c.root
 	t.Cleanup(c.stop)
 	ctx, cancel := context.WithTimeout(context.Background(), o.Timeout)
 	defer cancel()
@@ -143,26 +144,50 @@ func Start(t testing.TB, o Options) *Cluster {
 		tokens = &cl.JoinTokens
 		return true, ""
 	})
-	join := func(name string, manager bool, token string) {
-		m := &Member{Name: name, Addr: loopback(t), Manager: manager}
-		m.DataDir = filepath.Join(root, name)
-		n, err := swarm.JoinNode(ctx, c.config(m), token, c.managerAddrs())
-		if err != nil {
-			t.Fatalf("swarmtest: join %s: %v", name, err)
-		}
-		m.Node = n
-		c.Members = append(c.Members, m)
-	}
 	for i := 2; i <= o.Managers; i++ {
-		join(fmt.Sprintf("manager-%d", i), true, tokens.Manager)
+		c.join(ctx, fmt.Sprintf("manager-%d", i), tokens.Manager, true)
 		// Joining one at a time keeps a quorum while each is added.
 		c.WaitReady()
 	}
 	for i := 1; i <= o.Workers; i++ {
-		join(fmt.Sprintf("worker-%d", i), false, tokens.Worker)
+		c.join(ctx, fmt.Sprintf("worker-%d", i), tokens.Worker, false)
 	}
 	c.WaitReady()
 	return c
+}
+
+// Join adds a node named name to the running cluster, a manager or a
+// worker, with the join token the cluster gives now (its certificate is
+// issued then, under the cluster's settings of the moment), and waits
+// until every running node is ready.
+func (c *Cluster) Join(name string, manager bool) *Member {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), c.opts.Timeout)
+	defer cancel()
+	cl, err := c.Client(c.Alive()).GetCluster(ctx)
+	if err != nil {
+		c.t.Fatalf("swarmtest: join %s: %v", name, err)
+	}
+	token := cl.JoinTokens.Worker
+	if manager {
+		token = cl.JoinTokens.Manager
+	}
+	m := c.join(ctx, name, token, manager)
+	c.WaitReady()
+	return m
+}
+
+func (c *Cluster) join(ctx context.Context, name, token string, manager bool) *Member {
+	c.t.Helper()
+	m := &Member{Name: name, Addr: loopback(c.t), Manager: manager}
+	m.DataDir = filepath.Join(c.root, name)
+	n, err := swarm.JoinNode(ctx, c.config(m), token, c.managerAddrs())
+	if err != nil {
+		c.t.Fatalf("swarmtest: join %s: %v", name, err)
+	}
+	m.Node = n
+	c.Members = append(c.Members, m)
+	return m
 }
 
 func (c *Cluster) config(m *Member) swarm.NodeConfig {
