@@ -3,13 +3,12 @@ package swarm_test
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"net"
 	"testing"
 	"time"
 
 	"github.com/apiary-io/apiary/executor/fake"
+	"github.com/apiary-io/apiary/internal/testutil"
 	"github.com/apiary-io/apiary/store"
 	"github.com/apiary-io/apiary/swarm"
 	"github.com/apiary-io/apiary/swarm/api"
@@ -20,7 +19,7 @@ import (
 // workers that reach it only through gRPC.
 func grpcCluster(b *testing.B, workers int, heartbeat time.Duration) (*swarm.Manager, []*swarm.Worker) {
 	b.Helper()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	log := testutil.DiscardLogger()
 	cfg := swarm.DefaultManagerConfig()
 	cfg.ClusterSpec.Dispatcher.HeartbeatPeriod = heartbeat
 	cfg.Logger = log
@@ -111,15 +110,14 @@ func BenchmarkCreate10kReplicasOn1kWorkers(b *testing.B) {
 }
 
 func waitGone(b *testing.B, c *swarm.Client, id string) {
-	deadline := time.Now().Add(5 * time.Minute)
-	for time.Now().Before(deadline) {
+	b.Helper()
+	testutil.EventuallyWhy(b, 5*time.Minute, "the tasks of "+id+" removed", func() (bool, string) {
 		ts, err := c.ListTasks(context.Background(), swarm.TaskFilter{})
-		if err == nil && len(ts) == 0 {
-			return
+		if err != nil {
+			return false, err.Error()
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	b.Fatalf("tasks of %s not removed", id)
+		return len(ts) == 0, fmt.Sprintf("%d tasks left", len(ts))
+	})
 }
 
 // BenchmarkNodeDownToReplacementRunning: from the moment a worker dies to

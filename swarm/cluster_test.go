@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/apiary-io/apiary/executor/process"
+	"github.com/apiary-io/apiary/internal/testutil"
 	"github.com/apiary-io/apiary/store"
 	"github.com/apiary-io/apiary/swarm"
 	"github.com/apiary-io/apiary/swarm/api"
@@ -92,22 +93,6 @@ func (tc *testCluster) stop() {
 		_ = w.ex.Close()
 	}
 	tc.mgr.Stop()
-}
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, d time.Duration, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		ok, why := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s: %s", d, what, why)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 func (tc *testCluster) converge(ref string) {
@@ -204,7 +189,7 @@ func TestServiceRunsScalesAndIsRemoved(t *testing.T) {
 	if err := tc.c.RemoveService(ctx, "sleepy"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "every process of the removed service to stop", 30*time.Second, func() (bool, string) {
+	testutil.EventuallyWhy(t, 30*time.Second, "every process of the removed service to stop", func() (bool, string) {
 		for _, tk := range left {
 			if pidAlive(tk.Status.ContainerStatus.PID) {
 				return false, fmt.Sprintf("pid %d alive", tk.Status.ContainerStatus.PID)
@@ -236,7 +221,7 @@ func TestDeadWorkerTasksRescheduled(t *testing.T) {
 	if err := victim.w.Kill(ctx); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "victim declared down", 10*time.Second, func() (bool, string) {
+	testutil.EventuallyWhy(t, 10*time.Second, "victim declared down", func() (bool, string) {
 		n, err := tc.c.GetNode(ctx, victim.w.NodeID())
 		return err == nil && n.Status.State == api.NodeStateDown, fmt.Sprint(n.Status.State, err)
 	})
@@ -288,7 +273,7 @@ func TestReturningNodeStopsReplacedTasks(t *testing.T) {
 	w.w.Stop()
 	_ = w.ex.Close()
 	nodeID := w.w.NodeID()
-	waitFor(t, "node declared down", 10*time.Second, func() (bool, string) {
+	testutil.EventuallyWhy(t, 10*time.Second, "node declared down", func() (bool, string) {
 		n, _ := tc.c.GetNode(ctx, nodeID)
 		return n != nil && n.Status.State == api.NodeStateDown, "not down"
 	})
@@ -299,7 +284,7 @@ func TestReturningNodeStopsReplacedTasks(t *testing.T) {
 		}
 	}
 	tc.addWorker(w.name, nodeID)
-	waitFor(t, "replaced tasks stopped on the returning node", 20*time.Second, func() (bool, string) {
+	testutil.EventuallyWhy(t, 20*time.Second, "replaced tasks stopped on the returning node", func() (bool, string) {
 		for _, p := range pids {
 			if pidAlive(p) {
 				return false, fmt.Sprintf("pid %d alive", p)
@@ -349,7 +334,7 @@ func TestGlobalServiceFollowsNodes(t *testing.T) {
 	if err := tc.workers[0].w.Kill(ctx); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "global service down to one node", 15*time.Second, func() (bool, string) {
+	testutil.EventuallyWhy(t, 15*time.Second, "global service down to one node", func() (bool, string) {
 		r := tc.running(svc.ID)
 		return len(r) == 1, fmt.Sprintf("%d running", len(r))
 	})

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apiary-io/apiary/internal/testutil"
 	"github.com/apiary-io/apiary/pki"
 	"github.com/apiary-io/apiary/pki/pkitest"
 	"github.com/apiary-io/apiary/swarm"
@@ -30,7 +31,7 @@ func TestExternalCACluster(t *testing.T) {
 	t.Cleanup(m1.Stop)
 	cl := socketClient(t, cfg.DataDir)
 	var tokens api.JoinTokens
-	waitFor(t, "the manager to lead", 20*time.Second, func() (bool, string) {
+	testutil.EventuallyWhy(t, 20*time.Second, "the manager to lead", func() (bool, string) {
 		c, err := cl.GetCluster(ctx)
 		if err != nil {
 			return false, err.Error()
@@ -60,7 +61,7 @@ func TestExternalCACluster(t *testing.T) {
 	if n := ext.Calls.Load(); n < 2 {
 		t.Errorf("the external CA saw %d requests, want one per node at least", n)
 	}
-	waitFor(t, "the worker ready", 20*time.Second, func() (bool, string) {
+	testutil.EventuallyWhy(t, 20*time.Second, "the worker ready", func() (bool, string) {
 		n, err := cl.GetNode(ctx, w1.NodeID())
 		if err != nil {
 			return false, err.Error()

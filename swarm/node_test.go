@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/apiary-io/apiary/executor/fake"
+	"github.com/apiary-io/apiary/internal/testutil"
 	"github.com/apiary-io/apiary/pki"
 	"github.com/apiary-io/apiary/swarm"
 	"github.com/apiary-io/apiary/swarm/api"
@@ -114,7 +115,7 @@ func TestNodesJoinWithTokensOverMutualTLS(t *testing.T) {
 		nodes = append(nodes, n)
 	}
 
-	waitFor(t, "5 ready nodes, 3 managers, one leader", 30*time.Second, func() (bool, string) {
+	testutil.EventuallyWhy(t, 30*time.Second, "5 ready nodes, 3 managers, one leader", func() (bool, string) {
 		ns, err := c1.ListNodes(ctx)
 		if err != nil {
 			return false, err.Error()
@@ -146,7 +147,7 @@ func TestNodesJoinWithTokensOverMutualTLS(t *testing.T) {
 	m1.Stop()
 	stopped[m1] = true
 	c2 := socketClient(t, mcfgs[1].DataDir)
-	waitFor(t, "a new leader to take writes", 30*time.Second, func() (bool, string) {
+	testutil.EventuallyWhy(t, 30*time.Second, "a new leader to take writes", func() (bool, string) {
 		_, err := c2.ScaleService(ctx, "web", 6)
 		return err == nil, fmt.Sprint(err)
 	})
@@ -181,7 +182,7 @@ func TestNodesJoinWithTokensOverMutualTLS(t *testing.T) {
 		t.Fatalf("restarted with another identity: %s, was %s", m1b.NodeID(), m1.NodeID())
 	}
 	c1 = socketClient(t, first.DataDir)
-	waitFor(t, "the restarted manager to catch up", 30*time.Second, func() (bool, string) {
+	testutil.EventuallyWhy(t, 30*time.Second, "the restarted manager to catch up", func() (bool, string) {
 		s, err := c1.GetService(ctx, "web")
 		if err != nil {
 			return false, err.Error()

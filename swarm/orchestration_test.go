@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/apiary-io/apiary/executor/fake"
+	"github.com/apiary-io/apiary/internal/testutil"
 	"github.com/apiary-io/apiary/store"
 	"github.com/apiary-io/apiary/swarm"
 	"github.com/apiary-io/apiary/swarm/api"
@@ -246,7 +247,7 @@ func TestOrchestrationRestartLimitExactBeyondRetention(t *testing.T) {
 	}
 	exhausted := func(slot uint64) *api.Task {
 		var last *api.Task
-		waitFor(t, fmt.Sprintf("slot %d to use its 4 restarts", slot), 20*time.Second, func() (bool, string) {
+		testutil.EventuallyWhy(t, 20*time.Second, fmt.Sprintf("slot %d to use its 4 restarts", slot), func() (bool, string) {
 			for _, tk := range listTasks(t, fc.c, svc.ID) {
 				if tk.Slot == slot && wanted(tk) {
 					last = tk
@@ -301,7 +302,7 @@ func TestOrchestrationUpdatePausesOnFailure(t *testing.T) {
 	}
 	waitConverged(t, fc.c, svc.ID, 20*time.Second)
 	updateSpec(t, fc.c, svc.ID, func(s *api.ServiceSpec) { s.TaskTemplate.Process.Env = []string{"V=2"} })
-	waitFor(t, "the update to pause", 20*time.Second, func() (bool, string) {
+	testutil.EventuallyWhy(t, 20*time.Second, "the update to pause", func() (bool, string) {
 		u := getService(t, fc.c, svc.ID).UpdateStatus
 		return u.GetState() == api.UpdateStatePaused, fmt.Sprintf("%+v", u)
 	})
@@ -361,7 +362,7 @@ func TestOrchestrationUpdateRollsBackAutomatically(t *testing.T) {
 	}()
 	updateSpec(t, fc.c, svc.ID, func(s *api.ServiceSpec) { s.TaskTemplate.Process.Env = []string{"V=2"} })
 	// Wait on the watch itself, so that it has seen every change.
-	waitFor(t, "the rollback to complete", 30*time.Second, func() (bool, string) {
+	testutil.EventuallyWhy(t, 30*time.Second, "the rollback to complete", func() (bool, string) {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(states) > 0 && states[len(states)-1] == api.UpdateStateRollbackCompleted, fmt.Sprint(states)
@@ -416,7 +417,7 @@ func TestOrchestrationRolloutBoundsAtEveryCommit(t *testing.T) {
 				return ""
 			})
 			updateSpec(t, fc.c, svc.ID, func(s *api.ServiceSpec) { s.TaskTemplate.Process.Env = []string{"V=2"} })
-			waitFor(t, "the update to complete", 30*time.Second, func() (bool, string) {
+			testutil.EventuallyWhy(t, 30*time.Second, "the update to complete", func() (bool, string) {
 				u := getService(t, fc.c, svc.ID).UpdateStatus
 				return u.GetState() == api.UpdateStateCompleted, fmt.Sprintf("%+v", u)
 			})
@@ -448,7 +449,7 @@ func TestOrchestrationNewUpdateSupersedesRunningOne(t *testing.T) {
 		return ""
 	})
 	updateSpec(t, fc.c, svc.ID, func(s *api.ServiceSpec) { s.TaskTemplate.Process.Env = []string{"V=2"} })
-	waitFor(t, "the first v2 task to run", 20*time.Second, func() (bool, string) {
+	testutil.EventuallyWhy(t, 20*time.Second, "the first v2 task to run", func() (bool, string) {
 		for _, tk := range listTasks(t, fc.c, svc.ID) {
 			if envOf(tk) == "V=2" && tk.Status.State == api.TaskStateRunning {
 				return true, ""
@@ -502,7 +503,7 @@ func TestOrchestrationHealthGatedRollout(t *testing.T) {
 		}
 		return n, starting
 	}
-	waitFor(t, "the first new task to run, not yet healthy", 20*time.Second, func() (bool, string) {
+	testutil.EventuallyWhy(t, 20*time.Second, "the first new task to run, not yet healthy", func() (bool, string) {
 		n, starting := v2Tasks()
 		return starting, fmt.Sprintf("%d new tasks", n)
 	})
@@ -550,7 +551,7 @@ func TestOrchestrationUnhealthyTasksAreReplaced(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the unhealthy task to fail and be replaced", 20*time.Second, func() (bool, string) {
+	testutil.EventuallyWhy(t, 20*time.Second, "the unhealthy task to fail and be replaced", func() (bool, string) {
 		var failed, healthy bool
 		for _, tk := range listTasks(t, fc.c, svc.ID) {
 			failed = failed || (tk.Status.State == api.TaskStateFailed && tk.Status.Health == api.HealthUnhealthy)
@@ -610,7 +611,7 @@ func TestOrchestrationGlobalServiceNodeChurn(t *testing.T) {
 	if err := victim.w.Kill(ctx); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "w1 down", 10*time.Second, func() (bool, string) {
+	testutil.EventuallyWhy(t, 10*time.Second, "w1 down", func() (bool, string) {
 		n, err := fc.c.GetNode(ctx, victim.w.NodeID())
 		return err == nil && n.Status.State == api.NodeStateDown, "not down"
 	})
@@ -618,7 +619,7 @@ func TestOrchestrationGlobalServiceNodeChurn(t *testing.T) {
 	if err := fc.c.RemoveNode(ctx, victim.w.NodeID(), false); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "w1's tasks deleted", 10*time.Second, func() (bool, string) {
+	testutil.EventuallyWhy(t, 10*time.Second, "w1's tasks deleted", func() (bool, string) {
 		for _, tk := range listTasks(t, fc.c, svc.ID) {
 			if tk.NodeID == victim.w.NodeID() {
 				return false, "task " + tk.ID + " " + tk.Status.State.String()
@@ -755,7 +756,7 @@ func TestOrchestrationDrainStartsReplacementsFirst(t *testing.T) {
 		return ""
 	})
 	updateNode(t, fc.c, w1.w.NodeID(), func(s *api.NodeSpec) { s.Availability = api.NodeAvailabilityDrain })
-	waitFor(t, "the drain to finish", 20*time.Second, func() (bool, string) {
+	testutil.EventuallyWhy(t, 20*time.Second, "the drain to finish", func() (bool, string) {
 		for _, old := range drained {
 			for _, tk := range listTasks(t, fc.c, svc.ID) {
 				if tk.ID == old.ID && tk.Status.State != api.TaskStateShutdown {
@@ -842,14 +843,14 @@ func TestOrchestrationRemovedDownNodeCleansTasks(t *testing.T) {
 	if err := victim.w.Kill(ctx); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "victim down", 10*time.Second, func() (bool, string) {
+	testutil.EventuallyWhy(t, 10*time.Second, "victim down", func() (bool, string) {
 		n, err := fc.c.GetNode(ctx, victim.w.NodeID())
 		return err == nil && n.Status.State == api.NodeStateDown, "not down"
 	})
 	if err := fc.c.RemoveNode(ctx, victim.w.NodeID(), false); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the removed node's tasks deleted", 10*time.Second, func() (bool, string) {
+	testutil.EventuallyWhy(t, 10*time.Second, "the removed node's tasks deleted", func() (bool, string) {
 		for _, tk := range listTasks(t, fc.c, svc.ID) {
 			if tk.NodeID == victim.w.NodeID() {
 				return false, fmt.Sprintf("task %s %s/%s", tk.ID, tk.DesiredState, tk.Status.State)

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apiary-io/apiary/internal/testutil"
 	"github.com/apiary-io/apiary/scheduler"
 )
 
@@ -32,7 +33,7 @@ func TestRebalanceOntoJoiningNodes(t *testing.T) {
 	}
 	tc.addWorker("w3", "")
 	tc.addWorker("w4", "")
-	waitFor(t, "the opted-in service on all four nodes", 30*time.Second, func() (bool, string) {
+	testutil.EventuallyWhy(t, 30*time.Second, "the opted-in service on all four nodes", func() (bool, string) {
 		per := map[string]int{}
 		for _, tk := range tc.running(svc.ID) {
 			per[tk.NodeID]++

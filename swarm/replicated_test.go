@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/apiary-io/apiary/executor/fake"
+	"github.com/apiary-io/apiary/internal/testutil"
 	"github.com/apiary-io/apiary/raft"
 	"github.com/apiary-io/apiary/swarm"
 	"github.com/apiary-io/apiary/swarm/agent"
@@ -84,7 +85,7 @@ func (rc *raftCluster) stop() {
 func (rc *raftCluster) leader() int {
 	rc.t.Helper()
 	idx := -1
-	waitFor(rc.t, "a leader", 20*time.Second, func() (bool, string) {
+	testutil.EventuallyWhy(rc.t, 20*time.Second, "a leader", func() (bool, string) {
 		for i, m := range rc.managers {
 			if m != nil && m.IsLeader() {
 				idx = i
@@ -118,7 +119,7 @@ func TestReplicatedManagersSurviveLeaderLoss(t *testing.T) {
 	}
 	// Every manager holds the same state.
 	for i, m := range rc.managers {
-		waitFor(t, fmt.Sprintf("manager %d to see the service", i), 10*time.Second, func() (bool, string) {
+		testutil.EventuallyWhy(t, 10*time.Second, fmt.Sprintf("manager %d to see the service", i), func() (bool, string) {
 			_, err := m.Client().GetService(ctx, "web")
 			return err == nil, fmt.Sprint(err)
 		})
@@ -135,7 +136,7 @@ func TestReplicatedManagersSurviveLeaderLoss(t *testing.T) {
 	if err := c.WaitConverged(ctx, svc.ID); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "workers to reconnect to the new leader", 20*time.Second, func() (bool, string) {
+	testutil.EventuallyWhy(t, 20*time.Second, "workers to reconnect to the new leader", func() (bool, string) {
 		nodes, err := c.ListNodes(ctx)
 		if err != nil {
 			return false, err.Error()
@@ -161,7 +162,7 @@ func TestReplicatedManagersSurviveLeaderLoss(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Managers record who leads.
-	waitFor(t, "manager status to name the new leader", 10*time.Second, func() (bool, string) {
+	testutil.EventuallyWhy(t, 10*time.Second, "manager status to name the new leader", func() (bool, string) {
 		n, err := c.GetNode(ctx, rc.ids[newLead])
 		if err != nil || n.ManagerStatus == nil {
 			return false, fmt.Sprint(err)

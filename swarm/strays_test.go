@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apiary-io/apiary/internal/testutil"
 	"github.com/apiary-io/apiary/swarm"
 )
 
@@ -31,7 +32,7 @@ func TestReturningNodeRemovesStrayProcesses(t *testing.T) {
 	if err := tc.c.RemoveService(ctx, svc.ID); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the removed service's tasks deleted", 20*time.Second, func() (bool, string) {
+	testutil.EventuallyWhy(t, 20*time.Second, "the removed service's tasks deleted", func() (bool, string) {
 		ts, err := tc.c.ListTasks(ctx, swarm.TaskFilter{})
 		return err == nil && len(ts) == 0, fmt.Sprint(len(ts), err)
 	})
@@ -41,7 +42,7 @@ func TestReturningNodeRemovesStrayProcesses(t *testing.T) {
 		}
 	}
 	tc.addWorker(w.name, nodeID)
-	waitFor(t, "stray processes removed", 20*time.Second, func() (bool, string) {
+	testutil.EventuallyWhy(t, 20*time.Second, "stray processes removed", func() (bool, string) {
 		for _, p := range pids {
 			if pidAlive(p) {
 				return false, fmt.Sprintf("pid %d alive", p)

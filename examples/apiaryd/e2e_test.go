@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/apiary-io/apiary/internal/testutil"
 )
 
 // The end-to-end test of issue 5: the real binaries as separate OS
@@ -105,22 +107,20 @@ func (e *e2e) ctlJSON(node string, v any, args ...string) error {
 	return json.Unmarshal([]byte(out), v)
 }
 
+// waitFor is testutil.EventuallyWhy that also shows every node's log when
+// it times out: a cluster that did not converge explains itself there.
 func (e *e2e) waitFor(what string, d time.Duration, cond func() (bool, string)) {
 	e.t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		ok, why := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
+	held := false
+	defer func() {
+		if !held { // EventuallyWhy failed the test (t.Fatalf runs the defers)
 			for _, p := range e.procs {
 				e.t.Logf("--- %s log:\n%s", p.name, p.log.String())
 			}
-			e.t.Fatalf("timed out after %v waiting for %s: %s", d, what, why)
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	}()
+	testutil.EventuallyWhy(e.t, d, what, cond)
+	held = true
 }
 
 type nodeJSON struct {

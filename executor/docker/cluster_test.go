@@ -17,6 +17,7 @@ import (
 	"github.com/apiary-io/apiary/executor"
 	"github.com/apiary-io/apiary/executor/docker"
 	"github.com/apiary-io/apiary/executor/executortest"
+	"github.com/apiary-io/apiary/internal/testutil"
 	"github.com/apiary-io/apiary/swarm"
 	"github.com/apiary-io/apiary/swarm/api"
 )
@@ -150,7 +151,7 @@ func TestClusterWithDockerExecutor(t *testing.T) {
 	if err := c.ContainerKill(ctx, victim.Status.ContainerStatus.ContainerID, "KILL"); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the killed task to be reported FAILED and replaced", 60*time.Second, func() (bool, string) {
+	testutil.EventuallyWhy(t, 60*time.Second, "the killed task to be reported FAILED and replaced", func() (bool, string) {
 		all, err := cl.ListTasks(ctx, swarm.TaskFilter{Service: svc.ID})
 		if err != nil {
 			return false, err.Error()
@@ -202,7 +203,7 @@ func TestClusterWithDockerExecutor(t *testing.T) {
 			t.Fatalf("task %s on unknown node %s", tk.ID, tk.NodeID)
 		}
 		want := "apiary-test-app v2 task=" + tk.ID + " started"
-		eventually(t, "the start line in the task's logs", 10*time.Second, func() (bool, string) {
+		testutil.EventuallyWhy(t, 10*time.Second, "the start line in the task's logs", func() (bool, string) {
 			rc, err := w.Logs(ctx, tk.ID, executor.LogOptions{})
 			if err != nil {
 				return false, err.Error()
@@ -229,7 +230,7 @@ func TestClusterWithDockerExecutor(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-o", ctlBin, "github.com/apiary-io/apiary/examples/apiaryctl").CombinedOutput(); err != nil {
 		t.Fatalf("build apiaryctl: %v\n%s", err, out)
 	}
-	eventually(t, "every v2 container's start line in apiaryctl service logs", 20*time.Second, func() (bool, string) {
+	testutil.EventuallyWhy(t, 20*time.Second, "every v2 container's start line in apiaryctl service logs", func() (bool, string) {
 		out, err := exec.Command(ctlBin, "--socket", sock, "service", "logs", "web").CombinedOutput()
 		if err != nil {
 			return false, fmt.Sprintf("%v: %s", err, out)
@@ -246,7 +247,7 @@ func TestClusterWithDockerExecutor(t *testing.T) {
 	if err := cl.RemoveService(ctx, svc.ID); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the service's containers removed", 60*time.Second, func() (bool, string) {
+	testutil.EventuallyWhy(t, 60*time.Second, "the service's containers removed", func() (bool, string) {
 		cs, err := c.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", docker.LabelCluster+"="+cluster))})
 		if err != nil {
 			return false, err.Error()

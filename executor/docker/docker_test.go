@@ -19,6 +19,7 @@ import (
 	"github.com/apiary-io/apiary/executor"
 	"github.com/apiary-io/apiary/executor/docker"
 	"github.com/apiary-io/apiary/executor/executortest"
+	"github.com/apiary-io/apiary/internal/testutil"
 	"github.com/apiary-io/apiary/swarm/api"
 )
 
@@ -295,7 +296,7 @@ func TestHealth(t *testing.T) {
 			c := start(t, e, check(tc.exit))
 			hc := c.(executor.HealthChecker)
 			first := ""
-			eventually(t, "health "+tc.want, 30*time.Second, func() (bool, string) {
+			testutil.EventuallyWhy(t, 30*time.Second, "health "+tc.want, func() (bool, string) {
 				h, err := hc.Health(ctxFor(t, 10*time.Second))
 				if err != nil {
 					return false, err.Error()

@@ -347,22 +347,6 @@ func must(t testing.TB, what string, err error) {
 	}
 }
 
-// eventually polls cond every 50ms until it holds or d passed.
-func eventually(t testing.TB, what string, d time.Duration, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		ok, why := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s: %s", d, what, why)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // inspect returns the container of a started controller.
 func inspect(t testing.TB, id string) container.InspectResponse {
 	t.Helper()

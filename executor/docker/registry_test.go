@@ -21,6 +21,7 @@ import (
 
 	"github.com/apiary-io/apiary/executor"
 	"github.com/apiary-io/apiary/executor/executortest"
+	"github.com/apiary-io/apiary/internal/testutil"
 )
 
 // registry serves images on loopback with just enough of the distribution
@@ -165,7 +166,7 @@ func TestPullFromRegistry(t *testing.T) {
 		t.Fatalf("image after Prepare: %v", err)
 	}
 	must(t, "Start", ctl.Start(ctxFor(t, 30*time.Second)))
-	eventually(t, "the pulled program's start line", 10*time.Second, func() (bool, string) {
+	testutil.EventuallyWhy(t, 10*time.Second, "the pulled program's start line", func() (bool, string) {
 		rc, err := ctl.(executor.LogReader).Logs(ctxFor(t, 10*time.Second), executor.LogOptions{})
 		if err != nil {
 			return false, err.Error()
