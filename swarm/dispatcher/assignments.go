@@ -82,7 +82,8 @@ func (s *stream) Recv() (*AssignmentsMessage, error) {
 }
 
 // Assignments streams the node's tasks: first the complete set, then every
-// change, one message per committed transaction that touched the node.
+// change, one message per committed transaction that touched the node, and
+// the complete set again after a restore of the store.
 func (d *Dispatcher) Assignments(ctx context.Context, req *AssignmentsRequest) (AssignmentStream, error) {
 	if err := bindCaller(ctx, "Assignments", req.NodeID); err != nil {
 		return nil, err
@@ -96,28 +97,15 @@ func (d *Dispatcher) Assignments(ctx context.Context, req *AssignmentsRequest) (
 		return nil, err
 	}
 	nodeID := req.NodeID
-	var initial []*api.Task
-	w, err := d.store.ViewAndWatch(func(tx store.ReadTx) error {
-		tasks, err := tx.FindTasks(store.ByNodeID(nodeID))
-		if err != nil {
-			return err
-		}
-		for _, t := range tasks {
-			if assignedTo(t, nodeID) {
-				initial = append(initial, t)
-			}
-		}
-		return nil
-	}, store.TaskOnNode(nodeID))
+	w, initial, err := d.watchAssignments(nodeID)
 	if err != nil {
-		return nil, fmt.Errorf("assignments for node %s: %w", nodeID, err)
+		return nil, err
 	}
-	sort.Slice(initial, func(i, j int) bool { return initial[i].ID < initial[j].ID })
 	out := make(chan *AssignmentsMessage, 16)
 	s := &stream{ctx: ctx, ch: out, done: sess.done}
 	go func() {
 		defer close(out)
-		defer w.Close()
+		defer func() { w.Close() }()
 		send := func(m *AssignmentsMessage) bool {
 			select {
 			case out <- m:
@@ -165,9 +153,22 @@ func (d *Dispatcher) Assignments(ctx context.Context, req *AssignmentsRequest) (
 					}
 					continue
 				case store.ActionRestore:
-					// State replaced wholesale: the worker must
-					// resynchronise through a new session.
-					return
+					// State replaced wholesale: the node gets its
+					// complete set again, from the new state, on the
+					// same stream. The changes gathered are part of it.
+					w.Close()
+					fresh, set, err := d.watchAssignments(nodeID)
+					if err != nil {
+						return // the store closed
+					}
+					w = fresh
+					msg, size = &AssignmentsMessage{Type: AssignmentsIncremental}, 0
+					for _, m := range parts(set) {
+						if !send(m) {
+							return
+						}
+					}
+					continue
 				}
 				t, _ := ev.Object.(*api.Task)
 				if t == nil {
@@ -196,4 +197,27 @@ func (d *Dispatcher) Assignments(ctx context.Context, req *AssignmentsRequest) (
 		}
 	}()
 	return s, nil
+}
+
+// watchAssignments reads the tasks assigned to a node, by ID, and watches
+// the changes of its tasks from then on.
+func (d *Dispatcher) watchAssignments(nodeID string) (*store.Watcher, []*api.Task, error) {
+	var set []*api.Task
+	w, err := d.store.ViewAndWatch(func(tx store.ReadTx) error {
+		tasks, err := tx.FindTasks(store.ByNodeID(nodeID))
+		if err != nil {
+			return err
+		}
+		for _, t := range tasks {
+			if assignedTo(t, nodeID) {
+				set = append(set, t)
+			}
+		}
+		return nil
+	}, store.TaskOnNode(nodeID))
+	if err != nil {
+		return nil, nil, fmt.Errorf("assignments for node %s: %w", nodeID, err)
+	}
+	sort.Slice(set, func(i, j int) bool { return set[i].ID < set[j].ID })
+	return w, set, nil
 }

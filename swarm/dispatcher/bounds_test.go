@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
+	"github.com/apiary-io/apiary/internal/testutil"
 	"github.com/apiary-io/apiary/store"
 	"github.com/apiary-io/apiary/swarm/api"
 	"github.com/apiary-io/apiary/swarm/dispatcher"
@@ -74,38 +76,40 @@ func TestOversizedWorkerRequestsRefusedNamingTheField(t *testing.T) {
 // A node that goes down with more tasks than one transaction holds has
 // them all orphaned, over several bounded transactions.
 func TestNodeDownOrphansManyTasksInBoundedTransactions(t *testing.T) {
-	const n = 2*store.MaxChangesPerTransaction + 500
-	h := newHarness(t, config(50*time.Millisecond), func(tx store.Tx) error {
-		if err := tx.CreateNode(readyNodeObj("n1")); err != nil {
-			return err
-		}
-		for i := range n {
-			if err := tx.CreateTask(mkTask(fmt.Sprintf("t%05d", i), "n1", api.TaskStateRunning)); err != nil {
+	synctest.Test(t, func(t *testing.T) {
+		const n = 2*store.MaxChangesPerTransaction + 500
+		h := newHarness(t, config(50*time.Millisecond), func(tx store.Tx) error {
+			if err := tx.CreateNode(readyNodeObj("n1")); err != nil {
 				return err
 			}
-		}
-		return nil
-	})
-	h.register("n1", "n1") // and never heartbeat
-	versions := map[uint64]bool{}
-	waitFor(t, "every task orphaned", 20*time.Second, func() (bool, string) {
-		orphaned := 0
-		clear(versions)
-		h.s.View(func(tx store.ReadTx) {
-			ts, _ := tx.FindTasks(store.ByNodeID("n1"))
-			for _, tk := range ts {
-				if tk.Status.State == api.TaskStateOrphaned {
-					orphaned++
-					versions[tk.Meta.Version] = true
+			for i := range n {
+				if err := tx.CreateTask(mkTask(fmt.Sprintf("t%05d", i), "n1", api.TaskStateRunning)); err != nil {
+					return err
 				}
 			}
+			return nil
 		})
-		return orphaned == n, fmt.Sprintf("%d of %d", orphaned, n)
+		h.register("n1", "n1") // and never heartbeat
+		versions := map[uint64]bool{}
+		testutil.EventuallyWhy(t, 20*time.Second, "every task orphaned", func() (bool, string) {
+			orphaned := 0
+			clear(versions)
+			h.s.View(func(tx store.ReadTx) {
+				ts, _ := tx.FindTasks(store.ByNodeID("n1"))
+				for _, tk := range ts {
+					if tk.Status.State == api.TaskStateOrphaned {
+						orphaned++
+						versions[tk.Meta.Version] = true
+					}
+				}
+			})
+			return orphaned == n, fmt.Sprintf("%d of %d", orphaned, n)
+		})
+		if len(versions) < 3 {
+			t.Fatalf("%d tasks orphaned in %d transactions, want at least 3 of at most %d changes", n, len(versions), store.MaxChangesPerTransaction)
+		}
+		if h.node("n1").Status.State != api.NodeStateDown {
+			t.Fatal("the node is not down")
+		}
 	})
-	if len(versions) < 3 {
-		t.Fatalf("%d tasks orphaned in %d transactions, want at least 3 of at most %d changes", n, len(versions), store.MaxChangesPerTransaction)
-	}
-	if h.node("n1").Status.State != api.NodeStateDown {
-		t.Fatal("the node is not down")
-	}
 }

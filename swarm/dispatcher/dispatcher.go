@@ -3,7 +3,9 @@
 // writes the task status reports workers send, in batches. A node that stops
 // heartbeating for longer than its period times the grace multiplier is
 // declared DOWN and its tasks ORPHANED, which makes the orchestrator replace
-// them elsewhere.
+// them elsewhere. Expiry is a loop.Loop keyed by node ID (expiry.go): a
+// store restore re-arms every deadline from the new state, and leaves the
+// sessions and their streams alone (a stream sends its complete set again).
 //
 // Its methods are the worker-facing contract (see agent.Dispatcher): an
 // in-process agent calls them directly; a remote one reaches them over gRPC.
@@ -21,6 +23,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/apiary-io/apiary/internal/loop"
 	"github.com/apiary-io/apiary/pki"
 	"github.com/apiary-io/apiary/store"
 	"github.com/apiary-io/apiary/swarm/api"
@@ -96,9 +99,14 @@ type Dispatcher struct {
 	running  bool
 	ctx      context.Context
 	sessions map[string]*nodeSession // by node ID
-	// watched holds nodes believed ready that have no session yet (after a
-	// leader change): they get one grace period to come back.
-	watched  map[string]time.Time
+	// silent holds nodes without a session, and when they are (or were)
+	// to be declared down: those whose session expired, and those the
+	// store believes ready that have not registered with this leader yet
+	// (they get a grace period to come back). See expiry.
+	silent map[string]time.Time
+	// expiries is the queue of the expiry loop: node IDs, each due at its
+	// heartbeat deadline.
+	expiries *loop.Queue[string]
 	statusCh chan statusBatch
 	// What sessions learn of the cluster, read at most once a second
 	// (refreshLocked).
@@ -127,57 +135,44 @@ func New(s *store.MemoryStore, cfg Config) *Dispatcher {
 	return &Dispatcher{store: s, cfg: cfg, log: log.With("component", "dispatcher"), statusCh: make(chan statusBatch, 1024), started: make(chan struct{})}
 }
 
-// Run serves until ctx ends: it expires silent nodes and writes status
-// batches. Sessions end when Run returns.
+// Run serves until ctx ends (it then returns nil) or the store closes: it
+// expires silent nodes and writes status batches. Sessions end when Run
+// returns.
 func (d *Dispatcher) Run(ctx context.Context) error {
-	now := time.Now()
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	d.mu.Lock()
 	if d.running {
 		d.mu.Unlock()
 		return errors.New("dispatcher: already running")
 	}
-	d.running, d.ctx = true, ctx
+	expiry := loop.New[string](loop.Config{
+		Name:    "dispatcher",
+		Store:   d.store,
+		Filters: []store.EventFilter{store.ByKinds(api.KindNode)},
+		Shared:  true, // the events are only looked at
+		Log:     d.log,
+	}, (*expiry)(d))
+	d.running, d.ctx = true, runCtx
 	d.sessions = map[string]*nodeSession{}
-	d.watched = map[string]time.Time{}
+	d.silent = map[string]time.Time{}
+	d.expiries = expiry.Queue()
 	d.mu.Unlock()
 	d.startOne.Do(func() { close(d.started) })
 
-	// Nodes the store believes ready get a grace period to reconnect to
-	// this (possibly new) leader before they are declared down.
-	d.store.View(func(tx store.ReadTx) {
-		nodes, _ := tx.FindNodes(store.All)
-		d.mu.Lock()
-		for _, n := range nodes {
-			if n.Status.State == api.NodeStateReady {
-				d.watched[n.ID] = now
-			}
-		}
-		d.mu.Unlock()
-	})
-
 	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { defer wg.Done(); d.writeStatuses(ctx) }()
-
-	tick := time.NewTicker(d.period() / 4)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			d.mu.Lock()
-			d.running = false
-			for _, s := range d.sessions {
-				s.end()
-			}
-			d.sessions = nil
-			d.mu.Unlock()
-			wg.Wait()
-			return nil
-		case <-tick.C:
-			d.expire(ctx)
-			tick.Reset(d.period() / 4)
-		}
+	wg.Go(func() { d.writeStatuses(runCtx) })
+	err := expiry.Run(runCtx)
+	cancel() // the store closed: the writer and the streams stop too
+	d.mu.Lock()
+	d.running = false
+	for _, s := range d.sessions {
+		s.end()
 	}
+	d.sessions = nil
+	d.mu.Unlock()
+	wg.Wait()
+	return err
 }
 
 // Started is closed once Run serves sessions.
@@ -202,37 +197,11 @@ func (d *Dispatcher) periodLocked() time.Duration {
 	return p
 }
 
-func (d *Dispatcher) grace() time.Duration { return d.period() * time.Duration(d.cfg.GraceMultiplier) }
+func (d *Dispatcher) grace() time.Duration { return d.graceOf(d.period()) }
 
-// expire declares down every node silent for longer than the grace period
-// of the period it was told.
-func (d *Dispatcher) expire(ctx context.Context) {
-	now := time.Now()
-	grace := d.grace()
-	var down []string
-	d.mu.Lock()
-	for id, s := range d.sessions {
-		if now.Sub(s.lastBeat) > s.period*time.Duration(d.cfg.GraceMultiplier) {
-			s.end()
-			delete(d.sessions, id)
-			down = append(down, id)
-		}
-	}
-	// Nodes inherited from a previous leader get longer: their agents must
-	// first notice that leader's loss and find this one.
-	takeover := now.Add(-grace - takeoverGrace)
-	for id, since := range d.watched {
-		if since.Before(takeover) {
-			delete(d.watched, id)
-			down = append(down, id)
-		}
-	}
-	d.mu.Unlock()
-	for _, id := range down {
-		if err := d.markDown(ctx, id, "heartbeat failure"); err != nil && ctx.Err() == nil {
-			d.log.Warn("mark node down", "node", id, "err", err)
-		}
-	}
+// graceOf is how long a node told period may stay silent.
+func (d *Dispatcher) graceOf(period time.Duration) time.Duration {
+	return period * time.Duration(d.cfg.GraceMultiplier)
 }
 
 // markDown sets a node DOWN and orphans the tasks it was running, so the
@@ -396,10 +365,11 @@ func (d *Dispatcher) Register(ctx context.Context, req *RegisterRequest) (*Regis
 		old.end()
 	}
 	d.sessions[nodeID] = s
-	delete(d.watched, nodeID)
+	delete(d.silent, nodeID)
 	// The period counts this session (adaptive).
 	period := d.periodLocked()
 	s.period = period
+	d.expiries.AddAfter(nodeID, d.graceOf(period))
 	d.mu.Unlock()
 	d.log.Info("node registered", "node", nodeID, "hostname", req.Description.Hostname)
 	return &RegisterResponse{NodeID: nodeID, SessionID: s.id, HeartbeatPeriod: period, Managers: d.managerAddrs()}, nil
@@ -494,6 +464,9 @@ func (d *Dispatcher) Heartbeat(ctx context.Context, req *HeartbeatRequest) (*Hea
 	d.mu.Lock()
 	period := d.periodLocked()
 	s.lastBeat, s.period = time.Now(), period
+	// The deadline moved later, which the expiry loop finds when the
+	// earlier one comes; only a shorter period brings it sooner.
+	d.expiries.AddAfter(req.NodeID, d.graceOf(period))
 	d.mu.Unlock()
 	// A node that heartbeats is up, whatever the store says: a down-marking
 	// may have raced with its registration. Heal it (rarely needed; the

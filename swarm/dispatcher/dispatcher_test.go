@@ -7,8 +7,10 @@ import (
 	"reflect"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
+	"github.com/apiary-io/apiary/internal/testutil"
 	"github.com/apiary-io/apiary/store"
 	"github.com/apiary-io/apiary/swarm/api"
 	"github.com/apiary-io/apiary/swarm/dispatcher"
@@ -219,146 +221,162 @@ func TestRunTwiceRefused(t *testing.T) {
 }
 
 func TestHeartbeatExpiryMarksNodeDownAndOrphansItsTasks(t *testing.T) {
-	all := api.TaskStates()
-	var tasks []*api.Task
-	for _, st := range all {
-		tasks = append(tasks, mkTask("silent-"+st.String(), "silent", st))
-		tasks = append(tasks, mkTask("alive-"+st.String(), "alive", st))
-	}
-	// The nodes and their tasks exist before the nodes register, so that
-	// the tasks are in place before any grace period can run out.
-	h := newHarness(t, config(50*time.Millisecond), func(tx store.Tx) error {
-		for _, id := range []string{"silent", "alive"} {
-			n := readyNodeObj(id)
-			n.Status.State = api.NodeStateDown
-			if err := tx.CreateNode(n); err != nil {
-				return err
-			}
+	synctest.Test(t, func(t *testing.T) {
+		all := api.TaskStates()
+		var tasks []*api.Task
+		for _, st := range all {
+			tasks = append(tasks, mkTask("silent-"+st.String(), "silent", st))
+			tasks = append(tasks, mkTask("alive-"+st.String(), "alive", st))
 		}
-		return createTasks(tasks...)(tx)
-	})
-	before := map[string]*api.Task{}
-	for _, t := range tasks {
-		before[t.ID] = h.task(t.ID)
-	}
-	alive := h.register("alive", "alive")
-	h.heartbeatUntilDone(alive, 10*time.Millisecond)
-	silent := h.register("silent", "silent")
+		// The nodes and their tasks exist before the nodes register, so that
+		// the tasks are in place before any grace period can run out.
+		h := newHarness(t, config(50*time.Millisecond), func(tx store.Tx) error {
+			for _, id := range []string{"silent", "alive"} {
+				n := readyNodeObj(id)
+				n.Status.State = api.NodeStateDown
+				if err := tx.CreateNode(n); err != nil {
+					return err
+				}
+			}
+			return createTasks(tasks...)(tx)
+		})
+		before := map[string]*api.Task{}
+		for _, t := range tasks {
+			before[t.ID] = h.task(t.ID)
+		}
+		alive := h.register("alive", "alive")
+		h.heartbeatUntilDone(alive, 10*time.Millisecond)
+		silent := h.register("silent", "silent")
 
-	waitFor(t, "silent node down", 10*time.Second, func() (bool, string) {
+		testutil.EventuallyWhy(t, 10*time.Second, "silent node down", func() (bool, string) {
+			n := h.node(silent.NodeID)
+			return n.Status.State == api.NodeStateDown, "state " + string(n.Status.State)
+		})
 		n := h.node(silent.NodeID)
-		return n.Status.State == api.NodeStateDown, "state " + string(n.Status.State)
-	})
-	n := h.node(silent.NodeID)
-	if n.Status.Message == "" {
-		t.Error("down node has no status message")
-	}
-	if got := h.node(alive.NodeID).Status.State; got != api.NodeStateReady {
-		t.Errorf("heartbeating node is %s, want ready", got)
-	}
-	// Orphaning happens in the same transaction as the node going down.
-	for _, st := range all {
-		id := "silent-" + st.String()
-		got := h.task(id)
-		if st >= api.TaskStateAssigned && st <= api.TaskStateRunning {
-			if got.Status.State != api.TaskStateOrphaned {
-				t.Errorf("task in %s on the dead node is %s, want orphaned", st, got.Status.State)
+		if n.Status.Message == "" {
+			t.Error("down node has no status message")
+		}
+		if got := h.node(alive.NodeID).Status.State; got != api.NodeStateReady {
+			t.Errorf("heartbeating node is %s, want ready", got)
+		}
+		// Orphaning happens in the same transaction as the node going down.
+		for _, st := range all {
+			id := "silent-" + st.String()
+			got := h.task(id)
+			if st >= api.TaskStateAssigned && st <= api.TaskStateRunning {
+				if got.Status.State != api.TaskStateOrphaned {
+					t.Errorf("task in %s on the dead node is %s, want orphaned", st, got.Status.State)
+				}
+				continue
 			}
-			continue
+			if !reflect.DeepEqual(got, before[id]) {
+				t.Errorf("task in %s on the dead node changed: %+v", st, got.Status)
+			}
 		}
-		if !reflect.DeepEqual(got, before[id]) {
-			t.Errorf("task in %s on the dead node changed: %+v", st, got.Status)
+		for _, st := range all {
+			id := "alive-" + st.String()
+			if got := h.task(id); !reflect.DeepEqual(got, before[id]) {
+				t.Errorf("task in %s on the live node changed: %+v", st, got.Status)
+			}
 		}
-	}
-	for _, st := range all {
-		id := "alive-" + st.String()
-		if got := h.task(id); !reflect.DeepEqual(got, before[id]) {
-			t.Errorf("task in %s on the live node changed: %+v", st, got.Status)
+		// The expired session is gone; the node may come back.
+		_, err := h.d.Heartbeat(context.Background(), &dispatcher.HeartbeatRequest{NodeID: silent.NodeID, SessionID: silent.SessionID})
+		if !errors.Is(err, dispatcher.ErrSessionInvalid) {
+			t.Errorf("expired session heartbeat: err = %v, want ErrSessionInvalid", err)
 		}
-	}
-	// The expired session is gone; the node may come back.
-	_, err := h.d.Heartbeat(context.Background(), &dispatcher.HeartbeatRequest{NodeID: silent.NodeID, SessionID: silent.SessionID})
-	if !errors.Is(err, dispatcher.ErrSessionInvalid) {
-		t.Errorf("expired session heartbeat: err = %v, want ErrSessionInvalid", err)
-	}
-	back := h.register(silent.NodeID, "silent")
-	h.heartbeatUntilDone(back, 10*time.Millisecond)
-	if got := h.node(silent.NodeID).Status.State; got != api.NodeStateReady {
-		t.Errorf("node after re-register is %s, want ready", got)
-	}
+		back := h.register(silent.NodeID, "silent")
+		h.heartbeatUntilDone(back, 10*time.Millisecond)
+		if got := h.node(silent.NodeID).Status.State; got != api.NodeStateReady {
+			t.Errorf("node after re-register is %s, want ready", got)
+		}
+	})
 }
 
 func TestHeartbeatsKeepNodeUp(t *testing.T) {
-	// A node that heartbeats every period stays ready for many grace
-	// periods, while one that registered at the same time goes down.
-	const period = 50 * time.Millisecond
-	h := newHarness(t, config(period), nil)
-	alive := h.register("", "alive")
-	h.heartbeatUntilDone(alive, 10*time.Millisecond)
-	start := time.Now()
-	silent := h.register("", "silent")
-	waitFor(t, "silent node down", 10*time.Second, func() (bool, string) {
-		return h.node(silent.NodeID).Status.State == api.NodeStateDown, "not yet"
-	})
-	if el := time.Since(start); el < 3*period {
-		t.Errorf("node declared down after %v, before its grace of 3 periods", el)
-	}
-	// Wait for several more grace periods to pass by watching a clock that
-	// does not depend on the dispatcher: the live node must stay up.
-	deadline := time.Now().Add(10 * period)
-	for time.Now().Before(deadline) {
-		if got := h.node(alive.NodeID).Status.State; got != api.NodeStateReady {
-			t.Fatalf("heartbeating node went %s", got)
+	synctest.Test(t, func(t *testing.T) {
+		// A node that heartbeats every period stays ready for many grace
+		// periods, while one that registered at the same time goes down.
+		const period = 50 * time.Millisecond
+		h := newHarness(t, config(period), nil)
+		alive := h.register("", "alive")
+		h.heartbeatUntilDone(alive, 10*time.Millisecond)
+		start := time.Now()
+		silent := h.register("", "silent")
+		testutil.EventuallyWhy(t, 10*time.Second, "silent node down", func() (bool, string) {
+			return h.node(silent.NodeID).Status.State == api.NodeStateDown, "not yet"
+		})
+		if el := time.Since(start); el < 3*period {
+			t.Errorf("node declared down after %v, before its grace of 3 periods", el)
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		// Wait for several more grace periods to pass by watching a clock that
+		// does not depend on the dispatcher: the live node must stay up.
+		deadline := time.Now().Add(10 * period)
+		for time.Now().Before(deadline) {
+			if got := h.node(alive.NodeID).Status.State; got != api.NodeStateReady {
+				t.Fatalf("heartbeating node went %s", got)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	})
 }
 
 func TestReadyNodeThatNeverRegistersDeclaredDown(t *testing.T) {
-	// A grace of 2 s: the returning node, heartbeating every 10 ms, must not
-	// be declared down because a loaded machine stalled it for a moment.
-	cfg := config(100 * time.Millisecond)
-	cfg.GraceMultiplier = 20
-	h := newHarness(t, cfg, func(tx store.Tx) error {
-		for _, id := range []string{"lost", "returning"} {
-			if err := tx.CreateNode(readyNodeObj(id)); err != nil {
+	synctest.Test(t, func(t *testing.T) {
+		// An inherited node has the grace of a session (3 periods) and
+		// 5 s more to find the new leader.
+		const period = 100 * time.Millisecond
+		const grace = 3*period + 5*time.Second
+		h := newHarness(t, config(period), func(tx store.Tx) error {
+			for _, id := range []string{"lost", "returning"} {
+				if err := tx.CreateNode(readyNodeObj(id)); err != nil {
+					return err
+				}
+			}
+			down := readyNodeObj("was-down")
+			down.Status.State = api.NodeStateDown
+			if err := tx.CreateNode(down); err != nil {
 				return err
 			}
-		}
-		down := readyNodeObj("was-down")
-		down.Status.State = api.NodeStateDown
-		if err := tx.CreateNode(down); err != nil {
-			return err
-		}
-		return createTasks(
-			mkTask("lost-running", "lost", api.TaskStateRunning),
-			mkTask("lost-complete", "lost", api.TaskStateComplete),
-			mkTask("returning-running", "returning", api.TaskStateRunning),
-		)(tx)
-	})
-	// One node comes back to the new leader in time.
-	back := h.register("returning", "returning")
-	h.heartbeatUntilDone(back, 10*time.Millisecond)
-	downVersion := h.node("was-down").Meta.Version
+			return createTasks(
+				mkTask("lost-running", "lost", api.TaskStateRunning),
+				mkTask("lost-complete", "lost", api.TaskStateComplete),
+				mkTask("returning-running", "returning", api.TaskStateRunning),
+			)(tx)
+		})
+		start := time.Now()
+		// One node comes back to the new leader in time.
+		back := h.register("returning", "returning")
+		h.heartbeatUntilDone(back, 10*time.Millisecond)
+		downVersion := h.node("was-down").Meta.Version
 
-	waitFor(t, "unregistered node declared down", 30*time.Second, func() (bool, string) {
-		return h.node("lost").Status.State == api.NodeStateDown, "still " + string(h.node("lost").Status.State)
+		// The dispatcher started at most the harness's first poll (1 ms)
+		// before start.
+		time.Sleep(grace - 5*time.Millisecond)
+		synctest.Wait()
+		if st := h.node("lost").Status.State; st != api.NodeStateReady {
+			t.Fatalf("unregistered node is %s %v after the start, before its grace of %v ran out", st, time.Since(start), grace)
+		}
+		time.Sleep(5 * time.Millisecond)
+		synctest.Wait()
+		if st := h.node("lost").Status.State; st != api.NodeStateDown {
+			t.Fatalf("unregistered node is %s once its grace ran out, want down", st)
+		}
+		if got := h.task("lost-running").Status.State; got != api.TaskStateOrphaned {
+			t.Errorf("running task of the lost node is %s, want orphaned", got)
+		}
+		if got := h.task("lost-complete").Status.State; got != api.TaskStateComplete {
+			t.Errorf("complete task of the lost node is %s, want complete", got)
+		}
+		if got := h.node("returning").Status.State; got != api.NodeStateReady {
+			t.Errorf("node that registered in time is %s, want ready", got)
+		}
+		if got := h.task("returning-running").Status.State; got != api.TaskStateRunning {
+			t.Errorf("task of the node that registered in time is %s, want running", got)
+		}
+		if got := h.node("was-down").Meta.Version; got != downVersion {
+			t.Error("a node already down was written again")
+		}
 	})
-	if got := h.task("lost-running").Status.State; got != api.TaskStateOrphaned {
-		t.Errorf("running task of the lost node is %s, want orphaned", got)
-	}
-	if got := h.task("lost-complete").Status.State; got != api.TaskStateComplete {
-		t.Errorf("complete task of the lost node is %s, want complete", got)
-	}
-	if got := h.node("returning").Status.State; got != api.NodeStateReady {
-		t.Errorf("node that registered in time is %s, want ready", got)
-	}
-	if got := h.task("returning-running").Status.State; got != api.TaskStateRunning {
-		t.Errorf("task of the node that registered in time is %s, want running", got)
-	}
-	if got := h.node("was-down").Meta.Version; got != downVersion {
-		t.Error("a node already down was written again")
-	}
 }
 
 func TestUpdateTaskStatusTransitions(t *testing.T) {
@@ -495,76 +513,78 @@ func TestUpdateTaskStatusIsWrittenWhenItReturns(t *testing.T) {
 }
 
 func TestUpdateTaskStatusBatchesReports(t *testing.T) {
-	cfg := config(0)
-	cfg.StatusBatchWindow = 200 * time.Millisecond
-	h := newHarness(t, cfg, nil)
-	const nodes, perNode, callsPerNode = 5, 20, 4
-	var sessions []*dispatcher.RegisterResponse
-	var tasks []*api.Task
-	for i := range nodes {
-		s := h.register("", fmt.Sprintf("n%d", i))
-		sessions = append(sessions, s)
-		for j := range perNode {
-			tasks = append(tasks, mkTask(fmt.Sprintf("t-%d-%d", i, j), s.NodeID, api.TaskStateAssigned))
-		}
-	}
-	h.update(createTasks(tasks...))
-
-	w := h.s.Watch(store.ByKinds(api.KindTask))
-	defer w.Close()
-	start := make(chan struct{})
-	var wg sync.WaitGroup
-	errs := make(chan error, nodes*callsPerNode)
-	for i, s := range sessions {
-		for c := range callsPerNode {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				req := &dispatcher.UpdateTaskStatusRequest{NodeID: s.NodeID, SessionID: s.SessionID}
-				for j := c; j < perNode; j += callsPerNode {
-					req.Updates = append(req.Updates, dispatcher.TaskStatusUpdate{TaskID: fmt.Sprintf("t-%d-%d", i, j), Status: api.TaskStatus{State: api.TaskStateRunning}})
-				}
-				<-start
-				errs <- h.d.UpdateTaskStatus(context.Background(), req)
-			}()
-		}
-	}
-	close(start)
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	// Every call returned, so every report is written: count the commits
-	// that carried them.
-	commits, updates := 0, 0
-	for updates < nodes*perNode {
-		select {
-		case ev := <-w.Events():
-			switch ev.Action {
-			case store.ActionCommit:
-				commits++
-			case store.ActionUpdate:
-				updates++
+	synctest.Test(t, func(t *testing.T) {
+		cfg := config(0)
+		cfg.StatusBatchWindow = 200 * time.Millisecond
+		h := newHarness(t, cfg, nil)
+		const nodes, perNode, callsPerNode = 5, 20, 4
+		var sessions []*dispatcher.RegisterResponse
+		var tasks []*api.Task
+		for i := range nodes {
+			s := h.register("", fmt.Sprintf("n%d", i))
+			sessions = append(sessions, s)
+			for j := range perNode {
+				tasks = append(tasks, mkTask(fmt.Sprintf("t-%d-%d", i, j), s.NodeID, api.TaskStateAssigned))
 			}
-		case <-time.After(5 * time.Second):
-			t.Fatalf("saw %d task updates, want %d", updates, nodes*perNode)
 		}
-	}
-	// The last commit event follows its updates.
-	if ev := <-w.Events(); ev.Action == store.ActionCommit {
-		commits++
-	}
-	if commits > 3 {
-		t.Errorf("%d reports in %d calls took %d transactions, want them batched into at most 3", nodes*perNode, nodes*callsPerNode, commits)
-	}
-	for _, tk := range tasks {
-		if got := h.task(tk.ID).Status.State; got != api.TaskStateRunning {
-			t.Errorf("task %s is %s, want running", tk.ID, got)
+		h.update(createTasks(tasks...))
+
+		w := h.s.Watch(store.ByKinds(api.KindTask))
+		defer w.Close()
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		errs := make(chan error, nodes*callsPerNode)
+		for i, s := range sessions {
+			for c := range callsPerNode {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					req := &dispatcher.UpdateTaskStatusRequest{NodeID: s.NodeID, SessionID: s.SessionID}
+					for j := c; j < perNode; j += callsPerNode {
+						req.Updates = append(req.Updates, dispatcher.TaskStatusUpdate{TaskID: fmt.Sprintf("t-%d-%d", i, j), Status: api.TaskStatus{State: api.TaskStateRunning}})
+					}
+					<-start
+					errs <- h.d.UpdateTaskStatus(context.Background(), req)
+				}()
+			}
 		}
-	}
+		close(start)
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		// Every call returned, so every report is written: count the commits
+		// that carried them.
+		commits, updates := 0, 0
+		for updates < nodes*perNode {
+			select {
+			case ev := <-w.Events():
+				switch ev.Action {
+				case store.ActionCommit:
+					commits++
+				case store.ActionUpdate:
+					updates++
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatalf("saw %d task updates, want %d", updates, nodes*perNode)
+			}
+		}
+		// The last commit event follows its updates.
+		if ev := <-w.Events(); ev.Action == store.ActionCommit {
+			commits++
+		}
+		if commits > 3 {
+			t.Errorf("%d reports in %d calls took %d transactions, want them batched into at most 3", nodes*perNode, nodes*callsPerNode, commits)
+		}
+		for _, tk := range tasks {
+			if got := h.task(tk.ID).Status.State; got != api.TaskStateRunning {
+				t.Errorf("task %s is %s, want running", tk.ID, got)
+			}
+		}
+	})
 }
 
 func TestUpdateTaskStatusResendIsNotWrittenAgain(t *testing.T) {
@@ -586,25 +606,25 @@ func TestUpdateTaskStatusResendIsNotWrittenAgain(t *testing.T) {
 }
 
 func TestHeartbeatPeriodGrowsWithSessions(t *testing.T) {
-	// No session may expire while the test registers the others (they do
-	// not heartbeat), however slow the machine.
-	cfg := config(0)
-	cfg.GraceMultiplier = 1000
-	h := newHarness(t, cfg, nil)
-	const n = 2400
-	var last *dispatcher.RegisterResponse
-	for i := range n {
-		last = h.register("", fmt.Sprintf("n%d", i))
-	}
-	want := time.Duration(n) * time.Second / 2000
-	if last.HeartbeatPeriod != want {
-		t.Errorf("period handed to the %dth node = %v, want %v", n, last.HeartbeatPeriod, want)
-	}
-	hb, err := h.d.Heartbeat(context.Background(), &dispatcher.HeartbeatRequest{NodeID: last.NodeID, SessionID: last.SessionID})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if hb.Period != want {
-		t.Errorf("heartbeat period with %d sessions = %v, want %v", n, hb.Period, want)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		// No time passes in the bubble while the test registers them: no
+		// session expires, though none heartbeats.
+		h := newHarness(t, config(0), nil)
+		const n = 2400
+		var last *dispatcher.RegisterResponse
+		for i := range n {
+			last = h.register("", fmt.Sprintf("n%d", i))
+		}
+		want := time.Duration(n) * time.Second / 2000
+		if last.HeartbeatPeriod != want {
+			t.Errorf("period handed to the %dth node = %v, want %v", n, last.HeartbeatPeriod, want)
+		}
+		hb, err := h.d.Heartbeat(context.Background(), &dispatcher.HeartbeatRequest{NodeID: last.NodeID, SessionID: last.SessionID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if hb.Period != want {
+			t.Errorf("heartbeat period with %d sessions = %v, want %v", n, hb.Period, want)
+		}
+	})
 }

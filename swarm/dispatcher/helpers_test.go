@@ -3,34 +3,15 @@ package dispatcher_test
 import (
 	"context"
 	"errors"
-	"io"
-	"log/slog"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/apiary-io/apiary/internal/testutil"
 	"github.com/apiary-io/apiary/store"
 	"github.com/apiary-io/apiary/swarm/api"
 	"github.com/apiary-io/apiary/swarm/dispatcher"
 )
-
-func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, d time.Duration, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		ok, why := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s: %s", d, what, why)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
 
 // harness is a dispatcher running over a fresh store.
 type harness struct {
@@ -51,13 +32,15 @@ type harnessConfig struct {
 
 func config(period time.Duration) harnessConfig {
 	cfg := dispatcher.DefaultConfig()
-	cfg.Logger = quietLogger()
+	cfg.Logger = testutil.DiscardLogger()
 	return harnessConfig{Config: cfg, period: period}
 }
 
 // newHarness makes a dispatcher over a new store holding the cluster
 // object (with cfg's heartbeat period), lets setup write to the store
-// before the dispatcher runs, and starts it.
+// before the dispatcher runs, and starts it. Tests of deadlines call it
+// inside a synctest bubble: the dispatcher waits only on channels and
+// timers, so time there is exact and costs nothing.
 func newHarness(t *testing.T, cfg harnessConfig, setup func(tx store.Tx) error) *harness {
 	t.Helper()
 	s := store.NewMemoryStore(nil)
@@ -84,7 +67,7 @@ func (h *harness) start() {
 	go func() { h.done <- h.d.Run(ctx) }()
 	// Running once a request with an unknown session is refused as such
 	// rather than with ErrNotRunning.
-	waitFor(h.t, "dispatcher to run", 5*time.Second, func() (bool, string) {
+	testutil.EventuallyWhy(h.t, 5*time.Second, "dispatcher to run", func() (bool, string) {
 		_, err := h.d.Heartbeat(context.Background(), &dispatcher.HeartbeatRequest{NodeID: "probe", SessionID: "probe"})
 		return errors.Is(err, dispatcher.ErrSessionInvalid), "heartbeat error " + errString(err)
 	})

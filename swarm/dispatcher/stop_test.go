@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apiary-io/apiary/internal/testutil"
 	"github.com/apiary-io/apiary/store"
 	"github.com/apiary-io/apiary/swarm/api"
 	"github.com/apiary-io/apiary/swarm/dispatcher"
@@ -54,7 +55,7 @@ func TestUpdateTaskStatusReturnsWhenRunStops(t *testing.T) {
 			}()
 		}
 		// Stop at a different point of the traffic each round.
-		waitFor(t, "reports to flow", 5*time.Second, func() (bool, string) {
+		testutil.EventuallyWhy(t, 5*time.Second, "reports to flow", func() (bool, string) {
 			return calls.Load() > int64(round*3), "not yet"
 		})
 		h.stop()

@@ -1,0 +1,104 @@
+package dispatcher
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/apiary-io/apiary/internal/loop"
+	"github.com/apiary-io/apiary/store"
+	"github.com/apiary-io/apiary/swarm/api"
+)
+
+// expiry is the dispatcher's loop.Reconciler, keyed by node ID: it declares
+// down the nodes that stop heartbeating. A key waits in the queue until the
+// node's heartbeat deadline (Register and Heartbeat add it, AddAfter); its
+// reconciliation then finds the node heartbeated since (and waits for the
+// new deadline), or ends its session and marks it down.
+//
+// What it decides on lives in the dispatcher, under its lock: the sessions,
+// and the silent nodes (d.silent) with the time by which they are down.
+// The store only says, at start and after a restore, which nodes it
+// believes ready: those without a session are silent from then on.
+type expiry Dispatcher
+
+// Resync re-arms every deadline from a snapshot of the store: at start, and
+// after a restore replaced the state (whose nodes may be ready again, or
+// gone). A node with a session keeps it; a node known silent keeps its
+// deadline (a restore gives no node more time: one that already expired is
+// marked down again at once); a node the snapshot says ready, of which this
+// leader knows nothing, gets a grace period to register.
+func (e *expiry) Resync(tx store.ReadTx, q *loop.Queue[string]) error {
+	d := (*Dispatcher)(e)
+	nodes, err := tx.FindNodes(store.All)
+	if err != nil {
+		return fmt.Errorf("dispatcher: read nodes: %w", err)
+	}
+	// New leaders' inherited nodes get longer: their agents must first
+	// notice the previous leader's loss and find this one.
+	deadline := time.Now().Add(d.grace() + takeoverGrace)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	stored := make(map[string]bool, len(nodes))
+	for _, n := range nodes {
+		stored[n.ID] = true
+		q.Add(n.ID)
+		_, live := d.sessions[n.ID]
+		_, known := d.silent[n.ID]
+		if !live && !known && n.Status.State == api.NodeStateReady {
+			d.silent[n.ID] = deadline
+		}
+	}
+	for id := range d.silent {
+		if !stored[id] {
+			delete(d.silent, id)
+		}
+	}
+	for id := range d.sessions {
+		q.Add(id)
+	}
+	return nil
+}
+
+// Observe forgets the silent nodes that are removed.
+func (e *expiry) Observe(ev store.Event, q *loop.Queue[string]) {
+	if n, ok := ev.Object.(*api.Node); ok && ev.Action == store.ActionDelete {
+		d := (*Dispatcher)(e)
+		d.mu.Lock()
+		delete(d.silent, n.ID)
+		d.mu.Unlock()
+	}
+}
+
+// Reconcile declares a node down once its deadline has passed: the grace
+// of the period its session was last told, counted from its last
+// heartbeat, or the deadline it got as silent.
+func (e *expiry) Reconcile(ctx context.Context, nodeID string) (loop.Result, error) {
+	d := (*Dispatcher)(e)
+	now := time.Now()
+	d.mu.Lock()
+	if s, ok := d.sessions[nodeID]; ok {
+		deadline := s.lastBeat.Add(d.graceOf(s.period))
+		if now.Before(deadline) {
+			d.mu.Unlock()
+			return loop.Result{RequeueAfter: deadline.Sub(now)}, nil
+		}
+		s.end()
+		delete(d.sessions, nodeID)
+		d.silent[nodeID] = deadline
+	}
+	deadline, silent := d.silent[nodeID]
+	d.mu.Unlock()
+	switch {
+	case !silent:
+		return loop.Result{}, nil
+	case now.Before(deadline):
+		return loop.Result{RequeueAfter: deadline.Sub(now)}, nil
+	}
+	// Known silent, it stays so (a restore marks it down again) until it
+	// registers or is removed. A failure is retried on the loop's backoff.
+	if err := d.markDown(ctx, nodeID, "heartbeat failure"); err != nil {
+		return loop.Result{}, fmt.Errorf("mark node %s down: %w", nodeID, err)
+	}
+	return loop.Result{}, nil
+}
