@@ -23,6 +23,7 @@ type byDesiredState api.TaskState
 type byRole api.NodeRole
 type byTaskState api.TaskState
 type byReferencedNetwork string
+type byPublishedPort string
 
 func (byAll) isBy()               {}
 func (byName) isBy()              {}
@@ -34,6 +35,7 @@ func (byDesiredState) isBy()      {}
 func (byRole) isBy()              {}
 func (byTaskState) isBy()         {}
 func (byReferencedNetwork) isBy() {}
+func (byPublishedPort) isBy()     {}
 
 // All selects every object of the kind.
 var All By = byAll{}
@@ -71,6 +73,13 @@ func ByTaskState(s api.TaskState) By { return byTaskState(s) }
 // attachments do.
 func ByReferencedNetwork(networkID string) By { return byReferencedNetwork(networkID) }
 
+// ByPublishedPort selects the services that hold an ingress port (their
+// allocated endpoint publishes it) or, not yet allocated, ask for it by
+// number. Services only.
+func ByPublishedPort(protocol string, port uint32) By {
+	return byPublishedPort(PortKey(protocol, port))
+}
+
 // query maps a By to the selector that answers it for a kind.
 func query(ki *kindInfo, by By) (selector, error) {
 	idx := func(name string, k ikey) (selector, error) {
@@ -100,6 +109,8 @@ func query(ki *kindInfo, by By) (selector, error) {
 		return idx(indexRole, ikey{s: string(v)})
 	case byReferencedNetwork:
 		return idx(indexNetwork, ikey{s: string(v)})
+	case byPublishedPort:
+		return idx(indexPort, ikey{s: string(v)})
 	case nil:
 		return selector{}, fmt.Errorf("find %s: nil By: %w", ki.kind, ErrInvalidFind)
 	}
@@ -129,6 +140,8 @@ func byString(by By) string {
 		return "role " + string(v)
 	case byReferencedNetwork:
 		return "network " + string(v)
+	case byPublishedPort:
+		return "published port " + string(v)
 	}
 	return fmt.Sprintf("%T", by)
 }

@@ -153,26 +153,28 @@ func (r *reconciler) Reconcile(ctx context.Context, id string) (loop.Result, err
 		return loop.Result{}, nil
 	}
 	var s *api.Service
-	var used, wanted map[string]bool
-	// Read, never modified: the stored objects, not copies of every service.
+	var ep *api.Endpoint
+	var err error
+	// Read, never modified: the stored objects, not copies.
 	r.store.ViewShared(func(tx store.ReadTx) {
 		s = tx.GetService(id)
 		if s == nil || allocated(s) {
 			return
 		}
-		services, _ := tx.FindServices(store.All)
-		used, wanted = portUse(services)
+		ep, err = Endpoint(tx, s)
 	})
 	if s == nil {
 		return loop.Result{}, nil // its tasks stay NEW
 	}
 	if !allocated(s) {
-		ep, err := allocate(s, used, wanted)
-		if err != nil {
+		if errors.Is(err, ErrPortInUse) || errors.Is(err, ErrNoDynamicPort) {
 			// Not an error of the loop's, to retry on a backoff: it
 			// waits for a service to free ports (Observe adds it).
 			r.log.Warn("cannot allocate service endpoint", "service", s.Spec.Name, "err", err)
 			return loop.Result{}, nil
+		}
+		if err != nil {
+			return loop.Result{}, fmt.Errorf("allocate service %s: %w", id, err)
 		}
 		// Only the allocator allocates ports: nothing took them since
 		// the view above, unless this service changed meanwhile.

@@ -2,9 +2,11 @@ package controlapi
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/apiary-io/apiary/store"
+	"github.com/apiary-io/apiary/swarm/allocator"
 	"github.com/apiary-io/apiary/swarm/api"
 	"github.com/apiary-io/apiary/swarm/api/control"
 	"github.com/apiary-io/apiary/swarm/orchestrator"
@@ -20,7 +22,7 @@ func (s *Server) CreateService(ctx context.Context, spec api.ServiceSpec) (*api.
 	}
 	svc := &api.Service{ID: api.NewID(), Spec: spec, SpecVersion: 1}
 	err := s.store.UpdateContext(ctx, func(tx store.Tx) error {
-		if err := checkPortConflicts(tx, svc.ID, &spec); err != nil {
+		if err := allocateEndpoint(tx, svc); err != nil {
 			return err
 		}
 		return tx.CreateService(svc)
@@ -141,13 +143,13 @@ func (s *Server) UpdateService(ctx context.Context, ref string, version uint64, 
 		if cur.Spec.Mode.ModeName() != spec.Mode.ModeName() {
 			return invalid("service %q: mode: cannot change from %s to %s", cur.Spec.Name, cur.Spec.Mode.ModeName(), spec.Mode.ModeName())
 		}
-		if err := checkPortConflicts(tx, cur.ID, &spec); err != nil {
-			return err
-		}
 		prev := cur.Spec
 		cur.PreviousSpec = &prev
 		cur.PreviousSpecVersion = cur.SpecVersion
 		cur.Spec = spec
+		if err := allocateEndpoint(tx, cur); err != nil {
+			return err
+		}
 		cur.SpecVersion++
 		cur.UpdateStatus = nil
 		return tx.UpdateService(cur)
@@ -172,14 +174,14 @@ func (s *Server) RollbackService(ctx context.Context, ref string) (*api.Service,
 			return invalid("service %q: has no previous spec to roll back to", cur.Spec.Name)
 		}
 		prev := *cur.PreviousSpec
-		// Its ports may have been published by another service since.
-		if err := checkPortConflicts(tx, cur.ID, &prev); err != nil {
-			return err
-		}
 		old := cur.Spec
 		cur.PreviousSpec = &old
 		cur.PreviousSpecVersion = cur.SpecVersion
 		cur.Spec = prev
+		// Its ports may have been published by another service since.
+		if err := allocateEndpoint(tx, cur); err != nil {
+			return err
+		}
 		// A rollback is a new spec change: tasks compare templates, not
 		// versions, so the counter keeps growing.
 		cur.SpecVersion++
@@ -230,54 +232,19 @@ func (s *Server) RemoveService(ctx context.Context, ref string) error {
 	return nil
 }
 
-// checkPortConflicts refuses an ingress published port that another service
-// already publishes with the same protocol.
-func checkPortConflicts(tx store.ReadTx, selfID string, spec *api.ServiceSpec) error {
-	if spec.EndpointSpec == nil || len(spec.EndpointSpec.Ports) == 0 {
-		return nil
+// allocateEndpoint gives svc its endpoint (published ports) in the write
+// that creates or changes it, as the allocator would after it: the write is
+// then one raft entry, and the service the caller gets back is the one
+// stored, at its final version. A port another service holds is refused,
+// naming the port and the holder, and nothing is written.
+func allocateEndpoint(tx store.ReadTx, svc *api.Service) error {
+	ep, err := allocator.Endpoint(tx, svc)
+	if errors.Is(err, allocator.ErrPortInUse) || errors.Is(err, allocator.ErrNoDynamicPort) {
+		return fmt.Errorf("%w: %w", ErrInvalidArgument, err)
 	}
-	others, err := tx.FindServices(store.All)
 	if err != nil {
 		return err
 	}
-	type key struct {
-		proto string
-		port  uint32
-	}
-	taken := map[key]string{}
-	for _, o := range others {
-		if o.ID == selfID {
-			continue
-		}
-		for _, p := range publishedPorts(o) {
-			taken[key{p.Protocol, p.PublishedPort}] = o.Spec.Name
-		}
-	}
-	for i, p := range spec.EndpointSpec.Ports {
-		if p.PublishedPort == 0 || p.PublishMode == api.PublishModeHost {
-			continue
-		}
-		if owner, ok := taken[key{p.Protocol, p.PublishedPort}]; ok {
-			return invalid("service %q: endpoint_spec.ports[%d].published_port: %d/%s is already published by service %q", spec.Name, i, p.PublishedPort, p.Protocol, owner)
-		}
-	}
+	svc.Endpoint = ep
 	return nil
-}
-
-// publishedPorts lists a service's ingress ports as allocated (with dynamic
-// ports filled in) or, before allocation, as specified.
-func publishedPorts(s *api.Service) []api.PortConfig {
-	var ports []api.PortConfig
-	if s.Endpoint != nil && len(s.Endpoint.Ports) > 0 {
-		ports = s.Endpoint.Ports
-	} else if s.Spec.EndpointSpec != nil {
-		ports = s.Spec.EndpointSpec.Ports
-	}
-	var out []api.PortConfig
-	for _, p := range ports {
-		if p.PublishedPort != 0 && p.PublishMode != api.PublishModeHost {
-			out = append(out, p)
-		}
-	}
-	return out
 }

@@ -164,6 +164,17 @@ func runWrites(b *testing.B, ctx context.Context, clients []*swarm.Client, op st
 		}
 	}
 	quiet(applied)
+	for i, cl := range clients {
+		if owns[i].id == "" {
+			continue
+		}
+		// The version as it is once the loops are done with the service.
+		svc, err := cl.GetService(ctx, owns[i].id)
+		if err != nil {
+			b.Fatal(err)
+		}
+		owns[i].version = svc.Meta.Version
+	}
 	var next atomic.Int64
 	lat := make([][]time.Duration, len(clients))
 	var failed atomic.Value
