@@ -3,6 +3,7 @@ package store
 import (
 	"encoding/json"
 	"fmt"
+	"strconv"
 
 	"github.com/apiary-io/apiary/swarm/api"
 )
@@ -17,7 +18,11 @@ import (
 const proposalFormat = 1
 
 type wireProposal struct {
-	Format  int          `json:"v"`
+	Format int `json:"v"`
+	// Nonce, when not 0, marks a proposal whose proposer keeps its actions
+	// in memory until it applies the entry (MemoryStore.local): the
+	// proposing manager applies them without decoding what it encoded.
+	Nonce   uint64       `json:"n,omitempty"`
 	Actions []wireAction `json:"a"`
 }
 
@@ -29,22 +34,70 @@ type wireAction struct {
 	Object json.RawMessage `json:"x,omitempty"`
 }
 
-func encodeActions(actions []action) ([]byte, error) {
-	p := wireProposal{Format: proposalFormat, Actions: make([]wireAction, len(actions))}
+func encodeActions(actions []action) ([]byte, error) { return encodeProposal(actions, 0) }
+
+// encodeProposal writes the envelope by hand around each object's
+// encoding: json.Marshal of the envelope would scan and copy every object's
+// bytes once more (RawMessage is compacted). The bytes are those
+// json.Marshal(wireProposal) gives.
+func encodeProposal(actions []action, nonce uint64) ([]byte, error) {
+	buf := make([]byte, 0, 256*len(actions)+32)
+	buf = append(buf, `{"v":`...)
+	buf = strconv.AppendInt(buf, proposalFormat, 10)
+	if nonce != 0 {
+		buf = append(buf, `,"n":`...)
+		buf = strconv.AppendUint(buf, nonce, 10)
+	}
+	buf = append(buf, `,"a":[`...)
 	for i, a := range actions {
-		w := wireAction{Op: a.op, Kind: a.kind, Base: a.base}
-		if a.op == ActionDelete {
-			w.ID = a.id
-		} else {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		buf = append(buf, `{"o":`...)
+		buf = strconv.AppendInt(buf, int64(a.op), 10)
+		buf = append(buf, `,"k":`...)
+		buf = strconv.AppendQuote(buf, string(a.kind))
+		if a.op == ActionDelete && a.id != "" {
+			id, err := json.Marshal(a.id)
+			if err != nil {
+				return nil, err
+			}
+			buf = append(buf, `,"i":`...)
+			buf = append(buf, id...)
+		}
+		if a.base != 0 {
+			buf = append(buf, `,"b":`...)
+			buf = strconv.AppendUint(buf, a.base, 10)
+		}
+		if a.op != ActionDelete {
 			b, err := json.Marshal(a.obj)
 			if err != nil {
 				return nil, fmt.Errorf("%s %s %s: %w", a.op, a.kind, a.id, err)
 			}
-			w.Object = b
+			buf = append(buf, `,"x":`...)
+			buf = append(buf, b...)
 		}
-		p.Actions[i] = w
+		buf = append(buf, '}')
 	}
-	return json.Marshal(p)
+	buf = append(buf, "]}"...)
+	return buf, nil
+}
+
+// proposalNonce reads the nonce at the head of a proposal that has one
+// (`{"v":1,"n":123,...`), without decoding the rest; 0 when there is none.
+func proposalNonce(data []byte) uint64 {
+	const head = `{"v":1,"n":`
+	if len(data) < len(head) || string(data[:len(head)]) != head {
+		return 0
+	}
+	var n uint64
+	for _, c := range data[len(head):] {
+		if c < '0' || c > '9' {
+			return n
+		}
+		n = n*10 + uint64(c-'0')
+	}
+	return 0
 }
 
 func decodeActions(data []byte) ([]action, error) {
