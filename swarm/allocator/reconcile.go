@@ -155,13 +155,13 @@ func (r *reconciler) Reconcile(ctx context.Context, id string) (loop.Result, err
 	var s *api.Service
 	var ep *api.Endpoint
 	var err error
-	// Read, never modified: the stored objects, not copies.
+	// Read, never modified: the stored objects, not copies (a dynamic
+	// port may look at thousands of holders before it finds a free one).
 	r.store.ViewShared(func(tx store.ReadTx) {
 		s = tx.GetService(id)
-		if s == nil || allocated(s) {
-			return
+		if s != nil && !allocated(s) {
+			ep, err = Endpoint(tx, s)
 		}
-		ep, err = Endpoint(tx, s)
 	})
 	if s == nil {
 		return loop.Result{}, nil // its tasks stay NEW
@@ -176,8 +176,6 @@ func (r *reconciler) Reconcile(ctx context.Context, id string) (loop.Result, err
 		if err != nil {
 			return loop.Result{}, fmt.Errorf("allocate service %s: %w", id, err)
 		}
-		// Only the allocator allocates ports: nothing took them since
-		// the view above, unless this service changed meanwhile.
 		version := s.Meta.Version
 		if err := r.store.UpdateContext(ctx, func(tx store.Tx) error {
 			cur := tx.GetService(id)
@@ -187,6 +185,16 @@ func (r *reconciler) Reconcile(ctx context.Context, id string) (loop.Result, err
 			if cur.Meta.Version != version {
 				return fmt.Errorf("service %s changed while allocating: %w", id, store.ErrConflict)
 			}
+			// The control API allocates too, in the transactions that
+			// create and update services: a port chosen above may have
+			// gone since. Only the chosen ports are looked at again.
+			free, err := stillFree(tx, cur, ep)
+			if err != nil {
+				return err
+			}
+			if !free {
+				return fmt.Errorf("service %s: a port chosen was taken meanwhile: %w", id, store.ErrConflict)
+			}
 			cur.Endpoint = ep
 			return tx.UpdateService(cur)
 		}); err != nil {
@@ -194,6 +202,30 @@ func (r *reconciler) Reconcile(ctx context.Context, id string) (loop.Result, err
 		}
 	}
 	return r.release(ctx, id)
+}
+
+// stillFree reports whether the ingress ports an endpoint chosen for s
+// publishes are still free in tx, by Endpoint's rules: an explicit port
+// must be held by no other service's endpoint, a dynamic one also not asked
+// for by number by another service.
+func stillFree(tx store.ReadTx, s *api.Service, ep *api.Endpoint) (bool, error) {
+	for i, p := range ep.Ports {
+		if !usesPort(p) {
+			continue
+		}
+		// Endpoint gives each port of the spec its place in ep.Ports.
+		dynamic := i < len(ep.Spec.Ports) && ep.Spec.Ports[i].PublishedPort == 0
+		others, err := tx.FindServices(store.ByPublishedPort(p.Protocol, p.PublishedPort))
+		if err != nil {
+			return false, err
+		}
+		for _, o := range others {
+			if o.ID != s.ID && (dynamic || o.Endpoint != nil && len(o.Endpoint.Ports) > 0) {
+				return false, nil
+			}
+		}
+	}
+	return true, nil
 }
 
 // errNotAllocated stops a release whose service is no longer allocated.
