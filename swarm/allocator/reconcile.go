@@ -187,8 +187,14 @@ func (r *reconciler) Reconcile(ctx context.Context, id string) (loop.Result, err
 			}
 			// The control API allocates too, in the transactions that
 			// create and update services: a port chosen above may have
-			// gone since. Only the chosen ports are looked at again.
-			free, err := stillFree(tx, cur, ep)
+			// gone since. Only the chosen ports are looked at again, on
+			// the store's latest state (no older than tx's) shared rather
+			// than in tx, whose reads copy every service found: the
+			// service itself under each of its ports (1,000 ports made
+			// a million port copies).
+			var free bool
+			var err error
+			r.store.ViewShared(func(latest store.ReadTx) { free, err = stillFree(latest, cur, ep) })
 			if err != nil {
 				return err
 			}
@@ -207,7 +213,9 @@ func (r *reconciler) Reconcile(ctx context.Context, id string) (loop.Result, err
 // stillFree reports whether the ingress ports an endpoint chosen for s
 // publishes are still free in tx, by Endpoint's rules: an explicit port
 // must be held by no other service's endpoint, a dynamic one also not asked
-// for by number by another service.
+// for by number by another service. (A writer that commits between this
+// look and the allocation's commit is not seen: the store does not check
+// ports at apply time, as it checks names.)
 func stillFree(tx store.ReadTx, s *api.Service, ep *api.Endpoint) (bool, error) {
 	for i, p := range ep.Ports {
 		if !usesPort(p) {
