@@ -1,6 +1,8 @@
 // Package process is Apiary's embedded default executor: it runs each task
 // as an operating-system process, so a cluster works on any Linux (or macOS)
-// machine without a container engine.
+// machine without a container engine. It is built on Unix process groups,
+// signals, credentials, named pipes and flock: on Windows (any system that
+// is not Unix) the package builds, but New returns ErrNotSupported.
 //
 // # Layout on disk
 //

@@ -1,3 +1,5 @@
+//go:build unix
+
 package process
 
 import (
@@ -16,9 +18,6 @@ import (
 	"github.com/apiary-io/apiary/executor"
 	"github.com/apiary-io/apiary/swarm/api"
 )
-
-// Kind is the executor kind reported in the node description.
-const Kind = "process"
 
 // Executor runs tasks as OS processes. It implements executor.Executor and
 // executor.TaskLister.
