@@ -23,6 +23,17 @@ type FSM interface {
 	Restore(r io.Reader) error
 }
 
+// Snapshotter is an FSM that can take its state as of the last applied
+// entry at once, cheaply, and write it later: the node then writes
+// snapshots in the background while it goes on applying entries, so a
+// large state's snapshot does not stall the writes behind it. The store is
+// one (its states are immutable).
+type Snapshotter interface {
+	// Snapshot takes the state now (between two Applies) and returns
+	// what writes it as Save would.
+	Snapshot() (write func(io.Writer) error, err error)
+}
+
 // Peer is a member of a cluster: its raft ID and the address its transport
 // listens on.
 type Peer struct {

@@ -1028,7 +1028,14 @@ func (n *Node) shutdown() {
 	}
 	// The commit index is not written on its own while running (see
 	// Storage.Save): record the last one on the way out.
-	if hs := n.rn.BasicStatus().HardState; !etcdraft.IsEmptyHardState(hs) && !n.removedSelf {
+	// Never beyond the log on disk: a member stopped before its first
+	// Ready had raft's bootstrap entries in memory only, and a commit
+	// index past them made its data dir unreadable ("entries lost"); with
+	// nothing on disk it records nothing and bootstraps again.
+	hs := proto.Clone(n.rn.BasicStatus().HardState).(*raftpb.HardState)
+	last, _ := n.storage.LastIndex()
+	hs.Commit = proto.Uint64(min(hs.GetCommit(), last))
+	if !etcdraft.IsEmptyHardState(hs) && !n.removedSelf && last > 0 {
 		if err := n.storage.Save(hs, nil, nil, true); err != nil {
 			n.log.Warn("persist final hard state", "err", err)
 		}

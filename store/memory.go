@@ -334,6 +334,9 @@ func (s *MemoryStore) applyLocked(index uint64, actions []action) error {
 		}
 	}
 	w.reindexAll(changes)
+	if err := w.checkPortsHeld(changes); err != nil {
+		return err
+	}
 	s.db.Store(w.commit())
 	s.index.Store(index)
 	if events != nil {

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"errors"
 	"slices"
 	"testing"
 
@@ -82,4 +83,45 @@ func update(t *testing.T, s *MemoryStore, fn func(Tx) error) {
 	if err := s.Update(fn); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// Two services never hold one ingress port: a write that would make a
+// second holder (two writers that chose the port on states that did not
+// show each other's) fails as a conflict naming both, and writes nothing.
+// Asking for a port held elsewhere is not holding it.
+func TestSecondHolderOfAPortRefused(t *testing.T) {
+	s := NewMemoryStore(nil)
+	defer s.Close()
+	holding := func(id, name string, port uint32) *api.Service {
+		return &api.Service{ID: id, Spec: api.ServiceSpec{Annotations: api.Annotations{Name: name}},
+			Endpoint: &api.Endpoint{Ports: []api.PortConfig{{Protocol: "tcp", TargetPort: 80, PublishedPort: port}}}}
+	}
+	update(t, s, func(tx Tx) error { return tx.CreateService(holding("a", "web", 8080)) })
+	index := s.Index()
+	err := s.Update(func(tx Tx) error { return tx.CreateService(holding("b", "api", 8080)) })
+	var taken *PortTakenError
+	if !errors.As(err, &taken) || !errors.Is(err, ErrConflict) || taken.Holder != "web" || taken.Port != "tcp/8080" {
+		t.Fatalf("second holder of tcp/8080: %v, want a PortTakenError (a conflict) naming web", err)
+	}
+	if s.Index() != index {
+		t.Error("the refused write changed the store")
+	}
+	// Asking (no endpoint yet), another protocol and host mode are fine.
+	update(t, s, func(tx Tx) error {
+		asks := &api.Service{ID: "c", Spec: api.ServiceSpec{Annotations: api.Annotations{Name: "c"},
+			EndpointSpec: &api.EndpointSpec{Ports: []api.PortConfig{{TargetPort: 80, PublishedPort: 8080}}}}}
+		udp := holding("d", "dns", 8080)
+		udp.Endpoint.Ports[0].Protocol = "udp"
+		host := holding("e", "host", 8080)
+		host.Endpoint.Ports[0].PublishMode = api.PublishModeHost
+		for _, svc := range []*api.Service{asks, udp, host} {
+			if err := tx.CreateService(svc); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	// Once the holder lets it go, the port can be taken.
+	update(t, s, func(tx Tx) error { return tx.DeleteService("a") })
+	update(t, s, func(tx Tx) error { return tx.CreateService(holding("b", "api", 8080)) })
 }

@@ -2,7 +2,6 @@ package store
 
 import (
 	"fmt"
-	"strconv"
 
 	"github.com/apiary-io/apiary/swarm/api"
 )
@@ -169,34 +168,6 @@ func serviceNetworks(o any, add func(string)) {
 			add(v.NetworkID)
 		}
 	}
-}
-
-// servicePorts indexes the ingress ports a service holds (its allocated
-// endpoint's) or, before its endpoint is allocated, those its spec asks for
-// by number: who publishes a port is then a lookup, not a scan of every
-// service, on each create and update.
-func servicePorts(o any, add func(string)) {
-	s := o.(*api.Service)
-	ports := []api.PortConfig(nil)
-	if s.Endpoint != nil && len(s.Endpoint.Ports) > 0 {
-		ports = s.Endpoint.Ports
-	} else if s.Spec.EndpointSpec != nil {
-		ports = s.Spec.EndpointSpec.Ports
-	}
-	for _, p := range ports {
-		if p.PublishMode != api.PublishModeHost && p.PublishedPort != 0 {
-			add(PortKey(p.Protocol, p.PublishedPort))
-		}
-	}
-}
-
-// PortKey names a published port as the port index holds it ("tcp/8080");
-// no protocol is TCP.
-func PortKey(protocol string, port uint32) string {
-	if protocol == "" {
-		protocol = api.PortProtocolTCP
-	}
-	return protocol + "/" + strconv.FormatUint(uint64(port), 10)
 }
 
 func taskNetworks(o any, add func(string)) {

@@ -41,13 +41,29 @@ type snapshotRecord struct {
 // (see Restore). It reads one consistent snapshot and holds no lock while
 // writing. Two stores with the same state write the same bytes.
 func (s *MemoryStore) Save(w io.Writer) error {
+	write, err := s.Snapshot()
+	if err != nil {
+		return err
+	}
+	return write(w)
+}
+
+// Snapshot takes the state as it is now, between two commits, and returns
+// what writes it as Save does. Taking it costs nothing (a state is
+// immutable: later writes copy what they change), so raft takes it where
+// it applies entries and writes it in the background while writes go on
+// (raft.Snapshotter).
+func (s *MemoryStore) Snapshot() (func(io.Writer) error, error) {
 	// The snapshot and its index must belong together: take both between
 	// two commits.
 	s.mu.Lock()
 	db := s.db.Load()
 	index := s.index.Load()
 	s.mu.Unlock()
+	return func(w io.Writer) error { return saveState(w, db, index) }, nil
+}
 
+func saveState(w io.Writer, db *dbState, index uint64) error {
 	bw := bufio.NewWriterSize(w, 64<<10)
 	crc := crc32.NewIEEE()
 	out := io.MultiWriter(bw, crc)

@@ -21,7 +21,7 @@ func (s *Server) CreateService(ctx context.Context, spec api.ServiceSpec) (*api.
 		return nil, fmt.Errorf("%w: %w", ErrInvalidArgument, err)
 	}
 	svc := &api.Service{ID: api.NewID(), Spec: spec, SpecVersion: 1}
-	err := s.store.UpdateContext(ctx, func(tx store.Tx) error {
+	err := s.writeService(ctx, func(tx store.Tx) error {
 		if err := allocateEndpoint(tx, svc); err != nil {
 			return err
 		}
@@ -131,7 +131,7 @@ func (s *Server) UpdateService(ctx context.Context, ref string, version uint64, 
 		return nil, fmt.Errorf("%w: %w", ErrInvalidArgument, err)
 	}
 	var id string
-	err := s.store.UpdateContext(ctx, func(tx store.Tx) error {
+	err := s.writeService(ctx, func(tx store.Tx) error {
 		cur, err := lookup("service", ref, tx.GetService, tx.FindServices)
 		if err != nil {
 			return err
@@ -164,7 +164,7 @@ func (s *Server) UpdateService(ctx context.Context, ref string, version uint64, 
 // with the rollback config.
 func (s *Server) RollbackService(ctx context.Context, ref string) (*api.Service, error) {
 	var id string
-	err := s.store.UpdateContext(ctx, func(tx store.Tx) error {
+	err := s.writeService(ctx, func(tx store.Tx) error {
 		cur, err := lookup("service", ref, tx.GetService, tx.FindServices)
 		if err != nil {
 			return err
@@ -231,6 +231,25 @@ func (s *Server) RemoveService(ctx context.Context, ref string) error {
 	}
 	return nil
 }
+
+// writeService runs a transaction that writes a service and its endpoint.
+// When another writer took one of the ports it chose before it committed
+// (store.PortTakenError), it runs again on the new state, where
+// allocateEndpoint refuses the port naming its holder, or picks another
+// dynamic one. Each retry follows another writer's commit, so it makes
+// progress; maxPortRetries bounds them all the same.
+func (s *Server) writeService(ctx context.Context, fn func(tx store.Tx) error) error {
+	err := s.store.UpdateContext(ctx, fn)
+	for try := 0; try < maxPortRetries && ctx.Err() == nil; try++ {
+		if _, taken := errors.AsType[*store.PortTakenError](err); !taken {
+			break
+		}
+		err = s.store.UpdateContext(ctx, fn)
+	}
+	return err
+}
+
+const maxPortRetries = 16
 
 // allocateEndpoint gives svc its endpoint (published ports) in the write
 // that creates or changes it, as the allocator would after it: the write is
