@@ -322,16 +322,14 @@ func (p *Placer) writeChunk(ctx context.Context, decisions []scheduler.Decision,
 }
 
 // write records decisions in tx, each from the placer's view of its task
-// through next, a scratch task. Tasks changed meanwhile are skipped, and so
-// are assignments to nodes that, as nodes reads them now, no longer hold the
-// decision (usable): those tasks stay pending, and the node's event brings
-// a round that places them again.
+// (the decision's Task, as the round gave it) through next, a scratch task.
+// Tasks changed meanwhile are skipped, and so are assignments to nodes
+// that, as nodes reads them now, no longer hold the decision (usable):
+// those tasks stay pending, and the node's event brings a round that places
+// them again.
 func (p *Placer) write(tx store.Tx, nodes store.ReadTx, decisions []scheduler.Decision, now time.Time, next *api.Task) error {
 	for _, d := range decisions {
-		t, _ := p.pending.Get(d.TaskID)
-		if t == nil {
-			continue
-		}
+		t := d.Task
 		*next = *t
 		switch {
 		case d.NodeID == "":
