@@ -164,7 +164,13 @@ func (n *Node) runApply(a *applyState) {
 			return
 		}
 		wanted := n.snapWanted.Load() && a.applied > a.lastSnap
-		if wanted || a.applied-a.lastSnap >= n.cfg.SnapshotInterval || a.logBytes >= n.cfg.SnapshotBytes {
+		// By count only once the log since the last snapshot holds a
+		// quarter of that snapshot's bytes: a large state (100,000 tasks
+		// are ~100 MB) is not written again for every 10,000 small
+		// writes, which would cost far more than replaying them; the
+		// byte bound still holds the log.
+		byCount := a.applied-a.lastSnap >= n.cfg.SnapshotInterval && a.logBytes >= n.lastSnapSize.Load()/4
+		if wanted || byCount || a.logBytes >= n.cfg.SnapshotBytes {
 			if err := n.takeSnapshot(a, false); err != nil {
 				// Not fatal: the log just grows until the next attempt.
 				n.log.Error("snapshot failed", "index", a.applied, "err", err)
@@ -347,6 +353,7 @@ func (n *Node) writeSnapshot(j snapJob) error {
 	if err != nil {
 		return err
 	}
+	n.lastSnapSize.Store(uint64(size))
 	if err := n.storage.CreateSnapshot(j.index, j.cs, snapRef{size: size, crc: crc}.encode()); err != nil {
 		return err
 	}

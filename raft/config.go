@@ -100,7 +100,9 @@ type Config struct {
 	CheckQuorum bool
 
 	// SnapshotInterval: a snapshot is taken every this many applied
-	// entries, and the log before it compacted.
+	// entries, and the log before it compacted, once those entries also
+	// hold a quarter of the last snapshot's bytes (a large state is not
+	// rewritten for a few small entries; SnapshotBytes bounds the log).
 	SnapshotInterval uint64
 	// SnapshotBytes: a snapshot is also taken once the entries applied
 	// since the last one hold this many bytes. The log since the last

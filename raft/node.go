@@ -74,13 +74,17 @@ type Node struct {
 	wmu     sync.Mutex
 	waiters map[proposalID]*proposal
 
-	applyQ      *applyQueue
-	applyDone   chan struct{}
-	snapWanted  atomic.Bool // a snapshot is needed now (see raftStorage)
-	toldRemoved atomic.Bool
-	applied     atomic.Uint64
-	amu         sync.Mutex
-	aWaiters    []appliedWaiter
+	applyQ     *applyQueue
+	applyDone  chan struct{}
+	snapWanted atomic.Bool // a snapshot is needed now (see raftStorage)
+	// lastSnapSize is the size of the last snapshot written (0 before
+	// the first): the count-based snapshot waits for a log of a quarter
+	// of it.
+	lastSnapSize atomic.Uint64
+	toldRemoved  atomic.Bool
+	applied      atomic.Uint64
+	amu          sync.Mutex
+	aWaiters     []appliedWaiter
 
 	lmu         sync.Mutex
 	lstate      Leadership
