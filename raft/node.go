@@ -194,6 +194,10 @@ func NewNode(cfg Config) (*Node, error) {
 	}
 	snapIndex, snapTerm := snapIndexTerm(snap)
 	hdr := snapHeader{members: newMembership()}
+	if ref, err := decodeSnapRef(snap.GetData()); snapIndex > 0 && err == nil {
+		// The count-based snapshot rule compares the log with it.
+		n.lastSnapSize.Store(ref.size)
+	}
 	if snapIndex > 0 {
 		hdr, err = n.readSnapshotHeader(snapIndex, snapTerm)
 		if err != nil {

@@ -1,0 +1,51 @@
+package raft
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/apiary-io/apiary/internal/testutil"
+)
+
+// The count-based snapshot waits for a log of a quarter of the last
+// snapshot's bytes: small writes over a large state do not rewrite it every
+// SnapshotInterval entries, also after a restart (the size is read back
+// from the stored snapshot), and enough bytes of log do.
+func TestCountSnapshotWaitsForAQuarterOfTheState(t *testing.T) {
+	c := newCluster(t, memNet, 1, func(cfg *Config) {
+		cfg.SnapshotInterval = 5
+		cfg.SnapshotBytes = 1 << 30
+		cfg.SnapshotCatchUpBytes = 1 << 30 // no snapshot when quiet
+		cfg.SnapshotCatchUpEntries = 1
+	})
+	id := c.leader(c.ids, 10*time.Second)
+	snapIndex := func() uint64 {
+		snap, _ := c.node(id).storage.Snapshot()
+		return snap.GetMetadata().GetIndex()
+	}
+	c.mustPut(id, "big", strings.Repeat("x", 100<<10))
+	for i := range 5 {
+		c.mustPut(id, fmt.Sprintf("a%d", i), "1")
+	}
+	testutil.Eventually(t, 10*time.Second, "the first snapshot (no size known yet)", func() bool { return snapIndex() > 0 })
+	first := snapIndex()
+	small := func(prefix string) {
+		for i := range 20 {
+			c.mustPut(id, fmt.Sprintf("%s%d", prefix, i), "1")
+		}
+		if got := snapIndex(); got != first {
+			t.Fatalf("a snapshot at %d after 20 small writes over a 100 KiB state (the last at %d)", got, first)
+		}
+	}
+	small("b")
+	c.restart(id)
+	id = c.leader(c.ids, 10*time.Second)
+	small("c")
+	// The kv test FSM's snapshot holds the big value and its history
+	// (~200 KiB): a quarter of it is ~50 KiB.
+	c.mustPut(id, "medium", strings.Repeat("y", 60<<10))
+	c.mustPut(id, "d", "1")
+	testutil.Eventually(t, 10*time.Second, "a snapshot once the log holds a quarter of the state", func() bool { return snapIndex() > first })
+}
