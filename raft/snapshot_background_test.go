@@ -3,6 +3,7 @@ package raft
 import (
 	"fmt"
 	"io"
+	"sync"
 	"testing"
 	"time"
 
@@ -40,6 +41,11 @@ func TestSnapshotWrittenInTheBackground(t *testing.T) {
 	c.leader(c.ids, 10*time.Second)
 	c.kill(id)
 	fsm := &slowSnapshots{started: make(chan struct{}, 1), release: make(chan struct{})}
+	var once sync.Once
+	release := func() { once.Do(func() { close(fsm.release) }) }
+	// Before the cluster stops (cleanups run last first): a node waits
+	// for its snapshot writer when it stops.
+	t.Cleanup(release)
 	if _, err := c.startErr(id, nil, func(cfg *Config) {
 		fsm.kvFSM = cfg.FSM.(*kvFSM)
 		cfg.FSM = fsm
@@ -62,13 +68,15 @@ func TestSnapshotWrittenInTheBackground(t *testing.T) {
 	for i := 0; i < 20; i++ {
 		last = c.mustPut(id, fmt.Sprintf("b%d", i), "y")
 	}
-	if got := c.node(id).AppliedIndex(); got < last {
-		t.Fatalf("applied %d, want %d while the snapshot is being written", got, last)
-	}
+	// (A proposal is answered as its entry is applied, a moment before
+	// the applied index moves.)
+	testutil.Eventually(t, 10*time.Second, "every write applied while the snapshot is being written", func() bool {
+		return c.node(id).AppliedIndex() >= last
+	})
 	if snap, _ := c.node(id).storage.Snapshot(); snap.GetMetadata().GetIndex() != before {
 		t.Fatalf("a snapshot at %d landed before it was written", snap.GetMetadata().GetIndex())
 	}
-	close(fsm.release)
+	release()
 	testutil.Eventually(t, 10*time.Second, "the snapshot to land and the log to be compacted", func() bool {
 		snap, _ := c.node(id).storage.Snapshot()
 		first, _ := c.node(id).storage.FirstIndex()
