@@ -69,11 +69,12 @@ func ParseConstraint(expr string) (Constraint, error) {
 			return Constraint{}, fmt.Errorf("constraint %q: label name missing after %s", expr, key[:dot])
 		}
 		key = lower[:dot] + key[dot:]
-		if strings.HasSuffix(key, "!") {
+		if last := key[len(key)-1]; last == '!' || last == '=' {
 			// "node.labels.a! ==x" would print as "node.labels.a!==x",
-			// which reads as the label "a" and !=: the expression could
-			// not be written back (found by FuzzParseConstraint).
-			return Constraint{}, fmt.Errorf("constraint %q: label name %q cannot end with \"!\"", expr, key[dot:])
+			// which reads as the label "a" and !=, and "a= ==x" as
+			// "a===x": the expression could not be written back (found
+			// by FuzzParseConstraint).
+			return Constraint{}, fmt.Errorf("constraint %q: label name %q cannot end with %q", expr, key[dot:], string(last))
 		}
 	default:
 		return Constraint{}, fmt.Errorf("constraint %q: unknown key %q (want node.id, node.hostname, node.role, node.platform.os, node.platform.arch, node.labels.<name> or engine.labels.<name>)", expr, key)

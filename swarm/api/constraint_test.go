@@ -65,6 +65,8 @@ func TestParseConstraintErrors(t *testing.T) {
 		{"node.labels.==a", `constraint "node.labels.==a": label name missing after node.labels.`},
 		{"ENGINE.LABELS.==a", `constraint "ENGINE.LABELS.==a": label name missing after ENGINE.LABELS.`},
 		{"node.lABels.! ==0", `constraint "node.lABels.! ==0": label name "!" cannot end with "!"`},
+		{"node.lABels.= ==0", `constraint "node.lABels.= ==0": label name "=" cannot end with "="`},
+		{"node.labels.a= !=0", `constraint "node.labels.a= !=0": label name "a=" cannot end with "="`},
 		// A non-ASCII letter that lower-cases to ASCII is not a key letter:
 		// it used to pass as engine.labels with a shifted label name.
 		{"engİne.labels.zone==a", `constraint "engİne.labels.zone==a": unknown key "engİne.labels.zone"`},
