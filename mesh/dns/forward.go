@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"time"
 
 	miekg "github.com/miekg/dns"
 )
@@ -21,15 +22,17 @@ type forwarder struct {
 	upstreams []string // "IP:PORT", tried in order
 	udp, tcp  *miekg.Client
 	slots     chan struct{} // one per query being forwarded
+	timeout   time.Duration // one upstream's time to answer
 	log       *slog.Logger
 }
 
 func newForwarder(upstreams []netip.AddrPort, cfg Config, log *slog.Logger) *forwarder {
 	f := &forwarder{
-		udp:   &miekg.Client{Net: "udp", Timeout: cfg.ForwardTimeout},
-		tcp:   &miekg.Client{Net: "tcp", Timeout: cfg.ForwardTimeout},
-		slots: make(chan struct{}, cfg.MaxConcurrentForwards),
-		log:   log,
+		udp:     &miekg.Client{Net: "udp", Timeout: cfg.ForwardTimeout},
+		tcp:     &miekg.Client{Net: "tcp", Timeout: cfg.ForwardTimeout},
+		slots:   make(chan struct{}, cfg.MaxConcurrentForwards),
+		timeout: cfg.ForwardTimeout,
+		log:     log,
 	}
 	for _, u := range upstreams {
 		f.upstreams = append(f.upstreams, u.String())
@@ -76,6 +79,8 @@ func (f *forwarder) forward(ctx context.Context, r *miekg.Msg, overTCP bool) (*m
 // client, again over TCP when the UDP answer is truncated (the client gets
 // as much of it as its buffer holds).
 func (f *forwarder) exchange(ctx context.Context, q *miekg.Msg, up string, overTCP bool) (*miekg.Msg, error) {
+	ctx, cancel := context.WithTimeout(ctx, f.timeout) // UDP and the TCP retry together
+	defer cancel()
 	c := f.udp
 	if overTCP {
 		c = f.tcp

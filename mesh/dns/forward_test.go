@@ -4,11 +4,13 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
 	miekg "github.com/miekg/dns"
 
+	"github.com/apiary-io/apiary/internal/testutil"
 	"github.com/apiary-io/apiary/mesh/dns"
 )
 
@@ -118,5 +120,46 @@ func TestWithoutUpstreamsOtherNamesAreRefused(t *testing.T) {
 	r := ask(t, s, "udp", "example.com.", miekg.TypeA)
 	if r.Rcode != miekg.RcodeRefused || r.RecursionAvailable {
 		t.Errorf("%s, RA %v; want REFUSED without RA", miekg.RcodeToString[r.Rcode], r.RecursionAvailable)
+	}
+}
+
+func TestForwardsBeyondTheLimitAreSERVFAIL(t *testing.T) {
+	release := make(chan struct{})
+	up := startUpstream(t, func(r *miekg.Msg, _ bool) *miekg.Msg {
+		<-release
+		return reply(r, "192.0.2.11")
+	})
+	unblock := sync.OnceFunc(func() { close(release) })
+	t.Cleanup(unblock) // before the upstream's shutdown, which waits for its handlers
+	s := start(t, cluster(t), func(c *dns.Config) {
+		c.Upstreams = []string{up.addr}
+		c.MaxConcurrentForwards = 1
+	})
+	first := make(chan *miekg.Msg, 1)
+	go func() {
+		c := &miekg.Client{Net: "tcp", Timeout: queryTimeout}
+		r, _, err := c.Exchange(new(miekg.Msg).SetQuestion("slow.example.", miekg.TypeA), s.Addr().String())
+		if err != nil {
+			r = nil
+		}
+		first <- r
+	}()
+	testutil.Eventually(t, queryTimeout, "the first query to reach the upstream", func() bool { return up.tcp.Load() == 1 })
+	if r := ask(t, s, "udp", "other.example.", miekg.TypeA); r.Rcode != miekg.RcodeServerFailure {
+		t.Errorf("a second forward at the limit: %s, want SERVFAIL", miekg.RcodeToString[r.Rcode])
+	}
+	if up.udp.Load() != 0 {
+		t.Error("the second query reached the upstream")
+	}
+	// Cluster names are not forwards: the limit does not touch them.
+	if r := ask(t, s, "udp", "web.", miekg.TypeA); len(r.Answer) != 1 {
+		t.Errorf("web at the forwarding limit: %d records, want 1", len(r.Answer))
+	}
+	unblock()
+	if r := <-first; r == nil || !slices.Equal(addrs(r.Answer), []netip.Addr{ip("192.0.2.11")}) {
+		t.Errorf("the first query: %v, want the upstream's answer", r)
+	}
+	if r := ask(t, s, "udp", "other.example.", miekg.TypeA); r.Rcode != miekg.RcodeSuccess {
+		t.Errorf("a forward once the slot is free: %s, want NOERROR", miekg.RcodeToString[r.Rcode])
 	}
 }
