@@ -85,9 +85,9 @@ func (f *forwarder) exchange(ctx context.Context, q *miekg.Msg, up string, overT
 	if overTCP {
 		c = f.tcp
 	}
-	resp, _, err := c.ExchangeContext(ctx, q, up)
+	resp, err := exchangeOnce(ctx, c, q, up)
 	if err == nil && resp.Truncated && !overTCP {
-		resp, _, err = f.tcp.ExchangeContext(ctx, q, up)
+		resp, err = exchangeOnce(ctx, f.tcp, q, up)
 	}
 	if err != nil {
 		return nil, err
@@ -96,6 +96,24 @@ func (f *forwarder) exchange(ctx context.Context, q *miekg.Msg, up string, overT
 		return nil, errors.New("answer is for another question")
 	}
 	return resp, nil
+}
+
+// exchangeOnce sends q to up and reads the answer. miekg's exchange takes
+// only the context's deadline; closing the connection when ctx is done is
+// what ends a forward in flight when the server closes.
+func exchangeOnce(ctx context.Context, c *miekg.Client, q *miekg.Msg, up string) (*miekg.Msg, error) {
+	conn, err := c.DialContext(ctx, up)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+	resp, _, err := c.ExchangeWithConnContext(ctx, q, conn)
+	if err != nil && ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	return resp, err
 }
 
 func sameQuestion(a, b miekg.Question) bool {

@@ -163,3 +163,43 @@ func TestForwardsBeyondTheLimitAreSERVFAIL(t *testing.T) {
 		t.Errorf("a forward once the slot is free: %s, want NOERROR", miekg.RcodeToString[r.Rcode])
 	}
 }
+
+// Close ends the forwards in flight instead of waiting for their timeout:
+// with a 30 s ForwardTimeout, a Close that waited would give up after its
+// 5 s grace and say so.
+func TestCloseEndsForwardsInFlight(t *testing.T) {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	received := make(chan struct{}, 1)
+	go func() {
+		buf := make([]byte, 512)
+		if _, _, err := pc.ReadFrom(buf); err == nil {
+			received <- struct{}{}
+		}
+	}()
+	cfg := dns.DefaultConfig()
+	cfg.Addr = "127.0.0.1:0"
+	cfg.Records = cluster(t)
+	cfg.Upstreams = []string{pc.LocalAddr().String()}
+	cfg.ForwardTimeout = 30 * time.Second
+	s, err := dns.Listen(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	answered := make(chan *miekg.Msg, 1)
+	go func() {
+		c := &miekg.Client{Net: "udp", Timeout: time.Minute}
+		r, _, _ := c.Exchange(new(miekg.Msg).SetQuestion("example.com.", miekg.TypeA), s.Addr().String())
+		answered <- r
+	}()
+	<-received // the query is at the upstream
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if r := <-answered; r == nil || r.Rcode != miekg.RcodeServerFailure {
+		t.Errorf("the query in flight got %v, want SERVFAIL", r)
+	}
+}
