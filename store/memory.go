@@ -337,6 +337,12 @@ func (s *MemoryStore) applyLocked(index uint64, actions []action) error {
 	if err := w.checkPortsHeld(changes); err != nil {
 		return err
 	}
+	if err := w.checkAddrsHeld(changes); err != nil {
+		return err
+	}
+	if err := w.checkSubnetsFree(changes); err != nil {
+		return err
+	}
 	s.db.Store(w.commit())
 	s.index.Store(index)
 	if events != nil {

@@ -19,6 +19,7 @@ const (
 	indexRole    = "role"    // node: Spec.Role
 	indexNetwork = "network" // service, task: networks referenced
 	indexPort    = "port"    // service: ingress ports held or asked for
+	indexAddr    = "addr"    // service, task: addresses held (AddrKey)
 )
 
 // kindInfo describes one table: how to make an empty object of the kind (to
@@ -79,7 +80,8 @@ var kindList = func() []*kindInfo {
 		case api.KindService:
 			ki.indexes = append(ki.indexes,
 				indexDef{name: indexNetwork, keys: stringKeys(serviceNetworks)},
-				indexDef{name: indexPort, keys: stringKeys(servicePorts)})
+				indexDef{name: indexPort, keys: stringKeys(servicePorts)},
+				indexDef{name: indexAddr, keys: stringKeys(serviceAddrs)})
 		case api.KindTask:
 			ki.indexes = append(ki.indexes,
 				indexDef{name: indexService, key: stringKey(func(o any) string { return o.(*api.Task).ServiceID })},
@@ -91,7 +93,8 @@ var kindList = func() []*kindInfo {
 				indexDef{name: indexState, key: func(o api.Object) (ikey, bool) {
 					return ikey{n: uint64(o.(*api.Task).Status.State)}, true
 				}},
-				indexDef{name: indexNetwork, keys: stringKeys(taskNetworks)})
+				indexDef{name: indexNetwork, keys: stringKeys(taskNetworks)},
+				indexDef{name: indexAddr, keys: stringKeys(taskAddrs)})
 		}
 	}
 	return list

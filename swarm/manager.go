@@ -239,7 +239,17 @@ func (m *Manager) ensureCluster(ctx context.Context) error {
 		return nil
 	}
 	err := m.store.UpdateContext(ctx, func(tx store.Tx) error {
-		return tx.CreateCluster(&api.Cluster{ID: api.NewID(), Spec: m.cfg.ClusterSpec.Copy(), CAState: m.cfg.CAState})
+		spec := m.cfg.ClusterSpec.Copy()
+		if err := tx.CreateCluster(&api.Cluster{ID: api.NewID(), Spec: spec, CAState: m.cfg.CAState}); err != nil {
+			return err
+		}
+		// The routing mesh's network is made with the cluster, as
+		// `docker swarm init` makes "ingress".
+		ingress, err := allocator.IngressNetwork(tx, spec.Network)
+		if err != nil {
+			return err
+		}
+		return tx.CreateNetwork(ingress)
 	})
 	if errors.Is(err, store.ErrNameConflict) {
 		return nil // another leader created it first

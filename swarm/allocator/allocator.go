@@ -39,7 +39,7 @@ func (a *Allocator) Run(ctx context.Context) error {
 	return loop.New[string](loop.Config{
 		Name:    "allocator",
 		Store:   a.store,
-		Filters: []store.EventFilter{store.ByKinds(api.KindService, api.KindTask)},
+		Filters: []store.EventFilter{store.ByKinds(api.KindService, api.KindTask, api.KindNetwork)},
 		// The view keeps task IDs and reads the events' objects, never
 		// changing them: shared, not copied.
 		Shared: true,

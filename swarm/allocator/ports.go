@@ -15,9 +15,27 @@ const (
 	DynamicPortEnd   = 32767
 )
 
-// allocated reports whether a service's endpoint matches its spec.
+// allocated reports whether a service's endpoint matches its spec: its
+// ports, and in vip mode a host VIP and a VIP on each network of its
+// template (the ingress network's, which depends on the store, is given
+// with the ports); in dnsrr mode no VIP at all.
 func allocated(s *api.Service) bool {
-	return s.Endpoint != nil && sameEndpointSpec(s.Endpoint.Spec, wantedSpec(s))
+	e := s.Endpoint
+	if e == nil || !sameEndpointSpec(e.Spec, wantedSpec(s)) {
+		return false
+	}
+	if wantedSpec(s).Mode == api.ResolutionModeDNSRR {
+		return len(e.VirtualIPs) == 0 && e.HostVIP == ""
+	}
+	if e.HostVIP == "" {
+		return false
+	}
+	for _, n := range s.Spec.TaskTemplate.Networks {
+		if !slices.ContainsFunc(e.VirtualIPs, func(v api.EndpointVirtualIP) bool { return v.NetworkID == n.Target }) {
+			return false
+		}
+	}
+	return true
 }
 
 // wantedSpec is the endpoint spec a service asks for, shared with the
@@ -142,6 +160,9 @@ func Endpoint(tx store.ReadTx, s *api.Service) (*api.Endpoint, error) {
 		}
 		mine[store.PortKey(p.Protocol, p.PublishedPort)] = true
 		ep.Ports = append(ep.Ports, p)
+	}
+	if err := NewSpaces(tx).virtualIPs(s, ep); err != nil {
+		return nil, err
 	}
 	return ep, nil
 }

@@ -105,6 +105,10 @@ func TestAllocatedComparesWithTheWantedSpec(t *testing.T) {
 		t.Error("a service without an endpoint is allocated")
 	}
 	s.Endpoint = &api.Endpoint{Spec: baseSpec()}
+	if allocated(s) {
+		t.Error("a vip service without a host VIP is allocated")
+	}
+	s.Endpoint.HostVIP = "127.100.0.1"
 	if !allocated(s) {
 		t.Error("a service whose endpoint has its spec is not allocated")
 	}
@@ -112,13 +116,29 @@ func TestAllocatedComparesWithTheWantedSpec(t *testing.T) {
 	if allocated(s) {
 		t.Error("a service whose spec changed a published port is allocated")
 	}
-	s = &api.Service{Endpoint: &api.Endpoint{Spec: api.EndpointSpec{Mode: api.ResolutionModeVIP}}}
+	s = &api.Service{Endpoint: &api.Endpoint{Spec: api.EndpointSpec{Mode: api.ResolutionModeVIP}, HostVIP: "127.100.0.1"}}
 	if !allocated(s) {
 		t.Error("a service without an endpoint spec is not allocated with the default one")
+	}
+	s.Spec.TaskTemplate.Networks = []api.NetworkAttachmentConfig{{Target: "n1"}}
+	if allocated(s) {
+		t.Error("a service without a VIP on a network of its template is allocated")
+	}
+	s.Endpoint.VirtualIPs = []api.EndpointVirtualIP{{NetworkID: "n1", Addr: "10.0.0.2/24"}}
+	if !allocated(s) {
+		t.Error("a service with its VIPs is not allocated")
 	}
 	s.Endpoint.Spec.Mode = api.ResolutionModeDNSRR
 	if allocated(s) {
 		t.Error("a dnsrr endpoint matches the default spec")
+	}
+	s.Spec.EndpointSpec = &api.EndpointSpec{Mode: api.ResolutionModeDNSRR}
+	if allocated(s) {
+		t.Error("a dnsrr service with VIPs is allocated")
+	}
+	s.Endpoint.VirtualIPs, s.Endpoint.HostVIP = nil, ""
+	if !allocated(s) {
+		t.Error("a dnsrr service without VIPs is not allocated")
 	}
 }
 

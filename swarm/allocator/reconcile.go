@@ -37,16 +37,22 @@ type reconciler struct {
 	// so its transaction copies few of their nodes (taken at random, 1,000
 	// tasks of 100,000 copied 2.5 times the memory and took twice as long).
 	newTasks map[string]*btree.Set[string]
+	// starved are the NEW tasks, by service, that found no free address
+	// on one of their networks (or a network gone): out of newTasks, so
+	// they are not tried again and again, until a task gives addresses
+	// back or a network changes.
+	starved map[string][]string
 }
 
 func newReconciler(s *store.MemoryStore, log *slog.Logger) *reconciler {
-	return &reconciler{store: s, log: log, waiting: map[string]bool{}, newTasks: map[string]*btree.Set[string]{}}
+	return &reconciler{store: s, log: log, waiting: map[string]bool{}, newTasks: map[string]*btree.Set[string]{}, starved: map[string][]string{}}
 }
 
 // Resync rebuilds the view from the snapshot and adds every service.
 func (r *reconciler) Resync(tx store.ReadTx, q *loop.Queue[string]) error {
 	clear(r.waiting)
 	clear(r.newTasks)
+	clear(r.starved)
 	services, err := tx.FindServices(store.All)
 	if err != nil {
 		return fmt.Errorf("allocator: read services: %w", err)
@@ -100,7 +106,26 @@ func (r *reconciler) Observe(ev store.Event, q *loop.Queue[string]) {
 		if isNew {
 			q.Add(o.ServiceID)
 		}
+		if len(r.starved) > 0 && len(o.Networks) > 0 && (ev.Action == store.ActionDelete || o.Status.State.Terminal()) {
+			r.retryStarved(q)
+		}
+	case *api.Network:
+		if len(r.starved) > 0 {
+			r.retryStarved(q)
+		}
 	}
+}
+
+// retryStarved puts the tasks that wait for an address back among the
+// NEW tasks, and adds their services.
+func (r *reconciler) retryStarved(q *loop.Queue[string]) {
+	for svc, ids := range r.starved {
+		for _, id := range ids {
+			r.taskIsNew(svc, id, true)
+		}
+		q.Add(svc)
+	}
+	clear(r.starved)
 }
 
 // frees reports whether a change of a service gives up ingress ports it
@@ -252,31 +277,62 @@ func (r *reconciler) release(ctx context.Context, serviceID string) (loop.Result
 		return len(batch) < releasePerReconcile
 	})
 	now := time.Now().UTC()
+	var starved map[string]error // tasks left NEW: no address for them
 	written, err := r.store.UpdateInChunks(ctx, len(batch), func(tx store.Tx, lo, hi int) error {
 		s := tx.GetService(serviceID)
 		if s == nil || !allocated(s) {
 			return errNotAllocated
 		}
-		for _, id := range batch[lo:hi] {
-			t := tx.GetTask(id)
-			if t == nil || t.ServiceID != serviceID || t.Status.State != api.TaskStateNew {
-				continue
+		var err error
+		// The addresses taken are read from the store's latest state,
+		// shared (no older than tx's: what tx would copy, every task of
+		// each network, is only looked at); two writers that choose one
+		// address are told apart by the store when the second applies.
+		r.store.ViewShared(func(latest store.ReadTx) {
+			sp := NewSpaces(latest)
+			for _, id := range batch[lo:hi] {
+				t := tx.GetTask(id)
+				if t == nil || t.ServiceID != serviceID || t.Status.State != api.TaskStateNew {
+					continue
+				}
+				nets, aerr := sp.TaskAttachments(s, t)
+				if errors.Is(aerr, ErrNoAddress) || errors.Is(aerr, ErrUnknownNetwork) {
+					if starved == nil {
+						starved = map[string]error{}
+					}
+					starved[id] = aerr
+					continue
+				}
+				if aerr != nil {
+					err = aerr
+					return
+				}
+				e := *s.Endpoint
+				e.Spec = s.Endpoint.Spec.Copy()
+				e.Ports = append([]api.PortConfig(nil), s.Endpoint.Ports...)
+				e.VirtualIPs = append([]api.EndpointVirtualIP(nil), s.Endpoint.VirtualIPs...)
+				t.Endpoint = &e
+				t.Networks = nets
+				t.Status = api.TaskStatus{Timestamp: now, State: api.TaskStatePending, Message: "pending task scheduling"}
+				if err = tx.UpdateTask(t); err != nil {
+					return
+				}
 			}
-			e := *s.Endpoint
-			e.Spec = s.Endpoint.Spec.Copy()
-			e.Ports = append([]api.PortConfig(nil), s.Endpoint.Ports...)
-			t.Endpoint = &e
-			t.Status = api.TaskStatus{Timestamp: now, State: api.TaskStatePending, Message: "pending task scheduling"}
-			if err := tx.UpdateTask(t); err != nil {
-				return err
-			}
-		}
-		return nil
+		})
+		return err
 	})
 	// The tasks written (or found no longer NEW) leave the view now
-	// rather than when their events come, so the next round takes others.
+	// rather than when their events come, so the next round takes others;
+	// those left NEW for want of an address wait, apart, for one to be
+	// freed.
 	for _, id := range batch[:written] {
 		r.taskIsNew(serviceID, id, false)
+		if why := starved[id]; why != nil {
+			if len(r.starved[serviceID]) == 0 {
+				r.log.Warn("tasks wait for a network address", "service", serviceID, "err", why)
+			}
+			r.starved[serviceID] = append(r.starved[serviceID], id)
+		}
 	}
 	if errors.Is(err, errNotAllocated) {
 		// Changed or removed meanwhile: its tasks wait, in the view, for

@@ -33,6 +33,44 @@ type ClusterSpec struct {
 	Orchestration OrchestrationConfig `json:"Orchestration"`
 	Dispatcher    DispatcherConfig    `json:"Dispatcher"`
 	CAConfig      CAConfig            `json:"CAConfig"`
+	// Network is where networks' subnets come from. It is set at init
+	// (apiaryd init --default-addr-pool) and cannot change afterwards, as
+	// in Swarm: the subnets already given came from it.
+	Network NetworkConfig `json:"Network,omitzero"`
+}
+
+// NetworkConfig is the cluster's address pool: a network created without a
+// subnet gets the first free subnet of SubnetSize bits from the pools, in
+// order.
+type NetworkConfig struct {
+	// DefaultAddrPool are IPv4 CIDRs, Docker's --default-addr-pool; empty
+	// means DefaultAddrPool (10.0.0.0/8).
+	DefaultAddrPool []string `json:"DefaultAddrPool,omitempty"`
+	// SubnetSize is the prefix length of each network's subnet, Docker's
+	// --default-addr-pool-mask-length; 0 means DefaultSubnetSize (24).
+	SubnetSize uint32 `json:"SubnetSize,omitempty"`
+}
+
+// Defaults of the cluster's address pool, Swarm's.
+const (
+	DefaultAddrPool   = "10.0.0.0/8"
+	DefaultSubnetSize = 24
+)
+
+// Pools returns the address pools, the default when none is set.
+func (c NetworkConfig) Pools() []string {
+	if len(c.DefaultAddrPool) == 0 {
+		return []string{DefaultAddrPool}
+	}
+	return c.DefaultAddrPool
+}
+
+// Size returns the subnets' prefix length, the default when unset.
+func (c NetworkConfig) Size() int {
+	if c.SubnetSize == 0 {
+		return DefaultSubnetSize
+	}
+	return int(c.SubnetSize)
 }
 
 // OrchestrationConfig tunes the orchestrators.
@@ -90,7 +128,7 @@ func (c *Cluster) Copy() *Cluster {
 		return nil
 	}
 	x := *c
-	x.Spec.Annotations = c.Spec.Annotations.Copy()
+	x.Spec = c.Spec.Copy()
 	x.CAState = copySlice(c.CAState)
 	x.RemovedNodes = copySlice(c.RemovedNodes)
 	return &x
@@ -99,5 +137,6 @@ func (c *Cluster) Copy() *Cluster {
 // Copy returns a deep copy.
 func (s ClusterSpec) Copy() ClusterSpec {
 	s.Annotations = s.Annotations.Copy()
+	s.Network.DefaultAddrPool = copySlice(s.Network.DefaultAddrPool)
 	return s
 }

@@ -90,6 +90,19 @@ const (
 	// aliases of one attachment.
 	MaxNetworks = 100
 	MaxAliases  = 100
+
+	// MaxClusterNetworks bounds the networks of a cluster: each is an
+	// object every manager holds, and a network's creation looks at every
+	// other's subnet. The default pool (10.0.0.0/8 in /24s) holds 65,536.
+	MaxClusterNetworks = 10_000
+	// MaxAddrPools bounds the cluster's network.default_addr_pool entries.
+	MaxAddrPools = 100
+	// MinSubnetBits and MaxSubnetBits bound a network's subnet prefix
+	// length (and the cluster's network.subnet_size): a /8 at most, which
+	// the allocator walks to find a free address, and a /29 at least, the
+	// smallest with room for a gateway and a few tasks.
+	MinSubnetBits = 8
+	MaxSubnetBits = 29
 )
 
 // maxItems checks the length of a list field and reports whether it is

@@ -24,6 +24,27 @@ type NetworkSpec struct {
 	Ingress bool `json:"Ingress,omitempty"`
 }
 
+// DriverOverlay is the default network driver.
+const DriverOverlay = "overlay"
+
+// IngressNetworkName is the name of the routing mesh's network, made at
+// init: services that publish ingress ports are attached to it.
+const IngressNetworkName = "ingress"
+
+// HostVIPRange is where services' virtual IPs on the host data path come
+// from (Endpoint.HostVIP): a loopback range of Linux's 127.0.0.0/8 apart
+// from 127.0.0.x, where nodes that share a machine take their addresses.
+// It holds MaxHostVIPs addresses (the network and broadcast addresses left
+// out): at most that many services in vip mode at once.
+const HostVIPRange = "127.100.0.0/16"
+
+// MaxHostVIPs is how many services HostVIPRange serves at once.
+const MaxHostVIPs = 1<<16 - 2
+
+// HostNetworkID is the network ID the store's address index files host
+// VIPs under: they are unique like a network's addresses.
+const HostNetworkID = "host"
+
 // IPAMConfig is an IPv4 subnet in CIDR form and its gateway.
 type IPAMConfig struct {
 	Subnet  string `json:"Subnet"`

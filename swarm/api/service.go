@@ -195,19 +195,49 @@ type PortConfig struct {
 	// one from the dynamic range.
 	PublishedPort uint32 `json:"PublishedPort,omitempty"`
 	PublishMode   string `json:"PublishMode,omitempty"`
+	// ProxyProtocol, when "v2", makes the routing mesh send a PROXY
+	// protocol v2 header carrying the client's address before the
+	// connection's bytes (TCP ports only); "" sends none. Apiary's own
+	// field: Docker has no such option.
+	ProxyProtocol string `json:"ProxyProtocol,omitempty"`
+	// TrafficPolicy is "cluster" (the default, "" too: any healthy task on
+	// any node) or "local" (the tasks on the node that received the
+	// connection first, so its source address is kept). Apiary's own field.
+	TrafficPolicy string `json:"TrafficPolicy,omitempty"`
 }
+
+// PROXY protocol versions a port may ask for.
+const ProxyProtocolV2 = "v2"
+
+// Traffic policies of a published port.
+const (
+	TrafficPolicyCluster = "cluster"
+	TrafficPolicyLocal   = "local"
+)
 
 // Endpoint is what the allocator assigned to a service.
 type Endpoint struct {
-	Spec       EndpointSpec        `json:"Spec"`
-	Ports      []PortConfig        `json:"Ports,omitempty"`
+	Spec EndpointSpec `json:"Spec"`
+	// Ports are the spec's ports with every default filled in and every
+	// dynamic ingress port chosen.
+	Ports []PortConfig `json:"Ports,omitempty"`
+	// VirtualIPs are the service's addresses, one per attached network
+	// (and on the ingress network when it publishes ingress ports), in
+	// endpoint mode vip; none in dnsrr.
 	VirtualIPs []EndpointVirtualIP `json:"VirtualIPs,omitempty"`
+	// HostVIP is the service's virtual IP on the host data path, where
+	// tasks share their node's network: an address of HostVIPRange
+	// ("127.100.0.7") on which every node's balancer listens, so the
+	// service has one address cluster-wide. Empty in dnsrr mode.
+	HostVIP string `json:"HostVIP,omitempty"`
 }
 
 // EndpointVirtualIP is a service's virtual IP on one network.
 type EndpointVirtualIP struct {
 	NetworkID string `json:"NetworkID"`
-	Addr      string `json:"Addr"`
+	// Addr is the address with its subnet's length, "10.0.1.2/24", as
+	// Docker shows it.
+	Addr string `json:"Addr"`
 }
 
 // GetID implements Object.

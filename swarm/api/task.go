@@ -76,10 +76,18 @@ type ContainerStatus struct {
 	StartedAt time.Time `json:"StartedAt,omitzero"`
 }
 
-// NetworkAttachment is a task's address on one network.
+// NetworkAttachment is a task's address on one network, given by the
+// allocator before the task leaves NEW.
 type NetworkAttachment struct {
-	NetworkID string   `json:"NetworkID"`
+	NetworkID string `json:"NetworkID"`
+	// Addresses hold the task's address with its subnet's length,
+	// "10.0.1.5/24", as Docker shows it. The address is the task's while
+	// the task is not terminal: once it is, the allocator may give it to
+	// another task (the record keeps it, as history).
 	Addresses []string `json:"Addresses,omitempty"`
+	// Aliases are the task's extra DNS names on the network, from its
+	// spec's attachment.
+	Aliases []string `json:"Aliases,omitempty"`
 }
 
 // Health states a task's check reports.
@@ -282,7 +290,7 @@ func (t *Task) Copy() *Task {
 	if t.Networks != nil {
 		c.Networks = make([]NetworkAttachment, len(t.Networks))
 		for i, n := range t.Networks {
-			c.Networks[i] = NetworkAttachment{NetworkID: n.NetworkID, Addresses: copySlice(n.Addresses)}
+			c.Networks[i] = NetworkAttachment{NetworkID: n.NetworkID, Addresses: copySlice(n.Addresses), Aliases: copySlice(n.Aliases)}
 		}
 	}
 	if t.Endpoint != nil {

@@ -665,6 +665,11 @@ func validateEndpointSpec(v *validator, p string, e *EndpointSpec) {
 		if mode == "" {
 			mode = PublishModeIngress
 		}
+		v.oneOf(fieldPath(pp, "proxy_protocol"), port.ProxyProtocol, true, ProxyProtocolV2)
+		if port.ProxyProtocol != "" && port.Protocol != "" && port.Protocol != PortProtocolTCP {
+			v.addf(fieldPath(pp, "proxy_protocol"), "must be empty for a %s port (the PROXY protocol header is sent on TCP connections), got %q", port.Protocol, port.ProxyProtocol)
+		}
+		v.oneOf(fieldPath(pp, "traffic_policy"), port.TrafficPolicy, true, TrafficPolicyCluster, TrafficPolicyLocal)
 		if e.Mode == ResolutionModeDNSRR && mode == PublishModeIngress {
 			// Docker's rule: the routing mesh balances over a virtual IP,
 			// which a DNS round-robin service does not have.
@@ -755,6 +760,7 @@ func (s *ClusterSpec) Validate() error {
 	if e := s.CAConfig.NodeCertExpiry; e != 0 && (e < minNodeCertExpiry || e > MaxNodeCertExpiry) {
 		v.addf("ca_config.node_cert_expiry", "must be 0 (default %s) or between %s and %s, got %s", DefaultNodeCertExpiry, minNodeCertExpiry, MaxNodeCertExpiry, e)
 	}
+	validateAddrPool(v, "network", s.Network)
 	v.specBytes("spec", s)
 	return v.err()
 }
@@ -799,6 +805,42 @@ func (s *NetworkSpec) Validate() error {
 	return v.err()
 }
 
+// validateAddrPool checks the cluster's address pools: IPv4 network
+// addresses that do not overlap, each at least as large as the subnets cut
+// from it.
+func validateAddrPool(v *validator, p string, c NetworkConfig) {
+	size := c.Size()
+	if c.SubnetSize != 0 && (size < MinSubnetBits || size > MaxSubnetBits) {
+		v.addf(fieldPath(p, "subnet_size"), "must be 0 (default %d) or between %d and %d, got %d", DefaultSubnetSize, MinSubnetBits, MaxSubnetBits, c.SubnetSize)
+		return
+	}
+	if !v.maxItems(fieldPath(p, "default_addr_pool"), len(c.DefaultAddrPool), MaxAddrPools) {
+		return
+	}
+	var pools []netip.Prefix
+	for i, s := range c.DefaultAddrPool {
+		f := fieldIndex(fieldPath(p, "default_addr_pool"), i)
+		pool, err := netip.ParsePrefix(s)
+		switch {
+		case err != nil || !pool.Addr().Is4():
+			v.addf(f, "must be an IPv4 CIDR such as 10.0.0.0/8, got %q", s)
+			continue
+		case pool.Masked() != pool:
+			v.addf(f, "must be a network address, %s rather than %s", pool.Masked(), s)
+			continue
+		case pool.Bits() > size:
+			v.addf(f, "must be at least as large as the subnets cut from it (/%d), got %s", size, s)
+			continue
+		}
+		for j, q := range pools {
+			if q.Overlaps(pool) {
+				v.addf(f, "overlaps default_addr_pool[%d] %s, got %s", j, q, s)
+			}
+		}
+		pools = append(pools, pool)
+	}
+}
+
 func validateIPAM(v *validator, p string, c *IPAMConfig) {
 	if c.Subnet == "" {
 		if c.Gateway != "" {
@@ -817,6 +859,12 @@ func validateIPAM(v *validator, p string, c *IPAMConfig) {
 	case prefix.Masked() != prefix:
 		// Host bits set are almost always a typo for another subnet.
 		v.addf(fieldPath(p, "subnet"), "must be a network address, %s rather than %s", prefix.Masked(), c.Subnet)
+		return
+	case prefix.Bits() < MinSubnetBits || prefix.Bits() > MaxSubnetBits:
+		v.addf(fieldPath(p, "subnet"), "must have a prefix length between /%d and /%d, got %s", MinSubnetBits, MaxSubnetBits, c.Subnet)
+		return
+	case prefix.Addr().IsLoopback() || prefix.Addr().IsMulticast() || prefix.Addr().IsUnspecified():
+		v.addf(fieldPath(p, "subnet"), "must not be a loopback, multicast or unspecified range, got %s", c.Subnet)
 		return
 	}
 	if c.Gateway == "" {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/apiary-io/apiary/pki"
 	"github.com/apiary-io/apiary/store"
@@ -89,6 +90,14 @@ func (s *Server) UpdateCluster(ctx context.Context, version uint64, spec api.Clu
 		}
 		if spec.Name != cur.Spec.Name {
 			return invalid("cluster %q: name: cannot change (to %q)", cur.Spec.Name, spec.Name)
+		}
+		// The subnets given so far came from the pool: as in Swarm, it is
+		// chosen at init only.
+		if !slices.Equal(spec.Network.Pools(), cur.Spec.Network.Pools()) {
+			return invalid("cluster %q: network.default_addr_pool: cannot change after init (is %v)", cur.Spec.Name, cur.Spec.Network.Pools())
+		}
+		if spec.Network.Size() != cur.Spec.Network.Size() {
+			return invalid("cluster %q: network.subnet_size: cannot change after init (is %d)", cur.Spec.Name, cur.Spec.Network.Size())
 		}
 		cur.Spec = spec.Copy()
 		return tx.UpdateCluster(cur)

@@ -22,7 +22,11 @@ func (s *Server) CreateService(ctx context.Context, spec api.ServiceSpec) (*api.
 	}
 	svc := &api.Service{ID: api.NewID(), Spec: spec, SpecVersion: 1}
 	err := s.writeService(ctx, func(tx store.Tx) error {
-		if err := allocateEndpoint(tx, svc); err != nil {
+		svc.Endpoint = nil // a retry allocates afresh
+		if err := resolveNetworks(tx, &svc.Spec); err != nil {
+			return err
+		}
+		if err := s.allocateEndpoint(svc); err != nil {
 			return err
 		}
 		return tx.CreateService(svc)
@@ -146,8 +150,11 @@ func (s *Server) UpdateService(ctx context.Context, ref string, version uint64, 
 		prev := cur.Spec
 		cur.PreviousSpec = &prev
 		cur.PreviousSpecVersion = cur.SpecVersion
-		cur.Spec = spec
-		if err := allocateEndpoint(tx, cur); err != nil {
+		cur.Spec = spec.Copy() // a retry starts from the spec as given
+		if err := resolveNetworks(tx, &cur.Spec); err != nil {
+			return err
+		}
+		if err := s.allocateEndpoint(cur); err != nil {
 			return err
 		}
 		cur.SpecVersion++
@@ -178,8 +185,12 @@ func (s *Server) RollbackService(ctx context.Context, ref string) (*api.Service,
 		cur.PreviousSpec = &old
 		cur.PreviousSpecVersion = cur.SpecVersion
 		cur.Spec = prev
-		// Its ports may have been published by another service since.
-		if err := allocateEndpoint(tx, cur); err != nil {
+		// Its ports may have been published by another service since, and
+		// its networks removed.
+		if err := resolveNetworks(tx, &cur.Spec); err != nil {
+			return err
+		}
+		if err := s.allocateEndpoint(cur); err != nil {
 			return err
 		}
 		// A rollback is a new spec change: tasks compare templates, not
@@ -241,7 +252,9 @@ func (s *Server) RemoveService(ctx context.Context, ref string) error {
 func (s *Server) writeService(ctx context.Context, fn func(tx store.Tx) error) error {
 	err := s.store.UpdateContext(ctx, fn)
 	for try := 0; try < maxPortRetries && ctx.Err() == nil; try++ {
-		if _, taken := errors.AsType[*store.PortTakenError](err); !taken {
+		_, portTaken := errors.AsType[*store.PortTakenError](err)
+		_, addrTaken := errors.AsType[*store.AddrTakenError](err)
+		if !portTaken && !addrTaken {
 			break
 		}
 		err = s.store.UpdateContext(ctx, fn)
@@ -251,14 +264,23 @@ func (s *Server) writeService(ctx context.Context, fn func(tx store.Tx) error) e
 
 const maxPortRetries = 16
 
-// allocateEndpoint gives svc its endpoint (published ports) in the write
-// that creates or changes it, as the allocator would after it: the write is
-// then one raft entry, and the service the caller gets back is the one
-// stored, at its final version. A port another service holds is refused,
-// naming the port and the holder, and nothing is written.
-func allocateEndpoint(tx store.ReadTx, svc *api.Service) error {
-	ep, err := allocator.Endpoint(tx, svc)
-	if errors.Is(err, allocator.ErrPortInUse) || errors.Is(err, allocator.ErrNoDynamicPort) {
+// allocateEndpoint gives svc its endpoint (published ports, VIPs) in the
+// write that creates or changes it, as the allocator would after it: the
+// write is then one raft entry, and the service the caller gets back is
+// the one stored, at its final version. A port another service holds is
+// refused, naming the port and the holder, as is a network with no
+// address left, and nothing is written. What is taken is read from the
+// store's latest state, shared (no older than the transaction's, whose
+// reads would copy every task of each network): the transaction writes
+// only svc, which the allocation leaves out by ID, and the store refuses,
+// when it applies the write, a port or address another writer took
+// meanwhile (writeService tries again).
+func (s *Server) allocateEndpoint(svc *api.Service) error {
+	var ep *api.Endpoint
+	var err error
+	s.store.ViewShared(func(latest store.ReadTx) { ep, err = allocator.Endpoint(latest, svc) })
+	if errors.Is(err, allocator.ErrPortInUse) || errors.Is(err, allocator.ErrNoDynamicPort) ||
+		errors.Is(err, allocator.ErrNoAddress) || errors.Is(err, allocator.ErrUnknownNetwork) {
 		return fmt.Errorf("%w: %w", ErrInvalidArgument, err)
 	}
 	if err != nil {

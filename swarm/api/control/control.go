@@ -71,6 +71,30 @@ type API interface {
 	RotateRootCA(ctx context.Context) (*RootRotation, error)
 	// RootCAStatus reports the root rotation in progress, if any.
 	RootCAStatus(ctx context.Context) (*RootRotation, error)
+	// CreateNetwork creates a network (driver overlay when unset) with
+	// its subnet: the spec's, refused when it overlaps another network's,
+	// or the next free one of the cluster's address pool.
+	CreateNetwork(ctx context.Context, spec api.NetworkSpec) (*api.Network, error)
+	// GetNetwork returns a network by ID, name or unique ID prefix.
+	GetNetwork(ctx context.Context, ref string) (*api.Network, error)
+	// ListNetworks returns the networks that match filter, by name.
+	ListNetworks(ctx context.Context, filter NetworkFilter) ([]*api.Network, error)
+	// RemoveNetwork removes a network no service uses (ErrInUse names
+	// those that do).
+	RemoveNetwork(ctx context.Context, ref string) error
+}
+
+// NetworkFilter narrows ListNetworks as `docker network ls --filter` does;
+// a network must match one entry of each list given (an empty list
+// matches everything).
+type NetworkFilter struct {
+	// Names match all or part of a network's name.
+	Names []string `json:"Names,omitempty"`
+	// IDs match the start of a network's ID.
+	IDs []string `json:"IDs,omitempty"`
+	// Labels are "key" (the label is set) or "key=value"; a network must
+	// have every one of them.
+	Labels []string `json:"Labels,omitempty"`
 }
 
 // TaskFilter narrows ListTasks; empty fields match everything.
@@ -142,6 +166,9 @@ var (
 	ErrNoLogSource = errors.New("task output is not reachable from this manager")
 	// ErrNoCA: this manager has no certificate authority to rotate.
 	ErrNoCA = errors.New("this manager runs without a certificate authority")
+	// ErrInUse: the object is used by others (a network by services) and
+	// cannot be removed; the message names them.
+	ErrInUse = errors.New("in use")
 )
 
 func init() {
@@ -154,6 +181,7 @@ func init() {
 		{"NOT_MANAGER", ErrNotManager, codes.FailedPrecondition},
 		{"NO_LOG_SOURCE", ErrNoLogSource, codes.FailedPrecondition},
 		{"NO_CA", ErrNoCA, codes.FailedPrecondition},
+		{"IN_USE", ErrInUse, codes.FailedPrecondition},
 		{"NOT_FOUND", api.ErrNotFound, codes.NotFound},
 		{"CONFLICT", api.ErrConflict, codes.Aborted},
 		{"NAME_CONFLICT", api.ErrNameConflict, codes.AlreadyExists},

@@ -36,6 +36,10 @@ var APIMethods = []string{
 	"/apiary.Control/ServiceLogs",
 	"/apiary.Control/RotateRootCA",
 	"/apiary.Control/RootCAStatus",
+	"/apiary.Control/CreateNetwork",
+	"/apiary.Control/GetNetwork",
+	"/apiary.Control/ListNetworks",
+	"/apiary.Control/RemoveNetwork",
 }
 
 // RegisterAPI serves impl as APIService on s; guard, when not nil, runs before
@@ -166,6 +170,30 @@ func RegisterAPI(s grpc.ServiceRegistrar, impl API, guard rpc.Guard) {
 				return nil, err
 			}
 			return &apiRootCAStatusResponse{Result: res}, nil
+		}),
+		rpc.HandleUnary("CreateNetwork", func(ctx context.Context, r *apiCreateNetworkRequest) (*apiCreateNetworkResponse, error) {
+			res, err := impl.CreateNetwork(ctx, r.Spec)
+			if err != nil {
+				return nil, err
+			}
+			return &apiCreateNetworkResponse{Result: res}, nil
+		}),
+		rpc.HandleUnary("GetNetwork", func(ctx context.Context, r *apiGetNetworkRequest) (*apiGetNetworkResponse, error) {
+			res, err := impl.GetNetwork(ctx, r.Ref)
+			if err != nil {
+				return nil, err
+			}
+			return &apiGetNetworkResponse{Result: res}, nil
+		}),
+		rpc.HandleUnary("ListNetworks", func(ctx context.Context, r *apiListNetworksRequest) (*apiListNetworksResponse, error) {
+			res, err := impl.ListNetworks(ctx, r.Filter)
+			if err != nil {
+				return nil, err
+			}
+			return &apiListNetworksResponse{Result: res}, nil
+		}),
+		rpc.HandleUnary("RemoveNetwork", func(ctx context.Context, r *apiRemoveNetworkRequest) (*apiRemoveNetworkResponse, error) {
+			return &apiRemoveNetworkResponse{}, impl.RemoveNetwork(ctx, r.Ref)
 		}),
 	}, []rpc.StreamMethod{
 		rpc.HandleStream("ServiceLogs", func(ctx context.Context, r *apiServiceLogsRequest) (rpc.Stream[LogLine], error) {
@@ -353,6 +381,38 @@ func (c *apiClient) RootCAStatus(ctx context.Context) (*RootRotation, error) {
 	return resp.Result, nil
 }
 
+func (c *apiClient) CreateNetwork(ctx context.Context, spec api.NetworkSpec) (*api.Network, error) {
+	resp, err := rpc.Call[apiCreateNetworkResponse](ctx, c.conn, APIService, "CreateNetwork", &apiCreateNetworkRequest{Spec: spec}, c.opts...)
+	if err != nil {
+		var zero *api.Network
+		return zero, err
+	}
+	return resp.Result, nil
+}
+
+func (c *apiClient) GetNetwork(ctx context.Context, ref string) (*api.Network, error) {
+	resp, err := rpc.Call[apiGetNetworkResponse](ctx, c.conn, APIService, "GetNetwork", &apiGetNetworkRequest{Ref: ref}, c.opts...)
+	if err != nil {
+		var zero *api.Network
+		return zero, err
+	}
+	return resp.Result, nil
+}
+
+func (c *apiClient) ListNetworks(ctx context.Context, filter NetworkFilter) ([]*api.Network, error) {
+	resp, err := rpc.Call[apiListNetworksResponse](ctx, c.conn, APIService, "ListNetworks", &apiListNetworksRequest{Filter: filter}, c.opts...)
+	if err != nil {
+		var zero []*api.Network
+		return zero, err
+	}
+	return resp.Result, nil
+}
+
+func (c *apiClient) RemoveNetwork(ctx context.Context, ref string) error {
+	_, err := rpc.Call[apiRemoveNetworkResponse](ctx, c.conn, APIService, "RemoveNetwork", &apiRemoveNetworkRequest{Ref: ref}, c.opts...)
+	return err
+}
+
 // UnimplementedAPI answers every method of API with Err, or with an
 // Unimplemented status when Err is nil.
 type UnimplementedAPI struct{ Err error }
@@ -452,6 +512,25 @@ func (u UnimplementedAPI) RotateRootCA(context.Context) (*RootRotation, error) {
 func (u UnimplementedAPI) RootCAStatus(context.Context) (*RootRotation, error) {
 	var zero *RootRotation
 	return zero, rpc.Unimplemented("/apiary.Control/RootCAStatus", u.Err)
+}
+
+func (u UnimplementedAPI) CreateNetwork(context.Context, api.NetworkSpec) (*api.Network, error) {
+	var zero *api.Network
+	return zero, rpc.Unimplemented("/apiary.Control/CreateNetwork", u.Err)
+}
+
+func (u UnimplementedAPI) GetNetwork(context.Context, string) (*api.Network, error) {
+	var zero *api.Network
+	return zero, rpc.Unimplemented("/apiary.Control/GetNetwork", u.Err)
+}
+
+func (u UnimplementedAPI) ListNetworks(context.Context, NetworkFilter) ([]*api.Network, error) {
+	var zero []*api.Network
+	return zero, rpc.Unimplemented("/apiary.Control/ListNetworks", u.Err)
+}
+
+func (u UnimplementedAPI) RemoveNetwork(context.Context, string) error {
+	return rpc.Unimplemented("/apiary.Control/RemoveNetwork", u.Err)
 }
 
 var (
@@ -571,4 +650,26 @@ type (
 	apiRootCAStatusResponse struct {
 		Result *RootRotation `json:"Result,omitzero"`
 	}
+	apiCreateNetworkRequest struct {
+		Spec api.NetworkSpec `json:"Spec,omitzero"`
+	}
+	apiCreateNetworkResponse struct {
+		Result *api.Network `json:"Result,omitzero"`
+	}
+	apiGetNetworkRequest struct {
+		Ref string `json:"Ref,omitzero"`
+	}
+	apiGetNetworkResponse struct {
+		Result *api.Network `json:"Result,omitzero"`
+	}
+	apiListNetworksRequest struct {
+		Filter NetworkFilter `json:"Filter,omitzero"`
+	}
+	apiListNetworksResponse struct {
+		Result []*api.Network `json:"Result,omitzero"`
+	}
+	apiRemoveNetworkRequest struct {
+		Ref string `json:"Ref,omitzero"`
+	}
+	apiRemoveNetworkResponse struct{}
 )
