@@ -60,20 +60,22 @@ func Listen(cfg Config) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := newServer(cfg, log)
 	pc, ln, err := listenBoth(cfg.Addr)
 	if err != nil {
 		return nil, err
 	}
+	s := newServer(cfg, log)
 	s.addr = pc.LocalAddr().(*net.UDPAddr).AddrPort()
 	s.addr = netip.AddrPortFrom(s.addr.Addr().Unmap(), s.addr.Port())
-	if kept := withoutSelf(ups, s.addr); len(kept) > 0 {
+	kept := withoutSelf(ups, s.addr)
+	switch {
+	case len(kept) == 0:
+		log.Warn("dns: no upstream resolvers; names outside the cluster are refused", "resolv_conf", cfg.ResolvConf, "upstreams", ups, "addr", s.addr)
+	case len(kept) < len(ups):
+		log.Warn("dns: an upstream is this server, not forwarding to it", "upstreams", ups, "addr", s.addr)
+	}
+	if len(kept) > 0 {
 		s.fwd = newForwarder(kept, cfg, log)
-		if len(kept) < len(ups) {
-			log.Warn("dns: an upstream is this server, not forwarding to it", "upstreams", ups, "addr", s.addr)
-		}
-	} else {
-		log.Warn("dns: no upstream resolvers; names outside the cluster are refused", "resolv_conf", cfg.ResolvConf, "upstreams", ups)
 	}
 	s.udp = &miekg.Server{PacketConn: pc, Handler: s, UDPSize: cfg.MaxUDPSize, MsgAcceptFunc: accept}
 	s.tcp = &miekg.Server{
@@ -86,7 +88,7 @@ func Listen(cfg Config) (*Server, error) {
 		s.Close()
 		return nil, fmt.Errorf("dns: serving on %s: %w", s.addr, err)
 	}
-	log.Info("dns: serving", "addr", s.addr, "domain", s.domain, "upstreams", ups)
+	log.Info("dns: serving", "addr", s.addr, "domain", s.domain, "upstreams", kept)
 	return s, nil
 }
 
