@@ -76,6 +76,18 @@ func silent(t *testing.T) string {
 	return pc.LocalAddr().String()
 }
 
+// closedPort returns an address of 127.0.0.1 where no UDP socket listens.
+func closedPort(t *testing.T) string {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := pc.LocalAddr().String()
+	pc.Close()
+	return addr
+}
+
 func TestForwardingFailsWithSERVFAIL(t *testing.T) {
 	s := start(t, cluster(t), func(c *dns.Config) {
 		c.Upstreams = []string{silent(t)}
@@ -96,9 +108,10 @@ func TestForwardingMovesToTheNextUpstream(t *testing.T) {
 		return new(miekg.Msg).SetRcode(r, miekg.RcodeRefused)
 	})
 	good := startUpstream(t, func(r *miekg.Msg, _ bool) *miekg.Msg { return reply(r, "192.0.2.9") })
+	// The first has nothing listening: the kernel refuses at once, so the
+	// failover needs no timeout (a silent one is TestForwardingFailsWithSERVFAIL's).
 	s := start(t, cluster(t), func(c *dns.Config) {
-		c.Upstreams = []string{silent(t), refusing.addr, good.addr}
-		c.ForwardTimeout = 100 * time.Millisecond
+		c.Upstreams = []string{closedPort(t), refusing.addr, good.addr}
 	})
 	r := ask(t, s, "udp", "example.com.", miekg.TypeA)
 	if !slices.Equal(addrs(r.Answer), []netip.Addr{ip("192.0.2.9")}) {
@@ -134,6 +147,7 @@ func TestForwardsBeyondTheLimitAreSERVFAIL(t *testing.T) {
 	s := start(t, cluster(t), func(c *dns.Config) {
 		c.Upstreams = []string{up.addr}
 		c.MaxConcurrentForwards = 1
+		c.ForwardTimeout = dns.MaxForwardTimeout // the first forward holds its slot until released
 	})
 	first := make(chan *miekg.Msg, 1)
 	go func() {
