@@ -33,6 +33,13 @@
 // an SRV name) is answered NOERROR with no records, never NXDOMAIN, so a
 // client that asks A and AAAA at once keeps the A.
 //
+// # Views
+//
+// A querier on network X sees the services on X. On the host data path
+// every task shares its node's address, so the caller gives one merged view
+// (Config.Records); where a task's source address tells its network,
+// Config.View picks the Records of that network per query.
+//
 // # Known and unknown names
 //
 // A name inside the domain that the records do not know is NXDOMAIN: no one

@@ -10,8 +10,8 @@ import "net/netip"
 // "web.1.x7k2"); the server owns the DNS shapes around them ("tasks.",
 // "_http._tcp.", the domain suffix, reverse names).
 //
-// Methods are called concurrently, once or twice per query, and must not
-// block: they are the live path (a change must show in the next query) and
+// Methods are called concurrently, up to three times per query, and must
+// not block: they are the live path (a change must show in the next query) and
 // sit between a client and its answer. The values returned are read, never
 // modified, by the server; an implementation may return slices it shares
 // with other callers as long as it never modifies them afterwards.
