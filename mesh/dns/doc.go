@@ -61,7 +61,8 @@
 // REFUSED, each given Config.ForwardTimeout. No upstream answering is
 // SERVFAIL; no upstreams at all is REFUSED. At most
 // Config.MaxConcurrentForwards queries are forwarded at once; the next is
-// SERVFAIL at once. Nothing is cached: the host's resolver does that.
+// SERVFAIL at once. Nothing forwarded is cached here; where the host runs a
+// caching resolver (systemd-resolved, dnsmasq), it is the upstream and caches.
 //
 // # Answers
 //
