@@ -167,6 +167,9 @@ func (f Frontend) Validate() error {
 	if f.Addr.Port() == 0 {
 		return fmt.Errorf("Frontend.Addr %s: port 0 (a service listens on a fixed port)", f.Addr)
 	}
+	if f.Addr.Addr().Is4In6() {
+		return fmt.Errorf("Frontend.Addr %s: an IPv4-mapped IPv6 address, write it as IPv4", f.Addr)
+	}
 	if f.Addr.Addr().Zone() != "" {
 		return fmt.Errorf("Frontend.Addr %s: zoned addresses are not supported", f.Addr)
 	}

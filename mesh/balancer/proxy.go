@@ -85,7 +85,7 @@ func (p *Proxy) UpsertService(svc Service) error {
 func (p *Proxy) listen(s *service) error {
 	fe := s.fe
 	network := string(fe.Protocol) + "4"
-	if fe.Addr.Addr().Is6() && !fe.Addr.Addr().Is4In6() {
+	if fe.Addr.Addr().Is6() {
 		network = string(fe.Protocol) + "6"
 	}
 	if fe.Protocol == TCP {

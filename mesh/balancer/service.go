@@ -18,8 +18,8 @@ const MaxConnectAttempts = 16
 type conn interface{ close() }
 
 // backend is a Backend inside a running service: its latest state, its
-// counters and the connections it carries. Fields not atomic are guarded by
-// the service's mu.
+// counters and the connections it carries. Addr never changes; the other
+// fields not atomic are guarded by the service's mu.
 type backend struct {
 	Backend
 	// listed is false once a SetBackends left the backend out; it then
@@ -112,7 +112,13 @@ func (s *service) acquire(tried []*backend) (b *backend, proxyV2 bool) {
 	if i < 0 {
 		return nil, false
 	}
-	s.next++
+	if len(tried) == 0 {
+		// Only a connection's first choice moves the rotation: a retry
+		// after a failed connect takes the backend after the dead one,
+		// and the next connection goes on from there, so a dead backend
+		// is tried by its share of connections, not by all of them.
+		s.next++
+	}
 	bs[i].active.Add(1)
 	return bs[i], s.opts.ProxyProtocol == ProxyV2
 }
@@ -173,10 +179,12 @@ func (s *service) setBackends(list []Backend) {
 	for _, nb := range list {
 		b := s.byAddr[nb.Addr]
 		if b == nil {
-			b = &backend{}
+			b = &backend{Backend: nb}
 			s.byAddr[nb.Addr] = b
 		}
-		b.Backend = nb
+		// Addr is never written again: connects and logs read it
+		// without the lock.
+		b.NodeID, b.Healthy, b.Local = nb.NodeID, nb.Healthy, nb.Local
 		b.listed = true
 		s.backends = append(s.backends, b)
 	}

@@ -145,6 +145,7 @@ func testBadServicesRefused(t *testing.T, b balancer.Balancer) {
 		{balancer.Service{}, "Frontend.Addr: not set"},
 		{balancer.Service{Frontend: balancer.Frontend{Addr: netip.MustParseAddrPort("127.0.0.1:0"), Protocol: balancer.TCP}}, "port 0"},
 		{balancer.Service{Frontend: balancer.Frontend{Addr: fe.Addr, Protocol: "sctp"}}, `Frontend.Protocol "sctp"`},
+		{balancer.Service{Frontend: balancer.Frontend{Addr: netip.MustParseAddrPort("[::ffff:127.0.0.1]:80"), Protocol: balancer.TCP}}, "IPv4-mapped"},
 		{balancer.Service{Frontend: fe, Options: balancer.Options{Scheduler: "random"}}, `Options.Scheduler "random"`},
 		{balancer.Service{Frontend: fe, Options: balancer.Options{TrafficPolicy: "nearest"}}, `Options.TrafficPolicy "nearest"`},
 		{balancer.Service{Frontend: fe, Options: balancer.Options{ProxyProtocol: "v1"}}, `Options.ProxyProtocol "v1"`},
