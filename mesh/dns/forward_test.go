@@ -217,3 +217,28 @@ func TestCloseEndsForwardsInFlight(t *testing.T) {
 		t.Errorf("the query in flight got %v, want SERVFAIL", r)
 	}
 }
+
+// A server whose upstream is its own address does not ask itself, which
+// would loop until every query timed out: it has no upstream left.
+func TestAServerListedAsItsOwnUpstreamRefusesInsteadOfLooping(t *testing.T) {
+	var s *dns.Server
+	for attempt := 0; s == nil; attempt++ {
+		// A port free a moment ago; another process may take it first.
+		pc, ln := listenBoth(t)
+		addr := pc.LocalAddr().String()
+		pc.Close()
+		ln.Close()
+		cfg := dns.DefaultConfig()
+		cfg.Addr = addr
+		cfg.Upstreams = []string{addr}
+		cfg.Records = cluster(t)
+		var err error
+		if s, err = dns.Listen(cfg); err != nil && attempt == 2 {
+			t.Fatal(err)
+		}
+	}
+	defer s.Close()
+	if r := ask(t, s, "udp", "example.com.", miekg.TypeA); r.Rcode != miekg.RcodeRefused {
+		t.Errorf("%s, want REFUSED (no upstream but itself)", miekg.RcodeToString[r.Rcode])
+	}
+}
