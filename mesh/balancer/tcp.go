@@ -2,7 +2,6 @@ package balancer
 
 import (
 	"errors"
-	"io"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -10,13 +9,6 @@ import (
 
 	"github.com/apiary-io/apiary/mesh/balancer/proxyproto"
 )
-
-// copyChunk is how many bytes one direction of a TCP connection copies
-// between two updates of the byte counters. Each chunk is one ReadFrom of
-// an io.LimitedReader around the source *net.TCPConn, which Linux serves
-// with splice(2) (no copy through user space); a larger chunk saves
-// nothing measurable, a smaller one delays nothing either.
-const copyChunk = 1 << 20
 
 // Accept errors other than a closed listener (EMFILE, ENFILE, ENOBUFS) are
 // retried after a pause that doubles from acceptBackoffMin to
@@ -155,25 +147,5 @@ func (s *service) copyHalf(c *tcpConn, dst, src *net.TCPConn, counters ...*atomi
 	}
 	if err := dst.CloseWrite(); err != nil {
 		c.close()
-	}
-}
-
-// copyTCP copies src to dst until EOF (nil) or an error. It hands the
-// concrete *net.TCPConn pair to ReadFrom, which splices on Linux; wrapping
-// either side (to count bytes, say) would make it copy through a buffer.
-func copyTCP(dst, src *net.TCPConn, counters ...*atomic.Int64) error {
-	lr := &io.LimitedReader{R: src}
-	for {
-		lr.N = copyChunk
-		n, err := dst.ReadFrom(lr)
-		for _, c := range counters {
-			c.Add(n)
-		}
-		if err != nil {
-			return err
-		}
-		if lr.N > 0 {
-			return nil // src reached EOF before the chunk was full
-		}
 	}
 }

@@ -1,12 +1,13 @@
 package balancer
 
 import (
+	"crypto/rand"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
 	"maps"
 	"net"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -241,20 +242,28 @@ func TestRemoveServiceDrainTimeoutClosesConnections(t *testing.T) {
 }
 
 // A client that half-closes still gets the whole answer, and the backend
-// sees the EOF.
+// sees the EOF. The payload is several copy chunks of random bytes, so both
+// ways of copying (buffered messages, spliced streams) carry it, in order.
 func TestHalfCloseIsForwarded(t *testing.T) {
 	p := newProxy(t, Config{})
 	fe := freeFrontend(t, TCP)
 	a := startBackendWith(t, "a", "127.0.0.1:0", func(c net.Conn) {
-		n, _ := io.Copy(io.Discard, c) // until the client's EOF
-		fmt.Fprintf(c, "read %d bytes", n)
+		h := sha256.New()
+		n, _ := io.Copy(h, c) // until the client's EOF
+		fmt.Fprintf(c, "read %d bytes, sha256 %x", n, h.Sum(nil))
 	})
 	addService(t, p, fe, Options{}, a.backend())
 
 	c := dial(t, fe)
-	payload := strings.Repeat("x", 3<<20) // several copy chunks
-	if _, err := io.WriteString(c, payload); err != nil {
-		t.Fatal(err)
+	payload := make([]byte, 3*copyChunk+12345)
+	rand.Read(payload)
+	// In pieces of every size, small messages and large writes.
+	for rest, size := payload, 1; len(rest) > 0; size *= 3 {
+		k := min(size, len(rest))
+		if _, err := c.Write(rest[:k]); err != nil {
+			t.Fatal(err)
+		}
+		rest = rest[k:]
 	}
 	if err := c.(*net.TCPConn).CloseWrite(); err != nil {
 		t.Fatal(err)
@@ -263,7 +272,7 @@ func TestHalfCloseIsForwarded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := fmt.Sprintf("read %d bytes", len(payload)); string(got) != want {
+	if want := fmt.Sprintf("read %d bytes, sha256 %x", len(payload), sha256.Sum256(payload)); string(got) != want {
 		t.Fatalf("answer %q, want %q", got, want)
 	}
 	testutil.Eventually(t, waitFor, "bytes counted", func() bool {
