@@ -44,9 +44,12 @@
 // only when no healthy backend accepts. With ProxyV2 the balancer then
 // writes a PROXY protocol version 2 header (package proxyproto) carrying the
 // client's address and the frontend address it reached. Bytes are then
-// copied both ways between the two *net.TCPConn, which Linux does with
-// splice(2), without copying through user space; nothing wraps the
-// connections, which would force a buffered copy. A side that ends cleanly
+// copied both ways between the two *net.TCPConn: a message (a read smaller
+// than copyBuf) with a read and a write through a pooled buffer, a stream
+// (a read that fills it) with ReadFrom a megabyte at a time, which Linux
+// serves with splice(2), without copying through user space. Nothing wraps
+// the connections, which would force a buffered copy; an idle connection
+// holds no buffer and no pipe (copy.go says why). A side that ends cleanly
 // half-closes the other (CloseWrite) and the other direction goes on; an
 // error on either side closes both. There is no idle timeout: idle
 // long-lived connections (databases, websockets) stay; TCP keepalives
@@ -79,6 +82,5 @@
 //
 // Stats returns per service and per backend the open and total connections,
 // the refused and failed ones, and the bytes each way. TCP byte counters
-// advance every copyChunk bytes and at the end of a connection, because the
-// copy is not wrapped (see TCP above).
+// advance after each message and every copyChunk bytes of a stream.
 package balancer

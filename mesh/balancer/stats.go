@@ -15,8 +15,8 @@ type ServiceStats struct {
 	// Failed connections: no healthy backend, or every connect failed.
 	Failed int64
 	// BytesIn went from clients to backends, BytesOut back. TCP counters
-	// advance at the end of a connection and every copyChunk bytes in
-	// between, so a long transfer shows progress.
+	// advance after each message and every copyChunk bytes of a stream,
+	// so a long transfer shows progress.
 	BytesIn, BytesOut int64
 	// Backends, current ones in the order given, then those that left and
 	// still have open connections.
