@@ -57,6 +57,18 @@ func TestAddressHeldOnce(t *testing.T) {
 		return tx.UpdateTask(t1)
 	})
 	update(t, s, func(tx Tx) error { return tx.CreateTask(task("t2", "10.0.0.3/24", api.TaskStateNew)) })
+	// ByAddress finds the holders, a task only while it is live.
+	s.View(func(tx ReadTx) {
+		if got, err := ids(tx.FindServices(ByAddress(api.HostNetworkID, "127.100.0.1"))); err != nil || len(got) != 1 || got[0] != "s1" {
+			t.Errorf("services at the host VIP: %v, %v", got, err)
+		}
+		if got, err := ids(tx.FindTasks(ByAddress("n1", "10.0.0.3/24"))); err != nil || len(got) != 1 || got[0] != "t2" {
+			t.Errorf("tasks at 10.0.0.3: %v, %v (t1 ended)", got, err)
+		}
+		if _, err := tx.FindNetworks(ByAddress("n1", "10.0.0.3")); !errors.Is(err, ErrInvalidFind) {
+			t.Errorf("networks by address: %v, want ErrInvalidFind", err)
+		}
+	})
 	// A holder rewritten with its own address is no conflict.
 	update(t, s, func(tx Tx) error {
 		t2 := tx.GetTask("t2")

@@ -24,6 +24,7 @@ type byRole api.NodeRole
 type byTaskState api.TaskState
 type byReferencedNetwork string
 type byPublishedPort string
+type byAddress string
 
 func (byAll) isBy()               {}
 func (byName) isBy()              {}
@@ -36,6 +37,7 @@ func (byRole) isBy()              {}
 func (byTaskState) isBy()         {}
 func (byReferencedNetwork) isBy() {}
 func (byPublishedPort) isBy()     {}
+func (byAddress) isBy()           {}
 
 // All selects every object of the kind.
 var All By = byAll{}
@@ -67,6 +69,11 @@ func ByRole(r api.NodeRole) By { return byRole(r) }
 
 // ByTaskState selects tasks by observed state (Status.State).
 func ByTaskState(s api.TaskState) By { return byTaskState(s) }
+
+// ByAddress selects the services and tasks that hold an address on a
+// network (see AddrKey; api.HostNetworkID for host VIPs): a service's VIP
+// or host VIP, a task's address while the task is not terminal.
+func ByAddress(networkID, addr string) By { return byAddress(AddrKey(networkID, addr)) }
 
 // ByReferencedNetwork selects the services and tasks that use a network: a
 // service whose task template or virtual IPs name it, a task whose spec or
@@ -111,6 +118,8 @@ func query(ki *kindInfo, by By) (selector, error) {
 		return idx(indexNetwork, ikey{s: string(v)})
 	case byPublishedPort:
 		return idx(indexPort, ikey{s: string(v)})
+	case byAddress:
+		return idx(indexAddr, ikey{s: string(v)})
 	case nil:
 		return selector{}, fmt.Errorf("find %s: nil By: %w", ki.kind, ErrInvalidFind)
 	}
@@ -142,6 +151,8 @@ func byString(by By) string {
 		return "network " + string(v)
 	case byPublishedPort:
 		return "published port " + string(v)
+	case byAddress:
+		return "address " + string(v)
 	}
 	return fmt.Sprintf("%T", by)
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"math"
 	"strconv"
 	"strings"
@@ -78,10 +77,13 @@ func FuzzParseCPUs(f *testing.F) {
 	})
 }
 
-// FuzzParsePorts: an accepted --publish gives ports in range, that print
-// back to a flag giving the same ports.
+// FuzzParsePorts: an accepted --publish, in either form, gives ports in
+// range, that print back (in the long form) to a flag giving the same
+// ports.
 func FuzzParsePorts(f *testing.F) {
-	for _, s := range []string{"80", "8080:80", "53:53/udp", "0:80/tcp", "80/sctp", ":80", "8080:", "65536", "0", "-1:80", "80/", "a:b/c", "1:2:3"} {
+	for _, s := range []string{"80", "8080:80", "53:53/udp", "0:80/tcp", "80/sctp", ":80", "8080:", "65536", "0", "-1:80", "80/", "a:b/c", "1:2:3",
+		"published=8080,target=80", "published=8080,target=80,protocol=udp,mode=host", "target=80,proxy-protocol=v2,traffic-policy=local",
+		"published=8080", "target=80,target=81", "target=80,proxy-protocol=v2,protocol=udp", "target=80,x=1", "target=0", "published=,target=80"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
@@ -99,7 +101,10 @@ func FuzzParsePorts(f *testing.F) {
 		if p.TargetPort < 1 || p.TargetPort > 65535 || p.PublishedPort > 65535 {
 			t.Fatalf("parsePorts(%q) = %+v, out of range", s, p)
 		}
-		text := fmt.Sprintf("%d:%d/%s", p.PublishedPort, p.TargetPort, p.Protocol)
+		if (p.ProxyProtocol != "" && p.Protocol != api.PortProtocolTCP) || p.PublishMode == "" || p.Protocol == "" {
+			t.Fatalf("parsePorts(%q) = %+v: a port the cluster refuses or leaves to defaults", s, p)
+		}
+		text := formatPort(p)
 		back, err := parsePorts([]string{text})
 		if err != nil || len(back) != 1 || back[0] != p {
 			t.Fatalf("parsePorts(%q) = %+v, printed %q parses to %+v, %v", s, p, text, back, err)
@@ -123,6 +128,8 @@ func FuzzServiceFlags(f *testing.F) {
 		"--name=w\n--update-delay=1h1m1.5s\n--update-order=start-first\n--update-failure-action=rollback",
 		"--name=w\n--mode=replicated-job",
 		"--replicas=-1\n--update-delay=9223372036s",
+		"--name=w\n--network=app\n--network=name=db,alias=x,alias=y\n-p\npublished=8080,target=80,mode=host\n--endpoint-mode=dnsrr",
+		"--network-add=name=db,alias=x\n--network-rm=app\n--publish-add=8080:80\n--publish-rm=9090/udp\n--endpoint-mode=vip",
 	} {
 		f.Add(s, true)
 		f.Add(s, false)

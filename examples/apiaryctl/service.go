@@ -75,6 +75,12 @@ func (c *cli) serviceUpdate() *cobra.Command {
 				return err
 			}
 			spec := svc.Spec.Copy()
+			if len(f.networkRm) > 0 || len(f.networkAdd) > 0 {
+				// The service holds network IDs; the flags name networks.
+				if f.networkID, err = networkIDs(ctx, cl); err != nil {
+					return err
+				}
+			}
 			if err := f.apply(&spec, cmd.Flags().Changed, command, false); err != nil {
 				return err
 			}
@@ -228,10 +234,21 @@ func (c *cli) serviceRollback() *cobra.Command {
 }
 
 func (c *cli) serviceRm() *cobra.Command {
+	return removeCmd(c, "rm SERVICE...", "Remove services",
+		func(cl *client.Client, ctx context.Context, ref string) error {
+			_, err := cl.GetService(ctx, ref)
+			return err
+		},
+		(*client.Client).RemoveService)
+}
+
+// removeCmd removes the objects named by the arguments, printing each
+// reference; if any of them is unknown, none is removed.
+func removeCmd(c *cli, use, short string, get, remove func(*client.Client, context.Context, string) error) *cobra.Command {
 	return &cobra.Command{
-		Use:     "rm SERVICE...",
+		Use:     use,
 		Aliases: []string{"remove"},
-		Short:   "Remove services",
+		Short:   short,
 		Args:    cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cl, ctx, cancel, err := c.session()
@@ -240,12 +257,12 @@ func (c *cli) serviceRm() *cobra.Command {
 			}
 			defer cancel()
 			for _, ref := range args {
-				if _, err := cl.GetService(ctx, ref); err != nil {
+				if err := get(cl, ctx, ref); err != nil {
 					return err
 				}
 			}
 			for _, ref := range args {
-				if err := cl.RemoveService(ctx, ref); err != nil {
+				if err := remove(cl, ctx, ref); err != nil {
 					return err
 				}
 				fmt.Fprintln(c.out, ref)

@@ -22,9 +22,19 @@ type serviceFlags struct {
 	constraints  []string
 	constraintRm []string
 	publish      []string
-	env          []string
-	image        string
-	labels       []string
+	publishAdd   []string
+	publishRm    []string
+	networks     []string
+	networkAdd   []string
+	networkRm    []string
+	endpointMode string
+	// networkID, when set, maps a network's name or ID prefix to its ID,
+	// so that --network-rm finds what the cluster stores (IDs); the
+	// update command sets it from the cluster's networks.
+	networkID func(string) string
+	env       []string
+	image     string
+	labels    []string
 
 	updParallelism   uint64
 	updDelay         time.Duration
@@ -48,13 +58,19 @@ func (f *serviceFlags) register(fs *pflag.FlagSet, create bool) {
 	if create {
 		fs.StringVar(&f.name, "name", "", "service name (required)")
 		fs.StringVar(&f.mode, "mode", "replicated", "replicated or global")
+		fs.StringArrayVar(&f.networks, "network", nil, "attach to a network: NAME or name=NAME[,alias=ALIAS...] (repeatable)")
 	} else {
+		fs.StringArrayVar(&f.networkAdd, "network-add", nil, "attach to a network: NAME or name=NAME[,alias=ALIAS...] (repeatable)")
+		fs.StringArrayVar(&f.networkRm, "network-rm", nil, "detach from a network, by name or ID (repeatable)")
+		fs.StringArrayVar(&f.publishAdd, "publish-add", nil, "publish a port, as --publish (repeatable)")
+		fs.StringArrayVar(&f.publishRm, "publish-rm", nil, "stop publishing a port: PUBLISHED[/PROTOCOL] or published=PUBLISHED[,protocol=PROTOCOL] (repeatable)")
 		fs.BoolVar(&f.forceUpdate, "force", false, "roll the tasks out again even if nothing changed")
 		fs.StringSliceVar(&f.constraintRm, "constraint-rm", nil, "remove a placement constraint")
 	}
 	fs.Int64Var(&f.replicas, "replicas", 1, "number of tasks (replicated mode)")
 	fs.StringArrayVar(&f.constraints, "constraint", nil, "placement constraint, e.g. node.labels.zone==a (repeatable)")
-	fs.StringArrayVar(&f.publish, "publish", nil, "publish a port: [PUBLISHED:]TARGET[/PROTOCOL] (repeatable)")
+	fs.StringArrayVarP(&f.publish, "publish", "p", nil, "publish a port: [PUBLISHED:]TARGET[/PROTOCOL] or published=P,target=T[,protocol=tcp|udp|sctp][,mode=ingress|host][,proxy-protocol=v2][,traffic-policy=cluster|local] (repeatable)")
+	fs.StringVar(&f.endpointMode, "endpoint-mode", api.ResolutionModeVIP, "how the service is reached: vip or dnsrr")
 	fs.StringArrayVar(&f.env, "env", nil, "environment variable K=V (repeatable)")
 	fs.StringArrayVar(&f.labels, "label", nil, "service label K=V (repeatable)")
 	fs.StringVar(&f.image, "image", "", "run a Docker image instead of a process")
@@ -145,15 +161,11 @@ func (f *serviceFlags) apply(spec *api.ServiceSpec, changed func(string) bool, a
 		}
 		t.Placement.Constraints = append(keep, f.constraints...)
 	}
-	if changed("publish") {
-		ports, err := parsePorts(f.publish)
-		if err != nil {
-			return err
-		}
-		if spec.EndpointSpec == nil {
-			spec.EndpointSpec = &api.EndpointSpec{}
-		}
-		spec.EndpointSpec.Ports = ports
+	if err := f.applyEndpoint(spec, changed); err != nil {
+		return err
+	}
+	if err := f.applyNetworks(t, changed); err != nil {
+		return err
 	}
 	if anyChanged(changed, "update-parallelism", "update-delay", "update-order", "update-failure-action", "update-monitor") || create {
 		u := api.DefaultUpdateConfig()
@@ -282,36 +294,6 @@ func floatToInt64(v float64, what string) (int64, error) {
 		return 0, fmt.Errorf("%s too large", what)
 	}
 	return int64(v), nil
-}
-
-// parsePorts reads [PUBLISHED:]TARGET[/PROTOCOL].
-func parsePorts(specs []string) ([]api.PortConfig, error) {
-	var out []api.PortConfig
-	for _, s := range specs {
-		p := api.PortConfig{Protocol: api.PortProtocolTCP, PublishMode: api.PublishModeIngress}
-		body, proto, hasProto := strings.Cut(s, "/")
-		if hasProto {
-			p.Protocol = proto
-		}
-		pub, target, hasPub := strings.Cut(body, ":")
-		if !hasPub {
-			target, pub = pub, ""
-		}
-		t, err := strconv.ParseUint(target, 10, 16)
-		if err != nil || t == 0 {
-			return nil, fmt.Errorf("--publish %q: target port must be 1-65535", s)
-		}
-		p.TargetPort = uint32(t)
-		if pub != "" {
-			v, err := strconv.ParseUint(pub, 10, 16)
-			if err != nil {
-				return nil, fmt.Errorf("--publish %q: published port must be 0-65535", s)
-			}
-			p.PublishedPort = uint32(v)
-		}
-		out = append(out, p)
-	}
-	return out, nil
 }
 
 func mergeEnv(cur, add []string) []string {

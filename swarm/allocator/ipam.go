@@ -36,9 +36,8 @@ var (
 )
 
 // addrSpace is the addresses of one subnet and which of them are taken.
-// A network's addresses are handed out lowest first (the host VIP range's
-// from a random place); the network and broadcast addresses and the
-// gateway are never handed out.
+// A network's addresses are handed out lowest first; the network and
+// broadcast addresses and the gateway are never handed out.
 type addrSpace struct {
 	network *api.Network // nil for the host VIP range
 	subnet  netip.Prefix
@@ -51,27 +50,16 @@ func newAddrSpace(n *api.Network, subnet netip.Prefix, gateway netip.Addr) *addr
 	return &addrSpace{network: n, subnet: subnet, gateway: gateway, taken: map[netip.Addr]bool{}, next: subnet.Addr().Next()}
 }
 
-// take hands out the lowest free address from next on, wrapping around
-// to the subnet's start.
+// take hands out the lowest free address.
 func (a *addrSpace) take() (netip.Addr, error) {
-	first := a.subnet.Addr().Next()
-	for _, from := range []netip.Addr{a.next, first} {
-		for ip := from; a.subnet.Contains(ip); ip = ip.Next() {
-			if ip == a.gateway || a.taken[ip] || ip == lastAddr(a.subnet) {
-				continue
-			}
-			a.taken[ip], a.next = true, ip.Next()
-			return ip, nil
+	for ip := a.next; a.subnet.Contains(ip); ip = ip.Next() {
+		if ip == a.gateway || a.taken[ip] || ip == lastAddr(a.subnet) {
+			continue
 		}
-		if from == first {
-			break
-		}
+		a.taken[ip], a.next = true, ip.Next()
+		return ip, nil
 	}
-	name := "the host VIP range"
-	if a.network != nil {
-		name = fmt.Sprintf("network %q", a.network.Spec.Name)
-	}
-	return netip.Addr{}, fmt.Errorf("%s: %w (%s)", name, ErrNoAddress, a.subnet)
+	return netip.Addr{}, fmt.Errorf("network %q: %w (%s)", a.network.Spec.Name, ErrNoAddress, a.subnet)
 }
 
 // mark records an address as taken, if it is in the subnet.
@@ -165,22 +153,35 @@ func (sp *Spaces) network(id string) (*addrSpace, error) {
 	return a, nil
 }
 
-// hostVIPs returns the host VIP range with every service's host VIP taken.
-func (sp *Spaces) hostVIPs() (*addrSpace, error) {
+// hostVIP returns a free host VIP. It tries addresses of the range from
+// a random place, asking the store's address index whether a service
+// holds each: the range is large and sparse, so a free one is found in a
+// look or two, where reading every service's would cost a create time in
+// proportion to the services. A random place also keeps the control APIs
+// of several managers, which all give host VIPs, from choosing the same
+// one at once (the store would refuse the second, which would retry).
+func (sp *Spaces) hostVIP() (netip.Addr, error) {
 	if sp.host == nil {
-		a := newAddrSpace(nil, netip.MustParsePrefix(api.HostVIPRange), netip.Addr{})
-		services, err := sp.tx.FindServices(store.All)
-		if err != nil {
-			return nil, err
-		}
-		for _, s := range services {
-			if s.Endpoint != nil && s.Endpoint.HostVIP != "" {
-				a.mark(s.Endpoint.HostVIP)
-			}
-		}
-		sp.host = a
+		sp.host = newAddrSpace(nil, netip.MustParsePrefix(api.HostVIPRange), netip.Addr{})
 	}
-	return sp.host, nil
+	a := sp.host
+	base := u32(a.subnet.Addr()) + 1
+	start := rand.Uint32N(api.MaxHostVIPs)
+	for i := range uint32(api.MaxHostVIPs) {
+		ip := fromU32(base + (start+i)%api.MaxHostVIPs)
+		if a.taken[ip] {
+			continue
+		}
+		holders, err := sp.tx.FindServices(store.ByAddress(api.HostNetworkID, ip.String()))
+		if err != nil {
+			return netip.Addr{}, err
+		}
+		if len(holders) == 0 {
+			a.taken[ip] = true
+			return ip, nil
+		}
+	}
+	return netip.Addr{}, fmt.Errorf("the host VIP range: %w (%s)", ErrNoAddress, a.subnet)
 }
 
 // ingress returns the cluster's ingress network, nil when it has none.
@@ -265,15 +266,7 @@ func (sp *Spaces) virtualIPs(s *api.Service, ep *api.Endpoint) error {
 		ep.VirtualIPs = append(ep.VirtualIPs, api.EndpointVirtualIP{NetworkID: id, Addr: a.cidr(ip)})
 	}
 	if ep.HostVIP == "" {
-		a, err := sp.hostVIPs()
-		if err != nil {
-			return err
-		}
-		// From a random place: the control API of every manager gives
-		// host VIPs, and writers that all took the lowest free one would
-		// meet at the store and retry one after another.
-		a.next = fromU32(u32(a.subnet.Addr()) + 1 + rand.Uint32N(api.MaxHostVIPs))
-		ip, err := a.take()
+		ip, err := sp.hostVIP()
 		if err != nil {
 			return fmt.Errorf("service %q: host VIP: %w", s.Spec.Name, err)
 		}
