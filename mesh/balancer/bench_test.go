@@ -15,7 +15,8 @@ import (
 // The balancer's cost, side by side with a direct loopback connection in
 // the same run (docs/benchmarks.md, "Userspace balancer (issue 15)"):
 //
-//	go test -run '^$' -bench 'TCPBulk|HTTPKeepAlive' -benchtime 3x ./mesh/balancer/
+//	go test -run '^$' -bench TCPBulk -benchtime 5x -count 3 ./mesh/balancer/
+//	go test -run '^$' -bench HTTPKeepAlive -benchtime 100000x -count 3 ./mesh/balancer/
 
 // bulkBytes is what one operation of BenchmarkTCPBulk sends.
 const bulkBytes = 1 << 30
