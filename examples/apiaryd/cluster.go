@@ -17,6 +17,8 @@ type clusterSettings struct {
 	heartbeat    time.Duration
 	certExpiry   time.Duration
 	historyLimit int64
+	addrPool     []string
+	subnetSize   uint32
 }
 
 // flags registers the settings on init, with --heartbeat-period, the
@@ -26,6 +28,8 @@ func (c *clusterSettings) flags(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.heartbeat, "dispatcher-heartbeat", def.Dispatcher.HeartbeatPeriod, "the cluster's worker heartbeat period (0: adaptive, 1s up to 2,000 nodes)")
 	fs.DurationVar(&c.certExpiry, "cert-expiry", def.CAConfig.NodeCertExpiry, "lifetime of node certificates (at least 1h)")
 	fs.Int64Var(&c.historyLimit, "task-history-limit", def.Orchestration.TaskHistoryRetentionLimit, "finished tasks kept per slot")
+	fs.StringSliceVar(&c.addrPool, "default-addr-pool", []string{api.DefaultAddrPool}, "address pools networks' subnets come from, CIDR[,CIDR] (repeatable)")
+	fs.Uint32Var(&c.subnetSize, "default-addr-pool-mask-length", api.DefaultSubnetSize, "prefix length of each network's subnet cut from the pools")
 	fs.DurationVar(&c.heartbeat, "heartbeat-period", def.Dispatcher.HeartbeatPeriod, "")
 	_ = fs.MarkDeprecated("heartbeat-period", "the heartbeat period is the cluster's: use --dispatcher-heartbeat")
 }
@@ -37,8 +41,9 @@ func (c *clusterSettings) spec() (api.ClusterSpec, error) {
 	spec.Dispatcher.HeartbeatPeriod = c.heartbeat
 	spec.CAConfig.NodeCertExpiry = c.certExpiry
 	spec.Orchestration.TaskHistoryRetentionLimit = c.historyLimit
+	spec.Network = api.NetworkConfig{DefaultAddrPool: c.addrPool, SubnetSize: c.subnetSize}
 	if err := spec.Validate(); err != nil {
-		return spec, fmt.Errorf("cluster settings (--dispatcher-heartbeat, --cert-expiry, --task-history-limit): %w", err)
+		return spec, fmt.Errorf("cluster settings (--dispatcher-heartbeat, --cert-expiry, --task-history-limit, --default-addr-pool, --default-addr-pool-mask-length): %w", err)
 	}
 	return spec, nil
 }
