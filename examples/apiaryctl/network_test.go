@@ -170,6 +170,9 @@ func TestNetworkCommands(t *testing.T) {
 	if out, _ := run("service", "ls"); strings.Contains(out, " x ") {
 		t.Errorf("a refused service was created:\n%s", out)
 	}
+	if got := must(t, run, "swarm", "inspect", "--pretty"); !strings.Contains(got, "Address pool:") || !strings.Contains(got, "10.0.0.0/8") {
+		t.Errorf("swarm inspect --pretty does not show the address pool:\n%s", got)
+	}
 	must(t, run, "network", "rm", "db")
 	if _, err := run("network", "inspect", "db"); err == nil {
 		t.Error("network db still there after rm")

@@ -31,6 +31,8 @@ func printCluster(out io.Writer, c *api.Cluster) error {
 	fmt.Fprintf(w, "Dispatcher heartbeat:\t%s\n", heartbeat)
 	fmt.Fprintf(w, "Certificate expiry:\t%s%s\n", days(expiry), expiryNote)
 	fmt.Fprintf(w, "Task history limit:\t%d\n", c.Spec.Orchestration.TaskHistoryRetentionLimit)
+	fmt.Fprintf(w, "Address pool:\t%s\n", strings.Join(c.Spec.Network.Pools(), ", "))
+	fmt.Fprintf(w, "Subnet size:\t%d\n", c.Spec.Network.Size())
 	fmt.Fprintf(w, "Created:\t%s\n", c.Meta.CreatedAt.Format(time.RFC3339))
 	fmt.Fprintf(w, "Updated:\t%s\n", c.Meta.UpdatedAt.Format(time.RFC3339))
 	return w.Flush()
