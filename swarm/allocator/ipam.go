@@ -90,9 +90,11 @@ func lastAddr(p netip.Prefix) netip.Addr {
 // allocations of one transaction (a service's VIPs, a batch of tasks'
 // addresses). The view may be shared (store.ViewShared): it only reads.
 type Spaces struct {
-	tx     store.ReadTx
-	spaces map[string]*addrSpace
-	host   *addrSpace
+	tx          store.ReadTx
+	spaces      map[string]*addrSpace
+	host        *addrSpace
+	ingressNet  *api.Network
+	ingressRead bool
 }
 
 // NewSpaces returns the address spaces as tx sees them.
@@ -184,18 +186,24 @@ func (sp *Spaces) hostVIP() (netip.Addr, error) {
 	return netip.Addr{}, fmt.Errorf("the host VIP range: %w (%s)", ErrNoAddress, a.subnet)
 }
 
-// ingress returns the cluster's ingress network, nil when it has none.
+// ingress returns the cluster's ingress network, nil when it has none,
+// looked up once per Spaces (a batch of tasks asks for each).
 func (sp *Spaces) ingress() (*api.Network, error) {
+	if sp.ingressRead {
+		return sp.ingressNet, nil
+	}
 	nets, err := sp.tx.FindNetworks(store.All)
 	if err != nil {
 		return nil, err
 	}
 	for _, n := range nets {
 		if n.Spec.Ingress {
-			return n, nil
+			sp.ingressNet = n
+			break
 		}
 	}
-	return nil, nil
+	sp.ingressRead = true
+	return sp.ingressNet, nil
 }
 
 // publishesIngress reports whether an endpoint spec publishes a port
