@@ -50,7 +50,17 @@ func (s *service) serveUDP(pc *net.UDPConn) {
 			continue // dropped: counted as refused or failed
 		}
 		f.last.Store(time.Now().UnixNano())
-		if _, err := f.up.Write(buf[:n]); err != nil {
+		_, err = f.up.Write(buf[:n])
+		if errors.Is(err, net.ErrClosed) {
+			// The flow expired (or drained) between the lookup and the
+			// write: the datagram starts the client's next flow.
+			s.forgetFlow(f)
+			if f = s.flow(pc, from); f == nil {
+				continue
+			}
+			_, err = f.up.Write(buf[:n])
+		}
+		if err != nil {
 			s.p.log.Debug("balancer: udp forward", "service", s.fe.String(), "backend", f.b.Addr.String(), "err", err)
 			continue
 		}
@@ -129,12 +139,18 @@ func (f *udpFlow) answer(pc *net.UDPConn) {
 		s.bytesOut.Add(int64(n))
 		f.b.bytesOut.Add(int64(n))
 	}
+	s.forgetFlow(f)
+	f.close()
+	s.release(f.b, f)
+	s.active.Add(-1)
+}
+
+// forgetFlow removes f from the flow table, if it is still there, so the
+// client's next datagram makes a new flow.
+func (s *service) forgetFlow(f *udpFlow) {
 	s.mu.Lock()
 	if s.flows[f.client] == f {
 		delete(s.flows, f.client)
 	}
 	s.mu.Unlock()
-	f.close()
-	s.release(f.b, f)
-	s.active.Add(-1)
 }
