@@ -140,6 +140,21 @@ func (e *SubnetTakenError) Error() string {
 
 func (e *SubnetTakenError) Unwrap() error { return ErrConflict }
 
+// VNITakenError is the error of a write whose network has the VXLAN ID of
+// another, which two writers chose at once. It is a conflict (errors.Is
+// ErrConflict).
+type VNITakenError struct {
+	Network string
+	VNI     uint32
+	Holder  string
+}
+
+func (e *VNITakenError) Error() string {
+	return fmt.Sprintf("network %s: VNI %d is network %s's: %v", e.Network, e.VNI, e.Holder, ErrConflict)
+}
+
+func (e *VNITakenError) Unwrap() error { return ErrConflict }
+
 // networkSubnet is a network's allocated subnet, if it has a valid one.
 func networkSubnet(n *api.Network) (netip.Prefix, bool) {
 	if n.IPAM == nil || n.IPAM.Subnet == "" {
@@ -150,7 +165,7 @@ func networkSubnet(n *api.Network) (netip.Prefix, bool) {
 }
 
 // checkSubnetsFree refuses a transaction after which two networks' subnets
-// overlap. Networks are few (api.MaxClusterNetworks) and rarely written:
+// overlap, or two networks have one VNI. Networks are few (api.MaxClusterNetworks) and rarely written:
 // each written network is compared with every other.
 func (w *dbWriter) checkSubnetsFree(changes []change) error {
 	ki := kindByName[api.KindNetwork]
@@ -159,15 +174,22 @@ func (w *dbWriter) checkSubnetsFree(changes []change) error {
 		if !ok {
 			continue
 		}
-		mine, ok := networkSubnet(n)
-		if !ok {
+		mine, hasSubnet := networkSubnet(n)
+		if !hasSubnet && n.VNI == 0 {
 			continue
 		}
 		var err error
 		w.find(ki, selector{all: true}, func(o api.Object) bool {
 			other := o.(*api.Network)
-			if p, ok := networkSubnet(other); ok && other.ID != n.ID && p.Overlaps(mine) {
+			if other.ID == n.ID {
+				return true
+			}
+			if p, ok := networkSubnet(other); ok && hasSubnet && p.Overlaps(mine) {
 				err = &SubnetTakenError{Network: n.Spec.Name, Subnet: mine.String(), Holder: other.Spec.Name, HolderSubnet: p.String()}
+				return false
+			}
+			if n.VNI != 0 && other.VNI == n.VNI {
+				err = &VNITakenError{Network: n.Spec.Name, VNI: n.VNI, Holder: other.Spec.Name}
 				return false
 			}
 			return true

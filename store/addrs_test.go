@@ -91,6 +91,19 @@ func TestSubnetsDoNotOverlap(t *testing.T) {
 		t.Fatalf("got %v, want b's 10.0.0.0/16 refused for a's 10.0.1.0/24", err)
 	}
 	update(t, s, func(tx Tx) error { return tx.CreateNetwork(network("b", "10.0.2.0/24")) })
+	// Nor two with one VNI.
+	update(t, s, func(tx Tx) error {
+		b := tx.GetNetwork("b")
+		b.VNI = 4096
+		return tx.UpdateNetwork(b)
+	})
+	c := network("c", "10.0.3.0/24")
+	c.VNI = 4096
+	err = s.Update(func(tx Tx) error { return tx.CreateNetwork(c) })
+	var vni *VNITakenError
+	if !errors.As(err, &vni) || !errors.Is(err, ErrConflict) || vni.Holder != "b" {
+		t.Fatalf("got %v, want c's VNI 4096 refused for b's", err)
+	}
 	// Rewriting a network with its own subnet is no conflict.
 	update(t, s, func(tx Tx) error {
 		a := tx.GetNetwork("a")

@@ -9,7 +9,8 @@ import (
 	"github.com/apiary-io/apiary/swarm/api"
 )
 
-// NetworkIPAM decides network n's subnet and gateway as tx sees the store:
+// NetworkIPAM decides network n's subnet and gateway as tx sees the store
+// (and sets an overlay network's VNI, the lowest free from api.MinVNI):
 // the subnet its spec asks for, refused when it overlaps another
 // network's (naming both), or else the first subnet of cfg.Size() bits
 // in cfg's pools, in order, that overlaps no network's. The gateway is
@@ -27,8 +28,13 @@ func networkIPAM(tx store.ReadTx, cfg api.NetworkConfig, size int, n *api.Networ
 	}
 	var taken []netip.Prefix
 	owner := map[netip.Prefix]string{}
+	vnis := map[uint32]bool{}
 	for _, o := range others {
-		if o.ID == n.ID || o.IPAM == nil {
+		if o.ID == n.ID {
+			continue
+		}
+		vnis[o.VNI] = true
+		if o.IPAM == nil {
 			continue
 		}
 		if p, err := netip.ParsePrefix(o.IPAM.Subnet); err == nil {
@@ -57,6 +63,14 @@ func networkIPAM(tx store.ReadTx, cfg api.NetworkConfig, size int, n *api.Networ
 	}
 	if out.Gateway == "" {
 		out.Gateway = netip.MustParsePrefix(out.Subnet).Addr().Next().String()
+	}
+	if n.Spec.Driver == "" || n.Spec.Driver == api.DriverOverlay {
+		// The lowest free VXLAN ID: networks are at most
+		// api.MaxClusterNetworks, far fewer than the IDs.
+		n.VNI = api.MinVNI
+		for vnis[n.VNI] {
+			n.VNI++
+		}
 	}
 	return out, nil
 }

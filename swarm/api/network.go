@@ -7,7 +7,18 @@ type Network struct {
 	Spec NetworkSpec `json:"Spec"`
 	// IPAM is what the allocator chose (the subnet when the spec left it open).
 	IPAM *IPAMConfig `json:"IPAM,omitempty"`
+	// VNI is the network's VXLAN ID, unique in the cluster, from
+	// MinVNI up, for the kernel data path's VXLAN devices (overlay
+	// networks only; 0 for other drivers).
+	VNI uint32 `json:"VNI,omitempty"`
 }
+
+// The VXLAN IDs the allocator gives overlay networks: libnetwork's range
+// (below 4096 are left to VLAN-like uses), 24 bits.
+const (
+	MinVNI = 4096
+	MaxVNI = 1<<24 - 1
+)
 
 // NetworkSpec is the user-owned part of a network.
 type NetworkSpec struct {

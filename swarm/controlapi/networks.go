@@ -17,7 +17,7 @@ import (
 var ErrInUse = control.ErrInUse
 
 // CreateNetwork validates spec (driver overlay when unset) and creates the
-// network with its subnet in one write: the subnet the spec asks for,
+// network with its subnet (and, overlay, its VNI) in one write: the subnet the spec asks for,
 // refused when it overlaps another network's (naming both), or the first
 // free one of the cluster's address pool (api.NetworkConfig). Names are
 // unique (api.ErrNameConflict); a cluster has at most one ingress network
@@ -58,14 +58,11 @@ func (s *Server) CreateNetwork(ctx context.Context, spec api.NetworkSpec) (*api.
 		n.IPAM = ipam
 		return tx.CreateNetwork(n)
 	}
-	// A subnet another writer took meanwhile (store.SubnetTakenError) is
-	// seen on the next try: refused when asked for, passed over when
-	// chosen from the pool.
+	// A subnet or VNI another writer took meanwhile (a conflict:
+	// store.SubnetTakenError, VNITakenError) is seen on the next try: a
+	// subnet asked for is refused, one chosen from the pool passed over.
 	err := s.store.UpdateContext(ctx, write)
-	for try := 0; try < maxPortRetries && ctx.Err() == nil; try++ {
-		if _, taken := errors.AsType[*store.SubnetTakenError](err); !taken {
-			break
-		}
+	for try := 0; try < maxPortRetries && isConflict(err) && ctx.Err() == nil; try++ {
 		err = s.store.UpdateContext(ctx, write)
 	}
 	if err != nil {

@@ -74,12 +74,20 @@ func TestCreateNetworkAllocatesSubnets(t *testing.T) {
 			t.Errorf("next network got %s, want %s", n.IPAM.Subnet, want)
 		}
 	}
-	// A removed network's subnet is free again.
+	// A removed network's subnet and VNI are free again.
+	if a.VNI != api.MinVNI || mine.VNI != api.MinVNI+1 || big.VNI != api.MinVNI+2 {
+		t.Errorf("VNIs %d %d %d, want %d on", a.VNI, mine.VNI, big.VNI, api.MinVNI)
+	}
 	if err := srv.RemoveNetwork(ctx, big.ID); err != nil {
 		t.Fatal(err)
 	}
-	if n := mustCreateNetwork(t, srv, netSpec("after")); n.IPAM.Subnet != "10.0.4.0/24" {
-		t.Errorf("after a removal got %s, want 10.0.4.0/24", n.IPAM.Subnet)
+	if n := mustCreateNetwork(t, srv, netSpec("after")); n.IPAM.Subnet != "10.0.4.0/24" || n.VNI != big.VNI {
+		t.Errorf("after a removal got %s VNI %d, want 10.0.4.0/24 VNI %d", n.IPAM.Subnet, n.VNI, big.VNI)
+	}
+	other := netSpec("plugin")
+	other.Driver = "weave"
+	if n := mustCreateNetwork(t, srv, other); n.VNI != 0 {
+		t.Errorf("a %s network got VNI %d, want none", n.Spec.Driver, n.VNI)
 	}
 }
 
