@@ -296,3 +296,31 @@ func checkAddresses(t *testing.T, s *store.MemoryStore) int {
 	})
 	return held
 }
+
+// A service written with a network that does not exist yet (as a program
+// writing the store itself could) waits, with its tasks NEW, and is
+// allocated once the network is made.
+func TestServiceWaitsForItsNetwork(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		svc := service("web", nil)
+		svc.Spec.TaskTemplate.Networks = []api.NetworkAttachmentConfig{{Target: "later"}}
+		tk := newTask("t1", "web")
+		tk.Spec = svc.Spec.TaskTemplate.Copy()
+		h := run(t, create(svc, tk))
+		h.sync()
+		if s := h.service("web"); s.Endpoint != nil {
+			t.Fatalf("allocated on a network that does not exist: %+v", s.Endpoint)
+		}
+		h.update(func(tx store.Tx) error {
+			return tx.CreateNetwork(&api.Network{ID: "later", Spec: api.NetworkSpec{Annotations: api.Annotations{Name: "later"}},
+				IPAM: &api.IPAMConfig{Subnet: "10.7.0.0/24", Gateway: "10.7.0.1"}})
+		})
+		h.sync()
+		if s := h.service("web"); s.Endpoint == nil || len(s.Endpoint.VirtualIPs) != 1 || s.Endpoint.VirtualIPs[0].Addr != "10.7.0.2/24" {
+			t.Fatalf("after the network was made: %+v", s.Endpoint)
+		}
+		if got := h.waitPending("t1"); got.Networks[0].Addresses[0] != "10.7.0.3/24" {
+			t.Errorf("task address %+v", got.Networks)
+		}
+	})
+}

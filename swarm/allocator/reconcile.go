@@ -95,7 +95,8 @@ func (r *reconciler) Observe(ev store.Event, q *loop.Queue[string]) {
 				q.Add(o.ID)
 			}
 		}
-		if frees(old, o, ev.Action == store.ActionDelete) {
+		// A service removed frees its VIPs, one changed may free ports.
+		if ev.Action == store.ActionDelete || frees(old, o, false) {
 			for id := range r.waiting {
 				q.Add(id)
 			}
@@ -110,6 +111,9 @@ func (r *reconciler) Observe(ev store.Event, q *loop.Queue[string]) {
 			r.retryStarved(q)
 		}
 	case *api.Network:
+		for id := range r.waiting {
+			q.Add(id)
+		}
 		if len(r.starved) > 0 {
 			r.retryStarved(q)
 		}
@@ -192,9 +196,11 @@ func (r *reconciler) Reconcile(ctx context.Context, id string) (loop.Result, err
 		return loop.Result{}, nil // its tasks stay NEW
 	}
 	if !allocated(s) {
-		if errors.Is(err, ErrPortInUse) || errors.Is(err, ErrNoDynamicPort) {
+		if errors.Is(err, ErrPortInUse) || errors.Is(err, ErrNoDynamicPort) ||
+			errors.Is(err, ErrNoAddress) || errors.Is(err, ErrUnknownNetwork) {
 			// Not an error of the loop's, to retry on a backoff: it
-			// waits for a service to free ports (Observe adds it).
+			// waits for a service to free ports or addresses, or for a
+			// network to change (Observe adds it).
 			r.log.Warn("cannot allocate service endpoint", "service", s.Spec.Name, "err", err)
 			return loop.Result{}, nil
 		}
