@@ -128,9 +128,15 @@ func startMember(t testing.TB, cfg Config) *Member {
 // so that no one member answers every join.
 func startCluster(t testing.TB, n int, cfgFor func(i int) Config) []*Member {
 	t.Helper()
+	return formCluster(t, n, func(i int) *Member { return startMember(t, cfgFor(i)) })
+}
+
+// formCluster is startCluster with the members made by start.
+func formCluster(t testing.TB, n int, start func(i int) *Member) []*Member {
+	t.Helper()
 	ms := make([]*Member, n)
 	for i := range ms {
-		ms[i] = startMember(t, cfgFor(i))
+		ms[i] = start(i)
 		if i == 0 {
 			continue
 		}
@@ -142,7 +148,7 @@ func startCluster(t testing.TB, n int, cfgFor func(i int) Config) []*Member {
 			t.Fatalf("member %d: %v", i, err)
 		}
 	}
-	waitMembers(t, ms, 30*time.Second)
+	waitMembers(t, ms, 2*time.Minute)
 	return ms
 }
 

@@ -1,0 +1,220 @@
+package gossip
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"sort"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/apiary-io/apiary/internal/testutil"
+)
+
+// benchConfig is the default configuration on 127.0.0.1 with a free port.
+func benchConfig(b *testing.B, ca *testCA, id string) Config {
+	cfg := DefaultConfig()
+	cfg.NodeID = id
+	cfg.BindAddr = "127.0.0.1"
+	cfg.BindPort = 0
+	cfg.PrimaryKey = testKey(1)
+	cfg.Identity = ca.issue(b, id)
+	cfg.Verifier = NewCertPoolVerifier(ca.pool)
+	cfg.Logger = testutil.DiscardLogger()
+	return cfg
+}
+
+// BenchmarkConvergence measures, for one entry written on a random member,
+// the time until every member's watcher has seen it: gossip dissemination
+// alone (push/pull every 30 s scaled up with the cluster plays no part at
+// these times). It reports p50 and p99 over the iterations.
+//
+//	go test -run '^$' -bench 'Convergence/members=100$' -benchtime 200x ./mesh/gossip/
+func BenchmarkConvergence(b *testing.B) {
+	for _, n := range []int{100, 1000} {
+		b.Run(fmt.Sprintf("members=%d", n), func(b *testing.B) {
+			benchConvergence(b, n, func(c Config) Config { return c })
+		})
+	}
+	// 1,000 members in one process on 2 cores cannot keep memberlist's
+	// 1 s probe: each member spends its slice of the CPU late, and
+	// members declare each other dead. This variant probes every 5 s
+	// with a patient suspicion, to measure dissemination rather than churn.
+	b.Run("members=1000/patient", func(b *testing.B) {
+		benchConvergence(b, 1000, func(c Config) Config {
+			c.ProbeInterval, c.ProbeTimeout, c.SuspicionMult = 5*time.Second, 3*time.Second, 8
+			return c
+		})
+	})
+}
+
+// benchClusters keeps each benchmark's cluster from its first run (b.N = 1)
+// to the next, as forming 1,000 members takes minutes. They are not closed:
+// the benchmark binary exits after the runs.
+var benchClusters = map[string]*benchCluster{}
+
+type benchCluster struct {
+	ms   []*Member
+	want atomic.Value // the value being waited for
+	seen atomic.Int64
+	done chan struct{}
+}
+
+func benchConvergence(b *testing.B, n int, tune func(Config) Config) {
+	c := benchClusters[b.Name()]
+	if c == nil {
+		c = newBenchCluster(b, n, tune)
+		benchClusters[b.Name()] = c
+	}
+	ms := c.ms
+	lat := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for i := range b.N {
+		v := fmt.Sprintf("v%d-%d", b.N, i)
+		c.want.Store(v)
+		c.seen.Store(0)
+		m := ms[rand.IntN(n)]
+		t0 := time.Now()
+		if err := m.Put("bench", "endpoints", "task", []byte(v)); err != nil {
+			b.Fatal(err)
+		}
+		select {
+		case <-c.done:
+		case <-time.After(2 * time.Minute):
+			b.Fatalf("iteration %d: %d of %d members saw the change after 2 minutes", i, c.seen.Load(), n)
+		}
+		lat = append(lat, time.Since(t0))
+	}
+	b.StopTimer()
+	reportPercentiles(b, lat)
+	var down uint64
+	for _, m := range ms {
+		down += m.Stats().NodesDown
+	}
+	b.ReportMetric(float64(down), "false-deaths")
+}
+
+func newBenchCluster(b *testing.B, n int, tune func(Config) Config) *benchCluster {
+	ca := newTestCA(b, "root")
+	start := time.Now()
+	ms := formCluster(b, n, func(i int) *Member {
+		m, err := New(tune(benchConfig(b, ca, fmt.Sprintf("node-%04d", i))))
+		if err != nil {
+			b.Fatal(err)
+		}
+		return m
+	})
+	b.Logf("%d members formed in %v", n, time.Since(start))
+	c := &benchCluster{ms: ms, done: make(chan struct{}, 1)}
+	c.want.Store("")
+	for _, m := range ms {
+		m.Watch("bench", "endpoints", func(ev Event) {
+			if ev.Kind != EventDelete && string(ev.Entry.Value) == c.want.Load().(string) {
+				if c.seen.Add(1) == int64(n) {
+					c.done <- struct{}{}
+				}
+			}
+		})
+	}
+
+	// Every member publishes once first, so that its certificate is known
+	// everywhere before the timing starts (a new node's first entry may
+	// wait for its certificate to arrive: a once-per-node cost).
+	for i, m := range ms {
+		if err := m.Put("bench", "endpoints", "warm", []byte(strconv.Itoa(i))); err != nil {
+			b.Fatal(err)
+		}
+	}
+	waitEntryCount(b, ms, n, 5*time.Minute)
+	b.Logf("warm-up entries everywhere after %v", time.Since(start))
+	return c
+}
+
+func waitEntryCount(b *testing.B, ms []*Member, want int, timeout time.Duration) {
+	testutil.EventuallyWhy(b, timeout, "every member to hold every warm-up entry", func() (bool, string) {
+		for _, m := range ms {
+			if got := len(m.Entries("bench", "endpoints")); got < want {
+				return false, fmt.Sprintf("%s holds %d of %d", m.NodeID(), got, want)
+			}
+		}
+		return true, ""
+	})
+}
+
+func reportPercentiles(b *testing.B, lat []time.Duration) {
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	at := func(p float64) time.Duration { return lat[min(len(lat)-1, int(p*float64(len(lat))))] }
+	b.ReportMetric(float64(at(0.50).Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(at(0.99).Microseconds())/1000, "p99-ms")
+	b.ReportMetric(float64(lat[len(lat)-1].Microseconds())/1000, "max-ms")
+}
+
+// BenchmarkNodeDeath measures, with the default configuration, the time
+// from a member stopping without a word (Close, no Leave) until its entry
+// is gone from every other member's table. Each iteration kills one member
+// of a 10-member cluster and starts a new one in its place.
+//
+//	go test -run '^$' -bench NodeDeath -benchtime 10x ./mesh/gossip/
+func BenchmarkNodeDeath(b *testing.B) {
+	b.Run("default", func(b *testing.B) { benchNodeDeath(b, func(c Config) Config { return c }) })
+	// Faster detection for the issue's 2 s target: probe every 500 ms and
+	// suspect for 2 × 500 ms once confirmed (memberlist's floor).
+	b.Run("probe=500ms,suspicion=2", func(b *testing.B) {
+		benchNodeDeath(b, func(c Config) Config {
+			c.ProbeInterval, c.ProbeTimeout, c.SuspicionMult = 500*time.Millisecond, 250*time.Millisecond, 2
+			return c
+		})
+	})
+}
+
+func benchNodeDeath(b *testing.B, tune func(Config) Config) {
+	const n = 10
+	ca := newTestCA(b, "root")
+	next := 0
+	cfgFor := func(int) Config {
+		next++
+		return tune(benchConfig(b, ca, fmt.Sprintf("node-%04d", next)))
+	}
+	ms := startCluster(b, n, cfgFor)
+	for _, m := range ms {
+		if err := m.Put("bench", "endpoints", "task", []byte(m.NodeID())); err != nil {
+			b.Fatal(err)
+		}
+	}
+	waitEntryCount(b, ms, n, time.Minute)
+	lat := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for range b.N {
+		i := 1 + rand.IntN(n-1)
+		victim := ms[i]
+		t0 := time.Now()
+		if err := victim.Close(); err != nil {
+			b.Fatal(err)
+		}
+		rest := append(append([]*Member(nil), ms[:i]...), ms[i+1:]...)
+		testutil.Eventually(b, time.Minute, "the dead member's entry gone everywhere", func() bool {
+			for _, m := range rest {
+				if _, ok := m.Get("bench", "endpoints", victim.NodeID(), "task"); ok {
+					return false
+				}
+			}
+			return true
+		})
+		lat = append(lat, time.Since(t0))
+		b.StopTimer()
+		fresh := startMember(b, cfgFor(0))
+		if _, err := fresh.Join([]string{ms[0].Addr()}); err != nil {
+			b.Fatal(err)
+		}
+		if err := fresh.Put("bench", "endpoints", "task", []byte(fresh.NodeID())); err != nil {
+			b.Fatal(err)
+		}
+		ms = append(rest, fresh)
+		waitMembers(b, ms, time.Minute)
+		waitEntryCount(b, ms, n, time.Minute)
+		b.StartTimer()
+	}
+	b.StopTimer()
+	reportPercentiles(b, lat)
+}
