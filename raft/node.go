@@ -496,6 +496,14 @@ func (n *Node) submit(ctx context.Context, p *proposal) (uint64, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
+	// propC has room after a stop too, and a select picks at random among
+	// ready cases: look first, or a proposal to a stopped node would wait
+	// for its whole ctx.
+	select {
+	case <-n.stopC:
+		return 0, ErrStopped
+	default:
+	}
 	select {
 	case n.propC <- p:
 	case <-ctx.Done():
@@ -506,6 +514,15 @@ func (n *Node) submit(ctx context.Context, p *proposal) (uint64, error) {
 	select {
 	case r := <-p.done:
 		return r.index, r.err
+	case <-n.doneC:
+		// A proposal queued as the node stopped may have missed the
+		// loop's last drain.
+		select {
+		case r := <-p.done:
+			return r.index, r.err
+		default:
+		}
+		return 0, ErrStopped
 	case <-ctx.Done():
 		n.wmu.Lock()
 		delete(n.waiters, p.id)
