@@ -1,0 +1,136 @@
+package endpoint
+
+import (
+	"cmp"
+	"errors"
+	"log/slog"
+	"reflect"
+	"slices"
+
+	"github.com/apiary-io/apiary/mesh/balancer"
+	"github.com/apiary-io/apiary/mesh/dns"
+)
+
+// Records is what the runtime writes DNS services to; *dns.Table is one.
+type Records interface {
+	Set(dns.Service) error
+	Delete(name string) bool
+}
+
+var _ Records = (*dns.Table)(nil)
+
+// applier moves a balancer and DNS records from the State it last applied
+// to the next one, touching only what changed: an unchanged frontend keeps
+// its listener and connections, an unchanged service its records.
+type applier struct {
+	bal balancer.Balancer
+	dns Records
+	log *slog.Logger
+	// frontends are the services the balancer holds, with the backends
+	// last set; unsynced are those whose backends are yet to be set (new,
+	// or SetBackends failed), so the next apply sets them whatever they are.
+	frontends map[balancer.Frontend]Frontend
+	unsynced  map[balancer.Frontend]bool
+	// services are those last given to dns (set, or refused as invalid:
+	// a refusal is deterministic, so it is logged once, not retried).
+	services map[string]dns.Service
+}
+
+func newApplier(bal balancer.Balancer, rec Records, log *slog.Logger) *applier {
+	return &applier{bal: bal, dns: rec, log: log,
+		frontends: map[balancer.Frontend]Frontend{}, unsynced: map[balancer.Frontend]bool{},
+		services: map[string]dns.Service{}}
+}
+
+// apply makes the balancer and the records hold want. It reports whether
+// something failed that may succeed later (a frontend that could not bind:
+// the port held by another program for now), which the caller retries.
+// Stale frontends are removed before new ones are added, so a port that
+// moves from one service to another is free when the new one binds.
+func (a *applier) apply(want State) (retry bool) {
+	for fe := range a.frontends {
+		if _, ok := want.Frontends[fe]; !ok {
+			a.remove(fe)
+		}
+	}
+	for _, fe := range sortedFrontends(want.Frontends) {
+		if !a.applyFrontend(want.Frontends[fe]) {
+			retry = true
+		}
+	}
+	for name := range a.services {
+		if _, ok := want.Services[name]; !ok {
+			a.dns.Delete(name)
+			delete(a.services, name)
+		}
+	}
+	for name, svc := range want.Services {
+		if old, ok := a.services[name]; ok && reflect.DeepEqual(old, svc) {
+			continue
+		}
+		if err := a.dns.Set(svc); err != nil {
+			a.log.Warn("endpoint: DNS records refused a service", "service", name, "err", err)
+		}
+		a.services[name] = svc
+	}
+	return retry
+}
+
+// applyFrontend upserts f's service if new or changed and sets its
+// backends if changed; it reports false on a failure to retry.
+func (a *applier) applyFrontend(f Frontend) bool {
+	fe := f.Service.Frontend
+	old, held := a.frontends[fe]
+	if !held || old.Service != f.Service {
+		if err := a.bal.UpsertService(f.Service); err != nil {
+			var bind *balancer.BindError
+			if errors.As(err, &bind) {
+				a.log.Warn("endpoint: frontend cannot listen; retrying later", "frontend", fe.String(), "err", err)
+			} else {
+				a.log.Error("endpoint: balancer refused a frontend", "frontend", fe.String(), "err", err)
+			}
+			return false
+		}
+		if !held {
+			a.unsynced[fe] = true
+		}
+		a.frontends[fe] = Frontend{Service: f.Service, Backends: old.Backends}
+	}
+	if !a.unsynced[fe] && slices.Equal(a.frontends[fe].Backends, f.Backends) {
+		return true
+	}
+	if err := a.bal.SetBackends(fe, f.Backends); err != nil {
+		a.log.Error("endpoint: balancer refused backends", "frontend", fe.String(), "err", err)
+		a.unsynced[fe] = true
+		return false
+	}
+	delete(a.unsynced, fe)
+	a.frontends[fe] = f
+	return true
+}
+
+func (a *applier) remove(fe balancer.Frontend) {
+	if err := a.bal.RemoveService(fe); err != nil && !errors.Is(err, balancer.ErrUnknownService) {
+		a.log.Warn("endpoint: balancer could not remove a frontend", "frontend", fe.String(), "err", err)
+	}
+	delete(a.frontends, fe)
+	delete(a.unsynced, fe)
+}
+
+// clear removes everything applied (Runtime.Close).
+func (a *applier) clear() {
+	a.apply(State{})
+}
+
+// sortedFrontends orders frontends so that bind errors and logs come in a
+// stable order.
+func sortedFrontends(m map[balancer.Frontend]Frontend) []balancer.Frontend {
+	out := make([]balancer.Frontend, 0, len(m))
+	for fe := range m {
+		out = append(out, fe)
+	}
+	slices.SortFunc(out, func(a, b balancer.Frontend) int {
+		return cmp.Or(a.Addr.Compare(b.Addr), cmp.Compare(a.Protocol, b.Protocol))
+	})
+	return out
+}

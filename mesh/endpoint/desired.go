@@ -1,0 +1,190 @@
+package endpoint
+
+import (
+	"cmp"
+	"net/netip"
+	"slices"
+	"strings"
+
+	"github.com/apiary-io/apiary/mesh/balancer"
+	"github.com/apiary-io/apiary/mesh/dns"
+)
+
+// owned is a decoded entry and the node that published it.
+type owned struct {
+	owner string
+	rec   *record
+}
+
+// State is what a node's balancer and DNS records should hold, given every
+// endpoint entry.
+type State struct {
+	// Frontends are the balancer's services by frontend.
+	Frontends map[balancer.Frontend]Frontend
+	// Services are the DNS records' services by lower-cased name.
+	Services map[string]dns.Service
+}
+
+// Frontend is one balancer service and its backends.
+type Frontend struct {
+	Service  balancer.Service
+	Backends []balancer.Backend
+}
+
+// desired computes the State of node self, whose ingress-published ports
+// listen on ingress (none when invalid), from every entry. It is a pure
+// function: the same entries in any order give the same State.
+//
+// Per service (grouped by service ID):
+//   - The service's name, mode, VIP and ports are those of its entry with
+//     the highest SpecVersion (ties: the lowest owner, then task ID), so
+//     tasks of two versions during an update give one answer.
+//   - Each port with a protocol gets, when the service has a host VIP, a
+//     frontend HostVIP:TargetPort, and when published in ingress mode, a
+//     frontend ingress:PublishedPort. Both carry the port's PROXY protocol
+//     and traffic policy: they reach the same socket of the same tasks,
+//     and a task that expects a PROXY header expects it on every
+//     connection. Host-mode ports get nothing here: the task binds them.
+//   - A frontend's backends are the node address and host port of every
+//     task that has one for the port (same target, same protocol), healthy
+//     or not: an unhealthy backend gets no new connections and its open
+//     ones drain, where a missing one would be cut at the drain timeout
+//     all the same but its connections not counted. Local marks self's.
+//   - The DNS service has the service's name, the union of its tasks'
+//     aliases, its VIP, its ports and its healthy tasks.
+//
+// Two services claiming one frontend or one DNS name (possible only while
+// a removed service's entries are being withdrawn and its VIP, port or
+// name already went to a new one) are settled for the service whose ID
+// sorts first; the other's entries leave within a gossip round.
+func desired(self string, ingress netip.Addr, entries []owned) State {
+	st := State{Frontends: map[balancer.Frontend]Frontend{}, Services: map[string]dns.Service{}}
+	byService := map[string][]owned{}
+	for _, e := range entries {
+		byService[e.rec.Service] = append(byService[e.rec.Service], e)
+	}
+	ids := make([]string, 0, len(byService))
+	for id := range byService {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		tasks := byService[id]
+		slices.SortFunc(tasks, func(a, b owned) int {
+			return cmp.Or(cmp.Compare(a.owner, b.owner), cmp.Compare(a.rec.Task, b.rec.Task))
+		})
+		head := tasks[0].rec
+		for _, t := range tasks[1:] {
+			if t.rec.SpecVersion > head.SpecVersion {
+				head = t.rec
+			}
+		}
+		for _, p := range head.Ports {
+			backends := backendsFor(self, p, tasks)
+			opts := optionsOf(p)
+			if head.HostVIP.IsValid() && !head.DNSRR {
+				addFrontend(st, frontendAt(head.HostVIP, p.Target, p), opts, backends)
+			}
+			if p.Flags&flagIngress != 0 && ingress.IsValid() {
+				addFrontend(st, frontendAt(ingress, p.Published, p), opts, backends)
+			}
+		}
+		svc := dnsService(head, tasks)
+		if _, taken := st.Services[svc.Name]; !taken {
+			st.Services[svc.Name] = svc
+		}
+	}
+	return st
+}
+
+func frontendAt(addr netip.Addr, port uint16, p wirePort) balancer.Frontend {
+	return balancer.Frontend{Addr: netip.AddrPortFrom(addr, port), Protocol: balancer.Protocol(p.protocol())}
+}
+
+func optionsOf(p wirePort) balancer.Options {
+	o := balancer.Options{TrafficPolicy: balancer.TrafficCluster}
+	if p.Flags&flagLocal != 0 {
+		o.TrafficPolicy = balancer.TrafficLocal
+	}
+	if p.Flags&flagProxyV2 != 0 {
+		o.ProxyProtocol = balancer.ProxyV2
+	}
+	return o
+}
+
+func addFrontend(st State, fe balancer.Frontend, opts balancer.Options, backends []balancer.Backend) {
+	if _, taken := st.Frontends[fe]; taken {
+		return
+	}
+	st.Frontends[fe] = Frontend{Service: balancer.Service{Frontend: fe, Options: opts}, Backends: backends}
+}
+
+// backendsFor lists the tasks listening for p, sorted by address. Two
+// entries naming one address (a task replaced on its node reusing the host
+// port, before the old entry is withdrawn) make one backend, healthy if
+// either is.
+func backendsFor(self string, p wirePort, tasks []owned) []balancer.Backend {
+	var out []balancer.Backend
+	for _, t := range tasks {
+		host := hostPort(t.rec, p)
+		if host == 0 {
+			continue
+		}
+		b := balancer.Backend{Addr: netip.AddrPortFrom(t.rec.Addr, host), NodeID: t.owner,
+			Healthy: t.rec.Healthy, Local: t.owner == self}
+		if i := slices.IndexFunc(out, func(o balancer.Backend) bool { return o.Addr == b.Addr }); i >= 0 {
+			if b.Healthy && !out[i].Healthy {
+				out[i] = b
+			}
+			continue
+		}
+		out = append(out, b)
+	}
+	slices.SortFunc(out, func(a, b balancer.Backend) int { return a.Addr.Compare(b.Addr) })
+	return out
+}
+
+// hostPort is the port r's task listens on for p's target and protocol.
+func hostPort(r *record, p wirePort) uint16 {
+	for _, q := range r.Ports {
+		if q.Target == p.Target && q.Flags&flagUDP == p.Flags&flagUDP {
+			return q.Host
+		}
+	}
+	return 0
+}
+
+func dnsService(head *record, tasks []owned) dns.Service {
+	svc := dns.Service{Name: strings.ToLower(head.ServiceName)}
+	if head.HostVIP.IsValid() && !head.DNSRR {
+		svc.VIPs = []netip.Addr{head.HostVIP}
+	}
+	for _, p := range head.Ports {
+		svc.Ports = append(svc.Ports, dns.Port{Name: p.Name, Protocol: p.protocol(), Target: p.Target})
+	}
+	for _, t := range tasks {
+		for _, n := range t.rec.Networks {
+			for _, a := range n.Aliases {
+				a = strings.ToLower(a)
+				if !slices.Contains(svc.Aliases, a) {
+					svc.Aliases = append(svc.Aliases, a)
+				}
+			}
+		}
+		if !t.rec.Healthy {
+			continue
+		}
+		task := dns.Task{Name: TaskName(head.ServiceName, t.rec.Slot, t.owner, t.rec.Task), Addr: t.rec.Addr}
+		for _, p := range t.rec.Ports {
+			if p.Host != 0 {
+				if task.HostPorts == nil {
+					task.HostPorts = map[uint16]uint16{}
+				}
+				task.HostPorts[p.Target] = p.Host
+			}
+		}
+		svc.Tasks = append(svc.Tasks, task)
+	}
+	slices.Sort(svc.Aliases)
+	return svc
+}

@@ -1,0 +1,44 @@
+// Package endpoint is the node side of the routing mesh's endpoint tables
+// (design §8, issue 15): it turns the tasks a node runs into gossip
+// entries, and everyone's entries into the node's balancer services and
+// DNS records, on the host data path.
+//
+// # Publishing
+//
+// The agent calls Runtime.SetLocal with the full set of tasks the node
+// runs (FromTask makes each from its api.Task and host ports). Each task is
+// one entry of the gossip table GossipNetwork/GossipTable, key its task ID,
+// value a compact JSON record (entry.go) of at most gossip.MaxValueSize
+// bytes: the service's ID, name, mode, host VIP and ports, the task's slot,
+// host port per target port, networks and aliases, its node's address and
+// whether it is healthy. Entries are self-contained, so no entry waits for
+// another to be understood. SetLocal diffs against what it published:
+// changed entries are put, tasks no longer listed deleted. An unhealthy
+// task stays published with Healthy false (SetLocal says why).
+//
+// # Applying
+//
+// The Runtime watches the table; after each change (changes that arrive
+// together make one pass) it decodes the entries, computes the desired
+// State with a pure function of the entries, this node's ID and its ingress
+// address (desired.go says the rules), and applies the difference
+// (apply.go): per port of a service with a host VIP, a frontend
+// HostVIP:TargetPort; per ingress-published port, a frontend
+// IngressAddr:PublishedPort; both with the port's PROXY protocol and
+// traffic policy, backends the node address and host port of each of the
+// service's tasks (Local for this node's); host-mode ports nothing, since
+// the task binds them; and one dns.Service per service. Services whose last
+// entry went, by withdrawal or because gossip declared their node dead,
+// leave the balancer and the records. A frontend that cannot bind is
+// logged and tried again after Config.RetryInterval; the rest is applied.
+//
+// # Trust
+//
+// Gossip checks that each entry is signed by its owner's certificate.
+// Admit (or AdmitWith, which also checks the address against the owner's
+// known one), set as gossip.Config.Admit, refuses malformed and
+// out-of-bounds entries and entries claiming backends off their owner's
+// address; the Runtime checks every entry again before it reaches the
+// balancer. Whether the owner really runs the task would need a
+// manager-signed assignment in the entry: future work, see AdmitWith.
+package endpoint

@@ -1,0 +1,286 @@
+package endpoint
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/apiary-io/apiary/mesh/balancer"
+	"github.com/apiary-io/apiary/mesh/gossip"
+)
+
+// DefaultRetryInterval is how long after a frontend failed to bind (its
+// port held by another program) the runtime tries again.
+const DefaultRetryInterval = 5 * time.Second
+
+// MaxLocalTasks bounds the tasks one SetLocal may publish. Gossip keeps at
+// most gossip.MaxEntriesPerNode (4,096) entries per node, tombstones of
+// tasks that went included for their reap time; half of it is left for them.
+const MaxLocalTasks = gossip.MaxEntriesPerNode / 2
+
+// Config configures a Runtime. Start from DefaultConfig.
+type Config struct {
+	// NodeID is this node's ID: the owner of its gossip entries. It must
+	// be Gossip's NodeID.
+	NodeID string
+	// NodeAddr is where this node's tasks listen on the host data path
+	// (APIARY_HOST): the address of every backend it publishes.
+	NodeAddr netip.Addr
+	// IngressAddr is where this node listens on ingress-published ports;
+	// invalid means this node serves no ingress.
+	IngressAddr netip.Addr
+	// Gossip carries the endpoint table; Balancer and DNS are what it is
+	// applied to.
+	Gossip   gossip.Table
+	Balancer balancer.Balancer
+	DNS      Records
+	// RetryInterval is how long after a failed frontend the runtime tries
+	// again.
+	RetryInterval time.Duration
+	// Logger receives the runtime's messages; nil discards them.
+	Logger *slog.Logger
+}
+
+// DefaultConfig returns the defaults; NodeID, NodeAddr, Gossip, Balancer
+// and DNS must still be set.
+func DefaultConfig() Config {
+	return Config{RetryInterval: DefaultRetryInterval}
+}
+
+func (c *Config) validate() error {
+	switch {
+	case c.Gossip == nil:
+		return errors.New("endpoint: Config.Gossip is nil")
+	case c.Balancer == nil:
+		return errors.New("endpoint: Config.Balancer is nil")
+	case c.DNS == nil:
+		return errors.New("endpoint: Config.DNS is nil")
+	case c.NodeID == "":
+		return errors.New("endpoint: Config.NodeID is empty")
+	case c.NodeID != c.Gossip.NodeID():
+		return fmt.Errorf("endpoint: Config.NodeID %q is not Config.Gossip's node %q", c.NodeID, c.Gossip.NodeID())
+	case c.RetryInterval <= 0:
+		return fmt.Errorf("endpoint: Config.RetryInterval is %v, must be positive", c.RetryInterval)
+	case c.IngressAddr.IsValid() && c.IngressAddr.Zone() != "":
+		return fmt.Errorf("endpoint: Config.IngressAddr %v: zoned addresses are not supported", c.IngressAddr)
+	}
+	probe := record{Task: "t", Service: "s", ServiceName: "n", Addr: c.NodeAddr}
+	if err := probe.validate(); err != nil {
+		return fmt.Errorf("endpoint: Config.NodeAddr %v is not a host address", c.NodeAddr)
+	}
+	c.NodeAddr = c.NodeAddr.Unmap()
+	c.IngressAddr = c.IngressAddr.Unmap()
+	return nil
+}
+
+// Runtime is one node's endpoint runtime: it publishes the tasks this node
+// runs in the gossip endpoint table (SetLocal) and keeps the node's
+// balancer and DNS records in step with everyone's entries.
+type Runtime struct {
+	cfg Config
+	log *slog.Logger
+
+	mu        sync.Mutex        // guards published and closed
+	published map[string][]byte // task ID → value put
+	closed    bool
+
+	// The loop's own state: the applier and the decoded entries by
+	// owner and key, kept while their version is current.
+	apply   *applier
+	decoded map[entryKey]decodedEntry
+
+	wake      chan struct{} // capacity 1: "entries may have changed"
+	quit      chan struct{}
+	done      chan struct{}
+	stopWatch func()
+}
+
+type entryKey struct{ owner, key string }
+
+type decodedEntry struct {
+	version uint64
+	rec     *record // nil if invalid
+}
+
+// New starts a Runtime: it watches the endpoint table and applies it to the
+// balancer and DNS records at once, then after every change.
+func New(cfg Config) (*Runtime, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	r := &Runtime{
+		cfg: cfg, log: log, published: map[string][]byte{},
+		apply:   newApplier(cfg.Balancer, cfg.DNS, log),
+		decoded: map[entryKey]decodedEntry{},
+		wake:    make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{}),
+	}
+	r.stopWatch = cfg.Gossip.Watch(GossipNetwork, GossipTable, func(gossip.Event) { r.poke() })
+	r.poke()
+	go r.run()
+	return r, nil
+}
+
+func (r *Runtime) poke() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// SetLocal publishes tasks as the full set this node runs: an entry put
+// for each task that is new or changed, and deleted for each published
+// task no longer listed. It is idempotent; call it whenever a task starts,
+// stops or changes health. A task that cannot be published (an invalid
+// field, an entry too large) is withdrawn and named in the error; the
+// others are published all the same.
+//
+// Unhealthy tasks are published with Healthy false rather than withdrawn:
+// either is one gossip message, so they converge as fast, but a listed
+// unhealthy task keeps its service known everywhere, so while every task
+// of a service is unhealthy its VIP and ingress ports still listen (and
+// refuse) and its name still resolves, instead of frontends closing and
+// rebinding and names flapping to NXDOMAIN, which resolvers cache.
+func (r *Runtime) SetLocal(tasks []LocalTask) error {
+	if len(tasks) > MaxLocalTasks {
+		return fmt.Errorf("endpoint: SetLocal: %d tasks, more than the %d a node may publish", len(tasks), MaxLocalTasks)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return errors.New("endpoint: SetLocal: runtime is closed")
+	}
+	var errs []error
+	keep := make(map[string]bool, len(tasks))
+	for i := range tasks {
+		t := &tasks[i]
+		if keep[t.ID] {
+			errs = append(errs, fmt.Errorf("endpoint: SetLocal: task %q listed twice", t.ID))
+			continue
+		}
+		value, err := r.encode(t)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		keep[t.ID] = true
+		if bytes.Equal(r.published[t.ID], value) {
+			continue
+		}
+		if err := r.cfg.Gossip.Put(GossipNetwork, GossipTable, t.ID, value); err != nil {
+			errs = append(errs, fmt.Errorf("endpoint: publish task %s: %w", t.ID, err))
+			continue
+		}
+		r.published[t.ID] = value
+	}
+	for id := range r.published {
+		if keep[id] {
+			continue
+		}
+		if err := r.cfg.Gossip.Delete(GossipNetwork, GossipTable, id); err != nil {
+			errs = append(errs, fmt.Errorf("endpoint: withdraw task %s: %w", id, err))
+			continue
+		}
+		delete(r.published, id)
+	}
+	return errors.Join(errs...)
+}
+
+func (r *Runtime) encode(t *LocalTask) ([]byte, error) {
+	rec, err := t.record(r.cfg.NodeAddr)
+	if err != nil {
+		return nil, err
+	}
+	return rec.encode()
+}
+
+// Close withdraws this node's entries, removes what the runtime added to
+// the balancer and DNS records, and stops it.
+func (r *Runtime) Close() error {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return nil
+	}
+	r.closed = true
+	var errs []error
+	for id := range r.published {
+		if err := r.cfg.Gossip.Delete(GossipNetwork, GossipTable, id); err != nil && !errors.Is(err, gossip.ErrClosed) {
+			errs = append(errs, fmt.Errorf("endpoint: withdraw task %s: %w", id, err))
+		}
+	}
+	r.published = nil
+	r.mu.Unlock()
+	r.stopWatch()
+	close(r.quit)
+	<-r.done
+	r.apply.clear()
+	return errors.Join(errs...)
+}
+
+// run recomputes and applies the desired state after every change, one
+// pass for however many changes arrived meanwhile, and again after
+// RetryInterval while a frontend fails.
+func (r *Runtime) run() {
+	defer close(r.done)
+	retry := time.NewTimer(time.Hour)
+	retry.Stop()
+	defer retry.Stop()
+	for {
+		select {
+		case <-r.quit:
+			return
+		case <-r.wake:
+		case <-retry.C:
+		}
+		want := desired(r.cfg.NodeID, r.cfg.IngressAddr, r.entries())
+		if r.apply.apply(want) {
+			retry.Reset(r.cfg.RetryInterval)
+		}
+	}
+}
+
+// entries decodes the endpoint table, reusing what it decoded before for
+// entries whose version has not changed, and leaves out (logging once)
+// entries that do not decode: Admit refuses them on a Member, but an
+// in-memory gossip does not call Admit, and a node must not trust its
+// gossip's configuration for what reaches its balancer.
+func (r *Runtime) entries() []owned {
+	var out []owned
+	seen := make(map[entryKey]bool, len(r.decoded))
+	r.cfg.Gossip.Walk(GossipNetwork, GossipTable, func(e gossip.Entry) bool {
+		k := entryKey{e.Owner, e.Key}
+		seen[k] = true
+		d, ok := r.decoded[k]
+		if !ok || d.version != e.Version {
+			d = decodedEntry{version: e.Version}
+			rec, err := decode(e.Value)
+			if err == nil && rec.Task != e.Key {
+				err = fmt.Errorf("endpoint: entry key %q is not its task ID %q", e.Key, rec.Task)
+			}
+			if err != nil {
+				r.log.Warn("endpoint: ignoring an endpoint entry", "owner", e.Owner, "key", e.Key, "err", err)
+			} else {
+				d.rec = rec
+			}
+			r.decoded[k] = d
+		}
+		if d.rec != nil {
+			out = append(out, owned{owner: e.Owner, rec: d.rec})
+		}
+		return true
+	})
+	for k := range r.decoded {
+		if !seen[k] {
+			delete(r.decoded, k)
+		}
+	}
+	return out
+}
