@@ -118,7 +118,7 @@ func TestMalformedEntryIgnored(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := rogue.Put(GossipNetwork, GossipTable, "x1", []byte(`{"t":"x1","s":"svc-web","n":"web","a":"0.0.0.0","h":true,"p":[{"t":80,"h":22}]}`)); err != nil {
+	if err := rogue.Put(GossipNetwork, GossipTable, "x1", []byte(`{"t":"x1","s":"svc-web","n":"web","a":"0.0.0.0","h":true,"p":[[80,22,0,0]]}`)); err != nil {
 		t.Fatal(err)
 	}
 	c.setLocal("a", webTask("t1", 1, 31001, true))
