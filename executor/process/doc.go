@@ -50,7 +50,9 @@
 // The environment holds PATH (the agent's), HOME (of the user the task runs
 // as), the spec's Env, then APIARY_TASK_ID, APIARY_TASK_NAME,
 // APIARY_TASK_SLOT, APIARY_SERVICE_ID, APIARY_SERVICE_NAME and
-// APIARY_NODE_ID, which the spec cannot override. The agent's other
+// APIARY_NODE_ID, which the spec cannot override. On the host data path the
+// agent adds APIARY_HOST, APIARY_DNS, APIARY_PORT_<target> and PORT to the
+// spec's Env before it hands the task over (swarm/agent, taskenv.go). The agent's other
 // variables are not passed on, so its secrets do not leak into tasks.
 // Command[0] is looked up in the task's PATH. The working directory is the
 // spec's Dir or, by default, the task's work/ directory; ProcessSpec.User

@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -44,6 +46,44 @@ type Config struct {
 	// first after a session ends comes within a tenth of it, later ones
 	// between half of it and all of it.
 	ReconnectBackoff time.Duration
+
+	// HostAddr is the node's address on the host data path (an IP
+	// literal): tasks bind it (APIARY_HOST) and their host ports are
+	// probed on it. Empty means the host of Addr when that is an IP, else
+	// 127.0.0.1.
+	HostAddr string
+	// DNSAddr is the node's DNS server, HOST:PORT, given to tasks as
+	// APIARY_DNS; empty leaves APIARY_DNS unset.
+	DNSAddr string
+	// HostPortRange is where tasks' host ports come from (hostports.go);
+	// zero lets the kernel choose free ephemeral ports.
+	HostPortRange PortRange
+}
+
+// defaultHostAddr is HostAddr when neither it nor Addr gives one.
+const defaultHostAddr = "127.0.0.1"
+
+// hostConfig checks and defaults the host data path's fields.
+func (c *Config) hostConfig(log *slog.Logger) error {
+	if c.HostAddr == "" {
+		c.HostAddr = defaultHostAddr
+		if host, _, err := net.SplitHostPort(c.Addr); err == nil && net.ParseIP(host) != nil {
+			c.HostAddr = host
+		} else if c.Addr != "" {
+			log.Warn("the node address is not IP:PORT; tasks bind "+defaultHostAddr+" (set HostAddr)", "addr", c.Addr)
+		}
+	} else if net.ParseIP(c.HostAddr) == nil {
+		return fmt.Errorf("agent: config: HostAddr %q: not an IP address", c.HostAddr)
+	}
+	if c.DNSAddr != "" {
+		if _, err := netip.ParseAddrPort(c.DNSAddr); err != nil {
+			return fmt.Errorf("agent: config: DNSAddr %q: want IP:PORT: %w", c.DNSAddr, err)
+		}
+	}
+	if err := c.HostPortRange.validate(); err != nil {
+		return fmt.Errorf("agent: config: HostPortRange %w", err)
+	}
+	return nil
 }
 
 // Agent runs one node's tasks.
@@ -58,6 +98,8 @@ type Agent struct {
 	once    sync.Once
 
 	reporter *reporter
+	// ports are the host ports of the node's tasks (hostports.go).
+	ports *hostPorts
 	// runCtx is Run's context: runners stop following their tasks when it
 	// ends, leaving the tasks themselves running.
 	runCtx context.Context
@@ -78,7 +120,11 @@ func New(cfg Config) (*Agent, error) {
 	if log == nil {
 		log = slog.Default()
 	}
+	if err := cfg.hostConfig(log); err != nil {
+		return nil, err
+	}
 	a := &Agent{cfg: cfg, log: log.With("component", "agent"), nodeID: cfg.NodeID, runners: map[string]*runner{}, ready: make(chan struct{})}
+	a.ports = newHostPorts(cfg.HostAddr, cfg.HostPortRange)
 	a.reporter = newReporter(a)
 	return a, nil
 }

@@ -37,6 +37,10 @@ type runner struct {
 	healthCh   chan healthResult
 	stopHealth context.CancelFunc
 	lastReport time.Time
+
+	// ports are the task's host ports (hostports.go), reported in every
+	// status from the first on as its PortStatus.
+	ports []api.PortConfig
 }
 
 func newRunner(a *Agent, t *api.Task) *runner {
@@ -44,6 +48,10 @@ func newRunner(a *Agent, t *api.Task) *runner {
 	r.health = t.Status.Health
 	if cs := t.Status.ContainerStatus; cs != nil {
 		r.startedAt = cs.StartedAt
+	}
+	if s := t.Status.State; s > api.TaskStateAssigned && !s.Terminal() {
+		// Started by a previous agent: the ports are the task's already.
+		a.ports.adopt(t, t.Status.PortStatus)
 	}
 	return r
 }
@@ -82,6 +90,9 @@ func (r *runner) set(s api.TaskState, msg string, err error, cs *api.ContainerSt
 	}
 	r.state = s
 	r.send(msg, err, cs)
+	if s.Terminal() {
+		r.a.ports.release(r.id)
+	}
 }
 
 // send reports the current state with the task's health and start time.
@@ -95,7 +106,7 @@ func (r *runner) send(msg string, err error, cs *api.ContainerStatus) {
 	if cs != nil && !r.startedAt.IsZero() {
 		cs.StartedAt = r.startedAt
 	}
-	st := api.TaskStatus{Timestamp: now, State: r.state, Message: msg, ContainerStatus: cs, Health: r.health}
+	st := api.TaskStatus{Timestamp: now, State: r.state, Message: msg, ContainerStatus: cs, Health: r.health, PortStatus: append([]api.PortConfig(nil), r.ports...)}
 	if err != nil {
 		st.Err = err.Error()
 	}
@@ -115,9 +126,9 @@ func (r *runner) waitChange(ctx context.Context) bool {
 
 func (r *runner) run(ctx context.Context) {
 	t, _ := r.latest()
-	ctrl, err := r.a.cfg.Executor.Controller(t)
+	ctrl, msg, err := r.controller(t)
 	if err != nil {
-		r.set(api.TaskStateRejected, "executor refused the task", err, nil)
+		r.set(api.TaskStateRejected, msg, err, nil)
 	} else {
 		r.mu.Lock()
 		r.ctrl = ctrl
@@ -133,6 +144,7 @@ func (r *runner) run(ctx context.Context) {
 				r.stop(ctx, ctrl)
 			}
 			if removed {
+				r.a.ports.release(r.id)
 				if ctrl != nil {
 					if err := ctrl.Remove(ctx); err != nil {
 						r.a.log.Warn("remove task", "task", r.id, "err", err)
@@ -203,6 +215,28 @@ func (r *runner) run(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// controller returns the executor's controller of t, which it is given
+// with the host data path's environment (taskenv.go) and its host ports:
+// those it held already (adopted, or allocated by this runner), or new
+// ones for a task that has not started yet.
+// On error it says what failed, for the report's message.
+func (r *runner) controller(t *api.Task) (ctrl executor.Controller, msg string, err error) {
+	ports, ok := r.a.ports.held(t.ID)
+	if !ok && r.state < api.TaskStateStarting {
+		if ports, err = r.a.ports.allocate(t); err != nil {
+			return nil, "no host ports for the task", fmt.Errorf("host ports: %w", err)
+		}
+	}
+	r.ports = ports
+	ctrl, err = r.a.cfg.Executor.Controller(withHostEnv(t, r.a.cfg.HostAddr, r.a.cfg.DNSAddr, ports))
+	if err != nil {
+		r.a.ports.release(t.ID)
+		r.ports = nil
+		return nil, "executor refused the task", err
+	}
+	return ctrl, "", nil
 }
 
 // adopt picks up a task that a previous agent on this node had started.
