@@ -41,6 +41,12 @@ type Config struct {
 	// stopped by the SIGKILL at the end of its grace period. The engine
 	// must have an init binary (docker info: InitBinary).
 	Init bool
+	// HostNetwork runs every container in the host's network namespace
+	// (NetworkMode "host"), as tasks run on the host data path (design §8):
+	// a task listens on the host port its environment names
+	// (APIARY_HOST, PORT, APIARY_PORT_<target>, set by the agent) and the
+	// node's mesh forwards to it. False leaves the engine's default network.
+	HostNetwork bool
 }
 
 // DefaultConfig returns a Config with every default filled in: a client

@@ -32,7 +32,10 @@
 // in a Docker service. The environment is the image's, then the spec's Env,
 // then APIARY_TASK_ID, APIARY_TASK_NAME, APIARY_TASK_SLOT,
 // APIARY_SERVICE_ID, APIARY_SERVICE_NAME and APIARY_NODE_ID, which the spec
-// cannot override (as for the process executor). Mounts map to bind, volume
+// cannot override (as for the process executor). On the host data path the
+// agent adds APIARY_HOST, APIARY_DNS, APIARY_PORT_<target> and PORT to the
+// spec's Env, and Config.HostNetwork runs the container in the host's
+// network (NetworkMode host) so it listens where they say. Mounts map to bind, volume
 // and tmpfs mounts; a volume mount without a Source is an anonymous volume,
 // removed with the container. Resources.Limits set the container's NanoCPUs
 // and Memory, with MemorySwap equal to Memory so the limit is not doubled

@@ -9,6 +9,7 @@ import (
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/mount"
+	"github.com/docker/docker/api/types/network"
 
 	"github.com/apiary-io/apiary/executor"
 	"github.com/apiary-io/apiary/swarm/api"
@@ -191,6 +192,9 @@ func (e *Executor) containerConfig(t *api.Task) (*container.Config, *container.H
 	if e.cfg.Init {
 		init := true
 		host.Init = &init
+	}
+	if e.cfg.HostNetwork {
+		host.NetworkMode = network.NetworkHost
 	}
 	if r := t.Spec.Resources; r != nil && r.Limits != nil {
 		host.NanoCPUs = r.Limits.NanoCPUs
