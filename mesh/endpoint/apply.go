@@ -19,7 +19,7 @@ type Records interface {
 
 var _ Records = (*dns.Table)(nil)
 
-// applier moves a balancer and DNS records from the State it last applied
+// applier moves a balancer and DNS records from the state it last applied
 // to the next one, touching only what changed: an unchanged frontend keeps
 // its listener and connections, an unchanged service its records.
 type applier struct {
@@ -29,7 +29,7 @@ type applier struct {
 	// frontends are the services the balancer holds, with the backends
 	// last set; unsynced are those whose backends are yet to be set (new,
 	// or SetBackends failed), so the next apply sets them whatever they are.
-	frontends map[balancer.Frontend]Frontend
+	frontends map[balancer.Frontend]frontend
 	unsynced  map[balancer.Frontend]bool
 	// services are those last given to dns (set, or refused as invalid:
 	// a refusal is deterministic, so it is logged once, not retried).
@@ -38,7 +38,7 @@ type applier struct {
 
 func newApplier(bal balancer.Balancer, rec Records, log *slog.Logger) *applier {
 	return &applier{bal: bal, dns: rec, log: log,
-		frontends: map[balancer.Frontend]Frontend{}, unsynced: map[balancer.Frontend]bool{},
+		frontends: map[balancer.Frontend]frontend{}, unsynced: map[balancer.Frontend]bool{},
 		services: map[string]dns.Service{}}
 }
 
@@ -47,7 +47,7 @@ func newApplier(bal balancer.Balancer, rec Records, log *slog.Logger) *applier {
 // the port held by another program for now), which the caller retries.
 // Stale frontends are removed before new ones are added, so a port that
 // moves from one service to another is free when the new one binds.
-func (a *applier) apply(want State) (retry bool) {
+func (a *applier) apply(want state) (retry bool) {
 	for fe := range a.frontends {
 		if _, ok := want.Frontends[fe]; !ok {
 			a.remove(fe)
@@ -78,7 +78,7 @@ func (a *applier) apply(want State) (retry bool) {
 
 // applyFrontend upserts f's service if new or changed and sets its
 // backends if changed; it reports false on a failure to retry.
-func (a *applier) applyFrontend(f Frontend) bool {
+func (a *applier) applyFrontend(f frontend) bool {
 	fe := f.Service.Frontend
 	old, held := a.frontends[fe]
 	if !held || old.Service != f.Service {
@@ -94,7 +94,7 @@ func (a *applier) applyFrontend(f Frontend) bool {
 		if !held {
 			a.unsynced[fe] = true
 		}
-		a.frontends[fe] = Frontend{Service: f.Service, Backends: old.Backends}
+		a.frontends[fe] = frontend{Service: f.Service, Backends: old.Backends}
 	}
 	if !a.unsynced[fe] && slices.Equal(a.frontends[fe].Backends, f.Backends) {
 		return true
@@ -119,12 +119,12 @@ func (a *applier) remove(fe balancer.Frontend) {
 
 // clear removes everything applied (Runtime.Close).
 func (a *applier) clear() {
-	a.apply(State{})
+	a.apply(state{})
 }
 
 // sortedFrontends orders frontends so that bind errors and logs come in a
 // stable order.
-func sortedFrontends(m map[balancer.Frontend]Frontend) []balancer.Frontend {
+func sortedFrontends(m map[balancer.Frontend]frontend) []balancer.Frontend {
 	out := make([]balancer.Frontend, 0, len(m))
 	for fe := range m {
 		out = append(out, fe)

@@ -16,24 +16,24 @@ type owned struct {
 	rec   *record
 }
 
-// State is what a node's balancer and DNS records should hold, given every
+// state is what a node's balancer and DNS records should hold, given every
 // endpoint entry.
-type State struct {
+type state struct {
 	// Frontends are the balancer's services by frontend.
-	Frontends map[balancer.Frontend]Frontend
+	Frontends map[balancer.Frontend]frontend
 	// Services are the DNS records' services by lower-cased name.
 	Services map[string]dns.Service
 }
 
-// Frontend is one balancer service and its backends.
-type Frontend struct {
+// frontend is one balancer service and its backends.
+type frontend struct {
 	Service  balancer.Service
 	Backends []balancer.Backend
 }
 
-// desired computes the State of node self, whose ingress-published ports
+// desired computes the state of node self, whose ingress-published ports
 // listen on ingress (none when invalid), from every entry. It is a pure
-// function: the same entries in any order give the same State.
+// function: the same entries in any order give the same state.
 //
 // Per service (grouped by service ID):
 //   - The service's name, mode, VIP and ports are those of its entry with
@@ -57,8 +57,8 @@ type Frontend struct {
 // a removed service's entries are being withdrawn and its VIP, port or
 // name already went to a new one) are settled for the service whose ID
 // sorts first; the other's entries leave within a gossip round.
-func desired(self string, ingress netip.Addr, entries []owned) State {
-	st := State{Frontends: map[balancer.Frontend]Frontend{}, Services: map[string]dns.Service{}}
+func desired(self string, ingress netip.Addr, entries []owned) state {
+	st := state{Frontends: map[balancer.Frontend]frontend{}, Services: map[string]dns.Service{}}
 	byService := map[string][]owned{}
 	for _, e := range entries {
 		byService[e.rec.Service] = append(byService[e.rec.Service], e)
@@ -112,11 +112,11 @@ func optionsOf(p wirePort) balancer.Options {
 	return o
 }
 
-func addFrontend(st State, fe balancer.Frontend, opts balancer.Options, backends []balancer.Backend) {
+func addFrontend(st state, fe balancer.Frontend, opts balancer.Options, backends []balancer.Backend) {
 	if _, taken := st.Frontends[fe]; taken {
 		return
 	}
-	st.Frontends[fe] = Frontend{Service: balancer.Service{Frontend: fe, Options: opts}, Backends: backends}
+	st.Frontends[fe] = frontend{Service: balancer.Service{Frontend: fe, Options: opts}, Backends: backends}
 }
 
 // backendsFor lists the tasks listening for p, sorted by address. Two

@@ -48,8 +48,8 @@ func TestDesiredThreeTasksOnTwoNodes(t *testing.T) {
 	opts := balancer.Options{TrafficPolicy: balancer.TrafficCluster}
 	vipFE := balancer.Frontend{Addr: netip.AddrPortFrom(webVIP, 80), Protocol: balancer.TCP}
 	inFE := balancer.Frontend{Addr: netip.AddrPortFrom(ingress, 8080), Protocol: balancer.TCP}
-	want := State{
-		Frontends: map[balancer.Frontend]Frontend{
+	want := state{
+		Frontends: map[balancer.Frontend]frontend{
 			vipFE: {Service: balancer.Service{Frontend: vipFE, Options: opts}, Backends: backends},
 			inFE:  {Service: balancer.Service{Frontend: inFE, Options: opts}, Backends: backends},
 		},
@@ -72,7 +72,7 @@ func TestDesiredThreeTasksOnTwoNodes(t *testing.T) {
 	}
 }
 
-// The same entries in any order give the same State.
+// The same entries in any order give the same state.
 func TestDesiredIgnoresOrder(t *testing.T) {
 	db := LocalTask{ID: "d1", ServiceID: "svc-db", ServiceName: "db", Slot: 1, HostVIP: dbVIP, Healthy: true,
 		Ports:    []Port{{PortConfig: api.PortConfig{Protocol: "tcp", TargetPort: 5432}, HostPort: 31432}},

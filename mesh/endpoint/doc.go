@@ -20,7 +20,7 @@
 //
 // The Runtime watches the table; after each change (changes that arrive
 // together make one pass) it decodes the entries, computes the desired
-// State with a pure function of the entries, this node's ID and its ingress
+// state with a pure function of the entries, this node's ID and its ingress
 // address (desired.go says the rules), and applies the difference
 // (apply.go): per port of a service with a host VIP, a frontend
 // HostVIP:TargetPort; per ingress-published port, a frontend
@@ -41,4 +41,12 @@
 // address; the Runtime checks every entry again before it reaches the
 // balancer. Whether the owner really runs the task would need a
 // manager-signed assignment in the entry: future work, see AdmitWith.
+//
+// # Wiring
+//
+// A node sets gossip.Config.Admit to Admit (or AdmitWith) before
+// gossip.New, then starts the Runtime over the member, its balancer and
+// its DNS records. Whenever the set of tasks it runs, or one's state or
+// health, changes, the agent calls SetLocal with every task it runs,
+// each from FromTask(task, hostPorts), and Close when the node stops.
 package endpoint
