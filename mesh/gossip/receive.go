@@ -166,8 +166,18 @@ func (m *Member) verify(e *wireEntry, nc *nodeCert) bool {
 	return true
 }
 
-// hold keeps e until its owner and certificate are known (m.mu held).
+// hold keeps e until its owner and certificate are known (m.mu held). Only
+// the newest copy of an entry is kept: gossip delivers each several times.
 func (m *Member) hold(e *wireEntry) {
+	ps := m.pending[e.owner]
+	for i := range ps {
+		if ps[i].e.id() == e.id() {
+			if e.newer(ps[i].e) {
+				ps[i].e = e
+			}
+			return
+		}
+	}
 	if m.npending >= MaxPending {
 		m.stats.overLimit.Add(1)
 		return
