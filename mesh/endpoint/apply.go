@@ -1,7 +1,6 @@
 package endpoint
 
 import (
-	"cmp"
 	"errors"
 	"log/slog"
 	"reflect"
@@ -33,13 +32,13 @@ type applier struct {
 	unsynced  map[balancer.Frontend]bool
 	// services are those last given to dns (set, or refused as invalid:
 	// a refusal is deterministic, so it is logged once, not retried).
-	services map[string]dns.Service
+	services map[string]*dns.Service
 }
 
 func newApplier(bal balancer.Balancer, rec Records, log *slog.Logger) *applier {
 	return &applier{bal: bal, dns: rec, log: log,
 		frontends: map[balancer.Frontend]frontend{}, unsynced: map[balancer.Frontend]bool{},
-		services: map[string]dns.Service{}}
+		services: map[string]*dns.Service{}}
 }
 
 // apply makes the balancer and the records hold want. It reports whether
@@ -53,8 +52,8 @@ func (a *applier) apply(want state) (retry bool) {
 			a.remove(fe)
 		}
 	}
-	for _, fe := range sortedFrontends(want.Frontends) {
-		if !a.applyFrontend(want.Frontends[fe]) {
+	for _, f := range want.Frontends {
+		if !a.applyFrontend(f) {
 			retry = true
 		}
 	}
@@ -65,10 +64,10 @@ func (a *applier) apply(want state) (retry bool) {
 		}
 	}
 	for name, svc := range want.Services {
-		if old, ok := a.services[name]; ok && reflect.DeepEqual(old, svc) {
+		if old, ok := a.services[name]; ok && (old == svc || reflect.DeepEqual(old, svc)) {
 			continue
 		}
-		if err := a.dns.Set(svc); err != nil {
+		if err := a.dns.Set(*svc); err != nil {
 			a.log.Warn("endpoint: DNS records refused a service", "service", name, "err", err)
 		}
 		a.services[name] = svc
@@ -120,17 +119,4 @@ func (a *applier) remove(fe balancer.Frontend) {
 // clear removes everything applied (Runtime.Close).
 func (a *applier) clear() {
 	a.apply(state{})
-}
-
-// sortedFrontends orders frontends so that bind errors and logs come in a
-// stable order.
-func sortedFrontends(m map[balancer.Frontend]frontend) []balancer.Frontend {
-	out := make([]balancer.Frontend, 0, len(m))
-	for fe := range m {
-		out = append(out, fe)
-	}
-	slices.SortFunc(out, func(a, b balancer.Frontend) int {
-		return cmp.Or(a.Addr.Compare(b.Addr), cmp.Compare(a.Protocol, b.Protocol))
-	})
-	return out
 }

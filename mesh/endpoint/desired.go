@@ -21,8 +21,9 @@ type owned struct {
 type state struct {
 	// Frontends are the balancer's services by frontend.
 	Frontends map[balancer.Frontend]frontend
-	// Services are the DNS records' services by lower-cased name.
-	Services map[string]dns.Service
+	// Services are the DNS records' services by lower-cased name. The
+	// applier takes a service it holds the same pointer to as unchanged.
+	Services map[string]*dns.Service
 }
 
 // frontend is one balancer service and its backends.
@@ -58,40 +59,69 @@ type frontend struct {
 // name already went to a new one) are settled for the service whose ID
 // sorts first; the other's entries leave within a gossip round.
 func desired(self string, ingress netip.Addr, entries []owned) state {
-	st := state{Frontends: map[balancer.Frontend]frontend{}, Services: map[string]dns.Service{}}
 	byService := map[string][]owned{}
 	for _, e := range entries {
 		byService[e.rec.Service] = append(byService[e.rec.Service], e)
 	}
-	ids := make([]string, 0, len(byService))
-	for id := range byService {
-		ids = append(ids, id)
+	services := make([]*serviceState, 0, len(byService))
+	for _, tasks := range byService {
+		services = append(services, desiredService(self, ingress, tasks))
 	}
-	slices.Sort(ids)
-	for _, id := range ids {
-		tasks := byService[id]
-		slices.SortFunc(tasks, func(a, b owned) int {
-			return cmp.Or(cmp.Compare(a.owner, b.owner), cmp.Compare(a.rec.Task, b.rec.Task))
-		})
-		head := tasks[0].rec
-		for _, t := range tasks[1:] {
-			if t.rec.SpecVersion > head.SpecVersion {
-				head = t.rec
+	return merge(services)
+}
+
+// serviceState is one service's part of the state. The Runtime keeps one
+// per service and recomputes only those whose entries changed.
+type serviceState struct {
+	id        string
+	frontends []frontend
+	dns       *dns.Service
+}
+
+// desiredService computes the part of the state of one service's entries
+// (at least one, all of one service ID); it sorts tasks.
+func desiredService(self string, ingress netip.Addr, tasks []owned) *serviceState {
+	slices.SortFunc(tasks, func(a, b owned) int {
+		return cmp.Or(cmp.Compare(a.owner, b.owner), cmp.Compare(a.rec.Task, b.rec.Task))
+	})
+	head := tasks[0].rec
+	for _, t := range tasks[1:] {
+		if t.rec.SpecVersion > head.SpecVersion {
+			head = t.rec
+		}
+	}
+	ss := &serviceState{id: head.Service}
+	for _, p := range head.Ports {
+		backends := backendsFor(self, p, tasks)
+		opts := optionsOf(p)
+		if head.HostVIP.IsValid() && !head.DNSRR {
+			ss.frontends = append(ss.frontends, frontendOf(frontendAt(head.HostVIP, p.Target, p), opts, backends))
+		}
+		if p.Flags&flagIngress != 0 && ingress.IsValid() {
+			ss.frontends = append(ss.frontends, frontendOf(frontendAt(ingress, p.Published, p), opts, backends))
+		}
+	}
+	ss.dns = dnsService(head, tasks)
+	return ss
+}
+
+// merge puts services' parts together, settling claims on one frontend or
+// one name for the lowest service ID; it sorts services.
+func merge(services []*serviceState) state {
+	slices.SortFunc(services, func(a, b *serviceState) int { return cmp.Compare(a.id, b.id) })
+	n := 0
+	for _, ss := range services {
+		n += len(ss.frontends)
+	}
+	st := state{Frontends: make(map[balancer.Frontend]frontend, n), Services: make(map[string]*dns.Service, len(services))}
+	for _, ss := range services {
+		for _, f := range ss.frontends {
+			if _, taken := st.Frontends[f.Service.Frontend]; !taken {
+				st.Frontends[f.Service.Frontend] = f
 			}
 		}
-		for _, p := range head.Ports {
-			backends := backendsFor(self, p, tasks)
-			opts := optionsOf(p)
-			if head.HostVIP.IsValid() && !head.DNSRR {
-				addFrontend(st, frontendAt(head.HostVIP, p.Target, p), opts, backends)
-			}
-			if p.Flags&flagIngress != 0 && ingress.IsValid() {
-				addFrontend(st, frontendAt(ingress, p.Published, p), opts, backends)
-			}
-		}
-		svc := dnsService(head, tasks)
-		if _, taken := st.Services[svc.Name]; !taken {
-			st.Services[svc.Name] = svc
+		if _, taken := st.Services[ss.dns.Name]; !taken {
+			st.Services[ss.dns.Name] = ss.dns
 		}
 	}
 	return st
@@ -112,11 +142,8 @@ func optionsOf(p wirePort) balancer.Options {
 	return o
 }
 
-func addFrontend(st state, fe balancer.Frontend, opts balancer.Options, backends []balancer.Backend) {
-	if _, taken := st.Frontends[fe]; taken {
-		return
-	}
-	st.Frontends[fe] = frontend{Service: balancer.Service{Frontend: fe, Options: opts}, Backends: backends}
+func frontendOf(fe balancer.Frontend, opts balancer.Options, backends []balancer.Backend) frontend {
+	return frontend{Service: balancer.Service{Frontend: fe, Options: opts}, Backends: backends}
 }
 
 // backendsFor lists the tasks listening for p, sorted by address. Two
@@ -154,8 +181,8 @@ func hostPort(r *record, p wirePort) uint16 {
 	return 0
 }
 
-func dnsService(head *record, tasks []owned) dns.Service {
-	svc := dns.Service{Name: strings.ToLower(head.ServiceName)}
+func dnsService(head *record, tasks []owned) *dns.Service {
+	svc := &dns.Service{Name: strings.ToLower(head.ServiceName)}
 	if head.HostVIP.IsValid() && !head.DNSRR {
 		svc.VIPs = []netip.Addr{head.HostVIP}
 	}

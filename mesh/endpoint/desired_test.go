@@ -53,7 +53,7 @@ func TestDesiredThreeTasksOnTwoNodes(t *testing.T) {
 			vipFE: {Service: balancer.Service{Frontend: vipFE, Options: opts}, Backends: backends},
 			inFE:  {Service: balancer.Service{Frontend: inFE, Options: opts}, Backends: backends},
 		},
-		Services: map[string]dns.Service{"web": {
+		Services: map[string]*dns.Service{"web": {
 			Name: "web", Aliases: []string{"www"}, VIPs: []netip.Addr{webVIP},
 			Ports: []dns.Port{{Name: "http", Protocol: "tcp", Target: 80}},
 			Tasks: []dns.Task{

@@ -88,10 +88,18 @@ type Runtime struct {
 	published map[string][]byte // task ID → value put
 	closed    bool
 
-	// The loop's own state: the applier and the decoded entries by
-	// owner and key, kept while their version is current.
-	apply   *applier
-	decoded map[entryKey]decodedEntry
+	// events are the watch's changes not yet taken by the loop.
+	evMu   sync.Mutex
+	events []gossip.Event
+
+	// The loop's own state: every valid entry by owner and key, grouped
+	// by service; each service's part of the state, recomputed only when
+	// one of its entries changed (dirty).
+	apply     *applier
+	entries   map[entryKey]owned
+	byService map[string]map[entryKey]owned
+	parts     map[string]*serviceState
+	dirty     map[string]bool
 
 	wake      chan struct{} // capacity 1: "entries may have changed"
 	quit      chan struct{}
@@ -100,11 +108,6 @@ type Runtime struct {
 }
 
 type entryKey struct{ owner, key string }
-
-type decodedEntry struct {
-	version uint64
-	rec     *record // nil if invalid
-}
 
 // New starts a Runtime: it watches the endpoint table and applies it to the
 // balancer and DNS records at once, then after every change.
@@ -119,11 +122,19 @@ func New(cfg Config) (*Runtime, error) {
 	r := &Runtime{
 		cfg: cfg, log: log, published: map[string][]byte{},
 		apply:   newApplier(cfg.Balancer, cfg.DNS, log),
-		decoded: map[entryKey]decodedEntry{},
-		wake:    make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{}),
+		entries: map[entryKey]owned{}, byService: map[string]map[entryKey]owned{},
+		parts: map[string]*serviceState{}, dirty: map[string]bool{},
+		wake: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{}),
 	}
-	r.stopWatch = cfg.Gossip.Watch(GossipNetwork, GossipTable, func(gossip.Event) { r.poke() })
-	r.poke()
+	// Watch first, then read the table (in run): every change after the
+	// read is among the events, applied after it in order, so the last
+	// event of an entry leaves it as it is, whatever the read saw.
+	r.stopWatch = cfg.Gossip.Watch(GossipNetwork, GossipTable, func(ev gossip.Event) {
+		r.evMu.Lock()
+		r.events = append(r.events, ev)
+		r.evMu.Unlock()
+		r.poke()
+	})
 	go r.run()
 	return r, nil
 }
@@ -225,62 +236,102 @@ func (r *Runtime) Close() error {
 	return errors.Join(errs...)
 }
 
-// run recomputes and applies the desired state after every change, one
-// pass for however many changes arrived meanwhile, and again after
+// run reads the table, then applies the desired state after every batch
+// of changes (one pass for however many arrived meanwhile), and again after
 // RetryInterval while a frontend fails.
 func (r *Runtime) run() {
 	defer close(r.done)
 	retry := time.NewTimer(time.Hour)
 	retry.Stop()
 	defer retry.Stop()
+	r.cfg.Gossip.Walk(GossipNetwork, GossipTable, func(e gossip.Entry) bool {
+		r.put(e)
+		return true
+	})
 	for {
+		r.evMu.Lock()
+		evs := r.events
+		r.events = nil
+		r.evMu.Unlock()
+		for _, ev := range evs {
+			switch ev.Kind {
+			case gossip.EventCreate, gossip.EventUpdate:
+				r.put(ev.Entry)
+			case gossip.EventDelete:
+				r.drop(entryKey{ev.Entry.Owner, ev.Entry.Key})
+			}
+		}
+		if r.apply.apply(r.desired()) {
+			retry.Reset(r.cfg.RetryInterval)
+		}
 		select {
 		case <-r.quit:
 			return
 		case <-r.wake:
 		case <-retry.C:
 		}
-		want := desired(r.cfg.NodeID, r.cfg.IngressAddr, r.entries())
-		if r.apply.apply(want) {
-			retry.Reset(r.cfg.RetryInterval)
-		}
 	}
 }
 
-// entries decodes the endpoint table, reusing what it decoded before for
-// entries whose version has not changed, and leaves out (logging once)
-// entries that do not decode: Admit refuses them on a Member, but an
-// in-memory gossip does not call Admit, and a node must not trust its
-// gossip's configuration for what reaches its balancer.
-func (r *Runtime) entries() []owned {
-	var out []owned
-	seen := make(map[entryKey]bool, len(r.decoded))
-	r.cfg.Gossip.Walk(GossipNetwork, GossipTable, func(e gossip.Entry) bool {
-		k := entryKey{e.Owner, e.Key}
-		seen[k] = true
-		d, ok := r.decoded[k]
-		if !ok || d.version != e.Version {
-			d = decodedEntry{version: e.Version}
-			rec, err := decode(e.Value)
-			if err == nil && rec.Task != e.Key {
-				err = fmt.Errorf("endpoint: entry key %q is not its task ID %q", e.Key, rec.Task)
-			}
-			if err != nil {
-				r.log.Warn("endpoint: ignoring an endpoint entry", "owner", e.Owner, "key", e.Key, "err", err)
-			} else {
-				d.rec = rec
-			}
-			r.decoded[k] = d
-		}
-		if d.rec != nil {
-			out = append(out, owned{owner: e.Owner, rec: d.rec})
-		}
-		return true
-	})
-	for k := range r.decoded {
-		if !seen[k] {
-			delete(r.decoded, k)
-		}
+// put records an entry, replacing its previous version. An entry that
+// does not decode is left out (and logged): Admit refuses it on a Member,
+// but an in-memory gossip does not call Admit, and a node must not trust
+// its gossip's configuration for what reaches its balancer.
+func (r *Runtime) put(e gossip.Entry) {
+	k := entryKey{e.Owner, e.Key}
+	r.drop(k)
+	rec, err := decode(e.Value)
+	if err == nil && rec.Task != e.Key {
+		err = fmt.Errorf("endpoint: entry key %q is not its task ID %q", e.Key, rec.Task)
 	}
-	return out
+	if err != nil {
+		r.log.Warn("endpoint: ignoring an endpoint entry", "owner", e.Owner, "key", e.Key, "err", err)
+		return
+	}
+	o := owned{owner: e.Owner, rec: rec}
+	r.entries[k] = o
+	tasks := r.byService[rec.Service]
+	if tasks == nil {
+		tasks = map[entryKey]owned{}
+		r.byService[rec.Service] = tasks
+	}
+	tasks[k] = o
+	r.dirty[rec.Service] = true
+}
+
+func (r *Runtime) drop(k entryKey) {
+	o, ok := r.entries[k]
+	if !ok {
+		return
+	}
+	delete(r.entries, k)
+	id := o.rec.Service
+	delete(r.byService[id], k)
+	if len(r.byService[id]) == 0 {
+		delete(r.byService, id)
+	}
+	r.dirty[id] = true
+}
+
+// desired recomputes the services whose entries changed and merges every
+// service's part: the same state desired() computes from all the entries.
+func (r *Runtime) desired() state {
+	for id := range r.dirty {
+		tasks := r.byService[id]
+		if len(tasks) == 0 {
+			delete(r.parts, id)
+			continue
+		}
+		list := make([]owned, 0, len(tasks))
+		for _, o := range tasks {
+			list = append(list, o)
+		}
+		r.parts[id] = desiredService(r.cfg.NodeID, r.cfg.IngressAddr, list)
+	}
+	clear(r.dirty)
+	parts := make([]*serviceState, 0, len(r.parts))
+	for _, p := range r.parts {
+		parts = append(parts, p)
+	}
+	return merge(parts)
 }
