@@ -19,6 +19,11 @@ type Cluster struct {
 	// never come back under that identity, even with an unexpired
 	// certificate.
 	RemovedNodes []string `json:"RemovedNodes,omitempty"`
+	// GossipKeys are the keys of the nodes' gossip (the leader's
+	// keymanager makes and rotates them; the dispatcher hands them to
+	// every node). Secret: the control API returns them without their key
+	// material (GossipKeyring.Redacted).
+	GossipKeys GossipKeyring `json:"GossipKeys,omitzero"`
 }
 
 // JoinTokens are the secrets a node presents to join as a worker or a manager.
@@ -37,6 +42,8 @@ type ClusterSpec struct {
 	// (apiaryd init --default-addr-pool) and cannot change afterwards, as
 	// in Swarm: the subnets already given came from it.
 	Network NetworkConfig `json:"Network,omitzero"`
+	// Gossip tunes the encryption of the nodes' gossip.
+	Gossip GossipConfig `json:"Gossip,omitzero"`
 }
 
 // NetworkConfig is the cluster's address pool: a network created without a
@@ -104,6 +111,7 @@ func DefaultClusterSpec() ClusterSpec {
 		Annotations:   Annotations{Name: DefaultClusterName},
 		Orchestration: OrchestrationConfig{TaskHistoryRetentionLimit: DefaultTaskHistoryRetentionLimit},
 		CAConfig:      CAConfig{NodeCertExpiry: DefaultNodeCertExpiry},
+		Gossip:        GossipConfig{KeyRotation: DefaultGossipKeyRotation},
 	}
 }
 
@@ -131,6 +139,7 @@ func (c *Cluster) Copy() *Cluster {
 	x.Spec = c.Spec.Copy()
 	x.CAState = copySlice(c.CAState)
 	x.RemovedNodes = copySlice(c.RemovedNodes)
+	x.GossipKeys = c.GossipKeys.Copy()
 	return &x
 }
 

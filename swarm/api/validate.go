@@ -760,6 +760,9 @@ func (s *ClusterSpec) Validate() error {
 	if e := s.CAConfig.NodeCertExpiry; e != 0 && (e < minNodeCertExpiry || e > MaxNodeCertExpiry) {
 		v.addf("ca_config.node_cert_expiry", "must be 0 (default %s) or between %s and %s, got %s", DefaultNodeCertExpiry, minNodeCertExpiry, MaxNodeCertExpiry, e)
 	}
+	if r := s.Gossip.KeyRotation; r != 0 && (r < MinGossipKeyRotation || r > MaxGossipKeyRotation) {
+		v.addf("gossip.key_rotation", "must be 0 (default %s) or between %s and %s, got %s", DefaultGossipKeyRotation, MinGossipKeyRotation, MaxGossipKeyRotation, r)
+	}
 	validateAddrPool(v, "network", s.Network)
 	v.specBytes("spec", s)
 	return v.err()

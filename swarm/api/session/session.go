@@ -8,6 +8,7 @@
 package session
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"time"
@@ -113,12 +114,18 @@ type RegisterResponse struct {
 	// CAVersion changes whenever the cluster's CA state does (a root
 	// rotation starts or ends): the worker then renews its certificate.
 	CAVersion string `json:"CAVersion,omitempty"`
+	// GossipKeys are the cluster's gossip keys as registration finds
+	// them; nil while the cluster has none yet.
+	GossipKeys *GossipKeys `json:"GossipKeys,omitempty"`
 }
 
 // HeartbeatRequest keeps a session alive.
 type HeartbeatRequest struct {
 	NodeID    string `json:"NodeID"`
 	SessionID string `json:"SessionID"`
+	// GossipKeysVersion is the Version of the gossip keys the node holds
+	// (0: none): the response carries the keys only when they differ.
+	GossipKeysVersion uint64 `json:"GossipKeysVersion,omitempty"`
 }
 
 // HeartbeatResponse tells the period to use until the next heartbeat: it
@@ -140,6 +147,66 @@ type HeartbeatResponse struct {
 	// new root recorded for it. (CAVersion cannot say so to a node that
 	// started after the rotation did.)
 	RenewCertificate bool `json:"RenewCertificate,omitempty"`
+	// GossipKeys, when set, replace the node's gossip keys: the cluster's
+	// differ from the version the request said the node holds.
+	GossipKeys *GossipKeys `json:"GossipKeys,omitempty"`
+}
+
+// GossipKeys are the keys of the nodes' gossip (memberlist's AES-256-GCM
+// keyring), as the managers hand them to a node: the node encrypts with
+// Primary and accepts any of Accepted as well, the overlap that lets every
+// node learn a new primary before the old one goes. A node without the
+// current keys cannot take part in gossip. Key material prints as
+// "[redacted]" (api.SecretBytes).
+type GossipKeys struct {
+	// Version is the primary's Lamport clock: it grows with every
+	// rotation and stays the same across a failover.
+	Version uint64 `json:"Version"`
+	// Primary is the key to encrypt with (api.GossipKeyLen bytes).
+	Primary api.SecretBytes `json:"Primary"`
+	// Accepted are the previous keys, newest first, still accepted.
+	Accepted []api.SecretBytes `json:"Accepted,omitempty"`
+}
+
+// GossipKeysOf returns what a node is handed of a keyring, or nil when it
+// has no key yet.
+func GossipKeysOf(k api.GossipKeyring) *GossipKeys {
+	if len(k.Keys) == 0 {
+		return nil
+	}
+	out := &GossipKeys{Version: k.Keys[0].Lamport, Primary: k.Keys[0].Key}
+	for _, key := range k.Keys[1:] {
+		out.Accepted = append(out.Accepted, key.Key)
+	}
+	return out
+}
+
+// Raw returns copies of the keys as memberlist's keyring takes them
+// (gossip.Member.SetKeys(primary, accepted...)); the caller owns them.
+func (k *GossipKeys) Raw() (primary []byte, accepted [][]byte) {
+	if k == nil {
+		return nil, nil
+	}
+	for _, a := range k.Accepted {
+		accepted = append(accepted, bytes.Clone(a))
+	}
+	return bytes.Clone(k.Primary), accepted
+}
+
+// Equal reports whether two sets of keys are the same.
+func (k *GossipKeys) Equal(o *GossipKeys) bool {
+	if k == nil || o == nil {
+		return k == o
+	}
+	if k.Version != o.Version || !bytes.Equal(k.Primary, o.Primary) || len(k.Accepted) != len(o.Accepted) {
+		return false
+	}
+	for i := range k.Accepted {
+		if !bytes.Equal(k.Accepted[i], o.Accepted[i]) {
+			return false
+		}
+	}
+	return true
 }
 
 // AssignmentsRequest opens the stream of a session's task assignments.
