@@ -58,6 +58,11 @@ type Config struct {
 	// HostPortRange is where tasks' host ports come from (hostports.go);
 	// zero lets the kernel choose free ephemeral ports.
 	HostPortRange PortRange
+	// OnTasks, if set, is called with every task this node runs, each
+	// with its latest status (host ports in PortStatus), whenever one's
+	// status changes or one goes: the routing mesh publishes them. Calls
+	// are serialized; it must return quickly and not call the agent.
+	OnTasks func(tasks []*api.Task)
 }
 
 // defaultHostAddr is HostAddr when neither it nor Addr gives one.
@@ -103,6 +108,11 @@ type Agent struct {
 	// runCtx is Run's context: runners stop following their tasks when it
 	// ends, leaving the tasks themselves running.
 	runCtx context.Context
+
+	// local is every task with its latest status, for Config.OnTasks
+	// (localtasks.go).
+	localMu sync.Mutex
+	local   map[string]*api.Task
 }
 
 // New returns an agent; Run starts it.
@@ -123,7 +133,7 @@ func New(cfg Config) (*Agent, error) {
 	if err := cfg.hostConfig(log); err != nil {
 		return nil, err
 	}
-	a := &Agent{cfg: cfg, log: log.With("component", "agent"), nodeID: cfg.NodeID, runners: map[string]*runner{}, ready: make(chan struct{})}
+	a := &Agent{cfg: cfg, log: log.With("component", "agent"), nodeID: cfg.NodeID, runners: map[string]*runner{}, ready: make(chan struct{}), local: map[string]*api.Task{}}
 	a.ports = newHostPorts(cfg.HostAddr, cfg.HostPortRange)
 	a.reporter = newReporter(a)
 	return a, nil
@@ -331,6 +341,7 @@ func (a *Agent) forget(id string, r *runner) {
 	}
 	a.mu.Unlock()
 	a.reporter.forget(id)
+	a.noteGone(id)
 }
 
 // ShutdownTasks stops every task this agent runs, as when the machine goes

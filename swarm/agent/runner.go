@@ -111,6 +111,9 @@ func (r *runner) send(msg string, err error, cs *api.ContainerStatus) {
 		st.Err = err.Error()
 	}
 	r.a.report(r.id, st)
+	if t, _ := r.latest(); t != nil {
+		r.a.noteStatus(t, st)
+	}
 }
 
 // waitChange blocks until the assignment changes or the agent stops; it
