@@ -2,9 +2,9 @@ package keymanager
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/hex"
-	"context"
 	"fmt"
 	"log/slog"
 	"strings"
