@@ -18,10 +18,11 @@
 //
 // # Applying
 //
-// The Runtime watches the table; after each change (changes that arrive
-// together make one pass) it decodes the entries, computes the desired
-// state with a pure function of the entries, this node's ID and its ingress
-// address (desired.go says the rules), and applies the difference
+// The Runtime reads the table once and then follows its changes; after
+// each batch of changes (those that arrive together make one pass) it
+// computes the desired state, a pure function of the entries, this node's
+// ID and its ingress address (desired.go says the rules; only the services
+// whose entries changed are recomputed), and applies the difference
 // (apply.go): per port of a service with a host VIP, a frontend
 // HostVIP:TargetPort; per ingress-published port, a frontend
 // IngressAddr:PublishedPort; both with the port's PROXY protocol and
