@@ -1,6 +1,7 @@
 package endpoint
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"reflect"
@@ -30,6 +31,10 @@ type applier struct {
 	// or SetBackends failed), so the next apply sets them whatever they are.
 	frontends map[balancer.Frontend]frontend
 	unsynced  map[balancer.Frontend]bool
+	// failing are the frontends that could not listen at the last try:
+	// logged at their first failure, quietly retried, logged when they
+	// listen at last.
+	failing map[balancer.Frontend]bool
 	// services are those last given to dns (set, or refused as invalid:
 	// a refusal is deterministic, so it is logged once, not retried).
 	services map[string]*dns.Service
@@ -38,7 +43,7 @@ type applier struct {
 func newApplier(bal balancer.Balancer, rec Records, log *slog.Logger) *applier {
 	return &applier{bal: bal, dns: rec, log: log,
 		frontends: map[balancer.Frontend]frontend{}, unsynced: map[balancer.Frontend]bool{},
-		services: map[string]*dns.Service{}}
+		failing: map[balancer.Frontend]bool{}, services: map[string]*dns.Service{}}
 }
 
 // apply makes the balancer and the records hold want. It reports whether
@@ -50,6 +55,11 @@ func (a *applier) apply(want state) (retry bool) {
 	for fe := range a.frontends {
 		if _, ok := want.Frontends[fe]; !ok {
 			a.remove(fe)
+		}
+	}
+	for fe := range a.failing {
+		if _, ok := want.Frontends[fe]; !ok {
+			delete(a.failing, fe)
 		}
 	}
 	for _, f := range want.Frontends {
@@ -82,13 +92,17 @@ func (a *applier) applyFrontend(f frontend) bool {
 	old, held := a.frontends[fe]
 	if !held || old.Service != f.Service {
 		if err := a.bal.UpsertService(f.Service); err != nil {
-			var bind *balancer.BindError
-			if errors.As(err, &bind) {
-				a.log.Warn("endpoint: frontend cannot listen; retrying later", "frontend", fe.String(), "err", err)
-			} else {
-				a.log.Error("endpoint: balancer refused a frontend", "frontend", fe.String(), "err", err)
+			level := slog.LevelWarn
+			if a.failing[fe] {
+				level = slog.LevelDebug
 			}
+			a.failing[fe] = true
+			a.log.Log(context.Background(), level, "endpoint: frontend cannot be added; retrying", "frontend", fe.String(), "err", err)
 			return false
+		}
+		if a.failing[fe] {
+			delete(a.failing, fe)
+			a.log.Info("endpoint: frontend added after failures", "frontend", fe.String())
 		}
 		if !held {
 			a.unsynced[fe] = true
