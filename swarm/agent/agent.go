@@ -63,6 +63,12 @@ type Config struct {
 	// status changes or one goes: the routing mesh publishes them. Calls
 	// are serialized; it must return quickly and not call the agent.
 	OnTasks func(tasks []*api.Task)
+	// OnGossipKeys, if set, is handed the cluster's gossip keys when the
+	// node first learns them and whenever they change (at registration,
+	// or in a heartbeat response), never twice the same: wire it to the
+	// gossip member's keyring (gossip_keys.go). Calls are serialized; a
+	// slow one delays the session's heartbeats.
+	OnGossipKeys func(keys GossipKeys)
 }
 
 // defaultHostAddr is HostAddr when neither it nor Addr gives one.
@@ -101,6 +107,10 @@ type Agent struct {
 	runners map[string]*runner
 	ready   chan struct{} // closed after the first registration
 	once    sync.Once
+
+	// keysMu orders the gossip keys' deliveries; keys is the last one.
+	keysMu sync.Mutex
+	keys   *GossipKeys
 
 	reporter *reporter
 	// ports are the host ports of the node's tasks (hostports.go).
@@ -208,6 +218,7 @@ func (a *Agent) session(ctx context.Context) error {
 	a.mu.Lock()
 	a.nodeID = resp.NodeID
 	a.mu.Unlock()
+	a.takeGossipKeys(resp.GossipKeys)
 	a.once.Do(func() { close(a.ready) })
 
 	sctx, cancel := context.WithCancel(ctx)
@@ -236,12 +247,13 @@ func (a *Agent) heartbeat(ctx context.Context, s *session.RegisterResponse) erro
 		// call carries a deadline so the session fails over instead of
 		// waiting for TCP to give up.
 		hctx, cancel := context.WithTimeout(ctx, rpcTimeout)
-		resp, err := a.cfg.Dispatcher.Heartbeat(hctx, &session.HeartbeatRequest{NodeID: s.NodeID, SessionID: s.SessionID})
+		resp, err := a.cfg.Dispatcher.Heartbeat(hctx, &session.HeartbeatRequest{NodeID: s.NodeID, SessionID: s.SessionID, GossipKeysVersion: a.gossipKeysVersion()})
 		cancel()
 		if err != nil {
 			return fmt.Errorf("heartbeat: %w", err)
 		}
 		period = resp.Period
+		a.takeGossipKeys(resp.GossipKeys)
 	}
 }
 

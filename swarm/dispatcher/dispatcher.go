@@ -116,8 +116,13 @@ type Dispatcher struct {
 	rotKeyID   string
 	// fixedPeriod is the cluster spec's heartbeat period (zero: adaptive).
 	fixedPeriod time.Duration
-	started     chan struct{} // closed once Run serves
-	startOne    sync.Once
+	// gossipKeys are the cluster's gossip keys, nil while it has none:
+	// the expiry loop keeps them as the store's cluster object changes,
+	// in the order of the events that also end removed nodes' sessions
+	// (gossipkeys.go).
+	gossipKeys *session.GossipKeys
+	started    chan struct{} // closed once Run serves
+	startOne   sync.Once
 }
 
 // New returns a dispatcher over s; it serves once Run is called.
@@ -149,7 +154,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	expiry := loop.New[string](loop.Config{
 		Name:    "dispatcher",
 		Store:   d.store,
-		Filters: []store.EventFilter{store.ByKinds(api.KindNode)},
+		Filters: []store.EventFilter{store.ByKinds(api.KindNode, api.KindCluster)},
 		Shared:  true, // the events are only looked at
 		Log:     d.log,
 	}, (*expiry)(d))
@@ -370,9 +375,10 @@ func (d *Dispatcher) Register(ctx context.Context, req *RegisterRequest) (*Regis
 	period := d.periodLocked()
 	s.period = period
 	d.expiries.AddAfter(nodeID, d.graceOf(period))
+	keys := d.gossipKeys
 	d.mu.Unlock()
 	d.log.Info("node registered", "node", nodeID, "hostname", req.Description.Hostname)
-	return &RegisterResponse{NodeID: nodeID, SessionID: s.id, HeartbeatPeriod: period, Managers: d.managerAddrs()}, nil
+	return &RegisterResponse{NodeID: nodeID, SessionID: s.id, HeartbeatPeriod: period, Managers: d.managerAddrs(), GossipKeys: keys}, nil
 }
 
 // cachedManagers is managerAddrs, recomputed at most once a second: every
@@ -488,7 +494,11 @@ func (d *Dispatcher) Heartbeat(ctx context.Context, req *HeartbeatRequest) (*Hea
 	}
 	managers, caVersion, rotKeyID := d.cachedManagers()
 	renew := rotKeyID != "" && cert != nil && cert.IssuerKeyID != rotKeyID
-	return &HeartbeatResponse{Period: period, Managers: managers, CAVersion: caVersion, Role: role, RenewCertificate: renew}, nil
+	keys, err := d.gossipKeysFor(s, req.GossipKeysVersion)
+	if err != nil {
+		return nil, err
+	}
+	return &HeartbeatResponse{Period: period, Managers: managers, CAVersion: caVersion, Role: role, RenewCertificate: renew, GossipKeys: keys}, nil
 }
 
 // UpdateTaskStatus records a worker's status reports. It returns once they

@@ -57,15 +57,40 @@ func (e *expiry) Resync(tx store.ReadTx, q *loop.Queue[string]) error {
 	for id := range d.sessions {
 		q.Add(id)
 	}
+	clusters, err := tx.FindClusters(store.All)
+	if err != nil {
+		return fmt.Errorf("dispatcher: read cluster: %w", err)
+	}
+	d.gossipKeys = nil
+	if len(clusters) > 0 {
+		d.takeGossipKeysLocked(clusters[0])
+	}
 	return nil
 }
 
-// Observe forgets the silent nodes that are removed.
+// Observe forgets the nodes that are removed (their session ends: a
+// removed node learns nothing more, the gossip keys made because it left
+// least of all), and takes in the cluster's gossip keys.
 func (e *expiry) Observe(ev store.Event, q *loop.Queue[string]) {
-	if n, ok := ev.Object.(*api.Node); ok && ev.Action == store.ActionDelete {
-		d := (*Dispatcher)(e)
+	d := (*Dispatcher)(e)
+	switch o := ev.Object.(type) {
+	case *api.Node:
+		if ev.Action != store.ActionDelete {
+			return
+		}
 		d.mu.Lock()
-		delete(d.silent, n.ID)
+		delete(d.silent, o.ID)
+		if s, ok := d.sessions[o.ID]; ok {
+			s.end()
+			delete(d.sessions, o.ID)
+		}
+		d.mu.Unlock()
+	case *api.Cluster:
+		if ev.Action == store.ActionDelete {
+			return
+		}
+		d.mu.Lock()
+		d.takeGossipKeysLocked(o)
 		d.mu.Unlock()
 	}
 }
