@@ -71,7 +71,10 @@ type NodeConfig struct {
 	// It is a one-off: the other managers must not come back with their
 	// old data (they would find themselves removed).
 	ForceNewCluster bool
-	Logger          *slog.Logger
+	// Mesh is the node's part of the routing mesh (off when its DataPath
+	// is empty).
+	Mesh   MeshConfig
+	Logger *slog.Logger
 }
 
 // DefaultNodeConfig returns a node's defaults: Swarm's for its manager
@@ -140,6 +143,8 @@ type Node struct {
 	// The agent, its connections to the managers, and its failover client
 	// live as long as the node.
 	worker atomic.Pointer[Worker]
+	// mesh is the node's routing mesh, nil without one (nodemesh.go).
+	mesh   *nodeMesh
 	fc     *agent.FailoverClient
 	connMu sync.Mutex
 	conns  []*grpc.ClientConn
@@ -462,7 +467,13 @@ func startNode(ctx context.Context, cfg NodeConfig, st nodeState, ident *pki.Nod
 	}()
 	// Heartbeats may ask for a renewal as soon as the agent runs.
 	n.issuer = &managersIssuer{n: n}
-	n.renewer = pki.NewRenewer(n.identity, n.issuer, pki.RenewerOptions{Logger: n.log, OnRenew: func(pki.Identity) { n.kickRole() }})
+	n.renewer = pki.NewRenewer(n.identity, n.issuer, pki.RenewerOptions{Logger: n.log, OnRenew: func(pki.Identity) {
+		n.kickRole()
+		if n.mesh != nil {
+			// Gossip signs with the new key and trusts the new roots.
+			n.mesh.setIdentity()
+		}
+	}})
 	role := api.NodeRole(st.Role)
 	if role == api.NodeRoleManager && boot == nil && certRole(ident) == api.NodeRoleWorker && !cfg.ForceNewCluster {
 		// The CA issues a worker certificate only once the member is out
@@ -496,6 +507,11 @@ func startNode(ctx context.Context, cfg NodeConfig, st nodeState, ident *pki.Nod
 		return nil, err
 	}
 	n.setRuntime(rt)
+	if cfg.Mesh.DataPath != "" {
+		if n.mesh, err = startNodeMesh(cfg.Mesh, st.NodeID, st.AdvertiseAddr, ident, n.log); err != nil {
+			return nil, err
+		}
+	}
 	if boot != nil && boot.caState != nil {
 		// init has finished once the cluster object (with the CA and
 		// the join tokens) is there.
@@ -662,6 +678,9 @@ func (n *Node) stop() {
 	n.cancel()
 	if w := n.worker.Load(); w != nil {
 		w.Stop()
+	}
+	if n.mesh != nil {
+		n.mesh.close()
 	}
 	if rt != nil {
 		rt.stop()

@@ -305,13 +305,17 @@ func (n *Node) startWorker(ctx context.Context, rt *runtime, first bool) error {
 		}
 	}
 	n.fc = fc
-	w, err := StartWorker(ctx, WorkerConfig{
+	wc := WorkerConfig{
 		Manager:  fc,
 		Executor: n.cfg.Executor,
 		NodeID:   n.state.NodeID,
 		Addr:     n.state.AdvertiseAddr,
 		Logger:   n.log,
-	})
+	}
+	if n.mesh != nil {
+		wc.HostAddr, wc.DNSAddr, wc.OnTasks = n.mesh.hostAddr.String(), n.mesh.DNSAddr(), n.mesh.setTasks
+	}
+	w, err := StartWorker(ctx, wc)
 	if err != nil {
 		return err
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/apiary-io/apiary/executor"
 	"github.com/apiary-io/apiary/swarm/agent"
+	"github.com/apiary-io/apiary/swarm/api"
 )
 
 // WorkerConfig configures a worker node.
@@ -24,6 +25,13 @@ type WorkerConfig struct {
 	// Addr is the node's address, for display.
 	Addr   string
 	Logger *slog.Logger
+	// Host data path (agent.Config): the address tasks bind, the DNS
+	// server they are given, the range of their host ports, and who is
+	// told of the tasks the worker runs.
+	HostAddr      string
+	DNSAddr       string
+	HostPortRange agent.PortRange
+	OnTasks       func([]*api.Task)
 }
 
 // Worker is a node that runs tasks.
@@ -38,7 +46,10 @@ type Worker struct {
 // StartWorker joins (or rejoins) the cluster and starts running assigned
 // tasks. It returns once the node is registered.
 func StartWorker(ctx context.Context, cfg WorkerConfig) (*Worker, error) {
-	a, err := agent.New(agent.Config{Dispatcher: cfg.Manager, Executor: cfg.Executor, NodeID: cfg.NodeID, Addr: cfg.Addr, Logger: cfg.Logger})
+	a, err := agent.New(agent.Config{
+		Dispatcher: cfg.Manager, Executor: cfg.Executor, NodeID: cfg.NodeID, Addr: cfg.Addr, Logger: cfg.Logger,
+		HostAddr: cfg.HostAddr, DNSAddr: cfg.DNSAddr, HostPortRange: cfg.HostPortRange, OnTasks: cfg.OnTasks,
+	})
 	if err != nil {
 		return nil, fmt.Errorf("start worker: %w", err)
 	}

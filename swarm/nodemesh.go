@@ -1,0 +1,284 @@
+package swarm
+
+import (
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"slices"
+	"strconv"
+	"sync"
+
+	"github.com/apiary-io/apiary/mesh/balancer"
+	"github.com/apiary-io/apiary/mesh/dns"
+	"github.com/apiary-io/apiary/mesh/endpoint"
+	"github.com/apiary-io/apiary/mesh/gossip"
+	"github.com/apiary-io/apiary/pki"
+	"github.com/apiary-io/apiary/swarm/api"
+)
+
+// DataPathHost is the host data path (design §8): tasks share the node's
+// network, listen on host ports their environment names, and the node's
+// userspace balancer serves every service's VIP and ingress ports.
+const DataPathHost = "host"
+
+// MeshConfig is a node's routing mesh. With DataPath empty the node takes
+// no part in it: no gossip, DNS or balancer (the library's default, so that
+// an embedding program binds nothing it did not ask for; apiaryd turns it
+// on).
+type MeshConfig struct {
+	// DataPath is "" (no mesh) or DataPathHost.
+	DataPath string
+	// GossipAddr is where the node gossips (UDP and TCP): HOST:PORT, port
+	// 0 for any. Empty means the node's listen host on gossip.DefaultPort.
+	GossipAddr string
+	// DNSAddr is where the node's DNS server listens (UDP and TCP):
+	// HOST:PORT, port 0 for any. Empty means the node's listen host on
+	// the port of dns.DefaultAddr (8653).
+	DNSAddr string
+	// IngressAddr is the address the node accepts ingress-published
+	// ports on. Empty means the node's listen host, so that nodes sharing
+	// a machine (each on its own loopback address) do not collide.
+	IngressAddr string
+}
+
+// nodeMesh is one node's part of the mesh: the balancer and DNS server
+// start with the node; gossip and the endpoint runtime start once the
+// managers sent the first gossip key (a node without the current key
+// cannot take part).
+type nodeMesh struct {
+	cfg      MeshConfig
+	nodeID   string
+	hostAddr netip.Addr
+	ident    *pki.NodeIdentity
+	log      *slog.Logger
+
+	bal      *balancer.Proxy
+	records  *dns.Table
+	dnsSrv   *dns.Server
+	verifier *gossip.CertPoolVerifier
+
+	mu      sync.Mutex
+	member  *gossip.Member
+	runtime *endpoint.Runtime
+	peers   []string // gossip addresses to join, once gossip runs
+	local   []endpoint.LocalTask
+	closed  bool
+}
+
+// meshHost is the host part of the node's listen address as an address.
+func meshHost(listenAddr string) (netip.Addr, error) {
+	host, _, err := net.SplitHostPort(listenAddr)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("mesh: listen address %q: %w", listenAddr, err)
+	}
+	a, err := netip.ParseAddr(host)
+	if err != nil || a.IsUnspecified() {
+		return netip.Addr{}, fmt.Errorf("mesh: listen address %q: the host data path needs a specific IP address (set MeshConfig addresses)", listenAddr)
+	}
+	return a.Unmap(), nil
+}
+
+func startNodeMesh(cfg MeshConfig, nodeID, listenAddr string, ident *pki.NodeIdentity, log *slog.Logger) (*nodeMesh, error) {
+	if cfg.DataPath != DataPathHost {
+		return nil, fmt.Errorf("mesh: data path %q: only %q is built", cfg.DataPath, DataPathHost)
+	}
+	host, err := meshHost(listenAddr)
+	if err != nil {
+		return nil, err
+	}
+	m := &nodeMesh{cfg: cfg, nodeID: nodeID, hostAddr: host, ident: ident, log: log.With("part", "mesh")}
+	if m.cfg.GossipAddr == "" {
+		m.cfg.GossipAddr = net.JoinHostPort(host.String(), strconv.Itoa(gossip.DefaultPort))
+	}
+	if m.cfg.IngressAddr == "" {
+		m.cfg.IngressAddr = host.String()
+	}
+	roots, err := rootPool(ident)
+	if err != nil {
+		return nil, err
+	}
+	m.verifier = gossip.NewCertPoolVerifier(roots)
+	bc := balancer.DefaultConfig()
+	bc.Logger = m.log
+	if m.bal, err = balancer.New(bc); err != nil {
+		return nil, err
+	}
+	m.records = dns.NewTable()
+	dc := dns.DefaultConfig()
+	if cfg.DNSAddr != "" {
+		dc.Addr = cfg.DNSAddr
+	} else {
+		_, port, _ := net.SplitHostPort(dc.Addr)
+		dc.Addr = net.JoinHostPort(host.String(), port)
+	}
+	dc.Records = m.records
+	dc.Logger = m.log
+	if m.dnsSrv, err = dns.Listen(dc); err != nil {
+		m.bal.Close()
+		return nil, err
+	}
+	return m, nil
+}
+
+// rootPool is the pool of the cluster's root CAs the node trusts.
+func rootPool(ident *pki.NodeIdentity) (*x509.CertPool, error) {
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(ident.TrustBundle()) {
+		return nil, errors.New("mesh: the node's trust bundle holds no certificate")
+	}
+	return pool, nil
+}
+
+// DNSAddr is where the node's DNS server answers (APIARY_DNS).
+func (m *nodeMesh) DNSAddr() string { return m.dnsSrv.Addr().String() }
+
+// setKeys installs the gossip keys the managers sent (primary first),
+// starting gossip and the endpoint runtime with the first ones.
+func (m *nodeMesh) setKeys(keys [][]byte) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil
+	}
+	if m.member != nil {
+		return m.member.SetKeys(keys[0], keys[1:]...)
+	}
+	host, port, err := net.SplitHostPort(m.cfg.GossipAddr)
+	if err != nil {
+		return fmt.Errorf("mesh: gossip address %q: %w", m.cfg.GossipAddr, err)
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil {
+		return fmt.Errorf("mesh: gossip address %q: port: %w", m.cfg.GossipAddr, err)
+	}
+	id, err := gossip.IdentityFromTLS(m.ident.Certificate())
+	if err != nil {
+		return err
+	}
+	gc := gossip.DefaultConfig()
+	gc.NodeID, gc.BindAddr, gc.BindPort = m.nodeID, host, p
+	gc.PrimaryKey, gc.AcceptedKeys = keys[0], keys[1:]
+	gc.Identity, gc.Verifier = id, m.verifier
+	gc.Admit = endpoint.Admit
+	gc.Logger = m.log
+	member, err := gossip.New(gc)
+	if err != nil {
+		return err
+	}
+	ec := endpoint.DefaultConfig()
+	ec.NodeID, ec.NodeAddr = m.nodeID, m.hostAddr
+	if a, err := netip.ParseAddr(m.cfg.IngressAddr); err == nil {
+		ec.IngressAddr = a
+	}
+	ec.Gossip, ec.Balancer, ec.DNS, ec.Logger = member, m.bal, m.records, m.log
+	rt, err := endpoint.New(ec)
+	if err != nil {
+		member.Close()
+		return err
+	}
+	m.member, m.runtime = member, rt
+	if len(m.peers) > 0 {
+		m.joinLocked(m.peers)
+	}
+	if err := rt.SetLocal(m.local); err != nil {
+		m.log.Warn("publish local tasks", "err", err)
+	}
+	m.log.Info("gossip started", "addr", m.cfg.GossipAddr)
+	return nil
+}
+
+// setPeers joins the gossip addresses of other nodes not joined yet.
+func (m *nodeMesh) setPeers(addrs []string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var fresh []string
+	for _, a := range addrs {
+		if a != m.cfg.GossipAddr && !slices.Contains(m.peers, a) {
+			fresh = append(fresh, a)
+		}
+	}
+	if len(fresh) == 0 {
+		return
+	}
+	m.peers = append(m.peers, fresh...)
+	if m.member != nil {
+		m.joinLocked(fresh)
+	}
+}
+
+func (m *nodeMesh) joinLocked(addrs []string) {
+	// Joining is best effort: memberlist learns of everyone from anyone,
+	// and a peer down now is found by the others' gossip later.
+	if n, err := m.member.Join(addrs); err != nil && n == 0 {
+		m.log.Debug("gossip join", "peers", addrs, "err", err)
+	}
+}
+
+// setTasks publishes the tasks this node runs, with the host ports the
+// agent gave them (Status.PortStatus).
+func (m *nodeMesh) setTasks(tasks []*api.Task) {
+	var local []endpoint.LocalTask
+	for _, t := range tasks {
+		if t.Status.State > api.TaskStateRunning || t.Status.State < api.TaskStateStarting {
+			continue
+		}
+		hostPorts := map[uint32]uint16{}
+		for _, p := range t.Status.PortStatus {
+			hostPorts[p.TargetPort] = uint16(p.PublishedPort)
+		}
+		lt, err := endpoint.FromTask(t, hostPorts)
+		if err != nil {
+			m.log.Warn("task left out of the mesh", "task", t.ID, "err", err)
+			continue
+		}
+		local = append(local, lt)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.local = local
+	if m.runtime != nil {
+		if err := m.runtime.SetLocal(local); err != nil {
+			m.log.Warn("publish local tasks", "err", err)
+		}
+	}
+}
+
+// setIdentity follows a certificate renewal or a root rotation.
+func (m *nodeMesh) setIdentity() {
+	if roots, err := rootPool(m.ident); err == nil {
+		m.verifier.SetRoots(roots)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.member == nil {
+		return
+	}
+	id, err := gossip.IdentityFromTLS(m.ident.Certificate())
+	if err == nil {
+		err = m.member.SetIdentity(id)
+	}
+	if err != nil {
+		m.log.Warn("gossip identity", "err", err)
+	}
+}
+
+func (m *nodeMesh) close() {
+	m.mu.Lock()
+	m.closed = true
+	rt, member := m.runtime, m.member
+	m.mu.Unlock()
+	if rt != nil {
+		rt.Close()
+	}
+	if member != nil {
+		member.Close()
+	}
+	m.dnsSrv.Close()
+	m.bal.Close()
+}
