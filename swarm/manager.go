@@ -20,6 +20,7 @@ import (
 	"github.com/apiary-io/apiary/swarm/api"
 	"github.com/apiary-io/apiary/swarm/controlapi"
 	"github.com/apiary-io/apiary/swarm/dispatcher"
+	"github.com/apiary-io/apiary/swarm/keymanager"
 	"github.com/apiary-io/apiary/swarm/orchestrator"
 	"github.com/apiary-io/apiary/swarm/placer"
 )
@@ -330,6 +331,7 @@ func (m *Manager) startLoops(ctx context.Context, wg *sync.WaitGroup) {
 	run("orchestrator", orchestrator.New(m.store, m.log).Run)
 	run("allocator", allocator.New(m.store, m.log).Run)
 	run("placer", placer.New(m.store, scheduler.New(m.cfg.Scheduler), m.log).Run)
+	run("keymanager", keymanager.New(m.store, keymanager.Config{Logger: m.log}).Run)
 	if m.raft != nil {
 		run("manager status", m.reportManagers)
 		run("roles", m.reconcileRoles)

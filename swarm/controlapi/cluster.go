@@ -35,7 +35,8 @@ type Peer struct {
 var ErrNoMembership = errors.New("this manager runs without replication: managers cannot join it")
 
 // GetCluster returns the cluster object with its join tokens; the CA's
-// secrets (root key, token secrets) never leave the store.
+// secrets (root key, token secrets) and the gossip keys' material never
+// leave the store (the keys' clocks and times do).
 func (s *Server) GetCluster(ctx context.Context) (*api.Cluster, error) {
 	var out []*api.Cluster
 	var err error
@@ -60,6 +61,7 @@ func (s *Server) GetCluster(ctx context.Context) (*api.Cluster, error) {
 		}
 	}
 	c.CAState = nil
+	c.GossipKeys = c.GossipKeys.Redacted()
 	return c, nil
 }
 

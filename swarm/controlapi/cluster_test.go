@@ -1,6 +1,9 @@
 package controlapi_test
 
 import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"testing"
 	"time"
@@ -82,6 +85,8 @@ func TestUpdateClusterInvalid(t *testing.T) {
 		{"history too long", func(s *api.ClusterSpec) { s.Orchestration.TaskHistoryRetentionLimit = api.MaxTaskHistoryRetention + 1 }, "orchestration.task_history_retention_limit"},
 		{"renamed", func(s *api.ClusterSpec) { s.Name = "other" }, "name"},
 		{"bad labels", func(s *api.ClusterSpec) { s.Labels = map[string]string{"": "x"} }, "labels"},
+		{"gossip key rotation too fast", func(s *api.ClusterSpec) { s.Gossip.KeyRotation = api.MinGossipKeyRotation - 1 }, "gossip.key_rotation"},
+		{"gossip key rotation too slow", func(s *api.ClusterSpec) { s.Gossip.KeyRotation = api.MaxGossipKeyRotation + 1 }, "gossip.key_rotation"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			spec := cur.Spec.Copy()
@@ -128,5 +133,42 @@ func TestUpdateClusterWithoutCluster(t *testing.T) {
 	srv, _ := newServer(t)
 	if _, err := srv.UpdateCluster(ctx, 1, api.DefaultClusterSpec()); !errors.Is(err, controlapi.ErrNotFound) {
 		t.Errorf("err = %v, want ErrNotFound", err)
+	}
+}
+
+// The gossip keys' material never leaves the store: GetCluster (swarm
+// inspect) shows their clocks and times only, and an update keeps them.
+func TestGetClusterHidesGossipKeys(t *testing.T) {
+	srv, s := withCluster(t)
+	key := api.SecretBytes(bytes.Repeat([]byte{0x5a}, api.GossipKeyLen))
+	made := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	mustUpdate(t, s, func(tx store.Tx) error {
+		c := tx.GetCluster("c1")
+		c.GossipKeys = api.GossipKeyring{Keys: []api.GossipKey{{Key: key, Lamport: 7, CreatedAt: made}}}
+		return tx.UpdateCluster(c)
+	})
+	got, err := srv.GetCluster(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.GossipKeys.Keys) != 1 || got.GossipKeys.Keys[0].Key != nil || got.GossipKeys.Keys[0].Lamport != 7 || !got.GossipKeys.Keys[0].CreatedAt.Equal(made) {
+		t.Fatalf("GetCluster gossip keys = %+v, want lamport 7 made %s without its material", got.GossipKeys, made)
+	}
+	b, err := json.Marshal(got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if enc := base64.StdEncoding.EncodeToString(key); bytes.Contains(b, []byte(enc)) {
+		t.Fatalf("the cluster's JSON carries a gossip key: %s", b)
+	}
+	spec := got.Spec
+	spec.Gossip.KeyRotation = time.Hour
+	if _, err := srv.UpdateCluster(ctx, got.Meta.Version, spec); err != nil {
+		t.Fatal(err)
+	}
+	var stored *api.Cluster
+	s.View(func(tx store.ReadTx) { stored = tx.GetCluster("c1") })
+	if stored.Spec.Gossip.KeyRotation != time.Hour || len(stored.GossipKeys.Keys) != 1 || !bytes.Equal(stored.GossipKeys.Keys[0].Key, key) {
+		t.Fatalf("after an update the store holds rotation %s and keys %d", stored.Spec.Gossip.KeyRotation, len(stored.GossipKeys.Keys))
 	}
 }
