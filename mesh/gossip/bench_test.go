@@ -41,7 +41,7 @@ func BenchmarkConvergence(b *testing.B) {
 	// 1 s probe: each member spends its slice of the CPU late, and
 	// members declare each other dead. This variant probes every 5 s
 	// with a patient suspicion, to measure dissemination rather than churn.
-	b.Run("members=1000/patient", func(b *testing.B) {
+	b.Run("members=1000,patient", func(b *testing.B) {
 		benchConvergence(b, 1000, func(c Config) Config {
 			c.ProbeInterval, c.ProbeTimeout, c.SuspicionMult = 5*time.Second, 3*time.Second, 8
 			return c
