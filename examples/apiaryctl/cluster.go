@@ -132,16 +132,16 @@ func (c *cli) swarmCmd() *cobra.Command {
 // so the write is a read-modify-write at the version read, repeated on a
 // conflict (client.EditCluster).
 func (c *cli) swarmUpdate() *cobra.Command {
-	var heartbeat, certExpiry time.Duration
+	var heartbeat, certExpiry, gossipRotation time.Duration
 	var history int64
 	cmd := &cobra.Command{
-		Use:   "update [--dispatcher-heartbeat D] [--cert-expiry D] [--task-history-limit N]",
+		Use:   "update [--dispatcher-heartbeat D] [--cert-expiry D] [--task-history-limit N] [--gossip-key-rotation D]",
 		Short: "Change the cluster's settings (in force at once, no restart)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			changed := cmd.Flags().Changed
-			if !changed("dispatcher-heartbeat") && !changed("cert-expiry") && !changed("task-history-limit") {
-				return fmt.Errorf("swarm update: nothing to change: give --dispatcher-heartbeat, --cert-expiry or --task-history-limit")
+			if !changed("dispatcher-heartbeat") && !changed("cert-expiry") && !changed("task-history-limit") && !changed("gossip-key-rotation") {
+				return fmt.Errorf("swarm update: nothing to change: give --dispatcher-heartbeat, --cert-expiry, --task-history-limit or --gossip-key-rotation")
 			}
 			cl, ctx, cancel, err := c.session()
 			if err != nil {
@@ -158,6 +158,9 @@ func (c *cli) swarmUpdate() *cobra.Command {
 				if changed("task-history-limit") {
 					spec.Orchestration.TaskHistoryRetentionLimit = history
 				}
+				if changed("gossip-key-rotation") {
+					spec.Gossip.KeyRotation = gossipRotation
+				}
 				return nil
 			})
 			if err != nil {
@@ -171,5 +174,6 @@ func (c *cli) swarmUpdate() *cobra.Command {
 	fs.DurationVar(&heartbeat, "dispatcher-heartbeat", 0, fmt.Sprintf("how often workers heartbeat: 0 (adaptive: 1s up to 2,000 nodes) or %s to %s", api.MinHeartbeatPeriod, api.MaxHeartbeatPeriod))
 	fs.DurationVar(&certExpiry, "cert-expiry", 0, fmt.Sprintf("lifetime of node certificates issued from now on: 0 (default %s) or %s to %s", api.DefaultNodeCertExpiry, time.Hour, api.MaxNodeCertExpiry))
 	fs.Int64Var(&history, "task-history-limit", 0, fmt.Sprintf("finished tasks kept per slot, 0 to %d", api.MaxTaskHistoryRetention))
+	fs.DurationVar(&gossipRotation, "gossip-key-rotation", 0, fmt.Sprintf("how often the gossip encryption key is replaced (also whenever a node is removed): 0 (default %s) or %s to %s", api.DefaultGossipKeyRotation, api.MinGossipKeyRotation, days(api.MaxGossipKeyRotation)))
 	return cmd
 }

@@ -33,9 +33,24 @@ func printCluster(out io.Writer, c *api.Cluster) error {
 	fmt.Fprintf(w, "Task history limit:\t%d\n", c.Spec.Orchestration.TaskHistoryRetentionLimit)
 	fmt.Fprintf(w, "Address pool:\t%s\n", strings.Join(c.Spec.Network.Pools(), ", "))
 	fmt.Fprintf(w, "Subnet size:\t%d\n", c.Spec.Network.Size())
+	printGossipKeys(w, c)
 	fmt.Fprintf(w, "Created:\t%s\n", c.Meta.CreatedAt.Format(time.RFC3339))
 	fmt.Fprintf(w, "Updated:\t%s\n", c.Meta.UpdatedAt.Format(time.RFC3339))
 	return w.Flush()
+}
+
+// printGossipKeys says how often the gossip key rotates and which keys
+// the cluster holds: their clocks and ages, never their material (the
+// control API does not return it).
+func printGossipKeys(w io.Writer, c *api.Cluster) {
+	rotation, note := c.Spec.Gossip.Rotation(), ""
+	if c.Spec.Gossip.KeyRotation == 0 {
+		note = " (default)"
+	}
+	fmt.Fprintf(w, "Gossip key rotation:\t%s%s\n", days(rotation), note)
+	if p := c.GossipKeys.Primary(); p != nil {
+		fmt.Fprintf(w, "Gossip keys:\t%d (primary %d, made %s)\n", len(c.GossipKeys.Keys), p.Lamport, p.CreatedAt.Format(time.RFC3339))
+	}
 }
 
 // days prints a long duration in days as Docker does ("90 days"), a

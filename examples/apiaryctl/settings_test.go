@@ -93,8 +93,16 @@ func TestSwarmUpdate(t *testing.T) {
 		spec.CAConfig.NodeCertExpiry != 3*time.Hour {
 		t.Errorf("after update of the certificate lifetime alone: %+v", spec)
 	}
+	mustCtl(t, mdir, "swarm", "update", "--gossip-key-rotation", "2h")
+	if spec = clusterJSON(t, mdir).Spec; spec.Gossip.KeyRotation != 2*time.Hour || spec.CAConfig.NodeCertExpiry != 3*time.Hour {
+		t.Errorf("after update of the gossip key rotation alone: %+v", spec)
+	}
+	// swarm inspect shows the gossip keys' clocks, never their material.
+	if keys := clusterJSON(t, mdir).GossipKeys.Keys; len(keys) != 1 || keys[0].Lamport != 1 || keys[0].Key != nil {
+		t.Errorf("swarm inspect shows gossip keys %+v, want one of lamport 1 without its key", keys)
+	}
 	pretty := mustCtl(t, mdir, "swarm", "inspect", "--pretty")
-	for _, want := range []string{"Dispatcher heartbeat: 700ms", "Certificate expiry:   3h0m0s", "Task history limit:   3"} {
+	for _, want := range []string{"Dispatcher heartbeat: 700ms", "Certificate expiry:   3h0m0s", "Task history limit:   3", "Gossip key rotation:  2h0m0s", "Gossip keys:          1 (primary 1,"} {
 		if !strings.Contains(pretty, want) {
 			t.Errorf("swarm inspect --pretty does not say %q:\n%s", want, pretty)
 		}
@@ -107,6 +115,8 @@ func TestSwarmUpdate(t *testing.T) {
 		{[]string{"--dispatcher-heartbeat", "10ms"}, "dispatcher.heartbeat_period"},
 		{[]string{"--dispatcher-heartbeat", "2h"}, "dispatcher.heartbeat_period"},
 		{[]string{"--cert-expiry", "30m"}, "ca_config.node_cert_expiry"},
+		{[]string{"--gossip-key-rotation", "30s"}, "gossip.key_rotation"},
+		{[]string{"--gossip-key-rotation", "800h"}, "gossip.key_rotation"},
 		{[]string{"--task-history-limit", "-1"}, "orchestration.task_history_retention_limit"},
 		{[]string{"--task-history-limit", "101", "--dispatcher-heartbeat", "1s"}, "orchestration.task_history_retention_limit"},
 		{nil, "nothing to change"},
