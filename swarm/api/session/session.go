@@ -157,7 +157,8 @@ type HeartbeatResponse struct {
 // Primary and accepts any of Accepted as well, the overlap that lets every
 // node learn a new primary before the old one goes. A node without the
 // current keys cannot take part in gossip. Key material prints as
-// "[redacted]" (api.SecretBytes).
+// "[redacted]" (api.SecretBytes). A receiver treats the bytes as read-only
+// (in one process several nodes may share them); Raw returns copies.
 type GossipKeys struct {
 	// Version is the primary's Lamport clock: it grows with every
 	// rotation and stays the same across a failover.
