@@ -212,7 +212,11 @@ func serve(dataDir string, o nodeOptions, flags *pflag.FlagSet, log *slog.Logger
 	var attrs []any
 	visitNodeFlags(flags, func(f *pflag.Flag) { attrs = append(attrs, f.Name, flagValue(f)) })
 	log.Info("node options", attrs...)
-	exec, closeExec, err := newExecutor(o.executor, dataDir, o.hostname, labels, log)
+	mesh, err := o.meshConfig()
+	if err != nil {
+		return err
+	}
+	exec, closeExec, err := newExecutor(o.executor, dataDir, o.hostname, labels, mesh.DataPath == swarm.DataPathHost, log)
 	if err != nil {
 		return err
 	}
@@ -223,7 +227,7 @@ func serve(dataDir string, o nodeOptions, flags *pflag.FlagSet, log *slog.Logger
 	defer cancel()
 	cfg := swarm.DefaultNodeConfig()
 	cfg.DataDir, cfg.ListenAddr, cfg.AdvertiseAddr = dataDir, o.listen, o.advertise
-	cfg.Executor, cfg.Logger = exec, log
+	cfg.Executor, cfg.Logger, cfg.Mesh = exec, log, mesh
 	n, err := start(startCtx, cfg)
 	if err != nil {
 		return err
@@ -241,7 +245,7 @@ func serve(dataDir string, o nodeOptions, flags *pflag.FlagSet, log *slog.Logger
 	return nil
 }
 
-func newExecutor(kind, dataDir, host string, labels map[string]string, log *slog.Logger) (executor.Executor, func(), error) {
+func newExecutor(kind, dataDir, host string, labels map[string]string, hostNetwork bool, log *slog.Logger) (executor.Executor, func(), error) {
 	if host == "" {
 		host, _ = os.Hostname()
 	}
@@ -257,7 +261,7 @@ func newExecutor(kind, dataDir, host string, labels map[string]string, log *slog
 	case "fake":
 		return fake.New(fake.Config{Hostname: host, Labels: labels}), func() {}, nil
 	case "docker":
-		return newDockerExecutor(dataDir, host, labels, log)
+		return newDockerExecutor(dataDir, host, labels, hostNetwork, log)
 	}
 	return nil, nil, fmt.Errorf("--executor: %q is not %s", kind, strings.Join(executors, ", "))
 }

@@ -11,6 +11,8 @@ import (
 	"slices"
 
 	"github.com/spf13/pflag"
+
+	"github.com/apiary-io/apiary/swarm"
 )
 
 // Node options: what init and join are told about the node itself, which
@@ -33,6 +35,8 @@ const nodeFlagAnnotation = "apiaryd/node-option"
 type nodeOptions struct {
 	listen, advertise, executor, hostname, logLevel string
 	labels                                          []string
+	// The routing mesh (swarm.MeshConfig).
+	dataPath, gossipAddr, dnsAddr, ingressAddr string
 }
 
 // flags returns the node options as a flag set bound to o, each flag
@@ -45,6 +49,10 @@ func (o *nodeOptions) flags() *pflag.FlagSet {
 	fs.StringVar(&o.hostname, "hostname", "", "hostname the node reports (default: the machine's)")
 	fs.StringArrayVar(&o.labels, "label", nil, "engine label k=v reported by this node (repeatable)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&o.dataPath, "data-path", swarm.DataPathHost, `the routing mesh's data path: "host" (tasks share the node's network; a userspace balancer serves VIPs and published ports) or "none" (no mesh)`)
+	fs.StringVar(&o.gossipAddr, "gossip-addr", "", "where the node gossips with the others, HOST:PORT (default: the listen host, port 7946)")
+	fs.StringVar(&o.dnsAddr, "dns-addr", "", "where the node's DNS server answers service names, HOST:PORT (default: the listen host, port 8653)")
+	fs.StringVar(&o.ingressAddr, "ingress-addr", "", "address the node accepts published ports on, e.g. 0.0.0.0 (default: the listen host)")
 	fs.VisitAll(func(f *pflag.Flag) {
 		f.Annotations = map[string][]string{nodeFlagAnnotation: {"true"}}
 	})
@@ -176,4 +184,15 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	slices.Sort(keys)
 	return keys
+}
+
+// meshConfig is the node's routing mesh as the options say.
+func (o *nodeOptions) meshConfig() (swarm.MeshConfig, error) {
+	switch o.dataPath {
+	case swarm.DataPathHost:
+		return swarm.MeshConfig{DataPath: o.dataPath, GossipAddr: o.gossipAddr, DNSAddr: o.dnsAddr, IngressAddr: o.ingressAddr}, nil
+	case "none":
+		return swarm.MeshConfig{}, nil
+	}
+	return swarm.MeshConfig{}, fmt.Errorf("--data-path: %q is not host or none", o.dataPath)
 }

@@ -211,3 +211,18 @@ func TestNodeOptionsFromAnOlderApiaryd(t *testing.T) {
 		t.Errorf("bad saved value: %v", err)
 	}
 }
+
+// The data path is host or none; anything else is refused naming the flag.
+func TestDataPathOption(t *testing.T) {
+	for path, want := range map[string]string{"host": "host", "none": ""} {
+		o := nodeOptions{dataPath: path, gossipAddr: "127.0.0.1:0"}
+		m, err := o.meshConfig()
+		if err != nil || m.DataPath != want || (want != "" && m.GossipAddr != "127.0.0.1:0") {
+			t.Errorf("--data-path %s: %+v, %v", path, m, err)
+		}
+	}
+	o := nodeOptions{dataPath: "overlay"}
+	if _, err := o.meshConfig(); err == nil || !strings.Contains(err.Error(), "--data-path") {
+		t.Errorf("--data-path overlay: %v, want an error naming the flag", err)
+	}
+}

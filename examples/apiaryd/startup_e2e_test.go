@@ -176,6 +176,7 @@ func (e *e2e) node(via, ref string) nodeInspect {
 func TestBinariesRunKeepsNodeOptions(t *testing.T) {
 	e := startupE2E(t)
 	addr := addr3(t, 1)
+	host, _, _ := net.SplitHostPort(addr)
 	values := map[string][]string{
 		"listen-addr":    {addr},
 		"advertise-addr": {addr},
@@ -183,6 +184,10 @@ func TestBinariesRunKeepsNodeOptions(t *testing.T) {
 		"hostname":       {"kept-host"},
 		"label":          {"zone=blue", "disk=ssd"},
 		"log-level":      {"debug"},
+		"data-path":      {"host"},
+		"gossip-addr":    {host + ":0"},
+		"dns-addr":       {host + ":0"},
+		"ingress-addr":   {host},
 	}
 	help, err := exec.Command(filepath.Join(e.bin, "apiaryd"), "run", "--help").CombinedOutput()
 	if err != nil {
@@ -225,7 +230,8 @@ func TestBinariesRunKeepsNodeOptions(t *testing.T) {
 	}
 	e.waitFor("the options in the log", 10*time.Second, func() (bool, string) {
 		line := logLine(p.log.String(), `msg="node options"`)
-		for _, want := range []string{"listen-addr=" + addr, "advertise-addr=" + addr, "executor=fake", "hostname=kept-host", `label="[zone=blue disk=ssd]"`, "log-level=debug"} {
+		for _, want := range []string{"listen-addr=" + addr, "advertise-addr=" + addr, "executor=fake", "hostname=kept-host", `label="[zone=blue disk=ssd]"`, "log-level=debug",
+			"data-path=host", "gossip-addr=" + host + ":0", "dns-addr=" + host + ":0", "ingress-addr=" + host} {
 			if !strings.Contains(line, want) {
 				return false, fmt.Sprintf("%q lacks %s", line, want)
 			}
