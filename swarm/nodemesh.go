@@ -10,12 +10,14 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"github.com/apiary-io/apiary/mesh/balancer"
 	"github.com/apiary-io/apiary/mesh/dns"
 	"github.com/apiary-io/apiary/mesh/endpoint"
 	"github.com/apiary-io/apiary/mesh/gossip"
 	"github.com/apiary-io/apiary/pki"
+	"github.com/apiary-io/apiary/swarm/agent"
 	"github.com/apiary-io/apiary/swarm/api"
 )
 
@@ -66,6 +68,8 @@ type nodeMesh struct {
 	peers   []string // gossip addresses to join, once gossip runs
 	local   []endpoint.LocalTask
 	closed  bool
+
+	overLimit atomic.Bool // warned that tasks were left out
 }
 
 // meshHost is the host part of the node's listen address as an address.
@@ -92,6 +96,11 @@ func startNodeMesh(cfg MeshConfig, nodeID, listenAddr string, ident *pki.NodeIde
 	m := &nodeMesh{cfg: cfg, nodeID: nodeID, hostAddr: host, ident: ident, log: log.With("part", "mesh")}
 	if m.cfg.GossipAddr == "" {
 		m.cfg.GossipAddr = net.JoinHostPort(host.String(), strconv.Itoa(gossip.DefaultPort))
+	}
+	// The node registers its gossip address before gossip starts (that
+	// waits for the first key): a port left to the system is chosen now.
+	if m.cfg.GossipAddr, err = concretePort(m.cfg.GossipAddr); err != nil {
+		return nil, err
 	}
 	if m.cfg.IngressAddr == "" {
 		m.cfg.IngressAddr = host.String()
@@ -123,6 +132,33 @@ func startNodeMesh(cfg MeshConfig, nodeID, listenAddr string, ident *pki.NodeIde
 	return m, nil
 }
 
+// concretePort returns addr with a free port (TCP and UDP) in place of
+// port 0. The port may be taken by someone else before gossip binds it;
+// gossip's start then fails and says so.
+func concretePort(addr string) (string, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", fmt.Errorf("mesh: gossip address %q: %w", addr, err)
+	}
+	if port != "0" {
+		return addr, nil
+	}
+	for range 32 {
+		l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+		if err != nil {
+			return "", fmt.Errorf("mesh: gossip address %q: %w", addr, err)
+		}
+		a := l.Addr().String()
+		u, uerr := net.ListenPacket("udp", a)
+		l.Close()
+		if uerr == nil {
+			u.Close()
+			return a, nil
+		}
+	}
+	return "", fmt.Errorf("mesh: gossip address %q: no port free for both TCP and UDP", addr)
+}
+
 // rootPool is the pool of the cluster's root CAs the node trusts.
 func rootPool(ident *pki.NodeIdentity) (*x509.CertPool, error) {
 	pool := x509.NewCertPool()
@@ -132,14 +168,47 @@ func rootPool(ident *pki.NodeIdentity) (*x509.CertPool, error) {
 	return pool, nil
 }
 
+// gossipAddr is where the node gossips, as others must dial it: the bound
+// port once gossip runs (the configured one may be 0), else the
+// configured address.
+func (m *nodeMesh) gossipAddr() string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.member != nil {
+		return net.JoinHostPort(m.member.Addr(), strconv.Itoa(m.member.Port()))
+	}
+	return m.cfg.GossipAddr
+}
+
+// alone says whether the node's gossip knows no other node (or has not
+// started): the agent then asks the managers for peers.
+func (m *nodeMesh) alone() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.member == nil || len(m.member.Members()) <= 1
+}
+
 // DNSAddr is where the node's DNS server answers (APIARY_DNS).
 func (m *nodeMesh) DNSAddr() string { return m.dnsSrv.Addr().String() }
 
-// setKeys installs the gossip keys the managers sent (primary first),
-// starting gossip and the endpoint runtime with the first ones.
-func (m *nodeMesh) setKeys(keys [][]byte) error {
-	if len(keys) == 0 {
+// setKeys installs the gossip keys the managers sent, starting gossip and
+// the endpoint runtime with the first ones.
+//
+// As Swarm does, a node encrypts with the second-newest key when there are
+// two or more, and accepts all of them: a rotation's new key reaches the
+// nodes one heartbeat apart, and a node that encrypted with it at once
+// would be unreadable to those that have not got it yet. By the next
+// rotation every node holds it, and it becomes the one in use. The cost:
+// after a node's removal, the key in use is one the removed node knew,
+// until the following rotation (12 h by default).
+func (m *nodeMesh) setKeys(k agent.GossipKeys) error {
+	newest, older := k.Raw()
+	if len(newest) == 0 {
 		return nil
+	}
+	keys := append([][]byte{newest}, older...)
+	if len(keys) >= 2 {
+		keys[0], keys[1] = keys[1], keys[0]
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -228,6 +297,14 @@ func (m *nodeMesh) setTasks(tasks []*api.Task) {
 		if t.Status.State > api.TaskStateRunning || t.Status.State < api.TaskStateStarting {
 			continue
 		}
+		if len(local) == endpoint.MaxLocalTasks {
+			// Gossip bounds the entries one node publishes: the
+			// tasks beyond are not reachable through the mesh.
+			if !m.overLimit.Swap(true) {
+				m.log.Warn("more tasks than the mesh publishes for one node; the rest are left out", "limit", endpoint.MaxLocalTasks)
+			}
+			break
+		}
 		hostPorts := map[uint32]uint16{}
 		for _, p := range t.Status.PortStatus {
 			hostPorts[p.TargetPort] = uint16(p.PublishedPort)
@@ -281,4 +358,13 @@ func (m *nodeMesh) close() {
 	}
 	m.dnsSrv.Close()
 	m.bal.Close()
+}
+
+// DNSAddr is where the node's DNS server answers service names (the
+// routing mesh's; APIARY_DNS of its tasks), "" when the node has no mesh.
+func (n *Node) DNSAddr() string {
+	if n.mesh == nil {
+		return ""
+	}
+	return n.mesh.DNSAddr()
 }

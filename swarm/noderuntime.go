@@ -314,6 +314,12 @@ func (n *Node) startWorker(ctx context.Context, rt *runtime, first bool) error {
 	}
 	if n.mesh != nil {
 		wc.HostAddr, wc.DNSAddr, wc.OnTasks = n.mesh.hostAddr.String(), n.mesh.DNSAddr(), n.mesh.setTasks
+		wc.GossipAddr, wc.WantGossipPeers, wc.OnGossipPeers = n.mesh.gossipAddr(), n.mesh.alone, n.mesh.setPeers
+		wc.OnGossipKeys = func(k agent.GossipKeys) {
+			if err := n.mesh.setKeys(k); err != nil {
+				n.log.Warn("gossip keys", "err", err)
+			}
+		}
 	}
 	w, err := StartWorker(ctx, wc)
 	if err != nil {

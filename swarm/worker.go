@@ -32,6 +32,12 @@ type WorkerConfig struct {
 	DNSAddr       string
 	HostPortRange agent.PortRange
 	OnTasks       func([]*api.Task)
+	// OnGossipKeys is told of the cluster's gossip keys, and the gossip
+	// fields find peers to join (agent.Config).
+	OnGossipKeys    func(agent.GossipKeys)
+	GossipAddr      string
+	WantGossipPeers func() bool
+	OnGossipPeers   func([]string)
 }
 
 // Worker is a node that runs tasks.
@@ -48,7 +54,8 @@ type Worker struct {
 func StartWorker(ctx context.Context, cfg WorkerConfig) (*Worker, error) {
 	a, err := agent.New(agent.Config{
 		Dispatcher: cfg.Manager, Executor: cfg.Executor, NodeID: cfg.NodeID, Addr: cfg.Addr, Logger: cfg.Logger,
-		HostAddr: cfg.HostAddr, DNSAddr: cfg.DNSAddr, HostPortRange: cfg.HostPortRange, OnTasks: cfg.OnTasks,
+		HostAddr: cfg.HostAddr, DNSAddr: cfg.DNSAddr, HostPortRange: cfg.HostPortRange, OnTasks: cfg.OnTasks, OnGossipKeys: cfg.OnGossipKeys,
+		GossipAddr: cfg.GossipAddr, WantGossipPeers: cfg.WantGossipPeers, OnGossipPeers: cfg.OnGossipPeers,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("start worker: %w", err)

@@ -60,8 +60,11 @@ type Config struct {
 	HostPortRange PortRange
 	// OnTasks, if set, is called with every task this node runs, each
 	// with its latest status (host ports in PortStatus), whenever one's
-	// status changes or one goes: the routing mesh publishes them. Calls
-	// are serialized; it must return quickly and not call the agent.
+	// status changes or one goes: the routing mesh publishes them. Changes
+	// that come in a burst are handed over together (one call with the
+	// latest set), so a node starting thousands of tasks makes a few
+	// calls, not one per report. Calls are serialized and come from one
+	// goroutine while Run runs; it must not call the agent.
 	OnTasks func(tasks []*api.Task)
 	// OnGossipKeys, if set, is handed the cluster's gossip keys when the
 	// node first learns them and whenever they change (at registration,
@@ -69,6 +72,14 @@ type Config struct {
 	// gossip member's keyring (gossip_keys.go). Calls are serialized; a
 	// slow one delays the session's heartbeats.
 	OnGossipKeys func(keys GossipKeys)
+	// GossipAddr is where the node gossips, registered for other nodes to
+	// join; empty when it takes no part in the routing mesh.
+	GossipAddr string
+	// WantGossipPeers, if set, says whether the node's gossip knows no
+	// other node yet (a heartbeat then asks for some); OnGossipPeers is
+	// handed the gossip addresses the managers answer with.
+	WantGossipPeers func() bool
+	OnGossipPeers   func(addrs []string)
 }
 
 // defaultHostAddr is HostAddr when neither it nor Addr gives one.
@@ -121,8 +132,9 @@ type Agent struct {
 
 	// local is every task with its latest status, for Config.OnTasks
 	// (localtasks.go).
-	localMu sync.Mutex
-	local   map[string]*api.Task
+	localMu   sync.Mutex
+	local     map[string]*api.Task
+	localKick chan struct{} // capacity 1: the set changed
 }
 
 // New returns an agent; Run starts it.
@@ -143,7 +155,7 @@ func New(cfg Config) (*Agent, error) {
 	if err := cfg.hostConfig(log); err != nil {
 		return nil, err
 	}
-	a := &Agent{cfg: cfg, log: log.With("component", "agent"), nodeID: cfg.NodeID, runners: map[string]*runner{}, ready: make(chan struct{}), local: map[string]*api.Task{}}
+	a := &Agent{cfg: cfg, log: log.With("component", "agent"), nodeID: cfg.NodeID, runners: map[string]*runner{}, ready: make(chan struct{}), local: map[string]*api.Task{}, localKick: make(chan struct{}, 1)}
 	a.ports = newHostPorts(cfg.HostAddr, cfg.HostPortRange)
 	a.reporter = newReporter(a)
 	return a, nil
@@ -172,6 +184,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	rctx, stopReporter := context.WithCancel(ctx)
 	wg.Add(1)
 	go func() { defer wg.Done(); a.reporter.run(rctx) }()
+	if a.cfg.OnTasks != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); a.deliverTasks(rctx) }()
+	}
 	defer wg.Wait()
 	defer stopReporter()
 	retry := backoff.New(reconnectBackoff(a.cfg.ReconnectBackoff))
@@ -211,7 +227,7 @@ func (a *Agent) session(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("describe node: %w", err)
 	}
-	resp, err := a.cfg.Dispatcher.Register(ctx, &session.RegisterRequest{NodeID: a.NodeID(), Description: desc, Addr: a.cfg.Addr})
+	resp, err := a.cfg.Dispatcher.Register(ctx, &session.RegisterRequest{NodeID: a.NodeID(), Description: desc, Addr: a.cfg.Addr, GossipAddr: a.cfg.GossipAddr})
 	if err != nil {
 		return fmt.Errorf("register: %w", err)
 	}
@@ -219,6 +235,7 @@ func (a *Agent) session(ctx context.Context) error {
 	a.nodeID = resp.NodeID
 	a.mu.Unlock()
 	a.takeGossipKeys(resp.GossipKeys)
+	a.takeGossipPeers(resp.GossipPeers)
 	a.once.Do(func() { close(a.ready) })
 
 	sctx, cancel := context.WithCancel(ctx)
@@ -247,14 +264,28 @@ func (a *Agent) heartbeat(ctx context.Context, s *session.RegisterResponse) erro
 		// call carries a deadline so the session fails over instead of
 		// waiting for TCP to give up.
 		hctx, cancel := context.WithTimeout(ctx, rpcTimeout)
-		resp, err := a.cfg.Dispatcher.Heartbeat(hctx, &session.HeartbeatRequest{NodeID: s.NodeID, SessionID: s.SessionID, GossipKeysVersion: a.gossipKeysVersion()})
+		want := a.cfg.WantGossipPeers != nil && a.cfg.WantGossipPeers()
+		resp, err := a.cfg.Dispatcher.Heartbeat(hctx, &session.HeartbeatRequest{NodeID: s.NodeID, SessionID: s.SessionID, GossipKeysVersion: a.gossipKeysVersion(), WantGossipPeers: want})
 		cancel()
 		if err != nil {
 			return fmt.Errorf("heartbeat: %w", err)
 		}
 		period = resp.Period
 		a.takeGossipKeys(resp.GossipKeys)
+		a.takeGossipPeers(resp.GossipPeers)
 	}
+}
+
+// takeGossipPeers hands the managers' list of gossip addresses on (at most
+// session.MaxGossipPeers are used).
+func (a *Agent) takeGossipPeers(addrs []string) {
+	if a.cfg.OnGossipPeers == nil || len(addrs) == 0 {
+		return
+	}
+	if len(addrs) > session.MaxGossipPeers {
+		addrs = addrs[:session.MaxGossipPeers]
+	}
+	a.cfg.OnGossipPeers(addrs)
 }
 
 func (a *Agent) follow(ctx context.Context, s *session.RegisterResponse) error {

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"context"
 	"sort"
 
 	"github.com/apiary-io/apiary/swarm/api"
@@ -12,7 +13,7 @@ import (
 // task's backend appears as soon as it runs and leaves as soon as it stops
 // or fails its health check.
 
-// noteStatus records t's latest status and tells OnTasks.
+// noteStatus records t's latest status for OnTasks.
 func (a *Agent) noteStatus(t *api.Task, st api.TaskStatus) {
 	if a.cfg.OnTasks == nil {
 		return
@@ -20,26 +21,48 @@ func (a *Agent) noteStatus(t *api.Task, st api.TaskStatus) {
 	c := t.Copy()
 	c.Status = st
 	a.localMu.Lock()
-	defer a.localMu.Unlock()
 	a.local[t.ID] = c
-	a.cfg.OnTasks(a.localTasksLocked())
+	a.localMu.Unlock()
+	a.kickLocal()
 }
 
-// noteGone forgets a task and tells OnTasks.
+// noteGone forgets a task for OnTasks.
 func (a *Agent) noteGone(id string) {
 	if a.cfg.OnTasks == nil {
 		return
 	}
 	a.localMu.Lock()
-	defer a.localMu.Unlock()
-	if _, ok := a.local[id]; !ok {
-		return
-	}
+	_, ok := a.local[id]
 	delete(a.local, id)
-	a.cfg.OnTasks(a.localTasksLocked())
+	a.localMu.Unlock()
+	if ok {
+		a.kickLocal()
+	}
 }
 
-func (a *Agent) localTasksLocked() []*api.Task {
+func (a *Agent) kickLocal() {
+	select {
+	case a.localKick <- struct{}{}:
+	default:
+	}
+}
+
+// deliverTasks hands the set to OnTasks after each change; changes made
+// while a call runs are handed over together in the next.
+func (a *Agent) deliverTasks(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-a.localKick:
+		}
+		a.cfg.OnTasks(a.localTasks())
+	}
+}
+
+func (a *Agent) localTasks() []*api.Task {
+	a.localMu.Lock()
+	defer a.localMu.Unlock()
 	out := make([]*api.Task, 0, len(a.local))
 	for _, t := range a.local {
 		out = append(out, t)

@@ -119,6 +119,9 @@ type NodeStatus struct {
 	Message string    `json:"Message,omitempty"`
 	// Addr is the address the node was last seen from.
 	Addr string `json:"Addr,omitempty"`
+	// GossipAddr is where the node gossips, as it registered (empty: it
+	// takes no part in the routing mesh).
+	GossipAddr string `json:"GossipAddr,omitempty"`
 }
 
 // Reachability is a manager's standing in the raft quorum.

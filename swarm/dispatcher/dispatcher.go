@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"sort"
 	"sync"
 	"time"
@@ -335,6 +336,11 @@ func (d *Dispatcher) Register(ctx context.Context, req *RegisterRequest) (*Regis
 	if len(req.Addr) > MaxDescriptionField {
 		return nil, fmt.Errorf("%w: Addr: %d bytes, at most %d", ErrBadRequest, len(req.Addr), MaxDescriptionField)
 	}
+	if req.GossipAddr != "" {
+		if _, err := netip.ParseAddrPort(req.GossipAddr); err != nil {
+			return nil, fmt.Errorf("%w: GossipAddr %q: %v", ErrBadRequest, req.GossipAddr, err)
+		}
+	}
 	nodeID := req.NodeID
 	err := retryConflicts(ctx, func() error {
 		return d.store.UpdateContext(ctx, func(tx store.Tx) error {
@@ -345,7 +351,7 @@ func (d *Dispatcher) Register(ctx context.Context, req *RegisterRequest) (*Regis
 					ID:          nodeID,
 					Spec:        api.NodeSpec{Role: api.NodeRoleWorker, Availability: api.NodeAvailabilityActive},
 					Description: &desc,
-					Status:      api.NodeStatus{State: api.NodeStateReady, Addr: req.Addr},
+					Status:      api.NodeStatus{State: api.NodeStateReady, Addr: req.Addr, GossipAddr: req.GossipAddr},
 				})
 			}
 			n := tx.GetNode(nodeID)
@@ -353,7 +359,7 @@ func (d *Dispatcher) Register(ctx context.Context, req *RegisterRequest) (*Regis
 				return fmt.Errorf("register node %s: it has no record in the cluster: %w", nodeID, ErrNodeRemoved)
 			}
 			n.Description = &desc
-			n.Status = api.NodeStatus{State: api.NodeStateReady, Addr: req.Addr}
+			n.Status = api.NodeStatus{State: api.NodeStateReady, Addr: req.Addr, GossipAddr: req.GossipAddr}
 			return tx.UpdateNode(n)
 		})
 	})
@@ -378,7 +384,11 @@ func (d *Dispatcher) Register(ctx context.Context, req *RegisterRequest) (*Regis
 	keys := d.gossipKeys
 	d.mu.Unlock()
 	d.log.Info("node registered", "node", nodeID, "hostname", req.Description.Hostname)
-	return &RegisterResponse{NodeID: nodeID, SessionID: s.id, HeartbeatPeriod: period, Managers: d.managerAddrs(), GossipKeys: keys}, nil
+	resp := &RegisterResponse{NodeID: nodeID, SessionID: s.id, HeartbeatPeriod: period, Managers: d.managerAddrs(), GossipKeys: keys}
+	if req.GossipAddr != "" {
+		resp.GossipPeers = d.gossipPeers(nodeID)
+	}
+	return resp, nil
 }
 
 // cachedManagers is managerAddrs, recomputed at most once a second: every
@@ -498,7 +508,11 @@ func (d *Dispatcher) Heartbeat(ctx context.Context, req *HeartbeatRequest) (*Hea
 	if err != nil {
 		return nil, err
 	}
-	return &HeartbeatResponse{Period: period, Managers: managers, CAVersion: caVersion, Role: role, RenewCertificate: renew, GossipKeys: keys}, nil
+	resp := &HeartbeatResponse{Period: period, Managers: managers, CAVersion: caVersion, Role: role, RenewCertificate: renew, GossipKeys: keys}
+	if req.WantGossipPeers {
+		resp.GossipPeers = d.gossipPeers(req.NodeID)
+	}
+	return resp, nil
 }
 
 // UpdateTaskStatus records a worker's status reports. It returns once they

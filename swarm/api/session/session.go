@@ -99,7 +99,14 @@ type RegisterRequest struct {
 	Description api.NodeDescription `json:"Description"`
 	// Addr is the address the worker is reachable at, for display.
 	Addr string `json:"Addr,omitempty"`
+	// GossipAddr is where the node gossips (HOST:PORT; empty: it takes
+	// no part in the routing mesh). Other nodes join it there.
+	GossipAddr string `json:"GossipAddr,omitempty"`
 }
+
+// MaxGossipPeers bounds the gossip addresses one response carries: a node
+// joins a few, and learns of everyone from them.
+const MaxGossipPeers = 16
 
 // RegisterResponse identifies the session.
 type RegisterResponse struct {
@@ -117,6 +124,9 @@ type RegisterResponse struct {
 	// GossipKeys are the cluster's gossip keys as registration finds
 	// them; nil while the cluster has none yet.
 	GossipKeys *GossipKeys `json:"GossipKeys,omitempty"`
+	// GossipPeers are other nodes' gossip addresses (managers first, at
+	// most MaxGossipPeers) for a node that gossips to join.
+	GossipPeers []string `json:"GossipPeers,omitempty"`
 }
 
 // HeartbeatRequest keeps a session alive.
@@ -126,6 +136,9 @@ type HeartbeatRequest struct {
 	// GossipKeysVersion is the Version of the gossip keys the node holds
 	// (0: none): the response carries the keys only when they differ.
 	GossipKeysVersion uint64 `json:"GossipKeysVersion,omitempty"`
+	// WantGossipPeers asks for GossipPeers: the node's gossip knows no
+	// other node (it started alone, or every node it knew went away).
+	WantGossipPeers bool `json:"WantGossipPeers,omitempty"`
 }
 
 // HeartbeatResponse tells the period to use until the next heartbeat: it
@@ -150,6 +163,8 @@ type HeartbeatResponse struct {
 	// GossipKeys, when set, replace the node's gossip keys: the cluster's
 	// differ from the version the request said the node holds.
 	GossipKeys *GossipKeys `json:"GossipKeys,omitempty"`
+	// GossipPeers answer WantGossipPeers, as in RegisterResponse.
+	GossipPeers []string `json:"GossipPeers,omitempty"`
 }
 
 // GossipKeys are the keys of the nodes' gossip (memberlist's AES-256-GCM
