@@ -74,13 +74,13 @@ func (c countingConn) Heartbeat(ctx context.Context, req *session.HeartbeatReque
 // nodes whose agents follow the gossip keys.
 type keyedCluster struct {
 	*harness
-	logs     *syncBuffer
+	logs     *testutil.SyncBuffer
 	stopKeys func()
 	nodes    []*keyedNode
 }
 
 func newKeyedCluster(t *testing.T, nodes int) *keyedCluster {
-	logs := &syncBuffer{}
+	logs := &testutil.SyncBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	cfg := config(api.MinHeartbeatPeriod)
 	cfg.Logger = log
@@ -292,22 +292,4 @@ func TestGossipKeysNeverLogged(t *testing.T) {
 			}
 		}
 	}
-}
-
-// syncBuffer is a log sink written from many goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -46,7 +46,7 @@ type harness struct {
 	// passes counts the key manager's reconciliations.
 	passes chan struct{}
 	stop   func()
-	logs   *syncBuffer
+	logs   *testutil.SyncBuffer
 }
 
 func newHarness(t *testing.T, spec api.ClusterSpec) *harness {
@@ -65,7 +65,7 @@ func newHarness(t *testing.T, spec api.ClusterSpec) *harness {
 
 // start runs a key manager (a new leader's) over the harness's store.
 func (h *harness) start() {
-	h.logs = &syncBuffer{}
+	h.logs = &testutil.SyncBuffer{}
 	h.km = New(h.store, Config{Now: h.clock.Now, Logger: slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	h.passes = make(chan struct{}, 64)
 	h.km.reconciled = func() {
@@ -251,24 +251,6 @@ func TestKeysNeverLogged(t *testing.T) {
 			}
 		}
 	}
-}
-
-// syncBuffer is a log sink the loop writes from its goroutine.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // encodings are the ways a key could leak into text.

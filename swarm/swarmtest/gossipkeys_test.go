@@ -7,9 +7,9 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"github.com/apiary-io/apiary/internal/testutil"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,7 +23,7 @@ import (
 // previous one kept; a new leader keeps them as they are; the control API
 // and the logs never show their material.
 func TestGossipKeysAcrossRemovalAndFailover(t *testing.T) {
-	logs := &lockedBuffer{}
+	logs := &testutil.SyncBuffer{}
 	c := swarmtest.Start(t, swarmtest.Options{Managers: 3, Workers: 2, Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -104,22 +104,4 @@ func TestGossipKeysAcrossRemovalAndFailover(t *testing.T) {
 			}
 		}
 	}
-}
-
-// lockedBuffer is a log sink written by every member.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
