@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/apiary-io/apiary/executor"
@@ -161,15 +162,21 @@ func (c *controller) Logs(ctx context.Context, opts executor.LogOptions) (io.Rea
 	if removed {
 		return nil, fmt.Errorf("task %s: logs: %w", c.task.ID, executor.ErrRemoved)
 	}
-	path := c.logPath()
-	cur, err := os.Open(path)
+	var backups []*os.File
+	var cur *os.File
+	var err error
+	c.still(func() {
+		backups = c.openBackups()
+		cur, err = os.Open(c.logPath())
+	})
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		closeAll(backups)
 		return nil, fmt.Errorf("task %s: logs: %w", c.task.ID, err)
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	pr, pw := io.Pipe()
 	go func() {
-		err := c.streamLogs(ctx, cur, opts, pw)
+		err := c.streamLogs(ctx, backups, cur, opts, pw)
 		if errors.Is(err, io.ErrClosedPipe) {
 			err = nil
 		}
@@ -179,8 +186,11 @@ func (c *controller) Logs(ctx context.Context, opts executor.LogOptions) (io.Rea
 	return &logStream{PipeReader: pr, cancel: cancel}, nil
 }
 
-func (c *controller) streamLogs(ctx context.Context, cur *os.File, opts executor.LogOptions, w io.Writer) (err error) {
+// streamLogs writes the backups (oldest first; it closes them) and then
+// cur, all opened at one moment, and follows cur through rotations.
+func (c *controller) streamLogs(ctx context.Context, backups []*os.File, cur *os.File, opts executor.LogOptions, w io.Writer) (err error) {
 	defer func() {
+		closeAll(backups)
 		if cur != nil {
 			cur.Close()
 		}
@@ -190,18 +200,8 @@ func (c *controller) streamLogs(ctx context.Context, cur *os.File, opts executor
 	p := newStampParser(filt.add)
 
 	// Rotated files, oldest first, then the current file.
-	for i := c.e.cfg.LogMaxBackups; i >= 1; i-- {
-		name := fmt.Sprintf("%s.%d", path, i)
-		f, err := os.Open(name)
-		if err != nil {
-			continue
-		}
-		if cur != nil && sameFile(f, cur) {
-			f.Close() // rotated after we opened cur: read it as cur
-			continue
-		}
-		err = readAll(f, p)
-		f.Close()
+	for _, f := range backups {
+		err := readAll(f, p)
 		if err == nil {
 			err = p.flush()
 		}
@@ -238,18 +238,27 @@ func (c *controller) streamLogs(ctx context.Context, cur *os.File, opts executor
 				return err
 			}
 			// A rotation closed cur for good once it is read to its end.
-			if f, err := os.Open(path); err == nil {
-				if sameFile(f, cur) {
-					f.Close()
-				} else {
-					err := c.followRotation(cur, f, p)
-					cur.Close()
-					cur = f
-					if err != nil {
-						return err
+			var next *os.File
+			var newer []*os.File
+			c.still(func() {
+				f, err := os.Open(path)
+				if err != nil || sameFile(f, cur) {
+					if f != nil {
+						f.Close()
 					}
-					continue
+					return
 				}
+				next, newer = f, c.backupsAfter(cur)
+			})
+			if next != nil {
+				err := followRotation(cur, newer, p)
+				closeAll(newer)
+				cur.Close()
+				cur = next
+				if err != nil {
+					return err
+				}
+				continue
 			}
 		}
 		if finished {
@@ -264,29 +273,38 @@ func (c *controller) streamLogs(ctx context.Context, cur *os.File, opts executor
 	}
 }
 
-// followRotation finishes the file a follower had open when it was rotated
-// away, then reads the files written after it and before next (the file the
-// follower goes on with): more than none when the follower fell behind.
-// Files already deleted are lost.
-func (c *controller) followRotation(old, next *os.File, p *stampParser) error {
-	if err := readAll(old, p); err != nil {
-		return err
+// still runs fn while the task's output is not rotated (logWriter.still),
+// or at once when nothing writes it.
+func (c *controller) still(fn func()) {
+	c.mu.Lock()
+	lw := c.logw
+	c.mu.Unlock()
+	if lw == nil {
+		fn()
+		return
 	}
-	if err := p.flush(); err != nil {
-		return err
-	}
-	path := c.logPath()
-	// Backups are newest first; those before the old file (all of them
-	// when it is deleted) were written after it, and those from next on
-	// (when it was rotated too meanwhile) are read as next, later.
-	var between []*os.File
-	defer func() {
-		for _, f := range between {
-			f.Close()
+	lw.still(fn)
+}
+
+// openBackups opens the rotated files there are, oldest first (call it
+// under still).
+func (c *controller) openBackups() []*os.File {
+	var out []*os.File
+	for i := c.e.cfg.LogMaxBackups; i >= 1; i-- {
+		if f, err := os.Open(fmt.Sprintf("%s.%d", c.logPath(), i)); err == nil {
+			out = append(out, f)
 		}
-	}()
+	}
+	return out
+}
+
+// backupsAfter opens the rotated files written after old, oldest first:
+// all of them when old is deleted, none when old is the newest (call it
+// under still).
+func (c *controller) backupsAfter(old *os.File) []*os.File {
+	var newestFirst []*os.File
 	for i := 1; i <= c.e.cfg.LogMaxBackups; i++ {
-		f, err := os.Open(fmt.Sprintf("%s.%d", path, i))
+		f, err := os.Open(fmt.Sprintf("%s.%d", c.logPath(), i))
 		if err != nil {
 			break
 		}
@@ -294,18 +312,19 @@ func (c *controller) followRotation(old, next *os.File, p *stampParser) error {
 			f.Close()
 			break
 		}
-		if sameFile(f, next) {
-			for _, g := range between {
-				g.Close()
-			}
-			between = between[:0]
-			f.Close()
-			continue
-		}
-		between = append(between, f)
+		newestFirst = append(newestFirst, f)
 	}
-	for i := len(between) - 1; i >= 0; i-- {
-		if err := readAll(between[i], p); err != nil {
+	slices.Reverse(newestFirst)
+	return newestFirst
+}
+
+// followRotation finishes the file a follower had open when it was rotated
+// away, then reads the files written after it (more than none when the
+// follower fell behind; files already deleted are lost), before the
+// follower goes on with the current file.
+func followRotation(old *os.File, newer []*os.File, p *stampParser) error {
+	for _, f := range append([]*os.File{old}, newer...) {
+		if err := readAll(f, p); err != nil {
 			return err
 		}
 		if err := p.flush(); err != nil {
@@ -313,6 +332,12 @@ func (c *controller) followRotation(old, next *os.File, p *stampParser) error {
 		}
 	}
 	return nil
+}
+
+func closeAll(fs []*os.File) {
+	for _, f := range fs {
+		f.Close()
+	}
 }
 
 func readAll(f *os.File, p *stampParser) error {

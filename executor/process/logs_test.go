@@ -26,7 +26,7 @@ func fileController(dir string, backups int) *controller {
 func streamString(t *testing.T, c *controller, opts executor.LogOptions) string {
 	t.Helper()
 	var b bytes.Buffer
-	if err := c.streamLogs(context.Background(), openOrNil(c.logPath()), opts, &b); err != nil {
+	if err := c.streamLogs(context.Background(), c.openBackups(), openOrNil(c.logPath()), opts, &b); err != nil {
 		t.Fatal(err)
 	}
 	return b.String()

@@ -137,6 +137,15 @@ func (w *logWriter) rotate() error {
 	return rerr
 }
 
+// still runs fn while no rotation can happen, so that a reader opens the
+// files of one moment: rotations shift every name, and files opened one by
+// one while the writer rotates fast can come out of order or twice.
+func (w *logWriter) still(fn func()) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	fn()
+}
+
 // changed returns a channel closed at the next write or Close.
 func (w *logWriter) changed() <-chan struct{} {
 	w.mu.Lock()
