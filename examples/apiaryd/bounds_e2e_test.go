@@ -117,28 +117,11 @@ func TestBoundsRefusedAndHugeScaleReleasesLeaderMemory(t *testing.T) {
 	// reap time (30 min), which a 100,000-task scale and remove would
 	// count against the leader (issue 15's notes).
 	e.start("m1", addr(1), "init", "--listen-addr", addr(1), "--executor", "fake", "--data-path", "none")
-	var wt string
-	e.waitFor("the manager to lead", 30*time.Second, func() (bool, string) {
-		out, err := e.ctl("m1", "swarm", "join-token", "worker", "-q")
-		wt = strings.TrimSpace(out)
-		return err == nil, fmt.Sprint(err)
-	})
+	wt := e.workerToken("m1")
 	for i, name := range []string{"w1", "w2"} {
 		e.start(name, addr(i+2), "join", "--listen-addr", addr(i+2), "--executor", "fake", "--data-path", "none", "--token", wt, addr(1))
 	}
-	e.waitFor("3 ready nodes", 60*time.Second, func() (bool, string) {
-		ns, err := e.nodes("m1")
-		if err != nil {
-			return false, err.Error()
-		}
-		ready := 0
-		for _, n := range ns {
-			if n.Status.State == "ready" {
-				ready++
-			}
-		}
-		return ready == 3, fmt.Sprintf("%d ready", ready)
-	})
+	e.waitReady("m1", 3)
 	// The leader runs no tasks, as managers in production are drained:
 	// its memory is then the control plane's alone. (The fake executor
 	// keeps a record of every task it ran, by design.)

@@ -145,6 +145,36 @@ type taskJSON struct {
 	Status       struct{ State string }
 }
 
+// workerToken waits for via to lead and answer its worker join token.
+func (e *e2e) workerToken(via string) string {
+	e.t.Helper()
+	var wt string
+	e.waitFor(via+" to lead", 30*time.Second, func() (bool, string) {
+		out, err := e.ctl(via, "swarm", "join-token", "worker", "-q")
+		wt = strings.TrimSpace(out)
+		return err == nil, fmt.Sprint(err)
+	})
+	return wt
+}
+
+// waitReady waits until via lists want nodes, all ready.
+func (e *e2e) waitReady(via string, want int) {
+	e.t.Helper()
+	e.waitFor(fmt.Sprintf("%d ready nodes", want), 60*time.Second, func() (bool, string) {
+		ns, err := e.nodes(via)
+		if err != nil {
+			return false, err.Error()
+		}
+		ready := 0
+		for _, n := range ns {
+			if n.Status.State == "ready" {
+				ready++
+			}
+		}
+		return ready == want && len(ns) == want, fmt.Sprintf("%d of %d ready", ready, len(ns))
+	})
+}
+
 func (e *e2e) nodes(via string) ([]nodeJSON, error) {
 	var ns []nodeJSON
 	err := e.ctlJSON(via, &ns, "node", "ls")
