@@ -508,7 +508,7 @@ func startNode(ctx context.Context, cfg NodeConfig, st nodeState, ident *pki.Nod
 	}
 	n.setRuntime(rt)
 	if cfg.Mesh.DataPath != "" {
-		if n.mesh, err = startNodeMesh(cfg.Mesh, st.NodeID, st.AdvertiseAddr, ident, n.log); err != nil {
+		if n.mesh, err = startNodeMesh(cfg.Mesh, st.NodeID, st.AdvertiseAddr, ident, n.log, n.suspectPeer); err != nil {
 			return nil, err
 		}
 	}

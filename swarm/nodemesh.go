@@ -70,7 +70,17 @@ type nodeMesh struct {
 	closed  bool
 
 	overLimit atomic.Bool // warned that tasks were left out
+
+	// onPeerDown is told each node gossip declares down (the manager's
+	// dispatcher takes it as a suspicion); stopWatch ends that watch.
+	onPeerDown func(nodeID string)
+	stopWatch  func()
 }
+
+// nodeEventsOnly is a table name no entry can have (gossip refuses names
+// that are not UTF-8), so that a watcher of it sees node events only:
+// gossip delivers those to every watcher.
+const nodeEventsOnly = "\xff"
 
 // meshHost is the host part of the node's listen address as an address.
 func meshHost(listenAddr string) (netip.Addr, error) {
@@ -85,7 +95,7 @@ func meshHost(listenAddr string) (netip.Addr, error) {
 	return a.Unmap(), nil
 }
 
-func startNodeMesh(cfg MeshConfig, nodeID, listenAddr string, ident *pki.NodeIdentity, log *slog.Logger) (*nodeMesh, error) {
+func startNodeMesh(cfg MeshConfig, nodeID, listenAddr string, ident *pki.NodeIdentity, log *slog.Logger, onPeerDown func(string)) (*nodeMesh, error) {
 	if cfg.DataPath != DataPathHost {
 		return nil, fmt.Errorf("mesh: data path %q: only %q is built", cfg.DataPath, DataPathHost)
 	}
@@ -93,7 +103,7 @@ func startNodeMesh(cfg MeshConfig, nodeID, listenAddr string, ident *pki.NodeIde
 	if err != nil {
 		return nil, err
 	}
-	m := &nodeMesh{cfg: cfg, nodeID: nodeID, hostAddr: host, ident: ident, log: log.With("part", "mesh")}
+	m := &nodeMesh{cfg: cfg, nodeID: nodeID, hostAddr: host, ident: ident, log: log.With("part", "mesh"), onPeerDown: onPeerDown}
 	if m.cfg.GossipAddr == "" {
 		m.cfg.GossipAddr = net.JoinHostPort(host.String(), strconv.Itoa(gossip.DefaultPort))
 	}
@@ -252,6 +262,13 @@ func (m *nodeMesh) setKeys(k agent.GossipKeys) error {
 		return err
 	}
 	m.member, m.runtime = member, rt
+	if m.onPeerDown != nil {
+		m.stopWatch = member.Watch(endpoint.GossipNetwork, nodeEventsOnly, func(ev gossip.Event) {
+			if ev.Kind == gossip.EventNodeDown {
+				m.onPeerDown(ev.Entry.Owner)
+			}
+		})
+	}
 	if len(m.peers) > 0 {
 		m.joinLocked(m.peers)
 	}
@@ -348,16 +365,45 @@ func (m *nodeMesh) setIdentity() {
 func (m *nodeMesh) close() {
 	m.mu.Lock()
 	m.closed = true
-	rt, member := m.runtime, m.member
+	rt, member, stopWatch := m.runtime, m.member, m.stopWatch
 	m.mu.Unlock()
 	if rt != nil {
 		rt.Close()
+	}
+	if stopWatch != nil {
+		stopWatch() // before the member closes its watchers
 	}
 	if member != nil {
 		member.Close()
 	}
 	m.dnsSrv.Close()
 	m.bal.Close()
+}
+
+// suspectPeer passes gossip's verdict that a node is down to this node's
+// dispatcher, which serves only while it leads (elsewhere the call does
+// nothing): the node is declared down if it then misses a heartbeat
+// (dispatcher.Suspect).
+func (n *Node) suspectPeer(nodeID string) {
+	if mgr := n.Manager(); mgr != nil {
+		mgr.dispatcher.Suspect(nodeID)
+	}
+}
+
+// MeshPeers returns the IDs of the other nodes the node's gossip sees
+// alive, sorted; nil without a mesh or before gossip started (it waits for
+// the managers' first key).
+func (n *Node) MeshPeers() []string {
+	if n.mesh == nil {
+		return nil
+	}
+	n.mesh.mu.Lock()
+	member := n.mesh.member
+	n.mesh.mu.Unlock()
+	if member == nil {
+		return nil
+	}
+	return member.Members()
 }
 
 // DNSAddr is where the node's DNS server answers service names (the

@@ -77,7 +77,10 @@ type nodeSession struct {
 	lastBeat time.Time
 	// period is the one the node was last told: its next heartbeat is
 	// due then, whatever the period has become since.
-	period    time.Duration
+	period time.Duration
+	// suspected: gossip believes the node dead since its last heartbeat
+	// (suspect.go).
+	suspected bool
 	done      chan struct{} // closed when the session ends
 	closeOnce sync.Once
 }
@@ -479,7 +482,7 @@ func (d *Dispatcher) Heartbeat(ctx context.Context, req *HeartbeatRequest) (*Hea
 	}
 	d.mu.Lock()
 	period := d.periodLocked()
-	s.lastBeat, s.period = time.Now(), period
+	s.lastBeat, s.period, s.suspected = time.Now(), period, false
 	// The deadline moved later, which the expiry loop finds when the
 	// earlier one comes; only a shorter period brings it sooner.
 	d.expiries.AddAfter(req.NodeID, d.graceOf(period))

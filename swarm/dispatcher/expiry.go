@@ -97,16 +97,21 @@ func (e *expiry) Observe(ev store.Event, q *loop.Queue[string]) {
 
 // Reconcile declares a node down once its deadline has passed: the grace
 // of the period its session was last told, counted from its last
-// heartbeat, or the deadline it got as silent.
+// heartbeat (shorter while gossip suspects it, suspect.go), or the
+// deadline it got as silent.
 func (e *expiry) Reconcile(ctx context.Context, nodeID string) (loop.Result, error) {
 	d := (*Dispatcher)(e)
 	now := time.Now()
+	why := "heartbeat failure"
 	d.mu.Lock()
 	if s, ok := d.sessions[nodeID]; ok {
-		deadline := s.lastBeat.Add(d.graceOf(s.period))
+		deadline := d.deadlineOf(s)
 		if now.Before(deadline) {
 			d.mu.Unlock()
 			return loop.Result{RequeueAfter: deadline.Sub(now)}, nil
+		}
+		if s.suspected {
+			why = "heartbeat failure after gossip found it unreachable"
 		}
 		s.end()
 		delete(d.sessions, nodeID)
@@ -122,7 +127,7 @@ func (e *expiry) Reconcile(ctx context.Context, nodeID string) (loop.Result, err
 	}
 	// Known silent, it stays so (a restore marks it down again) until it
 	// registers or is removed. A failure is retried on the loop's backoff.
-	if err := d.markDown(ctx, nodeID, "heartbeat failure"); err != nil {
+	if err := d.markDown(ctx, nodeID, why); err != nil {
 		return loop.Result{}, fmt.Errorf("mark node %s down: %w", nodeID, err)
 	}
 	return loop.Result{}, nil

@@ -175,3 +175,48 @@ func lookupA(server, name string) ([]string, error) {
 	}
 	return out, nil
 }
+
+// Gossip's verdict that a node is dead reaches the leader's dispatcher,
+// which declares the node down at its first missed heartbeat instead of
+// after the whole grace: with a 10 s heartbeat period (grace 30 s), a
+// stopped worker is down within a period and a half of its last
+// heartbeat, and the node's status says gossip found it.
+func TestGossipSuspicionDeclaresNodeDownEarly(t *testing.T) {
+	c := swarmtest.Start(t, swarmtest.Options{Managers: 1, Workers: 2, HeartbeatPeriod: 10 * time.Second, Timeout: 90 * time.Second,
+		Configure: func(name string, cfg *swarm.NodeConfig) {
+			host, _, _ := net.SplitHostPort(cfg.ListenAddr)
+			cfg.Mesh = swarm.MeshConfig{DataPath: swarm.DataPathHost, GossipAddr: host + ":0", DNSAddr: host + ":0"}
+		}})
+	c.WaitFor("every node's gossip seeing the two others", func() (bool, string) {
+		for _, m := range c.Members {
+			if peers := m.Node.MeshPeers(); len(peers) != len(c.Members)-1 {
+				return false, fmt.Sprintf("%s sees %v", m.Name, peers)
+			}
+		}
+		return true, ""
+	})
+	var victim *swarmtest.Member
+	for _, m := range c.Members {
+		if !m.Manager {
+			victim = m
+		}
+	}
+	id := victim.Node.NodeID()
+	c.Kill(victim)
+	killed := time.Now()
+	cl := c.Client(c.Leader())
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	var n *api.Node
+	c.WaitFor("the stopped worker down", func() (bool, string) {
+		var err error
+		if n, err = cl.GetNode(ctx, id); err != nil {
+			return false, err.Error()
+		}
+		return n.Status.State == api.NodeStateDown, string(n.Status.State)
+	})
+	t.Logf("stopped worker declared down %v after it stopped: %q", time.Since(killed).Round(time.Millisecond), n.Status.Message)
+	if !strings.Contains(n.Status.Message, "gossip") {
+		t.Fatalf("node down with message %q: the heartbeat grace ran out before gossip's suspicion counted", n.Status.Message)
+	}
+}
