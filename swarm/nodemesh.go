@@ -1,6 +1,8 @@
 package swarm
 
 import (
+	"bytes"
+	"crypto/ed25519"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -70,6 +72,10 @@ type nodeMesh struct {
 	closed  bool
 
 	overLimit atomic.Bool // warned that tasks were left out
+	// assignKey is the public key of the managers' assignment proofs,
+	// from the latest gossip keys: gossip admits only entries proven by
+	// it (endpoint.Checks.AssignmentKeys).
+	assignKey atomic.Pointer[ed25519.PublicKey]
 
 	// onPeerDown is told each node gossip declares down (the manager's
 	// dispatcher takes it as a suspicion); stopWatch ends that watch.
@@ -216,6 +222,10 @@ func (m *nodeMesh) setKeys(k agent.GossipKeys) error {
 	if len(newest) == 0 {
 		return nil
 	}
+	if len(k.AssignmentKey) == ed25519.PublicKeySize {
+		pub := ed25519.PublicKey(bytes.Clone(k.AssignmentKey))
+		m.assignKey.Store(&pub)
+	}
 	keys := append([][]byte{newest}, older...)
 	if len(keys) >= 2 {
 		keys[0], keys[1] = keys[1], keys[0]
@@ -244,7 +254,7 @@ func (m *nodeMesh) setKeys(k agent.GossipKeys) error {
 	gc.NodeID, gc.BindAddr, gc.BindPort = m.nodeID, host, p
 	gc.PrimaryKey, gc.AcceptedKeys = keys[0], keys[1:]
 	gc.Identity, gc.Verifier = id, m.verifier
-	gc.Admit = endpoint.Admit
+	gc.Admit = endpoint.AdmitWith(endpoint.Checks{AssignmentKeys: m.assignmentKeys})
 	gc.Logger = m.log
 	member, err := gossip.New(gc)
 	if err != nil {
@@ -276,6 +286,15 @@ func (m *nodeMesh) setKeys(k agent.GossipKeys) error {
 		m.log.Warn("publish local tasks", "err", err)
 	}
 	m.log.Info("gossip started", "addr", m.cfg.GossipAddr)
+	return nil
+}
+
+// assignmentKeys is endpoint.Checks.AssignmentKeys: none until the
+// managers sent one, which refuses every remote entry.
+func (m *nodeMesh) assignmentKeys() []ed25519.PublicKey {
+	if k := m.assignKey.Load(); k != nil {
+		return []ed25519.PublicKey{*k}
+	}
 	return nil
 }
 

@@ -21,7 +21,7 @@ func encoded(t *testing.T, lt LocalTask, addr netip.Addr) []byte {
 
 func TestAdmit(t *testing.T) {
 	known := map[string]netip.Addr{"a": addrA, "b": addrB}
-	admit := AdmitWith(func(id string) (netip.Addr, bool) { a, ok := known[id]; return a, ok })
+	admit := AdmitWith(Checks{OwnerAddr: func(id string) (netip.Addr, bool) { a, ok := known[id]; return a, ok }})
 	value := encoded(t, webTask("t1", 1, 31001, true), addrA)
 
 	if err := admit("a", GossipNetwork, GossipTable, "t1", value); err != nil {

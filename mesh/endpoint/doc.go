@@ -36,12 +36,12 @@
 // # Trust
 //
 // Gossip checks that each entry is signed by its owner's certificate.
-// Admit (or AdmitWith, which also checks the address against the owner's
-// known one), set as gossip.Config.Admit, refuses malformed and
-// out-of-bounds entries and entries claiming backends off their owner's
-// address; the Runtime checks every entry again before it reaches the
-// balancer. Whether the owner really runs the task would need a
-// manager-signed assignment in the entry: future work, see AdmitWith.
+// Admit, set as gossip.Config.Admit, refuses malformed and out-of-bounds
+// entries; AdmitWith also refuses entries claiming backends off their
+// owner's address (Checks.OwnerAddr) and entries without the managers'
+// signature that the owner was assigned that task of that service, with
+// that VIP, ports and networks (Checks.AssignmentKeys, proof.go). The
+// Runtime checks every entry again before it reaches the balancer.
 //
 // # Wiring
 //

@@ -74,6 +74,8 @@ type record struct {
 	Healthy  bool       `json:"h,omitempty"`
 	Ports    []wirePort `json:"p,omitempty"`
 	Networks []wireNet  `json:"nw,omitempty"`
+	// Proof is the managers' signature of the assignment (proof.go).
+	Proof []byte `json:"pf,omitempty"`
 }
 
 // wirePort is one port of an entry, on the wire a JSON array

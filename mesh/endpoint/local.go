@@ -35,6 +35,9 @@ type LocalTask struct {
 	Networks []Network
 	// Healthy is RUNNING with its health check passing, or without one.
 	Healthy bool
+	// Proof is the managers' assignment proof (api.Task.AssignmentProof),
+	// published with the entry for other nodes to check (proof.go).
+	Proof []byte
 }
 
 // Port is one of the service's ports (api.PortConfig, with every default
@@ -61,7 +64,7 @@ type Network struct {
 func FromTask(t *api.Task, hostPorts map[uint32]uint16) (LocalTask, error) {
 	lt := LocalTask{
 		ID: t.ID, ServiceID: t.ServiceID, ServiceName: t.ServiceAnnotations.Name,
-		Slot: t.Slot, SpecVersion: t.SpecVersion,
+		Slot: t.Slot, SpecVersion: t.SpecVersion, Proof: t.AssignmentProof,
 		Healthy: t.Status.State == api.TaskStateRunning &&
 			(t.Status.Health == "" || t.Status.Health == api.HealthHealthy),
 	}
@@ -104,7 +107,7 @@ func (t *LocalTask) record(addr netip.Addr) (*record, error) {
 	r := &record{
 		Task: t.ID, Service: t.ServiceID, ServiceName: t.ServiceName,
 		Slot: t.Slot, SpecVersion: t.SpecVersion, DNSRR: t.DNSRR,
-		HostVIP: t.HostVIP, Addr: addr, Healthy: t.Healthy,
+		HostVIP: t.HostVIP, Addr: addr, Healthy: t.Healthy, Proof: t.Proof,
 	}
 	for i, p := range t.Ports {
 		wp, err := wirePortOf(p)

@@ -141,7 +141,7 @@ func TestSetLocal(t *testing.T) {
 	bad.Ports[0].Protocol = "icmp"
 	big := webTask("t4", 4, 31004, true)
 	for i := range 12 {
-		big.Networks = append(big.Networks, Network{ID: strings.Repeat("n", 25) + string(rune('a'+i))})
+		big.Networks = append(big.Networks, Network{ID: strings.Repeat("n", 25) + string(rune('a'+i)), Aliases: []string{strings.Repeat("x", 62) + string(rune('a'+i))}})
 	}
 	err := n.rt.SetLocal([]LocalTask{webTask("t1", 1, 31001, true), bad, big, webTask("t1", 1, 31001, true)})
 	for _, frag := range []string{`task "t3": ports[0]: Protocol "icmp"`, "task t4: entry is", `task "t1" listed twice`} {

@@ -87,6 +87,14 @@ type GossipKeyring struct {
 	// RemovedNode is the last entry of Cluster.RemovedNodes when the
 	// primary was made: a node removed since calls for a new primary.
 	RemovedNode string `json:"RemovedNode,omitempty"`
+	// AssignmentKey is the seed (ed25519.SeedSize bytes) of the key the
+	// managers sign task assignments with (Task.AssignmentProof); every
+	// node gets its public half with the gossip keys, to check that the
+	// node publishing a task's routing entry runs that task. It is made
+	// with the first gossip key (or, in a cluster older than it, at once)
+	// and not rotated: a rotation would invalidate the proofs of every
+	// running task. The control API never returns it.
+	AssignmentKey SecretBytes `json:"AssignmentKey,omitempty"`
 }
 
 // Primary returns the primary key, or nil when there is none.
@@ -99,6 +107,7 @@ func (k GossipKeyring) Primary() *GossipKey {
 
 // Copy returns a deep copy.
 func (k GossipKeyring) Copy() GossipKeyring {
+	k.AssignmentKey = SecretBytes(copySlice([]byte(k.AssignmentKey)))
 	if k.Keys == nil {
 		return k
 	}
@@ -118,5 +127,6 @@ func (k GossipKeyring) Redacted() GossipKeyring {
 	for i := range k.Keys {
 		k.Keys[i].Key = nil
 	}
+	k.AssignmentKey = nil
 	return k
 }

@@ -46,6 +46,13 @@ type Task struct {
 	// then moves its desired state to RUNNING. Keeping it in the task, not
 	// in a timer, lets a new leader resume the wait.
 	StartAfter time.Time `json:"StartAfter,omitzero"`
+	// AssignmentProof is the managers' signature that the task is
+	// assigned to NodeID, with its service, VIP, ports and networks
+	// (mesh/endpoint.SignAssignment). The dispatcher sets it on the copy
+	// of the task it sends the node, never in the store; the node
+	// publishes it with the task's routing entry, so that every other
+	// node can check that the publisher runs that task (issue 15).
+	AssignmentProof []byte `json:"AssignmentProof,omitempty"`
 }
 
 // TaskStatus is the observed state of a task.
@@ -287,6 +294,7 @@ func (t *Task) Copy() *Task {
 	c.Spec = t.Spec.Copy()
 	c.Status = t.Status.Copy()
 	c.RestartHistory = copySlice(t.RestartHistory)
+	c.AssignmentProof = copySlice(t.AssignmentProof)
 	if t.Networks != nil {
 		c.Networks = make([]NetworkAttachment, len(t.Networks))
 		for i, n := range t.Networks {

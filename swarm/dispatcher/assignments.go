@@ -116,7 +116,7 @@ func (d *Dispatcher) Assignments(ctx context.Context, req *AssignmentsRequest) (
 			}
 			return false
 		}
-		for _, m := range parts(initial) {
+		for _, m := range parts(d.proven(sess, initial)) {
 			if !send(m) {
 				return
 			}
@@ -163,7 +163,7 @@ func (d *Dispatcher) Assignments(ctx context.Context, req *AssignmentsRequest) (
 					}
 					w = fresh
 					msg, size = &AssignmentsMessage{Type: AssignmentsIncremental}, 0
-					for _, m := range parts(set) {
+					for _, m := range parts(d.proven(sess, set)) {
 						if !send(m) {
 							return
 						}
@@ -180,6 +180,7 @@ func (d *Dispatcher) Assignments(ctx context.Context, req *AssignmentsRequest) (
 				case ev.Action == store.ActionDelete && t.NodeID == nodeID:
 					sent = add(removedBytes, func() { msg.Removed = append(msg.Removed, t.ID) })
 				case assignedTo(t, nodeID) && workerCares(old, t):
+					t = d.proven(sess, []*api.Task{t})[0]
 					sent = add(taskBytes(t), func() { msg.Tasks = append(msg.Tasks, t) })
 				case old != nil && old.NodeID == nodeID && t.NodeID != nodeID:
 					sent = add(removedBytes, func() { msg.Removed = append(msg.Removed, t.ID) })

@@ -13,6 +13,7 @@ package dispatcher
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -81,6 +82,9 @@ type nodeSession struct {
 	// suspected: gossip believes the node dead since its last heartbeat
 	// (suspect.go).
 	suspected bool
+	// mesh: the node takes part in the routing mesh (it registered a
+	// gossip address), so its assignments carry proofs (proof.go).
+	mesh bool
 	done      chan struct{} // closed when the session ends
 	closeOnce sync.Once
 }
@@ -125,6 +129,9 @@ type Dispatcher struct {
 	// in the order of the events that also end removed nodes' sessions
 	// (gossipkeys.go).
 	gossipKeys *session.GossipKeys
+	// assignKey signs the assignments of nodes in the mesh (proof.go),
+	// nil while the cluster has none; kept with the gossip keys.
+	assignKey ed25519.PrivateKey
 	started    chan struct{} // closed once Run serves
 	startOne   sync.Once
 }
@@ -369,7 +376,7 @@ func (d *Dispatcher) Register(ctx context.Context, req *RegisterRequest) (*Regis
 	if err != nil {
 		return nil, err
 	}
-	s := &nodeSession{id: api.NewID(), nodeID: nodeID, lastBeat: time.Now(), done: make(chan struct{})}
+	s := &nodeSession{id: api.NewID(), nodeID: nodeID, lastBeat: time.Now(), mesh: req.GossipAddr != "", done: make(chan struct{})}
 	d.mu.Lock()
 	if !d.running {
 		d.mu.Unlock()

@@ -1,6 +1,7 @@
 package dispatcher
 
 import (
+	"crypto/ed25519"
 	"fmt"
 
 	"github.com/apiary-io/apiary/swarm/api"
@@ -23,6 +24,11 @@ import (
 // shared: they are copied). d.mu is held.
 func (d *Dispatcher) takeGossipKeysLocked(c *api.Cluster) {
 	keys := session.GossipKeysOf(c.GossipKeys.Copy())
+	if seed := c.GossipKeys.AssignmentKey; len(seed) == ed25519.SeedSize {
+		d.assignKey = ed25519.NewKeyFromSeed(seed)
+	} else {
+		d.assignKey = nil
+	}
 	if keys.Equal(d.gossipKeys) {
 		return
 	}

@@ -18,6 +18,7 @@ package keymanager
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"fmt"
 	"io"
@@ -47,6 +48,10 @@ const (
 	ReasonFirst    = "first key"
 	ReasonSchedule = "rotation interval elapsed"
 	ReasonRemoved  = "node removed"
+	// ReasonAssignmentKey: the cluster predates assignment keys; one is
+	// made, and a new primary with it so that every node is handed the
+	// keys (and the assignment key's public half) again.
+	ReasonAssignmentKey = "no assignment key"
 )
 
 // Decide says whether the cluster's gossip keyring needs a new primary at
@@ -60,6 +65,9 @@ func Decide(c *api.Cluster, now time.Time) (reason string, wait time.Duration) {
 	if lastRemoved(c) != c.GossipKeys.RemovedNode {
 		return ReasonRemoved, 0
 	}
+	if len(c.GossipKeys.AssignmentKey) == 0 {
+		return ReasonAssignmentKey, 0
+	}
 	due := p.CreatedAt.Add(c.Spec.Gossip.Rotation())
 	if !now.Before(due) {
 		return ReasonSchedule, 0
@@ -69,7 +77,8 @@ func Decide(c *api.Cluster, now time.Time) (reason string, wait time.Duration) {
 
 // Rotate returns the keyring with key as its new primary, made at now
 // after the cluster's last removed node: the previous keys follow it,
-// newest first, and those beyond api.MaxGossipKeys are dropped.
+// newest first, and those beyond api.MaxGossipKeys are dropped. The
+// assignment key is kept.
 func Rotate(c *api.Cluster, key []byte, now time.Time) api.GossipKeyring {
 	old := c.GossipKeys.Copy()
 	var lamport uint64 = 1
@@ -80,7 +89,7 @@ func Rotate(c *api.Cluster, key []byte, now time.Time) api.GossipKeyring {
 	if len(keys) > api.MaxGossipKeys {
 		keys = keys[:api.MaxGossipKeys]
 	}
-	return api.GossipKeyring{Keys: keys, RemovedNode: lastRemoved(c)}
+	return api.GossipKeyring{Keys: keys, RemovedNode: lastRemoved(c), AssignmentKey: old.AssignmentKey}
 }
 
 func lastRemoved(c *api.Cluster) string {
@@ -181,6 +190,13 @@ func (r *reconciler) Reconcile(ctx context.Context, _ struct{}) (loop.Result, er
 			return fmt.Errorf("make a gossip key: %w", err)
 		}
 		c.GossipKeys = Rotate(c, key, now)
+		if len(c.GossipKeys.AssignmentKey) == 0 {
+			seed := make([]byte, ed25519.SeedSize)
+			if _, err := io.ReadFull(k.cfg.Rand, seed); err != nil {
+				return fmt.Errorf("make an assignment key: %w", err)
+			}
+			c.GossipKeys.AssignmentKey = seed
+		}
 		made = c.GossipKeys.Primary()
 		return tx.UpdateCluster(c)
 	})

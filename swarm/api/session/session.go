@@ -10,6 +10,7 @@ package session
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"time"
 
@@ -182,6 +183,10 @@ type GossipKeys struct {
 	Primary api.SecretBytes `json:"Primary"`
 	// Accepted are the previous keys, newest first, still accepted.
 	Accepted []api.SecretBytes `json:"Accepted,omitempty"`
+	// AssignmentKey is the public key (ed25519) that checks the
+	// managers' assignment proofs (api.Task.AssignmentProof); empty
+	// while the cluster has none.
+	AssignmentKey []byte `json:"AssignmentKey,omitempty"`
 }
 
 // GossipKeysOf returns what a node is handed of a keyring, or nil when it
@@ -193,6 +198,9 @@ func GossipKeysOf(k api.GossipKeyring) *GossipKeys {
 	out := &GossipKeys{Version: k.Keys[0].Lamport, Primary: k.Keys[0].Key}
 	for _, key := range k.Keys[1:] {
 		out.Accepted = append(out.Accepted, key.Key)
+	}
+	if len(k.AssignmentKey) == ed25519.SeedSize {
+		out.AssignmentKey = ed25519.NewKeyFromSeed(k.AssignmentKey).Public().(ed25519.PublicKey)
 	}
 	return out
 }
@@ -214,7 +222,8 @@ func (k *GossipKeys) Equal(o *GossipKeys) bool {
 	if k == nil || o == nil {
 		return k == o
 	}
-	if k.Version != o.Version || !bytes.Equal(k.Primary, o.Primary) || len(k.Accepted) != len(o.Accepted) {
+	if k.Version != o.Version || !bytes.Equal(k.Primary, o.Primary) || len(k.Accepted) != len(o.Accepted) ||
+		!bytes.Equal(k.AssignmentKey, o.AssignmentKey) {
 		return false
 	}
 	for i := range k.Accepted {
