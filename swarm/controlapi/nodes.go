@@ -111,7 +111,7 @@ func (s *Server) UpdateNode(ctx context.Context, ref string, version uint64, spe
 // RemoveNode deletes a node from the cluster. A node that is still up is
 // refused unless force is set; its tasks are rescheduled by the orchestrator.
 func (s *Server) RemoveNode(ctx context.Context, ref string, force bool) error {
-	err := s.store.UpdateContext(ctx, func(tx store.Tx) error {
+	err := s.updateRetrying(ctx, func(tx store.Tx) error {
 		cur, err := lookupNode(tx, ref)
 		if err != nil {
 			return err

@@ -230,7 +230,7 @@ func (s *Server) ScaleService(ctx context.Context, ref string, replicas int64) (
 // RemoveService deletes a service; the orchestrator then shuts its tasks down
 // and removes them.
 func (s *Server) RemoveService(ctx context.Context, ref string) error {
-	err := s.store.UpdateContext(ctx, func(tx store.Tx) error {
+	err := s.updateRetrying(ctx, func(tx store.Tx) error {
 		cur, err := lookup("service", ref, tx.GetService, tx.FindServices)
 		if err != nil {
 			return err

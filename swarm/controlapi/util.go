@@ -1,6 +1,7 @@
 package controlapi
 
 import (
+	"context"
 	"errors"
 	"time"
 
@@ -8,5 +9,23 @@ import (
 )
 
 func isConflict(err error) bool { return errors.Is(err, store.ErrConflict) }
+
+// maxConflictRetries bounds updateRetrying's runs: each conflict follows
+// another writer's commit, so every run makes progress, but a writer
+// rewriting the same object without pause must not hold the caller
+// forever.
+const maxConflictRetries = 32
+
+// updateRetrying runs fn in a transaction, again on store.ErrConflict: for
+// a write whose outcome does not depend on the version the caller saw (a
+// removal by name), where another writer's change to the object meanwhile
+// (a node marked down, a service's endpoint) is no reason to fail.
+func (s *Server) updateRetrying(ctx context.Context, fn func(tx store.Tx) error) error {
+	err := s.store.UpdateContext(ctx, fn)
+	for try := 0; try < maxConflictRetries && isConflict(err) && ctx.Err() == nil; try++ {
+		err = s.store.UpdateContext(ctx, fn)
+	}
+	return err
+}
 
 func nowUTC() time.Time { return time.Now().UTC() }
