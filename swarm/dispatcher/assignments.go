@@ -116,6 +116,7 @@ func (d *Dispatcher) Assignments(ctx context.Context, req *AssignmentsRequest) (
 			}
 			return false
 		}
+		keyChanged := d.assignKeyWatch()
 		for _, m := range parts(d.proven(sess, initial)) {
 			if !send(m) {
 				return
@@ -137,6 +138,23 @@ func (d *Dispatcher) Assignments(ctx context.Context, req *AssignmentsRequest) (
 			size += b
 			return true
 		}
+		// resend sends the complete set again, from the state as it is
+		// now, on the same stream; the changes gathered are part of it.
+		resend := func() bool {
+			w.Close()
+			fresh, set, err := d.watchAssignments(nodeID)
+			if err != nil {
+				return false // the store closed
+			}
+			w = fresh
+			msg, size = &AssignmentsMessage{Type: AssignmentsIncremental}, 0
+			for _, m := range parts(d.proven(sess, set)) {
+				if !send(m) {
+					return false
+				}
+			}
+			return true
+		}
 		for {
 			select {
 			case ev, ok := <-w.Events():
@@ -156,17 +174,8 @@ func (d *Dispatcher) Assignments(ctx context.Context, req *AssignmentsRequest) (
 					// State replaced wholesale: the node gets its
 					// complete set again, from the new state, on the
 					// same stream. The changes gathered are part of it.
-					w.Close()
-					fresh, set, err := d.watchAssignments(nodeID)
-					if err != nil {
-						return // the store closed
-					}
-					w = fresh
-					msg, size = &AssignmentsMessage{Type: AssignmentsIncremental}, 0
-					for _, m := range parts(d.proven(sess, set)) {
-						if !send(m) {
-							return
-						}
+					if !resend() {
+						return
 					}
 					continue
 				}
@@ -186,6 +195,13 @@ func (d *Dispatcher) Assignments(ctx context.Context, req *AssignmentsRequest) (
 					sent = add(removedBytes, func() { msg.Removed = append(msg.Removed, t.ID) })
 				}
 				if !sent {
+					return
+				}
+			case <-keyChanged:
+				// A new assignment key (the first, in a cluster made
+				// before them): the tasks sent so far lack its proof.
+				keyChanged = d.assignKeyWatch()
+				if sess.mesh && !resend() {
 					return
 				}
 			case <-ctx.Done():

@@ -132,6 +132,9 @@ type Dispatcher struct {
 	// assignKey signs the assignments of nodes in the mesh (proof.go),
 	// nil while the cluster has none; kept with the gossip keys.
 	assignKey ed25519.PrivateKey
+	// assignKeyChanged is closed (and replaced) when assignKey changes:
+	// the streams send their complete sets again, proven under it.
+	assignKeyChanged chan struct{}
 	started    chan struct{} // closed once Run serves
 	startOne   sync.Once
 }
@@ -148,7 +151,8 @@ func New(s *store.MemoryStore, cfg Config) *Dispatcher {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Dispatcher{store: s, cfg: cfg, log: log.With("component", "dispatcher"), statusCh: make(chan statusBatch, 1024), started: make(chan struct{})}
+	return &Dispatcher{store: s, cfg: cfg, log: log.With("component", "dispatcher"), statusCh: make(chan statusBatch, 1024), started: make(chan struct{}),
+		assignKeyChanged: make(chan struct{})}
 }
 
 // Run serves until ctx ends (it then returns nil) or the store closes: it

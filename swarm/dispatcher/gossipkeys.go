@@ -24,10 +24,16 @@ import (
 // shared: they are copied). d.mu is held.
 func (d *Dispatcher) takeGossipKeysLocked(c *api.Cluster) {
 	keys := session.GossipKeysOf(c.GossipKeys.Copy())
+	var key ed25519.PrivateKey
 	if seed := c.GossipKeys.AssignmentKey; len(seed) == ed25519.SeedSize {
-		d.assignKey = ed25519.NewKeyFromSeed(seed)
-	} else {
-		d.assignKey = nil
+		key = ed25519.NewKeyFromSeed(seed)
+	}
+	if !key.Equal(d.assignKey) && (key != nil || d.assignKey != nil) {
+		// The tasks already sent carry no proof, or one under the old
+		// key: every stream sends its complete set again.
+		d.assignKey = key
+		close(d.assignKeyChanged)
+		d.assignKeyChanged = make(chan struct{})
 	}
 	if keys.Equal(d.gossipKeys) {
 		return

@@ -88,3 +88,47 @@ func TestAssignmentsCarryProofsForMeshNodes(t *testing.T) {
 	}
 	check(m.Tasks[0], true)
 }
+
+// In a cluster made before assignment keys, the first key makes every mesh
+// node's stream send its complete set again, proven.
+func TestFirstAssignmentKeyResendsProvenSets(t *testing.T) {
+	h := newHarness(t, config(0), func(tx store.Tx) error {
+		c := tx.GetCluster("cluster")
+		c.GossipKeys = api.GossipKeyring{Keys: []api.GossipKey{{Key: bytes.Repeat([]byte{1}, api.GossipKeyLen), Lamport: 1}}}
+		if err := tx.UpdateCluster(c); err != nil {
+			return err
+		}
+		if err := tx.CreateNode(readyNodeObj("meshed")); err != nil {
+			return err
+		}
+		return createTasks(mkTask("t1", "meshed", api.TaskStateAssigned))(tx)
+	})
+	s, err := h.d.Register(context.Background(), &dispatcher.RegisterRequest{NodeID: "meshed", Description: desc("meshed"), Addr: "10.0.0.1:4242", GossipAddr: "10.0.0.1:7946"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := h.d.Assignments(context.Background(), &dispatcher.AssignmentsRequest{NodeID: s.NodeID, SessionID: s.SessionID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := recvTimeout(t, st, 10*time.Second); len(m.Tasks) != 1 || m.Tasks[0].AssignmentProof != nil {
+		t.Fatalf("complete set without a key: %+v", m)
+	}
+	seed := bytes.Repeat([]byte{9}, ed25519.SeedSize)
+	h.update(func(tx store.Tx) error {
+		c := tx.GetCluster("cluster")
+		c.GossipKeys.AssignmentKey = seed
+		return tx.UpdateCluster(c)
+	})
+	m := recvTimeout(t, st, 10*time.Second)
+	if m.Type != dispatcher.AssignmentsComplete || len(m.Tasks) != 1 {
+		t.Fatalf("after the key: %+v, want the complete set again", m)
+	}
+	want, err := endpoint.SignAssignment(ed25519.NewKeyFromSeed(seed), h.task("t1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(m.Tasks[0].AssignmentProof, want) {
+		t.Fatalf("resent task's proof %x, want %x", m.Tasks[0].AssignmentProof, want)
+	}
+}
