@@ -84,7 +84,7 @@ type nodeSession struct {
 	suspected bool
 	// mesh: the node takes part in the routing mesh (it registered a
 	// gossip address), so its assignments carry proofs (proof.go).
-	mesh bool
+	mesh      bool
 	done      chan struct{} // closed when the session ends
 	closeOnce sync.Once
 }
@@ -135,8 +135,8 @@ type Dispatcher struct {
 	// assignKeyChanged is closed (and replaced) when assignKey changes:
 	// the streams send their complete sets again, proven under it.
 	assignKeyChanged chan struct{}
-	started    chan struct{} // closed once Run serves
-	startOne   sync.Once
+	started          chan struct{} // closed once Run serves
+	startOne         sync.Once
 }
 
 // New returns a dispatcher over s; it serves once Run is called.
