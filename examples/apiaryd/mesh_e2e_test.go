@@ -56,7 +56,9 @@ func TestBinariesRoutingMesh(t *testing.T) {
 	// node's published port, all answered, each replica among them. The
 	// tables converge by gossip within a second or two of the tasks
 	// running; push/pull (30 s) must not be what brings them.
-	ingress := func(i int) string { return fmt.Sprintf("http://%s/", net.JoinHostPort(hosts[i], strconv.Itoa(published))) }
+	ingress := func(i int) string {
+		return fmt.Sprintf("http://%s/", net.JoinHostPort(hosts[i], strconv.Itoa(published)))
+	}
 	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	e.waitFor("every node's ingress reaching all three replicas", 15*time.Second, func() (bool, string) {
 		for i := range hosts {
