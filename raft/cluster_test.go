@@ -156,12 +156,7 @@ func TestClusterRestartAllFromDisk(t *testing.T) {
 		}
 		c.converged(c.ids, idx, 10*time.Second)
 		want := c.fsm(lead).writes()
-		for _, id := range c.ids {
-			c.kill(id)
-		}
-		for _, id := range c.ids {
-			c.start(id, nil)
-		}
+		c.restartAll()
 		for _, id := range c.ids {
 			testutil.Eventually(t, 10*time.Second, "replay", func() bool { return c.node(id).AppliedIndex() >= idx })
 			got := c.fsm(id).writes()

@@ -56,7 +56,7 @@ type Config struct {
 	// Transport carries messages between members. The node starts it and
 	// stops it with itself.
 	Transport Transport
-	// DataDir holds the durable state (raft.db and snap/). Ignored when
+	// DataDir holds the durable state (raft.db, wal/ and snap/). Ignored when
 	// Storage is set.
 	DataDir string
 	// Storage overrides DataDir: NewMemoryStorage for tests, or a
@@ -106,7 +106,7 @@ type Config struct {
 	SnapshotInterval uint64
 	// SnapshotBytes: a snapshot is also taken once the entries applied
 	// since the last one hold this many bytes. The log since the last
-	// snapshot is kept in memory (and in raft.db): counting entries alone
+	// snapshot is kept in memory (and in wal/): counting entries alone
 	// let 10,000 entries of a thousand tasks each stay there, gigabytes.
 	// Zero means DefaultSnapshotBytes.
 	SnapshotBytes uint64

@@ -1,5 +1,5 @@
 // Package raft replicates the managers' state machine (the store) with
-// go.etcd.io/raft/v3, keeping the log in go.etcd.io/bbolt, so that losing
+// go.etcd.io/raft/v3, keeping the log in append-only segment files, so that losing
 // any minority of managers loses no committed write and stops nothing.
 //
 // It is a building block: it imports no other Apiary package. The swarm
@@ -14,10 +14,10 @@
 // this order:
 //
 //  1. persist: an incoming snapshot's metadata, the new entries and the
-//     hard state, in one bbolt transaction with one fsync. Everything that
-//     arrived while the previous Ready was being written (every queued
-//     proposal and message) is drained into the RawNode first, so one
-//     fsync carries a whole batch of proposals;
+//     hard state, in one write to the log and one fdatasync. Everything
+//     that arrived while the previous Ready was being written (every
+//     queued proposal and message) is drained into the RawNode first, so
+//     one fdatasync carries a whole batch of proposals;
 //  2. apply configuration changes to raft and the transport's peer list;
 //  3. send the messages, only now: a vote, an acknowledgement or an entry
 //     the leader counts as replicated on itself must be durable before
@@ -90,15 +90,22 @@
 //
 // # Storage
 //
-// DiskStorage keeps the log, hard state, snapshot metadata, the member's
-// ID and a "removed" marker in raft.db (bbolt), every value framed with a
-// CRC-32C, and snapshot data in snap/<term>-<index>.snap files verified by
-// the size and CRC recorded in the snapshot metadata. Opening a data dir
-// verifies all of it: bbolt's meta pages (a damaged meta page is refused,
-// not silently rolled back past: that could un-persist a vote), its free
-// list, the length of the file, every entry's checksum and the log's
+// DiskStorage keeps the log and the hard state in wal/<seq>.wal, segment
+// files written append-only, one write and at most one fdatasync per
+// Ready, every record framed with its length and a CRC-32C; the snapshot
+// metadata, the member's ID and a "removed" marker in raft.db (bbolt),
+// each value framed with a CRC-32C; and snapshot data in
+// snap/<term>-<index>.snap files verified by the size and CRC recorded in
+// the snapshot metadata. Opening a data dir verifies all of it: bbolt's
+// meta pages (a damaged meta page is refused, not silently rolled back
+// past: that could un-persist a vote), its free list, the length of the
+// file, every log record's checksum, the segments' sequence and the log's
 // contiguity, the hard state against the log, and the latest snapshot
-// file. Damage is an error wrapping ErrCorrupt naming the file and the
+// file. A log whose last segment ends in an incomplete record, which only
+// a crash during a write no fdatasync completed can leave, is cut back to
+// its last whole record; a damaged record followed by an intact one is
+// damage, not a torn write, and is refused. A data dir of the first format
+// (the log in raft.db) is migrated to this one when it is opened. Damage is an error wrapping ErrCorrupt naming the file and the
 // fault; bbolt's panics and faults on damaged pages are turned into such
 // errors too. A node restarted from its data dir restores the FSM from the
 // latest snapshot and replays the log after it. MemoryStorage is the same

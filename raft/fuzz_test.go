@@ -252,7 +252,7 @@ func FuzzDiskStorage(f *testing.F) {
 			return v
 		}
 		writeRaftDB(t, filepath.Join(dir, "raft.db"), func(meta, log *bolt.Bucket) error {
-			if err := meta.Put(keyVersion, []byte{diskFormat}); err != nil {
+			if err := meta.Put(keyVersion, []byte{diskFormatBolt}); err != nil {
 				return err
 			}
 			if err := meta.Put(keyID, frameOf(binary.BigEndian.AppendUint64(nil, 1), false)); err != nil {

@@ -395,6 +395,17 @@ func (c *cluster) restart(id uint64) *Node {
 	return c.start(id, nil)
 }
 
+// restartAll stops every member, then starts each from its data dir.
+func (c *cluster) restartAll() {
+	c.t.Helper()
+	for _, id := range c.ids {
+		c.kill(id)
+	}
+	for _, id := range c.ids {
+		c.start(id, nil)
+	}
+}
+
 func (c *cluster) stopAll() {
 	for _, id := range c.ids {
 		c.kill(id)

@@ -14,7 +14,7 @@ import (
 
 // Storage is a node's durable state: raft's log, hard state and snapshot
 // metadata (read by raft through the embedded etcd raft Storage), and the
-// snapshot data. DiskStorage keeps it in bbolt and files; MemoryStorage in
+// snapshot data. DiskStorage keeps it in log segments, bbolt and files; MemoryStorage in
 // memory for tests.
 //
 // The node calls Save from its raft loop and CreateSnapshot, Compact and

@@ -8,6 +8,7 @@ import (
 	"hash"
 	"hash/fnv"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -24,19 +25,26 @@ import (
 
 // DiskStorage keeps a node's state in a data directory:
 //
-//	raft.db      bbolt: the log entries, hard state, snapshot metadata, the
-//	             member ID and the removed marker; every value framed with a
-//	             CRC-32C so a flipped bit is found, not replayed
+//	wal/*.wal    the log entries and hard states, appended to segment
+//	             files (storage_wal.go), every record framed with a
+//	             CRC-32C: one write and one fdatasync per Ready
+//	raft.db      bbolt: the snapshot metadata, the member ID and the
+//	             removed marker, each value framed with a CRC-32C, written
+//	             rarely (a snapshot, a start, a removal)
 //	snap/*.snap  snapshot data files, named by term and index, verified by
 //	             the size and CRC kept in the snapshot metadata
+//
+// A data dir of the first format (the log and hard state in raft.db) is
+// migrated when it is opened (migrateFormat1).
 //
 // Reads are served from an in-memory mirror of the log (etcd raft's
 // MemoryStorage), filled when the directory is opened: the log is bounded
 // by the snapshot interval, and raft reads it on every append it sends.
 type DiskStorage struct {
-	mu      sync.Mutex // orders bbolt writes and their mirror updates
+	mu      sync.Mutex // orders writes and their mirror updates
 	dir     string
 	db      *bolt.DB
+	wal     *wal
 	mem     *etcdraft.MemoryStorage
 	id      uint64
 	removed bool
@@ -54,7 +62,13 @@ var (
 	keyRemoved    = []byte("removed")
 )
 
-const diskFormat = 1
+// The data dir's format, recorded in raft.db: 1 kept the log and the hard
+// state in raft.db (bbolt, two fdatasyncs per Ready), 2 keeps them in
+// wal/.
+const (
+	diskFormatBolt = 1
+	diskFormat     = 2
+)
 
 // OpenDiskStorage opens (creating it if needed) the data directory dir. It
 // verifies everything it loads: the bbolt file's page structure, the
@@ -67,21 +81,64 @@ func OpenDiskStorage(dir string) (*DiskStorage, error) {
 		return nil, fmt.Errorf("raft: create data dir: %w", err)
 	}
 	path := filepath.Join(dir, "raft.db")
-	db, err := openBolt(path)
+	db, version, err := openBolt(path)
 	if err != nil {
 		return nil, err
 	}
 	s := &DiskStorage{dir: dir, db: db}
-	if err := s.load(); err != nil {
+	switch version {
+	case 0:
+		err = s.create()
+	case diskFormatBolt:
+		err = s.migrateFormat1()
+	}
+	if err == nil {
+		err = s.load()
+	}
+	if err != nil {
+		s.wal.close()
 		db.Close()
 		return nil, err
 	}
 	return s, nil
 }
 
-func openBolt(path string) (db *bolt.DB, err error) {
+func (s *DiskStorage) walDir() string { return filepath.Join(s.dir, "wal") }
+
+// create makes a new data dir's log, then marks raft.db as of the current
+// format: a crash in between leaves a raft.db without buckets, which is
+// new again, and an empty log, which is reused.
+func (s *DiskStorage) create() error {
+	if seqs, err := listSegments(s.walDir()); err == nil && len(seqs) > 0 {
+		w, st, err := openWAL(s.walDir(), slog.Default())
+		if err != nil {
+			return err
+		}
+		w.close()
+		if st.hs != nil || st.snap != nil || len(st.ents) > 0 {
+			return fmt.Errorf("raft: open %s: raft.db is new but %s holds a log: %w", s.dbPath(), s.walDir(), ErrCorrupt)
+		}
+	} else if err := createWAL(s.walDir()); err != nil {
+		return err
+	}
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		m, err := tx.CreateBucket(bucketMeta)
+		if err != nil {
+			return err
+		}
+		return m.Put(keyVersion, []byte{diskFormat})
+	})
+	if err != nil {
+		return fmt.Errorf("raft: create %s: %w", s.dbPath(), err)
+	}
+	return nil
+}
+
+// openBolt opens raft.db and returns the format it records: 0 for a new
+// file.
+func openBolt(path string) (db *bolt.DB, version int, err error) {
 	if err := checkBoltFile(path); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	// bbolt trusts its pages: a damaged page can make it panic, or read
 	// outside the mapped file (a fault), instead of returning an error. A
@@ -101,6 +158,7 @@ func openBolt(path string) (db *bolt.DB, err error) {
 				file.Close()
 			}
 			db, err = nil, fmt.Errorf("raft: open %s: bbolt file is damaged (%v): %w", path, r, ErrCorrupt)
+			version = 0
 		}
 	}()
 	db, err = bolt.Open(path, 0o600, &bolt.Options{
@@ -114,46 +172,37 @@ func openBolt(path string) (db *bolt.DB, err error) {
 	})
 	if err != nil {
 		if errors.Is(err, bolt.ErrTimeout) {
-			return nil, fmt.Errorf("raft: open %s: locked by another process: %w", path, err)
+			return nil, 0, fmt.Errorf("raft: open %s: locked by another process: %w", path, err)
 		}
-		return nil, fmt.Errorf("raft: open %s: %v: %w", path, err, ErrCorrupt)
+		return nil, 0, fmt.Errorf("raft: open %s: %v: %w", path, err, ErrCorrupt)
 	}
-	fresh := false
 	err = db.View(func(tx *bolt.Tx) error {
 		m, e := tx.Bucket(bucketMeta), tx.Bucket(bucketEntries)
-		switch {
-		case m == nil && e == nil:
+		if m == nil {
 			c := tx.Cursor()
 			if k, _ := c.First(); k != nil {
 				return fmt.Errorf("no raft buckets but other keys (%q): %w", k, ErrCorrupt)
 			}
-			fresh = true
-		case m == nil || e == nil:
-			return fmt.Errorf("a raft bucket is missing: %w", ErrCorrupt)
+			return nil
+		}
+		v := m.Get(keyVersion)
+		switch {
+		case len(v) == 1 && v[0] == diskFormatBolt && e != nil:
+			version = diskFormatBolt
+		case len(v) == 1 && v[0] == diskFormat && e == nil:
+			version = diskFormat
+		case len(v) == 1 && v[0] == diskFormatBolt:
+			return fmt.Errorf("the log bucket is missing: %w", ErrCorrupt)
 		default:
-			if v := m.Get(keyVersion); len(v) != 1 || v[0] != diskFormat {
-				return fmt.Errorf("unknown storage format %v: %w", v, ErrCorrupt)
-			}
+			return fmt.Errorf("unknown storage format %v (this version reads formats %d and %d): %w", v, diskFormatBolt, diskFormat, ErrCorrupt)
 		}
 		return nil
 	})
-	if err == nil && fresh {
-		err = db.Update(func(tx *bolt.Tx) error {
-			m, err := tx.CreateBucket(bucketMeta)
-			if err != nil {
-				return err
-			}
-			if _, err := tx.CreateBucket(bucketEntries); err != nil {
-				return err
-			}
-			return m.Put(keyVersion, []byte{diskFormat})
-		})
-	}
 	if err != nil {
 		db.Close()
-		return nil, fmt.Errorf("raft: open %s: %w", path, err)
+		return nil, 0, fmt.Errorf("raft: open %s: %w", path, err)
 	}
-	return db, nil
+	return db, version, nil
 }
 
 // checkBoltFile reads bbolt's two meta pages before bbolt maps the file:
@@ -319,23 +368,21 @@ func key(i uint64) []byte {
 
 func (s *DiskStorage) dbPath() string { return filepath.Join(s.dir, "raft.db") }
 
-func (s *DiskStorage) load() (err error) {
+// readBolt reads what raft.db holds: the member ID, the removed marker
+// and the snapshot metadata, and with format 1 the hard state and the log.
+func (s *DiskStorage) readBolt(format1 bool) (hs *raftpb.HardState, snap *raftpb.Snapshot, ents []*raftpb.Entry, err error) {
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("raft: read %s: bbolt file is damaged (%v): %w", s.dbPath(), r, ErrCorrupt)
 		}
 	}()
-	var (
-		hs   *raftpb.HardState
-		snap = &raftpb.Snapshot{}
-		ents []*raftpb.Entry
-	)
+	snap = &raftpb.Snapshot{}
 	err = s.db.View(func(tx *bolt.Tx) error {
 		// Reading every key below walks every page of the tree, on this
 		// goroutine, where a damaged page's panic is recovered.
 		m := tx.Bucket(bucketMeta)
-		if m == nil || tx.Bucket(bucketEntries) == nil {
+		if m == nil || format1 && tx.Bucket(bucketEntries) == nil {
 			return fmt.Errorf("buckets missing: %w", ErrCorrupt)
 		}
 		if v := m.Get(keyID); v != nil {
@@ -349,6 +396,18 @@ func (s *DiskStorage) load() (err error) {
 			s.id = binary.BigEndian.Uint64(b)
 		}
 		s.removed = m.Get(keyRemoved) != nil
+		if v := m.Get(keySnapshot); v != nil {
+			b, err := unframe(v, "snapshot metadata")
+			if err != nil {
+				return err
+			}
+			if err := proto.Unmarshal(b, snap); err != nil {
+				return fmt.Errorf("snapshot metadata: %v: %w", err, ErrCorrupt)
+			}
+		}
+		if !format1 {
+			return nil
+		}
 		if v := m.Get(keyHardState); v != nil {
 			b, err := unframe(v, "hard state")
 			if err != nil {
@@ -357,15 +416,6 @@ func (s *DiskStorage) load() (err error) {
 			hs = &raftpb.HardState{}
 			if err := proto.Unmarshal(b, hs); err != nil {
 				return fmt.Errorf("hard state: %v: %w", err, ErrCorrupt)
-			}
-		}
-		if v := m.Get(keySnapshot); v != nil {
-			b, err := unframe(v, "snapshot metadata")
-			if err != nil {
-				return err
-			}
-			if err := proto.Unmarshal(b, snap); err != nil {
-				return fmt.Errorf("snapshot metadata: %v: %w", err, ErrCorrupt)
 			}
 		}
 		c := tx.Bucket(bucketEntries).Cursor()
@@ -393,26 +443,151 @@ func (s *DiskStorage) load() (err error) {
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("raft: open %s: %w", s.dbPath(), err)
+		return nil, nil, nil, fmt.Errorf("raft: open %s: %w", s.dbPath(), err)
 	}
+	return hs, snap, ents, nil
+}
+
+// migrateFormat1 moves a format 1 data dir's log and hard state from
+// raft.db to a new log, after checking them as the first format's reader
+// did. The log is written to wal.tmp, synced and renamed to wal; only then
+// does raft.db drop its copy and record format 2, in one transaction. A
+// crash before that leaves format 1 in raft.db, authoritative, and the
+// migration starts again from it (any wal it finds is its own unfinished
+// work).
+func (s *DiskStorage) migrateFormat1() error {
+	hs, snap, ents, err := s.readBolt(true)
+	if err != nil {
+		return err
+	}
+	if _, err := s.check(hs, snap, ents); err != nil {
+		return err
+	}
+	tmp := s.walDir() + ".tmp"
+	for _, d := range []string{tmp, s.walDir()} {
+		if err := os.RemoveAll(d); err != nil {
+			return fmt.Errorf("raft: migrate %s: %w", s.dir, err)
+		}
+	}
+	if err := os.MkdirAll(tmp, 0o700); err != nil {
+		return fmt.Errorf("raft: migrate %s: %w", s.dir, err)
+	}
+	w := &wal{}
+	recs, err := w.records(nil, hs, ents)
+	if err != nil {
+		return err
+	}
+	if err := writeSegment(tmp, 1, recs); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, s.walDir()); err != nil {
+		return fmt.Errorf("raft: migrate %s: %w", s.dir, err)
+	}
+	if err := syncDir(s.dir); err != nil {
+		return fmt.Errorf("raft: migrate %s: %w", s.dir, err)
+	}
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		m := tx.Bucket(bucketMeta)
+		if err := tx.DeleteBucket(bucketEntries); err != nil {
+			return err
+		}
+		if err := m.Delete(keyHardState); err != nil {
+			return err
+		}
+		return m.Put(keyVersion, []byte{diskFormat})
+	})
+	if err != nil {
+		return fmt.Errorf("raft: migrate %s: record the new format: %w", s.dbPath(), err)
+	}
+	// Reading the log brought raft.db's pages in: give them back.
+	var size int64
+	s.db.View(func(tx *bolt.Tx) error { size = tx.Size(); return nil })
+	releaseMapped(s.db, size)
+	slog.Default().Info("raft data dir migrated: the log moved from raft.db to wal/ (format 2)",
+		"dir", s.dir, "entries", len(ents))
+	return nil
+}
+
+// load reads a format 2 data dir: raft.db, then the log.
+func (s *DiskStorage) load() error {
+	_, snap, _, err := s.readBolt(false)
+	if err != nil {
+		return err
+	}
+	w, st, err := openWAL(s.walDir(), slog.Default())
+	if err != nil {
+		return err
+	}
+	if si, _ := snapIndexTerm(st.snap); st.snap != nil && si > snap.GetMetadata().GetIndex() {
+		// A snapshot installed from the leader is written to the log
+		// first: a crash before raft.db recorded it too leaves it only
+		// there. Record it now, before compaction can delete its segment.
+		if err := s.putSnapshot(st.snap); err != nil {
+			w.close()
+			return err
+		}
+		snap = st.snap
+	}
+	mem, err := s.check(st.hs, snap, st.ents)
+	if err != nil {
+		w.close()
+		return err
+	}
+	// Leave out what was compacted before (never past the snapshot: the
+	// node compacts only behind it).
+	first, _ := mem.FirstIndex()
+	if c := min(st.compactTo, snap.GetMetadata().GetIndex()); c >= first {
+		if err := mem.Compact(c); err != nil {
+			w.close()
+			return fmt.Errorf("raft: open %s: compact to %d: %w", s.dir, c, err)
+		}
+	}
+	s.mem, s.wal = mem, w
+	return nil
+}
+
+// check builds the mirror from what was read and verifies it: the log
+// against the snapshot, the commit index against the log, and the
+// snapshot's data file.
+func (s *DiskStorage) check(hs *raftpb.HardState, snap *raftpb.Snapshot, ents []*raftpb.Entry) (*etcdraft.MemoryStorage, error) {
 	mem, err := buildMirror(snap, ents)
 	if err != nil {
-		return fmt.Errorf("raft: open %s: %w", s.dbPath(), err)
+		return nil, fmt.Errorf("raft: open %s: %w", s.dir, err)
 	}
+	si, st := snapIndexTerm(snap)
 	if hs != nil {
+		hs = proto.Clone(hs).(*raftpb.HardState)
+		// The snapshot is of committed entries; the commit index that
+		// said so may have been written without an fdatasync (see Save).
+		if hs.GetCommit() < si {
+			hs.Commit = new(si)
+		}
 		last, _ := mem.LastIndex()
 		if hs.GetCommit() > last {
-			return fmt.Errorf("raft: open %s: hard state commits index %d but the log ends at %d (entries lost): %w",
-				s.dbPath(), hs.GetCommit(), last, ErrCorrupt)
+			return nil, fmt.Errorf("raft: open %s: hard state commits index %d but the log ends at %d (entries lost): %w",
+				s.dir, hs.GetCommit(), last, ErrCorrupt)
 		}
 		mem.SetHardState(hs)
 	}
-	if si, st := snapIndexTerm(snap); si > 0 {
+	if si > 0 {
 		if err := s.verifySnapshotFile(si, st, snap.GetData()); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	s.mem = mem
+	return mem, nil
+}
+
+func (s *DiskStorage) putSnapshot(snap *raftpb.Snapshot) error {
+	b, err := proto.Marshal(snap)
+	if err != nil {
+		return fmt.Errorf("raft: record snapshot: %w", err)
+	}
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketMeta).Put(keySnapshot, frame(b))
+	})
+	if err != nil {
+		return fmt.Errorf("raft: record snapshot in %s: %w", s.dbPath(), err)
+	}
 	return nil
 }
 
@@ -546,8 +721,10 @@ func (s *DiskStorage) Bind(id uint64) error {
 	return nil
 }
 
-// Save implements Storage: one bbolt transaction, one commit (fsync), for
-// everything a Ready asks to persist.
+// Save implements Storage: one write to the log, and one fdatasync when
+// raft says the Ready must be durable, for everything it asks to persist.
+// An installed snapshot starts a new log segment and is recorded in
+// raft.db too (rare: a follower that fell behind).
 func (s *DiskStorage) Save(hs *raftpb.HardState, ents []*raftpb.Entry, snap *raftpb.Snapshot, mustSync bool) error {
 	hasSnap := !etcdraft.IsEmptySnap(snap)
 	hasHS := !etcdraft.IsEmptyHardState(hs)
@@ -556,73 +733,29 @@ func (s *DiskStorage) Save(hs *raftpb.HardState, ents []*raftpb.Entry, snap *raf
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !mustSync && !hasSnap && len(ents) == 0 {
-		// Only the commit index moved: write it, but without an fsync
-		// (raft's MustSync is false). It must reach the file: a member that
-		// restarts with a stale commit index replays too few configuration
-		// changes, may believe itself alone in a smaller cluster and elect
-		// itself there. A process crash keeps an unsynced write; only a
-		// machine crash can lose it, as in etcd.
-		s.db.NoSync = true
-		defer func() { s.db.NoSync = false }()
-	}
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		meta := tx.Bucket(bucketMeta)
-		eb := tx.Bucket(bucketEntries)
-		if hasSnap {
-			b, err := proto.Marshal(snap)
-			if err != nil {
-				return err
-			}
-			if err := meta.Put(keySnapshot, frame(b)); err != nil {
-				return err
-			}
-			// An installed snapshot replaces the whole log.
-			if err := tx.DeleteBucket(bucketEntries); err != nil {
-				return err
-			}
-			if eb, err = tx.CreateBucket(bucketEntries); err != nil {
-				return err
-			}
+	if hasSnap {
+		// The log first: a crash before raft.db has it too is completed
+		// when the directory is opened (load). Snapshot data is a
+		// reference (snapRef) to the file already received.
+		if err := s.wal.installSnapshot(snap, hs, ents); err != nil {
+			return err
 		}
-		if len(ents) > 0 {
-			// Entries from ents[0] on replace whatever the log held there
-			// (a suffix written under a deposed leader).
-			var stale [][]byte
-			c := eb.Cursor()
-			for k, _ := c.Seek(key(ents[0].GetIndex())); k != nil; k, _ = c.Next() {
-				stale = append(stale, append([]byte(nil), k...))
-			}
-			for _, k := range stale {
-				if err := eb.Delete(k); err != nil {
-					return err
-				}
-			}
-			// The log is appended in key order: full pages split cheaper.
-			eb.FillPercent = 1.0
-			for _, e := range ents {
-				b, err := proto.Marshal(e)
-				if err != nil {
-					return err
-				}
-				if err := eb.Put(key(e.GetIndex()), frame(b)); err != nil {
-					return err
-				}
-			}
+		if err := s.putSnapshot(snap); err != nil {
+			return err
 		}
-		if hasHS {
-			b, err := proto.Marshal(hs)
-			if err != nil {
-				return err
-			}
-			if err := meta.Put(keyHardState, frame(b)); err != nil {
-				return err
-			}
+	} else {
+		// Only the commit index moved when there is nothing else and
+		// raft's MustSync is false: write it, but without an fdatasync. It
+		// must reach the file: a member that restarts with a stale commit
+		// index replays too few configuration changes, may believe itself
+		// alone in a smaller cluster and elect itself there. A process
+		// crash keeps an unsynced write; only a machine crash can lose it,
+		// as in etcd.
+		sync := mustSync || len(ents) > 0
+		cur, _, _ := s.mem.InitialState()
+		if err := s.wal.write(hs, ents, sync, cur); err != nil {
+			return err
 		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("raft: persist to %s: %w", s.dbPath(), err)
 	}
 	if hasSnap {
 		if err := s.mem.ApplySnapshot(snap); err != nil {
@@ -641,7 +774,8 @@ func (s *DiskStorage) Save(hs *raftpb.HardState, ents []*raftpb.Entry, snap *raf
 	return nil
 }
 
-// CreateSnapshot implements Storage.
+// CreateSnapshot implements Storage. The commit index is not raised here:
+// opening the directory raises it to the snapshot's index (check).
 func (s *DiskStorage) CreateSnapshot(index uint64, cs *raftpb.ConfState, data []byte) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -656,35 +790,8 @@ func (s *DiskStorage) CreateSnapshot(index uint64, cs *raftpb.ConfState, data []
 	snap := &raftpb.Snapshot{Data: data, Metadata: &raftpb.SnapshotMetadata{
 		Index: new(index), Term: new(term), ConfState: cs,
 	}}
-	b, err := proto.Marshal(snap)
-	if err != nil {
+	if err := s.putSnapshot(snap); err != nil {
 		return fmt.Errorf("raft: create snapshot at %d: %w", index, err)
-	}
-	err = s.db.Update(func(tx *bolt.Tx) error {
-		meta := tx.Bucket(bucketMeta)
-		if err := meta.Put(keySnapshot, frame(b)); err != nil {
-			return err
-		}
-		// Raft refuses to start with a stored commit index behind the
-		// snapshot; Save may have deferred the latest commit index.
-		hs := &raftpb.HardState{}
-		if v := meta.Get(keyHardState); v != nil {
-			if hb, err := unframe(v, "hard state"); err == nil {
-				proto.Unmarshal(hb, hs)
-			}
-		}
-		if hs.GetCommit() >= index {
-			return nil
-		}
-		hs.Commit = new(index)
-		hb, err := proto.Marshal(hs)
-		if err != nil {
-			return err
-		}
-		return meta.Put(keyHardState, frame(hb))
-	})
-	if err != nil {
-		return fmt.Errorf("raft: record snapshot at %d: %w", index, err)
 	}
 	if _, err := s.mem.CreateSnapshot(index, cs, data); err != nil {
 		return fmt.Errorf("raft: create snapshot at %d: %w", index, err)
@@ -693,7 +800,8 @@ func (s *DiskStorage) CreateSnapshot(index uint64, cs *raftpb.ConfState, data []
 	return nil
 }
 
-// Compact implements Storage.
+// Compact implements Storage: the mirror drops the entries; on disk,
+// whole segments holding only entries before index are deleted.
 func (s *DiskStorage) Compact(index uint64) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -701,30 +809,12 @@ func (s *DiskStorage) Compact(index uint64) error {
 	if index < first {
 		return nil
 	}
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		eb := tx.Bucket(bucketEntries)
-		var old [][]byte
-		c := eb.Cursor()
-		for k, _ := c.First(); k != nil && binary.BigEndian.Uint64(k) < index; k, _ = c.Next() {
-			old = append(old, append([]byte(nil), k...))
-		}
-		for _, k := range old {
-			if err := eb.Delete(k); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("raft: compact log to %d: %w", index, err)
-	}
 	if err := s.mem.Compact(index); err != nil && err != etcdraft.ErrCompacted {
 		return fmt.Errorf("raft: compact log to %d: %w", index, err)
 	}
-	// The deletions read the entries' pages: give them back.
-	var size int64
-	s.db.View(func(tx *bolt.Tx) error { size = tx.Size(); return nil })
-	releaseMapped(s.db, size)
+	if err := s.wal.compact(index); err != nil {
+		return fmt.Errorf("raft: compact log to %d: %w", index, err)
+	}
 	return nil
 }
 
@@ -882,8 +972,12 @@ func (s *DiskStorage) Dir() string { return s.dir }
 func (s *DiskStorage) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	werr := s.wal.close()
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("raft: close %s: %w", s.dbPath(), err)
+	}
+	if werr != nil {
+		return fmt.Errorf("raft: close log: %w", werr)
 	}
 	return nil
 }

@@ -138,7 +138,7 @@ func TestDiskStorageDetectsCorruption(t *testing.T) {
 	t.Run("entry bytes", func(t *testing.T) {
 		dir := t.TempDir()
 		writeLog(t, dir, 50)
-		path := filepath.Join(dir, "raft.db")
+		path := filepath.Join(dir, "wal", walName(1))
 		b, _ := os.ReadFile(path)
 		at := bytes.Index(b, []byte("PAYLOAD-MARKER-0025"))
 		if at < 0 {
@@ -146,8 +146,8 @@ func TestDiskStorageDetectsCorruption(t *testing.T) {
 		}
 		flip(t, path, at+16)
 		_, err := OpenDiskStorage(dir)
-		if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "log entry 25") || !strings.Contains(err.Error(), "checksum") {
-			t.Fatalf("got %v, want a checksum error naming entry 25", err)
+		if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), walName(1)) || !strings.Contains(err.Error(), "checksum") {
+			t.Fatalf("got %v, want a checksum error naming the segment", err)
 		}
 		t.Log(err)
 	})

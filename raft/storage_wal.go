@@ -1,0 +1,554 @@
+package raft
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+)
+
+// The write-ahead log keeps raft's entries and hard states in append-only
+// segment files, dir/wal/<seq>.wal: what one Ready asks to persist is one
+// write and, when raft says it must be durable, one fdatasync. bbolt's
+// commit costs two (its pages, then its meta page), and a Ready's Save was
+// nearly all of the raft loop's time (docs/benchmarks.md, issue 14).
+//
+// A segment is a sequence of records:
+//
+//	length  uint32, big endian: bytes of the body
+//	crc     uint32, big endian: CRC-32C of the body
+//	body    type byte, then the payload
+//
+// Every segment starts with a header record (a magic string and the
+// segment's sequence number, so a file renamed or copied into the wrong
+// place is not replayed) followed by the hard state of the moment it was
+// started, so that older segments can be deleted without losing it.
+// Entries replay as raft's MemoryStorage.Append: an entry at an index the
+// log already holds replaces it and everything after it. A snapshot record
+// (a snapshot installed from the leader) discards the whole log before it.
+// A compaction record says the entries before its index are no longer
+// needed: a reopened log leaves them out, as the compacted mirror did.
+const (
+	walRecHeader    = 1
+	walRecEntry     = 2
+	walRecHardState = 3
+	walRecSnapshot  = 4
+	walRecCompact   = 5
+
+	walMagic = "apiary-raft-wal/1"
+	walHdr   = 8 // length and CRC
+
+	// walSegmentBytes: a segment past this size is closed after the write
+	// that took it there, and the next write starts a new one. Compaction
+	// deletes whole segments, so the log's disk use lags its compaction by
+	// up to this much, and opening reads up to this much more than the
+	// log keeps. Starting a segment costs two fdatasyncs and a directory
+	// sync: at 16 MiB, once per ~50,000 small entries.
+	walSegmentBytes = 16 << 20
+	// walMaxRecord bounds a record read back: the largest entry a
+	// configuration allows and its framing. A length field above it is
+	// damage, not a record to allocate for.
+	walMaxRecord = MaxEntrySizeLimit + 1<<20
+)
+
+// errTorn marks a record that ends the readable log: cut short, zeroed,
+// or failing its checksum with nothing readable after it.
+var errTorn = errors.New("incomplete record")
+
+type walSegment struct {
+	seq      uint64
+	maxIndex uint64 // the highest entry index written in it (0: none)
+}
+
+// wal is the open log. Its methods are called with DiskStorage.mu held.
+type wal struct {
+	dir  string
+	f    *os.File // the last segment, open for appending
+	size int64    // bytes in the last segment
+	segs []walSegment
+	buf  []byte // one Ready's records, reused
+	// segBytes is walSegmentBytes; tests lower it to make many segments.
+	segBytes int64
+}
+
+// walState is what replaying the log found.
+type walState struct {
+	hs        *raftpb.HardState
+	snap      *raftpb.Snapshot // the last snapshot record, nil if none
+	ents      []*raftpb.Entry  // the log after it, contiguous
+	compactTo uint64           // the last compaction record's index
+}
+
+func walName(seq uint64) string { return fmt.Sprintf("%016x.wal", seq) }
+
+func (w *wal) path(seq uint64) string { return filepath.Join(w.dir, walName(seq)) }
+
+// appendRecord appends one framed record holding typ and m to buf.
+func appendRecord(buf []byte, typ byte, m proto.Message, raw []byte) ([]byte, error) {
+	start := len(buf)
+	buf = append(buf, make([]byte, walHdr)...)
+	buf = append(buf, typ)
+	if m != nil {
+		var err error
+		if buf, err = (proto.MarshalOptions{}).MarshalAppend(buf, m); err != nil {
+			return nil, err
+		}
+	}
+	buf = append(buf, raw...)
+	body := buf[start+walHdr:]
+	binary.BigEndian.PutUint32(buf[start:], uint32(len(body)))
+	binary.BigEndian.PutUint32(buf[start+4:], crc32c(body))
+	return buf, nil
+}
+
+func headerPayload(seq uint64) []byte {
+	return binary.BigEndian.AppendUint64([]byte(walMagic), seq)
+}
+
+// readRecord reads the record at the start of b: its type, payload and
+// framed length. A record that cannot be whole (cut short, a zero or
+// impossible length) is errTorn; a checksum mismatch is ErrCorrupt.
+func readRecord(b []byte) (typ byte, payload []byte, n int, err error) {
+	if len(b) < walHdr {
+		return 0, nil, 0, fmt.Errorf("%d bytes left, a record header needs %d: %w", len(b), walHdr, errTorn)
+	}
+	size := binary.BigEndian.Uint32(b)
+	if size == 0 || size > walMaxRecord {
+		return 0, nil, 0, fmt.Errorf("record length %d: %w", size, errTorn)
+	}
+	if uint64(len(b)-walHdr) < uint64(size) {
+		return 0, nil, 0, fmt.Errorf("record of %d bytes, %d left: %w", size, len(b)-walHdr, errTorn)
+	}
+	body := b[walHdr : walHdr+int(size)]
+	if got, want := crc32c(body), binary.BigEndian.Uint32(b[4:]); got != want {
+		return 0, nil, walHdr + int(size), fmt.Errorf("checksum mismatch (stored %08x, computed %08x): %w", want, got, ErrCorrupt)
+	}
+	return body[0], body[1:], walHdr + int(size), nil
+}
+
+// intactAfter returns the offset of the first intact record that starts
+// anywhere in b, or -1. Most offsets are rejected by their length alone.
+func intactAfter(b []byte) int {
+	for j := 0; j+walHdr < len(b); j++ {
+		size := binary.BigEndian.Uint32(b[j:])
+		if size == 0 || uint64(size) > uint64(len(b)-j-walHdr) {
+			continue
+		}
+		body := b[j+walHdr : j+walHdr+int(size)]
+		if body[0] < walRecHeader || body[0] > walRecCompact {
+			continue
+		}
+		if crc32c(body) == binary.BigEndian.Uint32(b[j+4:]) {
+			return j
+		}
+	}
+	return -1
+}
+
+// listSegments returns the sequence numbers of dir's segments, in order.
+func listSegments(dir string) ([]uint64, error) {
+	names, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var seqs []uint64
+	for _, e := range names {
+		n := e.Name()
+		if !strings.HasSuffix(n, ".wal") {
+			continue
+		}
+		var seq uint64
+		if _, err := fmt.Sscanf(n, "%016x.wal", &seq); err != nil || walName(seq) != n {
+			return nil, fmt.Errorf("unexpected file %s in %s: %w", n, dir, ErrCorrupt)
+		}
+		seqs = append(seqs, seq)
+	}
+	slices.Sort(seqs)
+	return seqs, nil
+}
+
+// createWAL makes a new log in dir (which must not hold segments) with
+// one empty segment, durably.
+func createWAL(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("raft: create %s: %w", dir, err)
+	}
+	seqs, err := listSegments(dir)
+	if err != nil {
+		return fmt.Errorf("raft: create log: %w", err)
+	}
+	if len(seqs) > 0 {
+		return fmt.Errorf("raft: create log: %s already holds segments: %w", dir, ErrCorrupt)
+	}
+	if err := writeSegment(dir, 1, nil); err != nil {
+		return err
+	}
+	if err := syncDir(filepath.Dir(dir)); err != nil {
+		return fmt.Errorf("raft: create log: %w", err)
+	}
+	return nil
+}
+
+// writeSegment creates segment seq in dir holding its header and then
+// recs (framed records), synced, with the directory entry synced too.
+func writeSegment(dir string, seq uint64, recs []byte) error {
+	path := filepath.Join(dir, walName(seq))
+	buf, _ := appendRecord(nil, walRecHeader, nil, headerPayload(seq))
+	buf = append(buf, recs...)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return fmt.Errorf("raft: create log segment: %w", err)
+	}
+	_, err = f.Write(buf)
+	if err == nil {
+		err = fdatasync(f)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = syncDir(dir)
+	}
+	if err != nil {
+		return fmt.Errorf("raft: write log segment %s: %w", path, err)
+	}
+	return nil
+}
+
+// openWAL replays the log in dir and opens its last segment for
+// appending. Damage in any segment but the last, or damage in the last
+// that is followed by an intact record, is ErrCorrupt. A last segment that
+// ends in an incomplete record (a write cut short by a crash) is cut back
+// to its last whole record: only a write that no fdatasync completed can
+// be incomplete, so nothing cut was ever acknowledged.
+func openWAL(dir string, log *slog.Logger) (*wal, *walState, error) {
+	seqs, err := listSegments(dir)
+	if errors.Is(err, os.ErrNotExist) || err == nil && len(seqs) == 0 {
+		return nil, nil, fmt.Errorf("raft: open log: no segments in %s (the directory was removed or never finished): %w", dir, ErrCorrupt)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("raft: open log: %w", err)
+	}
+	w := &wal{dir: dir, segBytes: walSegmentBytes}
+	st := &walState{}
+	for i, seq := range seqs {
+		if i > 0 && seq != seqs[i-1]+1 {
+			return nil, nil, fmt.Errorf("raft: open log: segment %s follows %s: a segment is missing: %w",
+				walName(seq), walName(seqs[i-1]), ErrCorrupt)
+		}
+		last := i == len(seqs)-1
+		seg, good, err := w.replaySegment(seq, st, last)
+		if err != nil {
+			return nil, nil, err
+		}
+		w.segs = append(w.segs, seg)
+		if !last {
+			continue
+		}
+		path := w.path(seq)
+		info, err := os.Stat(path)
+		if err != nil {
+			return nil, nil, fmt.Errorf("raft: open log: %w", err)
+		}
+		if good < info.Size() {
+			log.Warn("raft log ends in an incomplete write (a crash before its fdatasync returned); cutting it off",
+				"segment", path, "kept_bytes", good, "dropped_bytes", info.Size()-good)
+			if err := truncateSynced(path, good); err != nil {
+				return nil, nil, err
+			}
+		}
+		if good == 0 {
+			// Even the header was cut short: the segment was being created.
+			if err := os.Remove(path); err != nil {
+				return nil, nil, fmt.Errorf("raft: open log: %w", err)
+			}
+			if err := writeSegment(dir, seq, nil); err != nil {
+				return nil, nil, err
+			}
+			good, _ = readSize(path)
+		}
+		w.size = good
+	}
+	f, err := os.OpenFile(w.path(seqs[len(seqs)-1]), os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, nil, fmt.Errorf("raft: open log: %w", err)
+	}
+	w.f = f
+	return w, st, nil
+}
+
+func readSize(path string) (int64, error) {
+	info, err := os.Stat(path)
+	if err != nil {
+		return 0, err
+	}
+	return info.Size(), nil
+}
+
+func truncateSynced(path string, size int64) error {
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return fmt.Errorf("raft: cut log segment %s: %w", path, err)
+	}
+	err = f.Truncate(size)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("raft: cut log segment %s: %w", path, err)
+	}
+	return nil
+}
+
+// replaySegment applies segment seq's records to st and returns the
+// segment's bookkeeping and how many of its bytes are whole records.
+func (w *wal) replaySegment(seq uint64, st *walState, last bool) (walSegment, int64, error) {
+	path := w.path(seq)
+	seg := walSegment{seq: seq}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return seg, 0, fmt.Errorf("raft: read log segment: %w", err)
+	}
+	corrupt := func(off int, format string, a ...any) error {
+		return fmt.Errorf("raft: log segment %s at byte %d: %s: %w", path, off, fmt.Sprintf(format, a...), ErrCorrupt)
+	}
+	off := 0
+	for off < len(b) {
+		typ, payload, n, err := readRecord(b[off:])
+		if err != nil {
+			if !last {
+				return seg, 0, corrupt(off, "%v (not the last segment, so not a torn write)", err)
+			}
+			// A torn write leaves nothing whole after it; a flipped bit
+			// (in a length as well as in a body) in a segment written
+			// whole does.
+			if at := intactAfter(b[off+1:]); at >= 0 {
+				return seg, 0, corrupt(off, "%v, and an intact record follows at byte %d", err, off+1+at)
+			}
+			return seg, int64(off), nil
+		}
+		if off == 0 {
+			if typ != walRecHeader || string(payload) != string(headerPayload(seq)) {
+				return seg, 0, corrupt(off, "no header for segment %d", seq)
+			}
+			off += n
+			continue
+		}
+		switch typ {
+		case walRecEntry:
+			e := &raftpb.Entry{}
+			if err := proto.Unmarshal(payload, e); err != nil {
+				return seg, 0, corrupt(off, "entry: %v", err)
+			}
+			if err := st.append(e); err != nil {
+				return seg, 0, corrupt(off, "%v", err)
+			}
+			seg.maxIndex = max(seg.maxIndex, e.GetIndex())
+		case walRecHardState:
+			hs := &raftpb.HardState{}
+			if err := proto.Unmarshal(payload, hs); err != nil {
+				return seg, 0, corrupt(off, "hard state: %v", err)
+			}
+			st.hs = hs
+		case walRecSnapshot:
+			snap := &raftpb.Snapshot{}
+			if err := proto.Unmarshal(payload, snap); err != nil {
+				return seg, 0, corrupt(off, "snapshot: %v", err)
+			}
+			if si, _ := snapIndexTerm(snap); si == 0 {
+				return seg, 0, corrupt(off, "snapshot record without an index")
+			}
+			st.snap, st.ents, st.compactTo = snap, nil, 0
+		case walRecCompact:
+			if len(payload) != 8 {
+				return seg, 0, corrupt(off, "compaction record of %d bytes", len(payload))
+			}
+			st.compactTo = max(st.compactTo, binary.BigEndian.Uint64(payload))
+		default:
+			return seg, 0, corrupt(off, "record type %d", typ)
+		}
+		off += n
+	}
+	return seg, int64(off), nil
+}
+
+// append adds e to the replayed log as MemoryStorage.Append would.
+func (st *walState) append(e *raftpb.Entry) error {
+	i := e.GetIndex()
+	if len(st.ents) == 0 {
+		if si, _ := snapIndexTerm(st.snap); st.snap != nil && i != si+1 {
+			return fmt.Errorf("entry %d after a snapshot at %d", i, si)
+		}
+		if i == 0 {
+			return fmt.Errorf("entry with index 0")
+		}
+		st.ents = append(st.ents, e)
+		return nil
+	}
+	first, last := st.ents[0].GetIndex(), st.ents[len(st.ents)-1].GetIndex()
+	if i < first || i > last+1 {
+		return fmt.Errorf("entry %d does not follow the log [%d, %d]", i, first, last)
+	}
+	st.ents = append(st.ents[:i-first], e)
+	return nil
+}
+
+// write appends what one Ready asks and, if sync, waits for it to be on
+// disk. After a write that takes the segment past walSegmentBytes, the
+// next write goes to a new segment that starts with hs.
+func (w *wal) write(hs *raftpb.HardState, ents []*raftpb.Entry, sync bool, cur *raftpb.HardState) error {
+	buf, err := w.records(w.buf[:0], hs, ents)
+	if err != nil {
+		return err
+	}
+	w.buf = buf[:0]
+	if len(buf) > 64<<20 {
+		w.buf = nil // do not keep a large batch's buffer for ever
+	}
+	n, err := w.f.Write(buf)
+	w.size += int64(n)
+	if err == nil && sync {
+		err = fdatasync(w.f)
+	}
+	if err != nil {
+		return fmt.Errorf("raft: write log segment %s: %w", w.f.Name(), err)
+	}
+	if len(ents) > 0 {
+		s := &w.segs[len(w.segs)-1]
+		s.maxIndex = max(s.maxIndex, ents[len(ents)-1].GetIndex())
+	}
+	if w.size >= w.segBytes {
+		latest := cur
+		if !isEmptyHS(hs) {
+			latest = hs
+		}
+		var head []byte
+		if !isEmptyHS(latest) {
+			if head, err = appendRecord(nil, walRecHardState, latest, nil); err != nil {
+				return err
+			}
+		}
+		return w.cut(head, 0)
+	}
+	return nil
+}
+
+func (w *wal) records(buf []byte, hs *raftpb.HardState, ents []*raftpb.Entry) ([]byte, error) {
+	var err error
+	for _, e := range ents {
+		if buf, err = appendRecord(buf, walRecEntry, e, nil); err != nil {
+			return nil, fmt.Errorf("raft: encode entry %d: %w", e.GetIndex(), err)
+		}
+	}
+	if !isEmptyHS(hs) {
+		if buf, err = appendRecord(buf, walRecHardState, hs, nil); err != nil {
+			return nil, fmt.Errorf("raft: encode hard state: %w", err)
+		}
+	}
+	return buf, nil
+}
+
+// installSnapshot starts a new segment with the snapshot's record, then
+// ents and hs, durably, and deletes every older segment: the snapshot
+// replaces all they hold.
+func (w *wal) installSnapshot(snap *raftpb.Snapshot, hs *raftpb.HardState, ents []*raftpb.Entry) error {
+	head, err := appendRecord(nil, walRecSnapshot, snap, nil)
+	if err != nil {
+		return fmt.Errorf("raft: encode snapshot: %w", err)
+	}
+	if head, err = w.records(head, hs, ents); err != nil {
+		return err
+	}
+	var maxIndex uint64
+	if len(ents) > 0 {
+		maxIndex = ents[len(ents)-1].GetIndex()
+	}
+	if err := w.cut(head, maxIndex); err != nil {
+		return err
+	}
+	return w.dropBefore(len(w.segs) - 1)
+}
+
+// cut closes the current segment (synced) and starts the next, holding
+// recs, whose highest entry index is maxIndex.
+func (w *wal) cut(recs []byte, maxIndex uint64) error {
+	if err := fdatasync(w.f); err != nil {
+		return fmt.Errorf("raft: sync log segment %s: %w", w.f.Name(), err)
+	}
+	seq := w.segs[len(w.segs)-1].seq + 1
+	if err := writeSegment(w.dir, seq, recs); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(w.path(seq), os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("raft: open log segment: %w", err)
+	}
+	size, err := f.Seek(0, 2)
+	if err != nil {
+		f.Close()
+		return fmt.Errorf("raft: open log segment: %w", err)
+	}
+	w.f.Close()
+	w.f, w.size = f, size
+	w.segs = append(w.segs, walSegment{seq: seq, maxIndex: maxIndex})
+	return nil
+}
+
+// compact records that the entries before index are not needed, without
+// an fdatasync (losing the record only makes a reopened log longer), and
+// deletes the oldest segments whose entries are all before index, never
+// the last one.
+func (w *wal) compact(index uint64) error {
+	rec, _ := appendRecord(nil, walRecCompact, nil, binary.BigEndian.AppendUint64(nil, index))
+	n, err := w.f.Write(rec)
+	w.size += int64(n)
+	if err != nil {
+		return fmt.Errorf("raft: write log segment %s: %w", w.f.Name(), err)
+	}
+	k := 0
+	for k < len(w.segs)-1 && w.segs[k].maxIndex < index {
+		k++
+	}
+	return w.dropBefore(k)
+}
+
+// dropBefore deletes the first k segments, oldest first, so that what
+// remains after a crash midway is still a suffix of consecutive segments.
+func (w *wal) dropBefore(k int) error {
+	if k == 0 {
+		return nil
+	}
+	for _, s := range w.segs[:k] {
+		if err := os.Remove(w.path(s.seq)); err != nil {
+			return fmt.Errorf("raft: delete log segment: %w", err)
+		}
+	}
+	w.segs = slices.Delete(w.segs, 0, k)
+	if err := syncDir(w.dir); err != nil {
+		return fmt.Errorf("raft: delete log segments: %w", err)
+	}
+	return nil
+}
+
+func (w *wal) close() error {
+	if w == nil || w.f == nil {
+		return nil
+	}
+	err := w.f.Close()
+	w.f = nil
+	return err
+}
+
+func isEmptyHS(hs *raftpb.HardState) bool {
+	return hs == nil || hs.GetTerm() == 0 && hs.GetVote() == 0 && hs.GetCommit() == 0
+}
