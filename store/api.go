@@ -52,12 +52,16 @@ type ReadTx interface {
 	GetService(id string) *api.Service
 	GetTask(id string) *api.Task
 	GetNetwork(id string) *api.Network
+	GetSecret(id string) *api.Secret
+	GetConfig(id string) *api.Config
 
 	FindClusters(by By) ([]*api.Cluster, error)
 	FindNodes(by By) ([]*api.Node, error)
 	FindServices(by By) ([]*api.Service, error)
 	FindTasks(by By) ([]*api.Task, error)
 	FindNetworks(by By) ([]*api.Network, error)
+	FindSecrets(by By) ([]*api.Secret, error)
+	FindConfigs(by By) ([]*api.Config, error)
 }
 
 // Tx is a read-write transaction. Its writes are visible to its own reads at
@@ -88,6 +92,14 @@ type Tx interface {
 	CreateNetwork(*api.Network) error
 	UpdateNetwork(*api.Network) error
 	DeleteNetwork(id string) error
+
+	CreateSecret(*api.Secret) error
+	UpdateSecret(*api.Secret) error
+	DeleteSecret(id string) error
+
+	CreateConfig(*api.Config) error
+	UpdateConfig(*api.Config) error
+	DeleteConfig(id string) error
 }
 
 // Action is what an event did to an object.

@@ -25,6 +25,8 @@ type byTaskState api.TaskState
 type byReferencedNetwork string
 type byPublishedPort string
 type byAddress string
+type byReferencedSecret string
+type byReferencedConfig string
 
 func (byAll) isBy()               {}
 func (byName) isBy()              {}
@@ -38,12 +40,14 @@ func (byTaskState) isBy()         {}
 func (byReferencedNetwork) isBy() {}
 func (byPublishedPort) isBy()     {}
 func (byAddress) isBy()           {}
+func (byReferencedSecret) isBy()  {}
+func (byReferencedConfig) isBy()  {}
 
 // All selects every object of the kind.
 var All By = byAll{}
 
 // ByName selects objects by name: Spec.Annotations.Name for clusters, nodes,
-// services and networks, where a name is unique among the objects of the
+// services, networks, secrets and configs, where a name is unique among the objects of the
 // kind (objects with an empty name are never found by name); Task.Name for
 // tasks, which is not unique (every task of a slot has the same one). A
 // node's name is its spec name only, not its hostname.
@@ -79,6 +83,14 @@ func ByAddress(networkID, addr string) By { return byAddress(AddrKey(networkID, 
 // service whose task template or virtual IPs name it, a task whose spec or
 // attachments do.
 func ByReferencedNetwork(networkID string) By { return byReferencedNetwork(networkID) }
+
+// ByReferencedSecret selects the services and tasks whose template
+// references a secret by ID (a service's previous spec is not counted).
+func ByReferencedSecret(secretID string) By { return byReferencedSecret(secretID) }
+
+// ByReferencedConfig selects the services and tasks whose template
+// references a config by ID.
+func ByReferencedConfig(configID string) By { return byReferencedConfig(configID) }
 
 // ByPublishedPort selects the services that hold an ingress port (their
 // allocated endpoint publishes it) or, not yet allocated, ask for it by
@@ -120,6 +132,10 @@ func query(ki *kindInfo, by By) (selector, error) {
 		return idx(indexPort, ikey{s: string(v)})
 	case byAddress:
 		return idx(indexAddr, ikey{s: string(v)})
+	case byReferencedSecret:
+		return idx(indexSecret, ikey{s: string(v)})
+	case byReferencedConfig:
+		return idx(indexConfig, ikey{s: string(v)})
 	case nil:
 		return selector{}, fmt.Errorf("find %s: nil By: %w", ki.kind, ErrInvalidFind)
 	}
@@ -153,6 +169,10 @@ func byString(by By) string {
 		return "published port " + string(v)
 	case byAddress:
 		return "address " + string(v)
+	case byReferencedSecret:
+		return "secret " + string(v)
+	case byReferencedConfig:
+		return "config " + string(v)
 	}
 	return fmt.Sprintf("%T", by)
 }

@@ -30,7 +30,7 @@ type table struct {
 }
 
 // numTables is len(kindList).
-const numTables = 5
+const numTables = 7
 
 func newDB() *dbState {
 	if len(kindList) != numTables {

@@ -201,6 +201,10 @@ func createObject(tx Tx, o api.Object) error {
 		return tx.CreateTask(v)
 	case *api.Network:
 		return tx.CreateNetwork(v)
+	case *api.Secret:
+		return tx.CreateSecret(v)
+	case *api.Config:
+		return tx.CreateConfig(v)
 	}
 	return fmt.Errorf("unknown object %T", o)
 }
@@ -217,6 +221,10 @@ func updateObject(tx Tx, o api.Object) error {
 		return tx.UpdateTask(v)
 	case *api.Network:
 		return tx.UpdateNetwork(v)
+	case *api.Secret:
+		return tx.UpdateSecret(v)
+	case *api.Config:
+		return tx.UpdateConfig(v)
 	}
 	return fmt.Errorf("unknown object %T", o)
 }
@@ -233,6 +241,10 @@ func deleteObject(tx Tx, kind api.Kind, id string) error {
 		return tx.DeleteTask(id)
 	case api.KindNetwork:
 		return tx.DeleteNetwork(id)
+	case api.KindSecret:
+		return tx.DeleteSecret(id)
+	case api.KindConfig:
+		return tx.DeleteConfig(id)
 	}
 	return fmt.Errorf("unknown kind %q", kind)
 }
@@ -260,6 +272,14 @@ func getObject(tx ReadTx, kind api.Kind, id string) api.Object {
 		if v := tx.GetNetwork(id); v != nil {
 			o = v
 		}
+	case api.KindSecret:
+		if v := tx.GetSecret(id); v != nil {
+			o = v
+		}
+	case api.KindConfig:
+		if v := tx.GetConfig(id); v != nil {
+			o = v
+		}
 	}
 	return o
 }
@@ -275,7 +295,9 @@ func allObjects(t testing.TB, s *MemoryStore) map[key]api.Object {
 		ss, err3 := tx.FindServices(All)
 		ts, err4 := tx.FindTasks(All)
 		ws, err5 := tx.FindNetworks(All)
-		if err := errors.Join(err1, err2, err3, err4, err5); err != nil {
+		xs, err6 := tx.FindSecrets(All)
+		ys, err7 := tx.FindConfigs(All)
+		if err := errors.Join(err1, err2, err3, err4, err5, err6, err7); err != nil {
 			t.Errorf("find all: %v", err)
 		}
 		for _, o := range cs {
@@ -291,6 +313,12 @@ func allObjects(t testing.TB, s *MemoryStore) map[key]api.Object {
 			add(o)
 		}
 		for _, o := range ws {
+			add(o)
+		}
+		for _, o := range xs {
+			add(o)
+		}
+		for _, o := range ys {
 			add(o)
 		}
 	})

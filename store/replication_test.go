@@ -88,7 +88,7 @@ func TestDecodeRejectsBadProposals(t *testing.T) {
 	for name, data := range map[string]string{
 		"not json":       `{"v":1,"a":[`,
 		"wrong format":   `{"v":2,"a":[]}`,
-		"unknown kind":   `{"v":1,"a":[{"o":3,"k":"secret","i":"x"}]}`,
+		"unknown kind":   `{"v":1,"a":[{"o":3,"k":"volume","i":"x"}]}`,
 		"bad op":         `{"v":1,"a":[{"o":9,"k":"node","i":"x"}]}`,
 		"no object":      `{"v":1,"a":[{"o":1,"k":"node"}]}`,
 		"empty ID":       `{"v":1,"a":[{"o":1,"k":"node","x":{"ID":""}}]}`,

@@ -20,6 +20,8 @@ const (
 	indexNetwork = "network" // service, task: networks referenced
 	indexPort    = "port"    // service: ingress ports held or asked for
 	indexAddr    = "addr"    // service, task: addresses held (AddrKey)
+	indexSecret  = "secret"  // service, task: secrets referenced
+	indexConfig  = "config"  // service, task: configs referenced
 )
 
 // kindInfo describes one table: how to make an empty object of the kind (to
@@ -69,6 +71,12 @@ var kindList = func() []*kindInfo {
 		// Task names ("web.3") repeat: every task of a slot has the same one.
 		{kind: api.KindTask, uniqueName: false, newObject: func() api.Object { return new(api.Task) },
 			name: func(o any) string { return o.(*api.Task).Name }},
+		// Secrets and configs came later: last, so snapshots of a store
+		// without them are written as before.
+		{kind: api.KindSecret, uniqueName: true, newObject: func() api.Object { return new(api.Secret) },
+			name: func(o any) string { return o.(*api.Secret).Spec.Name }},
+		{kind: api.KindConfig, uniqueName: true, newObject: func() api.Object { return new(api.Config) },
+			name: func(o any) string { return o.(*api.Config).Spec.Name }},
 	}
 	for i, ki := range list {
 		ki.tab = i
@@ -81,7 +89,9 @@ var kindList = func() []*kindInfo {
 			ki.indexes = append(ki.indexes,
 				indexDef{name: indexNetwork, keys: stringKeys(serviceNetworks)},
 				indexDef{name: indexPort, keys: stringKeys(servicePorts)},
-				indexDef{name: indexAddr, keys: stringKeys(serviceAddrs)})
+				indexDef{name: indexAddr, keys: stringKeys(serviceAddrs)},
+				indexDef{name: indexSecret, keys: stringKeys(func(o any, add func(string)) { specSecrets(&o.(*api.Service).Spec.TaskTemplate, add) })},
+				indexDef{name: indexConfig, keys: stringKeys(func(o any, add func(string)) { specConfigs(&o.(*api.Service).Spec.TaskTemplate, add) })})
 		case api.KindTask:
 			ki.indexes = append(ki.indexes,
 				indexDef{name: indexService, key: stringKey(func(o any) string { return o.(*api.Task).ServiceID })},
@@ -94,7 +104,9 @@ var kindList = func() []*kindInfo {
 					return ikey{n: uint64(o.(*api.Task).Status.State)}, true
 				}},
 				indexDef{name: indexNetwork, keys: stringKeys(taskNetworks)},
-				indexDef{name: indexAddr, keys: stringKeys(taskAddrs)})
+				indexDef{name: indexAddr, keys: stringKeys(taskAddrs)},
+				indexDef{name: indexSecret, keys: stringKeys(func(o any, add func(string)) { specSecrets(&o.(*api.Task).Spec, add) })},
+				indexDef{name: indexConfig, keys: stringKeys(func(o any, add func(string)) { specConfigs(&o.(*api.Task).Spec, add) })})
 		}
 	}
 	return list
@@ -180,6 +192,22 @@ func taskNetworks(o any, add func(string)) {
 	}
 	for _, n := range t.Networks {
 		add(n.NetworkID)
+	}
+}
+
+// specSecrets and specConfigs add the IDs of the secrets and configs a
+// template references. A service's previous spec (kept for a rollback)
+// is not counted: a removal it would miss is refused when the rollback
+// resolves its references again.
+func specSecrets(t *api.TaskSpec, add func(string)) {
+	for _, r := range t.Secrets {
+		add(r.SecretID)
+	}
+}
+
+func specConfigs(t *api.TaskSpec, add func(string)) {
+	for _, r := range t.Configs {
+		add(r.ConfigID)
 	}
 }
 

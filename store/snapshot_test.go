@@ -57,7 +57,7 @@ func TestSaveRestoreRoundTrip(t *testing.T) {
 		t.Fatalf("index %d, want %d", dst.Index(), src.Index())
 	}
 	want, got := allObjects(t, src), allObjects(t, dst)
-	if len(want) != 13+15 {
+	if len(want) != 13+3*numTables {
 		t.Fatalf("source holds %d objects", len(want))
 	}
 	if !reflect.DeepEqual(got, want) {
@@ -135,7 +135,7 @@ func TestRestoreRejectsBadStreams(t *testing.T) {
 		name    string
 		records []string
 	}{
-		{"unknown kind", []string{`{"k":"secret","o":{"ID":"x"}}`}},
+		{"unknown kind", []string{`{"k":"volume","o":{"ID":"x"}}`}},
 		{"empty ID", []string{`{"k":"node","o":{"ID":""}}`}},
 		{"no object", []string{`{"k":"node"}`}},
 		{"duplicate ID", []string{`{"k":"node","o":{"ID":"x"}}`, `{"k":"node","o":{"ID":"x"}}`}},

@@ -27,6 +27,13 @@ func (r readTx) GetNetwork(id string) *api.Network {
 	return get(r, api.KindNetwork, id, (*api.Network).Copy)
 }
 
+func (r readTx) GetSecret(id string) *api.Secret {
+	return get(r, api.KindSecret, id, (*api.Secret).Copy)
+}
+func (r readTx) GetConfig(id string) *api.Config {
+	return get(r, api.KindConfig, id, (*api.Config).Copy)
+}
+
 func (r readTx) FindClusters(by By) ([]*api.Cluster, error) {
 	return find(r, api.KindCluster, by, (*api.Cluster).Copy)
 }
@@ -45,6 +52,14 @@ func (r readTx) FindTasks(by By) ([]*api.Task, error) {
 
 func (r readTx) FindNetworks(by By) ([]*api.Network, error) {
 	return find(r, api.KindNetwork, by, (*api.Network).Copy)
+}
+
+func (r readTx) FindSecrets(by By) ([]*api.Secret, error) {
+	return find(r, api.KindSecret, by, (*api.Secret).Copy)
+}
+
+func (r readTx) FindConfigs(by By) ([]*api.Config, error) {
+	return find(r, api.KindConfig, by, (*api.Config).Copy)
 }
 
 func get[T api.Object](r readTx, kind api.Kind, id string, copyFn func(T) T) T {
@@ -179,6 +194,13 @@ func (t *tx) GetNetwork(id string) *api.Network {
 	return copyAs(t.ov.get(kindByName[api.KindNetwork], id), (*api.Network).Copy)
 }
 
+func (t *tx) GetSecret(id string) *api.Secret {
+	return copyAs(t.ov.get(kindByName[api.KindSecret], id), (*api.Secret).Copy)
+}
+func (t *tx) GetConfig(id string) *api.Config {
+	return copyAs(t.ov.get(kindByName[api.KindConfig], id), (*api.Config).Copy)
+}
+
 func (t *tx) FindClusters(by By) ([]*api.Cluster, error) {
 	return t.reader().FindClusters(by)
 }
@@ -197,6 +219,14 @@ func (t *tx) FindTasks(by By) ([]*api.Task, error) {
 
 func (t *tx) FindNetworks(by By) ([]*api.Network, error) {
 	return t.reader().FindNetworks(by)
+}
+
+func (t *tx) FindSecrets(by By) ([]*api.Secret, error) {
+	return t.reader().FindSecrets(by)
+}
+
+func (t *tx) FindConfigs(by By) ([]*api.Config, error) {
+	return t.reader().FindConfigs(by)
 }
 
 func nilObject(op string, kind api.Kind) error {
@@ -282,6 +312,38 @@ func (t *tx) UpdateNetwork(n *api.Network) error {
 }
 
 func (t *tx) DeleteNetwork(id string) error { return t.delete(api.KindNetwork, id) }
+
+func (t *tx) CreateSecret(s *api.Secret) error {
+	if s == nil {
+		return nilObject("create", api.KindSecret)
+	}
+	return t.create(s.Copy())
+}
+
+func (t *tx) UpdateSecret(s *api.Secret) error {
+	if s == nil {
+		return nilObject("update", api.KindSecret)
+	}
+	return t.update(s.Copy())
+}
+
+func (t *tx) DeleteSecret(id string) error { return t.delete(api.KindSecret, id) }
+
+func (t *tx) CreateConfig(c *api.Config) error {
+	if c == nil {
+		return nilObject("create", api.KindConfig)
+	}
+	return t.create(c.Copy())
+}
+
+func (t *tx) UpdateConfig(c *api.Config) error {
+	if c == nil {
+		return nilObject("update", api.KindConfig)
+	}
+	return t.update(c.Copy())
+}
+
+func (t *tx) DeleteConfig(id string) error { return t.delete(api.KindConfig, id) }
 
 // create writes o, a copy the transaction owns.
 func (t *tx) create(o api.Object) error {

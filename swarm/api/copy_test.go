@@ -204,6 +204,8 @@ func TestDeepCopies(t *testing.T) {
 	t.Run("Node", func(t *testing.T) { checkDeepCopy(t, (*Node).Copy) })
 	t.Run("Cluster", func(t *testing.T) { checkDeepCopy(t, (*Cluster).Copy) })
 	t.Run("Network", func(t *testing.T) { checkDeepCopy(t, (*Network).Copy) })
+	t.Run("Secret", func(t *testing.T) { checkDeepCopy(t, (*Secret).Copy) })
+	t.Run("Config", func(t *testing.T) { checkDeepCopy(t, (*Config).Copy) })
 	t.Run("ServiceSpec", func(t *testing.T) { checkDeepCopy(t, ServiceSpec.Copy) })
 	t.Run("TaskSpec", func(t *testing.T) { checkDeepCopy(t, TaskSpec.Copy) })
 	t.Run("TaskStatus", func(t *testing.T) { checkDeepCopy(t, TaskStatus.Copy) })
@@ -226,6 +228,8 @@ func TestDeepCopies(t *testing.T) {
 		"Node":    func(t *testing.T) { checkDeepCopy(t, func(o *Node) *Node { return o.CopyObject().(*Node) }) },
 		"Cluster": func(t *testing.T) { checkDeepCopy(t, func(o *Cluster) *Cluster { return o.CopyObject().(*Cluster) }) },
 		"Network": func(t *testing.T) { checkDeepCopy(t, func(o *Network) *Network { return o.CopyObject().(*Network) }) },
+		"Secret":  func(t *testing.T) { checkDeepCopy(t, func(o *Secret) *Secret { return o.CopyObject().(*Secret) }) },
+		"Config":  func(t *testing.T) { checkDeepCopy(t, func(o *Config) *Config { return o.CopyObject().(*Config) }) },
 	}
 	for name, f := range objects {
 		t.Run("CopyObject/"+name, f)

@@ -38,6 +38,8 @@ const (
 	KindService Kind = "service"
 	KindTask    Kind = "task"
 	KindNetwork Kind = "network"
+	KindSecret  Kind = "secret"
+	KindConfig  Kind = "config"
 )
 
 // Object is what every stored object implements.

@@ -43,6 +43,7 @@ func TestObjectsImplementObject(t *testing.T) {
 	}{
 		{&Service{ID: "s"}, KindService}, {&Task{ID: "t"}, KindTask}, {&Node{ID: "n"}, KindNode},
 		{&Cluster{ID: "c"}, KindCluster}, {&Network{ID: "w"}, KindNetwork},
+		{&Secret{ID: "x"}, KindSecret}, {&Config{ID: "y"}, KindConfig},
 	} {
 		tc.o.SetMeta(m)
 		if tc.o.GetMeta() != m || tc.o.Kind() != tc.kind || tc.o.GetID() == "" {

@@ -116,6 +116,13 @@ type TaskSpec struct {
 	Placement     *Placement                `json:"Placement,omitempty"`
 	HealthCheck   *HealthConfig             `json:"HealthCheck,omitempty"`
 	Networks      []NetworkAttachmentConfig `json:"Networks,omitempty"`
+	// Secrets and Configs are the secrets and configs the task gets as
+	// files (at most MaxSecretReferences and MaxConfigReferences). The
+	// control API resolves the names a user gives to IDs when it writes
+	// the service; a node receives the data only while it runs a task
+	// that references it.
+	Secrets []SecretReference `json:"Secrets,omitempty"`
+	Configs []ConfigReference `json:"Configs,omitempty"`
 	// ForceUpdate changes to force a rolling update of an unchanged spec.
 	ForceUpdate uint64 `json:"ForceUpdate,omitempty"`
 }
@@ -379,5 +386,7 @@ func (t TaskSpec) Copy() TaskSpec {
 		}
 		t.Networks = n
 	}
+	t.Secrets = copySecretRefs(t.Secrets)
+	t.Configs = copyConfigRefs(t.Configs)
 	return t
 }

@@ -297,6 +297,7 @@ func validateTaskSpec(v *validator, p string, t *TaskSpec) {
 		validateHealthCheck(v, fieldPath(p, "health_check"), t.HealthCheck, t.Container != nil)
 	}
 	validateNetworkAttachments(v, fieldPath(p, "networks"), t.Networks)
+	validateTaskFileRefs(v, p, t)
 }
 
 func validateContainer(v *validator, p string, c *ContainerSpec) {
