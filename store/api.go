@@ -62,6 +62,10 @@ type ReadTx interface {
 	FindNetworks(by By) ([]*api.Network, error)
 	FindSecrets(by By) ([]*api.Secret, error)
 	FindConfigs(by By) ([]*api.Config, error)
+
+	// Count returns how many objects of a kind there are (0 for an
+	// unknown kind), without reading them.
+	Count(kind api.Kind) int
 }
 
 // Tx is a read-write transaction. Its writes are visible to its own reads at

@@ -61,6 +61,9 @@ func TestSecretsAndConfigs(t *testing.T) {
 					t.Errorf("%s: got %v %v, want %v", tc.name, got, err, tc.want)
 				}
 			}
+			if tx.Count(api.KindSecret) != 2 || tx.Count(api.KindConfig) != 1 || tx.Count("volume") != 0 {
+				t.Errorf("counts: %d secrets, %d configs", tx.Count(api.KindSecret), tx.Count(api.KindConfig))
+			}
 			if _, err := tx.FindSecrets(ByServiceID("svc")); !errors.Is(err, ErrInvalidFind) {
 				t.Errorf("secrets by service: %v", err)
 			}
@@ -72,7 +75,13 @@ func TestSecretsAndConfigs(t *testing.T) {
 		mustUpdate(t, s, func(tx Tx) error {
 			svc := tx.GetService("svc")
 			svc.Spec.TaskTemplate.Secrets = nil
-			return errors.Join(tx.UpdateService(svc), tx.DeleteTask("t1"), tx.DeleteConfig("cfg1"))
+			if err := errors.Join(tx.UpdateService(svc), tx.DeleteTask("t1"), tx.DeleteConfig("cfg1")); err != nil {
+				return err
+			}
+			if n := tx.Count(api.KindConfig); n != 0 {
+				t.Errorf("a transaction counts %d configs after deleting the only one", n)
+			}
+			return nil
 		})
 		s.View(func(tx ReadTx) {
 			if got, _ := ids(tx.FindServices(ByReferencedSecret("sec1"))); len(got) != 0 {

@@ -62,6 +62,14 @@ func (r readTx) FindConfigs(by By) ([]*api.Config, error) {
 	return find(r, api.KindConfig, by, (*api.Config).Copy)
 }
 
+func (r readTx) Count(kind api.Kind) int {
+	ki, ok := kindByName[kind]
+	if !ok {
+		return 0
+	}
+	return r.db.count(ki)
+}
+
 func get[T api.Object](r readTx, kind api.Kind, id string, copyFn func(T) T) T {
 	if r.shared {
 		copyFn = func(o T) T { return o }
@@ -228,6 +236,8 @@ func (t *tx) FindSecrets(by By) ([]*api.Secret, error) {
 func (t *tx) FindConfigs(by By) ([]*api.Config, error) {
 	return t.reader().FindConfigs(by)
 }
+
+func (t *tx) Count(kind api.Kind) int { return t.reader().Count(kind) }
 
 func nilObject(op string, kind api.Kind) error {
 	return fmt.Errorf("%s %s: nil object", op, kind)

@@ -84,7 +84,8 @@ type ConfigSpec struct {
 // configs; Docker: 0444, Docker's).
 type FileTarget struct {
 	// Name is a relative path inside the directory ("db-password",
-	// "tls/key.pem"), without "." or ".." elements.
+	// "tls/key.pem"), without "." or ".." elements; empty, the control
+	// API names the file after the secret or config.
 	Name string      `json:"Name"`
 	UID  string      `json:"UID,omitempty"`
 	GID  string      `json:"GID,omitempty"`
@@ -277,7 +278,7 @@ func validateFileRefs(v *validator, p, what string, n, limit int, ref func(i int
 			continue
 		}
 		fp := fieldPath(rp, "file")
-		if !validFileTarget(f.Name) {
+		if f.Name != "" && !validFileTarget(f.Name) {
 			v.addf(fieldPath(fp, "name"), "must be a relative path of at most %d bytes without \".\" or \"..\" elements, got %q", maxFileTargetLength, f.Name)
 		} else if j, dup := targets[f.Name]; dup {
 			v.addf(fieldPath(fp, "name"), "target %q is also %s[%d]'s", f.Name, p, j)

@@ -78,7 +78,6 @@ func TestFileReferencesValidate(t *testing.T) {
 			s.Configs = []ConfigReference{{ConfigName: "a", File: &FileTarget{Name: "a/../../x"}}}
 		}, "configs[0].file.name: must be a relative path"},
 		{"dot", func(s *TaskSpec) { s.Configs = []ConfigReference{{ConfigName: "a", File: &FileTarget{Name: "./x"}}} }, "configs[0].file.name"},
-		{"empty target", func(s *TaskSpec) { s.Configs = []ConfigReference{{ConfigName: "a", File: &FileTarget{}}} }, "configs[0].file.name"},
 		{"duplicate target", func(s *TaskSpec) {
 			s.Secrets = []SecretReference{{SecretName: "a", File: &FileTarget{Name: "x"}}, {SecretName: "b", File: &FileTarget{Name: "x"}}}
 		}, `secrets[1].file.name: target "x" is also secrets[0]'s`},

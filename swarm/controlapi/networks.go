@@ -99,9 +99,14 @@ func (s *Server) ListNetworks(ctx context.Context, filter control.NetworkFilter)
 	return out, nil
 }
 
-// networkMatches applies a filter as docker network ls does: one name
-// (part of it) and one ID prefix of those given, and every label.
+// networkMatches applies a filter as docker network ls does.
 func networkMatches(n *api.Network, f control.NetworkFilter) bool {
+	return objectMatches(n.ID, n.Spec.Annotations, f)
+}
+
+// objectMatches applies a filter as docker network|secret|config ls do:
+// one name (part of it) and one ID prefix of those given, and every label.
+func objectMatches(id string, a api.Annotations, f control.ObjectFilter) bool {
 	anyOf := func(xs []string, match func(string) bool) bool {
 		if len(xs) == 0 {
 			return true
@@ -113,13 +118,13 @@ func networkMatches(n *api.Network, f control.NetworkFilter) bool {
 		}
 		return false
 	}
-	if !anyOf(f.Names, func(x string) bool { return strings.Contains(n.Spec.Name, x) }) ||
-		!anyOf(f.IDs, func(x string) bool { return strings.HasPrefix(n.ID, x) }) {
+	if !anyOf(f.Names, func(x string) bool { return strings.Contains(a.Name, x) }) ||
+		!anyOf(f.IDs, func(x string) bool { return strings.HasPrefix(id, x) }) {
 		return false
 	}
 	for _, l := range f.Labels {
 		k, v, hasValue := strings.Cut(l, "=")
-		got, ok := n.Spec.Labels[k]
+		got, ok := a.Labels[k]
 		if !ok || hasValue && got != v {
 			return false
 		}
@@ -145,16 +150,7 @@ func (s *Server) RemoveNetwork(ctx context.Context, ref string) error {
 			return err
 		}
 		if len(users) > 0 {
-			sortByName(users, func(x *api.Service) string { return x.Spec.Name }, func(x *api.Service) string { return x.ID })
-			var names []string
-			for _, u := range users[:min(len(users), maxNamedUsers)] {
-				names = append(names, fmt.Sprintf("%q", u.Spec.Name))
-			}
-			more := ""
-			if len(users) > maxNamedUsers {
-				more = fmt.Sprintf(" and %d more", len(users)-maxNamedUsers)
-			}
-			return fmt.Errorf("network %q is used by service(s) %s%s: %w", n.Spec.Name, strings.Join(names, ", "), more, ErrInUse)
+			return inUse("network", n.Spec.Name, users)
 		}
 		return tx.DeleteNetwork(n.ID)
 	})
@@ -162,6 +158,21 @@ func (s *Server) RemoveNetwork(ctx context.Context, ref string) error {
 		return fmt.Errorf("remove network %q: %w", ref, err)
 	}
 	return nil
+}
+
+// inUse is the error of a removal refused because services use the
+// object, naming at most maxNamedUsers of them.
+func inUse(kind, name string, users []*api.Service) error {
+	sortByName(users, func(x *api.Service) string { return x.Spec.Name }, func(x *api.Service) string { return x.ID })
+	var names []string
+	for _, u := range users[:min(len(users), maxNamedUsers)] {
+		names = append(names, fmt.Sprintf("%q", u.Spec.Name))
+	}
+	more := ""
+	if len(users) > maxNamedUsers {
+		more = fmt.Sprintf(" and %d more", len(users)-maxNamedUsers)
+	}
+	return fmt.Errorf("%s %q is used by service(s) %s%s: %w", kind, name, strings.Join(names, ", "), more, ErrInUse)
 }
 
 // resolveNetworks replaces the network references of a service's template

@@ -93,6 +93,10 @@ func isNil(o api.Object) bool {
 		return v == nil
 	case *api.Cluster:
 		return v == nil
+	case *api.Secret:
+		return v == nil
+	case *api.Config:
+		return v == nil
 	}
 	return o == nil
 }

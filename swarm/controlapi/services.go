@@ -26,6 +26,9 @@ func (s *Server) CreateService(ctx context.Context, spec api.ServiceSpec) (*api.
 		if err := resolveNetworks(tx, &svc.Spec); err != nil {
 			return err
 		}
+		if err := resolveSecretsAndConfigs(tx, &svc.Spec); err != nil {
+			return err
+		}
 		if err := s.allocateEndpoint(svc); err != nil {
 			return err
 		}
@@ -154,6 +157,9 @@ func (s *Server) UpdateService(ctx context.Context, ref string, version uint64, 
 		if err := resolveNetworks(tx, &cur.Spec); err != nil {
 			return err
 		}
+		if err := resolveSecretsAndConfigs(tx, &cur.Spec); err != nil {
+			return err
+		}
 		if err := s.allocateEndpoint(cur); err != nil {
 			return err
 		}
@@ -188,6 +194,9 @@ func (s *Server) RollbackService(ctx context.Context, ref string) (*api.Service,
 		// Its ports may have been published by another service since, and
 		// its networks removed.
 		if err := resolveNetworks(tx, &cur.Spec); err != nil {
+			return err
+		}
+		if err := resolveSecretsAndConfigs(tx, &cur.Spec); err != nil {
 			return err
 		}
 		if err := s.allocateEndpoint(cur); err != nil {

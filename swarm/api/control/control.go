@@ -82,7 +82,37 @@ type API interface {
 	// RemoveNetwork removes a network no service uses (ErrInUse names
 	// those that do).
 	RemoveNetwork(ctx context.Context, ref string) error
+	// CreateSecret creates a secret (1 byte to api.MaxSecretSize of data,
+	// a unique name). What it returns, like GetSecret and ListSecrets,
+	// leaves the data out: it reaches only the nodes that run a task
+	// using the secret.
+	CreateSecret(ctx context.Context, spec api.SecretSpec) (*api.Secret, error)
+	// GetSecret returns a secret, without its data, by ID, name or
+	// unique ID prefix.
+	GetSecret(ctx context.Context, ref string) (*api.Secret, error)
+	// ListSecrets returns the secrets that match filter, by name, without
+	// their data.
+	ListSecrets(ctx context.Context, filter ObjectFilter) ([]*api.Secret, error)
+	// RemoveSecret removes a secret no service uses (ErrInUse names
+	// those that do).
+	RemoveSecret(ctx context.Context, ref string) error
+	// CreateConfig creates a config (1 byte to api.MaxConfigSize of data,
+	// a unique name).
+	CreateConfig(ctx context.Context, spec api.ConfigSpec) (*api.Config, error)
+	// GetConfig returns a config, with its data, by ID, name or unique ID
+	// prefix.
+	GetConfig(ctx context.Context, ref string) (*api.Config, error)
+	// ListConfigs returns the configs that match filter, by name, without
+	// their data (GetConfig has it).
+	ListConfigs(ctx context.Context, filter ObjectFilter) ([]*api.Config, error)
+	// RemoveConfig removes a config no service uses (ErrInUse names
+	// those that do).
+	RemoveConfig(ctx context.Context, ref string) error
 }
+
+// ObjectFilter narrows ListSecrets and ListConfigs as `docker secret ls
+// --filter` does, with NetworkFilter's rules.
+type ObjectFilter = NetworkFilter
 
 // NetworkFilter narrows ListNetworks as `docker network ls --filter` does;
 // a network must match one entry of each list given (an empty list
@@ -166,7 +196,8 @@ var (
 	ErrNoLogSource = errors.New("task output is not reachable from this manager")
 	// ErrNoCA: this manager has no certificate authority to rotate.
 	ErrNoCA = errors.New("this manager runs without a certificate authority")
-	// ErrInUse: the object is used by others (a network by services) and
+	// ErrInUse: the object is used by others (a network, secret or
+	// config by services) and
 	// cannot be removed; the message names them.
 	ErrInUse = errors.New("in use")
 )

@@ -40,6 +40,14 @@ var APIMethods = []string{
 	"/apiary.Control/GetNetwork",
 	"/apiary.Control/ListNetworks",
 	"/apiary.Control/RemoveNetwork",
+	"/apiary.Control/CreateSecret",
+	"/apiary.Control/GetSecret",
+	"/apiary.Control/ListSecrets",
+	"/apiary.Control/RemoveSecret",
+	"/apiary.Control/CreateConfig",
+	"/apiary.Control/GetConfig",
+	"/apiary.Control/ListConfigs",
+	"/apiary.Control/RemoveConfig",
 }
 
 // RegisterAPI serves impl as APIService on s; guard, when not nil, runs before
@@ -194,6 +202,54 @@ func RegisterAPI(s grpc.ServiceRegistrar, impl API, guard rpc.Guard) {
 		}),
 		rpc.HandleUnary("RemoveNetwork", func(ctx context.Context, r *apiRemoveNetworkRequest) (*apiRemoveNetworkResponse, error) {
 			return &apiRemoveNetworkResponse{}, impl.RemoveNetwork(ctx, r.Ref)
+		}),
+		rpc.HandleUnary("CreateSecret", func(ctx context.Context, r *apiCreateSecretRequest) (*apiCreateSecretResponse, error) {
+			res, err := impl.CreateSecret(ctx, r.Spec)
+			if err != nil {
+				return nil, err
+			}
+			return &apiCreateSecretResponse{Result: res}, nil
+		}),
+		rpc.HandleUnary("GetSecret", func(ctx context.Context, r *apiGetSecretRequest) (*apiGetSecretResponse, error) {
+			res, err := impl.GetSecret(ctx, r.Ref)
+			if err != nil {
+				return nil, err
+			}
+			return &apiGetSecretResponse{Result: res}, nil
+		}),
+		rpc.HandleUnary("ListSecrets", func(ctx context.Context, r *apiListSecretsRequest) (*apiListSecretsResponse, error) {
+			res, err := impl.ListSecrets(ctx, r.Filter)
+			if err != nil {
+				return nil, err
+			}
+			return &apiListSecretsResponse{Result: res}, nil
+		}),
+		rpc.HandleUnary("RemoveSecret", func(ctx context.Context, r *apiRemoveSecretRequest) (*apiRemoveSecretResponse, error) {
+			return &apiRemoveSecretResponse{}, impl.RemoveSecret(ctx, r.Ref)
+		}),
+		rpc.HandleUnary("CreateConfig", func(ctx context.Context, r *apiCreateConfigRequest) (*apiCreateConfigResponse, error) {
+			res, err := impl.CreateConfig(ctx, r.Spec)
+			if err != nil {
+				return nil, err
+			}
+			return &apiCreateConfigResponse{Result: res}, nil
+		}),
+		rpc.HandleUnary("GetConfig", func(ctx context.Context, r *apiGetConfigRequest) (*apiGetConfigResponse, error) {
+			res, err := impl.GetConfig(ctx, r.Ref)
+			if err != nil {
+				return nil, err
+			}
+			return &apiGetConfigResponse{Result: res}, nil
+		}),
+		rpc.HandleUnary("ListConfigs", func(ctx context.Context, r *apiListConfigsRequest) (*apiListConfigsResponse, error) {
+			res, err := impl.ListConfigs(ctx, r.Filter)
+			if err != nil {
+				return nil, err
+			}
+			return &apiListConfigsResponse{Result: res}, nil
+		}),
+		rpc.HandleUnary("RemoveConfig", func(ctx context.Context, r *apiRemoveConfigRequest) (*apiRemoveConfigResponse, error) {
+			return &apiRemoveConfigResponse{}, impl.RemoveConfig(ctx, r.Ref)
 		}),
 	}, []rpc.StreamMethod{
 		rpc.HandleStream("ServiceLogs", func(ctx context.Context, r *apiServiceLogsRequest) (rpc.Stream[LogLine], error) {
@@ -413,6 +469,70 @@ func (c *apiClient) RemoveNetwork(ctx context.Context, ref string) error {
 	return err
 }
 
+func (c *apiClient) CreateSecret(ctx context.Context, spec api.SecretSpec) (*api.Secret, error) {
+	resp, err := rpc.Call[apiCreateSecretResponse](ctx, c.conn, APIService, "CreateSecret", &apiCreateSecretRequest{Spec: spec}, c.opts...)
+	if err != nil {
+		var zero *api.Secret
+		return zero, err
+	}
+	return resp.Result, nil
+}
+
+func (c *apiClient) GetSecret(ctx context.Context, ref string) (*api.Secret, error) {
+	resp, err := rpc.Call[apiGetSecretResponse](ctx, c.conn, APIService, "GetSecret", &apiGetSecretRequest{Ref: ref}, c.opts...)
+	if err != nil {
+		var zero *api.Secret
+		return zero, err
+	}
+	return resp.Result, nil
+}
+
+func (c *apiClient) ListSecrets(ctx context.Context, filter ObjectFilter) ([]*api.Secret, error) {
+	resp, err := rpc.Call[apiListSecretsResponse](ctx, c.conn, APIService, "ListSecrets", &apiListSecretsRequest{Filter: filter}, c.opts...)
+	if err != nil {
+		var zero []*api.Secret
+		return zero, err
+	}
+	return resp.Result, nil
+}
+
+func (c *apiClient) RemoveSecret(ctx context.Context, ref string) error {
+	_, err := rpc.Call[apiRemoveSecretResponse](ctx, c.conn, APIService, "RemoveSecret", &apiRemoveSecretRequest{Ref: ref}, c.opts...)
+	return err
+}
+
+func (c *apiClient) CreateConfig(ctx context.Context, spec api.ConfigSpec) (*api.Config, error) {
+	resp, err := rpc.Call[apiCreateConfigResponse](ctx, c.conn, APIService, "CreateConfig", &apiCreateConfigRequest{Spec: spec}, c.opts...)
+	if err != nil {
+		var zero *api.Config
+		return zero, err
+	}
+	return resp.Result, nil
+}
+
+func (c *apiClient) GetConfig(ctx context.Context, ref string) (*api.Config, error) {
+	resp, err := rpc.Call[apiGetConfigResponse](ctx, c.conn, APIService, "GetConfig", &apiGetConfigRequest{Ref: ref}, c.opts...)
+	if err != nil {
+		var zero *api.Config
+		return zero, err
+	}
+	return resp.Result, nil
+}
+
+func (c *apiClient) ListConfigs(ctx context.Context, filter ObjectFilter) ([]*api.Config, error) {
+	resp, err := rpc.Call[apiListConfigsResponse](ctx, c.conn, APIService, "ListConfigs", &apiListConfigsRequest{Filter: filter}, c.opts...)
+	if err != nil {
+		var zero []*api.Config
+		return zero, err
+	}
+	return resp.Result, nil
+}
+
+func (c *apiClient) RemoveConfig(ctx context.Context, ref string) error {
+	_, err := rpc.Call[apiRemoveConfigResponse](ctx, c.conn, APIService, "RemoveConfig", &apiRemoveConfigRequest{Ref: ref}, c.opts...)
+	return err
+}
+
 // UnimplementedAPI answers every method of API with Err, or with an
 // Unimplemented status when Err is nil.
 type UnimplementedAPI struct{ Err error }
@@ -531,6 +651,44 @@ func (u UnimplementedAPI) ListNetworks(context.Context, NetworkFilter) ([]*api.N
 
 func (u UnimplementedAPI) RemoveNetwork(context.Context, string) error {
 	return rpc.Unimplemented("/apiary.Control/RemoveNetwork", u.Err)
+}
+
+func (u UnimplementedAPI) CreateSecret(context.Context, api.SecretSpec) (*api.Secret, error) {
+	var zero *api.Secret
+	return zero, rpc.Unimplemented("/apiary.Control/CreateSecret", u.Err)
+}
+
+func (u UnimplementedAPI) GetSecret(context.Context, string) (*api.Secret, error) {
+	var zero *api.Secret
+	return zero, rpc.Unimplemented("/apiary.Control/GetSecret", u.Err)
+}
+
+func (u UnimplementedAPI) ListSecrets(context.Context, ObjectFilter) ([]*api.Secret, error) {
+	var zero []*api.Secret
+	return zero, rpc.Unimplemented("/apiary.Control/ListSecrets", u.Err)
+}
+
+func (u UnimplementedAPI) RemoveSecret(context.Context, string) error {
+	return rpc.Unimplemented("/apiary.Control/RemoveSecret", u.Err)
+}
+
+func (u UnimplementedAPI) CreateConfig(context.Context, api.ConfigSpec) (*api.Config, error) {
+	var zero *api.Config
+	return zero, rpc.Unimplemented("/apiary.Control/CreateConfig", u.Err)
+}
+
+func (u UnimplementedAPI) GetConfig(context.Context, string) (*api.Config, error) {
+	var zero *api.Config
+	return zero, rpc.Unimplemented("/apiary.Control/GetConfig", u.Err)
+}
+
+func (u UnimplementedAPI) ListConfigs(context.Context, ObjectFilter) ([]*api.Config, error) {
+	var zero []*api.Config
+	return zero, rpc.Unimplemented("/apiary.Control/ListConfigs", u.Err)
+}
+
+func (u UnimplementedAPI) RemoveConfig(context.Context, string) error {
+	return rpc.Unimplemented("/apiary.Control/RemoveConfig", u.Err)
 }
 
 var (
@@ -672,4 +830,48 @@ type (
 		Ref string `json:"Ref,omitzero"`
 	}
 	apiRemoveNetworkResponse struct{}
+	apiCreateSecretRequest   struct {
+		Spec api.SecretSpec `json:"Spec,omitzero"`
+	}
+	apiCreateSecretResponse struct {
+		Result *api.Secret `json:"Result,omitzero"`
+	}
+	apiGetSecretRequest struct {
+		Ref string `json:"Ref,omitzero"`
+	}
+	apiGetSecretResponse struct {
+		Result *api.Secret `json:"Result,omitzero"`
+	}
+	apiListSecretsRequest struct {
+		Filter ObjectFilter `json:"Filter,omitzero"`
+	}
+	apiListSecretsResponse struct {
+		Result []*api.Secret `json:"Result,omitzero"`
+	}
+	apiRemoveSecretRequest struct {
+		Ref string `json:"Ref,omitzero"`
+	}
+	apiRemoveSecretResponse struct{}
+	apiCreateConfigRequest  struct {
+		Spec api.ConfigSpec `json:"Spec,omitzero"`
+	}
+	apiCreateConfigResponse struct {
+		Result *api.Config `json:"Result,omitzero"`
+	}
+	apiGetConfigRequest struct {
+		Ref string `json:"Ref,omitzero"`
+	}
+	apiGetConfigResponse struct {
+		Result *api.Config `json:"Result,omitzero"`
+	}
+	apiListConfigsRequest struct {
+		Filter ObjectFilter `json:"Filter,omitzero"`
+	}
+	apiListConfigsResponse struct {
+		Result []*api.Config `json:"Result,omitzero"`
+	}
+	apiRemoveConfigRequest struct {
+		Ref string `json:"Ref,omitzero"`
+	}
+	apiRemoveConfigResponse struct{}
 )
