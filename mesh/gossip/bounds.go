@@ -11,11 +11,16 @@ import (
 // that would break one fails with an error naming the field.
 //
 // The sizes are chosen so that one signed entry always fits in one
-// memberlist UDP packet (1,400 bytes, less 29 bytes of AES-GCM framing and
-// memberlist's own headers): 3×MaxNameLen + MaxKeyLen + MaxValueSize +
-// MaxSignatureSize + 32 (certificate digest) + 32 (versions, lengths)
-// = 192 + 128 + 512 + 144 + 64 = 1,040 bytes. An entry that did not fit
-// would sit in the broadcast queue forever and reach others only by push/pull.
+// memberlist UDP packet: memberlist gives a gossiped message 1,400 bytes
+// (UDPBufferSize) less 29 of AES-GCM framing, 2 of compound header, 2 of
+// compound length and 1 of message type, that is 1,366 bytes, and we keep
+// maxCertBroadcast = 1,300 of them so that a few bytes of memberlist's own
+// state can share the packet. The largest entry message is
+// 1 (type) + 3×(1+MaxNameLen) + (1+MaxKeyLen) + 24 (epoch, version, floor)
+// + 1 (flags) + (2+MaxValueSize) + 32 (certificate digest)
+// + (1+MaxSignatureSize) = 1 + 195 + 129 + 24 + 1 + 514 + 32 + 145
+// = 1,041 bytes. An entry that did not fit would sit in the broadcast queue
+// forever and reach others only by push/pull.
 const (
 	// MaxNameLen bounds a network name, a table name and a node ID.
 	MaxNameLen = 64
@@ -28,14 +33,27 @@ const (
 	// DER) and Ed25519 (64) fit; RSA (256+ bytes) does not and is refused.
 	MaxSignatureSize = 144
 
-	// MaxEntriesPerNode bounds the entries (live and tombstones) one node
-	// may own: a node runs at most a few hundred tasks, each with an entry
-	// per network it is attached to.
+	// MaxEntriesPerNode bounds the live entries one node may own: a node
+	// runs at most a few hundred tasks, each with an entry per network it
+	// is attached to. A Put beyond it fails with ErrOverLimit.
 	MaxEntriesPerNode = 4096
-	// MaxEntries bounds all entries held: the whole state travels in one
-	// memberlist push/pull, which memberlist caps at 20 MiB; 16,384 entries
-	// of at most ~1.1 KB each stay under it. Larger clusters need a sync per
-	// network (as Docker's NetworkDB does), which this package does not do.
+	// MaxTombstonesPerNode bounds the tombstones of one owner that any
+	// member holds, whatever the owner's churn: a node deleting faster
+	// than ReapTime reaps compacts its own tombstones behind a floor (see
+	// state) once it holds ownTombstones of them, so members that learn of
+	// a compaction late, or reap later than the owner, stay under this.
+	// A tombstone beyond it is dropped (Stats.OverLimit); the owner's next
+	// floor removes the entry it deleted. So a member holds at most
+	// MaxEntriesPerNode + MaxTombstonesPerNode records of one owner.
+	MaxTombstonesPerNode = 1024
+	// MaxEntries bounds all records held (live entries and tombstones):
+	// the whole state travels in one memberlist push/pull, which memberlist
+	// caps at 20 MiB (MaxBatchBytes): 16,384 records of at most 1,045
+	// bytes each (the message above plus 4 bytes of reap time) are 17.1 MB,
+	// and maxStateFloors floors 1.1 MB, which leaves 2.8 MB for the
+	// certificate chains (about 700 bytes per node). Larger clusters need a
+	// sync per network (as Docker's NetworkDB does), which this package
+	// does not do.
 	MaxEntries = 16384
 	// MaxNetworks bounds the distinct networks that have entries.
 	MaxNetworks = 1024
@@ -66,6 +84,24 @@ const (
 	maxConcurrentSends = 16
 	// requestEvery is the least time between two requests to one owner.
 	requestEvery = time.Second
+
+	// ownTombstones is how many tombstones of its own a node holds before
+	// it compacts the oldest half of them (Member.compactOwn). Half of
+	// MaxTombstonesPerNode: a member that has not yet learnt the floor of
+	// the last compaction, or reaps a little later than the owner, holds
+	// up to twice what the owner does.
+	ownTombstones = MaxTombstonesPerNode / 2
+	// staleGrace is how long a member waits, after its owner's floor rose,
+	// for the re-published versions of the live entries it holds below the
+	// floor to arrive by gossip before it asks the owner for its entries
+	// (state.stale): a direct request per member to a compacting node
+	// that gossip normally makes unnecessary.
+	staleGrace = 5 * time.Second
+	// maxStateFloors bounds the floors a push/pull state carries besides
+	// its records. One is needed only for an owner none of whose records
+	// held was signed since its last compaction (they were reaped or
+	// compacted), so there are few; the records carry the others.
+	maxStateFloors = 1024
 )
 
 // checkName checks a network, table or node name.

@@ -6,7 +6,8 @@
 //
 // What it keeps from NetworkDB: tables per network; every entry versioned by
 // its writer's clock, so copies arriving in any order converge to the same
-// state on every node; deletions as tombstones kept for a reap period;
+// state on every node; deletions as tombstones kept for a reap period (but
+// see below);
 // changes gossiped on by every node that learns them; full state exchanged
 // on join and periodically (memberlist's push/pull); a node's entries removed
 // everywhere when gossip declares it dead or it leaves.
@@ -24,6 +25,15 @@
 //     starts or joins, in push/pull states, or on request to their owner.
 //   - Versions are (epoch, counter) with the epoch the owner's start time,
 //     so a restarted node's entries supersede its previous run's.
+//   - Tombstones are bounded by count as well as by time: a node churning
+//     short-lived tasks deletes faster than the reap period frees, so each
+//     node compacts its own oldest tombstones behind a floor, a version at
+//     or below which it holds nothing live (it re-publishes its long-lived
+//     entries above it first). The floor travels signed in every entry and
+//     in push/pull, and every member refuses entries at or below it: a late
+//     copy of a compacted entry cannot come back, and a member holds at
+//     most MaxEntriesPerNode live entries and MaxTombstonesPerNode
+//     tombstones of any node, whatever its churn (state has the argument).
 //   - Everything read from the wire is bounded (see the Max constants).
 //
 // Table is the interface the DNS server and balancer use; Member implements

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -29,8 +30,13 @@ type Member struct {
 	// node ID (its clock starts again at zero).
 	epoch uint64
 
-	mu        sync.Mutex
-	st        *state
+	mu sync.Mutex
+	st *state
+	// floor is this node's floor: the one its entries carry (see state);
+	// compacting is set while the entries of a compaction are signed.
+	floor      uint64
+	compacting bool
+
 	certs     certs
 	signer    *signer
 	clock     uint64
@@ -233,39 +239,101 @@ func (m *Member) Delete(network, table, key string) error {
 }
 
 // publish writes a new version of one of this node's entries, signs it,
-// applies it here and queues it for gossip.
+// applies it here and queues it for gossip. A deletion may first compact
+// this node's tombstones (compactOwn), re-publishing the live entries the
+// new floor would otherwise cover.
 func (m *Member) publish(network, table, key string, value []byte, deleted bool) error {
 	m.mu.Lock()
 	if m.closed {
 		m.mu.Unlock()
 		return ErrClosed
 	}
+	var es []*wireEntry
+	compacting := false
+	if deleted {
+		es, compacting = m.compactOwn()
+	}
 	m.clock++
-	e := &wireEntry{network: network, table: table, owner: m.cfg.NodeID, key: key,
-		epoch: m.epoch, version: m.clock, deleted: deleted, value: value, certFP: m.signer.fp}
+	es = append(es, &wireEntry{network: network, table: table, owner: m.cfg.NodeID, key: key,
+		epoch: m.epoch, version: m.clock, floor: m.floor, deleted: deleted, value: value, certFP: m.signer.fp})
 	sg := m.signer
 	m.mu.Unlock()
 	// Sign outside the lock (the signer may be slow, e.g. a hardware
 	// key). Two concurrent Puts of one key keep the later version.
-	sig, err := sg.sign(e.signedBytes())
-	if err != nil {
-		return fmt.Errorf("gossip: sign %s/%s/%s: %w", network, table, key, err)
-	}
-	if len(sig) > MaxSignatureSize {
-		return fmt.Errorf("gossip: signature is %d bytes, more than the %d allowed", len(sig), MaxSignatureSize)
-	}
-	e.sig = sig
+	err := signAll(sg, es)
+	now := time.Now()
+	var send []*wireEntry
 	m.mu.Lock()
-	evs, changed, err := m.st.apply(e, time.Now(), m.cfg.ReapTime)
-	m.watch.publish(evs)
-	m.mu.Unlock()
-	if err != nil {
-		return fmt.Errorf("gossip: put %s/%s/%s: %w", network, table, key, err)
+	if compacting {
+		m.compacting = false
 	}
-	if changed {
+	for _, e := range es {
+		if err != nil {
+			break
+		}
+		evs, changed, aerr := m.st.apply(e, now, m.cfg.ReapTime)
+		m.watch.publish(evs)
+		if aerr != nil {
+			err = fmt.Errorf("gossip: put %s/%s/%s: %w", e.network, e.table, e.key, aerr)
+		} else if changed {
+			send = append(send, e)
+		}
+	}
+	m.mu.Unlock()
+	for _, e := range send {
 		m.broadcastEntry(e)
 	}
+	return err
+}
+
+func signAll(sg *signer, es []*wireEntry) error {
+	for _, e := range es {
+		sig, err := sg.sign(e.signedBytes())
+		if err != nil {
+			return fmt.Errorf("gossip: sign %s/%s/%s: %w", e.network, e.table, e.key, err)
+		}
+		if len(sig) > MaxSignatureSize {
+			return fmt.Errorf("gossip: signature is %d bytes, more than the %d allowed", len(sig), MaxSignatureSize)
+		}
+		e.sig = sig
+	}
 	return nil
+}
+
+// compactOwn is called before this node adds a tombstone (m.mu held). Once
+// it holds ownTombstones of them, it raises its floor to the version of the
+// newest of the oldest half and returns, with new versions, its live
+// entries at or below that floor: they are re-published before the floor
+// covers them (a failure to sign them leaves them to the next compaction).
+// The floor goes out with every entry signed from now on; applying the
+// first of them here drops the tombstones it covers. It reports whether it
+// started a compaction, which the caller ends once its entries are applied.
+func (m *Member) compactOwn() ([]*wireEntry, bool) {
+	own := ownTombstones * m.st.tombCap / MaxTombstonesPerNode // tests shrink tombCap
+	o := m.st.owners[m.cfg.NodeID]
+	if o == nil || o.tombs < own || m.compacting {
+		return nil, false
+	}
+	m.compacting = true
+	vs := make([]uint64, 0, o.tombs)
+	for _, r := range o.entries {
+		if r.e.deleted {
+			vs = append(vs, r.e.version)
+		}
+	}
+	slices.Sort(vs)
+	m.floor = max(m.floor, vs[len(vs)-own/2-1])
+	var refresh []*wireEntry
+	for _, r := range o.entries {
+		if !r.e.deleted && r.e.version <= m.floor {
+			m.clock++
+			c := *r.e
+			c.version, c.floor, c.certFP, c.sig = m.clock, m.floor, m.signer.fp, nil
+			refresh = append(refresh, &c)
+		}
+	}
+	m.log.Debug("compacting tombstones", "floor", m.floor, "tombstones", o.tombs, "republished", len(refresh))
+	return refresh, true
 }
 
 // Get implements Table.

@@ -35,6 +35,13 @@ func (d *delegate) NotifyMsg(b []byte) {
 			return
 		}
 		m.receiveBatch(bt)
+	case msgReply:
+		from, bt, err := decodeReply(b[1:])
+		if err != nil {
+			m.dropped(&m.stats.malformed, "reply", err)
+			return
+		}
+		m.receiveReply(from, bt)
 	case msgRequest:
 		r, err := decodeRequest(b[1:])
 		if err != nil {
@@ -57,11 +64,15 @@ func (d *delegate) LocalState(join bool) []byte {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	es := m.st.records("", time.Now())
+	fs := m.st.floors()
 	nodes := map[string]bool{m.cfg.NodeID: true}
 	for _, e := range es {
 		nodes[e.owner] = true
 	}
-	return encodeBatch(&batch{certs: m.certs.chains(nodes), entries: es})
+	for _, e := range fs {
+		nodes[e.owner] = true
+	}
+	return encodeBatch(&batch{certs: m.certs.chains(nodes), entries: es, floors: fs})
 }
 
 func (d *delegate) MergeRemoteState(b []byte, join bool) {
@@ -83,6 +94,9 @@ func (d *delegate) MergeRemoteState(b []byte, join bool) {
 	for _, e := range bt.entries {
 		m.receive(e, false)
 	}
+	for _, e := range bt.floors {
+		m.receiveFloor(e)
+	}
 }
 
 // receiveBatch handles a direct reply or a gossiped certificate.
@@ -93,17 +107,35 @@ func (m *Member) receiveBatch(bt *batch) {
 	for _, e := range bt.entries {
 		m.receive(e, false)
 	}
+	for _, e := range bt.floors {
+		m.receiveFloor(e)
+	}
+}
+
+// receiveReply handles a node's answer with all its entries: once they
+// are applied, its live records still at or below its floor were deleted.
+// The reply is not signed as a whole (its entries are): a peer forging one
+// can at most make this node drop early entries at or below the owner's
+// signed floor, which the owner no longer holds at those versions.
+func (m *Member) receiveReply(from string, bt *batch) {
+	m.receiveBatch(bt)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, alive := m.alive[from]; alive && from != m.cfg.NodeID {
+		m.watch.publish(m.st.sweep(from))
+	}
 }
 
 // receive takes a remote entry: held if its owner or certificate is not
-// known yet, dropped unless verified, applied if newer, and gossiped on if
-// it came by gossip and changed something.
+// known yet, dropped unless verified, applied if newer (or if it raises its
+// owner's floor), and gossiped on if it came by gossip and was stored.
 func (m *Member) receive(e *wireEntry, gossipOn bool) {
 	if e.owner == m.cfg.NodeID {
 		return // this node is the source of its own entries
 	}
 	m.mu.Lock()
-	if m.closed || !m.st.wants(e) {
+	want := m.st.wants(e)
+	if m.closed || !want && !m.st.raisesFloor(e) {
 		m.mu.Unlock()
 		return
 	}
@@ -116,7 +148,7 @@ func (m *Member) receive(e *wireEntry, gossipOn bool) {
 	}
 	m.mu.Unlock()
 
-	if !m.verify(e, nc) {
+	if !m.verify(e, nc, want) {
 		return
 	}
 
@@ -125,7 +157,17 @@ func (m *Member) receive(e *wireEntry, gossipOn bool) {
 		m.mu.Unlock()
 		return
 	}
-	evs, changed, err := m.st.apply(e, time.Now(), m.cfg.ReapTime)
+	var (
+		evs     []Event
+		changed bool
+		err     error
+	)
+	if want {
+		evs, changed, err = m.st.apply(e, time.Now(), m.cfg.ReapTime)
+	} else {
+		// An old version, not checked by Admit: only its floor counts.
+		evs, err = m.st.takeFloor(e, time.Now())
+	}
 	m.watch.publish(evs)
 	m.mu.Unlock()
 	if err != nil {
@@ -140,9 +182,37 @@ func (m *Member) receive(e *wireEntry, gossipOn bool) {
 	}
 }
 
-// verify checks e's certificate, owner, signature and the Admit hook,
-// counting a failure under its reason.
-func (m *Member) verify(e *wireEntry, nc *nodeCert) bool {
+// receiveFloor takes the floor of a remote entry sent as its proof
+// (batch.floors), if it raises the owner's, without storing the entry. It
+// is dropped if its owner or certificate is not known: the next push/pull
+// carries it again.
+func (m *Member) receiveFloor(e *wireEntry) {
+	if e.owner == m.cfg.NodeID {
+		return
+	}
+	m.mu.Lock()
+	_, alive := m.alive[e.owner]
+	nc := m.certs.find(e.owner, e.certFP)
+	ok := !m.closed && alive && nc != nil && m.st.raisesFloor(e)
+	m.mu.Unlock()
+	if !ok || !m.verify(e, nc, false) {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, alive := m.alive[e.owner]; !alive {
+		return
+	}
+	evs, err := m.st.takeFloor(e, time.Now())
+	m.watch.publish(evs)
+	if err != nil {
+		m.dropped(&m.stats.overLimit, "floor", err)
+	}
+}
+
+// verify checks e's certificate, owner, signature and, if admit, the Admit
+// hook, counting a failure under its reason.
+func (m *Member) verify(e *wireEntry, nc *nodeCert, admit bool) bool {
 	id, err := m.cfg.Verifier.VerifyChain(nc.chain)
 	if err != nil {
 		m.dropped(&m.stats.untrusted, "entry of "+e.owner, err)
@@ -157,7 +227,7 @@ func (m *Member) verify(e *wireEntry, nc *nodeCert) bool {
 		m.dropped(&m.stats.badSignature, "entry of "+e.owner, err)
 		return false
 	}
-	if !e.deleted && m.cfg.Admit != nil {
+	if admit && !e.deleted && m.cfg.Admit != nil {
 		if err := m.cfg.Admit(e.owner, e.network, e.table, e.key, e.value); err != nil {
 			m.dropped(&m.stats.rejected, "entry of "+e.owner, err)
 			return false
@@ -251,11 +321,16 @@ func (m *Member) addCert(c certChain, gossipOn bool) {
 func (m *Member) answer(r request) {
 	m.mu.Lock()
 	bt := &batch{certs: m.certs.chains(map[string]bool{m.cfg.NodeID: true})}
-	if r.flags&flagWantAll != 0 {
+	all := r.flags&flagWantAll != 0
+	if all {
 		bt.entries = m.st.records(m.cfg.NodeID, time.Now())
 	}
 	m.mu.Unlock()
-	m.send(r.from, encodeBatch(bt))
+	if all {
+		m.send(r.from, encodeReply(m.cfg.NodeID, bt))
+	} else {
+		m.send(r.from, encodeBatch(bt))
+	}
 }
 
 // ask requests a node's certificates (and entries if all) directly.
@@ -448,6 +523,12 @@ func (m *Member) tidy(now time.Time) []askReq {
 		if alive && now.Sub(kept[0].since) >= askAfter && now.Sub(m.lastAsked[owner]) >= requestEvery {
 			m.lastAsked[owner] = now
 			ask = append(ask, askReq{node: owner})
+		}
+	}
+	for _, n := range m.st.stale(now, m.cfg.NodeID) {
+		if _, alive := m.alive[n]; alive && now.Sub(m.lastAsked[n]) >= requestEvery {
+			m.lastAsked[n] = now
+			ask = append(ask, askReq{node: n, all: true})
 		}
 	}
 	for n, t := range m.lastAsked {

@@ -151,6 +151,7 @@ func FuzzDecode(f *testing.F) {
 	f.Add(encodeEntryMsg(ent("a", "k", 1, 1, "v", false)))
 	f.Add(encodeBatch(&batch{certs: []certChain{{owner: "a", der: [][]byte{{1}}}}}))
 	f.Add(encodeRequest(request{from: "a", flags: 3}))
+	f.Add(encodeReply("a", &batch{entries: []*wireEntry{ent("a", "k", 1, 2, "v", false)}, floors: []*wireEntry{ent("a", "j", 1, 3, "", true)}}))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if len(b) == 0 {
 			return
@@ -162,6 +163,8 @@ func FuzzDecode(f *testing.F) {
 			_, _ = decodeBatch(b[1:])
 		case msgRequest:
 			_, _ = decodeRequest(b[1:])
+		case msgReply:
+			_, _, _ = decodeReply(b[1:])
 		}
 	})
 }

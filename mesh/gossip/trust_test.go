@@ -160,7 +160,7 @@ func TestBadInputIsRefusedNamingTheField(t *testing.T) {
 		{"empty network", "", "t", "k", nil, "network is empty"},
 		{"long table", "n", strings.Repeat("t", MaxNameLen+1), "k", nil, "table is 65 bytes"},
 		{"long key", "n", "t", strings.Repeat("k", MaxKeyLen+1), nil, "key is 129 bytes"},
-		{"big value", "n", "t", "k", make([]byte, MaxValueSize+1), "value is 513 bytes"},
+		{"big value", "n", "t", "k", make([]byte, MaxValueSize+1), fmt.Sprintf("value is %d bytes", MaxValueSize+1)},
 	} {
 		err := m.Put(c.net, c.table, c.key, c.value)
 		if err == nil || !strings.Contains(err.Error(), c.wantErrSubstring) {

@@ -14,15 +14,18 @@ import (
 //
 // message  = type(1) body
 // entry    = network(s8) table(s8) owner(s8) key(s8) epoch(u64) version(u64)
-//            flags(1) value(b16) certFP(32) sig(b8)
+//            floor(u64) flags(1) value(b16) certFP(32) sig(b8)
 // batch    = ncerts(u16) {owner(s8) nder(1) {der(b16)}} nentries(u32) {entry reapInMillis(u32)}
+//            nfloors(u16) {entry}
 // request  = from(s8) flags(1)
+// reply    = from(s8) batch
 // s8 and b8 are a 1-byte length then bytes, b16 a 2-byte one.
 
 const (
 	msgEntry   byte = 1 // one entry, gossiped
 	msgBatch   byte = 2 // certificates and entries: push/pull state, replies
 	msgRequest byte = 3 // ask a node for its certificate and entries
+	msgReply   byte = 4 // a node's answer with all its entries: from(s8) batch
 )
 
 const (
@@ -32,7 +35,7 @@ const (
 
 	// signContext separates entry signatures from anything else the node
 	// key signs (TLS handshakes sign other contexts).
-	signContext = "apiary-gossip-entry-v1\x00"
+	signContext = "apiary-gossip-entry-v2\x00"
 )
 
 var errMalformed = errors.New("malformed message")
@@ -44,6 +47,10 @@ type wireEntry struct {
 	// entries replace all of its previous run's, whatever their versions.
 	epoch   uint64
 	version uint64
+	// floor is the owner's floor when it signed the entry: every entry of
+	// its epoch with a version at or below it is deleted or superseded
+	// (see state).
+	floor   uint64
 	deleted bool
 	value   []byte
 	certFP  [32]byte // SHA-256 of the owner's leaf certificate
@@ -82,6 +89,7 @@ func (e *wireEntry) appendFields(b []byte) []byte {
 	b = appendS8(b, e.key)
 	b = binary.BigEndian.AppendUint64(b, e.epoch)
 	b = binary.BigEndian.AppendUint64(b, e.version)
+	b = binary.BigEndian.AppendUint64(b, e.floor)
 	var flags byte
 	if e.deleted {
 		flags |= flagDeleted
@@ -111,6 +119,11 @@ type certChain struct {
 type batch struct {
 	certs   []certChain
 	entries []*wireEntry
+	// floors are entries sent only for the floor they carry, signed: for
+	// each owner, the entry that raised its floor last (state.owner.proof),
+	// so that a node joining learns floors from push/pull even when the
+	// entry that carried one was compacted away since.
+	floors []*wireEntry
 }
 
 func encodeBatch(bt *batch) []byte {
@@ -129,7 +142,26 @@ func encodeBatch(bt *batch) []byte {
 		b = e.appendWire(b)
 		b = binary.BigEndian.AppendUint32(b, uint32(min(e.reapIn.Milliseconds(), 1<<32-1)))
 	}
+	b = binary.BigEndian.AppendUint16(b, uint16(len(bt.floors)))
+	for _, e := range bt.floors {
+		b = e.appendWire(b)
+	}
 	return b
+}
+
+// encodeReply is a node's answer to a request for all its entries.
+func encodeReply(from string, bt *batch) []byte {
+	return append(appendS8([]byte{msgReply}, from), encodeBatch(bt)[1:]...)
+}
+
+func decodeReply(b []byte) (string, *batch, error) {
+	d := &decoder{b: b}
+	from := d.s8("replier", MaxNameLen)
+	if d.err != nil {
+		return "", nil, d.err
+	}
+	bt, err := decodeBatch(d.b)
+	return from, bt, err
 }
 
 type request struct {
@@ -217,6 +249,10 @@ func (d *decoder) entry() *wireEntry {
 	e.key = d.s8("key", MaxKeyLen)
 	e.epoch = d.u64("epoch")
 	e.version = d.u64("version")
+	e.floor = d.u64("floor")
+	if d.err == nil && e.version <= e.floor {
+		d.fail("version %d not above the floor %d", e.version, e.floor)
+	}
 	e.deleted = d.u8("flags")&flagDeleted != 0
 	n := d.u16("value length")
 	if d.err == nil && n > MaxValueSize {
@@ -283,6 +319,15 @@ func decodeBatch(b []byte) (*batch, error) {
 		if e != nil {
 			e.reapIn = time.Duration(reap) * time.Millisecond
 			bt.entries = append(bt.entries, e)
+		}
+	}
+	nf := d.u16("floor count")
+	if d.err == nil && nf > maxStateFloors {
+		d.fail("%d floors, more than %d", nf, maxStateFloors)
+	}
+	for i := 0; i < nf && d.err == nil; i++ {
+		if e := d.entry(); e != nil {
+			bt.floors = append(bt.floors, e)
 		}
 	}
 	if err := d.done(); err != nil {
