@@ -66,3 +66,33 @@ func TestMemoryHubBehavesLikeGossip(t *testing.T) {
 		t.Errorf("a node that went down could not join again: %v", err)
 	}
 }
+
+// A watch's stop may be called after the watchers were closed (by Close, or
+// the node going down), more than once, and at the same time as Close.
+func TestStopAfterCloseIsSafe(t *testing.T) {
+	ca := newTestCA(t, "root")
+	m := startMember(t, testConfig(t, ca, "node-a"))
+	stop1 := m.Watch("", "", func(Event) {})
+	stop2 := m.Watch("", "", func(Event) {})
+	done := make(chan struct{})
+	go func() { stop2(); close(done) }() // racing Close
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	<-done
+	stop1()
+	stop1()
+	stop2()
+	// A watch made after Close does nothing, and stopping it is safe too.
+	m.Watch("", "", func(Event) { t.Error("a watch made after Close saw an event") })()
+
+	hub := NewMemoryHub()
+	n, err := hub.Join("node-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := n.Watch("", "", func(Event) {})
+	hub.Down("node-a")
+	stop()
+	stop()
+}

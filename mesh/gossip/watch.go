@@ -37,15 +37,18 @@ func (ws *watchers) add(network, table string, fn func(Event)) (stop func()) {
 	ws.set[w] = struct{}{}
 	ws.mu.Unlock()
 	go w.run()
-	var once sync.Once
+	// Whoever takes w out of the set closes its quit: stop, or closeAll
+	// (Close, or a MemoryHub node going down), in either order, any
+	// number of times.
 	return func() {
-		once.Do(func() {
-			ws.mu.Lock()
-			delete(ws.set, w)
-			ws.mu.Unlock()
+		ws.mu.Lock()
+		_, mine := ws.set[w]
+		delete(ws.set, w)
+		ws.mu.Unlock()
+		if mine {
 			close(w.quit)
-			<-w.exit
-		})
+		}
+		<-w.exit
 	}
 }
 
