@@ -108,54 +108,14 @@ func parseNetworkFilters(filters []string) (control.NetworkFilter, error) {
 }
 
 func (c *cli) networkLs() *cobra.Command {
-	var filters []string
-	var quiet bool
-	cmd := &cobra.Command{
-		Use:     "ls",
-		Aliases: []string{"list"},
-		Short:   "List networks",
-		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := c.checkFormat(); err != nil {
-				return err
+	return listCmd(c, "network", (*client.Client).ListNetworks, func(n *api.Network) string { return short(n.ID) },
+		[]string{"NETWORK ID", "NAME", "DRIVER", "SCOPE", "SUBNET"}, func(n *api.Network) string {
+			subnet := ""
+			if n.IPAM != nil {
+				subnet = n.IPAM.Subnet
 			}
-			filter, err := parseNetworkFilters(filters)
-			if err != nil {
-				return err
-			}
-			cl, ctx, cancel, err := c.session()
-			if err != nil {
-				return err
-			}
-			defer cancel()
-			nets, err := cl.ListNetworks(ctx, filter)
-			if err != nil {
-				return err
-			}
-			switch {
-			case c.format == "json":
-				return c.printJSON(nets)
-			case quiet:
-				for _, n := range nets {
-					fmt.Fprintln(c.out, short(n.ID))
-				}
-				return nil
-			}
-			w := table(c.out, "NETWORK ID", "NAME", "DRIVER", "SCOPE", "SUBNET")
-			for _, n := range nets {
-				subnet := ""
-				if n.IPAM != nil {
-					subnet = n.IPAM.Subnet
-				}
-				fmt.Fprintf(w, "%s\t%s\t%s\tswarm\t%s\n", short(n.ID), n.Spec.Name, n.Spec.Driver, subnet)
-			}
-			return w.Flush()
-		},
-	}
-	cmd.Flags().StringArrayVarP(&filters, "filter", "f", nil, "filter: name=PART, id=PREFIX, label=KEY or label=KEY=VALUE (repeatable)")
-	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print only the network IDs")
-	c.addFormat(cmd)
-	return cmd
+			return fmt.Sprintf("%s\t%s\t%s\tswarm\t%s", short(n.ID), n.Spec.Name, n.Spec.Driver, subnet)
+		})
 }
 
 func (c *cli) networkInspect() *cobra.Command {

@@ -32,6 +32,7 @@ type serviceFlags struct {
 	// so that --network-rm finds what the cluster stores (IDs); the
 	// update command sets it from the cluster's networks.
 	networkID func(string) string
+	refs      fileRefFlags
 	env       []string
 	image     string
 	labels    []string
@@ -67,6 +68,7 @@ func (f *serviceFlags) register(fs *pflag.FlagSet, create bool) {
 		fs.BoolVar(&f.forceUpdate, "force", false, "roll the tasks out again even if nothing changed")
 		fs.StringSliceVar(&f.constraintRm, "constraint-rm", nil, "remove a placement constraint")
 	}
+	f.refs.register(fs, create)
 	fs.Int64Var(&f.replicas, "replicas", 1, "number of tasks (replicated mode)")
 	fs.StringArrayVar(&f.constraints, "constraint", nil, "placement constraint, e.g. node.labels.zone==a (repeatable)")
 	fs.StringArrayVarP(&f.publish, "publish", "p", nil, "publish a port: [PUBLISHED:]TARGET[/PROTOCOL] or published=P,target=T[,protocol=tcp|udp|sctp][,mode=ingress|host][,proxy-protocol=v2][,traffic-policy=cluster|local] (repeatable)")
@@ -165,6 +167,9 @@ func (f *serviceFlags) apply(spec *api.ServiceSpec, changed func(string) bool, a
 		return err
 	}
 	if err := f.applyNetworks(t, changed); err != nil {
+		return err
+	}
+	if err := f.refs.apply(t); err != nil {
 		return err
 	}
 	if anyChanged(changed, "update-parallelism", "update-delay", "update-order", "update-failure-action", "update-monitor") || create {
