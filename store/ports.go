@@ -9,8 +9,9 @@ import (
 
 // servicePorts indexes the ingress ports a service holds (its allocated
 // endpoint's) or, before its endpoint is allocated, those its spec asks for
-// by number: who publishes a port is then a lookup, not a scan of every
-// service, on each create and update.
+// by number, and its loopback VIP ports (api.Endpoint.LoopbackPorts), which
+// share the key space: who holds a port is then a lookup, not a scan of
+// every service, on each create and update.
 func servicePorts(o any, add func(string)) {
 	s := o.(*api.Service)
 	ports := []api.PortConfig(nil)
@@ -24,6 +25,26 @@ func servicePorts(o any, add func(string)) {
 			add(PortKey(p.Protocol, p.PublishedPort))
 		}
 	}
+	if s.Endpoint != nil {
+		for _, l := range s.Endpoint.LoopbackPorts {
+			add(PortKey(l.Protocol, l.Port))
+		}
+	}
+}
+
+// heldPorts are the keys of the ports an allocated endpoint holds: its
+// ingress ports and its loopback VIP ports.
+func heldPorts(e *api.Endpoint) []string {
+	var out []string
+	for _, p := range e.Ports {
+		if p.PublishMode != api.PublishModeHost && p.PublishedPort != 0 {
+			out = append(out, PortKey(p.Protocol, p.PublishedPort))
+		}
+	}
+	for _, l := range e.LoopbackPorts {
+		out = append(out, PortKey(l.Protocol, l.Port))
+	}
+	return out
 }
 
 // PortKey names a published port as the port index holds it ("tcp/8080");
@@ -37,7 +58,9 @@ func PortKey(protocol string, port uint32) string {
 
 // holdsPorts reports whether a service holds ingress ports: its endpoint
 // is allocated with some.
-func holdsPorts(s *api.Service) bool { return s.Endpoint != nil && len(s.Endpoint.Ports) > 0 }
+func holdsPorts(s *api.Service) bool {
+	return s.Endpoint != nil && (len(s.Endpoint.Ports) > 0 || len(s.Endpoint.LoopbackPorts) > 0)
+}
 
 // PortTakenError is the error of a write whose service holds a published
 // port that another service came to hold first: two writers chose the
@@ -66,11 +89,7 @@ func (w *dbWriter) checkPortsHeld(changes []change) error {
 		if !ok || !holdsPorts(s) {
 			continue
 		}
-		for _, p := range s.Endpoint.Ports {
-			if p.PublishMode == api.PublishModeHost || p.PublishedPort == 0 {
-				continue
-			}
-			k := PortKey(p.Protocol, p.PublishedPort)
+		for _, k := range heldPorts(s.Endpoint) {
 			var holder string
 			w.find(ki, selector{index: idx, key: ikey{s: k}}, func(o api.Object) bool {
 				if other := o.(*api.Service); other.ID != s.ID && holdsPorts(other) {

@@ -30,6 +30,11 @@ func allocated(s *api.Service) bool {
 	if e.HostVIP == "" {
 		return false
 	}
+	for _, p := range e.Ports {
+		if !slices.ContainsFunc(e.LoopbackPorts, func(l api.LoopbackPort) bool { return l.Protocol == p.Protocol && l.TargetPort == p.TargetPort }) {
+			return false // a service allocated before loopback ports
+		}
+	}
 	for _, n := range s.Spec.TaskTemplate.Networks {
 		if !slices.ContainsFunc(e.VirtualIPs, func(v api.EndpointVirtualIP) bool { return v.NetworkID == n.Target }) {
 			return false
@@ -164,7 +169,57 @@ func Endpoint(tx store.ReadTx, s *api.Service) (*api.Endpoint, error) {
 	if err := NewSpaces(tx).virtualIPs(s, ep); err != nil {
 		return nil, err
 	}
+	if err := loopbackPorts(s, ep, mine, holder); err != nil {
+		return nil, err
+	}
 	return ep, nil
+}
+
+// loopbackPorts gives a service with a host VIP a loopback VIP port per
+// distinct (protocol, target port) of its ports, keeping those it has
+// (api.Endpoint.LoopbackPorts), each the lowest of the range that no
+// service holds or asks for. They share the key space of the ingress
+// ports, so neither kind takes the other's.
+func loopbackPorts(s *api.Service, ep *api.Endpoint, mine map[string]bool, holder func(string, uint32, bool) (string, error)) error {
+	ep.LoopbackPorts = nil
+	if ep.HostVIP == "" {
+		return nil
+	}
+	var had []api.LoopbackPort
+	if s.Endpoint != nil {
+		had = s.Endpoint.LoopbackPorts
+	}
+	for _, p := range ep.Ports {
+		same := func(l api.LoopbackPort) bool { return l.Protocol == p.Protocol && l.TargetPort == p.TargetPort }
+		if slices.ContainsFunc(ep.LoopbackPorts, same) {
+			continue
+		}
+		if i := slices.IndexFunc(had, same); i >= 0 && !mine[store.PortKey(p.Protocol, had[i].Port)] {
+			ep.LoopbackPorts = append(ep.LoopbackPorts, had[i])
+			mine[store.PortKey(p.Protocol, had[i].Port)] = true
+			continue
+		}
+		port := uint32(0)
+		for q := uint32(api.LoopbackVIPPortStart); q <= api.LoopbackVIPPortEnd && port == 0; q++ {
+			if mine[store.PortKey(p.Protocol, q)] {
+				continue
+			}
+			owner, err := holder(p.Protocol, q, true)
+			if err != nil {
+				return err
+			}
+			if owner == "" {
+				port = q
+			}
+		}
+		if port == 0 {
+			return fmt.Errorf("service %q: loopback VIP port: none left in %d-%d for target port %d/%s: %w",
+				s.Spec.Name, api.LoopbackVIPPortStart, api.LoopbackVIPPortEnd, p.TargetPort, p.Protocol, ErrNoDynamicPort)
+		}
+		mine[store.PortKey(p.Protocol, port)] = true
+		ep.LoopbackPorts = append(ep.LoopbackPorts, api.LoopbackPort{Protocol: p.Protocol, TargetPort: p.TargetPort, Port: port})
+	}
+	return nil
 }
 
 // ErrNoDynamicPort is the error of a service that asks for a dynamic

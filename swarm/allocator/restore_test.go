@@ -37,7 +37,7 @@ func TestRestoreReconcilesEveryService(t *testing.T) {
 		kept := service("kept", ports(ingress(80, 0)))
 		kept.Endpoint = &api.Endpoint{Spec: kept.Spec.EndpointSpec.Copy(), Ports: []api.PortConfig{
 			{TargetPort: 80, PublishedPort: 30000, Protocol: api.PortProtocolTCP, PublishMode: api.PublishModeIngress}},
-			HostVIP: "127.100.0.1"}
+			HostVIP: "127.100.0.1", LoopbackPorts: []api.LoopbackPort{{Protocol: api.PortProtocolTCP, TargetPort: 80, Port: api.LoopbackVIPPortStart}}}
 		objs := []any{kept, service("dynamic", ports(ingress(80, 0))), service("explicit", ports(ingress(80, 8080)))}
 		const tasksEach = 3
 		for _, s := range []string{"kept", "dynamic", "explicit"} {

@@ -230,7 +230,30 @@ type Endpoint struct {
 	// ("127.100.0.7") on which every node's balancer listens, so the
 	// service has one address cluster-wide. Empty in dnsrr mode.
 	HostVIP string `json:"HostVIP,omitempty"`
+	// LoopbackPorts are where the service's VIP answers on nodes that
+	// cannot use HostVIPRange (outside Linux only 127.0.0.1 is a
+	// loopback address without configuration): 127.0.0.1 and a port of
+	// the loopback VIP range per (protocol, target port), unique in the
+	// cluster. Given with HostVIP, one per distinct port of Ports.
+	LoopbackPorts []LoopbackPort `json:"LoopbackPorts,omitempty"`
 }
+
+// LoopbackPort is where one of a service's ports answers on 127.0.0.1.
+type LoopbackPort struct {
+	Protocol   string `json:"Protocol"`
+	TargetPort uint32 `json:"TargetPort"`
+	// Port is in [LoopbackVIPPortStart, LoopbackVIPPortEnd].
+	Port uint32 `json:"Port"`
+}
+
+// The range of LoopbackPort.Port: 5,000 service ports, below the
+// ephemeral ports of macOS and the BSDs (49152 and up), above Swarm's
+// dynamic ingress range (30000-32767). Inside Linux's ephemeral range,
+// but Linux nodes use HostVIPRange.
+const (
+	LoopbackVIPPortStart = 34000
+	LoopbackVIPPortEnd   = 38999
+)
 
 // EndpointVirtualIP is a service's virtual IP on one network.
 type EndpointVirtualIP struct {
@@ -271,6 +294,7 @@ func (s *Service) Copy() *Service {
 		e.Spec = s.Endpoint.Spec.Copy()
 		e.Ports = copySlice(s.Endpoint.Ports)
 		e.VirtualIPs = copySlice(s.Endpoint.VirtualIPs)
+		e.LoopbackPorts = copySlice(s.Endpoint.LoopbackPorts)
 		c.Endpoint = &e
 	}
 	if s.UpdateStatus != nil {

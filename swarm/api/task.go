@@ -313,6 +313,7 @@ func (t *Task) Copy() *Task {
 		e.Spec = t.Endpoint.Spec.Copy()
 		e.Ports = copySlice(t.Endpoint.Ports)
 		e.VirtualIPs = copySlice(t.Endpoint.VirtualIPs)
+		e.LoopbackPorts = copySlice(t.Endpoint.LoopbackPorts)
 		c.Endpoint = &e
 	}
 	return &c
