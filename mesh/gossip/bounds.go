@@ -18,17 +18,24 @@ import (
 // state can share the packet. The largest entry message is
 // 1 (type) + 3×(1+MaxNameLen) + (1+MaxKeyLen) + 24 (epoch, version, floor)
 // + 1 (flags) + (2+MaxValueSize) + 32 (certificate digest)
-// + (1+MaxSignatureSize) = 1 + 195 + 129 + 24 + 1 + 514 + 32 + 145
-// = 1,041 bytes. An entry that did not fit would sit in the broadcast queue
-// forever and reach others only by push/pull.
+// + (1+MaxSignatureSize) = 1 + 195 + 129 + 24 + 1 + 770 + 32 + 145
+// = 1,297 bytes (TestTheLargestEntryFitsInAGossipPacket checks it, and
+// TestTheLargestEntryGoesByGossip sends one). An entry that did not fit
+// would sit in the broadcast queue forever and reach others only by
+// push/pull.
 const (
 	// MaxNameLen bounds a network name, a table name and a node ID.
 	MaxNameLen = 64
 	// MaxKeyLen bounds an entry key (a task ID is 25 characters).
 	MaxKeyLen = 128
-	// MaxValueSize bounds an entry value: an endpoint record (service,
-	// VIP, ports, task address, health) is a few hundred bytes.
-	MaxValueSize = 512
+	// MaxValueSize bounds an entry value: what the 1,300 bytes leave once
+	// the largest names, key and signature are counted (771), rounded down. An endpoint record (mesh/endpoint) with a 63-character
+	// service name, four named ports and two networks with an alias each
+	// is 477 bytes; each further port adds 20 to 90 bytes (with a name) and
+	// each network about 30 plus 3 to 66 per alias, so 512 bytes, this
+	// bound before, left room for one more port; 768 leaves room for about
+	// seven.
+	MaxValueSize = 768
 	// MaxSignatureSize bounds a signature: ECDSA P-256/P-384 (≤ 104 bytes
 	// DER) and Ed25519 (64) fit; RSA (256+ bytes) does not and is refused.
 	MaxSignatureSize = 144
@@ -48,13 +55,13 @@ const (
 	MaxTombstonesPerNode = 1024
 	// MaxEntries bounds all records held (live entries and tombstones):
 	// the whole state travels in one memberlist push/pull, which memberlist
-	// caps at 20 MiB (MaxBatchBytes): 16,384 records of at most 1,045
-	// bytes each (the message above plus 4 bytes of reap time) are 17.1 MB,
-	// and maxStateFloors floors 1.1 MB, which leaves 2.8 MB for the
+	// caps at 20 MiB (MaxBatchBytes): 14,000 records of at most 1,300
+	// bytes each (the message above plus 4 bytes of reap time) are 18.2 MB,
+	// and maxStateFloors floors 1.3 MB, which leaves 1.4 MB for the
 	// certificate chains (about 700 bytes per node). Larger clusters need a
 	// sync per network (as Docker's NetworkDB does), which this package
-	// does not do.
-	MaxEntries = 16384
+	// does not do. (It was 16,384 with values of at most 512 bytes.)
+	MaxEntries = 14000
 	// MaxNetworks bounds the distinct networks that have entries.
 	MaxNetworks = 1024
 	// MaxTablesPerNetwork bounds the distinct tables in one network.

@@ -249,3 +249,26 @@ func TestWatchSeesCreateUpdateDelete(t *testing.T) {
 		})
 	}
 }
+
+// An entry of the largest size, names and key reaches another member by
+// gossip alone, in one UDP packet: push/pull, which would carry it over
+// TCP, does not run after the join.
+func TestTheLargestEntryGoesByGossip(t *testing.T) {
+	ca := newTestCA(t, "root")
+	long := func(c string, n int) string { return strings.Repeat(c, n) }
+	ids := []string{long("a", MaxNameLen-1) + "0", long("a", MaxNameLen-1) + "1"}
+	ms := startCluster(t, 2, func(i int) Config {
+		cfg := testConfig(t, ca, ids[i])
+		cfg.PushPullInterval = time.Hour
+		return cfg
+	})
+	network, table, key := long("n", MaxNameLen), long("t", MaxNameLen), long("k", MaxKeyLen)
+	value := []byte(long("v", MaxValueSize))
+	if err := ms[0].Put(network, table, key, value); err != nil {
+		t.Fatal(err)
+	}
+	testutil.EventuallyWhy(t, convergeTimeout, "the largest entry to arrive", func() (bool, string) {
+		e, ok := ms[1].Get(network, table, ids[0], key)
+		return ok && string(e.Value) == string(value), fmt.Sprintf("%+v", ms[1].Stats())
+	})
+}

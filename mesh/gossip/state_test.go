@@ -145,6 +145,13 @@ func TestTheLargestEntryFitsInAGossipPacket(t *testing.T) {
 	if n := len(encodeEntryMsg(e)); n > maxCertBroadcast {
 		t.Errorf("largest entry message is %d bytes, more than the %d a packet carries", n, maxCertBroadcast)
 	}
+	// And the largest push/pull state leaves MaxEntries' comment's room
+	// for certificate chains under memberlist's limit.
+	e.reapIn = time.Hour
+	record := len(encodeBatch(&batch{entries: []*wireEntry{e}})) - len(encodeBatch(&batch{}))
+	if n := MaxEntries*record + maxStateFloors*(record-4); n > MaxBatchBytes-1_400_000 {
+		t.Errorf("largest state is %d bytes of records and floors: less than 1.4 MB of the %d left for certificates", n, MaxBatchBytes)
+	}
 }
 
 func FuzzDecode(f *testing.F) {
