@@ -98,6 +98,46 @@ type TaskLister interface {
 	ListTasks(ctx context.Context) ([]*api.Task, error)
 }
 
+// Dependencies are the secrets and configs one task references (issue
+// 16), as its node received them: the data of every reference in the
+// task's spec (TaskSpec.Secrets, Configs), matched by ID. The agent holds
+// them in memory only.
+type Dependencies struct {
+	Secrets []*api.Secret
+	Configs []*api.Config
+}
+
+// Secret returns the secret of that ID, or nil.
+func (d Dependencies) Secret(id string) *api.Secret {
+	for _, s := range d.Secrets {
+		if s.ID == id {
+			return s
+		}
+	}
+	return nil
+}
+
+// Config returns the config of that ID, or nil.
+func (d Dependencies) Config(id string) *api.Config {
+	for _, c := range d.Configs {
+		if c.ID == id {
+			return c
+		}
+	}
+	return nil
+}
+
+// DependencyUser is implemented by controllers that give their task its
+// secrets and configs as files. The agent calls SetDependencies before
+// Prepare (and on adopting a task after a restart) with the data of every
+// reference of the task's spec; the controller writes them when it
+// prepares the task and deletes them when it is removed, and never puts
+// their data in the task's environment, its records or logs. The agent
+// rejects a task with references whose controller does not implement it.
+type DependencyUser interface {
+	SetDependencies(Dependencies)
+}
+
 // ErrNotStarted is returned by Wait when the task was never started.
 var ErrNotStarted = errors.New("task not started")
 

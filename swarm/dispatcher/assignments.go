@@ -2,7 +2,6 @@ package dispatcher
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"sort"
 
@@ -16,35 +15,84 @@ import (
 const MaxAssignmentsBytes = session.MaxAssignmentsBytes
 
 // taskBytes is what a task adds to a message.
-func taskBytes(t *api.Task) int {
-	b, err := json.Marshal(t)
-	if err != nil {
-		return MaxAssignmentsBytes // alone in its message: the codec reports the error
-	}
-	return len(b)
-}
+func taskBytes(t *api.Task) int { return objBytes(t) }
 
 // removedBytes is what a removed task's ID adds to a message.
 const removedBytes = api.IDLength + 3
 
+// builder fills messages of one type, each within MaxAssignmentsBytes
+// unless it holds one item only; flush takes a full one.
+type builder struct {
+	typ   AssignmentsType
+	msg   *AssignmentsMessage
+	size  int
+	flush func(*AssignmentsMessage) bool
+}
+
+func newBuilder(typ AssignmentsType, flush func(*AssignmentsMessage) bool) *builder {
+	return &builder{typ: typ, msg: &AssignmentsMessage{Type: typ}, flush: flush}
+}
+
+// add puts an item of n bytes in the message, flushing the message first
+// when the item would take it past MaxAssignmentsBytes.
+func (b *builder) add(n int, put func(m *AssignmentsMessage)) bool {
+	if !b.msg.Empty() && b.size+n > MaxAssignmentsBytes {
+		if !b.flush(b.msg) {
+			return false
+		}
+		b.reset()
+	}
+	put(b.msg)
+	b.size += n
+	return true
+}
+
+func (b *builder) reset() { b.msg, b.size = &AssignmentsMessage{Type: b.typ}, 0 }
+
+// addDeps puts the secrets and configs a change brings, and those it
+// takes away, in the message: before the tasks that need them.
+func (b *builder) addDeps(o depsOut) bool {
+	for _, s := range o.secrets {
+		if !b.add(objBytes(s), func(m *AssignmentsMessage) { m.Secrets = append(m.Secrets, s) }) {
+			return false
+		}
+	}
+	for _, c := range o.configs {
+		if !b.add(objBytes(c), func(m *AssignmentsMessage) { m.Configs = append(m.Configs, c) }) {
+			return false
+		}
+	}
+	for _, id := range o.removedSecrets {
+		if !b.add(removedBytes, func(m *AssignmentsMessage) { m.RemovedSecrets = append(m.RemovedSecrets, id) }) {
+			return false
+		}
+	}
+	for _, id := range o.removedConfigs {
+		if !b.add(removedBytes, func(m *AssignmentsMessage) { m.RemovedConfigs = append(m.RemovedConfigs, id) }) {
+			return false
+		}
+	}
+	return true
+}
+
 // parts splits a complete set into messages within MaxAssignmentsBytes;
 // an empty set is one empty message.
-func parts(tasks []*api.Task) []*AssignmentsMessage {
-	out := []*AssignmentsMessage{{Type: AssignmentsComplete}}
-	size := 0
+func parts(tasks []*api.Task) []*AssignmentsMessage { return partsWith(depsOut{}, tasks) }
+
+// partsWith is parts of a set with its secrets and configs, which come
+// first.
+func partsWith(o depsOut, tasks []*api.Task) []*AssignmentsMessage {
+	var out []*AssignmentsMessage
+	b := newBuilder(AssignmentsComplete, func(m *AssignmentsMessage) bool {
+		m.More = true
+		out = append(out, m)
+		return true
+	})
+	b.addDeps(o)
 	for _, t := range tasks {
-		b := taskBytes(t)
-		last := out[len(out)-1]
-		if len(last.Tasks) > 0 && size+b > MaxAssignmentsBytes {
-			last.More = true
-			last = &AssignmentsMessage{Type: AssignmentsComplete}
-			out = append(out, last)
-			size = 0
-		}
-		last.Tasks = append(last.Tasks, t)
-		size += b
+		b.add(taskBytes(t), func(m *AssignmentsMessage) { m.Tasks = append(m.Tasks, t) })
 	}
-	return out
+	return append(out, b.msg)
 }
 
 // assignedTo reports whether a task is the node's to run: placed on it and
@@ -117,27 +165,16 @@ func (d *Dispatcher) Assignments(ctx context.Context, req *AssignmentsRequest) (
 			return false
 		}
 		keyChanged := d.assignKeyWatch()
-		for _, m := range parts(d.proven(sess, initial)) {
+		dep := newDeps(d.store)
+		for _, m := range partsWith(dep.forSet(initial), d.proven(sess, initial)) {
 			if !send(m) {
 				return
 			}
 		}
 		initial = nil
-		msg := &AssignmentsMessage{Type: AssignmentsIncremental}
-		size := 0
-		// add puts a change in the message, sending the message first
-		// when the change would take it past MaxAssignmentsBytes.
-		add := func(b int, put func()) bool {
-			if len(msg.Tasks)+len(msg.Removed) > 0 && size+b > MaxAssignmentsBytes {
-				if !send(msg) {
-					return false
-				}
-				msg, size = &AssignmentsMessage{Type: AssignmentsIncremental}, 0
-			}
-			put()
-			size += b
-			return true
-		}
+		// Changes go into incremental messages, each sent when full or
+		// at the end of a transaction.
+		b := newBuilder(AssignmentsIncremental, send)
 		// resend sends the complete set again, from the state as it is
 		// now, on the same stream; the changes gathered are part of it.
 		resend := func() bool {
@@ -147,8 +184,8 @@ func (d *Dispatcher) Assignments(ctx context.Context, req *AssignmentsRequest) (
 				return false // the store closed
 			}
 			w = fresh
-			msg, size = &AssignmentsMessage{Type: AssignmentsIncremental}, 0
-			for _, m := range parts(d.proven(sess, set)) {
+			b.reset()
+			for _, m := range partsWith(dep.forSet(set), d.proven(sess, set)) {
 				if !send(m) {
 					return false
 				}
@@ -163,11 +200,11 @@ func (d *Dispatcher) Assignments(ctx context.Context, req *AssignmentsRequest) (
 				}
 				switch ev.Action {
 				case store.ActionCommit:
-					if len(msg.Tasks)+len(msg.Removed) > 0 {
-						if !send(msg) {
+					if !b.msg.Empty() {
+						if !send(b.msg) {
 							return
 						}
-						msg, size = &AssignmentsMessage{Type: AssignmentsIncremental}, 0
+						b.reset()
 					}
 					continue
 				case store.ActionRestore:
@@ -184,15 +221,21 @@ func (d *Dispatcher) Assignments(ctx context.Context, req *AssignmentsRequest) (
 					continue
 				}
 				old, _ := ev.Old.(*api.Task)
-				sent := true
+				// What the task holds of secrets and configs follows
+				// every change, status-only ones too (a task that ended).
+				var o depsOut
+				deleted := ev.Action == store.ActionDelete
+				dep.change(t, deleted, !deleted && assignedTo(t, nodeID), &o)
+				sent := b.addDeps(o)
 				switch {
-				case ev.Action == store.ActionDelete && t.NodeID == nodeID:
-					sent = add(removedBytes, func() { msg.Removed = append(msg.Removed, t.ID) })
+				case !sent:
+				case deleted && t.NodeID == nodeID:
+					sent = b.add(removedBytes, func(m *AssignmentsMessage) { m.Removed = append(m.Removed, t.ID) })
 				case assignedTo(t, nodeID) && workerCares(old, t):
 					t = d.proven(sess, []*api.Task{t})[0]
-					sent = add(taskBytes(t), func() { msg.Tasks = append(msg.Tasks, t) })
+					sent = b.add(taskBytes(t), func(m *AssignmentsMessage) { m.Tasks = append(m.Tasks, t) })
 				case old != nil && old.NodeID == nodeID && t.NodeID != nodeID:
-					sent = add(removedBytes, func() { msg.Removed = append(msg.Removed, t.ID) })
+					sent = b.add(removedBytes, func(m *AssignmentsMessage) { m.Removed = append(m.Removed, t.ID) })
 				}
 				if !sent {
 					return

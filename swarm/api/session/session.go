@@ -265,6 +265,27 @@ type AssignmentsMessage struct {
 	Removed []string `json:"Removed,omitempty"`
 	// More, on a Complete message, says the set continues in the next.
 	More bool `json:"More,omitempty"`
+	// Secrets and Configs are the data of the secrets and configs the
+	// node's tasks reference (issue 16): a node gets one only while it
+	// has a task that references it and has not ended (ASSIGNED to
+	// RUNNING), in the message of the first such task or an earlier one.
+	// A Complete set carries every one the node needs; the node forgets
+	// the others. A secret's data prints as "[redacted]"; a receiver
+	// keeps them in memory only. One that would not fit a message with
+	// others comes alone (at most api.MaxSecretSize, encoded within
+	// MaxAssignmentsBytes).
+	Secrets []*api.Secret `json:"Secrets,omitempty"`
+	Configs []*api.Config `json:"Configs,omitempty"`
+	// RemovedSecrets and RemovedConfigs, on an Incremental message, are
+	// IDs the node no longer needs: the last task that referenced one
+	// ended, left the node or was removed.
+	RemovedSecrets []string `json:"RemovedSecrets,omitempty"`
+	RemovedConfigs []string `json:"RemovedConfigs,omitempty"`
+}
+
+// Empty reports whether the message carries nothing.
+func (m *AssignmentsMessage) Empty() bool {
+	return len(m.Tasks)+len(m.Removed)+len(m.Secrets)+len(m.Configs)+len(m.RemovedSecrets)+len(m.RemovedConfigs) == 0
 }
 
 // TaskStatusUpdate is a worker's report of one task.
