@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	goruntime "runtime"
 	"slices"
 	"strconv"
 	"sync"
@@ -46,6 +47,31 @@ type MeshConfig struct {
 	// ports on. Empty means the node's listen host, so that nodes sharing
 	// a machine (each on its own loopback address) do not collide.
 	IngressAddr string
+	// VIPs is where the node serves services' VIPs: VIPsRange (each
+	// service's host VIP of api.HostVIPRange, on its target ports) or
+	// VIPsLoopback (127.0.0.1, each port on its loopback VIP port: DNS
+	// SRV records give it). Empty means VIPsRange on Linux, where all of
+	// 127.0.0.0/8 is a loopback address, and VIPsLoopback elsewhere.
+	VIPs string
+}
+
+// Values of MeshConfig.VIPs.
+const (
+	VIPsRange    = "range"
+	VIPsLoopback = "loopback"
+)
+
+// loopbackVIPs says whether a node serves VIPs on 127.0.0.1.
+func (c MeshConfig) loopbackVIPs() (bool, error) {
+	switch c.VIPs {
+	case "":
+		return goruntime.GOOS != "linux", nil
+	case VIPsRange:
+		return false, nil
+	case VIPsLoopback:
+		return true, nil
+	}
+	return false, fmt.Errorf("mesh: VIPs %q: want %q or %q", c.VIPs, VIPsRange, VIPsLoopback)
 }
 
 // nodeMesh is one node's part of the mesh: the balancer and DNS server
@@ -104,6 +130,9 @@ func meshHost(listenAddr string) (netip.Addr, error) {
 func startNodeMesh(cfg MeshConfig, nodeID, listenAddr string, ident *pki.NodeIdentity, log *slog.Logger, onPeerDown func(string)) (*nodeMesh, error) {
 	if cfg.DataPath != DataPathHost {
 		return nil, fmt.Errorf("mesh: data path %q: only %q is built", cfg.DataPath, DataPathHost)
+	}
+	if _, err := cfg.loopbackVIPs(); err != nil {
+		return nil, err
 	}
 	host, err := meshHost(listenAddr)
 	if err != nil {
@@ -262,6 +291,7 @@ func (m *nodeMesh) setKeys(k agent.GossipKeys) error {
 	}
 	ec := endpoint.DefaultConfig()
 	ec.NodeID, ec.NodeAddr = m.nodeID, m.hostAddr
+	ec.LoopbackVIP, _ = m.cfg.loopbackVIPs() // checked at start
 	if a, err := netip.ParseAddr(m.cfg.IngressAddr); err == nil {
 		ec.IngressAddr = a
 	}

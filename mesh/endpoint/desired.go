@@ -59,13 +59,29 @@ type frontend struct {
 // name already went to a new one) are settled for the service whose ID
 // sorts first; the other's entries leave within a gossip round.
 func desired(self string, ingress netip.Addr, entries []owned) state {
+	return desiredIn(view{self: self, ingress: ingress}, entries)
+}
+
+// view is what a node's state depends on beside the entries: the node,
+// its ingress address, and whether it serves VIPs on 127.0.0.1 and their
+// loopback ports (Config.LoopbackVIP) rather than on the host VIPs.
+type view struct {
+	self     string
+	ingress  netip.Addr
+	loopback bool
+}
+
+// loopbackAddr is where a node in loopback mode serves every VIP.
+var loopbackAddr = netip.AddrFrom4([4]byte{127, 0, 0, 1})
+
+func desiredIn(v view, entries []owned) state {
 	byService := map[string][]owned{}
 	for _, e := range entries {
 		byService[e.rec.Service] = append(byService[e.rec.Service], e)
 	}
 	services := make([]*serviceState, 0, len(byService))
 	for _, tasks := range byService {
-		services = append(services, desiredService(self, ingress, tasks))
+		services = append(services, desiredService(v, tasks))
 	}
 	return merge(services)
 }
@@ -80,7 +96,8 @@ type serviceState struct {
 
 // desiredService computes the part of the state of one service's entries
 // (at least one, all of one service ID); it sorts tasks.
-func desiredService(self string, ingress netip.Addr, tasks []owned) *serviceState {
+func desiredService(v view, tasks []owned) *serviceState {
+	self, ingress := v.self, v.ingress
 	slices.SortFunc(tasks, func(a, b owned) int {
 		return cmp.Or(cmp.Compare(a.owner, b.owner), cmp.Compare(a.rec.Task, b.rec.Task))
 	})
@@ -94,14 +111,18 @@ func desiredService(self string, ingress netip.Addr, tasks []owned) *serviceStat
 	for _, p := range head.Ports {
 		backends := backendsFor(self, p, tasks)
 		opts := optionsOf(p)
-		if head.HostVIP.IsValid() && !head.DNSRR {
+		switch {
+		case !head.HostVIP.IsValid() || head.DNSRR:
+		case !v.loopback:
 			ss.frontends = append(ss.frontends, frontendOf(frontendAt(head.HostVIP, p.Target, p), opts, backends))
+		case p.Loop != 0:
+			ss.frontends = append(ss.frontends, frontendOf(frontendAt(loopbackAddr, p.Loop, p), opts, backends))
 		}
 		if p.Flags&flagIngress != 0 && ingress.IsValid() {
 			ss.frontends = append(ss.frontends, frontendOf(frontendAt(ingress, p.Published, p), opts, backends))
 		}
 	}
-	ss.dns = dnsService(head, tasks)
+	ss.dns = dnsService(head, tasks, v.loopback)
 	return ss
 }
 
@@ -181,13 +202,21 @@ func hostPort(r *record, p wirePort) uint16 {
 	return 0
 }
 
-func dnsService(head *record, tasks []owned) *dns.Service {
+func dnsService(head *record, tasks []owned, loopback bool) *dns.Service {
 	svc := &dns.Service{Name: strings.ToLower(head.ServiceName)}
-	if head.HostVIP.IsValid() && !head.DNSRR {
+	vip := head.HostVIP.IsValid() && !head.DNSRR
+	if vip {
 		svc.VIPs = []netip.Addr{head.HostVIP}
+		if loopback {
+			svc.VIPs = []netip.Addr{loopbackAddr}
+		}
 	}
 	for _, p := range head.Ports {
-		svc.Ports = append(svc.Ports, dns.Port{Name: p.Name, Protocol: p.protocol(), Target: p.Target})
+		dp := dns.Port{Name: p.Name, Protocol: p.protocol(), Target: p.Target}
+		if vip && loopback {
+			dp.VIPPort = p.Loop
+		}
+		svc.Ports = append(svc.Ports, dp)
 	}
 	for _, t := range tasks {
 		for _, n := range t.rec.Networks {

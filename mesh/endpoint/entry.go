@@ -89,12 +89,18 @@ type wirePort struct {
 	Published uint16
 	Flags     uint8
 	Name      string
+	// Loop is the port's loopback VIP port (api.LoopbackPort), 0 when it
+	// has none.
+	Loop uint16
 }
 
 func (p wirePort) MarshalJSON() ([]byte, error) {
 	a := []any{p.Target, p.Host, p.Published, p.Flags}
-	if p.Name != "" {
+	if p.Name != "" || p.Loop != 0 {
 		a = append(a, p.Name)
+	}
+	if p.Loop != 0 {
+		a = append(a, p.Loop)
 	}
 	return json.Marshal(a)
 }
@@ -104,9 +110,9 @@ func (p *wirePort) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &raw); err != nil {
 		return err
 	}
-	fields := []any{&p.Target, &p.Host, &p.Published, &p.Flags, &p.Name}
+	fields := []any{&p.Target, &p.Host, &p.Published, &p.Flags, &p.Name, &p.Loop}
 	if len(raw) < 4 || len(raw) > len(fields) {
-		return fmt.Errorf("a port is [target, host, published, flags, name?], got %d elements", len(raw))
+		return fmt.Errorf("a port is [target, host, published, flags, name?, loopback VIP port?], got %d elements", len(raw))
 	}
 	for i, r := range raw {
 		if err := json.Unmarshal(r, fields[i]); err != nil {
@@ -218,6 +224,10 @@ func (r *record) validate() error {
 			return fail(field+".published", "%d without a publish mode", p.Published)
 		case p.Flags&flagProxyV2 != 0 && p.Flags&flagUDP != 0:
 			return fail(field+".flags", "PROXY protocol on a UDP port")
+		case p.Loop != 0 && (p.Loop < api.LoopbackVIPPortStart || p.Loop > api.LoopbackVIPPortEnd):
+			return fail(field+".loopback", "%d is outside %d-%d", p.Loop, api.LoopbackVIPPortStart, api.LoopbackVIPPortEnd)
+		case p.Loop != 0 && !r.HostVIP.IsValid():
+			return fail(field+".loopback", "%d on a service without a VIP", p.Loop)
 		}
 		key := wirePort{Target: p.Target, Flags: p.Flags & flagUDP}
 		if seen[key] {

@@ -48,6 +48,9 @@ type Port struct {
 	// TargetPort (APIARY_PORT_<target>); 0 when it does not listen for it
 	// on this node.
 	HostPort uint16
+	// LoopbackPort is the port's loopback VIP port
+	// (api.Endpoint.LoopbackPorts), 0 when the service has none.
+	LoopbackPort uint16
 }
 
 // Network is one of the task's network attachments.
@@ -81,7 +84,13 @@ func FromTask(t *api.Task, hostPorts map[uint32]uint16) (LocalTask, error) {
 			if p.Protocol == api.PortProtocolSCTP {
 				continue // the host data path's balancer carries tcp and udp only
 			}
-			lt.Ports = append(lt.Ports, Port{PortConfig: p, HostPort: hostPorts[p.TargetPort]})
+			lp := Port{PortConfig: p, HostPort: hostPorts[p.TargetPort]}
+			for _, l := range ep.LoopbackPorts {
+				if l.TargetPort == p.TargetPort && l.Protocol == p.Protocol && l.Port <= 65535 {
+					lp.LoopbackPort = uint16(l.Port)
+				}
+			}
+			lt.Ports = append(lt.Ports, lp)
 		}
 	}
 	for _, n := range t.Networks {
@@ -123,7 +132,7 @@ func (t *LocalTask) record(addr netip.Addr) (*record, error) {
 }
 
 func wirePortOf(p Port) (wirePort, error) {
-	wp := wirePort{Name: p.Name, Host: p.HostPort}
+	wp := wirePort{Name: p.Name, Host: p.HostPort, Loop: p.LoopbackPort}
 	if p.TargetPort == 0 || p.TargetPort > 65535 {
 		return wp, fmt.Errorf("TargetPort %d: want 1 to 65535", p.TargetPort)
 	}

@@ -18,7 +18,7 @@ func assignedTask() *api.Task {
 		Status: api.TaskStatus{State: api.TaskStateRunning},
 		Endpoint: &api.Endpoint{HostVIP: "127.100.0.7", Ports: []api.PortConfig{
 			{Name: "http", Protocol: api.PortProtocolTCP, TargetPort: 80, PublishedPort: 8080, PublishMode: api.PublishModeIngress},
-		}},
+		}, LoopbackPorts: []api.LoopbackPort{{Protocol: api.PortProtocolTCP, TargetPort: 80, Port: api.LoopbackVIPPortStart}}},
 		Networks: []api.NetworkAttachment{{NetworkID: "net-app", Aliases: []string{"www"}}},
 	}
 }
@@ -85,6 +85,7 @@ func TestAssignmentProof(t *testing.T) {
 		{"another service's name", "a", forged(func(r *record) { r.ServiceName = "db" }), "does not verify"},
 		{"another VIP", "a", forged(func(r *record) { r.HostVIP = netip.MustParseAddr("127.100.0.9") }), "does not verify"},
 		{"another published port", "a", forged(func(r *record) { r.Ports[0].Published = 9090 }), "does not verify"},
+		{"another loopback VIP port", "a", forged(func(r *record) { r.Ports[0].Loop++ }), "does not verify"},
 		{"an alias added", "a", forged(func(r *record) { r.Networks[0].Aliases = append(r.Networks[0].Aliases, "db") }), "does not verify"},
 		{"no proof", "a", forged(func(r *record) { r.Proof = nil }), "no valid assignment proof"},
 		{"a truncated proof", "a", forged(func(r *record) { r.Proof = r.Proof[:10] }), "no valid assignment proof"},

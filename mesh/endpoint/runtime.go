@@ -33,6 +33,12 @@ type Config struct {
 	// IngressAddr is where this node listens on ingress-published ports;
 	// invalid means this node serves no ingress.
 	IngressAddr netip.Addr
+	// LoopbackVIP serves every service's VIP on 127.0.0.1, each port on
+	// its loopback VIP port (api.Endpoint.LoopbackPorts), and DNS answers
+	// so, instead of on the service's host VIP: for systems where only
+	// 127.0.0.1 is a loopback address without configuration (outside
+	// Linux). Clients then need the port from DNS (SRV records).
+	LoopbackVIP bool
 	// Gossip carries the endpoint table; Balancer and DNS are what it is
 	// applied to.
 	Gossip   gossip.Table
@@ -326,7 +332,7 @@ func (r *Runtime) desired() state {
 		for _, o := range tasks {
 			list = append(list, o)
 		}
-		r.parts[id] = desiredService(r.cfg.NodeID, r.cfg.IngressAddr, list)
+		r.parts[id] = desiredService(view{self: r.cfg.NodeID, ingress: r.cfg.IngressAddr, loopback: r.cfg.LoopbackVIP}, list)
 	}
 	clear(r.dirty)
 	parts := make([]*serviceState, 0, len(r.parts))

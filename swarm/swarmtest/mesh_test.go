@@ -220,3 +220,97 @@ func TestGossipSuspicionDeclaresNodeDownEarly(t *testing.T) {
 		t.Fatalf("node down with message %q: the heartbeat grace ran out before gossip's suspicion counted", n.Status.Message)
 	}
 }
+
+// Outside Linux a node serves VIPs on 127.0.0.1 and each service port's
+// loopback VIP port (MeshConfig.VIPs, loopback on this Linux machine by
+// choice): every node's DNS answers the service with 127.0.0.1 and the
+// port in its SRV record, and that address reaches the tasks.
+func TestMeshLoopbackVIPs(t *testing.T) {
+	c := swarmtest.Start(t, swarmtest.Options{Managers: 1, Workers: 1, Configure: func(name string, cfg *swarm.NodeConfig) {
+		host, _, _ := net.SplitHostPort(cfg.ListenAddr)
+		cfg.Mesh = swarm.MeshConfig{DataPath: swarm.DataPathHost, GossipAddr: host + ":0", DNSAddr: host + ":0", VIPs: swarm.VIPsLoopback}
+	}})
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	t.Cleanup(cancel)
+	cl := c.Client(c.Leader())
+	web := spec("web", 2)
+	web.Mode.Replicated = nil
+	web.Mode.Global = &api.GlobalService{}
+	web.EndpointSpec = &api.EndpointSpec{Ports: []api.PortConfig{{TargetPort: 80, PublishMode: api.PublishModeHost, PublishedPort: 0}}}
+	svc, err := cl.CreateService(ctx, web)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.WaitConverged(ctx, svc.ID); err != nil {
+		t.Fatal(err)
+	}
+	if svc, err = cl.GetService(ctx, svc.ID); err != nil {
+		t.Fatal(err)
+	}
+	if len(svc.Endpoint.LoopbackPorts) != 1 {
+		t.Fatalf("web's loopback VIP ports: %+v", svc.Endpoint.LoopbackPorts)
+	}
+	loop := svc.Endpoint.LoopbackPorts[0].Port
+	hostOf := map[string]string{}
+	for _, m := range c.Members {
+		host, _, _ := net.SplitHostPort(m.Addr)
+		hostOf[m.Node.NodeID()] = host
+	}
+	var tasks []*api.Task
+	c.WaitFor("every task running with its host port", func() (bool, string) {
+		tasks, err = cl.ListTasks(ctx, control.TaskFilter{Service: svc.ID, DesiredStates: []api.TaskState{api.TaskStateRunning}})
+		if err != nil || len(tasks) != len(c.Members) {
+			return false, fmt.Sprint(len(tasks), err)
+		}
+		for _, tk := range tasks {
+			if tk.Status.State != api.TaskStateRunning || len(tk.Status.PortStatus) != 1 {
+				return false, fmt.Sprintf("task %s: %s %+v", tk.ID, tk.Status.State, tk.Status.PortStatus)
+			}
+		}
+		return true, ""
+	})
+	for _, tk := range tasks {
+		l, err := net.Listen("tcp", net.JoinHostPort(hostOf[tk.NodeID], fmt.Sprint(tk.Status.PortStatus[0].PublishedPort)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { l.Close() })
+		go func() {
+			for {
+				conn, err := l.Accept()
+				if err != nil {
+					return
+				}
+				fmt.Fprintf(conn, "%s\n", tk.ID)
+				conn.Close()
+			}
+		}()
+	}
+	for _, m := range c.Members {
+		dnsAddr := m.Node.DNSAddr()
+		c.WaitFor("DNS on "+m.Name+" answering the loopback VIP", func() (bool, string) {
+			vips, err := lookupA(dnsAddr, "web.apiary.internal.")
+			if err != nil || len(vips) != 1 || vips[0] != "127.0.0.1" {
+				return false, fmt.Sprintf("web: %v %v", vips, err)
+			}
+			q := new(mdns.Msg)
+			q.SetQuestion("_80._tcp.web.apiary.internal.", mdns.TypeSRV)
+			r, err := mdns.Exchange(q, dnsAddr)
+			if err != nil || len(r.Answer) != 1 {
+				return false, fmt.Sprintf("SRV: %v %v", r, err)
+			}
+			srv, ok := r.Answer[0].(*mdns.SRV)
+			return ok && uint32(srv.Port) == loop, fmt.Sprintf("SRV %v, want port %d", r.Answer[0], loop)
+		})
+	}
+	seen := map[string]bool{}
+	addr := net.JoinHostPort("127.0.0.1", fmt.Sprint(loop))
+	c.WaitFor("127.0.0.1:"+fmt.Sprint(loop)+" reaching every task", func() (bool, string) {
+		id, err := ask(addr)
+		if err != nil {
+			return false, err.Error()
+		}
+		seen[id] = true
+		return len(seen) == len(tasks), fmt.Sprintf("answered by %v", seen)
+	})
+}
