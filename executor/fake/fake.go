@@ -89,6 +89,9 @@ const (
 	OpRemove    Op = "remove"
 	OpKill      Op = "kill" // Executor.Kill
 	OpExit      Op = "exit" // the task ended, for whatever reason
+	// OpDependencies: the agent handed the task its secrets and configs
+	// (the detail lists their IDs, never their data).
+	OpDependencies Op = "dependencies"
 )
 
 // Event is one thing that happened to a task.
@@ -117,6 +120,9 @@ type Executor struct {
 	ctrls   map[string]*controller
 	events  map[string][]Event
 	nextPID int
+	// deps are what each task holds of secrets and configs, until it is
+	// removed.
+	deps map[string]executor.Dependencies
 }
 
 var (
@@ -143,7 +149,7 @@ func New(cfg Config) *Executor {
 	}
 	cfg.Resources = cfg.Resources.Copy()
 	cfg.Labels = maps.Clone(cfg.Labels)
-	return &Executor{cfg: cfg, ctrls: map[string]*controller{}, events: map[string][]Event{}, nextPID: 1000}
+	return &Executor{cfg: cfg, ctrls: map[string]*controller{}, events: map[string][]Event{}, nextPID: 1000, deps: map[string]executor.Dependencies{}}
 }
 
 // Describe reports the configured node.
@@ -232,6 +238,16 @@ func (e *Executor) Ops(taskID string) []Op {
 	return ops
 }
 
+// Dependencies returns the secrets and configs a task was handed and
+// still holds (until it is removed), as a process task would find them in
+// its files.
+func (e *Executor) Dependencies(taskID string) (executor.Dependencies, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	d, ok := e.deps[taskID]
+	return d, ok
+}
+
 // Running returns the IDs of the tasks running now, sorted.
 func (e *Executor) Running() []string {
 	e.mu.Lock()
@@ -285,10 +301,26 @@ type controller struct {
 }
 
 var (
-	_ executor.Controller    = (*controller)(nil)
-	_ executor.HealthChecker = (*controller)(nil)
-	_ executor.LogReader     = (*controller)(nil)
+	_ executor.Controller     = (*controller)(nil)
+	_ executor.HealthChecker  = (*controller)(nil)
+	_ executor.LogReader      = (*controller)(nil)
+	_ executor.DependencyUser = (*controller)(nil)
 )
+
+// SetDependencies records what the task was handed (executor.DependencyUser).
+func (c *controller) SetDependencies(d executor.Dependencies) {
+	var ids []string
+	for _, s := range d.Secrets {
+		ids = append(ids, "secret "+s.ID)
+	}
+	for _, x := range d.Configs {
+		ids = append(ids, "config "+x.ID)
+	}
+	c.e.mu.Lock()
+	c.e.deps[c.id()] = d
+	c.e.mu.Unlock()
+	c.e.record(c.id(), OpDependencies, strings.Join(ids, ", "))
+}
 
 func (c *controller) id() string { return c.task.ID }
 
@@ -452,6 +484,7 @@ func (c *controller) Remove(ctx context.Context) error {
 	c.e.mu.Lock()
 	if c.e.ctrls[c.id()] == c {
 		delete(c.e.ctrls, c.id())
+		delete(c.e.deps, c.id())
 	}
 	c.e.mu.Unlock()
 	c.e.record(c.id(), OpRemove, "")

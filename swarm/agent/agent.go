@@ -116,8 +116,10 @@ type Agent struct {
 	mu      sync.Mutex
 	nodeID  string
 	runners map[string]*runner
-	ready   chan struct{} // closed after the first registration
-	once    sync.Once
+	// deps are the secrets and configs the node's tasks need (deps.go).
+	deps  deps
+	ready chan struct{} // closed after the first registration
+	once  sync.Once
 
 	// keysMu orders the gossip keys' deliveries; keys is the last one.
 	keysMu sync.Mutex
@@ -304,6 +306,8 @@ func (a *Agent) follow(ctx context.Context, s *session.RegisterResponse) error {
 				set = &session.AssignmentsMessage{Type: session.AssignmentsComplete}
 			}
 			set.Tasks = append(set.Tasks, m.Tasks...)
+			set.Secrets = append(set.Secrets, m.Secrets...)
+			set.Configs = append(set.Configs, m.Configs...)
 			if m.More {
 				continue
 			}
@@ -317,6 +321,7 @@ func (a *Agent) follow(ctx context.Context, s *session.RegisterResponse) error {
 func (a *Agent) apply(m *session.AssignmentsMessage) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	a.deps.take(m)
 	if m.Type == session.AssignmentsComplete {
 		keep := map[string]bool{}
 		for _, t := range m.Tasks {

@@ -234,10 +234,17 @@ func (r *runner) controller(t *api.Task) (ctrl executor.Controller, msg string, 
 	}
 	r.ports = ports
 	ctrl, err = r.a.cfg.Executor.Controller(withHostEnv(t, r.a.cfg.HostAddr, r.a.cfg.DNSAddr, ports))
+	msg = "executor refused the task"
+	// A task that ended needs nothing: its node is not sent what it
+	// referenced any more.
+	if err == nil && !r.state.Terminal() {
+		msg = "no secrets or configs for the task"
+		err = r.a.dependencies(t, ctrl)
+	}
 	if err != nil {
 		r.a.ports.release(t.ID)
 		r.ports = nil
-		return nil, "executor refused the task", err
+		return nil, msg, err
 	}
 	return ctrl, "", nil
 }
