@@ -36,7 +36,7 @@ type nodeOptions struct {
 	listen, advertise, executor, hostname, logLevel string
 	labels                                          []string
 	// The routing mesh (swarm.MeshConfig).
-	dataPath, gossipAddr, dnsAddr, ingressAddr string
+	dataPath, gossipAddr, dnsAddr, ingressAddr, meshVIPs string
 }
 
 // flags returns the node options as a flag set bound to o, each flag
@@ -53,6 +53,7 @@ func (o *nodeOptions) flags() *pflag.FlagSet {
 	fs.StringVar(&o.gossipAddr, "gossip-addr", "", "where the node gossips with the others, HOST:PORT (default: the listen host, port 7946)")
 	fs.StringVar(&o.dnsAddr, "dns-addr", "", "where the node's DNS server answers service names, HOST:PORT (default: the listen host, port 8653)")
 	fs.StringVar(&o.ingressAddr, "ingress-addr", "", "address the node accepts published ports on, e.g. 0.0.0.0 (default: the listen host)")
+	fs.StringVar(&o.meshVIPs, "mesh-vips", "", `where services' VIPs answer: "range" (an address of 127.100.0.0/16 each; the default on Linux) or "loopback" (127.0.0.1 and a port per service port, which DNS SRV records give; the default elsewhere)`)
 	fs.VisitAll(func(f *pflag.Flag) {
 		f.Annotations = map[string][]string{nodeFlagAnnotation: {"true"}}
 	})
@@ -190,7 +191,12 @@ func sortedKeys[V any](m map[string]V) []string {
 func (o *nodeOptions) meshConfig() (swarm.MeshConfig, error) {
 	switch o.dataPath {
 	case swarm.DataPathHost:
-		return swarm.MeshConfig{DataPath: o.dataPath, GossipAddr: o.gossipAddr, DNSAddr: o.dnsAddr, IngressAddr: o.ingressAddr}, nil
+		switch o.meshVIPs {
+		case "", swarm.VIPsRange, swarm.VIPsLoopback:
+		default:
+			return swarm.MeshConfig{}, fmt.Errorf("--mesh-vips: %q is not %s or %s", o.meshVIPs, swarm.VIPsRange, swarm.VIPsLoopback)
+		}
+		return swarm.MeshConfig{DataPath: o.dataPath, GossipAddr: o.gossipAddr, DNSAddr: o.dnsAddr, IngressAddr: o.ingressAddr, VIPs: o.meshVIPs}, nil
 	case "none":
 		return swarm.MeshConfig{}, nil
 	}

@@ -225,4 +225,14 @@ func TestDataPathOption(t *testing.T) {
 	if _, err := o.meshConfig(); err == nil || !strings.Contains(err.Error(), "--data-path") {
 		t.Errorf("--data-path overlay: %v, want an error naming the flag", err)
 	}
+	for _, v := range []string{"", "range", "loopback"} {
+		o := nodeOptions{dataPath: "host", meshVIPs: v}
+		if m, err := o.meshConfig(); err != nil || m.VIPs != v {
+			t.Errorf("--mesh-vips %q: %+v, %v", v, m, err)
+		}
+	}
+	o = nodeOptions{dataPath: "host", meshVIPs: "anycast"}
+	if _, err := o.meshConfig(); err == nil || !strings.Contains(err.Error(), "--mesh-vips") {
+		t.Errorf("--mesh-vips anycast: %v, want an error naming the flag", err)
+	}
 }

@@ -188,6 +188,7 @@ func TestBinariesRunKeepsNodeOptions(t *testing.T) {
 		"gossip-addr":    {host + ":0"},
 		"dns-addr":       {host + ":0"},
 		"ingress-addr":   {host},
+		"mesh-vips":      {"range"},
 	}
 	help, err := exec.Command(filepath.Join(e.bin, "apiaryd"), "run", "--help").CombinedOutput()
 	if err != nil {
@@ -231,7 +232,7 @@ func TestBinariesRunKeepsNodeOptions(t *testing.T) {
 	e.waitFor("the options in the log", 10*time.Second, func() (bool, string) {
 		line := logLine(p.log.String(), `msg="node options"`)
 		for _, want := range []string{"listen-addr=" + addr, "advertise-addr=" + addr, "executor=fake", "hostname=kept-host", `label="[zone=blue disk=ssd]"`, "log-level=debug",
-			"data-path=host", "gossip-addr=" + host + ":0", "dns-addr=" + host + ":0", "ingress-addr=" + host} {
+			"data-path=host", "gossip-addr=" + host + ":0", "dns-addr=" + host + ":0", "ingress-addr=" + host, "mesh-vips=range"} {
 			if !strings.Contains(line, want) {
 				return false, fmt.Sprintf("%q lacks %s", line, want)
 			}
