@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-func encoded(t *testing.T, lt LocalTask, addr netip.Addr) []byte {
+func encoded(t testing.TB, lt LocalTask, addr netip.Addr) []byte {
 	t.Helper()
 	r, err := lt.record(addr)
 	if err != nil {

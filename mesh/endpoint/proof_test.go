@@ -23,7 +23,7 @@ func assignedTask() *api.Task {
 	}
 }
 
-func testKey(t *testing.T) ed25519.PrivateKey {
+func testKey(t testing.TB) ed25519.PrivateKey {
 	t.Helper()
 	_, k, err := ed25519.GenerateKey(nil)
 	if err != nil {
@@ -33,7 +33,7 @@ func testKey(t *testing.T) ed25519.PrivateKey {
 }
 
 // published is the entry node addr publishes for tk with host port host.
-func published(t *testing.T, tk *api.Task, host uint16, addr netip.Addr) []byte {
+func published(t testing.TB, tk *api.Task, host uint16, addr netip.Addr) []byte {
 	t.Helper()
 	lt, err := FromTask(tk, map[uint32]uint16{80: host})
 	if err != nil {
@@ -107,4 +107,33 @@ func TestAssignmentProof(t *testing.T) {
 	if err := none("a", GossipNetwork, GossipTable, "t1", published(t, tk, 31001, addrA)); err == nil {
 		t.Error("an entry was admitted by a node that holds no assignment key")
 	}
+}
+
+// The dispatcher signs every task it sends a mesh node, and every node
+// verifies every entry it admits: the cost per task of each.
+func BenchmarkAssignmentProof(b *testing.B) {
+	key := testKey(b)
+	tk := assignedTask()
+	b.Run("sign", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := SignAssignment(key, tk); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("admit", func(b *testing.B) {
+		proof, err := SignAssignment(key, tk)
+		if err != nil {
+			b.Fatal(err)
+		}
+		tk.AssignmentProof = proof
+		keys := []ed25519.PublicKey{key.Public().(ed25519.PublicKey)}
+		admit := AdmitWith(Checks{AssignmentKeys: func() []ed25519.PublicKey { return keys }})
+		value := published(b, tk, 31001, addrA)
+		for b.Loop() {
+			if err := admit("a", GossipNetwork, GossipTable, "t1", value); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
