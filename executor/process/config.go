@@ -40,6 +40,12 @@ type Config struct {
 	// own cgroup. Empty means "<cgroup2 mount>/apiary". Use a delegated
 	// cgroup when the agent runs under systemd.
 	CgroupParent string
+	// SecretsOnDisk writes a task's secrets and configs as files in a 0700
+	// directory of its task directory, on the DataDir's file system,
+	// instead of a per-task tmpfs (memory only). The executor falls back
+	// to it, logging once, where it cannot mount a tmpfs (not root, no
+	// CAP_SYS_ADMIN, not Linux).
+	SecretsOnDisk bool
 }
 
 // DefaultConfig returns a Config with every default filled in: a DataDir

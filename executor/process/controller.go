@@ -66,6 +66,9 @@ type controller struct {
 	fifo      *os.File            // our read end of output.fifo
 	logw      *logWriter
 	copyDone  chan struct{} // closed when the output copier stopped
+	// deps are the task's secrets and configs (secrets.go), in memory
+	// until Prepare writes them.
+	deps executor.Dependencies
 }
 
 var (
@@ -176,6 +179,13 @@ func (c *controller) prepareLocked() error {
 		return fmt.Errorf("task %s: %w", id, err)
 	}
 	env := c.environ(u)
+	if len(c.task.Spec.Secrets)+len(c.task.Spec.Configs) > 0 {
+		depsEnv, err := c.writeDepsLocked(u)
+		if err != nil {
+			return fmt.Errorf("task %s: %w", id, err)
+		}
+		env = append(env, depsEnv...)
+	}
 	path, err := lookPath(spec.Command[0], envValue(env, "PATH"), dir)
 	if err != nil {
 		return fmt.Errorf("task %s: %w", id, err)
@@ -602,6 +612,7 @@ func (c *controller) Remove(ctx context.Context) error {
 			c.log.Warn("cgroup not removed", "err", err)
 		}
 	}
+	c.removeDeps()
 	if err := os.RemoveAll(c.dir); err != nil {
 		return fmt.Errorf("task %s: remove: %w", c.task.ID, err)
 	}

@@ -13,6 +13,7 @@
 //	output.log.1   the previous output.log after a rotation
 //	output.fifo    the pipe the process writes its output into
 //	work/          the default working directory
+//	secrets/       the task's secrets, configs/ its configs (see below)
 //
 // The record is rewritten atomically (write, fsync, rename) whenever the task
 // changes state, so a restarted agent finds every task it started: a new
@@ -60,6 +61,21 @@
 // unless it names the agent's own user. With User set and the default working
 // directory, DataDir must be traversable by that user (mode 0711, which New
 // gives a DataDir it creates).
+//
+// # Secrets and configs
+//
+// A task that references secrets or configs (issue 16) gets them as files
+// in secrets/ and configs/, named by each reference's target, with its
+// owner and mode (default: the task's user, 0400 for a secret, 0444 for a
+// config); APIARY_SECRETS_DIR and APIARY_CONFIGS_DIR name the directories.
+// Each directory is a tmpfs of its own (mode 0700, nosuid, nodev, noexec)
+// where the executor may mount one (Linux, root or CAP_SYS_ADMIN): the data
+// is then in memory only. Elsewhere, or with Config.SecretsOnDisk, it is a
+// 0700 directory on the DataDir's file system, which the executor says in
+// its log once. A file is written whole (a temporary file renamed into
+// place). The data is never in the task's environment, its record or the
+// executor's log; Remove unmounts the directories and deletes them with
+// the rest.
 //
 // # Resource limits
 //

@@ -32,6 +32,8 @@ type Executor struct {
 	ctrls   map[string]*controller
 	closed  bool
 	closing chan struct{} // closed by Close: background readers and watchers stop
+	// tmpfsOnce logs once that secrets go to disk (secrets.go).
+	tmpfsOnce sync.Once
 }
 
 var (

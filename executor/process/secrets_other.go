@@ -1,0 +1,11 @@
+//go:build unix && !linux
+
+package process
+
+import "errors"
+
+var errNoTmpfs = errors.New("tmpfs mounts are Linux only here")
+
+func mountTmpfs(dir string, size int) error { return errNoTmpfs }
+
+func unmount(dir string) error { return errNoTmpfs }

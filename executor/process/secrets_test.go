@@ -1,0 +1,149 @@
+//go:build unix
+
+package process
+
+import (
+	"bytes"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/apiary-io/apiary/executor"
+	"github.com/apiary-io/apiary/internal/testutil"
+	"github.com/apiary-io/apiary/swarm/api"
+)
+
+const (
+	secretValue = "pa55w0rd-from-the-vault"
+	configValue = "listen=8080"
+)
+
+// secretTask references secret s1 (as db, and as certs/key with mode
+// 0440) and config c1; its script compares what it sees with copies the
+// test wrote in dir (so that the data is not in its command line) and
+// prints its environment.
+func secretTask(t *testing.T) (*api.Task, executor.Dependencies) {
+	dir := t.TempDir()
+	for name, data := range map[string]string{"secret": secretValue, "config": configValue} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	task := shTask(`cmp -s "$APIARY_SECRETS_DIR/db" "$WANT/secret" || exit 7
+cmp -s "$APIARY_CONFIGS_DIR/app.conf" "$WANT/config" || exit 8
+cmp -s "$APIARY_SECRETS_DIR/certs/key" "$WANT/secret" || exit 9
+env`)
+	task.Spec.Process.Env = []string{"WANT=" + dir}
+	t0 := task
+	t0.Spec.Secrets = []api.SecretReference{
+		{SecretID: "s1", SecretName: "db", File: &api.FileTarget{Name: "db"}},
+		{SecretID: "s1", SecretName: "db", File: &api.FileTarget{Name: "certs/key", Mode: 0o440}},
+	}
+	t0.Spec.Configs = []api.ConfigReference{{ConfigID: "c1", ConfigName: "app", File: &api.FileTarget{Name: "app.conf"}}}
+	return t0, executor.Dependencies{
+		Secrets: []*api.Secret{{ID: "s1", Spec: api.SecretSpec{Annotations: api.Annotations{Name: "db"}, Data: api.SecretBytes(secretValue)}}},
+		Configs: []*api.Config{{ID: "c1", Spec: api.ConfigSpec{Annotations: api.Annotations{Name: "app"}, Data: []byte(configValue)}}},
+	}
+}
+
+// mounted reports whether dir is a mount point in this process's view.
+func mounted(t *testing.T, dir string) bool {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return false // not Linux: nothing is mounted by the executor
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) > 4 && f[4] == dir {
+			return true
+		}
+	}
+	return false
+}
+
+// A task's secrets and configs are files in its private directories, with
+// their modes, named by APIARY_SECRETS_DIR and APIARY_CONFIGS_DIR; the data
+// is not in its environment, its record or the executor's logs; the files
+// go with the task. As root on Linux the directories are tmpfs mounts;
+// with SecretsOnDisk (or where mounting fails) plain 0700 directories.
+func TestSecretFiles(t *testing.T) {
+	for _, onDisk := range []bool{false, true} {
+		t.Run(map[bool]string{false: "tmpfs", true: "disk"}[onDisk], func(t *testing.T) {
+			var logs testutil.SyncBuffer
+			e := newTestExecutor(t, Config{SecretsOnDisk: onDisk, Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+			task, deps := secretTask(t)
+			c, err := e.Controller(task)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.(executor.DependencyUser).SetDependencies(deps)
+			if err := c.Start(ctxT(t, 10*time.Second)); err != nil {
+				t.Fatal(err)
+			}
+			if st := waitExit(t, c, 10*time.Second); st.ExitCode != 0 {
+				t.Fatalf("the task saw the wrong files: %+v", st)
+			}
+			dir := filepath.Join(e.tasksDir, task.ID)
+			secrets, configs := filepath.Join(dir, secretsDirName), filepath.Join(dir, configsDirName)
+			wantMount := !onDisk && os.Geteuid() == 0 && runtime.GOOS == "linux"
+			if got := mounted(t, secrets); got != wantMount {
+				t.Errorf("secrets directory mounted %v, want %v", got, wantMount)
+			}
+			for path, mode := range map[string]os.FileMode{
+				secrets: os.ModeDir | 0o700, configs: os.ModeDir | 0o700,
+				filepath.Join(secrets, "db"): 0o400, filepath.Join(secrets, "certs/key"): 0o440,
+				filepath.Join(configs, "app.conf"): 0o444,
+			} {
+				fi, err := os.Stat(path)
+				if err != nil || fi.Mode() != mode {
+					t.Errorf("%s: %v %v, want mode %v", path, fi.Mode(), err, mode)
+				}
+			}
+			out := readLogs(t, c, executor.LogOptions{})
+			for _, want := range []string{EnvSecretsDir + "=" + secrets, EnvConfigsDir + "=" + configs} {
+				if !strings.Contains(out, want) {
+					t.Errorf("environment lacks %s:\n%s", want, out)
+				}
+			}
+			if strings.Contains(out, secretValue) {
+				t.Error("the secret is in the task's environment")
+			}
+			rec, err := os.ReadFile(filepath.Join(dir, recordFile))
+			if err != nil || bytes.Contains(rec, []byte(secretValue)) {
+				t.Errorf("task record (%v) holds the data", err)
+			}
+			if err := c.Remove(ctxT(t, 10*time.Second)); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) || mounted(t, secrets) || mounted(t, configs) {
+				t.Errorf("after remove: %v, mounted %v", err, mounted(t, secrets))
+			}
+			if strings.Contains(logs.String(), secretValue) {
+				t.Errorf("the executor logged the secret:\n%s", logs.String())
+			}
+		})
+	}
+}
+
+// A task whose secret was not handed over does not prepare, and says
+// which one it lacks.
+func TestSecretMissing(t *testing.T) {
+	e := newTestExecutor(t, Config{})
+	task, _ := secretTask(t)
+	c, err := e.Controller(task)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = c.Prepare(ctxT(t, 10*time.Second))
+	if err == nil || !strings.Contains(err.Error(), `secret "db" (s1) was not handed to the executor`) {
+		t.Fatalf("prepare: %v", err)
+	}
+	if err := c.Remove(ctxT(t, 10*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+}
