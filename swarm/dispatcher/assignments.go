@@ -155,6 +155,7 @@ func (d *Dispatcher) Assignments(ctx context.Context, req *AssignmentsRequest) (
 		defer close(out)
 		defer func() { w.Close() }()
 		send := func(m *AssignmentsMessage) bool {
+			d.delivered(nodeID, m)
 			select {
 			case out <- m:
 				return true

@@ -146,3 +146,18 @@ func objBytes(o any) int {
 	}
 	return len(b)
 }
+
+// delivered tells Config.OnDeliver what a message to a node carries.
+func (d *Dispatcher) delivered(nodeID string, m *AssignmentsMessage) {
+	if d.cfg.OnDeliver == nil || len(m.Secrets)+len(m.Configs) == 0 {
+		return
+	}
+	var secrets, configs []string
+	for _, s := range m.Secrets {
+		secrets = append(secrets, s.ID)
+	}
+	for _, c := range m.Configs {
+		configs = append(configs, c.ID)
+	}
+	d.cfg.OnDeliver(nodeID, secrets, configs)
+}

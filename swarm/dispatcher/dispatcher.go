@@ -45,6 +45,11 @@ type Config struct {
 	// written in one transaction.
 	StatusBatchWindow time.Duration
 	Logger            *slog.Logger
+	// OnDeliver, if set, is told the IDs of the secrets and configs in
+	// each assignments message, and the node it goes to, before it is
+	// sent: an audit of which node received what (issue 16). It must not
+	// block; it is never given the data.
+	OnDeliver func(nodeID string, secretIDs, configIDs []string)
 }
 
 // DefaultConfig returns adaptive heartbeats with a grace of 3 periods and a
