@@ -54,6 +54,8 @@ type controller struct {
 	oom     chan struct{} // closed when an oom event arrived for the container
 	oomOnce sync.Once
 	wake    chan struct{} // events wake a monitor waiting to retry
+	// deps are the task's secrets and configs (secrets.go).
+	deps executor.Dependencies
 }
 
 var (
@@ -181,7 +183,9 @@ func (c *controller) Prepare(ctx context.Context) error {
 	case removed:
 		return fmt.Errorf("task %s: prepare: %w", c.task.ID, executor.ErrRemoved)
 	case id != "":
-		return nil
+		// Made earlier (by an earlier agent, perhaps before it copied
+		// the task's secrets in): copy them again unless it started.
+		return c.copyDeps(ctx)
 	}
 	return c.prepareLocked(ctx)
 }
@@ -204,7 +208,10 @@ func (c *controller) prepareLocked(ctx context.Context) error {
 			c.mu.Lock()
 			c.loaded = false
 			c.mu.Unlock()
-			return c.loadLocked(ctx)
+			if err := c.loadLocked(ctx); err != nil {
+				return err
+			}
+			return c.copyDeps(ctx)
 		}
 	}
 	if err != nil {
@@ -217,6 +224,16 @@ func (c *controller) prepareLocked(ctx context.Context) error {
 	c.id = resp.ID
 	c.mu.Unlock()
 	c.log.Debug("container created", "container", shortID(resp.ID), "name", c.name, "image", cfg.Image)
+	if err := c.copyDeps(ctx); err != nil {
+		// Never start it without them: the next Prepare makes another.
+		if rerr := c.e.cli.ContainerRemove(ctx, resp.ID, container.RemoveOptions{Force: true}); rerr != nil {
+			c.log.Warn("container without its secrets not removed", "container", shortID(resp.ID), "err", rerr)
+		}
+		c.mu.Lock()
+		c.id = ""
+		c.mu.Unlock()
+		return err
+	}
 	return nil
 }
 
