@@ -480,6 +480,9 @@ func (c *controller) finish(pid int, ticks uint64, st executor.ExitStatus) {
 		}
 		t.Stop()
 	}
+	// The task runs once: what it was given of secrets goes now, not
+	// when the task leaves the history.
+	c.wipeDeps()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.status = st

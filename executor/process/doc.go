@@ -74,8 +74,8 @@
 // 0700 directory on the DataDir's file system, which the executor says in
 // its log once. A file is written whole (a temporary file renamed into
 // place). The data is never in the task's environment, its record or the
-// executor's log; Remove unmounts the directories and deletes them with
-// the rest.
+// executor's log. The directories are unmounted and deleted once the task's
+// processes are gone (a task runs once), by Remove at the latest.
 //
 // # Resource limits
 //

@@ -27,7 +27,8 @@ import (
 // one. The task finds the directories in APIARY_SECRETS_DIR and
 // APIARY_CONFIGS_DIR; the data itself is never in its environment, its
 // record (task.json holds the references only) or the executor's logs.
-// Remove unmounts and deletes them with the task's directory.
+// They are unmounted and deleted as soon as the task's processes are gone
+// (it never runs again), and by Remove at the latest.
 const (
 	// EnvSecretsDir and EnvConfigsDir name the task's directories of
 	// secrets and configs (set when it references any).
@@ -207,6 +208,20 @@ func (c *controller) removeDeps() {
 			if err := unmount(dir); err != nil {
 				c.log.Warn("secrets directory not unmounted", "dir", dir, "err", err)
 			}
+		}
+	}
+}
+
+// wipeDeps unmounts and deletes the task's secrets and configs once its
+// processes are gone.
+func (c *controller) wipeDeps() {
+	if len(c.task.Spec.Secrets)+len(c.task.Spec.Configs) == 0 {
+		return
+	}
+	c.removeDeps()
+	for _, d := range []string{secretsDirName, configsDirName} {
+		if err := os.RemoveAll(filepath.Join(c.dir, d)); err != nil {
+			c.log.Warn("secrets directory not deleted", "dir", d, "err", err)
 		}
 	}
 }

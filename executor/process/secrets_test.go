@@ -4,6 +4,7 @@ package process
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"log/slog"
 	"os"
@@ -34,10 +35,12 @@ func secretTask(t *testing.T) (*api.Task, executor.Dependencies) {
 			t.Fatal(err)
 		}
 	}
-	task := shTask(`cmp -s "$APIARY_SECRETS_DIR/db" "$WANT/secret" || exit 7
-cmp -s "$APIARY_CONFIGS_DIR/app.conf" "$WANT/config" || exit 8
-cmp -s "$APIARY_SECRETS_DIR/certs/key" "$WANT/secret" || exit 9
-env`)
+	task := shTask(`cmp -s "$APIARY_SECRETS_DIR/db" "$WANT/secret" || { echo bad secret; exit 7; }
+cmp -s "$APIARY_CONFIGS_DIR/app.conf" "$WANT/config" || { echo bad config; exit 8; }
+cmp -s "$APIARY_SECRETS_DIR/certs/key" "$WANT/secret" || { echo bad key; exit 9; }
+env
+echo ready
+exec sleep 300`)
 	task.Spec.Process.Env = []string{"WANT=" + dir}
 	t0 := task
 	t0.Spec.Secrets = []api.SecretReference{
@@ -81,12 +84,18 @@ func TestSecretFiles(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			// On a failure too: no task left running, no tmpfs left mounted.
+			t.Cleanup(func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				c.Remove(ctx)
+			})
 			c.(executor.DependencyUser).SetDependencies(deps)
 			if err := c.Start(ctxT(t, 10*time.Second)); err != nil {
 				t.Fatal(err)
 			}
-			if st := waitExit(t, c, 10*time.Second); st.ExitCode != 0 {
-				t.Fatalf("the task saw the wrong files: %+v", st)
+			if l := waitLine(t, c, 10*time.Second, func(l string) bool { return l == "ready" || strings.HasPrefix(l, "bad") }); l != "ready" {
+				t.Fatalf("the task saw the wrong files: %s", l)
 			}
 			dir := filepath.Join(e.tasksDir, task.ID)
 			secrets, configs := filepath.Join(dir, secretsDirName), filepath.Join(dir, configsDirName)
@@ -117,11 +126,21 @@ func TestSecretFiles(t *testing.T) {
 			if err != nil || bytes.Contains(rec, []byte(secretValue)) {
 				t.Errorf("task record (%v) holds the data", err)
 			}
+			// Stopped, it holds them no more; removed, nothing is left.
+			if err := c.Shutdown(ctxT(t, 10*time.Second)); err != nil {
+				t.Fatal(err)
+			}
+			waitExit(t, c, 10*time.Second)
+			for _, d := range []string{secrets, configs} {
+				if _, err := os.Stat(d); !errors.Is(err, os.ErrNotExist) || mounted(t, d) {
+					t.Errorf("after the task stopped, %s: %v, mounted %v", d, err, mounted(t, d))
+				}
+			}
 			if err := c.Remove(ctxT(t, 10*time.Second)); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) || mounted(t, secrets) || mounted(t, configs) {
-				t.Errorf("after remove: %v, mounted %v", err, mounted(t, secrets))
+			if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("after remove: %v", err)
 			}
 			if strings.Contains(logs.String(), secretValue) {
 				t.Errorf("the executor logged the secret:\n%s", logs.String())
