@@ -1,13 +1,16 @@
 package agent_test
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/apiary-io/apiary/executor"
 	"github.com/apiary-io/apiary/executor/fake"
 	"github.com/apiary-io/apiary/internal/testutil"
 	"github.com/apiary-io/apiary/store"
+	"github.com/apiary-io/apiary/swarm/agent"
 	"github.com/apiary-io/apiary/swarm/api"
 )
 
@@ -54,5 +57,46 @@ func TestAgentHandsTasksTheirSecrets(t *testing.T) {
 	got := m.waitTask("t2", api.TaskStateRejected)
 	if !strings.Contains(got.Status.Err, `secret "old" (gone): not delivered to this node`) {
 		t.Errorf("rejected with %q", got.Status.Err)
+	}
+}
+
+// plainExecutor's controllers cannot take secrets: they hide the fake's
+// SetDependencies.
+type plainExecutor struct{ *fake.Executor }
+
+func (e plainExecutor) Controller(t *api.Task) (executor.Controller, error) {
+	c, err := e.Executor.Controller(t)
+	return struct{ executor.Controller }{c}, err
+}
+
+// A task with secrets on a node whose executor cannot give them is
+// rejected saying so, and never prepared.
+func TestAgentRejectsSecretsItsExecutorCannotTake(t *testing.T) {
+	m := newManager(t)
+	ex := fake.New(fake.Config{Hostname: "w1"})
+	a, err := agent.New(agent.Config{Dispatcher: m.d, Executor: plainExecutor{ex}, Logger: testutil.DiscardLogger(), ReconnectBackoff: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = a.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	testutil.EventuallyWhy(t, 10*time.Second, "agent registered", func() (bool, string) { return a.NodeID() != "", "not yet" })
+	m.update(func(tx store.Tx) error {
+		return tx.CreateSecret(&api.Secret{ID: "s1", Spec: api.SecretSpec{Annotations: api.Annotations{Name: "pw"}, Data: api.SecretBytes("x")}})
+	})
+	tk := task("t1")
+	tk.NodeID = a.NodeID()
+	tk.Spec.Secrets = []api.SecretReference{{SecretID: "s1", SecretName: "pw", File: &api.FileTarget{Name: "pw"}}}
+	m.update(func(tx store.Tx) error { return tx.CreateTask(tk) })
+	got := m.waitTask("t1", api.TaskStateRejected)
+	if !strings.Contains(got.Status.Err, "cannot give tasks secrets or configs") {
+		t.Errorf("rejected with %q", got.Status.Err)
+	}
+	for _, op := range ex.Ops("t1") {
+		if op == fake.OpPrepare {
+			t.Error("the task was prepared")
+		}
 	}
 }
