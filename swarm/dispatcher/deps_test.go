@@ -2,6 +2,7 @@ package dispatcher_test
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -197,5 +198,49 @@ func TestSecretsInParts(t *testing.T) {
 		if len(g.secrets[id]) != api.MaxSecretSize || g.secrets[id][0] != byte('a'+i) {
 			t.Fatalf("secret %s: %d bytes", id, len(g.secrets[id]))
 		}
+	}
+}
+
+// After a restore of the store, a node's stream sends the complete set of
+// the new state with the secrets it needs then, counted afresh: a secret
+// only the old state's tasks used is not in it, and the next change of
+// the restored state is counted from there.
+func TestSecretsAfterRestore(t *testing.T) {
+	secrets := func(tx store.Tx) error {
+		for _, s := range []*api.Secret{mkSecret("old", "o"), mkSecret("new", "n")} {
+			if err := tx.CreateSecret(s); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	snap := snapshot(t, 0, func(tx store.Tx) error {
+		if err := errors.Join(nodesAB(tx), secrets(tx)); err != nil {
+			return err
+		}
+		return createTasks(usingTask("restored", "a", []string{"new"}, nil))(tx)
+	})
+	h := newHarness(t, config(0), func(tx store.Tx) error {
+		if err := errors.Join(nodesAB(tx), secrets(tx)); err != nil {
+			return err
+		}
+		return createTasks(usingTask("before", "a", []string{"old"}, nil))(tx)
+	})
+	_, st := h.openStream("a")
+	if m := recvTimeout(t, st, 5*time.Second); len(m.Secrets) != 1 || m.Secrets[0].ID != "old" {
+		t.Fatalf("first set's secrets %v", m.Secrets)
+	}
+	if err := h.s.Restore(snap); err != nil {
+		t.Fatal(err)
+	}
+	m := recvTimeout(t, st, 5*time.Second)
+	if m.Type != dispatcher.AssignmentsComplete || len(m.Secrets) != 1 || m.Secrets[0].ID != "new" || !slices.Equal(taskIDs(m.Tasks), []string{"restored"}) {
+		t.Fatalf("after the restore: %v tasks %v secrets %v", m.Type, taskIDs(m.Tasks), m.Secrets)
+	}
+	h.update(func(tx store.Tx) error { return tx.DeleteTask("restored") })
+	var g got
+	g.until(t, st, "new removed", func() bool { return len(g.removedS) > 0 })
+	if !slices.Equal(g.removedS, []string{"new"}) {
+		t.Fatalf("removed %v", g.removedS)
 	}
 }
