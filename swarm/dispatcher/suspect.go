@@ -32,13 +32,15 @@ func (d *Dispatcher) Suspect(nodeID string) {
 }
 
 // suspectSlack is how late a suspected node's next heartbeat may be: half
-// a period, at least a second. The agent sends one a period after the
+// a period, at least two seconds. The agent sends one a period after the
 // last answer, so the slack covers a round trip and a busy agent or
-// leader; a node wrongly declared down loses its tasks to other nodes, so
-// the slack is generous and the gain is at long periods (a large cluster's
-// 5 s period: down after 7.5 s instead of 15).
+// leader. A node wrongly declared down loses its tasks to other nodes, and
+// gossip's suspicions are least reliable exactly when heartbeats are slow
+// too (a starved machine), so the slack is generous: at the default 1 s
+// period the deadline is the grace's own (3 s), and the gain is at long
+// periods, those of large clusters (5 s: down after 7.5 s instead of 15).
 func suspectSlack(period time.Duration) time.Duration {
-	return max(period/2, time.Second)
+	return max(period/2, 2*time.Second)
 }
 
 // deadlineOf is when a session expires: its grace counted from its last
