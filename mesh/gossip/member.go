@@ -105,10 +105,7 @@ func New(cfg Config) (*Member, error) {
 	}
 	m.numNodes.Store(1)
 	m.certs.add(cfg.NodeID, &nodeCert{fp: sg.fp, chain: sg.chain, der: sg.der})
-	m.queue = &memberlist.TransmitLimitedQueue{
-		NumNodes:       func() int { return int(m.numNodes.Load()) },
-		RetransmitMult: cfg.RetransmitMult,
-	}
+	m.queue = newQueue(func() int { return int(m.numNodes.Load()) }, cfg.RetransmitMult)
 	keys := [][]byte{bytes.Clone(cfg.PrimaryKey)}
 	for _, k := range cfg.AcceptedKeys {
 		keys = append(keys, bytes.Clone(k))
