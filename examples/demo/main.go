@@ -15,9 +15,10 @@
 // and app reaches db by name (its node's DNS server, then db's virtual
 // IP), asked through every node's published port.
 //
-// It exits 0 only when every step converged and every mesh check passed (a
-// node that reaches only some replicas after meshConverge is named, not
-// waited for); --keep leaves the cluster running until interrupted.
+// It exits 0 only when every step converged and every mesh check passed:
+// every live node reaching exactly app's running replicas within the
+// step's timeout (gossip brings a change everywhere in well under a
+// second here); --keep leaves the cluster running until interrupted.
 package main
 
 import (

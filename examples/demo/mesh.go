@@ -34,16 +34,6 @@ const (
 	maxBody = 1 << 16
 	// pollEvery spaces the rounds of a check that has not passed yet.
 	pollEvery = 100 * time.Millisecond
-	// meshConverge is how long a check waits for every node's published
-	// port to reach every replica. Gossip brings a change to every
-	// node's endpoint table in well under a second here (issue 15's
-	// target is a p99 below 1 s at 100 nodes); beyond this the check
-	// accepts a node that answers right from only some replicas, and
-	// says so, rather than waiting for gossip's push/pull (every 30 s,
-	// the first 30 to 60 s after a node starts): the only repair of an
-	// update memberlist's broadcast queue lost (it can: see
-	// hashicorp/memberlist pull request 263, open, which v0.7.0 lacks).
-	meshConverge = 5 * time.Second
 	// preferredTarget is the port app and db listen on in the story ("-p
 	// 8080:80"); fallbackTarget is where the search for another starts
 	// when this process may not bind 80 (not root, or another server holds
@@ -244,7 +234,7 @@ func waitFor(ctx context.Context, timeout time.Duration, what string, round func
 
 // checkIngress waits until every target's published port answers from
 // exactly the wanted replicas at version, and says so in a line. A node
-// that still reaches only some of them after meshConverge is waited for
+// that still reaches only some of them after converge is waited for
 // no longer, as long as whatever answers is right: the line then names it
 // and what its endpoint table holds, and lagged is true.
 func checkIngress(ctx context.Context, timeout, converge time.Duration, targets []meshTarget, down []string, port, target int, want []string, version string) (line string, lagged bool, err error) {

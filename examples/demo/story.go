@@ -247,7 +247,7 @@ func (d *demo) checkMesh(ctx context.Context, serviceID, version string) error {
 		}
 		targets = append(targets, meshTarget{name: n.name, addr: net.JoinHostPort(n.host.String(), strconv.Itoa(d.published)), dns: n.node.DNSAddr()})
 	}
-	line, lagged, err := checkIngress(ctx, d.opts.stepTimeout, meshConverge, targets, down, d.published, d.target, want, version)
+	line, lagged, err := checkIngress(ctx, d.opts.stepTimeout, d.opts.stepTimeout, targets, down, d.published, d.target, want, version)
 	if err != nil {
 		var running []string
 		for _, t := range tasks {
