@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"sort"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -150,34 +151,75 @@ func reportPercentiles(b *testing.B, lat []time.Duration) {
 	b.ReportMetric(float64(lat[len(lat)-1].Microseconds())/1000, "max-ms")
 }
 
-// BenchmarkNodeDeath measures, with the default configuration, the time
-// from a member stopping without a word (Close, no Leave) until its entry
-// is gone from every other member's table. Each iteration kills one member
-// of a 10-member cluster and starts a new one in its place.
+// BenchmarkNodeDeath measures the time from a member stopping without a
+// word (Close, no Leave) until its entry is gone from every other member's
+// table, for failure-detection profiles side by side (-count interleaves
+// them). Each iteration kills one member and starts a new one in its place.
+// false-deaths counts the EventNodeDown of members that were alive, summed
+// over the watchers of every member.
 //
-//	go test -run '^$' -bench NodeDeath -benchtime 10x ./mesh/gossip/
+//	go test -run '^$' -bench 'NodeDeath/members=10/' -benchtime 10x -count 3 ./mesh/gossip/
 func BenchmarkNodeDeath(b *testing.B) {
-	b.Run("default", func(b *testing.B) { benchNodeDeath(b, func(c Config) Config { return c }) })
-	// Faster detection for the 2 s target: probe every 500 ms and
-	// suspect for 2 × 500 ms once confirmed (memberlist's floor).
-	b.Run("probe=500ms,suspicion=2", func(b *testing.B) {
-		benchNodeDeath(b, func(c Config) Config {
+	profiles := []struct {
+		name string
+		tune func(Config) Config
+	}{
+		{"default", func(c Config) Config { return c }},
+		// memberlist's LAN profile, this package's default before, and
+		// the faster profile measured with it.
+		{"lan", func(c Config) Config {
+			c.ProbeInterval, c.ProbeTimeout, c.SuspicionMult, c.SuspicionMaxTimeoutMult = time.Second, 500*time.Millisecond, 4, 6
+			return c
+		}},
+		{"probe=500ms,suspicion=2", func(c Config) Config {
 			c.ProbeInterval, c.ProbeTimeout, c.SuspicionMult = 500*time.Millisecond, 250*time.Millisecond, 2
 			return c
-		})
-	})
+		}},
+		// Faster still, with fewer confirmations (see Config): one
+		// (suspicion ×3) or none (×2) before the shortest suspicion.
+		{"probe=200ms,suspicion=3", func(c Config) Config {
+			c.ProbeInterval, c.ProbeTimeout, c.SuspicionMult, c.SuspicionMaxTimeoutMult = 200*time.Millisecond, 100*time.Millisecond, 3, 4
+			return c
+		}},
+		{"probe=300ms,suspicion=2", func(c Config) Config {
+			c.ProbeInterval, c.ProbeTimeout, c.SuspicionMult = 300*time.Millisecond, 150*time.Millisecond, 2
+			return c
+		}},
+	}
+	for _, n := range []int{10, 30} {
+		for _, p := range profiles {
+			b.Run(fmt.Sprintf("members=%d/%s", n, p.name), func(b *testing.B) { benchNodeDeath(b, n, p.tune) })
+		}
+	}
 }
 
-func benchNodeDeath(b *testing.B, tune func(Config) Config) {
-	const n = 10
+func benchNodeDeath(b *testing.B, n int, tune func(Config) Config) {
 	ca := newTestCA(b, "root")
 	next := 0
 	cfgFor := func(int) Config {
 		next++
 		return tune(benchConfig(b, ca, fmt.Sprintf("node-%04d", next)))
 	}
+	var (
+		mu     sync.Mutex
+		killed = map[string]bool{}
+		falseD int
+	)
+	watch := func(m *Member) {
+		m.Watch("", "", func(ev Event) {
+			if ev.Kind != EventNodeDown {
+				return
+			}
+			mu.Lock()
+			if !killed[ev.Entry.Owner] {
+				falseD++
+			}
+			mu.Unlock()
+		})
+	}
 	ms := startCluster(b, n, cfgFor)
 	for _, m := range ms {
+		watch(m)
 		if err := m.Put("bench", "endpoints", "task", []byte(m.NodeID())); err != nil {
 			b.Fatal(err)
 		}
@@ -188,6 +230,9 @@ func benchNodeDeath(b *testing.B, tune func(Config) Config) {
 	for range b.N {
 		i := 1 + rand.IntN(n-1)
 		victim := ms[i]
+		mu.Lock()
+		killed[victim.NodeID()] = true
+		mu.Unlock()
 		t0 := time.Now()
 		if err := victim.Close(); err != nil {
 			b.Fatal(err)
@@ -204,6 +249,7 @@ func benchNodeDeath(b *testing.B, tune func(Config) Config) {
 		lat = append(lat, time.Since(t0))
 		b.StopTimer()
 		fresh := startMember(b, cfgFor(0))
+		watch(fresh)
 		if _, err := fresh.Join([]string{ms[0].Addr()}); err != nil {
 			b.Fatal(err)
 		}
@@ -217,4 +263,7 @@ func benchNodeDeath(b *testing.B, tune func(Config) Config) {
 	}
 	b.StopTimer()
 	reportPercentiles(b, lat)
+	mu.Lock()
+	b.ReportMetric(float64(falseD), "false-deaths")
+	mu.Unlock()
 }

@@ -42,14 +42,31 @@ type Config struct {
 	Admit func(owner, network, table, key string, value []byte) error
 
 	// Failure detection and dissemination (memberlist's). The defaults are
-	// memberlist's LAN profile but for GossipInterval (100 ms rather than
-	// 200 ms, for entry convergence within a second at 100 nodes). With them
-	// a node that stops answering is probed within about ProbeInterval,
-	// suspected after ProbeTimeout plus indirect probes, and declared dead
-	// after the suspicion timeout: SuspicionMult × max(1, log10(n)) ×
-	// ProbeInterval once two other nodes confirm the suspicion, that is 4 s
-	// up to 10 nodes, 8 s at 100, 12 s at 1,000 — and up to
-	// SuspicionMaxTimeoutMult (6) times that without confirmations.
+	// memberlist's LAN profile with probes five times as frequent (every
+	// 200 ms, 100 ms for the direct answer), so that a node that stops
+	// answering is declared dead, and its entries gone everywhere, within
+	// about 2 s (the routing mesh's target; the LAN profile, this package's
+	// default before, took 6 to 8 s; docs/benchmarks.md has both). A
+	// silent node is probed within about ProbeInterval (each member probes
+	// one other per interval, so the dead one about once per interval),
+	// suspected when neither it (within ProbeTimeout) nor IndirectChecks
+	// other members on its behalf answer by the end of the interval, and
+	// declared dead after the suspicion timeout: SuspicionMult ×
+	// max(1, log10 n) × ProbeInterval once SuspicionMult − 2 other members
+	// confirm the suspicion by failing their own probes (none needed below
+	// 4 nodes): 0.8 s up to 10 nodes, 1.6 s at 100, 2.4 s at 1,000.
+	// Without the confirmations it is SuspicionMaxTimeoutMult times that
+	// (4.8 s, 9.6 s, 14.4 s), which is how long one member's mistaken
+	// suspicion leaves the node to refute it. Requiring two confirmations
+	// is what keeps false deaths rare at this pace: with one (SuspicionMult
+	// 3) death came 0.3 s sooner but live members were declared dead under
+	// load. A node starved of CPU for a second or more can still be
+	// declared dead; it then refutes, rejoins, and its entries are fetched
+	// again (see NotifyJoin). memberlist's Lifeguard stretches the probe
+	// interval and timeout of a member that misses answers itself (up to 8
+	// times), so a starved member does not accuse healthy ones.
+	// GossipInterval is 100 ms rather than memberlist's 200 ms, for entry
+	// convergence within a second at 100 nodes.
 	ProbeInterval           time.Duration
 	ProbeTimeout            time.Duration
 	SuspicionMult           int
@@ -80,8 +97,8 @@ func DefaultConfig() Config {
 	return Config{
 		BindAddr:                "0.0.0.0",
 		BindPort:                DefaultPort,
-		ProbeInterval:           time.Second,
-		ProbeTimeout:            500 * time.Millisecond,
+		ProbeInterval:           200 * time.Millisecond,
+		ProbeTimeout:            100 * time.Millisecond,
 		SuspicionMult:           4,
 		SuspicionMaxTimeoutMult: 6,
 		IndirectChecks:          3,
