@@ -11,8 +11,8 @@
 // Where each part lives:
 //
 //   - swarm/api: the object model (Cluster, Node, Service, Task, Network,
-//     Secret, Config),
-//     validation and the task state machine. Imports nothing of Apiary's.
+//     Secret, Config), validation and the task state machine. Imports
+//     nothing of Apiary's.
 //   - store: in-memory indexed state on copy-on-write B-trees
 //     (tidwall/btree) with optimistic concurrency, transactions that
 //     replicate through a Proposer, watches, snapshots.
