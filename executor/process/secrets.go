@@ -131,7 +131,6 @@ func (c *controller) depDir(dir string, files []depFile, u taskUser) error {
 // writeDepFile writes one file whole: into a temporary file beside it,
 // with its owner and mode, renamed into place.
 func writeDepFile(dir string, f depFile, u taskUser) error {
-	name := f.name
 	target := ""
 	if f.target != nil {
 		target = f.target.Name
@@ -194,7 +193,7 @@ func writeDepFile(dir string, f depFile, u taskUser) error {
 		err = os.Rename(tmp.Name(), path)
 	}
 	if err != nil {
-		return fmt.Errorf("%s: target %q: %w", name, target, err)
+		return fmt.Errorf("target %q: %w", target, err)
 	}
 	return nil
 }

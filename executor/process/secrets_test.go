@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -164,5 +165,63 @@ func TestSecretMissing(t *testing.T) {
 	}
 	if err := c.Remove(ctxT(t, 10*time.Second)); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// As root, a task run as another user owns its directories and, unless a
+// reference says otherwise, its files: it reads its secret, not one given
+// to root with mode 0400. Without root the executor cannot mount a tmpfs
+// and says once that it writes to disk, where the same files are.
+func TestSecretFilesOwners(t *testing.T) {
+	dir, err := os.MkdirTemp("", "apiary-secret-user")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o711); err != nil { // reachable by the task's user
+		t.Fatal(err)
+	}
+	var logs testutil.SyncBuffer
+	e := newTestExecutor(t, Config{DataDir: filepath.Join(dir, "data"), Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	task := shTask(`cat "$APIARY_SECRETS_DIR/mine" >/dev/null && echo mine-ok
+cat "$APIARY_SECRETS_DIR/roots" >/dev/null 2>&1 && echo roots-readable || echo roots-refused
+echo ready; exec sleep 300`)
+	task.Spec.Secrets = []api.SecretReference{{SecretID: "s1", SecretName: "s", File: &api.FileTarget{Name: "mine"}}}
+	root := os.Geteuid() == 0
+	if root {
+		task.Spec.Process.User = "65534:65534"
+		// Only root may give a file to another owner.
+		task.Spec.Secrets = append(task.Spec.Secrets, api.SecretReference{SecretID: "s1", SecretName: "s", File: &api.FileTarget{Name: "roots", UID: "0", GID: "0"}})
+	}
+	c, err := e.Controller(task)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		c.Remove(ctx)
+	})
+	c.(executor.DependencyUser).SetDependencies(executor.Dependencies{Secrets: []*api.Secret{{ID: "s1", Spec: api.SecretSpec{Data: api.SecretBytes(secretValue)}}}})
+	if err := c.Start(ctxT(t, 10*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	waitLine(t, c, 10*time.Second, func(l string) bool { return l == "ready" })
+	out := readLogs(t, c, executor.LogOptions{})
+	secrets := filepath.Join(e.tasksDir, task.ID, secretsDirName)
+	if !root {
+		if mounted(t, secrets) || !strings.Contains(logs.String(), "written to disk") || !strings.Contains(out, "mine-ok") {
+			t.Fatalf("without root: mounted %v, output %q, log:\n%s", mounted(t, secrets), out, logs.String())
+		}
+		return
+	}
+	if !strings.Contains(out, "mine-ok") || !strings.Contains(out, "roots-refused") {
+		t.Errorf("the task, as 65534, saw: %q", out)
+	}
+	for path, uid := range map[string]uint32{secrets: 65534, filepath.Join(secrets, "mine"): 65534, filepath.Join(secrets, "roots"): 0} {
+		var st syscall.Stat_t
+		if err := syscall.Stat(path, &st); err != nil || st.Uid != uid {
+			t.Errorf("%s: owner %d (%v), want %d", path, st.Uid, err, uid)
+		}
 	}
 }
