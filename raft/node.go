@@ -166,7 +166,7 @@ func NewNode(cfg Config) (*Node, error) {
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 
 	if n.storage == nil {
-		st, err := OpenDiskStorage(cfg.DataDir)
+		st, err := openDiskStorage(cfg.DataDir, n.log)
 		if err != nil {
 			return nil, err
 		}

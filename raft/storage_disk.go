@@ -48,6 +48,7 @@ type DiskStorage struct {
 	mem     *etcdraft.MemoryStorage
 	id      uint64
 	removed bool
+	log     *slog.Logger // a migration, a log cut back after a crash
 }
 
 var _ Storage = (*DiskStorage)(nil)
@@ -77,6 +78,10 @@ const (
 // Damage is reported as an error wrapping ErrCorrupt that names the file
 // and what is wrong; nothing is repaired silently.
 func OpenDiskStorage(dir string) (*DiskStorage, error) {
+	return openDiskStorage(dir, slog.Default())
+}
+
+func openDiskStorage(dir string, log *slog.Logger) (*DiskStorage, error) {
 	if err := os.MkdirAll(filepath.Join(dir, "snap"), 0o700); err != nil {
 		return nil, fmt.Errorf("raft: create data dir: %w", err)
 	}
@@ -85,7 +90,7 @@ func OpenDiskStorage(dir string) (*DiskStorage, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &DiskStorage{dir: dir, db: db}
+	s := &DiskStorage{dir: dir, db: db, log: log}
 	switch version {
 	case 0:
 		err = s.create()
@@ -110,7 +115,7 @@ func (s *DiskStorage) walDir() string { return filepath.Join(s.dir, "wal") }
 // new again, and an empty log, which is reused.
 func (s *DiskStorage) create() error {
 	if seqs, err := listSegments(s.walDir()); err == nil && len(seqs) > 0 {
-		w, st, err := openWAL(s.walDir(), slog.Default())
+		w, st, err := openWAL(s.walDir(), s.log)
 		if err != nil {
 			return err
 		}
@@ -503,7 +508,7 @@ func (s *DiskStorage) migrateFormat1() error {
 	var size int64
 	s.db.View(func(tx *bolt.Tx) error { size = tx.Size(); return nil })
 	releaseMapped(s.db, size)
-	slog.Default().Info("raft data dir migrated: the log moved from raft.db to wal/ (format 2)",
+	s.log.Info("raft data dir migrated: the log moved from raft.db to wal/ (format 2)",
 		"dir", s.dir, "entries", len(ents))
 	return nil
 }
@@ -514,7 +519,7 @@ func (s *DiskStorage) load() error {
 	if err != nil {
 		return err
 	}
-	w, st, err := openWAL(s.walDir(), slog.Default())
+	w, st, err := openWAL(s.walDir(), s.log)
 	if err != nil {
 		return err
 	}

@@ -34,6 +34,8 @@ func writeBatches(t testing.TB, dir string, n, per int) walLog {
 		t.Fatal(err)
 	}
 	defer s.Close()
+	// Small steps of preallocation: the tests copy these dirs many times.
+	s.wal.prealloc = 4096
 	l := walLog{per: per, ends: []int64{s.wal.size}}
 	for b := 0; b < n; b++ {
 		var ents []*raftpb.Entry
@@ -134,6 +136,7 @@ func TestWALTornTail(t *testing.T) {
 		if err != nil {
 			t.Fatalf("cut at %d: %v", at, err)
 		}
+		s.wal.prealloc = 4096 // as writeBatches: a megabyte of zeros per cut is slow
 		whole := 0
 		for whole+1 < len(l.ends) && l.ends[whole+1] <= at {
 			whole++
@@ -165,9 +168,9 @@ func TestWALTornTail(t *testing.T) {
 	}
 }
 
-// What a crash can leave after the last whole record (zeros of a
-// preallocated block, stale or random bytes, half a record) is not
-// replayed.
+// What a crash can leave after the last whole record (the preallocated
+// zeros, random bytes, half a record, followed by zeros or not) is not
+// replayed, and the log goes on after the last whole record.
 func TestWALGarbageTail(t *testing.T) {
 	dir := t.TempDir()
 	l := writeBatches(t, dir, 6, 2)
@@ -176,6 +179,7 @@ func TestWALGarbageTail(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	orig = orig[:l.ends[len(l.ends)-1]] // the records, without the zeros after them
 	rnd := make([]byte, 3000)
 	r := rand.New(rand.NewPCG(1, 2))
 	for i := range rnd {
@@ -184,10 +188,11 @@ func TestWALGarbageTail(t *testing.T) {
 	lastSave := orig[l.ends[len(l.ends)-2]:]
 	lastRecord := lastSave[:walHdr+int(binary.BigEndian.Uint32(lastSave))]
 	for name, tail := range map[string][]byte{
-		"zeros":          make([]byte, 4096),
-		"random":         rnd,
-		"half a record":  lastRecord[:len(lastRecord)/2],
-		"a length alone": {0, 0, 0, 40},
+		"zeros":                     make([]byte, 4096),
+		"random":                    rnd,
+		"half a record":             lastRecord[:len(lastRecord)/2],
+		"half a record, then zeros": append(slices.Clone(lastRecord[:len(lastRecord)/2]), make([]byte, 4096)...),
+		"a length alone":            {0, 0, 0, 40},
 	} {
 		t.Run(name, func(t *testing.T) {
 			d := copyDir(t, dir)
@@ -199,13 +204,27 @@ func TestWALGarbageTail(t *testing.T) {
 				t.Fatal(err)
 			}
 			got, _ := loadedLog(t, s)
-			s.Close()
 			samePrefix(t, name, got, l.ents)
 			if len(got) != len(l.ents) {
 				t.Fatalf("%d entries, want %d", len(got), len(l.ents))
 			}
-			if b, _ := os.ReadFile(filepath.Join(d, seg)); !bytes.Equal(b, orig) {
-				t.Fatalf("segment is %d bytes after opening, want the %d written", len(b), len(orig))
+			b, _ := os.ReadFile(filepath.Join(d, seg))
+			if len(b) < len(orig) || !bytes.Equal(b[:len(orig)], orig) || bytes.Count(b[len(orig):], []byte{0}) != len(b)-len(orig) {
+				t.Fatalf("segment after opening: %d bytes, want the %d written and nothing but zeros after them", len(b), len(orig))
+			}
+			if name == "zeros" && len(b) != len(orig)+4096 {
+				t.Fatalf("preallocated zeros cut off: %d bytes, want %d", len(b), len(orig)+4096)
+			}
+			// The next write goes right after the last whole record.
+			next := entry(uint64(len(got)+1), 2, "after the tail")
+			if err := s.Save(hardState(2, 1, 0), []*raftpb.Entry{next}, nil, true); err != nil {
+				t.Fatal(err)
+			}
+			s.Close()
+			again, _, _ := openedState(t, d)
+			samePrefix(t, name+", written again", again, append(slices.Clone(l.ents), next))
+			if len(again) != len(l.ents)+1 {
+				t.Fatalf("%d entries after one more, want %d", len(again), len(l.ents)+1)
 			}
 		})
 	}
