@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -242,4 +243,76 @@ func equalJSON(t *testing.T, a, b any) bool {
 		t.Fatal(err1, err2)
 	}
 	return bytes.Equal(x, y)
+}
+
+// A new leader's dispatcher delivers secrets as the old one did: the
+// worker's task, started under the first leader, keeps what it was given,
+// and a task placed after the failover gets the secret from the new
+// leader's store (fake executors record what each task was handed).
+func TestSecretsAcrossLeaderFailover(t *testing.T) {
+	var mu sync.Mutex
+	fakes := map[string]*fake.Executor{}
+	c := swarmtest.Start(t, swarmtest.Options{Managers: 3, Workers: 1, HeartbeatPeriod: time.Second,
+		Executor: func(name string) executor.Executor {
+			mu.Lock()
+			defer mu.Unlock()
+			if fakes[name] == nil {
+				fakes[name] = fake.New(fake.Config{Hostname: name})
+			}
+			return fakes[name]
+		}})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	data := "failover-secret-" + api.NewID()
+	sec, err := c.Client(c.Leader()).CreateSecret(ctx, api.SecretSpec{Annotations: api.Annotations{Name: "token"}, Data: api.SecretBytes(data)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := api.ServiceSpec{
+		Annotations: api.Annotations{Name: "svc"},
+		Mode:        api.ServiceMode{Replicated: &api.ReplicatedService{Replicas: 1}},
+		TaskTemplate: api.TaskSpec{
+			Process:   &api.ProcessSpec{Command: []string{"app"}},
+			Placement: &api.Placement{Constraints: []string{"node.hostname==worker-1"}},
+			Secrets:   []api.SecretReference{{SecretName: "token"}},
+		},
+	}
+	svc, err := c.Client(c.Leader()).CreateService(ctx, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	worker := fakes["worker-1"]
+	// handed waits until want running tasks of svc hold the secret on the
+	// worker.
+	handed := func(want int) {
+		t.Helper()
+		c.WaitFor(fmt.Sprintf("%d tasks holding the secret", want), func() (bool, string) {
+			tasks, err := c.Client(c.Alive()).ListTasks(ctx, control.TaskFilter{Service: svc.ID, DesiredStates: []api.TaskState{api.TaskStateRunning}})
+			if err != nil {
+				return false, err.Error()
+			}
+			n := 0
+			for _, tk := range tasks {
+				if d, ok := worker.Dependencies(tk.ID); ok && d.Secret(sec.ID) != nil && string(d.Secret(sec.ID).Spec.Data) == data && tk.Status.State == api.TaskStateRunning {
+					n++
+				}
+			}
+			return n == want, fmt.Sprintf("%d of %d", n, len(tasks))
+		})
+	}
+	handed(1)
+	old := c.Leader()
+	c.Kill(old)
+	c.WaitFor("a new leader", func() (bool, string) {
+		for _, m := range c.Members {
+			if m != old && m.Node != nil && m.Node.Manager() != nil && m.Node.Manager().IsLeader() {
+				return true, ""
+			}
+		}
+		return false, "none"
+	})
+	if _, err := c.Client(c.Alive()).ScaleService(ctx, svc.ID, 2); err != nil {
+		t.Fatal(err)
+	}
+	handed(2)
 }
