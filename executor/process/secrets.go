@@ -8,9 +8,9 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"syscall"
 
 	"github.com/apiary-io/apiary/executor"
+	"github.com/apiary-io/apiary/internal/secretfs"
 	"github.com/apiary-io/apiary/swarm/api"
 )
 
@@ -52,161 +52,93 @@ func (c *controller) SetDependencies(d executor.Dependencies) {
 
 var _ executor.DependencyUser = (*controller)(nil)
 
-// depFile is one file to write.
-type depFile struct {
-	target  *api.FileTarget
-	name    string // the secret's or config's, for errors
-	data    []byte
-	defMode os.FileMode
-}
-
 // writeDepsLocked writes the task's secrets and configs and returns the
 // environment that names their directories.
 func (c *controller) writeDepsLocked(u taskUser) ([]string, error) {
 	t := c.task.Spec
-	var secrets, configs []depFile
+	var secrets, configs []secretfs.File
 	for _, r := range t.Secrets {
 		s := c.deps.Secret(r.SecretID)
 		if s == nil {
 			return nil, fmt.Errorf("secret %q (%s) was not handed to the executor", r.SecretName, r.SecretID)
 		}
-		secrets = append(secrets, depFile{target: r.File, name: "secret " + r.SecretName, data: s.Spec.Data, defMode: defaultSecretMode})
+		f, err := depFile(r.File, s.Spec.Data, defaultSecretMode, u)
+		if err != nil {
+			return nil, fmt.Errorf("secret %s: %w", r.SecretName, err)
+		}
+		secrets = append(secrets, f)
 	}
 	for _, r := range t.Configs {
 		cf := c.deps.Config(r.ConfigID)
 		if cf == nil {
 			return nil, fmt.Errorf("config %q (%s) was not handed to the executor", r.ConfigName, r.ConfigID)
 		}
-		configs = append(configs, depFile{target: r.File, name: "config " + r.ConfigName, data: cf.Spec.Data, defMode: defaultConfigMode})
+		f, err := depFile(r.File, cf.Spec.Data, defaultConfigMode, u)
+		if err != nil {
+			return nil, fmt.Errorf("config %s: %w", r.ConfigName, err)
+		}
+		configs = append(configs, f)
 	}
 	var env []string
 	for _, set := range []struct {
 		dir, envName string
-		files        []depFile
+		files        []secretfs.File
 	}{{secretsDirName, EnvSecretsDir, secrets}, {configsDirName, EnvConfigsDir, configs}} {
 		if len(set.files) == 0 {
 			continue
 		}
-		dir := filepath.Join(c.dir, set.dir)
-		if err := c.depDir(dir, set.files, u); err != nil {
+		d := secretfs.Dir{Path: filepath.Join(c.dir, set.dir), Mode: 0o700, UID: -1, GID: -1, OnDisk: c.e.cfg.SecretsOnDisk}
+		if u.cred != nil {
+			d.UID, d.GID = u.uid, u.gid
+		}
+		notMounted, err := d.Write(set.files)
+		if notMounted != nil {
+			c.e.tmpfsOnce.Do(func() {
+				c.log.Warn("secrets and configs are written to disk (files in a 0700 directory of each task's directory): a tmpfs cannot be mounted", "err", notMounted)
+			})
+		}
+		if err != nil {
 			return nil, fmt.Errorf("%s: %w", set.dir, err)
 		}
-		for _, f := range set.files {
-			if err := writeDepFile(dir, f, u); err != nil {
-				return nil, fmt.Errorf("%s: %w", f.name, err)
-			}
-		}
-		env = append(env, set.envName+"="+dir)
+		env = append(env, set.envName+"="+d.Path)
 	}
 	return env, nil
 }
 
-// depDir makes a private directory for files, a tmpfs where one mounts.
-func (c *controller) depDir(dir string, files []depFile, u taskUser) error {
-	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
-		return err
+// depFile is the file of a reference: owned by the reference's UID and
+// GID, else the task's user; its mode, else the default.
+func depFile(target *api.FileTarget, data []byte, defMode os.FileMode, u taskUser) (secretfs.File, error) {
+	f := secretfs.File{Data: data, UID: -1, GID: -1, Mode: defMode}
+	if target == nil {
+		return f, errors.New("no file target")
 	}
-	if !c.e.cfg.SecretsOnDisk && !isMountPoint(dir) {
-		size := 0
-		for _, f := range files {
-			// Every file takes whole pages, and its temporary copy
-			// exists beside it while it is renamed into place.
-			size += 2 * (len(f.data) + os.Getpagesize())
-		}
-		if err := mountTmpfs(dir, size+os.Getpagesize()*(len(files)+16)); err != nil {
-			c.e.tmpfsOnce.Do(func() {
-				c.log.Warn("secrets and configs are written to disk (files in a 0700 directory of each task's directory): a tmpfs cannot be mounted", "err", err)
-			})
-		}
-	}
-	if err := os.Chmod(dir, 0o700); err != nil {
-		return err
-	}
+	f.Name = target.Name
 	if u.cred != nil {
-		return os.Chown(dir, u.uid, u.gid)
+		f.UID, f.GID = u.uid, u.gid
 	}
-	return nil
+	var err error
+	if target.UID != "" {
+		if f.UID, err = strconv.Atoi(target.UID); err != nil {
+			return f, fmt.Errorf("target %q: uid %q: %w", target.Name, target.UID, err)
+		}
+	}
+	if target.GID != "" {
+		if f.GID, err = strconv.Atoi(target.GID); err != nil {
+			return f, fmt.Errorf("target %q: gid %q: %w", target.Name, target.GID, err)
+		}
+	}
+	if m := target.Mode.Perm(); m != 0 {
+		f.Mode = m
+	}
+	return f, nil
 }
 
-// writeDepFile writes one file whole: into a temporary file beside it,
-// with its owner and mode, renamed into place.
-func writeDepFile(dir string, f depFile, u taskUser) error {
-	target := ""
-	if f.target != nil {
-		target = f.target.Name
-	}
-	if target == "" || !filepath.IsLocal(target) {
-		return fmt.Errorf("target %q: not a relative path inside the directory", target)
-	}
-	path := filepath.Join(dir, target)
-	uid, gid := -1, -1
-	if u.cred != nil {
-		uid, gid = u.uid, u.gid
-	}
-	if f.target.UID != "" {
-		n, err := strconv.Atoi(f.target.UID)
-		if err != nil {
-			return fmt.Errorf("target %q: uid %q: %w", target, f.target.UID, err)
-		}
-		uid = n
-	}
-	if f.target.GID != "" {
-		n, err := strconv.Atoi(f.target.GID)
-		if err != nil {
-			return fmt.Errorf("target %q: gid %q: %w", target, f.target.GID, err)
-		}
-		gid = n
-	}
-	mode := f.target.Mode.Perm()
-	if mode == 0 {
-		mode = f.defMode
-	}
-	if sub := filepath.Dir(path); sub != dir {
-		if err := os.MkdirAll(sub, 0o700); err != nil {
-			return err
-		}
-		// The task's user must be able to reach the file.
-		for d := sub; d != dir; d = filepath.Dir(d) {
-			if u.cred != nil {
-				if err := os.Chown(d, u.uid, u.gid); err != nil {
-					return err
-				}
-			}
-		}
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".apiary-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name()) // fails once renamed
-	_, err = tmp.Write(f.data)
-	if err == nil {
-		err = tmp.Chmod(mode)
-	}
-	if err == nil && (uid >= 0 || gid >= 0) {
-		err = tmp.Chown(uid, gid)
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
-		return fmt.Errorf("target %q: %w", target, err)
-	}
-	return nil
-}
-
-// removeDeps unmounts the task's directories of secrets and configs, if
-// they are mounted, before its directory is deleted.
+// removeDeps unmounts and deletes the task's directories of secrets and
+// configs.
 func (c *controller) removeDeps() {
 	for _, d := range []string{secretsDirName, configsDirName} {
-		dir := filepath.Join(c.dir, d)
-		if isMountPoint(dir) {
-			if err := unmount(dir); err != nil {
-				c.log.Warn("secrets directory not unmounted", "dir", dir, "err", err)
-			}
+		if err := secretfs.Remove(filepath.Join(c.dir, d)); err != nil {
+			c.log.Warn("secrets directory not removed", "dir", d, "err", err)
 		}
 	}
 }
@@ -214,23 +146,7 @@ func (c *controller) removeDeps() {
 // wipeDeps unmounts and deletes the task's secrets and configs once its
 // processes are gone.
 func (c *controller) wipeDeps() {
-	if len(c.task.Spec.Secrets)+len(c.task.Spec.Configs) == 0 {
-		return
+	if len(c.task.Spec.Secrets)+len(c.task.Spec.Configs) > 0 {
+		c.removeDeps()
 	}
-	c.removeDeps()
-	for _, d := range []string{secretsDirName, configsDirName} {
-		if err := os.RemoveAll(filepath.Join(c.dir, d)); err != nil {
-			c.log.Warn("secrets directory not deleted", "dir", d, "err", err)
-		}
-	}
-}
-
-// isMountPoint reports whether dir is on another file system than its
-// parent: a tmpfs this executor mounted.
-func isMountPoint(dir string) bool {
-	var st, parent syscall.Stat_t
-	if syscall.Lstat(dir, &st) != nil || syscall.Lstat(filepath.Dir(dir), &parent) != nil {
-		return false
-	}
-	return st.Dev != parent.Dev
 }

@@ -1,12 +1,12 @@
-package process
+package secretfs
 
 import (
 	"fmt"
 	"syscall"
 )
 
-// mountTmpfs mounts a tmpfs of size bytes on dir, private to its owner
-// and of nothing a task could execute or use as a device.
+// mountTmpfs mounts a tmpfs of size bytes on dir, of nothing a task could
+// execute or use as a device.
 func mountTmpfs(dir string, size int) error {
 	flags := uintptr(syscall.MS_NOSUID | syscall.MS_NODEV | syscall.MS_NOEXEC)
 	if err := syscall.Mount("tmpfs", dir, "tmpfs", flags, fmt.Sprintf("mode=0700,size=%d", size)); err != nil {
@@ -15,8 +15,8 @@ func mountTmpfs(dir string, size int) error {
 	return nil
 }
 
-// unmount detaches the tmpfs on dir (lazily: a process of the task that
-// still has a file open keeps it until it closes it).
+// unmount detaches the tmpfs on dir (lazily: a process that still has a
+// file of it open keeps it until it closes it).
 func unmount(dir string) error {
 	if err := syscall.Unmount(dir, syscall.MNT_DETACH); err != nil {
 		return fmt.Errorf("unmount %s: %w", dir, err)
