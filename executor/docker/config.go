@@ -47,6 +47,15 @@ type Config struct {
 	// (APIARY_HOST, PORT, APIARY_PORT_<target>, set by the agent) and the
 	// node's mesh forwards to it. False leaves the engine's default network.
 	HostNetwork bool
+	// SecretsDir, when set, is a directory of this machine that the
+	// engine can bind-mount (the engine runs here). Each task's secrets
+	// and configs are then written under <SecretsDir>/<task ID>/, in
+	// tmpfs mounts of their own where the executor can mount them (Linux,
+	// root), and bind-mounted read-only into its container: never on the
+	// engine's disk, and gone as soon as the container exits. Empty: they
+	// are copied into the container before it starts, into its writable
+	// layer, until the container is removed (secrets.go).
+	SecretsDir string
 }
 
 // DefaultConfig returns a Config with every default filled in: a client

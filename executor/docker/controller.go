@@ -199,6 +199,12 @@ func (c *controller) prepareLocked(ctx context.Context) error {
 	if err := c.ensureImage(ctx, cfg.Image); err != nil {
 		return err
 	}
+	deps, err := c.hostDeps()
+	if err != nil {
+		c.removeHostDeps()
+		return fmt.Errorf("task %s: %w", t.ID, err)
+	}
+	host.Mounts = append(host.Mounts, deps...)
 	resp, err := c.e.cli.ContainerCreate(ctx, cfg, host, nil, nil, c.name)
 	if cerrdefs.IsConflict(err) {
 		// The name is taken: by this task's container, made meanwhile by
@@ -215,6 +221,7 @@ func (c *controller) prepareLocked(ctx context.Context) error {
 		}
 	}
 	if err != nil {
+		c.removeHostDeps()
 		return fmt.Errorf("task %s: create container %s: %w", t.ID, c.name, err)
 	}
 	for _, w := range resp.Warnings {
@@ -425,6 +432,8 @@ func (c *controller) finish(done chan struct{}, st executor.ExitStatus) {
 	default:
 	}
 	c.status = st
+	// A task runs once: what it was given of secrets goes now.
+	c.removeHostDeps()
 	close(done)
 	c.log.Info("container exited", "exit_code", st.ExitCode, "signal", st.Signal, "oom_killed", st.OOMKilled, "message", st.Message)
 }
@@ -556,6 +565,7 @@ func (c *controller) Remove(ctx context.Context) error {
 		}
 		c.log.Debug("container removed", "container", shortID(id))
 	}
+	c.removeHostDeps()
 	c.mu.Lock()
 	c.removed = true
 	c.mu.Unlock()

@@ -67,6 +67,8 @@ type Executor struct {
 	mu     sync.Mutex
 	ctrls  map[string]*controller
 	closed bool
+	// tmpfsOnce logs once that SecretsDir is not a tmpfs (secrets.go).
+	tmpfsOnce sync.Once
 }
 
 var (
