@@ -9,9 +9,11 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
 	goruntime "runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -292,6 +294,7 @@ func (m *nodeMesh) setKeys(k agent.GossipKeys) error {
 	ec := endpoint.DefaultConfig()
 	ec.NodeID, ec.NodeAddr = m.nodeID, m.hostAddr
 	ec.LoopbackVIP, _ = m.cfg.loopbackVIPs() // checked at start
+	ec.UnprivilegedPortStart = unprivilegedPortStart()
 	if a, err := netip.ParseAddr(m.cfg.IngressAddr); err == nil {
 		ec.IngressAddr = a
 	}
@@ -317,6 +320,23 @@ func (m *nodeMesh) setKeys(k agent.GossipKeys) error {
 	}
 	m.log.Info("gossip started", "addr", m.cfg.GossipAddr)
 	return nil
+}
+
+// unprivilegedPortStart is the lowest port this process may listen on: 0
+// (any) as root, else Linux's net.ipv4.ip_unprivileged_port_start, or
+// 1024. VIP ports below it are served on their loopback VIP ports
+// (endpoint.Config.UnprivilegedPortStart), so a node run without
+// privileges still serves a service whose target port is 80.
+func unprivilegedPortStart() uint16 {
+	if os.Geteuid() == 0 {
+		return 0
+	}
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_unprivileged_port_start"); err == nil {
+		if n, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 16); err == nil {
+			return uint16(n)
+		}
+	}
+	return 1024
 }
 
 // assignmentKeys is endpoint.Checks.AssignmentKeys: none until the

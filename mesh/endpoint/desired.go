@@ -69,6 +69,18 @@ type view struct {
 	self     string
 	ingress  netip.Addr
 	loopback bool
+	// privBelow is Config.UnprivilegedPortStart.
+	privBelow uint16
+}
+
+// vipPort is where the VIP serves p: its target port, or its loopback VIP
+// port in loopback mode or when the node may not listen on the target
+// port (0: nowhere).
+func (v view) vipPort(p wirePort) uint16 {
+	if v.loopback || p.Target < v.privBelow {
+		return p.Loop
+	}
+	return p.Target
 }
 
 // loopbackAddr is where a node in loopback mode serves every VIP.
@@ -111,18 +123,18 @@ func desiredService(v view, tasks []owned) *serviceState {
 	for _, p := range head.Ports {
 		backends := backendsFor(self, p, tasks)
 		opts := optionsOf(p)
-		switch {
-		case !head.HostVIP.IsValid() || head.DNSRR:
-		case !v.loopback:
-			ss.frontends = append(ss.frontends, frontendOf(frontendAt(head.HostVIP, p.Target, p), opts, backends))
-		case p.Loop != 0:
-			ss.frontends = append(ss.frontends, frontendOf(frontendAt(loopbackAddr, p.Loop, p), opts, backends))
+		if port := v.vipPort(p); head.HostVIP.IsValid() && !head.DNSRR && port != 0 {
+			addr := head.HostVIP
+			if v.loopback {
+				addr = loopbackAddr
+			}
+			ss.frontends = append(ss.frontends, frontendOf(frontendAt(addr, port, p), opts, backends))
 		}
 		if p.Flags&flagIngress != 0 && ingress.IsValid() {
 			ss.frontends = append(ss.frontends, frontendOf(frontendAt(ingress, p.Published, p), opts, backends))
 		}
 	}
-	ss.dns = dnsService(head, tasks, v.loopback)
+	ss.dns = dnsService(head, tasks, v)
 	return ss
 }
 
@@ -202,19 +214,19 @@ func hostPort(r *record, p wirePort) uint16 {
 	return 0
 }
 
-func dnsService(head *record, tasks []owned, loopback bool) *dns.Service {
+func dnsService(head *record, tasks []owned, v view) *dns.Service {
 	svc := &dns.Service{Name: strings.ToLower(head.ServiceName)}
 	vip := head.HostVIP.IsValid() && !head.DNSRR
 	if vip {
 		svc.VIPs = []netip.Addr{head.HostVIP}
-		if loopback {
+		if v.loopback {
 			svc.VIPs = []netip.Addr{loopbackAddr}
 		}
 	}
 	for _, p := range head.Ports {
 		dp := dns.Port{Name: p.Name, Protocol: p.protocol(), Target: p.Target}
-		if vip && loopback {
-			dp.VIPPort = p.Loop
+		if port := v.vipPort(p); vip && port != p.Target {
+			dp.VIPPort = port
 		}
 		svc.Ports = append(svc.Ports, dp)
 	}

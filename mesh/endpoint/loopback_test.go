@@ -53,3 +53,29 @@ func TestLoopbackVIP(t *testing.T) {
 		t.Errorf("a port without a loopback VIP port: frontends %v, want ingress alone", st.Frontends)
 	}
 }
+
+// A node that may not listen below port 1024 (not root) serves a VIP port
+// 80 on the VIP's loopback VIP port instead, and says so in SRV records;
+// ports it may listen on are served as they are.
+func TestVIPPortsBelowTheUnprivilegedStart(t *testing.T) {
+	lt := webTask("t1", 1, 31001, true)
+	lt.Ports[0].LoopbackPort = api.LoopbackVIPPortStart
+	high := Port{PortConfig: api.PortConfig{Name: "admin", Protocol: "tcp", TargetPort: 9000}, HostPort: 31002, LoopbackPort: api.LoopbackVIPPortStart + 1}
+	lt.Ports = append(lt.Ports, high)
+	st := desiredIn(view{self: "b", privBelow: 1024}, []owned{ownedBy(t, "a", addrA, lt)})
+	for _, fe := range []balancer.Frontend{
+		{Addr: netip.AddrPortFrom(webVIP, api.LoopbackVIPPortStart), Protocol: balancer.TCP},
+		{Addr: netip.AddrPortFrom(webVIP, 9000), Protocol: balancer.TCP},
+	} {
+		if _, ok := st.Frontends[fe]; !ok {
+			t.Errorf("no frontend %v in %v", fe, st.Frontends)
+		}
+	}
+	if len(st.Frontends) != 2 {
+		t.Errorf("frontends %v, want the two above", st.Frontends)
+	}
+	svc := st.Services["web"]
+	if svc.VIPs[0] != webVIP || svc.Ports[0].VIPPort != api.LoopbackVIPPortStart || svc.Ports[1].VIPPort != 0 {
+		t.Errorf("DNS service %+v: want the VIP, port 80 at %d, port 9000 as it is", svc, api.LoopbackVIPPortStart)
+	}
+}

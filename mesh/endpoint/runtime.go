@@ -39,6 +39,13 @@ type Config struct {
 	// 127.0.0.1 is a loopback address without configuration (outside
 	// Linux). Clients then need the port from DNS (SRV records).
 	LoopbackVIP bool
+	// UnprivilegedPortStart is the lowest port this node may listen on
+	// without privileges; 0 means it may listen on any. A VIP port below
+	// it (a target port 80, say, for a node that does not run as root)
+	// is served on its loopback VIP port instead, on the VIP, and DNS
+	// gives that port in SRV records: clients that read SRV records
+	// reach the service, where a listener on port 80 could not bind.
+	UnprivilegedPortStart uint16
 	// Gossip carries the endpoint table; Balancer and DNS are what it is
 	// applied to.
 	Gossip   gossip.Table
@@ -332,7 +339,7 @@ func (r *Runtime) desired() state {
 		for _, o := range tasks {
 			list = append(list, o)
 		}
-		r.parts[id] = desiredService(view{self: r.cfg.NodeID, ingress: r.cfg.IngressAddr, loopback: r.cfg.LoopbackVIP}, list)
+		r.parts[id] = desiredService(view{self: r.cfg.NodeID, ingress: r.cfg.IngressAddr, loopback: r.cfg.LoopbackVIP, privBelow: r.cfg.UnprivilegedPortStart}, list)
 	}
 	clear(r.dirty)
 	parts := make([]*serviceState, 0, len(r.parts))
