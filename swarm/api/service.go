@@ -247,12 +247,13 @@ type LoopbackPort struct {
 }
 
 // The range of LoopbackPort.Port: 5,000 service ports, below the
-// ephemeral ports of macOS and the BSDs (49152 and up), above Swarm's
-// dynamic ingress range (30000-32767). Inside Linux's ephemeral range,
-// but Linux nodes use HostVIPRange.
+// ephemeral ports of Linux (32768 and up) and of macOS and the BSDs (49152
+// and up), which the system hands out to outgoing connections and to
+// tasks' host ports and which could hold one already, and below Swarm's
+// dynamic ingress range (30000-32767).
 const (
-	LoopbackVIPPortStart = 34000
-	LoopbackVIPPortEnd   = 38999
+	LoopbackVIPPortStart = 20000
+	LoopbackVIPPortEnd   = 24999
 )
 
 // EndpointVirtualIP is a service's virtual IP on one network.
