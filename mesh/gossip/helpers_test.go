@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"math/big"
 	mrand "math/rand/v2"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -135,7 +136,13 @@ func startCluster(t testing.TB, n int, cfgFor func(i int) Config) []*Member {
 func formCluster(t testing.TB, n int, start func(i int) *Member) []*Member {
 	t.Helper()
 	ms := make([]*Member, n)
+	t0 := time.Now()
 	for i := range ms {
+		if n >= 500 && i%50 == 0 && testing.Verbose() {
+			// Live progress for the large benchmarks (their log shows
+			// only at the end, and a stalled one is killed by -timeout).
+			fmt.Fprintf(os.Stderr, "%s: %d of %d members started after %v\n", t.Name(), i, n, time.Since(t0).Round(time.Second))
+		}
 		ms[i] = start(i)
 		if i == 0 {
 			continue

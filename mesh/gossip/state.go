@@ -74,7 +74,8 @@ type owner struct {
 }
 
 // ErrOverLimit is returned by Put when the entry would break one of the
-// bounds (MaxEntries, MaxEntriesPerNode, MaxNetworks, MaxTablesPerNetwork).
+// bounds (MaxEntries, MaxEntriesPerNode, MaxTombstonesPerNode, MaxNetworks,
+// MaxTablesPerNetwork).
 var ErrOverLimit = errors.New("gossip: over limit")
 
 func newState() *state {

@@ -10,7 +10,8 @@ type Stats struct {
 	// size bound as they were read.
 	Malformed uint64
 	// OverLimit counts entries dropped because holding them would break a
-	// bound (MaxEntries, MaxEntriesPerNode, MaxNetworks, MaxPending, ...).
+	// bound (MaxEntries, MaxEntriesPerNode, MaxTombstonesPerNode,
+	// MaxNetworks, MaxPending, ...).
 	OverLimit uint64
 	// Untrusted counts entries and certificates whose chain the Verifier
 	// refused (another CA, expired, ...).
