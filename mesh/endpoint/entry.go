@@ -28,7 +28,7 @@ const (
 // Bounds on an entry, checked when it is made (SetLocal) and when it is
 // read (Admit, and again before it reaches the balancer and DNS, since an
 // in-memory gossip does not call Admit). An entry must also encode to at
-// most gossip.MaxValueSize bytes (512), which is the tighter bound in
+// most gossip.MaxValueSize bytes (768), which is the tighter bound in
 // practice: a task with a 63-character service name, two networks with an
 // alias each and four named ports fits; each port costs 15 to 40 bytes.
 const (

@@ -17,10 +17,11 @@ import (
 // port held by another program) the runtime tries again.
 const DefaultRetryInterval = 5 * time.Second
 
-// MaxLocalTasks bounds the tasks one SetLocal may publish. Gossip keeps at
-// most gossip.MaxEntriesPerNode (4,096) entries per node, tombstones of
-// tasks that went included for their reap time; half of it is left for them.
-const MaxLocalTasks = gossip.MaxEntriesPerNode / 2
+// MaxLocalTasks bounds the tasks one SetLocal may publish: the live
+// entries gossip keeps per node (gossip.MaxEntriesPerNode, 4,096); the
+// tombstones of tasks that went have a bound of their own
+// (gossip.MaxTombstonesPerNode).
+const MaxLocalTasks = gossip.MaxEntriesPerNode
 
 // Config configures a Runtime. Start from DefaultConfig.
 type Config struct {
