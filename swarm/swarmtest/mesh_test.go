@@ -29,85 +29,20 @@ import (
 // process: the test listens where each task was told to (its host port on
 // its node's address), as the task would.
 func TestMeshIngressOnEveryNode(t *testing.T) {
-	c := swarmtest.Start(t, swarmtest.Options{Managers: 1, Workers: 2, Configure: func(name string, cfg *swarm.NodeConfig) {
-		host, _, _ := net.SplitHostPort(cfg.ListenAddr)
-		cfg.Mesh = swarm.MeshConfig{DataPath: swarm.DataPathHost, GossipAddr: host + ":0", DNSAddr: host + ":0"}
-	}})
+	c := swarmtest.Start(t, swarmtest.Options{Managers: 1, Workers: 2, Configure: meshOn("")})
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	t.Cleanup(cancel)
 	cl := c.Client(c.Leader())
 	// A target port of its own: the VIP's address range is the machine's,
 	// shared with any other test cluster running now.
 	target := uint32(20000 + rand.IntN(9000))
-	web := spec("web", 2)
-	web.Mode.Replicated = nil
-	web.Mode.Global = &api.GlobalService{}
-	web.EndpointSpec = &api.EndpointSpec{Ports: []api.PortConfig{{TargetPort: target}}}
-	svc, err := cl.CreateService(ctx, web)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cl.WaitConverged(ctx, svc.ID); err != nil {
-		t.Fatal(err)
-	}
-	svc, err = cl.GetService(ctx, svc.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
+	svc := globalWeb(ctx, t, cl, api.PortConfig{TargetPort: target})
 	if len(svc.Endpoint.Ports) != 1 || svc.Endpoint.Ports[0].PublishedPort == 0 || svc.Endpoint.HostVIP == "" {
 		t.Fatalf("web's endpoint: %+v", svc.Endpoint)
 	}
 	published := svc.Endpoint.Ports[0].PublishedPort
 
-	// Listen as each task would: its node's address, its host port.
-	hostOf := map[string]string{} // node ID → host
-	for _, m := range c.Members {
-		host, _, _ := net.SplitHostPort(m.Addr)
-		hostOf[m.Node.NodeID()] = host
-	}
-	var tasks []*api.Task
-	testutil.EventuallyWhy(t, 60*time.Second, "every task running with its host port", func() (bool, string) {
-		tasks, err = cl.ListTasks(ctx, control.TaskFilter{Service: svc.ID, DesiredStates: []api.TaskState{api.TaskStateRunning}})
-		if err != nil {
-			return false, err.Error()
-		}
-		if len(tasks) != len(c.Members) {
-			return false, fmt.Sprintf("%d tasks", len(tasks))
-		}
-		for _, tk := range tasks {
-			if tk.Status.State != api.TaskStateRunning || len(tk.Status.PortStatus) != 1 {
-				return false, fmt.Sprintf("task %s: %s %+v", tk.ID, tk.Status.State, tk.Status.PortStatus)
-			}
-		}
-		return true, ""
-	})
-	var wg sync.WaitGroup
-	var listeners []net.Listener
-	t.Cleanup(func() {
-		for _, l := range listeners {
-			l.Close()
-		}
-		wg.Wait()
-	})
-	for _, tk := range tasks {
-		l, err := net.Listen("tcp", net.JoinHostPort(hostOf[tk.NodeID], fmt.Sprint(tk.Status.PortStatus[0].PublishedPort)))
-		if err != nil {
-			t.Fatalf("listen as task %s: %v", tk.ID, err)
-		}
-		listeners = append(listeners, l)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				conn, err := l.Accept()
-				if err != nil {
-					return
-				}
-				fmt.Fprintf(conn, "%s\n", tk.ID)
-				conn.Close()
-			}
-		}()
-	}
+	tasks := serveAsTasks(ctx, t, c, svc.ID)
 
 	// Every node's ingress reaches every task.
 	for _, m := range c.Members {
@@ -183,10 +118,7 @@ func lookupA(server, name string) ([]string, error) {
 // heartbeat, and the node's status says gossip found it.
 func TestGossipSuspicionDeclaresNodeDownEarly(t *testing.T) {
 	c := swarmtest.Start(t, swarmtest.Options{Managers: 1, Workers: 2, HeartbeatPeriod: 10 * time.Second, Timeout: 90 * time.Second,
-		Configure: func(name string, cfg *swarm.NodeConfig) {
-			host, _, _ := net.SplitHostPort(cfg.ListenAddr)
-			cfg.Mesh = swarm.MeshConfig{DataPath: swarm.DataPathHost, GossipAddr: host + ":0", DNSAddr: host + ":0"}
-		}})
+		Configure: meshOn("")})
 	c.WaitFor("every node's gossip seeing the two others", func() (bool, string) {
 		for _, m := range c.Members {
 			if peers := m.Node.MeshPeers(); len(peers) != len(c.Members)-1 {
@@ -226,66 +158,15 @@ func TestGossipSuspicionDeclaresNodeDownEarly(t *testing.T) {
 // choice): every node's DNS answers the service with 127.0.0.1 and the
 // port in its SRV record, and that address reaches the tasks.
 func TestMeshLoopbackVIPs(t *testing.T) {
-	c := swarmtest.Start(t, swarmtest.Options{Managers: 1, Workers: 1, Configure: func(name string, cfg *swarm.NodeConfig) {
-		host, _, _ := net.SplitHostPort(cfg.ListenAddr)
-		cfg.Mesh = swarm.MeshConfig{DataPath: swarm.DataPathHost, GossipAddr: host + ":0", DNSAddr: host + ":0", VIPs: swarm.VIPsLoopback}
-	}})
+	c := swarmtest.Start(t, swarmtest.Options{Managers: 1, Workers: 1, Configure: meshOn(swarm.VIPsLoopback)})
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	t.Cleanup(cancel)
-	cl := c.Client(c.Leader())
-	web := spec("web", 2)
-	web.Mode.Replicated = nil
-	web.Mode.Global = &api.GlobalService{}
-	web.EndpointSpec = &api.EndpointSpec{Ports: []api.PortConfig{{TargetPort: 80, PublishMode: api.PublishModeHost, PublishedPort: 0}}}
-	svc, err := cl.CreateService(ctx, web)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cl.WaitConverged(ctx, svc.ID); err != nil {
-		t.Fatal(err)
-	}
-	if svc, err = cl.GetService(ctx, svc.ID); err != nil {
-		t.Fatal(err)
-	}
+	svc := globalWeb(ctx, t, c.Client(c.Leader()), api.PortConfig{TargetPort: 80, PublishMode: api.PublishModeHost})
 	if len(svc.Endpoint.LoopbackPorts) != 1 {
 		t.Fatalf("web's loopback VIP ports: %+v", svc.Endpoint.LoopbackPorts)
 	}
 	loop := svc.Endpoint.LoopbackPorts[0].Port
-	hostOf := map[string]string{}
-	for _, m := range c.Members {
-		host, _, _ := net.SplitHostPort(m.Addr)
-		hostOf[m.Node.NodeID()] = host
-	}
-	var tasks []*api.Task
-	c.WaitFor("every task running with its host port", func() (bool, string) {
-		tasks, err = cl.ListTasks(ctx, control.TaskFilter{Service: svc.ID, DesiredStates: []api.TaskState{api.TaskStateRunning}})
-		if err != nil || len(tasks) != len(c.Members) {
-			return false, fmt.Sprint(len(tasks), err)
-		}
-		for _, tk := range tasks {
-			if tk.Status.State != api.TaskStateRunning || len(tk.Status.PortStatus) != 1 {
-				return false, fmt.Sprintf("task %s: %s %+v", tk.ID, tk.Status.State, tk.Status.PortStatus)
-			}
-		}
-		return true, ""
-	})
-	for _, tk := range tasks {
-		l, err := net.Listen("tcp", net.JoinHostPort(hostOf[tk.NodeID], fmt.Sprint(tk.Status.PortStatus[0].PublishedPort)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { l.Close() })
-		go func() {
-			for {
-				conn, err := l.Accept()
-				if err != nil {
-					return
-				}
-				fmt.Fprintf(conn, "%s\n", tk.ID)
-				conn.Close()
-			}
-		}()
-	}
+	tasks := serveAsTasks(ctx, t, c, svc.ID)
 	for _, m := range c.Members {
 		dnsAddr := m.Node.DNSAddr()
 		c.WaitFor("DNS on "+m.Name+" answering the loopback VIP", func() (bool, string) {
@@ -313,4 +194,93 @@ func TestMeshLoopbackVIPs(t *testing.T) {
 		seen[id] = true
 		return len(seen) == len(tasks), fmt.Sprintf("answered by %v", seen)
 	})
+}
+
+// meshOn is a Configure that puts every node in the mesh on the host data
+// path (ports left to the system), its VIPs served as vips says.
+func meshOn(vips string) func(string, *swarm.NodeConfig) {
+	return func(name string, cfg *swarm.NodeConfig) {
+		host, _, _ := net.SplitHostPort(cfg.ListenAddr)
+		cfg.Mesh = swarm.MeshConfig{DataPath: swarm.DataPathHost, GossipAddr: host + ":0", DNSAddr: host + ":0", VIPs: vips}
+	}
+}
+
+// globalWeb creates a global service "web" with one port, waits until it
+// converged, and returns it as stored (its endpoint allocated).
+func globalWeb(ctx context.Context, t *testing.T, cl *swarm.Client, port api.PortConfig) *api.Service {
+	t.Helper()
+	web := spec("web", 2)
+	web.Mode.Replicated = nil
+	web.Mode.Global = &api.GlobalService{}
+	web.EndpointSpec = &api.EndpointSpec{Ports: []api.PortConfig{port}}
+	svc, err := cl.CreateService(ctx, web)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.WaitConverged(ctx, svc.ID); err != nil {
+		t.Fatal(err)
+	}
+	if svc, err = cl.GetService(ctx, svc.ID); err != nil {
+		t.Fatal(err)
+	}
+	return svc
+}
+
+// serveAsTasks waits until the service runs one task per member, each
+// with its host port, then listens as each task would (its node's
+// address, its host port), answering every connection with the task's
+// ID, until the test ends. The fake executor runs no process.
+func serveAsTasks(ctx context.Context, t *testing.T, c *swarmtest.Cluster, serviceID string) []*api.Task {
+	t.Helper()
+	cl := c.Client(c.Leader())
+	hostOf := map[string]string{} // node ID → host
+	for _, m := range c.Members {
+		host, _, _ := net.SplitHostPort(m.Addr)
+		hostOf[m.Node.NodeID()] = host
+	}
+	var tasks []*api.Task
+	testutil.EventuallyWhy(t, 60*time.Second, "every task running with its host port", func() (bool, string) {
+		var err error
+		tasks, err = cl.ListTasks(ctx, control.TaskFilter{Service: serviceID, DesiredStates: []api.TaskState{api.TaskStateRunning}})
+		if err != nil {
+			return false, err.Error()
+		}
+		if len(tasks) != len(c.Members) {
+			return false, fmt.Sprintf("%d tasks", len(tasks))
+		}
+		for _, tk := range tasks {
+			if tk.Status.State != api.TaskStateRunning || len(tk.Status.PortStatus) != 1 {
+				return false, fmt.Sprintf("task %s: %s %+v", tk.ID, tk.Status.State, tk.Status.PortStatus)
+			}
+		}
+		return true, ""
+	})
+	var wg sync.WaitGroup
+	var listeners []net.Listener
+	t.Cleanup(func() {
+		for _, l := range listeners {
+			l.Close()
+		}
+		wg.Wait()
+	})
+	for _, tk := range tasks {
+		l, err := net.Listen("tcp", net.JoinHostPort(hostOf[tk.NodeID], fmt.Sprint(tk.Status.PortStatus[0].PublishedPort)))
+		if err != nil {
+			t.Fatalf("listen as task %s: %v", tk.ID, err)
+		}
+		listeners = append(listeners, l)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				conn, err := l.Accept()
+				if err != nil {
+					return
+				}
+				fmt.Fprintf(conn, "%s\n", tk.ID)
+				conn.Close()
+			}
+		}()
+	}
+	return tasks
 }
