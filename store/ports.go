@@ -14,20 +14,17 @@ import (
 // every service, on each create and update.
 func servicePorts(o any, add func(string)) {
 	s := o.(*api.Service)
-	ports := []api.PortConfig(nil)
-	if s.Endpoint != nil && len(s.Endpoint.Ports) > 0 {
-		ports = s.Endpoint.Ports
-	} else if s.Spec.EndpointSpec != nil {
-		ports = s.Spec.EndpointSpec.Ports
-	}
-	for _, p := range ports {
-		if p.PublishMode != api.PublishModeHost && p.PublishedPort != 0 {
-			add(PortKey(p.Protocol, p.PublishedPort))
+	if holdsPorts(s) {
+		for _, k := range heldPorts(s.Endpoint) {
+			add(k)
 		}
+		return
 	}
-	if s.Endpoint != nil {
-		for _, l := range s.Endpoint.LoopbackPorts {
-			add(PortKey(l.Protocol, l.Port))
+	if s.Spec.EndpointSpec != nil {
+		for _, p := range s.Spec.EndpointSpec.Ports {
+			if p.PublishMode != api.PublishModeHost && p.PublishedPort != 0 {
+				add(PortKey(p.Protocol, p.PublishedPort))
+			}
 		}
 	}
 }
