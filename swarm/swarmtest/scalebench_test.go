@@ -3,7 +3,6 @@ package swarmtest_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"runtime"
 	"testing"
 	"time"
@@ -38,8 +37,7 @@ func scaleUp(b *testing.B, mesh bool, n int) {
 	c := swarmtest.Start(b, swarmtest.Options{Managers: 1, Workers: 2, HeartbeatPeriod: time.Second, Timeout: 10 * time.Minute,
 		Configure: func(name string, cfg *swarm.NodeConfig) {
 			if mesh {
-				host, _, _ := net.SplitHostPort(cfg.ListenAddr)
-				cfg.Mesh = swarm.MeshConfig{DataPath: swarm.DataPathHost, GossipAddr: host + ":0", DNSAddr: host + ":0"}
+				meshOn("")(name, cfg)
 			}
 		}})
 	ctx := context.Background()
