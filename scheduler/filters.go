@@ -43,8 +43,9 @@ func (NodeAvailable) Filter(_ *TaskInfo, n *NodeInfo) *Status {
 }
 
 // Executor refuses nodes whose executor cannot run the task's runtime: a
-// "process" node runs process tasks, a "docker" node runs container tasks, a
-// "fake" node (tests) runs anything. A node that does not report its
+// "process" node runs process tasks (and container tasks whose image is an
+// absolute path to an executable, api.TaskSpec.RunsOn), a "docker" node runs
+// container tasks, a "fake" node (tests) runs anything. A node that does not report its
 // executor, and a task without a runtime, are not refused.
 type Executor struct{}
 
@@ -56,8 +57,9 @@ func (Executor) Filter(t *TaskInfo, n *NodeInfo) *Status {
 	if t.Runtime == "" || n.Node.Description == nil {
 		return nil
 	}
-	switch n.Node.Description.Executor {
-	case "", "fake", t.Runtime:
+	if t.Task.Spec.RunsOn(n.Node.Description.Executor) {
+		// Its own kind, a fake, or a process node for a container
+		// whose image is an executable's path (api.IsProcessImage).
 		return nil
 	}
 	return &Status{Reason: fmt.Sprintf("cannot run %s tasks", t.Runtime), Detail: "executor " + n.Node.Description.Executor}

@@ -100,6 +100,10 @@ func TestExecutorFilter(t *testing.T) {
 		{"", Task("web").Process(), true, ""}, // executor not reported
 		{"process", Task("web"), true, ""},    // no runtime: anything runs it
 		{"docker", Task("web"), true, ""},
+		// A container whose image is an executable's path runs as a
+		// process on process nodes (issue 17), and nowhere on Docker's.
+		{"process", Task("web").Container("/opt/bin/web"), true, ""},
+		{"docker", Task("web").Container("/opt/bin/web"), true, ""},
 	} {
 		t.Run(tc.executor+"/"+tc.reason, func(t *testing.T) {
 			checkFilter(t, Node("n").Executor(tc.executor), tc.task, scheduler.PluginExecutor, tc.fits, tc.reason, "executor "+tc.executor)

@@ -141,12 +141,21 @@ func (e *Executor) Describe(ctx context.Context) (api.NodeDescription, error) {
 	}, nil
 }
 
-// Controller returns the controller of t, which must have a process spec.
+// Controller returns the controller of t, which must have a process spec,
+// or a container spec whose image is an absolute path to an executable
+// (api.ContainerSpec.AsProcess maps it).
 // The same task ID always gets the same controller from one Executor; a new
 // Executor on the same DataDir gets one that adopts what the old one started.
 func (e *Executor) Controller(t *api.Task) (executor.Controller, error) {
 	if t == nil {
 		return nil, errors.New("process executor: nil task")
+	}
+	if t.Spec.Process == nil && t.Spec.Container.RunsAsProcess() {
+		// A container spec whose image is an executable's path (what
+		// `docker service create /path/to/program` sends) runs as that
+		// process: the controller sees the process spec it maps to.
+		t = t.Copy()
+		t.Spec.Process, t.Spec.Container = t.Spec.Container.AsProcess(), nil
 	}
 	if t.Spec.Process == nil {
 		kind := t.Spec.RuntimeKind()

@@ -111,7 +111,7 @@ func Verify(st scheduler.State, pending []*api.Task, res scheduler.Result) []err
 			fail("task %s: node %s availability is %s", t.ID, n.ID, a)
 		}
 		if rk := t.Spec.RuntimeKind(); rk != "" && n.Description != nil {
-			if e := n.Description.Executor; e != "" && e != "fake" && e != rk {
+			if e := n.Description.Executor; !t.Spec.RunsOn(e) {
 				fail("task %s: node %s runs %s, task needs %s", t.ID, n.ID, e, rk)
 			}
 		}

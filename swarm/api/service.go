@@ -45,6 +45,13 @@ type ServiceSpec struct {
 	UpdateConfig   *UpdateConfig `json:"UpdateConfig,omitempty"`
 	RollbackConfig *UpdateConfig `json:"RollbackConfig,omitempty"`
 	EndpointSpec   *EndpointSpec `json:"EndpointSpec,omitempty"`
+	// Extensions hold what another API layer keeps beside the spec, by
+	// key, opaque here: the Docker Engine API layer keeps the Docker
+	// ServiceSpec as its client sent it under "docker" (swarm/dockerapi),
+	// so a Docker client's read-modify-write loses no field this spec has
+	// no place for. They count towards MaxSpecBytes and travel with the
+	// spec (a rollback restores the previous spec's), never to tasks.
+	Extensions map[string][]byte `json:"Extensions,omitempty"`
 }
 
 // ServiceMode says how many tasks a service runs: exactly one of the fields
@@ -323,6 +330,13 @@ func (s ServiceSpec) Copy() ServiceSpec {
 	if s.EndpointSpec != nil {
 		e := s.EndpointSpec.Copy()
 		s.EndpointSpec = &e
+	}
+	if s.Extensions != nil {
+		x := make(map[string][]byte, len(s.Extensions))
+		for k, v := range s.Extensions {
+			x[k] = copySlice(v)
+		}
+		s.Extensions = x
 	}
 	return s
 }

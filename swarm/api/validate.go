@@ -304,6 +304,9 @@ func validateContainer(v *validator, p string, c *ContainerSpec) {
 	switch {
 	case c.Image == "":
 		v.addf(fieldPath(p, "image"), "must not be empty")
+	case IsProcessImage(c.Image):
+		// An executable on the node, for process-executor nodes
+		// (processimage.go); the scheduler places it on those only.
 	case !validImageReference(c.Image):
 		v.addf(fieldPath(p, "image"), "must be an image reference such as nginx:1.27 or registry.example.com:5000/team/app@sha256:<digest>, got %q", c.Image)
 	}
