@@ -27,6 +27,7 @@ type byPublishedPort string
 type byAddress string
 type byReferencedSecret string
 type byReferencedConfig string
+type byVersionsOf string
 
 func (byAll) isBy()               {}
 func (byName) isBy()              {}
@@ -42,6 +43,7 @@ func (byPublishedPort) isBy()     {}
 func (byAddress) isBy()           {}
 func (byReferencedSecret) isBy()  {}
 func (byReferencedConfig) isBy()  {}
+func (byVersionsOf) isBy()        {}
 
 // All selects every object of the kind.
 var All By = byAll{}
@@ -85,12 +87,18 @@ func ByAddress(networkID, addr string) By { return byAddress(AddrKey(networkID, 
 func ByReferencedNetwork(networkID string) By { return byReferencedNetwork(networkID) }
 
 // ByReferencedSecret selects the services and tasks whose template
-// references a secret by ID (a service's previous spec is not counted).
+// references a secret by ID: a service's spec or its previous spec (what
+// a rollback brings back), a task's spec.
 func ByReferencedSecret(secretID string) By { return byReferencedSecret(secretID) }
 
 // ByReferencedConfig selects the services and tasks whose template
-// references a config by ID.
+// references a config by ID, as ByReferencedSecret.
 func ByReferencedConfig(configID string) By { return byReferencedConfig(configID) }
+
+// ByVersionsOf selects every version kept of the secret or config named
+// name, the newest and the superseded ones (ByName finds the newest
+// only). Secrets and configs only.
+func ByVersionsOf(name string) By { return byVersionsOf(name) }
 
 // ByPublishedPort selects the services that hold an ingress port (their
 // allocated endpoint publishes it) or, not yet allocated, ask for it by
@@ -136,6 +144,8 @@ func query(ki *kindInfo, by By) (selector, error) {
 		return idx(indexSecret, ikey{s: string(v)})
 	case byReferencedConfig:
 		return idx(indexConfig, ikey{s: string(v)})
+	case byVersionsOf:
+		return idx(indexVersions, ikey{s: string(v)})
 	case nil:
 		return selector{}, fmt.Errorf("find %s: nil By: %w", ki.kind, ErrInvalidFind)
 	}
@@ -173,6 +183,8 @@ func byString(by By) string {
 		return "secret " + string(v)
 	case byReferencedConfig:
 		return "config " + string(v)
+	case byVersionsOf:
+		return fmt.Sprintf("versions of %q", string(v))
 	}
 	return fmt.Sprintf("%T", by)
 }

@@ -22,6 +22,9 @@ const (
 	indexAddr    = "addr"    // service, task: addresses held (AddrKey)
 	indexSecret  = "secret"  // service, task: secrets referenced
 	indexConfig  = "config"  // service, task: configs referenced
+	// indexVersions: secret, config: Spec.Name, shared by every version
+	// kept (the name index holds the newest only).
+	indexVersions = "versions"
 )
 
 // kindInfo describes one table: how to make an empty object of the kind (to
@@ -73,10 +76,12 @@ var kindList = func() []*kindInfo {
 			name: func(o any) string { return o.(*api.Task).Name }},
 		// Secrets and configs came later: last, so snapshots of a store
 		// without them are written as before.
+		// A superseded version gives its name up to the newer one: it is
+		// found by ID or by ByVersionsOf.
 		{kind: api.KindSecret, uniqueName: true, newObject: func() api.Object { return new(api.Secret) },
-			name: func(o any) string { return o.(*api.Secret).Spec.Name }},
+			name: func(o any) string { return secretName(o.(*api.Secret).Spec.Name, o.(*api.Secret).Superseded) }},
 		{kind: api.KindConfig, uniqueName: true, newObject: func() api.Object { return new(api.Config) },
-			name: func(o any) string { return o.(*api.Config).Spec.Name }},
+			name: func(o any) string { return secretName(o.(*api.Config).Spec.Name, o.(*api.Config).Superseded) }},
 	}
 	for i, ki := range list {
 		ki.tab = i
@@ -90,8 +95,14 @@ var kindList = func() []*kindInfo {
 				indexDef{name: indexNetwork, keys: stringKeys(serviceNetworks)},
 				indexDef{name: indexPort, keys: stringKeys(servicePorts)},
 				indexDef{name: indexAddr, keys: stringKeys(serviceAddrs)},
-				indexDef{name: indexSecret, keys: stringKeys(func(o any, add func(string)) { specSecrets(&o.(*api.Service).Spec.TaskTemplate, add) })},
-				indexDef{name: indexConfig, keys: stringKeys(func(o any, add func(string)) { specConfigs(&o.(*api.Service).Spec.TaskTemplate, add) })})
+				indexDef{name: indexSecret, keys: stringKeys(serviceSecrets)},
+				indexDef{name: indexConfig, keys: stringKeys(serviceConfigs)})
+		case api.KindSecret:
+			ki.indexes = append(ki.indexes,
+				indexDef{name: indexVersions, key: stringKey(func(o any) string { return o.(*api.Secret).Spec.Name })})
+		case api.KindConfig:
+			ki.indexes = append(ki.indexes,
+				indexDef{name: indexVersions, key: stringKey(func(o any) string { return o.(*api.Config).Spec.Name })})
 		case api.KindTask:
 			ki.indexes = append(ki.indexes,
 				indexDef{name: indexService, key: stringKey(func(o any) string { return o.(*api.Task).ServiceID })},
@@ -195,10 +206,36 @@ func taskNetworks(o any, add func(string)) {
 	}
 }
 
+// secretName is a secret's or config's name in the name index: none once
+// superseded.
+func secretName(name string, superseded bool) string {
+	if superseded {
+		return ""
+	}
+	return name
+}
+
+// serviceSecrets and serviceConfigs add the IDs of the secrets and
+// configs a service's spec and previous spec reference: a rollback would
+// bring the previous one back, so its versions are kept and in use.
+func serviceSecrets(o any, add func(string)) {
+	s := o.(*api.Service)
+	specSecrets(&s.Spec.TaskTemplate, add)
+	if s.PreviousSpec != nil {
+		specSecrets(&s.PreviousSpec.TaskTemplate, add)
+	}
+}
+
+func serviceConfigs(o any, add func(string)) {
+	s := o.(*api.Service)
+	specConfigs(&s.Spec.TaskTemplate, add)
+	if s.PreviousSpec != nil {
+		specConfigs(&s.PreviousSpec.TaskTemplate, add)
+	}
+}
+
 // specSecrets and specConfigs add the IDs of the secrets and configs a
-// template references. A service's previous spec (kept for a rollback)
-// is not counted: a removal it would miss is refused when the rollback
-// resolves its references again.
+// template references.
 func specSecrets(t *api.TaskSpec, add func(string)) {
 	for _, r := range t.Secrets {
 		add(r.SecretID)

@@ -93,3 +93,67 @@ func TestSecretsAndConfigs(t *testing.T) {
 		})
 	})
 }
+
+// Versions of a secret share its name: the newest holds it in the name
+// index, a superseded one gives it up (so the next can take it) and is
+// found with the others by ByVersionsOf; a service's previous spec counts
+// as a reference (a rollback brings it back).
+func TestSecretVersions(t *testing.T) {
+	forModes(t, func(t *testing.T, s *MemoryStore) {
+		v1 := &api.Secret{ID: "v1", Version: 1, Spec: api.SecretSpec{Annotations: api.Annotations{Name: "db"}, Data: api.SecretBytes("a")}}
+		mustUpdate(t, s, func(tx Tx) error { return tx.CreateSecret(v1) })
+		err := s.Update(func(tx Tx) error {
+			return tx.CreateSecret(&api.Secret{ID: "v2", Version: 2, Spec: api.SecretSpec{Annotations: api.Annotations{Name: "db"}, Data: api.SecretBytes("b")}})
+		})
+		if !errors.Is(err, ErrNameConflict) {
+			t.Fatalf("second version while the first holds the name: %v", err)
+		}
+		mustUpdate(t, s, func(tx Tx) error {
+			old := tx.GetSecret("v1")
+			old.Superseded = true
+			return errors.Join(tx.UpdateSecret(old),
+				tx.CreateSecret(&api.Secret{ID: "v2", Version: 2, Spec: api.SecretSpec{Annotations: api.Annotations{Name: "db"}, Data: api.SecretBytes("b")}}),
+				tx.CreateConfig(&api.Config{ID: "c1", Superseded: true, Spec: api.ConfigSpec{Annotations: api.Annotations{Name: "db"}, Data: []byte("c")}}))
+		})
+		tmpl := func(id string) api.TaskSpec {
+			return api.TaskSpec{Process: &api.ProcessSpec{Command: []string{"true"}}, Secrets: []api.SecretReference{{SecretID: id, SecretName: "db"}},
+				Configs: []api.ConfigReference{{ConfigID: "c1", ConfigName: "db"}}}
+		}
+		mustUpdate(t, s, func(tx Tx) error {
+			prev := api.ServiceSpec{Annotations: api.Annotations{Name: "web"}, TaskTemplate: tmpl("v1")}
+			return tx.CreateService(&api.Service{ID: "svc", Spec: api.ServiceSpec{Annotations: api.Annotations{Name: "web"}, TaskTemplate: tmpl("v2")}, PreviousSpec: &prev})
+		})
+		s.View(func(tx ReadTx) {
+			for _, tc := range []struct {
+				name string
+				find func() ([]string, error)
+				want []string
+			}{
+				{"secret by name", func() ([]string, error) { return ids(tx.FindSecrets(ByName("db"))) }, []string{"v2"}},
+				{"versions", func() ([]string, error) { return ids(tx.FindSecrets(ByVersionsOf("db"))) }, []string{"v1", "v2"}},
+				{"config by name", func() ([]string, error) { return ids(tx.FindConfigs(ByName("db"))) }, nil},
+				{"config versions", func() ([]string, error) { return ids(tx.FindConfigs(ByVersionsOf("db"))) }, []string{"c1"}},
+				{"service by previous spec's secret", func() ([]string, error) { return ids(tx.FindServices(ByReferencedSecret("v1"))) }, []string{"svc"}},
+				{"service by spec's secret", func() ([]string, error) { return ids(tx.FindServices(ByReferencedSecret("v2"))) }, []string{"svc"}},
+			} {
+				if got, err := tc.find(); err != nil || !slices.Equal(got, tc.want) {
+					t.Errorf("%s: got %v %v, want %v", tc.name, got, err, tc.want)
+				}
+			}
+			if _, err := tx.FindServices(ByVersionsOf("db")); !errors.Is(err, ErrInvalidFind) {
+				t.Errorf("services by versions: %v", err)
+			}
+		})
+		// The rollout moves on: the previous spec no longer holds v1.
+		mustUpdate(t, s, func(tx Tx) error {
+			svc := tx.GetService("svc")
+			svc.PreviousSpec = nil
+			return tx.UpdateService(svc)
+		})
+		s.View(func(tx ReadTx) {
+			if got, _ := ids(tx.FindServices(ByReferencedSecret("v1"))); len(got) != 0 {
+				t.Errorf("services by a secret no spec references: %v", got)
+			}
+		})
+	})
+}

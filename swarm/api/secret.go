@@ -11,8 +11,10 @@ import (
 // Secrets and configs (issue 16): data the managers keep and hand a
 // node only for the tasks it runs that reference them. A secret's data
 // prints as "[redacted]" (SecretBytes) and the control API never
-// returns it; a config's is plain. Neither changes once created (a new
-// version is a new object).
+// returns it; a config's is plain. Neither changes once created: an
+// update makes a new version, a new object with its own ID and the same
+// name (see Secret.Version), and moves the services that use the secret
+// to it.
 
 // Bounds on secrets and configs, from the user.
 const (
@@ -36,6 +38,15 @@ const (
 	MaxSecretReferences = 100
 	MaxConfigReferences = 100
 
+	// MaxSecretVersions and MaxConfigVersions bound the versions of one
+	// secret or config kept at once, the newest included: an older one
+	// stays while a service's spec or previous spec, or a task that has
+	// not ended, references it, and an update that would keep more is
+	// refused until they let go. Every version counts toward
+	// MaxClusterSecrets (MaxClusterConfigs).
+	MaxSecretVersions = 10
+	MaxConfigVersions = 10
+
 	// maxSecretNameLength is Swarm's limit on a secret's or config's name.
 	maxSecretNameLength = 64
 	// maxFileTargetLength bounds a reference's File.Name (Linux's PATH_MAX
@@ -47,11 +58,23 @@ const (
 // digits, '-', '_' and '.', starting and ending with a letter or digit.
 var secretNamePattern = regexp.MustCompile(`^[a-zA-Z0-9]+(?:[a-zA-Z0-9-_.]*[a-zA-Z0-9])?$`)
 
-// Secret is sensitive data that tasks get as files.
+// Secret is sensitive data that tasks get as files. Each version of a
+// secret is an object of its own: a task references one version by ID,
+// so a node is given exactly the data its task was made with, and a
+// service rolled back refers to the version it had.
 type Secret struct {
 	ID   string     `json:"ID"`
 	Meta Meta       `json:"Meta"`
 	Spec SecretSpec `json:"Spec"`
+	// Version numbers the secret's data under its name: 1 when created,
+	// one more with each update. Zero (an object written before versions
+	// existed) is version 1.
+	Version uint64 `json:"Version,omitempty"`
+	// Superseded marks a version a newer one replaced: the name finds the
+	// newest, "name@version" (VersionRef) this one, and it is deleted once
+	// no service's spec or previous spec, nor any task that has not
+	// ended, references it.
+	Superseded bool `json:"Superseded,omitempty"`
 }
 
 // SecretSpec is the user-owned part of a secret.
@@ -63,11 +86,15 @@ type SecretSpec struct {
 	Data SecretBytes `json:"Data,omitempty"`
 }
 
-// Config is non-sensitive data that tasks get as files.
+// Config is non-sensitive data that tasks get as files, versioned as
+// Secret.
 type Config struct {
 	ID   string     `json:"ID"`
 	Meta Meta       `json:"Meta"`
 	Spec ConfigSpec `json:"Spec"`
+	// Version and Superseded are Secret's.
+	Version    uint64 `json:"Version,omitempty"`
+	Superseded bool   `json:"Superseded,omitempty"`
 }
 
 // ConfigSpec is the user-owned part of a config.
@@ -107,6 +134,33 @@ type ConfigReference struct {
 	ConfigName string      `json:"ConfigName,omitempty"`
 	File       *FileTarget `json:"File,omitempty"`
 }
+
+// VersionRef names one version of a secret or config: "name@version".
+// '@' is in no name, so it never names anything else.
+func VersionRef(name string, version uint64) string {
+	return name + "@" + strconv.FormatUint(max(version, 1), 10)
+}
+
+// ParseVersionRef splits a reference made by VersionRef; ok is false for
+// any other reference (a name, an ID).
+func ParseVersionRef(ref string) (name string, version uint64, ok bool) {
+	i := strings.LastIndexByte(ref, '@')
+	if i <= 0 {
+		return "", 0, false
+	}
+	v, err := strconv.ParseUint(ref[i+1:], 10, 64)
+	if err != nil || v == 0 {
+		return "", 0, false
+	}
+	return ref[:i], v, true
+}
+
+// DataVersion is the secret's version, 1 for objects written before
+// versions existed.
+func (s *Secret) DataVersion() uint64 { return max(s.Version, 1) }
+
+// DataVersion is the config's version, as Secret's.
+func (c *Config) DataVersion() uint64 { return max(c.Version, 1) }
 
 // GetID implements Object.
 func (s *Secret) GetID() string { return s.ID }
