@@ -329,6 +329,7 @@ func (m *Manager) startLoops(ctx context.Context, wg *sync.WaitGroup) {
 	}
 	run("dispatcher", m.dispatcher.Run)
 	run("orchestrator", orchestrator.New(m.store, m.log).Run)
+	run("versions", orchestrator.NewVersionCollector(m.store, m.log).Run)
 	run("allocator", allocator.New(m.store, m.log).Run)
 	run("placer", placer.New(m.store, scheduler.New(m.cfg.Scheduler), m.log).Run)
 	run("keymanager", keymanager.New(m.store, keymanager.Config{Logger: m.log}).Run)

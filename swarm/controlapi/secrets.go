@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/apiary-io/apiary/store"
 	"github.com/apiary-io/apiary/swarm/api"
@@ -31,6 +32,17 @@ type dataKind[T api.Object] struct {
 	out func(T) T
 	// listed is what a listing shows: a copy without the data.
 	listed func(T) T
+
+	// Versions (secretversions.go).
+	maxVersions int
+	update      func(store.Tx, T) error
+	// version reads a version's number and whether a newer one replaced
+	// it; supersede marks a copy replaced.
+	version   func(T) (n uint64, superseded bool)
+	supersede func(T) T
+	// retarget points a template's references to any of from at to, the
+	// newest version of name, and reports whether it changed one.
+	retarget func(t *api.TaskSpec, from map[string]bool, to, name string) bool
 }
 
 var secrets = dataKind[*api.Secret]{
@@ -43,6 +55,24 @@ var secrets = dataKind[*api.Secret]{
 	byRef:  store.ByReferencedSecret,
 	out:    (*api.Secret).Redacted,
 	listed: (*api.Secret).Redacted,
+
+	maxVersions: api.MaxSecretVersions,
+	update:      func(tx store.Tx, s *api.Secret) error { return tx.UpdateSecret(s) },
+	version:     func(s *api.Secret) (uint64, bool) { return s.DataVersion(), s.Superseded },
+	supersede: func(s *api.Secret) *api.Secret {
+		c := s.Copy()
+		c.Superseded = true
+		return c
+	},
+	retarget: func(t *api.TaskSpec, from map[string]bool, to, name string) bool {
+		changed := false
+		for i := range t.Secrets {
+			if r := &t.Secrets[i]; from[r.SecretID] {
+				r.SecretID, r.SecretName, changed = to, name, true
+			}
+		}
+		return changed
+	},
 }
 
 var configs = dataKind[*api.Config]{
@@ -59,6 +89,24 @@ var configs = dataKind[*api.Config]{
 		o.Spec.Annotations = c.Spec.Annotations.Copy()
 		o.Spec.Data = nil
 		return &o
+	},
+
+	maxVersions: api.MaxConfigVersions,
+	update:      func(tx store.Tx, c *api.Config) error { return tx.UpdateConfig(c) },
+	version:     func(c *api.Config) (uint64, bool) { return c.DataVersion(), c.Superseded },
+	supersede: func(c *api.Config) *api.Config {
+		o := c.Copy()
+		o.Superseded = true
+		return o
+	},
+	retarget: func(t *api.TaskSpec, from map[string]bool, to, name string) bool {
+		changed := false
+		for i := range t.Configs {
+			if r := &t.Configs[i]; from[r.ConfigID] {
+				r.ConfigID, r.ConfigName, changed = to, name, true
+			}
+		}
+		return changed
 	},
 }
 
@@ -85,16 +133,15 @@ func getData[T api.Object](s *Server, k dataKind[T], ref string) (T, error) {
 	var err error
 	// Shared: the stored object is not copied with its data only for the
 	// copy to drop it; out copies what it returns.
-	s.store.ViewShared(func(tx store.ReadTx) {
-		out, err = lookup(k.kind, ref, k.get(tx), k.find(tx))
-	})
+	s.store.ViewShared(func(tx store.ReadTx) { out, err = lookupData(tx, k, ref) })
 	if err != nil {
 		return out, err
 	}
 	return k.out(out), nil
 }
 
-// listData returns those that match filter, by name, without their data.
+// listData returns the newest version of those that match filter, by
+// name, without their data (as Docker lists them: one row a name).
 func listData[T api.Object](s *Server, k dataKind[T], filter control.ObjectFilter) ([]T, error) {
 	var all []T
 	var err error
@@ -104,6 +151,9 @@ func listData[T api.Object](s *Server, k dataKind[T], filter control.ObjectFilte
 	}
 	var out []T
 	for _, o := range all {
+		if _, superseded := k.version(o); superseded {
+			continue
+		}
 		if objectMatches(o.GetID(), k.annot(o), filter) {
 			out = append(out, k.listed(o))
 		}
@@ -112,29 +162,62 @@ func listData[T api.Object](s *Server, k dataKind[T], filter control.ObjectFilte
 	return out, nil
 }
 
-// removeData deletes one that no service's template references; one that
-// is referenced is refused with ErrInUse naming the services. Tasks of an
+// removeData deletes one that no service references, with every version
+// of it kept (ref names the newest: by name, or by its ID), or one
+// superseded version (ref is "name@version" or its ID). A service whose
+// spec or previous spec (what a rollback brings back) references what
+// would be deleted refuses it, ErrInUse naming the services. Tasks of an
 // older template that still reference it keep running (their node keeps
 // what it was given), as in Swarm.
 func removeData[T api.Object](ctx context.Context, s *Server, k dataKind[T], ref string) error {
-	err := s.store.UpdateContext(ctx, func(tx store.Tx) error {
-		o, err := lookup(k.kind, ref, k.get(tx), k.find(tx))
+	err := s.updateRetrying(ctx, func(tx store.Tx) error {
+		o, err := lookupData(tx, k, ref)
 		if err != nil {
 			return err
 		}
-		users, err := tx.FindServices(k.byRef(o.GetID()))
+		targets := []T{o}
+		if _, superseded := k.version(o); !superseded {
+			if targets, err = k.find(tx)(store.ByVersionsOf(k.annot(o).Name)); err != nil {
+				return err
+			}
+		}
+		users, err := dataUsers(tx, k, targets)
 		if err != nil {
 			return err
 		}
 		if len(users) > 0 {
-			return inUse(k.kind, k.annot(o).Name, users)
+			return previousOnly(inUse(k.kind, k.annot(o).Name, users), k, users, targets)
 		}
-		return k.delete(tx, o.GetID())
+		for _, v := range targets {
+			if err := k.delete(tx, v.GetID()); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("remove %s %q: %w", k.kind, ref, err)
 	}
 	return nil
+}
+
+// previousOnly adds to err which users hold targets in their previous
+// spec alone, and how they let go.
+func previousOnly[T api.Object](err error, k dataKind[T], users []*api.Service, targets []T) error {
+	ids := map[string]bool{}
+	for _, v := range targets {
+		ids[v.GetID()] = true
+	}
+	var names []string
+	for _, u := range users {
+		if t := u.Spec.TaskTemplate.Copy(); !k.retarget(&t, ids, "", "") {
+			names = append(names, fmt.Sprintf("%q", u.Spec.Name))
+		}
+	}
+	if len(names) == 0 {
+		return err
+	}
+	return fmt.Errorf("%w (%s only in the previous spec a rollback would bring back: update once more to let go)", err, strings.Join(names, ", "))
 }
 
 // CreateSecret validates spec (Swarm's name rule, 1 byte to
@@ -161,8 +244,9 @@ func (s *Server) ListSecrets(ctx context.Context, filter control.ObjectFilter) (
 	return listData(s, secrets, filter)
 }
 
-// RemoveSecret deletes a secret no service uses (ErrInUse names those
-// that do).
+// RemoveSecret deletes a secret, every version of it kept, that no
+// service's spec or previous spec uses (ErrInUse names those that do);
+// "name@version" deletes that superseded version alone.
 func (s *Server) RemoveSecret(ctx context.Context, ref string) error {
 	return removeData(ctx, s, secrets, ref)
 }
@@ -188,8 +272,7 @@ func (s *Server) ListConfigs(ctx context.Context, filter control.ObjectFilter) (
 	return listData(s, configs, filter)
 }
 
-// RemoveConfig deletes a config no service uses (ErrInUse names those
-// that do).
+// RemoveConfig deletes a config as RemoveSecret deletes a secret.
 func (s *Server) RemoveConfig(ctx context.Context, ref string) error {
 	return removeData(ctx, s, configs, ref)
 }
@@ -238,7 +321,7 @@ func resolveRef[T api.Object](tx store.ReadTx, k dataKind[T], service, field, id
 			return "", "", invalid("service %q: %s: %s %s (%q) not found", service, field, k.kind, id, name)
 		}
 	} else {
-		o, err = lookup(k.kind, name, k.get(tx), k.find(tx))
+		o, err = lookupData(tx, k, name)
 		if errors.Is(err, ErrNotFound) {
 			return "", "", invalid("service %q: %s: %s %q not found", service, field, k.kind, name)
 		}

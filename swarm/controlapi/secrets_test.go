@@ -208,21 +208,39 @@ func TestServicesReferenceSecrets(t *testing.T) {
 		t.Fatal("a refused write changed the store")
 	}
 
-	// web drops tls: tls can go; a rollback would bring it back, and is
-	// refused once it is gone.
+	// web drops tls: its previous spec, which a rollback would bring
+	// back, still holds it, and the refusal says so; once web moves on
+	// again, tls can go.
 	cur, _ := srv.GetService(ctx, "web")
 	next := cur.Spec.Copy()
 	next.TaskTemplate.Secrets = next.TaskTemplate.Secrets[:1]
 	if _, err := srv.UpdateService(ctx, "web", cur.Meta.Version, next); err != nil {
 		t.Fatal(err)
 	}
+	before1, before2, before3 = allData(t, s)
+	err = srv.RemoveSecret(ctx, "tls")
+	if !errors.Is(err, controlapi.ErrInUse) || !strings.Contains(err.Error(), `secret "tls" is used by service(s) "web"`) ||
+		!strings.Contains(err.Error(), `"web" only in the previous spec`) {
+		t.Errorf("remove held by a previous spec: %v", err)
+	}
+	if a, b, c := allData(t, s); !reflect.DeepEqual(a, before1) || !reflect.DeepEqual(b, before2) || !reflect.DeepEqual(c, before3) {
+		t.Fatal("a refused removal changed the store")
+	}
+	cur, _ = srv.GetService(ctx, "web")
+	next = cur.Spec.Copy()
+	next.TaskTemplate.ForceUpdate++
+	if _, err := srv.UpdateService(ctx, "web", cur.Meta.Version, next); err != nil {
+		t.Fatal(err)
+	}
 	if err := srv.RemoveSecret(ctx, "tls"); err != nil {
 		t.Fatal(err)
 	}
-	_, err = srv.RollbackService(ctx, "web")
-	invalidNaming(t, err, "task_template.secrets[1]", tls.ID, "not found")
-	// A new secret under the old name is not taken for the removed one.
+	// A new secret under the old name is not taken for the removed one
+	// by a spec that names the old one's ID.
 	mustCreateSecret(t, srv, "tls")
-	_, err = srv.RollbackService(ctx, "web")
+	cur, _ = srv.GetService(ctx, "web")
+	stale := cur.Spec.Copy()
+	stale.TaskTemplate.Secrets = append(stale.TaskTemplate.Secrets, api.SecretReference{SecretID: tls.ID, SecretName: "tls"})
+	_, err = srv.UpdateService(ctx, "web", cur.Meta.Version, stale)
 	invalidNaming(t, err, "task_template.secrets[1]", tls.ID, "not found")
 }

@@ -93,9 +93,22 @@ type API interface {
 	// ListSecrets returns the secrets that match filter, by name, without
 	// their data.
 	ListSecrets(ctx context.Context, filter ObjectFilter) ([]*api.Secret, error)
-	// RemoveSecret removes a secret no service uses (ErrInUse names
-	// those that do).
+	// RemoveSecret removes a secret, with every version kept, that no
+	// service's spec or previous spec uses (ErrInUse names those that
+	// do); "name@version" removes that superseded version alone.
 	RemoveSecret(ctx context.Context, ref string) error
+	// UpdateSecret makes spec the secret's next version: a new object
+	// (its own ID, Version one more; spec's name empty or the same,
+	// labels nil to keep them), and every service whose spec uses an
+	// older version gets a new spec pointing at it, rolled out by its
+	// UpdateConfig, its old spec kept for `service rollback`. At most
+	// api.MaxSecretVersions versions are kept: one more is refused
+	// (ErrInUse naming the services that hold them) until they let go.
+	// What it returns has no data.
+	UpdateSecret(ctx context.Context, ref string, spec api.SecretSpec) (*SecretUpdate, error)
+	// SecretVersions returns every version kept of a secret, newest
+	// first, without their data.
+	SecretVersions(ctx context.Context, ref string) ([]*api.Secret, error)
 	// CreateConfig creates a config (1 byte to api.MaxConfigSize of data,
 	// a unique name).
 	CreateConfig(ctx context.Context, spec api.ConfigSpec) (*api.Config, error)
@@ -105,9 +118,26 @@ type API interface {
 	// ListConfigs returns the configs that match filter, by name, without
 	// their data (GetConfig has it).
 	ListConfigs(ctx context.Context, filter ObjectFilter) ([]*api.Config, error)
-	// RemoveConfig removes a config no service uses (ErrInUse names
-	// those that do).
+	// RemoveConfig removes a config as RemoveSecret a secret.
 	RemoveConfig(ctx context.Context, ref string) error
+	// UpdateConfig makes spec the config's next version, as UpdateSecret.
+	UpdateConfig(ctx context.Context, ref string, spec api.ConfigSpec) (*ConfigUpdate, error)
+	// ConfigVersions returns every version kept of a config, newest
+	// first, without their data.
+	ConfigVersions(ctx context.Context, ref string) ([]*api.Config, error)
+}
+
+// SecretUpdate is what UpdateSecret made: the new version (without its
+// data) and the names of the services moved to it, which roll out now.
+type SecretUpdate struct {
+	Secret   *api.Secret `json:"Secret"`
+	Services []string    `json:"Services,omitempty"`
+}
+
+// ConfigUpdate is what UpdateConfig made, as SecretUpdate.
+type ConfigUpdate struct {
+	Config   *api.Config `json:"Config"`
+	Services []string    `json:"Services,omitempty"`
 }
 
 // ObjectFilter narrows ListSecrets and ListConfigs as `docker secret ls

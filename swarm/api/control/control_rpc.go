@@ -44,10 +44,14 @@ var APIMethods = []string{
 	"/apiary.Control/GetSecret",
 	"/apiary.Control/ListSecrets",
 	"/apiary.Control/RemoveSecret",
+	"/apiary.Control/UpdateSecret",
+	"/apiary.Control/SecretVersions",
 	"/apiary.Control/CreateConfig",
 	"/apiary.Control/GetConfig",
 	"/apiary.Control/ListConfigs",
 	"/apiary.Control/RemoveConfig",
+	"/apiary.Control/UpdateConfig",
+	"/apiary.Control/ConfigVersions",
 }
 
 // RegisterAPI serves impl as APIService on s; guard, when not nil, runs before
@@ -227,6 +231,20 @@ func RegisterAPI(s grpc.ServiceRegistrar, impl API, guard rpc.Guard) {
 		rpc.HandleUnary("RemoveSecret", func(ctx context.Context, r *apiRemoveSecretRequest) (*apiRemoveSecretResponse, error) {
 			return &apiRemoveSecretResponse{}, impl.RemoveSecret(ctx, r.Ref)
 		}),
+		rpc.HandleUnary("UpdateSecret", func(ctx context.Context, r *apiUpdateSecretRequest) (*apiUpdateSecretResponse, error) {
+			res, err := impl.UpdateSecret(ctx, r.Ref, r.Spec)
+			if err != nil {
+				return nil, err
+			}
+			return &apiUpdateSecretResponse{Result: res}, nil
+		}),
+		rpc.HandleUnary("SecretVersions", func(ctx context.Context, r *apiSecretVersionsRequest) (*apiSecretVersionsResponse, error) {
+			res, err := impl.SecretVersions(ctx, r.Ref)
+			if err != nil {
+				return nil, err
+			}
+			return &apiSecretVersionsResponse{Result: res}, nil
+		}),
 		rpc.HandleUnary("CreateConfig", func(ctx context.Context, r *apiCreateConfigRequest) (*apiCreateConfigResponse, error) {
 			res, err := impl.CreateConfig(ctx, r.Spec)
 			if err != nil {
@@ -250,6 +268,20 @@ func RegisterAPI(s grpc.ServiceRegistrar, impl API, guard rpc.Guard) {
 		}),
 		rpc.HandleUnary("RemoveConfig", func(ctx context.Context, r *apiRemoveConfigRequest) (*apiRemoveConfigResponse, error) {
 			return &apiRemoveConfigResponse{}, impl.RemoveConfig(ctx, r.Ref)
+		}),
+		rpc.HandleUnary("UpdateConfig", func(ctx context.Context, r *apiUpdateConfigRequest) (*apiUpdateConfigResponse, error) {
+			res, err := impl.UpdateConfig(ctx, r.Ref, r.Spec)
+			if err != nil {
+				return nil, err
+			}
+			return &apiUpdateConfigResponse{Result: res}, nil
+		}),
+		rpc.HandleUnary("ConfigVersions", func(ctx context.Context, r *apiConfigVersionsRequest) (*apiConfigVersionsResponse, error) {
+			res, err := impl.ConfigVersions(ctx, r.Ref)
+			if err != nil {
+				return nil, err
+			}
+			return &apiConfigVersionsResponse{Result: res}, nil
 		}),
 	}, []rpc.StreamMethod{
 		rpc.HandleStream("ServiceLogs", func(ctx context.Context, r *apiServiceLogsRequest) (rpc.Stream[LogLine], error) {
@@ -501,6 +533,24 @@ func (c *apiClient) RemoveSecret(ctx context.Context, ref string) error {
 	return err
 }
 
+func (c *apiClient) UpdateSecret(ctx context.Context, ref string, spec api.SecretSpec) (*SecretUpdate, error) {
+	resp, err := rpc.Call[apiUpdateSecretResponse](ctx, c.conn, APIService, "UpdateSecret", &apiUpdateSecretRequest{Ref: ref, Spec: spec}, c.opts...)
+	if err != nil {
+		var zero *SecretUpdate
+		return zero, err
+	}
+	return resp.Result, nil
+}
+
+func (c *apiClient) SecretVersions(ctx context.Context, ref string) ([]*api.Secret, error) {
+	resp, err := rpc.Call[apiSecretVersionsResponse](ctx, c.conn, APIService, "SecretVersions", &apiSecretVersionsRequest{Ref: ref}, c.opts...)
+	if err != nil {
+		var zero []*api.Secret
+		return zero, err
+	}
+	return resp.Result, nil
+}
+
 func (c *apiClient) CreateConfig(ctx context.Context, spec api.ConfigSpec) (*api.Config, error) {
 	resp, err := rpc.Call[apiCreateConfigResponse](ctx, c.conn, APIService, "CreateConfig", &apiCreateConfigRequest{Spec: spec}, c.opts...)
 	if err != nil {
@@ -531,6 +581,24 @@ func (c *apiClient) ListConfigs(ctx context.Context, filter ObjectFilter) ([]*ap
 func (c *apiClient) RemoveConfig(ctx context.Context, ref string) error {
 	_, err := rpc.Call[apiRemoveConfigResponse](ctx, c.conn, APIService, "RemoveConfig", &apiRemoveConfigRequest{Ref: ref}, c.opts...)
 	return err
+}
+
+func (c *apiClient) UpdateConfig(ctx context.Context, ref string, spec api.ConfigSpec) (*ConfigUpdate, error) {
+	resp, err := rpc.Call[apiUpdateConfigResponse](ctx, c.conn, APIService, "UpdateConfig", &apiUpdateConfigRequest{Ref: ref, Spec: spec}, c.opts...)
+	if err != nil {
+		var zero *ConfigUpdate
+		return zero, err
+	}
+	return resp.Result, nil
+}
+
+func (c *apiClient) ConfigVersions(ctx context.Context, ref string) ([]*api.Config, error) {
+	resp, err := rpc.Call[apiConfigVersionsResponse](ctx, c.conn, APIService, "ConfigVersions", &apiConfigVersionsRequest{Ref: ref}, c.opts...)
+	if err != nil {
+		var zero []*api.Config
+		return zero, err
+	}
+	return resp.Result, nil
 }
 
 // UnimplementedAPI answers every method of API with Err, or with an
@@ -672,6 +740,16 @@ func (u UnimplementedAPI) RemoveSecret(context.Context, string) error {
 	return rpc.Unimplemented("/apiary.Control/RemoveSecret", u.Err)
 }
 
+func (u UnimplementedAPI) UpdateSecret(context.Context, string, api.SecretSpec) (*SecretUpdate, error) {
+	var zero *SecretUpdate
+	return zero, rpc.Unimplemented("/apiary.Control/UpdateSecret", u.Err)
+}
+
+func (u UnimplementedAPI) SecretVersions(context.Context, string) ([]*api.Secret, error) {
+	var zero []*api.Secret
+	return zero, rpc.Unimplemented("/apiary.Control/SecretVersions", u.Err)
+}
+
 func (u UnimplementedAPI) CreateConfig(context.Context, api.ConfigSpec) (*api.Config, error) {
 	var zero *api.Config
 	return zero, rpc.Unimplemented("/apiary.Control/CreateConfig", u.Err)
@@ -689,6 +767,16 @@ func (u UnimplementedAPI) ListConfigs(context.Context, ObjectFilter) ([]*api.Con
 
 func (u UnimplementedAPI) RemoveConfig(context.Context, string) error {
 	return rpc.Unimplemented("/apiary.Control/RemoveConfig", u.Err)
+}
+
+func (u UnimplementedAPI) UpdateConfig(context.Context, string, api.ConfigSpec) (*ConfigUpdate, error) {
+	var zero *ConfigUpdate
+	return zero, rpc.Unimplemented("/apiary.Control/UpdateConfig", u.Err)
+}
+
+func (u UnimplementedAPI) ConfigVersions(context.Context, string) ([]*api.Config, error) {
+	var zero []*api.Config
+	return zero, rpc.Unimplemented("/apiary.Control/ConfigVersions", u.Err)
 }
 
 var (
@@ -852,7 +940,20 @@ type (
 		Ref string `json:"Ref,omitzero"`
 	}
 	apiRemoveSecretResponse struct{}
-	apiCreateConfigRequest  struct {
+	apiUpdateSecretRequest  struct {
+		Ref  string         `json:"Ref,omitzero"`
+		Spec api.SecretSpec `json:"Spec,omitzero"`
+	}
+	apiUpdateSecretResponse struct {
+		Result *SecretUpdate `json:"Result,omitzero"`
+	}
+	apiSecretVersionsRequest struct {
+		Ref string `json:"Ref,omitzero"`
+	}
+	apiSecretVersionsResponse struct {
+		Result []*api.Secret `json:"Result,omitzero"`
+	}
+	apiCreateConfigRequest struct {
 		Spec api.ConfigSpec `json:"Spec,omitzero"`
 	}
 	apiCreateConfigResponse struct {
@@ -874,4 +975,17 @@ type (
 		Ref string `json:"Ref,omitzero"`
 	}
 	apiRemoveConfigResponse struct{}
+	apiUpdateConfigRequest  struct {
+		Ref  string         `json:"Ref,omitzero"`
+		Spec api.ConfigSpec `json:"Spec,omitzero"`
+	}
+	apiUpdateConfigResponse struct {
+		Result *ConfigUpdate `json:"Result,omitzero"`
+	}
+	apiConfigVersionsRequest struct {
+		Ref string `json:"Ref,omitzero"`
+	}
+	apiConfigVersionsResponse struct {
+		Result []*api.Config `json:"Result,omitzero"`
+	}
 )
