@@ -29,6 +29,10 @@ type dataCmds[T api.Object] struct {
 	remove func(*client.Client, context.Context, string) error
 	annot  func(T) api.Annotations
 	meta   func(T) api.Meta
+	// Versions (secretupdate.go).
+	update   func(cl *client.Client, ctx context.Context, ref string, a api.Annotations, data []byte) (T, []string, error)
+	versions func(*client.Client, context.Context, string) ([]T, error)
+	version  func(T) uint64
 }
 
 func (c *cli) secretCmd() *cobra.Command {
@@ -40,6 +44,15 @@ func (c *cli) secretCmd() *cobra.Command {
 		get: (*client.Client).GetSecret, list: (*client.Client).ListSecrets, remove: (*client.Client).RemoveSecret,
 		annot: func(s *api.Secret) api.Annotations { return s.Spec.Annotations },
 		meta:  func(s *api.Secret) api.Meta { return s.Meta },
+		update: func(cl *client.Client, ctx context.Context, ref string, a api.Annotations, data []byte) (*api.Secret, []string, error) {
+			up, err := cl.UpdateSecret(ctx, ref, api.SecretSpec{Annotations: a, Data: data})
+			if err != nil {
+				return nil, nil, err
+			}
+			return up.Secret, up.Services, nil
+		},
+		versions: (*client.Client).SecretVersions,
+		version:  (*api.Secret).DataVersion,
 	})
 }
 
@@ -52,6 +65,15 @@ func (c *cli) configCmd() *cobra.Command {
 		get: (*client.Client).GetConfig, list: (*client.Client).ListConfigs, remove: (*client.Client).RemoveConfig,
 		annot: func(s *api.Config) api.Annotations { return s.Spec.Annotations },
 		meta:  func(s *api.Config) api.Meta { return s.Meta },
+		update: func(cl *client.Client, ctx context.Context, ref string, a api.Annotations, data []byte) (*api.Config, []string, error) {
+			up, err := cl.UpdateConfig(ctx, ref, api.ConfigSpec{Annotations: a, Data: data})
+			if err != nil {
+				return nil, nil, err
+			}
+			return up.Config, up.Services, nil
+		},
+		versions: (*client.Client).ConfigVersions,
+		version:  (*api.Config).DataVersion,
 	})
 }
 
@@ -61,7 +83,7 @@ func dataCommands[T api.Object](c *cli, k dataCmds[T]) *cobra.Command {
 	if k.kind == "secret" {
 		what += " (never their data)"
 	}
-	cmd.AddCommand(dataCreate(c, k), dataLs(c, k),
+	cmd.AddCommand(dataCreate(c, k), dataLs(c, k), dataUpdate(c, k), dataVersions(c, k),
 		inspectCmd(c, "inspect "+strings.ToUpper(k.kind)+"...", "Show "+what+" in detail (JSON)", k.get),
 		removeCmd(c, "rm "+strings.ToUpper(k.kind)+"...", "Remove "+k.kind+"s no service uses",
 			func(cl *client.Client, ctx context.Context, ref string) error {
@@ -144,9 +166,9 @@ func parseLabels(labels []string) (map[string]string, error) {
 
 func dataLs[T api.Object](c *cli, k dataCmds[T]) *cobra.Command {
 	return listCmd(c, k.kind, k.list, func(o T) string { return o.GetID() },
-		[]string{"ID", "NAME", "CREATED", "UPDATED"}, func(o T) string {
+		[]string{"ID", "NAME", "VERSION", "CREATED", "UPDATED"}, func(o T) string {
 			m := k.meta(o)
-			return fmt.Sprintf("%s\t%s\t%s ago\t%s ago", o.GetID(), k.annot(o).Name, ago(m.CreatedAt), ago(m.UpdatedAt))
+			return fmt.Sprintf("%s\t%s\t%d\t%s ago\t%s ago", o.GetID(), k.annot(o).Name, k.version(o), ago(m.CreatedAt), ago(m.UpdatedAt))
 		})
 }
 
@@ -170,35 +192,44 @@ func listCmd[T any](c *cli, noun string, list func(*client.Client, context.Conte
 			if err != nil {
 				return err
 			}
-			cl, ctx, cancel, err := c.session()
-			if err != nil {
-				return err
-			}
-			defer cancel()
-			all, err := list(cl, ctx, filter)
-			if err != nil {
-				return err
-			}
-			switch {
-			case c.format == "json":
-				return c.printJSON(all)
-			case quiet:
-				for _, o := range all {
-					fmt.Fprintln(c.out, id(o))
-				}
-				return nil
-			}
-			w := table(c.out, cols...)
-			for _, o := range all {
-				fmt.Fprintln(w, row(o))
-			}
-			return w.Flush()
+			return listPrinted(c, quiet, list, filter, id, cols, row)
 		},
 	}
 	cmd.Flags().StringArrayVarP(&filters, "filter", "f", nil, "filter: name=PART, id=PREFIX, label=KEY or label=KEY=VALUE (repeatable)")
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print only the "+noun+" IDs")
 	c.addFormat(cmd)
 	return cmd
+}
+
+// listPrinted lists and prints as listCmd says.
+func listPrinted[T any](c *cli, quiet bool, list func(*client.Client, context.Context, control.ObjectFilter) ([]T, error),
+	filter control.ObjectFilter, id func(T) string, cols []string, row func(T) string) error {
+	if err := c.checkFormat(); err != nil {
+		return err
+	}
+	cl, ctx, cancel, err := c.session()
+	if err != nil {
+		return err
+	}
+	defer cancel()
+	all, err := list(cl, ctx, filter)
+	if err != nil {
+		return err
+	}
+	switch {
+	case c.format == "json":
+		return c.printJSON(all)
+	case quiet:
+		for _, o := range all {
+			fmt.Fprintln(c.out, id(o))
+		}
+		return nil
+	}
+	w := table(c.out, cols...)
+	for _, o := range all {
+		fmt.Fprintln(w, row(o))
+	}
+	return w.Flush()
 }
 
 // fileRefFlags are the service flags of secrets and configs, as docker's:

@@ -101,7 +101,7 @@ func (r collector) Observe(ev store.Event, q *loop.Queue[VersionKey]) {
 			addServiceRefs(obj, q)
 		}
 	case *api.Task:
-		if ev.Action == store.ActionDelete || obj.Status.State.Terminal() {
+		if ev.Action == store.ActionDelete || !taskHolds(obj) {
 			addTemplateRefs(&obj.Spec, q)
 		}
 	}
@@ -132,13 +132,16 @@ func (r collector) Reconcile(ctx context.Context, key VersionKey) (loop.Result, 
 }
 
 // CollectVersions deletes the superseded versions of key's secret or
-// config that no service's spec or previous spec, and no task that has
-// not ended, references, and returns how many it deleted.
+// config that no service's spec or previous spec, and no task that may
+// still need it (taskHolds), references, and returns how many it
+// deleted.
 //
 // The tasks are read shared, outside the transaction (a version may be
 // referenced by 100,000 of them, which a transaction would copy): once
-// no service references a version, no new task can, and a task that
-// ended never runs again, so a version free of both stays free. The
+// no service references a version, no new task can, and a task that let
+// go (ended, or told to stop before it reached a node, which the
+// scheduler then never places) never needs it again, so a version free
+// of both stays free. The
 // services are checked again inside the transaction, where an update
 // that took the version back in since (a spec written back with its ID)
 // keeps it.
@@ -258,9 +261,17 @@ func versionUsed(tx store.ReadTx, by store.By) (bool, error) {
 		return false, err
 	}
 	for _, t := range tasks {
-		if !t.Status.State.Terminal() {
+		if taskHolds(t) {
 			return true, nil
 		}
 	}
 	return false, nil
+}
+
+// taskHolds reports whether a task may still need the data it references:
+// it has not ended, and it is either wanted running or on a node already
+// (one told to stop may still run there). A task told to stop before it
+// reached a node never will.
+func taskHolds(t *api.Task) bool {
+	return !t.Status.State.Terminal() && (t.DesiredState <= api.TaskStateRunning || t.Status.State >= api.TaskStateAssigned)
 }

@@ -52,6 +52,12 @@ func TestVersionCollector(t *testing.T) {
 			tx.CreateService(&api.Service{ID: "api", Spec: api.ServiceSpec{Annotations: api.Annotations{Name: "api"}, TaskTemplate: usingSecret("v1")}}),
 			tx.CreateTask(&api.Task{ID: "running", ServiceID: "old", Slot: 1, Spec: usingSecret("v4"), Status: api.TaskStatus{State: api.TaskStateRunning}}),
 			tx.CreateTask(&api.Task{ID: "ended", ServiceID: "old", Slot: 2, Spec: usingSecret("v5"), Status: api.TaskStatus{State: api.TaskStateFailed}}),
+			// Told to stop before it reached a node: it never will.
+			tx.CreateTask(&api.Task{ID: "never-ran", ServiceID: "old", Slot: 3, Spec: usingSecret("v6"), DesiredState: api.TaskStateShutdown,
+				Status: api.TaskStatus{State: api.TaskStatePending}}),
+			// Told to stop on its node: it may still run there.
+			tx.CreateTask(&api.Task{ID: "stopping", ServiceID: "old", Slot: 4, Spec: usingSecret("v4"), DesiredState: api.TaskStateShutdown,
+				Status: api.TaskStatus{State: api.TaskStateRunning}}),
 		)
 	}); err != nil {
 		t.Fatal(err)
@@ -96,6 +102,17 @@ func TestVersionCollector(t *testing.T) {
 	update(func(tx store.Tx) error {
 		tk := tx.GetTask("running")
 		tk.Status.State = api.TaskStateComplete
+		return tx.UpdateTask(tk)
+	})
+	if _, err := CollectVersions(context.Background(), s, VersionKey{api.KindSecret, "db"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := keptVersions(s); !slices.Contains(got, "v4") {
+		t.Fatalf("v4 collected while a stopping task runs with it: %v", got)
+	}
+	update(func(tx store.Tx) error {
+		tk := tx.GetTask("stopping")
+		tk.Status.State = api.TaskStateShutdown
 		return tx.UpdateTask(tk)
 	})
 	waitKept("v1", "v2", "v3", "v7")
