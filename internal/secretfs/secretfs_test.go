@@ -63,6 +63,7 @@ func TestWriteAndRemove(t *testing.T) {
 func TestRewriteIsAtomic(t *testing.T) {
 	for _, onDisk := range []bool{true, false} {
 		d := Dir{Path: filepath.Join(t.TempDir(), "s"), Mode: 0o700, UID: -1, GID: -1, OnDisk: onDisk}
+		t.Cleanup(func() { Remove(d.Path) }) // unmounted after a failure too
 		// Small enough that the tmpfs, sized for the files at the first
 		// write, holds a copy being written and the old ones readers
 		// still have open (an unlinked file lives until closed).
