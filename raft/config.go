@@ -62,6 +62,11 @@ type Config struct {
 	// Storage overrides DataDir: NewMemoryStorage for tests, or a
 	// DiskStorage opened by the caller.
 	Storage Storage
+	// Encryption seals what the storage of DataDir writes (the log and
+	// the snapshot files) and opens what it reads; the zero value writes
+	// plaintext. See OpenEncryptedDiskStorage. Ignored when Storage is
+	// set.
+	Encryption Encryption
 
 	// Peers bootstraps a new cluster when the storage is empty: every
 	// initial member must be started with the same list (itself included).

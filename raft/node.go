@@ -166,7 +166,7 @@ func NewNode(cfg Config) (*Node, error) {
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 
 	if n.storage == nil {
-		st, err := openDiskStorage(cfg.DataDir, n.log)
+		st, err := openDiskStorage(cfg.DataDir, n.log, cfg.Encryption)
 		if err != nil {
 			return nil, err
 		}

@@ -49,6 +49,11 @@ type DiskStorage struct {
 	id      uint64
 	removed bool
 	log     *slog.Logger // a migration, a log cut back after a crash
+	enc     Encryption   // storage_rekey.go, encryption.go
+	rekeyed bool
+	// keyKnown: the log had sealed records the keys opened, so a
+	// snapshot file they do not open is damaged, not under another key.
+	keyKnown bool
 }
 
 var _ Storage = (*DiskStorage)(nil)
@@ -78,10 +83,10 @@ const (
 // Damage is reported as an error wrapping ErrCorrupt that names the file
 // and what is wrong; nothing is repaired silently.
 func OpenDiskStorage(dir string) (*DiskStorage, error) {
-	return openDiskStorage(dir, slog.Default())
+	return openDiskStorage(dir, slog.Default(), Encryption{})
 }
 
-func openDiskStorage(dir string, log *slog.Logger) (*DiskStorage, error) {
+func openDiskStorage(dir string, log *slog.Logger, enc Encryption) (*DiskStorage, error) {
 	if err := os.MkdirAll(filepath.Join(dir, "snap"), 0o700); err != nil {
 		return nil, fmt.Errorf("raft: create data dir: %w", err)
 	}
@@ -90,12 +95,15 @@ func openDiskStorage(dir string, log *slog.Logger) (*DiskStorage, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &DiskStorage{dir: dir, db: db, log: log}
+	s := &DiskStorage{dir: dir, db: db, log: log, enc: enc}
 	switch version {
 	case 0:
 		err = s.create()
 	case diskFormatBolt:
 		err = s.migrateFormat1()
+		if err == nil && enc.Key != nil {
+			err = s.rewriteBolt()
+		}
 	}
 	if err == nil {
 		err = s.load()
@@ -115,7 +123,7 @@ func (s *DiskStorage) walDir() string { return filepath.Join(s.dir, "wal") }
 // new again, and an empty log, which is reused.
 func (s *DiskStorage) create() error {
 	if seqs, err := listSegments(s.walDir()); err == nil && len(seqs) > 0 {
-		w, st, err := openWAL(s.walDir(), s.log)
+		w, st, err := openWAL(s.walDir(), s.log, s.enc)
 		if err != nil {
 			return err
 		}
@@ -477,7 +485,7 @@ func (s *DiskStorage) migrateFormat1() error {
 	if err := os.MkdirAll(tmp, 0o700); err != nil {
 		return fmt.Errorf("raft: migrate %s: %w", s.dir, err)
 	}
-	w := &wal{}
+	w := &wal{seal: s.enc.Key}
 	recs, err := w.records(nil, hs, ents)
 	if err != nil {
 		return err
@@ -519,9 +527,34 @@ func (s *DiskStorage) load() error {
 	if err != nil {
 		return err
 	}
-	w, st, err := openWAL(s.walDir(), s.log)
+	if err := s.recoverRewrite(); err != nil {
+		return err
+	}
+	w, st, err := openWAL(s.walDir(), s.log, s.enc)
 	if err != nil {
 		return err
+	}
+	s.keyKnown = w.open.opened > 0
+	if w.open.stale {
+		// In plaintext (a data dir of a version without encryption) or
+		// under a key being rotated away from: rewritten under the key.
+		w.close()
+		if err := s.rewriteLog(st); err != nil {
+			return err
+		}
+		if w, st, err = openWAL(s.walDir(), s.log, s.enc); err != nil {
+			return err
+		}
+		s.rekeyed = true
+	}
+	snapsDone, err := s.rekeySnapshots()
+	if err != nil {
+		w.close()
+		return err
+	}
+	if s.rekeyed || snapsDone {
+		s.rekeyed = true
+		s.log.Info("raft data dir rewritten under the current key", "dir", s.dir, "encrypted", s.enc.Key != nil)
 	}
 	if si, _ := snapIndexTerm(st.snap); st.snap != nil && si > snap.GetMetadata().GetIndex() {
 		// A snapshot installed from the leader is written to the log
@@ -667,13 +700,16 @@ func (s *DiskStorage) verifySnapshotFile(index, term uint64, data []byte) error 
 		return fmt.Errorf("raft: snapshot %d metadata: %w", index, err)
 	}
 	path := s.snapPath(index, term)
-	f, err := os.Open(path)
+	f, err := s.openSnapshotFile(path)
+	if errors.Is(err, ErrKey) {
+		return err
+	}
 	if err != nil {
 		return fmt.Errorf("raft: snapshot file for index %d: %v: %w", index, err, ErrCorrupt)
 	}
 	defer f.Close()
 	h := newCRC()
-	n, err := io.Copy(h, bufio.NewReaderSize(f, 1<<20))
+	n, err := io.Copy(h, f)
 	if err != nil {
 		return fmt.Errorf("raft: read snapshot file %s: %w", path, err)
 	}
@@ -870,6 +906,7 @@ type diskSink struct {
 	s     *DiskStorage
 	f     *os.File
 	w     *bufio.Writer
+	sw    *sealWriter // between the caller and w when the storage has a key
 	crc   hash.Hash32
 	n     uint64
 	final string
@@ -884,13 +921,21 @@ func (s *DiskStorage) NewSnapshotSink(index, term uint64) (SnapshotSink, error) 
 	if err != nil {
 		return nil, fmt.Errorf("raft: create snapshot file: %w", err)
 	}
-	return &diskSink{s: s, f: f, w: bufio.NewWriterSize(f, 1<<20), crc: newCRC(), final: final}, nil
+	d := &diskSink{s: s, f: f, w: bufio.NewWriterSize(f, 1<<20), crc: newCRC(), final: final}
+	if s.enc.Key != nil {
+		d.sw = newSealWriter(d.w, s.enc.Key)
+	}
+	return d, nil
 }
 
 func (d *diskSink) Write(p []byte) (int, error) {
 	d.crc.Write(p)
 	d.n += uint64(len(p))
-	n, err := d.w.Write(p)
+	var w io.Writer = d.w
+	if d.sw != nil {
+		w = d.sw
+	}
+	n, err := w.Write(p)
 	if err != nil {
 		return n, fmt.Errorf("raft: write snapshot file: %w", err)
 	}
@@ -902,7 +947,13 @@ func (d *diskSink) Commit() (uint64, uint32, error) {
 		return 0, 0, errors.New("raft: snapshot sink already closed")
 	}
 	d.done = true
-	err := d.w.Flush()
+	var err error
+	if d.sw != nil {
+		err = d.sw.Close()
+	}
+	if err == nil {
+		err = d.w.Flush()
+	}
 	if err == nil {
 		err = d.f.Sync()
 	}
@@ -942,7 +993,7 @@ func syncDir(dir string) error {
 
 // OpenSnapshot implements Storage.
 func (s *DiskStorage) OpenSnapshot(index, term uint64) (io.ReadCloser, error) {
-	f, err := os.Open(s.snapPath(index, term))
+	f, err := s.openSnapshotFile(s.snapPath(index, term))
 	if err != nil {
 		return nil, fmt.Errorf("raft: open snapshot %d (term %d): %w", index, term, err)
 	}

@@ -41,6 +41,11 @@ const (
 	walRecHardState = 3
 	walRecSnapshot  = 4
 	walRecCompact   = 5
+	// walRecSealed holds another record sealed (encryption.go): its
+	// payload is the inner record's type and payload, sealed with the
+	// storage's key. Every record but a segment's header is written so
+	// when the storage has a key.
+	walRecSealed = 6
 
 	walMagic = "apiary-raft-wal/1"
 	walHdr   = 8 // length and CRC
@@ -87,6 +92,42 @@ type wal struct {
 	// segBytes and prealloc are walSegmentBytes and walPreallocBytes;
 	// tests lower them.
 	segBytes, prealloc int64
+	// seal, when set, seals every record written but the headers; open
+	// opens the records read (and notes any that were not under seal).
+	seal    Cipher
+	open    *opener
+	scratch []byte // a record's plaintext before it is sealed, reused
+}
+
+// walRecordAD is the associated data of a sealed log record.
+var walRecordAD = []byte("apiary-raft-wal-record/1")
+
+// record appends one framed record holding typ and m (or raw) to buf,
+// sealed when the log has a key.
+func (w *wal) record(buf []byte, typ byte, m proto.Message, raw []byte) ([]byte, error) {
+	if w.seal == nil {
+		return appendRecord(buf, typ, m, raw)
+	}
+	plain := append(w.scratch[:0], typ)
+	if m != nil {
+		var err error
+		if plain, err = (proto.MarshalOptions{}).MarshalAppend(plain, m); err != nil {
+			return nil, err
+		}
+	}
+	plain = append(plain, raw...)
+	w.scratch = plain[:0]
+	if cap(plain) > 64<<20 {
+		w.scratch = nil // do not keep a large entry's buffer for ever
+	}
+	start := len(buf)
+	buf = append(buf, make([]byte, walHdr)...)
+	buf = append(buf, walRecSealed)
+	buf = w.seal.Seal(buf, plain, walRecordAD)
+	body := buf[start+walHdr:]
+	binary.BigEndian.PutUint32(buf[start:], uint32(len(body)))
+	binary.BigEndian.PutUint32(buf[start+4:], crc32c(body))
+	return buf, nil
 }
 
 // walState is what replaying the log found.
@@ -153,7 +194,7 @@ func intactAfter(b []byte) int {
 			continue
 		}
 		body := b[j+walHdr : j+walHdr+int(size)]
-		if body[0] < walRecHeader || body[0] > walRecCompact {
+		if body[0] < walRecHeader || body[0] > walRecSealed {
 			continue
 		}
 		if crc32c(body) == binary.BigEndian.Uint32(b[j+4:]) {
@@ -239,7 +280,7 @@ func writeSegment(dir string, seq uint64, recs []byte) error {
 // ends in an incomplete record (a write cut short by a crash) is cut back
 // to its last whole record: only a write that no fdatasync completed can
 // be incomplete, so nothing cut was ever acknowledged.
-func openWAL(dir string, log *slog.Logger) (*wal, *walState, error) {
+func openWAL(dir string, log *slog.Logger, enc Encryption) (*wal, *walState, error) {
 	seqs, err := listSegments(dir)
 	if errors.Is(err, os.ErrNotExist) || err == nil && len(seqs) == 0 {
 		return nil, nil, fmt.Errorf("raft: open log: no segments in %s (the directory was removed or never finished): %w", dir, ErrCorrupt)
@@ -247,7 +288,7 @@ func openWAL(dir string, log *slog.Logger) (*wal, *walState, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("raft: open log: %w", err)
 	}
-	w := &wal{dir: dir, segBytes: walSegmentBytes, prealloc: walPreallocBytes}
+	w := &wal{dir: dir, segBytes: walSegmentBytes, prealloc: walPreallocBytes, seal: enc.Key, open: &opener{enc: enc}}
 	st := &walState{}
 	for i, seq := range seqs {
 		if i > 0 && seq != seqs[i-1]+1 {
@@ -376,6 +417,18 @@ func (w *wal) replaySegment(seq uint64, st *walState, last bool) (walSegment, in
 			off += n
 			continue
 		}
+		if typ == walRecSealed {
+			plain, err := w.open.open(nil, payload, walRecordAD, fmt.Sprintf("raft log segment %s at byte %d", path, off))
+			if err != nil {
+				return seg, 0, err
+			}
+			if len(plain) == 0 || plain[0] == walRecHeader || plain[0] == walRecSealed {
+				return seg, 0, corrupt(off, "sealed record of %d bytes holds no record", len(plain))
+			}
+			typ, payload = plain[0], plain[1:]
+		} else {
+			w.open.plain()
+		}
 		switch typ {
 		case walRecEntry:
 			e := &raftpb.Entry{}
@@ -461,7 +514,7 @@ func (w *wal) write(hs *raftpb.HardState, ents []*raftpb.Entry, sync bool, cur *
 		}
 		var head []byte
 		if !isEmptyHS(latest) {
-			if head, err = appendRecord(nil, walRecHardState, latest, nil); err != nil {
+			if head, err = w.record(nil, walRecHardState, latest, nil); err != nil {
 				return err
 			}
 		}
@@ -505,12 +558,12 @@ func (w *wal) append(buf []byte, sync bool) error {
 func (w *wal) records(buf []byte, hs *raftpb.HardState, ents []*raftpb.Entry) ([]byte, error) {
 	var err error
 	for _, e := range ents {
-		if buf, err = appendRecord(buf, walRecEntry, e, nil); err != nil {
+		if buf, err = w.record(buf, walRecEntry, e, nil); err != nil {
 			return nil, fmt.Errorf("raft: encode entry %d: %w", e.GetIndex(), err)
 		}
 	}
 	if !isEmptyHS(hs) {
-		if buf, err = appendRecord(buf, walRecHardState, hs, nil); err != nil {
+		if buf, err = w.record(buf, walRecHardState, hs, nil); err != nil {
 			return nil, fmt.Errorf("raft: encode hard state: %w", err)
 		}
 	}
@@ -521,7 +574,7 @@ func (w *wal) records(buf []byte, hs *raftpb.HardState, ents []*raftpb.Entry) ([
 // ents and hs, durably, and deletes every older segment: the snapshot
 // replaces all they hold.
 func (w *wal) installSnapshot(snap *raftpb.Snapshot, hs *raftpb.HardState, ents []*raftpb.Entry) error {
-	head, err := appendRecord(nil, walRecSnapshot, snap, nil)
+	head, err := w.record(nil, walRecSnapshot, snap, nil)
 	if err != nil {
 		return fmt.Errorf("raft: encode snapshot: %w", err)
 	}
@@ -573,7 +626,10 @@ func (w *wal) cut(recs []byte, maxIndex uint64) error {
 // deletes the oldest segments whose entries are all before index, never
 // the last one.
 func (w *wal) compact(index uint64) error {
-	rec, _ := appendRecord(nil, walRecCompact, nil, binary.BigEndian.AppendUint64(nil, index))
+	rec, err := w.record(nil, walRecCompact, nil, binary.BigEndian.AppendUint64(nil, index))
+	if err != nil {
+		return err
+	}
 	if err := w.append(rec, false); err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -29,7 +30,7 @@ type walLog struct {
 // state committing the entries of the Save before it, to a new data dir.
 func writeBatches(t testing.TB, dir string, n, per int) walLog {
 	t.Helper()
-	s, err := OpenDiskStorage(dir)
+	s, err := openTestStorage(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +83,7 @@ func loadedLog(t testing.TB, s *DiskStorage) ([]*raftpb.Entry, *raftpb.HardState
 // index.
 func openedState(t testing.TB, dir string) ([]*raftpb.Entry, *raftpb.HardState, uint64) {
 	t.Helper()
-	s, err := OpenDiskStorage(dir)
+	s, err := openTestStorage(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +111,9 @@ func samePrefix(t testing.TB, what string, got, written []*raftpb.Entry) {
 // holds every entry of every Save that returned before the cut (those were
 // acknowledged) and nothing that was not written, and takes new writes
 // after it that survive the next open.
-func TestWALTornTail(t *testing.T) {
+func TestWALTornTail(t *testing.T) { plainAndSealed(t, testWALTornTail) }
+
+func testWALTornTail(t *testing.T) {
 	dir := t.TempDir()
 	l := writeBatches(t, dir, 12, 3)
 	seg := filepath.Join("wal", walName(1))
@@ -132,7 +135,7 @@ func TestWALTornTail(t *testing.T) {
 		if err := os.Truncate(filepath.Join(d, seg), at); err != nil {
 			t.Fatal(err)
 		}
-		s, err := OpenDiskStorage(d)
+		s, err := openTestStorage(d)
 		if err != nil {
 			t.Fatalf("cut at %d: %v", at, err)
 		}
@@ -155,7 +158,7 @@ func TestWALTornTail(t *testing.T) {
 			t.Fatalf("cut at %d: write after reopening: %v", at, err)
 		}
 		s.Close()
-		s, err = OpenDiskStorage(d)
+		s, err = openTestStorage(d)
 		if err != nil {
 			t.Fatalf("cut at %d, written again: %v", at, err)
 		}
@@ -171,7 +174,9 @@ func TestWALTornTail(t *testing.T) {
 // What a crash can leave after the last whole record (the preallocated
 // zeros, random bytes, half a record, followed by zeros or not) is not
 // replayed, and the log goes on after the last whole record.
-func TestWALGarbageTail(t *testing.T) {
+func TestWALGarbageTail(t *testing.T) { plainAndSealed(t, testWALGarbageTail) }
+
+func testWALGarbageTail(t *testing.T) {
 	dir := t.TempDir()
 	l := writeBatches(t, dir, 6, 2)
 	seg := filepath.Join("wal", walName(1))
@@ -199,7 +204,7 @@ func TestWALGarbageTail(t *testing.T) {
 			if err := os.WriteFile(filepath.Join(d, seg), append(slices.Clone(orig), tail...), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			s, err := OpenDiskStorage(d)
+			s, err := openTestStorage(d)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -233,14 +238,16 @@ func TestWALGarbageTail(t *testing.T) {
 // Damage to a record that was written whole (intact records follow it) is
 // refused, wherever in the record it is: it is not a torn write, and
 // cutting the log there would drop entries that were acknowledged.
-func TestWALDamageIsRefused(t *testing.T) {
+func TestWALDamageIsRefused(t *testing.T) { plainAndSealed(t, testWALDamageIsRefused) }
+
+func testWALDamageIsRefused(t *testing.T) {
 	dir := t.TempDir()
 	l := writeBatches(t, dir, 8, 3)
 	seg := filepath.Join("wal", walName(1))
 	for at := l.ends[3]; at < l.ends[4]; at++ {
 		d := copyDir(t, dir)
 		flip(t, filepath.Join(d, seg), int(at))
-		s, err := OpenDiskStorage(d)
+		s, err := openTestStorage(d)
 		if err == nil {
 			got, _ := loadedLog(t, s)
 			s.Close()
@@ -286,9 +293,11 @@ func segmentFiles(t *testing.T, dir string) []uint64 {
 // segments behind it and a reopened log starts where the compacted one
 // did; a missing segment, or damage in any segment but the last, is
 // refused.
-func TestWALSegments(t *testing.T) {
+func TestWALSegments(t *testing.T) { plainAndSealed(t, testWALSegments) }
+
+func testWALSegments(t *testing.T) {
 	dir := t.TempDir()
-	s, err := OpenDiskStorage(dir)
+	s, err := openTestStorage(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -312,7 +321,7 @@ func TestWALSegments(t *testing.T) {
 	if n := len(segmentFiles(t, dir)); n < 8 {
 		t.Fatalf("%d segments, want many", n)
 	}
-	s, err = OpenDiskStorage(dir)
+	s, err = openTestStorage(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -331,7 +340,7 @@ func TestWALSegments(t *testing.T) {
 		t.Fatalf("%d segments after compacting, %d before", len(after), before)
 	}
 	s.Close()
-	s, err = OpenDiskStorage(dir)
+	s, err = openTestStorage(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -345,7 +354,7 @@ func TestWALSegments(t *testing.T) {
 	t.Run("missing segment", func(t *testing.T) {
 		d := copyDir(t, dir)
 		os.Remove(filepath.Join(d, "wal", walName(after[1])))
-		if _, err := OpenDiskStorage(d); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "missing") {
+		if _, err := openTestStorage(d); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "missing") {
 			t.Fatalf("got %v", err)
 		}
 	})
@@ -354,7 +363,7 @@ func TestWALSegments(t *testing.T) {
 		p := filepath.Join(d, "wal", walName(after[len(after)-2]))
 		b, _ := os.ReadFile(p)
 		os.WriteFile(p, b[:len(b)-3], 0o600)
-		if _, err := OpenDiskStorage(d); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "not the last segment") {
+		if _, err := openTestStorage(d); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "not the last segment") {
 			t.Fatalf("got %v", err)
 		}
 	})
@@ -363,14 +372,14 @@ func TestWALSegments(t *testing.T) {
 		last := after[len(after)-1]
 		os.Rename(filepath.Join(d, "wal", walName(last)), filepath.Join(d, "wal", walName(last+1)))
 		os.Rename(filepath.Join(d, "wal", walName(last-1)), filepath.Join(d, "wal", walName(last)))
-		if _, err := OpenDiskStorage(d); !errors.Is(err, ErrCorrupt) {
+		if _, err := openTestStorage(d); !errors.Is(err, ErrCorrupt) {
 			t.Fatalf("got %v", err)
 		}
 	})
 	t.Run("log removed", func(t *testing.T) {
 		d := copyDir(t, dir)
 		os.RemoveAll(filepath.Join(d, "wal"))
-		if _, err := OpenDiskStorage(d); !errors.Is(err, ErrCorrupt) {
+		if _, err := openTestStorage(d); !errors.Is(err, ErrCorrupt) {
 			t.Fatalf("got %v", err)
 		}
 	})
@@ -379,10 +388,12 @@ func TestWALSegments(t *testing.T) {
 // A snapshot installed from the leader replaces the log: the segments
 // before it go, and a crash after the log has it but before raft.db does
 // is completed on open.
-func TestWALInstallSnapshot(t *testing.T) {
+func TestWALInstallSnapshot(t *testing.T) { plainAndSealed(t, testWALInstallSnapshot) }
+
+func testWALInstallSnapshot(t *testing.T) {
 	dir := t.TempDir()
 	writeBatches(t, dir, 10, 5)
-	s, err := OpenDiskStorage(dir)
+	s, err := openTestStorage(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -416,7 +427,7 @@ func TestWALInstallSnapshot(t *testing.T) {
 	check(dir)
 
 	// The crash: the log has the snapshot, raft.db does not.
-	s, err = OpenDiskStorage(crashed)
+	s, err = openTestStorage(crashed)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -429,7 +440,7 @@ func TestWALInstallSnapshot(t *testing.T) {
 	s.Close()
 	check(crashed)
 	// raft.db has it now: the log's segment can go.
-	s, _ = OpenDiskStorage(crashed)
+	s, _ = openTestStorage(crashed)
 	_, snapInDB, _, err := s.readBolt(false)
 	s.Close()
 	if err != nil || snapInDB.GetMetadata().GetIndex() != 500 {
@@ -440,7 +451,9 @@ func TestWALInstallSnapshot(t *testing.T) {
 // A data dir of the first format (the log in raft.db) is migrated on
 // open, also when an earlier migration was cut short, leaving its
 // unfinished log behind.
-func TestMigrateFormat1Storage(t *testing.T) {
+func TestMigrateFormat1Storage(t *testing.T) { plainAndSealed(t, testMigrateFormat1Storage) }
+
+func testMigrateFormat1Storage(t *testing.T) {
 	src := filepath.Join("testdata", "format1", "m1")
 	ents, hs, si := openedState(t, copyDir(t, src))
 	if len(ents) == 0 || si == 0 || hs.GetCommit() == 0 {
@@ -528,7 +541,9 @@ func TestMigrateFormat1Cluster(t *testing.T) {
 
 // Members restarted from their files (a log over many segments,
 // snapshots, compactions) come back with the same state and go on.
-func TestRestartFromWAL(t *testing.T) {
+func TestRestartFromWAL(t *testing.T) { plainAndSealed(t, testRestartFromWAL) }
+
+func testRestartFromWAL(t *testing.T) {
 	var mu sync.Mutex
 	open := map[string]*DiskStorage{}
 	t.Cleanup(func() {
@@ -547,7 +562,7 @@ func TestRestartFromWAL(t *testing.T) {
 		if s := open[cfg.DataDir]; s != nil {
 			s.Close()
 		}
-		s, err := OpenDiskStorage(cfg.DataDir)
+		s, err := openTestStorage(cfg.DataDir)
 		if err != nil {
 			t.Fatalf("reopen %s: %v", cfg.DataDir, err)
 		}
@@ -592,7 +607,14 @@ func TestRestartFromWAL(t *testing.T) {
 // the entries written, in order, at least those of every Save that ended
 // before the first damaged byte (nothing acknowledged is lost); never
 // panic, never change an entry.
-func FuzzWAL(f *testing.F) {
+func FuzzWAL(f *testing.F) { fuzzWAL(f, Encryption{}) }
+
+// FuzzWALSealed is FuzzWAL on a log sealed with a key.
+func FuzzWALSealed(f *testing.F) { fuzzWAL(f, Encryption{Key: fuzzKey}) }
+
+func fuzzWAL(f *testing.F, enc Encryption) {
+	testEnc = enc
+	defer func() { testEnc = Encryption{} }()
 	f.Add(uint32(0), byte(0), uint32(0), []byte(nil))
 	f.Add(uint32(100), byte(1), uint32(0), []byte(nil))
 	f.Add(uint32(0), byte(0), uint32(50), []byte{0, 0, 0, 0})
@@ -619,9 +641,11 @@ func FuzzWAL(f *testing.F) {
 		if err := os.WriteFile(filepath.Join(d, seg), b, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		s, err := OpenDiskStorage(d)
+		s, err := openDiskStorage(d, slog.Default(), enc)
 		if err != nil {
-			if !errors.Is(err, ErrCorrupt) {
+			// Appended bytes that frame a sealed record no key opens,
+			// after a cut that left no record, are ErrKey.
+			if !errors.Is(err, ErrCorrupt) && (enc.Key == nil || !errors.Is(err, ErrKey)) {
 				t.Fatalf("%v is not ErrCorrupt", err)
 			}
 			return

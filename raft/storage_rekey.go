@@ -1,0 +1,254 @@
+package raft
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// OpenEncryptedDiskStorage opens (creating it if needed) the data
+// directory dir as OpenDiskStorage does, sealing what it writes with
+// enc.Key and opening what it reads with enc.Key or enc.Old. Anything
+// found in plaintext (a data dir written without a key) or under an old
+// key is rewritten under enc.Key before it returns, so that once it has
+// returned the old keys are no longer needed. A directory whose data no
+// given key opens is refused with ErrKey, and nothing in it is changed.
+func OpenEncryptedDiskStorage(dir string, enc Encryption) (*DiskStorage, error) {
+	return openDiskStorage(dir, slog.Default(), enc)
+}
+
+// Rekeyed reports whether opening the storage rewrote data that was in
+// plaintext or under an old key.
+func (s *DiskStorage) Rekeyed() bool { return s.rekeyed }
+
+// recoverRewrite finishes or undoes a log rewrite a crash interrupted. A
+// rewrite writes the whole log to wal.tmp, synced, then renames wal to
+// wal.old and wal.tmp to wal, then deletes wal.old: wal.old without wal
+// means the new log in wal.tmp is complete; wal.tmp beside wal is an
+// unfinished rewrite (or an unfinished migration from format 1, which
+// starts over from raft.db and never gets here).
+func (s *DiskStorage) recoverRewrite() error {
+	cur, tmp, old := s.walDir(), s.walDir()+".tmp", s.walDir()+".old"
+	exists := func(p string) bool { _, err := os.Stat(p); return err == nil }
+	switch {
+	case exists(old) && !exists(cur) && exists(tmp):
+		if err := os.Rename(tmp, cur); err != nil {
+			return fmt.Errorf("raft: complete the log rewrite in %s: %w", s.dir, err)
+		}
+		if err := syncDir(s.dir); err != nil {
+			return fmt.Errorf("raft: complete the log rewrite in %s: %w", s.dir, err)
+		}
+		return os.RemoveAll(old)
+	case exists(old) && !exists(cur):
+		// Renamed away with no new log: put it back.
+		return os.Rename(old, cur)
+	case exists(old):
+		return os.RemoveAll(old)
+	case exists(tmp):
+		return os.RemoveAll(tmp)
+	}
+	return nil
+}
+
+// rewriteLog writes what st holds as a new log under s.enc.Key (or in
+// plaintext without one) and puts it in place of the current one (see
+// recoverRewrite for the order and what a crash leaves).
+func (s *DiskStorage) rewriteLog(st *walState) error {
+	tmp, old := s.walDir()+".tmp", s.walDir()+".old"
+	if err := os.RemoveAll(tmp); err != nil {
+		return fmt.Errorf("raft: rewrite log: %w", err)
+	}
+	if err := os.MkdirAll(tmp, 0o700); err != nil {
+		return fmt.Errorf("raft: rewrite log: %w", err)
+	}
+	w := &wal{seal: s.enc.Key}
+	var recs []byte
+	var err error
+	if st.snap != nil {
+		if recs, err = w.record(recs, walRecSnapshot, st.snap, nil); err != nil {
+			return fmt.Errorf("raft: rewrite log: %w", err)
+		}
+	}
+	if recs, err = w.records(recs, st.hs, st.ents); err != nil {
+		return err
+	}
+	if st.compactTo > 0 {
+		if recs, err = w.record(recs, walRecCompact, nil, binary.BigEndian.AppendUint64(nil, st.compactTo)); err != nil {
+			return fmt.Errorf("raft: rewrite log: %w", err)
+		}
+	}
+	if err := writeSegment(tmp, 1, recs); err != nil {
+		return err
+	}
+	if err := syncDir(s.dir); err != nil {
+		return fmt.Errorf("raft: rewrite log: %w", err)
+	}
+	if err := os.Rename(s.walDir(), old); err != nil {
+		return fmt.Errorf("raft: rewrite log: %w", err)
+	}
+	if err := os.Rename(tmp, s.walDir()); err != nil {
+		return fmt.Errorf("raft: rewrite log: %w", err)
+	}
+	if err := syncDir(s.dir); err != nil {
+		return fmt.Errorf("raft: rewrite log: %w", err)
+	}
+	if err := os.RemoveAll(old); err != nil {
+		return fmt.Errorf("raft: rewrite log: %w", err)
+	}
+	return nil
+}
+
+// rekeySnapshots rewrites every snapshot file that is in plaintext or
+// under an old key under s.enc.Key, each through a synced temporary file
+// renamed into place (a crash leaves the old file or the new one, both
+// readable with the keys given).
+func (s *DiskStorage) rekeySnapshots() (bool, error) {
+	dir := filepath.Join(s.dir, "snap")
+	names, err := os.ReadDir(dir)
+	if err != nil {
+		return false, fmt.Errorf("raft: snapshot files: %w", err)
+	}
+	any := false
+	for _, e := range names {
+		var term, index uint64
+		if n := e.Name(); filepath.Ext(n) != ".snap" {
+			continue
+		} else if _, err := fmt.Sscanf(n, "%016x-%016x.snap", &term, &index); err != nil {
+			continue
+		}
+		done, err := s.rekeySnapshot(filepath.Join(dir, e.Name()))
+		if err != nil {
+			return any, err
+		}
+		any = any || done
+	}
+	return any, nil
+}
+
+func (s *DiskStorage) rekeySnapshot(path string) (bool, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return false, fmt.Errorf("raft: snapshot file: %w", err)
+	}
+	defer f.Close()
+	o := s.snapOpener()
+	r, err := openSnapshotReader(bufio.NewReaderSize(f, 1<<20), o, path)
+	if err != nil {
+		return false, err
+	}
+	br := bufio.NewReaderSize(r, 64<<10)
+	if _, err := br.Peek(1); err != nil && !errors.Is(err, io.EOF) {
+		return false, err // the first chunk tells which key sealed it
+	}
+	if !o.stale {
+		return false, nil
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp*")
+	if err != nil {
+		return false, fmt.Errorf("raft: rewrite snapshot file: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	bw := bufio.NewWriterSize(tmp, 1<<20)
+	var dst io.Writer = bw
+	var sw *sealWriter
+	if s.enc.Key != nil {
+		sw = newSealWriter(bw, s.enc.Key)
+		dst = sw
+	}
+	_, err = io.Copy(dst, br)
+	if err == nil && sw != nil {
+		err = sw.Close()
+	}
+	if err == nil {
+		err = bw.Flush()
+	}
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err == nil {
+		err = syncDir(filepath.Dir(path))
+	}
+	if err != nil {
+		return false, fmt.Errorf("raft: rewrite snapshot file %s: %w", path, err)
+	}
+	return true, nil
+}
+
+// openSnapshotFile opens a snapshot file for reading its plaintext.
+func (s *DiskStorage) openSnapshotFile(path string) (io.ReadCloser, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	r, err := openSnapshotReader(bufio.NewReaderSize(f, 1<<20), s.snapOpener(), path)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("raft: read snapshot file %s: %w", path, err)
+	}
+	return struct {
+		io.Reader
+		io.Closer
+	}{r, f}, nil
+}
+
+// snapOpener is the opener of a snapshot file: one the log's records
+// confirmed the keys of counts as having opened a message already.
+func (s *DiskStorage) snapOpener() *opener {
+	o := &opener{enc: s.enc}
+	if s.keyKnown {
+		o.opened = 1
+	}
+	return o
+}
+
+// rewriteBolt copies raft.db's keys into a fresh file that replaces it.
+// Deleting the first format's log from raft.db leaves its pages in the
+// file's free list, in plaintext: a data dir sealed on migration must not
+// keep them.
+func (s *DiskStorage) rewriteBolt() error {
+	path := s.dbPath()
+	tmp := path + ".tmp"
+	if err := os.Remove(tmp); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("raft: rewrite %s: %w", path, err)
+	}
+	dst, err := bolt.Open(tmp, 0o600, &bolt.Options{Timeout: time.Second, FreelistType: bolt.FreelistMapType})
+	if err != nil {
+		return fmt.Errorf("raft: rewrite %s: %w", path, err)
+	}
+	err = bolt.Compact(dst, s.db, 0)
+	if cerr := dst.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err == nil {
+		err = syncDir(s.dir)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("raft: rewrite %s: %w", path, err)
+	}
+	// The old file is unlinked; reopen the new one.
+	s.db.Close()
+	db, _, err := openBolt(path)
+	if err != nil {
+		return err
+	}
+	s.db = db
+	return nil
+}
