@@ -3,7 +3,6 @@ package store
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand"
@@ -40,47 +39,6 @@ func TestProposalRoundTripsEveryField(t *testing.T) {
 			}
 		}
 		t.Fatal("proposal does not round-trip")
-	}
-}
-
-// The hand-written envelope is byte for byte what json.Marshal of the wire
-// types gives, with and without a nonce, and the nonce reads back.
-func TestProposalEncodingIsJSONMarshal(t *testing.T) {
-	var actions []action
-	for i, o := range filled(0) {
-		actions = append(actions,
-			action{op: ActionCreate, kind: o.Kind(), id: o.GetID(), obj: o},
-			action{op: ActionUpdate, kind: o.Kind(), id: o.GetID(), obj: o, base: uint64(i + 7)},
-			action{op: ActionDelete, kind: o.Kind(), id: `id "with" <odd> \\ chars`, base: uint64(i + 9)},
-			action{op: ActionDelete, kind: o.Kind(), id: "x"})
-	}
-	for _, nonce := range []uint64{0, 1, 18446744073709551615} {
-		got, err := encodeProposal(actions, nonce)
-		if err != nil {
-			t.Fatal(err)
-		}
-		w := wireProposal{Format: proposalFormat, Nonce: nonce, Actions: make([]wireAction, len(actions))}
-		for i, a := range actions {
-			w.Actions[i] = wireAction{Op: a.op, Kind: a.kind, Base: a.base}
-			if a.op == ActionDelete {
-				w.Actions[i].ID = a.id
-			} else if w.Actions[i].Object, err = json.Marshal(a.obj); err != nil {
-				t.Fatal(err)
-			}
-		}
-		want, err := json.Marshal(w)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if string(got) != string(want) {
-			t.Errorf("nonce %d: encoding differs from json.Marshal:\n got %.300s\nwant %.300s", nonce, got, want)
-		}
-		if n := proposalNonce(got); n != nonce {
-			t.Errorf("proposalNonce = %d, want %d", n, nonce)
-		}
-	}
-	if n := proposalNonce([]byte(`{"v":1,"n":12`)); n != 0 {
-		t.Errorf("a cut nonce reads %d, want 0", n)
 	}
 }
 

@@ -1,0 +1,249 @@
+package wire
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"reflect"
+	"unsafe"
+)
+
+// ErrMalformed wraps every error about the bytes given to Unmarshal, as
+// opposed to a type that cannot be encoded.
+var ErrMalformed = errors.New("wire: malformed input")
+
+// Append appends the encoding of v, a pointer to a struct, to b. The
+// encoding holds no wire type of its own: it is the struct's fields and
+// their end, what Unmarshal reads.
+func Append(b []byte, v any) (out []byte, err error) {
+	c, p, err := target(v)
+	if err != nil {
+		return b, err
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			ee, ok := r.(encodeError)
+			if !ok {
+				panic(r)
+			}
+			out, err = b, ee.err
+		}
+	}()
+	return c.enc(b, p), nil
+}
+
+// Marshal returns the encoding of v, a pointer to a struct.
+func Marshal(v any) ([]byte, error) { return Append(nil, v) }
+
+// Unmarshal decodes data, as Append wrote it, into v, a pointer to a
+// struct, which it zeroes first. Fields of v that data lacks are left
+// zero; fields of data that v lacks are skipped. Bytes after the struct's
+// end are an error.
+func Unmarshal(data []byte, v any) error {
+	n, err := UnmarshalPrefix(data, v)
+	if err != nil {
+		return err
+	}
+	if n != len(data) {
+		return fmt.Errorf("%w: %d bytes after the end", ErrMalformed, len(data)-n)
+	}
+	return nil
+}
+
+// UnmarshalPrefix is Unmarshal of the struct data begins with; it returns
+// how many bytes it took.
+func UnmarshalPrefix(data []byte, v any) (int, error) {
+	c, p, err := target(v)
+	if err != nil {
+		return 0, err
+	}
+	typedmemclr(c.typ, p)
+	d := decoder{b: data}
+	if err := c.dec(&d, p); err != nil {
+		return 0, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	return d.off, nil
+}
+
+// target returns the codec of the struct v points to, and the struct's
+// address.
+func target(v any) (*codec, unsafe.Pointer, error) {
+	rv := reflect.ValueOf(v)
+	if rv.Kind() != reflect.Pointer || rv.IsNil() || rv.Elem().Kind() != reflect.Struct {
+		return nil, nil, fmt.Errorf("wire: %T is not a non-nil pointer to a struct", v)
+	}
+	c := codecFor(rv.Type().Elem())
+	if c.err != nil {
+		return nil, nil, c.err
+	}
+	return c, rv.UnsafePointer(), nil
+}
+
+func typedmemclr(t reflect.Type, p unsafe.Pointer) {
+	reflect.NewAt(t, p).Elem().SetZero()
+}
+
+// decoder reads b from off.
+type decoder struct {
+	b     []byte
+	off   int
+	depth int
+}
+
+func (d *decoder) byte() (byte, error) {
+	if d.off >= len(d.b) {
+		return 0, errShort
+	}
+	c := d.b[d.off]
+	d.off++
+	return c, nil
+}
+
+var errShort = errors.New("unexpected end of input")
+
+func (d *decoder) uvarint() (uint64, error) {
+	v, n := binary.Uvarint(d.b[d.off:])
+	if n <= 0 {
+		if n == 0 {
+			return 0, errShort
+		}
+		return 0, errors.New("varint overflows 64 bits")
+	}
+	d.off += n
+	return v, nil
+}
+
+func (d *decoder) fixed64() (uint64, error) {
+	if len(d.b)-d.off < 8 {
+		return 0, errShort
+	}
+	v := binary.LittleEndian.Uint64(d.b[d.off:])
+	d.off += 8
+	return v, nil
+}
+
+// bytes returns the next length-prefixed bytes, shared with the input.
+func (d *decoder) bytes() ([]byte, error) {
+	n, err := d.uvarint()
+	if err != nil {
+		return nil, err
+	}
+	if n > uint64(len(d.b)-d.off) {
+		return nil, fmt.Errorf("length %d exceeds the %d bytes left", n, len(d.b)-d.off)
+	}
+	v := d.b[d.off : d.off+int(n)]
+	d.off += int(n)
+	return v, nil
+}
+
+// name returns the next field's name, or nil at the struct's end.
+func (d *decoder) name() ([]byte, error) {
+	v, err := d.bytes()
+	if err != nil || len(v) == 0 {
+		return nil, err
+	}
+	return v, nil
+}
+
+// count returns the next element count of a list or map; every element
+// takes at least a byte, which bounds what a decoder allocates for it.
+func (d *decoder) count() (int, error) {
+	n, err := d.uvarint()
+	if err != nil {
+		return 0, err
+	}
+	if n > uint64(len(d.b)-d.off) {
+		return 0, fmt.Errorf("count %d exceeds the %d bytes left", n, len(d.b)-d.off)
+	}
+	return int(n), nil
+}
+
+// value decodes a wire type byte and a value of c into p: null leaves p
+// zero.
+func (d *decoder) value(c *codec, p unsafe.Pointer) error {
+	wt, err := d.byte()
+	if err != nil {
+		return err
+	}
+	if wt == wtNull {
+		return nil
+	}
+	if wt != c.wt {
+		return fmt.Errorf("wire type %d, want %d", wt, c.wt)
+	}
+	d.depth++
+	defer func() { d.depth-- }()
+	if d.depth > MaxDepth {
+		return errors.New("nested too deep")
+	}
+	return c.dec(d, p)
+}
+
+// stringValue reads a wire type byte and a string (null is "").
+func (d *decoder) stringValue() (string, error) {
+	wt, err := d.byte()
+	if err != nil || wt == wtNull {
+		return "", err
+	}
+	if wt != wtBytes {
+		return "", fmt.Errorf("wire type %d, want %d", wt, wtBytes)
+	}
+	v, err := d.bytes()
+	return string(v), err
+}
+
+// skip reads past a value of wire type wt.
+func (d *decoder) skip(wt byte) error {
+	d.depth++
+	defer func() { d.depth-- }()
+	if d.depth > MaxDepth {
+		return errors.New("nested too deep")
+	}
+	switch wt {
+	case wtVarint:
+		_, err := d.uvarint()
+		return err
+	case wtFixed64:
+		_, err := d.fixed64()
+		return err
+	case wtBytes:
+		_, err := d.bytes()
+		return err
+	case wtStruct:
+		for {
+			name, err := d.name()
+			if err != nil || name == nil {
+				return err
+			}
+			fwt, err := d.byte()
+			if err != nil {
+				return err
+			}
+			if err := d.skip(fwt); err != nil {
+				return err
+			}
+		}
+	case wtList, wtMap:
+		n, err := d.count()
+		if err != nil {
+			return err
+		}
+		per := 1
+		if wt == wtMap {
+			per = 2
+		}
+		for range n * per {
+			ewt, err := d.byte()
+			if err != nil {
+				return err
+			}
+			if err := d.skip(ewt); err != nil {
+				return err
+			}
+		}
+		return nil
+	case wtNull:
+		return nil
+	}
+	return fmt.Errorf("unknown wire type %d", wt)
+}
