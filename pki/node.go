@@ -35,6 +35,8 @@ type NodeIdentity struct {
 	dir string
 	mu  sync.Mutex // serialises Update: persist, then swap
 	cur atomic.Pointer[material]
+	// sealer seals the key file (keyfile.go); nil keeps it plain.
+	sealer KeySealer
 }
 
 // material is one immutable generation of a node's identity.
@@ -58,7 +60,7 @@ func NewNodeIdentityFromPEM(keyPEM, chainPEM, bundlePEM []byte, dataDir string) 
 		return nil, err
 	}
 	if dataDir != "" {
-		if err := save(dataDir, m); err != nil {
+		if err := save(dataDir, m, nil); err != nil {
 			return nil, err
 		}
 	}
@@ -70,6 +72,10 @@ func NewNodeIdentityFromPEM(keyPEM, chainPEM, bundlePEM []byte, dataDir string) 
 // node comes back with the node ID, role and certificate it had. An expired
 // certificate still loads (check NotAfter): such a node must join again.
 func LoadNodeIdentity(dataDir string) (*NodeIdentity, error) {
+	return loadNodeIdentity(dataDir, nil)
+}
+
+func loadNodeIdentity(dataDir string, s KeySealer) (*NodeIdentity, error) {
 	dir := filepath.Join(dataDir, certDir)
 	read := func(name string) ([]byte, error) {
 		b, err := os.ReadFile(filepath.Join(dir, name))
@@ -78,9 +84,13 @@ func LoadNodeIdentity(dataDir string) (*NodeIdentity, error) {
 		}
 		return b, nil
 	}
-	keyPEM, err := read(keyFile)
+	keyFileData, err := read(keyFile)
 	if err != nil {
 		return nil, err
+	}
+	keyPEM, sealed, err := openKeyPEM(keyFileData, s)
+	if err != nil {
+		return nil, fmt.Errorf("pki: load node identity from %s: %w", dir, err)
 	}
 	chainPEM, err := read(certFile)
 	if err != nil {
@@ -90,7 +100,7 @@ func LoadNodeIdentity(dataDir string) (*NodeIdentity, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := &NodeIdentity{dir: dataDir}
+	n := &NodeIdentity{dir: dataDir, sealer: s}
 	m, err := n.build(keyPEM, chainPEM, bundlePEM)
 	if err != nil {
 		// A crash between the two renames of save leaves the new key with
@@ -109,6 +119,12 @@ func LoadNodeIdentity(dataDir string) (*NodeIdentity, error) {
 		m = m2
 	}
 	n.cur.Store(m)
+	if s != nil && !sealed {
+		// A plain key file given a sealer: seal it now.
+		if err := n.SetKeySealer(s); err != nil {
+			return nil, err
+		}
+	}
 	return n, nil
 }
 
@@ -174,7 +190,7 @@ func (n *NodeIdentity) Update(keyPEM, chainPEM, bundlePEM []byte) error {
 			ErrBadCertificate, m.id.NodeID, m.id.ClusterID, old.id.NodeID, old.id.ClusterID)
 	}
 	if n.dir != "" {
-		if err := save(n.dir, m); err != nil {
+		if err := save(n.dir, m, n.sealer); err != nil {
 			return err
 		}
 	}
@@ -365,7 +381,7 @@ func (n *NodeIdentity) VerifyPeer(cs tls.ConnectionState) (Identity, error) {
 // keeps the root the current certificate chains to. Key and certificate are
 // written aside, then renamed key first; LoadNodeIdentity completes a save
 // interrupted between the two renames.
-func save(dataDir string, m *material) error {
+func save(dataDir string, m *material, s KeySealer) error {
 	dir := filepath.Join(dataDir, certDir)
 	if err := os.MkdirAll(dir, certDirPerm); err != nil {
 		return fmt.Errorf("pki: create %s: %w", dir, err)
@@ -376,7 +392,7 @@ func save(dataDir string, m *material) error {
 	if err := writeFileAtomic(dir, bundleFile, m.bundlePEM); err != nil {
 		return err
 	}
-	if err := writeFileSync(filepath.Join(dir, keyFile+pendingExt), m.keyPEM); err != nil {
+	if err := writeFileSync(filepath.Join(dir, keyFile+pendingExt), sealKeyPEM(m.keyPEM, s)); err != nil {
 		return err
 	}
 	if err := writeFileSync(filepath.Join(dir, certFile+pendingExt), m.chainPEM); err != nil {
