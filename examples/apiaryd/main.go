@@ -233,6 +233,12 @@ func serve(dataDir string, o nodeOptions, flags *pflag.FlagSet, log *slog.Logger
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "apiaryd: node %s running as %s; control socket %s\n", n.NodeID(), n.Role(), swarm.ControlSocket(dataDir))
+	stopDocker, err := startDockerAPI(ctx, dataDir, o, n, log)
+	if err != nil {
+		n.Stop()
+		return err
+	}
+	defer stopDocker()
 	select {
 	case <-ctx.Done():
 		n.Stop()

@@ -178,17 +178,19 @@ func TestBinariesRunKeepsNodeOptions(t *testing.T) {
 	addr := addr3(t, 1)
 	host, _, _ := net.SplitHostPort(addr)
 	values := map[string][]string{
-		"listen-addr":    {addr},
-		"advertise-addr": {addr},
-		"executor":       {"fake"},
-		"hostname":       {"kept-host"},
-		"label":          {"zone=blue", "disk=ssd"},
-		"log-level":      {"debug"},
-		"data-path":      {"host"},
-		"gossip-addr":    {host + ":0"},
-		"dns-addr":       {host + ":0"},
-		"ingress-addr":   {host},
-		"mesh-vips":      {"range"},
+		"listen-addr":     {addr},
+		"advertise-addr":  {addr},
+		"executor":        {"fake"},
+		"hostname":        {"kept-host"},
+		"label":           {"zone=blue", "disk=ssd"},
+		"log-level":       {"debug"},
+		"data-path":       {"host"},
+		"gossip-addr":     {host + ":0"},
+		"dns-addr":        {host + ":0"},
+		"ingress-addr":    {host},
+		"mesh-vips":       {"range"},
+		"docker-api":      {"true"},
+		"docker-api-addr": {""},
 	}
 	help, err := exec.Command(filepath.Join(e.bin, "apiaryd"), "run", "--help").CombinedOutput()
 	if err != nil {
@@ -232,7 +234,7 @@ func TestBinariesRunKeepsNodeOptions(t *testing.T) {
 	e.waitFor("the options in the log", 10*time.Second, func() (bool, string) {
 		line := logLine(p.log.String(), `msg="node options"`)
 		for _, want := range []string{"listen-addr=" + addr, "advertise-addr=" + addr, "executor=fake", "hostname=kept-host", `label="[zone=blue disk=ssd]"`, "log-level=debug",
-			"data-path=host", "gossip-addr=" + host + ":0", "dns-addr=" + host + ":0", "ingress-addr=" + host, "mesh-vips=range"} {
+			"data-path=host", "gossip-addr=" + host + ":0", "dns-addr=" + host + ":0", "ingress-addr=" + host, "mesh-vips=range", "docker-api=true"} {
 			if !strings.Contains(line, want) {
 				return false, fmt.Sprintf("%q lacks %s", line, want)
 			}

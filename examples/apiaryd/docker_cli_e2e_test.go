@@ -1,0 +1,150 @@
+//go:build unix
+
+package main_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// dockerCLI finds the docker CLI: a missing one skips, but fails under
+// CI=true, where the machine is meant to have it.
+func dockerCLI(t *testing.T) string {
+	t.Helper()
+	p, err := exec.LookPath("docker")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("the docker CLI is required under CI=true: %v", err)
+		}
+		t.Skipf("no docker CLI: %v", err)
+	}
+	return p
+}
+
+// dockerRun runs the docker CLI with env (DOCKER_HOST and friends) and
+// its own empty config dir, and returns its combined output.
+func dockerRun(t *testing.T, docker string, env []string, args ...string) (string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, docker, args...)
+	cmd.Env = append(append(os.Environ(), "DOCKER_CONFIG="+t.TempDir(), "DOCKER_CONTEXT=", "DOCKER_API_VERSION="), env...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("docker %s: %v: %s", strings.Join(args, " "), err, out)
+	}
+	return string(out), nil
+}
+
+// Issue 17 with the real docker CLI against apiaryd (a manager and a
+// worker, process executors) over the managers' docker.sock: nodes,
+// a service of the example web app given as an absolute path (run as a
+// process), listed, inspected, scaled through `update --replicas`,
+// removed; a secret and a network; the worker answers 503.
+func TestBinariesDockerCLI(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binaries")
+	}
+	docker := dockerCLI(t)
+	e := &e2e{t: t, bin: build(t), root: t.TempDir(), procs: map[string]*proc{}}
+	t.Cleanup(e.stopAll)
+	port := 29000 + time.Now().Nanosecond()%1000
+	maddr, waddr := fmt.Sprintf("127.0.7.1:%d", port), fmt.Sprintf("127.0.7.2:%d", port)
+	e.start("m1", maddr, "init", "--listen-addr", maddr, "--docker-api")
+	e.waitFor("the manager to lead", 20*time.Second, func() (bool, string) {
+		_, err := e.ctl("m1", "swarm", "join-token", "worker", "-q")
+		return err == nil, fmt.Sprint(err)
+	})
+	e.start("w1", waddr, "join", "--listen-addr", waddr, "--docker-api", "--token", e.workerToken("m1"), maddr)
+	e.waitReady("m1", 2)
+
+	mgr := []string{"DOCKER_HOST=unix://" + filepath.Join(e.procs["m1"].dir, "docker.sock")}
+	run := func(args ...string) string {
+		t.Helper()
+		out, err := dockerRun(t, docker, mgr, args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	// The leader records its leadership in its node a moment after it
+	// leads.
+	e.waitFor("docker node ls to show both nodes and the leader", 20*time.Second, func() (bool, string) {
+		out := run("node", "ls")
+		for _, want := range []string{"m1", "w1", "Leader", "Ready"} {
+			if !strings.Contains(out, want) {
+				return false, fmt.Sprintf("docker node ls lacks %q:\n%s", want, out)
+			}
+		}
+		return true, ""
+	})
+	if out := run("info", "--format", "{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}} {{.Swarm.Nodes}}"); strings.TrimSpace(out) != "active true 2" {
+		t.Errorf("docker info: %q, want active true 2", out)
+	}
+
+	webapp := filepath.Join(e.bin, "webapp")
+	// Without -d the CLI follows the tasks until the service converged
+	// and stayed so for the monitor period.
+	out := run("service", "create", "--name", "web", "--replicas", "2", "--update-monitor", "1s", webapp)
+	if !strings.Contains(out, "converged") {
+		t.Errorf("docker service create did not report convergence:\n%s", out)
+	}
+	if out := run("service", "ls", "--format", "{{.Name}} {{.Replicas}}"); !strings.Contains(out, "web 2/2") {
+		t.Errorf("docker service ls: %q, want web 2/2", out)
+	}
+	out = run("service", "ps", "web", "--format", "{{.Name}} {{.CurrentState}} {{.DesiredState}}")
+	if n := strings.Count(out, "Running"); n != 4 { // current and desired, two tasks
+		t.Errorf("docker service ps web: %d Running, want 2 tasks running:\n%s", n/2, out)
+	}
+	var inspected []struct {
+		ID   string
+		Spec struct {
+			Name         string
+			TaskTemplate struct{ ContainerSpec struct{ Image string } }
+		}
+	}
+	if err := json.Unmarshal([]byte(run("service", "inspect", "web")), &inspected); err != nil || len(inspected) != 1 ||
+		inspected[0].Spec.Name != "web" || inspected[0].Spec.TaskTemplate.ContainerSpec.Image != webapp {
+		t.Errorf("docker service inspect web = %+v, %v", inspected, err)
+	}
+	run("service", "update", "--replicas", "3", "web")
+	if out := run("service", "ls", "--format", "{{.Name}} {{.Replicas}}"); !strings.Contains(out, "web 3/3") {
+		t.Errorf("after update --replicas 3: %q, want web 3/3", out)
+	}
+	if n, err := e.running("m1", "web"); err != nil || n != 3 {
+		t.Errorf("apiaryctl sees %d running, %v; want 3", n, err)
+	}
+	run("service", "rm", "web")
+	if out := run("service", "ls", "-q"); strings.TrimSpace(out) != "" {
+		t.Errorf("services after rm: %q", out)
+	}
+
+	secretFile := filepath.Join(t.TempDir(), "pw")
+	if err := os.WriteFile(secretFile, []byte("hunter2"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	id := strings.TrimSpace(run("secret", "create", "pw", secretFile))
+	if out := run("secret", "ls", "--format", "{{.ID}} {{.Name}}"); !strings.Contains(out, id+" pw") {
+		t.Errorf("docker secret ls: %q, want %s pw", out, id)
+	}
+	run("network", "create", "--driver", "overlay", "backend")
+	if out := run("network", "ls", "--format", "{{.Name}} {{.Driver}} {{.Scope}}"); !strings.Contains(out, "backend overlay swarm") {
+		t.Errorf("docker network ls: %q", out)
+	}
+
+	wrk := []string{"DOCKER_HOST=unix://" + filepath.Join(e.procs["w1"].dir, "docker.sock")}
+	out, err := dockerRun(t, docker, wrk, "service", "ls")
+	if err == nil || !strings.Contains(out, "This node is not a swarm manager") {
+		t.Errorf("docker service ls on the worker: %v\n%s", err, out)
+	}
+	if out, err := dockerRun(t, docker, wrk, "info", "--format", "{{.Swarm.ControlAvailable}}"); err != nil || strings.TrimSpace(out) != "false" {
+		t.Errorf("docker info on the worker: %q, %v", out, err)
+	}
+}
