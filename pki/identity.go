@@ -28,10 +28,16 @@ const (
 	// callers that present no certificate at all (joining nodes, which
 	// authenticate with a join token inside the request instead).
 	RoleAnonymous Role = "anonymous"
+	// RoleClient: a user's certificate (apiaryctl swarm ca
+	// --client-bundle), and the certificate a node's Docker Engine API
+	// listener presents. It names no node: no node policy lists it, so it
+	// reaches nothing of the cluster's gRPC services; the Docker API's
+	// TLS listener accepts it (and refuses workers').
+	RoleClient Role = "apiary-client"
 )
 
 // Valid reports whether r is a role a certificate can carry.
-func (r Role) Valid() bool { return r == RoleManager || r == RoleWorker }
+func (r Role) Valid() bool { return r == RoleManager || r == RoleWorker || r == RoleClient }
 
 // APIRole maps the certificate role to the object model's role.
 func (r Role) APIRole() api.NodeRole {

@@ -27,6 +27,9 @@ type nodeSubject struct {
 	NodeID    string
 	Role      Role
 	ClusterID string
+	// Extra are more SANs (DNS names or IP addresses): a Docker API
+	// listener's addresses and hostname (IssueClientCertificate).
+	Extra []string
 }
 
 func (s nodeSubject) cfssl() *signer.Subject {
@@ -35,7 +38,9 @@ func (s nodeSubject) cfssl() *signer.Subject {
 
 // hosts are the DNS SANs: the node ID and the role, so that a stock TLS
 // client can check "is this a manager" by ServerName as Swarm's do.
-func (s nodeSubject) hosts() []string { return []string{s.NodeID, string(s.Role)} }
+func (s nodeSubject) hosts() []string {
+	return append([]string{s.NodeID, string(s.Role)}, s.Extra...)
+}
 
 // leafSigner turns a CSR into a leaf certificate (PEM, leaf only).
 type leafSigner interface {
