@@ -82,6 +82,10 @@ func StartWorker(ctx context.Context, cfg WorkerConfig) (*Worker, error) {
 // NodeID returns the node's ID in the cluster.
 func (w *Worker) NodeID() string { return w.agent.NodeID() }
 
+// HeldDependencies returns the IDs of the secrets and configs the worker's
+// agent holds in memory now (agent.Agent.HeldDependencies).
+func (w *Worker) HeldDependencies() (secrets, configs []string) { return w.agent.HeldDependencies() }
+
 // Stop disconnects the node from the cluster and leaves its tasks running,
 // as a daemon restart does.
 func (w *Worker) Stop() {

@@ -3,6 +3,8 @@ package agent
 import (
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 
 	"github.com/apiary-io/apiary/executor"
 	"github.com/apiary-io/apiary/swarm/api"
@@ -84,4 +86,15 @@ func (a *Agent) dependencies(t *api.Task, ctrl executor.Controller) error {
 	}
 	du.SetDependencies(d)
 	return nil
+}
+
+// HeldDependencies returns the IDs of the secrets and configs the agent
+// holds in memory now, sorted: what the dispatcher sent for the node's
+// tasks and has not yet told it to forget. For audits and tests.
+func (a *Agent) HeldDependencies() (secrets, configs []string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	secrets = slices.Sorted(maps.Keys(a.deps.secrets))
+	configs = slices.Sorted(maps.Keys(a.deps.configs))
+	return secrets, configs
 }

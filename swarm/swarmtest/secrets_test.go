@@ -55,43 +55,7 @@ func (d *deliveries) to(nodeID string) []string {
 func TestSecretsEndToEnd(t *testing.T) {
 	logs := &testutil.SyncBuffer{}
 	sent := &deliveries{sent: map[string][]string{}}
-	execRoot := t.TempDir()
-	// Once the cluster stopped (its agents leave their tasks running),
-	// the process tasks are removed, which unmounts their tmpfs before
-	// the temporary directory goes.
-	var procExec *process.Executor
-	t.Cleanup(func() {
-		if procExec == nil {
-			return
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		held, _ := procExec.ListTasks(ctx)
-		for _, tk := range held {
-			if ctrl, err := procExec.Controller(tk); err == nil {
-				if err := ctrl.Remove(ctx); err != nil {
-					t.Errorf("remove task %s: %v", tk.ID, err)
-				}
-			}
-		}
-		procExec.Close()
-	})
-	c := swarmtest.Start(t, swarmtest.Options{Managers: 1, Workers: 2, HeartbeatPeriod: time.Second,
-		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Executor: func(name string) executor.Executor {
-			if name != "worker-1" {
-				return fake.New(fake.Config{Hostname: name})
-			}
-			e, err := process.New(process.Config{DataDir: filepath.Join(execRoot, name), Hostname: name,
-				Logger: slog.New(slog.NewTextHandler(logs, nil))})
-			if err != nil {
-				t.Fatal(err)
-			}
-			procExec = e
-			return e
-		},
-		Configure: func(name string, cfg *swarm.NodeConfig) { cfg.Manager.Dispatcher.OnDeliver = sent.record },
-	})
+	c, execRoot := processCluster(t, logs, sent)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cl := c.Client(c.Leader())
@@ -215,6 +179,57 @@ exec sleep 300`}, Env: []string{"WANT=" + want, "REPORT=" + report}},
 		t.Fatal(err)
 	}
 	checkAbsent(t, "the logs", logs.String(), secretData)
+}
+
+// processCluster starts a manager and two workers over mutual TLS:
+// worker-1 runs process tasks (under execRoot/worker-1), worker-2 a fake
+// executor. Every node and the process executor log to logs at debug
+// level, and the leader's dispatcher records in sent what it sends each
+// node. Once the cluster stopped, the process tasks are removed (see
+// removeProcessTasks).
+func processCluster(t *testing.T, logs *testutil.SyncBuffer, sent *deliveries) (c *swarmtest.Cluster, execRoot string) {
+	t.Helper()
+	execRoot = t.TempDir()
+	debug := &slog.HandlerOptions{Level: slog.LevelDebug}
+	var procExec *process.Executor
+	t.Cleanup(func() { removeProcessTasks(t, procExec) })
+	c = swarmtest.Start(t, swarmtest.Options{Managers: 1, Workers: 2, HeartbeatPeriod: time.Second,
+		Logger: slog.New(slog.NewTextHandler(logs, debug)),
+		Executor: func(name string) executor.Executor {
+			if name != "worker-1" {
+				return fake.New(fake.Config{Hostname: name})
+			}
+			e, err := process.New(process.Config{DataDir: filepath.Join(execRoot, name), Hostname: name,
+				Logger: slog.New(slog.NewTextHandler(logs, debug))})
+			if err != nil {
+				t.Fatal(err)
+			}
+			procExec = e
+			return e
+		},
+		Configure: func(name string, cfg *swarm.NodeConfig) { cfg.Manager.Dispatcher.OnDeliver = sent.record },
+	})
+	return c, execRoot
+}
+
+// removeProcessTasks removes every task e still holds, which unmounts
+// their tmpfs before the temporary directory goes: a stopped cluster's
+// agents leave their tasks running.
+func removeProcessTasks(t *testing.T, e *process.Executor) {
+	if e == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	held, _ := e.ListTasks(ctx)
+	for _, tk := range held {
+		if ctrl, err := e.Controller(tk); err == nil {
+			if err := ctrl.Remove(ctx); err != nil {
+				t.Errorf("remove task %s: %v", tk.ID, err)
+			}
+		}
+	}
+	e.Close()
 }
 
 // checkAbsent fails if text holds data, raw or base64 (as JSON encodes

@@ -1,0 +1,263 @@
+package swarmtest_test
+
+import (
+	"bufio"
+	"context"
+	"crypto/md5"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/apiary-io/apiary/internal/testutil"
+	"github.com/apiary-io/apiary/swarm/api"
+	"github.com/apiary-io/apiary/swarm/api/control"
+)
+
+// readerScript reads the task's secret over and over, recording each
+// read's time and checksum in a file of its own under $OUT named
+// SLOT-TASKID, until it is stopped.
+const readerScript = `out="$OUT/$APIARY_TASK_SLOT-$APIARY_TASK_ID"
+while :; do
+	s=$(md5sum < "$APIARY_SECRETS_DIR/key" 2>/dev/null | cut -c1-32)
+	echo "$(date +%s%N) ${s:-missing}" >> "$out"
+	sleep 0.02
+done`
+
+// read is one read a task recorded.
+type read struct {
+	at  time.Time
+	sum string
+}
+
+// reads returns what each task recorded, by file name (SLOT-TASKID).
+func reads(t *testing.T, dir string) map[string][]read {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string][]read{}
+	for _, e := range ents {
+		f, err := os.Open(filepath.Join(dir, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			ns, sum, ok := strings.Cut(sc.Text(), " ")
+			n, err := strconv.ParseInt(ns, 10, 64)
+			if !ok || err != nil {
+				continue // a line being written as we read
+			}
+			out[e.Name()] = append(out[e.Name()], read{time.Unix(0, n), sum})
+		}
+		f.Close()
+	}
+	return out
+}
+
+func md5hex(s string) string {
+	h := md5.Sum([]byte(s))
+	return hex.EncodeToString(h[:])
+}
+
+// Issue 16: a secret update rolls a service to the new version and
+// `service rollback` returns it, with tasks reading the file the whole
+// time. Two process tasks on worker-1 read their secret file every 20 ms;
+// the update (start-first, one at a time) replaces each with a task of
+// the new version and the rollback replaces those with tasks of the old.
+// Every read of every task is one version whole, the same all its life
+// (a task's file never changes: a new version is a new task), each slot
+// always has a reader (no gap over 5 s across its tasks), and the
+// running tasks end on the version wanted. worker-2, running none of
+// them, is never sent any version; the data is in no log line at debug
+// level and no inspect output; once the service is gone the old version
+// is collected, worker-1's agent forgets both and their files are gone.
+func TestSecretRotationRollsOut(t *testing.T) {
+	logs := &testutil.SyncBuffer{}
+	sent := &deliveries{sent: map[string][]string{}}
+	c, execRoot := processCluster(t, logs, sent)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cl := c.Client(c.Leader())
+	w1, w2 := c.Members[1], c.Members[2]
+
+	// 64 KiB each: a read of part of one would not match its checksum.
+	// The tokens are what the scans look for: a line holding a part of
+	// the data holds one.
+	token1, token2 := api.NewID(), api.NewID()
+	v1data := strings.Repeat(token1, 64<<10/api.IDLength)
+	v2data := strings.Repeat(token2, 64<<10/api.IDLength)
+	v1, err := cl.CreateSecret(ctx, api.SecretSpec{Annotations: api.Annotations{Name: "api-key"}, Data: api.SecretBytes(v1data)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	update := api.UpdateConfig{Parallelism: 1, Order: api.UpdateOrderStartFirst, Monitor: 500 * time.Millisecond,
+		FailureAction: api.UpdateFailureActionPause}
+	spec := api.ServiceSpec{
+		Annotations:    api.Annotations{Name: "reader"},
+		Mode:           api.ServiceMode{Replicated: &api.ReplicatedService{Replicas: 2}},
+		UpdateConfig:   &update,
+		RollbackConfig: &update,
+		TaskTemplate: api.TaskSpec{
+			Process:   &api.ProcessSpec{Command: []string{"/bin/sh", "-c", readerScript}, Env: []string{"OUT=" + out}},
+			Placement: &api.Placement{Constraints: []string{"node.hostname==worker-1"}},
+			Secrets:   []api.SecretReference{{SecretName: "api-key", File: &api.FileTarget{Name: "key"}}},
+		},
+	}
+	svc, err := cl.CreateService(ctx, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// settled waits until the service's update is over and its two
+	// running tasks hold version id, read it, and read nothing else.
+	settled := func(what, id, sum string) []*api.Task {
+		t.Helper()
+		var running []*api.Task
+		c.WaitFor(what, func() (bool, string) {
+			s, err := cl.GetService(ctx, svc.ID)
+			if err != nil {
+				return false, err.Error()
+			}
+			if u := s.UpdateStatus; u != nil && u.State != api.UpdateStateCompleted && u.State != api.UpdateStateRollbackCompleted {
+				return false, "update " + string(u.State)
+			}
+			if err := cl.WaitConverged(ctx, svc.ID); err != nil {
+				return false, err.Error()
+			}
+			tasks, err := cl.ListTasks(ctx, control.TaskFilter{Service: svc.ID, DesiredStates: []api.TaskState{api.TaskStateRunning}})
+			if err != nil {
+				return false, err.Error()
+			}
+			got := reads(t, out)
+			running = nil
+			for _, tk := range tasks {
+				rs := got[fmt.Sprintf("%d-%s", tk.Slot, tk.ID)]
+				if tk.Status.State != api.TaskStateRunning || tk.Spec.Secrets[0].SecretID != id || len(rs) == 0 || rs[len(rs)-1].sum != sum {
+					return false, fmt.Sprintf("task %s: %s, secret %s, %d reads", tk.ID, tk.Status.State, tk.Spec.Secrets[0].SecretID, len(rs))
+				}
+				running = append(running, tk)
+			}
+			return len(running) == 2, fmt.Sprintf("%d running", len(running))
+		})
+		return running
+	}
+	first := settled("two readers of version 1", v1.ID, md5hex(v1data))
+
+	up, err := cl.UpdateSecret(ctx, "api-key", api.SecretSpec{Data: api.SecretBytes(v2data)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if up.Secret.Version != 2 || !slices.Equal(up.Services, []string{"reader"}) {
+		t.Fatalf("update: version %d, services %v", up.Secret.Version, up.Services)
+	}
+	second := settled("two readers of version 2", up.Secret.ID, md5hex(v2data))
+	if _, err := cl.RollbackService(ctx, svc.ID); err != nil {
+		t.Fatal(err)
+	}
+	third := settled("two readers of version 1 again", v1.ID, md5hex(v1data))
+	for _, tk := range append(slices.Clone(first), second...) {
+		if slices.ContainsFunc(third, func(x *api.Task) bool { return x.ID == tk.ID }) {
+			t.Errorf("task %s survived a change of its secret", tk.ID)
+		}
+	}
+
+	for name, rs := range reads(t, out) {
+		t.Logf("task %s: %d reads of %s from %v to %v", name, len(rs), rs[0].sum, rs[0].at.Format("15:04:05.000"), rs[len(rs)-1].at.Format("15:04:05.000"))
+	}
+	// Every read whole and of its task's one version; no slot without a
+	// reader for long.
+	want := map[string]bool{md5hex(v1data): true, md5hex(v2data): true}
+	bySlot := map[string][]read{}
+	for name, rs := range reads(t, out) {
+		for _, r := range rs {
+			if !want[r.sum] {
+				t.Fatalf("task %s read %q: not one version whole", name, r.sum)
+			}
+			if r.sum != rs[0].sum {
+				t.Fatalf("task %s read both versions: its file changed under it", name)
+			}
+		}
+		slot, _, _ := strings.Cut(name, "-")
+		bySlot[slot] = append(bySlot[slot], rs...)
+	}
+	if len(bySlot) != 2 {
+		t.Fatalf("reads of slots %v, want 2", slices.Collect(maps.Keys(bySlot)))
+	}
+	for slot, rs := range bySlot {
+		slices.SortFunc(rs, func(a, b read) int { return a.at.Compare(b.at) })
+		for i := 1; i < len(rs); i++ {
+			if gap := rs[i].at.Sub(rs[i-1].at); gap > 5*time.Second {
+				t.Errorf("slot %s had no reader for %v (at %v)", slot, gap, rs[i-1].at)
+			}
+		}
+	}
+
+	// worker-2 never got a version; worker-1 got both.
+	if to := sent.to(w2.Node.NodeID()); len(to) != 0 {
+		t.Errorf("worker-2, which runs no reader, was sent secrets %v", to)
+	}
+	if to := slices.Compact(slices.Sorted(slices.Values(sent.to(w1.Node.NodeID())))); !slices.Equal(to, slices.Sorted(slices.Values([]string{v1.ID, up.Secret.ID}))) {
+		t.Errorf("worker-1 was sent %v, want both versions", to)
+	}
+	// Inspect output: no version's data.
+	var shown strings.Builder
+	for _, o := range []any{must(cl.GetSecret(ctx, "api-key")), must(cl.GetSecret(ctx, "api-key@1")), must(cl.SecretVersions(ctx, "api-key")),
+		must(cl.GetService(ctx, svc.ID)), must(cl.ListTasks(ctx, control.TaskFilter{Service: svc.ID})), up} {
+		shown.WriteString(fmt.Sprintf("%+v", o))
+		b, _ := json.Marshal(o)
+		shown.Write(b)
+	}
+	for _, token := range []string{token1, token2} {
+		checkAbsent(t, "inspect output", shown.String(), token)
+	}
+
+	// The service goes: its tasks stop, their files go, the agent forgets
+	// both versions, and the superseded one is collected.
+	if err := cl.RemoveService(ctx, svc.ID); err != nil {
+		t.Fatal(err)
+	}
+	c.WaitFor("the readers' secrets gone from worker-1", func() (bool, string) {
+		held, _ := w1.Node.Worker().HeldDependencies()
+		if len(held) != 0 {
+			return false, fmt.Sprintf("agent holds %v", held)
+		}
+		for _, tk := range append(append(first, second...), third...) {
+			dir := filepath.Join(execRoot, "worker-1", "tasks", tk.ID, "secrets")
+			if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+				return false, dir + ": " + errString(err)
+			}
+		}
+		return true, ""
+	})
+	c.WaitFor("version 1 collected", func() (bool, string) {
+		vs, err := cl.SecretVersions(ctx, "api-key")
+		if err != nil {
+			return false, err.Error()
+		}
+		return len(vs) == 1 && vs[0].ID == up.Secret.ID, fmt.Sprintf("%d versions", len(vs))
+	})
+	if held, _ := w2.Node.Worker().HeldDependencies(); len(held) != 0 {
+		t.Errorf("worker-2's agent holds %v", held)
+	}
+	if err := cl.RemoveSecret(ctx, "api-key"); err != nil {
+		t.Fatal(err)
+	}
+	for _, token := range []string{token1, token2} {
+		checkAbsent(t, "the logs", logs.String(), token)
+	}
+	if !strings.Contains(logs.String(), "level=DEBUG") {
+		t.Error("no debug line logged: the scan saw less than it should")
+	}
+}
