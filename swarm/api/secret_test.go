@@ -135,3 +135,35 @@ func TestSecretDataRedacted(t *testing.T) {
 		t.Fatal("nil")
 	}
 }
+
+// name@N names one version; anything else (a name, an ID, a bad number)
+// is not a version reference, and what VersionRef makes parses back.
+func TestVersionRef(t *testing.T) {
+	for ref, want := range map[string]struct {
+		name    string
+		version uint64
+		ok      bool
+	}{
+		"db@1":                    {"db", 1, true},
+		"a.b-c_d@42":              {"a.b-c_d", 42, true},
+		"db":                      {},
+		"db@":                     {},
+		"db@0":                    {},
+		"db@-1":                   {},
+		"db@x":                    {},
+		"@3":                      {},
+		"db@1@2":                  {"db@1", 2, true}, // no such name: never found
+		"db@99999999999999999999": {},
+	} {
+		name, v, ok := ParseVersionRef(ref)
+		if name != want.name || v != want.version || ok != want.ok {
+			t.Errorf("ParseVersionRef(%q) = %q %d %v, want %+v", ref, name, v, ok, want)
+		}
+	}
+	if got := VersionRef("db", 0); got != "db@1" {
+		t.Errorf("VersionRef of an object from before versions: %q", got)
+	}
+	if name, v, ok := ParseVersionRef(VersionRef("tls.key", 7)); name != "tls.key" || v != 7 || !ok {
+		t.Errorf("round trip: %q %d %v", name, v, ok)
+	}
+}
