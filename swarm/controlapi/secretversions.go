@@ -27,7 +27,9 @@ import (
 
 // maxMovesPerWrite bounds the services one write of an update moves to
 // the new version: a service is at most two api.MaxSpecBytes specs, so 16
-// and the new version's data fit a raft entry (8 MiB) with room to spare.
+// of them (4 MiB) and the old and new versions (written again marked
+// superseded, and created: 683 KB each, encoded) fit a raft entry (8 MiB)
+// with room to spare.
 // An update that moves more writes the rest in further writes, each
 // service whole.
 const maxMovesPerWrite = 16
