@@ -25,6 +25,7 @@ import (
 	"github.com/apiary-io/apiary/swarm/api"
 	"github.com/apiary-io/apiary/swarm/api/session"
 	"github.com/apiary-io/apiary/swarm/controlapi"
+	"github.com/apiary-io/apiary/swarm/encryption"
 )
 
 // NodeConfig configures a node: a machine of a cluster as apiaryd runs it,
@@ -71,6 +72,11 @@ type NodeConfig struct {
 	// It is a one-off: the other managers must not come back with their
 	// old data (they would find themselves removed).
 	ForceNewCluster bool
+	// UnlockKey opens a locked manager's data (RestartNode): the
+	// cluster's unlock key, while autolock is on (WaitForUnlock gets it
+	// from `apiaryctl swarm unlock`). Without it a locked manager's
+	// RestartNode fails with ErrLocked.
+	UnlockKey string
 	// Mesh is the node's part of the routing mesh (off when its DataPath
 	// is empty).
 	Mesh   MeshConfig
@@ -117,6 +123,11 @@ type Node struct {
 	cfg      NodeConfig
 	identity *pki.NodeIdentity
 	log      *slog.Logger
+
+	// keys is a manager's data-encryption key (nodelock.go), nil on a
+	// worker.
+	keysMu sync.Mutex
+	keys   *encryption.Keys
 
 	stateMu  sync.Mutex // state, caSeen, wantRole, period
 	state    nodeState
@@ -213,6 +224,7 @@ func (c *NodeConfig) fillManager() error {
 	own("Raft.Peers", len(rc.Peers) > 0)
 	own("Raft.Join", len(rc.Join) > 0)
 	own("Raft.ForceNewCluster (set NodeConfig.ForceNewCluster)", rc.ForceNewCluster)
+	own("Raft.Encryption (the node's is its data key)", rc.Encryption.Key != nil || len(rc.Encryption.Old) > 0)
 	if err := rc.CheckTuning(); err != nil {
 		errs = append(errs, fmt.Errorf("manager: Raft: %w", err))
 	}
@@ -311,7 +323,7 @@ func InitNode(ctx context.Context, cfg NodeConfig) (*Node, error) {
 	if err := saveState(cfg.DataDir, st); err != nil {
 		return nil, fmt.Errorf("init: %w", err)
 	}
-	return startNode(ctx, cfg, st, ident, &bootstrap{caState: caState})
+	return startNode(ctx, cfg, st, ident, nil, &bootstrap{caState: caState})
 }
 
 // JoinNode joins an existing cluster through one of its managers with a
@@ -363,7 +375,7 @@ func JoinNode(ctx context.Context, cfg NodeConfig, token string, managers []stri
 	if err := saveState(cfg.DataDir, st); err != nil {
 		return nil, fmt.Errorf("join: %w", err)
 	}
-	return startNode(ctx, cfg, st, ident, boot)
+	return startNode(ctx, cfg, st, ident, nil, boot)
 }
 
 // RestartNode resumes a node that initialised or joined before, from its
@@ -376,7 +388,11 @@ func RestartNode(ctx context.Context, cfg NodeConfig) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("run: %w (initialise or join first)", err)
 	}
-	ident, err := pki.LoadNodeIdentity(cfg.DataDir)
+	keys, err := openKeys(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("run: %w", err)
+	}
+	ident, err := loadIdentity(cfg.DataDir, keys)
 	if err != nil {
 		return nil, fmt.Errorf("run: %w", err)
 	}
@@ -389,7 +405,7 @@ func RestartNode(ctx context.Context, cfg NodeConfig) (*Node, error) {
 	if cfg.AdvertiseAddr == "" {
 		cfg.AdvertiseAddr = st.AdvertiseAddr
 	}
-	return startNode(ctx, cfg, st, ident, nil)
+	return startNode(ctx, cfg, st, ident, keys, nil)
 }
 
 // checkIdentity refuses a data dir whose certificate is not the node's
@@ -457,9 +473,9 @@ type bootstrap struct {
 	via     []string          // joining: the managers to ask
 }
 
-func startNode(ctx context.Context, cfg NodeConfig, st nodeState, ident *pki.NodeIdentity, boot *bootstrap) (_ *Node, err error) {
+func startNode(ctx context.Context, cfg NodeConfig, st nodeState, ident *pki.NodeIdentity, keys *encryption.Keys, boot *bootstrap) (_ *Node, err error) {
 	runCtx, cancel := context.WithCancel(context.Background())
-	n := &Node{cfg: cfg, state: st, identity: ident, log: cfg.Logger.With("node", st.NodeID), cancel: cancel, left: make(chan struct{}), ready: make(chan struct{}), roleKick: make(chan struct{}, 1)}
+	n := &Node{cfg: cfg, state: st, identity: ident, keys: keys, log: cfg.Logger.With("node", st.NodeID), cancel: cancel, left: make(chan struct{}), ready: make(chan struct{}), roleKick: make(chan struct{}, 1)}
 	defer func() {
 		if err != nil {
 			n.Stop()
@@ -517,6 +533,12 @@ func startNode(ctx context.Context, cfg NodeConfig, st nodeState, ident *pki.Nod
 		// the join tokens) is there.
 		if err := waitCluster(ctx, rt.mgr); err != nil {
 			return nil, fmt.Errorf("init: %w", err)
+		}
+		if cfg.Manager.ClusterSpec.EncryptionConfig.AutoLockManagers {
+			// init --autolock returns with the data locked.
+			if err := n.waitAutolock(ctx); err != nil {
+				return nil, fmt.Errorf("init: %w", err)
+			}
 		}
 	}
 	if rt.role == api.NodeRoleManager {

@@ -112,6 +112,9 @@ func (n *Node) recordRole(role api.NodeRole) error {
 		if err := os.RemoveAll(n.raftDir()); err != nil {
 			return err
 		}
+		if err := n.dropKeys(); err != nil {
+			return err
+		}
 	}
 	return saveState(n.cfg.DataDir, n.state)
 }

@@ -159,6 +159,12 @@ func (n *Node) startManager(ctx context.Context, rt *runtime, boot *bootstrap) e
 	rc.DataDir = n.raftDir()
 	rc.ForceNewCluster = boot == nil && n.cfg.ForceNewCluster
 	rc.Transport = tr
+	keys, err := n.managerKeys()
+	if err != nil {
+		lis.Close()
+		return err
+	}
+	rc.Encryption = raftEncryption(keys)
 	mc.NodeID, mc.Addr = n.state.NodeID, n.state.AdvertiseAddr
 	if mc.Logger == nil {
 		mc.Logger = n.log
@@ -185,6 +191,7 @@ func (n *Node) startManager(ctx context.Context, rt *runtime, boot *bootstrap) e
 	}
 	rt.mgr = mgr
 	rt.liveMgr.Store(mgr)
+	go n.followAutolock(mgr, keys)
 	control.RegisterAPI(rt.srv, mgr.control, nil)
 	registerMembership(rt.srv, mgr.control, nil)
 	dispatcher.Serve(rt.srv, mgr.dispatcher)

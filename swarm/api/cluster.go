@@ -24,6 +24,11 @@ type Cluster struct {
 	// every node). Secret: the control API returns them without their key
 	// material (GossipKeyring.Redacted).
 	GossipKeys GossipKeyring `json:"GossipKeys,omitzero"`
+	// UnlockKey is the key that locks every manager's data at rest while
+	// Spec.EncryptionConfig.AutoLockManagers is on (APKEY-1-..., package
+	// swarm/encryption), empty otherwise. Secret: the control API never
+	// returns it but through GetUnlockKey.
+	UnlockKey string `json:"UnlockKey,omitempty"`
 }
 
 // JoinTokens are the secrets a node presents to join as a worker or a manager.
@@ -44,6 +49,16 @@ type ClusterSpec struct {
 	Network NetworkConfig `json:"Network,omitzero"`
 	// Gossip tunes the encryption of the nodes' gossip.
 	Gossip GossipConfig `json:"Gossip,omitzero"`
+	// EncryptionConfig is the managers' encryption at rest.
+	EncryptionConfig EncryptionConfig `json:"EncryptionConfig,omitzero"`
+}
+
+// EncryptionConfig is the managers' encryption at rest.
+type EncryptionConfig struct {
+	// AutoLockManagers keeps the key that opens every manager's data
+	// off the managers' disks: a restarted manager starts only once it
+	// is given the cluster's unlock key (Swarm's autolock).
+	AutoLockManagers bool `json:"AutoLockManagers,omitempty"`
 }
 
 // NetworkConfig is the cluster's address pool: a network created without a

@@ -68,6 +68,19 @@ func (c *Client) Leave(ctx context.Context, force bool) error {
 	return c.local.Leave(ctx, force)
 }
 
+// Unlock gives the locked manager whose control socket this client
+// dialled the cluster's unlock key (control.ErrWrongUnlockKey if it does
+// not open its data).
+func (c *Client) Unlock(ctx context.Context, key string) error {
+	return c.local.Unlock(ctx, key)
+}
+
+// NodeStatus says what the node whose control socket this client dialled
+// is, and whether it is locked.
+func (c *Client) NodeStatus(ctx context.Context) (*control.NodeStatus, error) {
+	return c.local.Status(ctx)
+}
+
 // EditNode changes a node's spec with edit, from the node as it is now: a
 // node's record also changes when its status does, so a write that meets
 // a newer version reads the node again and applies edit again (edit must

@@ -10,6 +10,8 @@ import (
 	"github.com/apiary-io/apiary/pki"
 	"github.com/apiary-io/apiary/store"
 	"github.com/apiary-io/apiary/swarm/api"
+	"github.com/apiary-io/apiary/swarm/api/control"
+	"github.com/apiary-io/apiary/swarm/encryption"
 )
 
 // Membership changes the raft group of the managers; the swarm package
@@ -62,6 +64,7 @@ func (s *Server) GetCluster(ctx context.Context) (*api.Cluster, error) {
 	}
 	c.CAState = nil
 	c.GossipKeys = c.GossipKeys.Redacted()
+	c.UnlockKey = ""
 	return c, nil
 }
 
@@ -100,6 +103,15 @@ func (s *Server) UpdateCluster(ctx context.Context, version uint64, spec api.Clu
 		}
 		if spec.Network.Size() != cur.Spec.Network.Size() {
 			return invalid("cluster %q: network.subnet_size: cannot change after init (is %d)", cur.Spec.Name, cur.Spec.Network.Size())
+		}
+		// Autolock turned on makes a new unlock key, turned off drops
+		// it: every manager rewraps its data key when it sees the change
+		// (swarm/nodelock.go).
+		switch on := spec.EncryptionConfig.AutoLockManagers; {
+		case on && cur.UnlockKey == "":
+			cur.UnlockKey = encryption.NewUnlockKey()
+		case !on:
+			cur.UnlockKey = ""
 		}
 		cur.Spec = spec.Copy()
 		return tx.UpdateCluster(cur)
@@ -163,4 +175,57 @@ func (s *Server) JoinManager(ctx context.Context, nodeID, addr string, raftID ui
 		return nil, invalid("join manager: node ID and address are required")
 	}
 	return s.membership.AddManager(ctx, nodeID, addr, raftID)
+}
+
+// GetUnlockKey returns the cluster's unlock key: control.ErrNoUnlockKey
+// while autolock is off.
+func (s *Server) GetUnlockKey(ctx context.Context) (string, error) {
+	var key string
+	var err error
+	s.store.View(func(tx store.ReadTx) {
+		var cs []*api.Cluster
+		if cs, err = tx.FindClusters(store.All); err == nil && len(cs) > 0 {
+			key = cs[0].UnlockKey
+		}
+	})
+	if err != nil {
+		return "", err
+	}
+	if key == "" {
+		return "", control.ErrNoUnlockKey
+	}
+	return key, nil
+}
+
+// RotateUnlockKey replaces the unlock key and returns the new one. Each
+// manager rewraps its data key with it once it sees it; one that was down
+// keeps the old wrapping until it is unlocked (with the old key) and sees
+// the new one.
+func (s *Server) RotateUnlockKey(ctx context.Context) (string, error) {
+	key := encryption.NewUnlockKey()
+	var err error
+	for {
+		err = s.store.UpdateContext(ctx, func(tx store.Tx) error {
+			cs, err := tx.FindClusters(store.All)
+			if err != nil {
+				return err
+			}
+			if len(cs) == 0 {
+				return fmt.Errorf("cluster: %w", ErrNotFound)
+			}
+			c := cs[0]
+			if !c.Spec.EncryptionConfig.AutoLockManagers {
+				return control.ErrNoUnlockKey
+			}
+			c.UnlockKey = key
+			return tx.UpdateCluster(c)
+		})
+		if !isConflict(err) || ctx.Err() != nil {
+			break
+		}
+	}
+	if err != nil {
+		return "", fmt.Errorf("rotate the unlock key: %w", err)
+	}
+	return key, nil
 }

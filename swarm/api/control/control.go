@@ -64,6 +64,13 @@ type API interface {
 	UpdateCluster(ctx context.Context, version uint64, spec api.ClusterSpec) (*api.Cluster, error)
 	// RotateJoinToken replaces the worker or manager join token.
 	RotateJoinToken(ctx context.Context, role string) (string, error)
+	// GetUnlockKey returns the cluster's unlock key (ErrNoUnlockKey when
+	// autolock is off).
+	GetUnlockKey(ctx context.Context) (string, error)
+	// RotateUnlockKey replaces the unlock key and returns the new one:
+	// every manager rewraps its data key with it as soon as it sees it;
+	// a manager that was down meanwhile still opens with the key it had.
+	RotateUnlockKey(ctx context.Context) (string, error)
 	// ServiceLogs streams the output of a service's tasks, line by line,
 	// until it ends (io.EOF) or, with Follow, until ctx ends.
 	ServiceLogs(ctx context.Context, req LogsRequest) (rpc.Stream[LogLine], error)
@@ -230,6 +237,8 @@ var (
 	// config by services) and
 	// cannot be removed; the message names them.
 	ErrInUse = errors.New("in use")
+	// ErrNoUnlockKey: autolock is off, so there is no unlock key.
+	ErrNoUnlockKey = errors.New("autolock is off: the cluster has no unlock key (turn it on with apiaryctl swarm update --autolock=true)")
 )
 
 func init() {
@@ -243,6 +252,7 @@ func init() {
 		{"NO_LOG_SOURCE", ErrNoLogSource, codes.FailedPrecondition},
 		{"NO_CA", ErrNoCA, codes.FailedPrecondition},
 		{"IN_USE", ErrInUse, codes.FailedPrecondition},
+		{"NO_UNLOCK_KEY", ErrNoUnlockKey, codes.FailedPrecondition},
 		{"NOT_FOUND", api.ErrNotFound, codes.NotFound},
 		{"CONFLICT", api.ErrConflict, codes.Aborted},
 		{"NAME_CONFLICT", api.ErrNameConflict, codes.AlreadyExists},

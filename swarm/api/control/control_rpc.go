@@ -33,6 +33,8 @@ var APIMethods = []string{
 	"/apiary.Control/GetCluster",
 	"/apiary.Control/UpdateCluster",
 	"/apiary.Control/RotateJoinToken",
+	"/apiary.Control/GetUnlockKey",
+	"/apiary.Control/RotateUnlockKey",
 	"/apiary.Control/ServiceLogs",
 	"/apiary.Control/RotateRootCA",
 	"/apiary.Control/RootCAStatus",
@@ -168,6 +170,20 @@ func RegisterAPI(s grpc.ServiceRegistrar, impl API, guard rpc.Guard) {
 				return nil, err
 			}
 			return &apiRotateJoinTokenResponse{Result: res}, nil
+		}),
+		rpc.HandleUnary("GetUnlockKey", func(ctx context.Context, r *apiGetUnlockKeyRequest) (*apiGetUnlockKeyResponse, error) {
+			res, err := impl.GetUnlockKey(ctx)
+			if err != nil {
+				return nil, err
+			}
+			return &apiGetUnlockKeyResponse{Result: res}, nil
+		}),
+		rpc.HandleUnary("RotateUnlockKey", func(ctx context.Context, r *apiRotateUnlockKeyRequest) (*apiRotateUnlockKeyResponse, error) {
+			res, err := impl.RotateUnlockKey(ctx)
+			if err != nil {
+				return nil, err
+			}
+			return &apiRotateUnlockKeyResponse{Result: res}, nil
 		}),
 		rpc.HandleUnary("RotateRootCA", func(ctx context.Context, r *apiRotateRootCARequest) (*apiRotateRootCAResponse, error) {
 			res, err := impl.RotateRootCA(ctx)
@@ -447,6 +463,24 @@ func (c *apiClient) RotateJoinToken(ctx context.Context, role string) (string, e
 	return resp.Result, nil
 }
 
+func (c *apiClient) GetUnlockKey(ctx context.Context) (string, error) {
+	resp, err := rpc.Call[apiGetUnlockKeyResponse](ctx, c.conn, APIService, "GetUnlockKey", &apiGetUnlockKeyRequest{}, c.opts...)
+	if err != nil {
+		var zero string
+		return zero, err
+	}
+	return resp.Result, nil
+}
+
+func (c *apiClient) RotateUnlockKey(ctx context.Context) (string, error) {
+	resp, err := rpc.Call[apiRotateUnlockKeyResponse](ctx, c.conn, APIService, "RotateUnlockKey", &apiRotateUnlockKeyRequest{}, c.opts...)
+	if err != nil {
+		var zero string
+		return zero, err
+	}
+	return resp.Result, nil
+}
+
 func (c *apiClient) ServiceLogs(ctx context.Context, req LogsRequest) (rpc.Stream[LogLine], error) {
 	return rpc.CallStream[LogLine](ctx, c.conn, APIService, "ServiceLogs", &apiServiceLogsRequest{Req: req}, c.opts...)
 }
@@ -688,6 +722,16 @@ func (u UnimplementedAPI) RotateJoinToken(context.Context, string) (string, erro
 	return zero, rpc.Unimplemented("/apiary.Control/RotateJoinToken", u.Err)
 }
 
+func (u UnimplementedAPI) GetUnlockKey(context.Context) (string, error) {
+	var zero string
+	return zero, rpc.Unimplemented("/apiary.Control/GetUnlockKey", u.Err)
+}
+
+func (u UnimplementedAPI) RotateUnlockKey(context.Context) (string, error) {
+	var zero string
+	return zero, rpc.Unimplemented("/apiary.Control/RotateUnlockKey", u.Err)
+}
+
 func (u UnimplementedAPI) ServiceLogs(context.Context, LogsRequest) (rpc.Stream[LogLine], error) {
 	return nil, rpc.Unimplemented("/apiary.Control/ServiceLogs", u.Err)
 }
@@ -883,6 +927,14 @@ type (
 		Role string `json:"Role,omitzero"`
 	}
 	apiRotateJoinTokenResponse struct {
+		Result string `json:"Result,omitzero"`
+	}
+	apiGetUnlockKeyRequest  struct{}
+	apiGetUnlockKeyResponse struct {
+		Result string `json:"Result,omitzero"`
+	}
+	apiRotateUnlockKeyRequest  struct{}
+	apiRotateUnlockKeyResponse struct {
 		Result string `json:"Result,omitzero"`
 	}
 	apiServiceLogsRequest struct {

@@ -16,6 +16,8 @@ const LocalService = "apiary.Local"
 // policies.
 var LocalMethods = []string{
 	"/apiary.Local/Leave",
+	"/apiary.Local/Unlock",
+	"/apiary.Local/Status",
 }
 
 // RegisterLocal serves impl as LocalService on s; guard, when not nil, runs before
@@ -24,6 +26,16 @@ func RegisterLocal(s grpc.ServiceRegistrar, impl Local, guard rpc.Guard) {
 	desc := rpc.NewService(LocalService, guard, []rpc.UnaryMethod{
 		rpc.HandleUnary("Leave", func(ctx context.Context, r *localLeaveRequest) (*localLeaveResponse, error) {
 			return &localLeaveResponse{}, impl.Leave(ctx, r.Force)
+		}),
+		rpc.HandleUnary("Unlock", func(ctx context.Context, r *localUnlockRequest) (*localUnlockResponse, error) {
+			return &localUnlockResponse{}, impl.Unlock(ctx, r.Key)
+		}),
+		rpc.HandleUnary("Status", func(ctx context.Context, r *localStatusRequest) (*localStatusResponse, error) {
+			res, err := impl.Status(ctx)
+			if err != nil {
+				return nil, err
+			}
+			return &localStatusResponse{Result: res}, nil
 		}),
 	}, []rpc.StreamMethod{})
 	s.RegisterService(&desc, nil)
@@ -45,12 +57,35 @@ func (c *localClient) Leave(ctx context.Context, force bool) error {
 	return err
 }
 
+func (c *localClient) Unlock(ctx context.Context, key string) error {
+	_, err := rpc.Call[localUnlockResponse](ctx, c.conn, LocalService, "Unlock", &localUnlockRequest{Key: key}, c.opts...)
+	return err
+}
+
+func (c *localClient) Status(ctx context.Context) (*NodeStatus, error) {
+	resp, err := rpc.Call[localStatusResponse](ctx, c.conn, LocalService, "Status", &localStatusRequest{}, c.opts...)
+	if err != nil {
+		var zero *NodeStatus
+		return zero, err
+	}
+	return resp.Result, nil
+}
+
 // UnimplementedLocal answers every method of Local with Err, or with an
 // Unimplemented status when Err is nil.
 type UnimplementedLocal struct{ Err error }
 
 func (u UnimplementedLocal) Leave(context.Context, bool) error {
 	return rpc.Unimplemented("/apiary.Local/Leave", u.Err)
+}
+
+func (u UnimplementedLocal) Unlock(context.Context, string) error {
+	return rpc.Unimplemented("/apiary.Local/Unlock", u.Err)
+}
+
+func (u UnimplementedLocal) Status(context.Context) (*NodeStatus, error) {
+	var zero *NodeStatus
+	return zero, rpc.Unimplemented("/apiary.Local/Status", u.Err)
 }
 
 var (
@@ -64,4 +99,12 @@ type (
 		Force bool `json:"Force,omitzero"`
 	}
 	localLeaveResponse struct{}
+	localUnlockRequest struct {
+		Key string `json:"Key,omitzero"`
+	}
+	localUnlockResponse struct{}
+	localStatusRequest  struct{}
+	localStatusResponse struct {
+		Result *NodeStatus `json:"Result,omitzero"`
+	}
 )
