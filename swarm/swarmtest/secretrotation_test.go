@@ -20,6 +20,7 @@ import (
 	"github.com/apiary-io/apiary/internal/testutil"
 	"github.com/apiary-io/apiary/swarm/api"
 	"github.com/apiary-io/apiary/swarm/api/control"
+	"github.com/apiary-io/apiary/swarm/swarmtest"
 )
 
 // readerScript reads the task's secret over and over, recording each
@@ -259,5 +260,63 @@ func TestSecretRotationRollsOut(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "level=DEBUG") {
 		t.Error("no debug line logged: the scan saw less than it should")
+	}
+}
+
+// An update of a 500 KiB secret used by 40 services whose specs are near
+// api.MaxSpecBytes, on three managers: the first write (the new version,
+// the old one marked superseded and 16 services with both their specs)
+// and the next ones fit raft's entries (all 40 at once would not: 9 MB),
+// and every service ends
+// on the new version with its old spec kept.
+func TestSecretUpdateOfManyLargeServices(t *testing.T) {
+	c := swarmtest.Start(t, swarmtest.Options{Managers: 3})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cl := c.Client(c.Leader())
+	data := strings.Repeat("k", api.MaxSecretSize)
+	v1, err := cl.CreateSecret(ctx, api.SecretSpec{Annotations: api.Annotations{Name: "big"}, Data: api.SecretBytes(data)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := make([]string, 0, 110)
+	for i := range cap(env) {
+		env = append(env, fmt.Sprintf("VAR%d=%s", i, strings.Repeat("v", 1<<10)))
+	}
+	var names []string
+	for i := range 40 {
+		spec := api.ServiceSpec{
+			Annotations: api.Annotations{Name: fmt.Sprintf("svc%02d", i)},
+			Mode:        api.ServiceMode{Replicated: &api.ReplicatedService{Replicas: 0}},
+			TaskTemplate: api.TaskSpec{Process: &api.ProcessSpec{Command: []string{"app"}, Env: env},
+				Secrets: []api.SecretReference{{SecretName: "big"}}},
+		}
+		if _, err := cl.CreateService(ctx, spec); err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, spec.Name)
+	}
+	up, err := cl.UpdateSecret(ctx, "big", api.SecretSpec{Data: api.SecretBytes(strings.Repeat("K", api.MaxSecretSize))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(up.Services, names) {
+		t.Fatalf("moved %v", up.Services)
+	}
+	// Every manager's store has it all.
+	for _, m := range c.Members {
+		mcl := c.Client(m)
+		c.WaitFor(m.Name+" has every service on version 2", func() (bool, string) {
+			for _, name := range names {
+				svc, err := mcl.GetService(ctx, name)
+				if err != nil {
+					return false, err.Error()
+				}
+				if svc.Spec.TaskTemplate.Secrets[0].SecretID != up.Secret.ID || svc.PreviousSpec.TaskTemplate.Secrets[0].SecretID != v1.ID {
+					return false, name + " not moved"
+				}
+			}
+			return true, ""
+		})
 	}
 }
