@@ -266,9 +266,8 @@ func TestSecretRotationRollsOut(t *testing.T) {
 // An update of a 500 KiB secret used by 40 services whose specs are near
 // api.MaxSpecBytes, on three managers: the first write (the new version,
 // the old one marked superseded and 16 services with both their specs)
-// and the next ones fit raft's entries (all 40 at once would not: 9 MB),
-// and every service ends
-// on the new version with its old spec kept.
+// and the next ones fit raft's entries (all 40 at once would not: 10 MB),
+// and every service ends on the new version with its old spec kept.
 func TestSecretUpdateOfManyLargeServices(t *testing.T) {
 	c := swarmtest.Start(t, swarmtest.Options{Managers: 3})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
