@@ -125,7 +125,13 @@ func updateData[T api.Object](ctx context.Context, s *Server, k dataKind[T], ref
 			return err
 		}
 		if len(versions) >= k.maxVersions {
-			return tooManyVersions(k.kind, name, len(versions), users)
+			// Named: those that hold an older version.
+			older := slices.DeleteFunc(slices.Clone(versions), func(v T) bool { return v.GetID() == cur.GetID() })
+			holders, err := dataUsers(tx, k, older)
+			if err != nil {
+				return err
+			}
+			return tooManyVersions(k.kind, name, len(versions), holders)
 		}
 		if n := tx.Count(k.table); n >= k.limit {
 			return invalid("%s %q: the cluster has %d %ss (every version counts), the most it may have", k.kind, name, n, k.kind)

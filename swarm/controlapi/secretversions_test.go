@@ -179,10 +179,13 @@ func TestSecretVersionBound(t *testing.T) {
 	if len(vs) != api.MaxSecretVersions {
 		t.Fatalf("%d versions kept, want %d", len(vs), api.MaxSecretVersions)
 	}
+	// A service using the newest version holds none of the older ones:
+	// the refusal does not name it.
+	mustCreate(t, srv, withSecrets(spec("late", 1), api.SecretReference{SecretName: "k"}))
 	b1, _, _ := allData(t, s)
 	_, err := srv.UpdateSecret(ctx, "k", api.SecretSpec{Data: api.SecretBytes("one too many")})
 	if !errors.Is(err, controlapi.ErrInUse) || !strings.Contains(err.Error(), fmt.Sprintf("%d versions are kept", api.MaxSecretVersions)) ||
-		!strings.Contains(err.Error(), "tasks that have not ended") {
+		!strings.Contains(err.Error(), "tasks that have not ended") || strings.Contains(err.Error(), "late") {
 		t.Fatalf("update at the bound: %v", err)
 	}
 	if a, _, _ := allData(t, s); !reflect.DeepEqual(a, b1) {
@@ -201,6 +204,9 @@ func TestSecretVersionBound(t *testing.T) {
 	up, err := srv.UpdateSecret(ctx, "k", api.SecretSpec{Data: api.SecretBytes("next")})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if !slices.Equal(up.Services, []string{"late"}) {
+		t.Errorf("moved %v, want late", up.Services)
 	}
 	vs, _ = srv.SecretVersions(ctx, "k")
 	if len(vs) != 2 || vs[0].ID != up.Secret.ID || vs[1].ID != cur.ID || up.Secret.Version != uint64(api.MaxSecretVersions+1) {
