@@ -57,9 +57,11 @@ func openKeyPEM(file []byte, s KeySealer) ([]byte, bool, error) {
 }
 
 // LoadSealedNodeIdentity is LoadNodeIdentity for a node whose key file is
-// sealed with s: a plain key file (a manager of a version without
-// encryption) is sealed as it is loaded. Later saves (renewals) seal with
-// s too. A key file sealed under another key is ErrKeySealed.
+// sealed with s. A plain key file (a manager of a version without
+// encryption) loads too, and is left as it is until SetKeySealer: the
+// caller checks the identity before anything is written. Later saves
+// (renewals) seal with s. A key file sealed under another key is
+// ErrKeySealed.
 func LoadSealedNodeIdentity(dataDir string, s KeySealer) (*NodeIdentity, error) {
 	return loadNodeIdentity(dataDir, s)
 }
@@ -88,4 +90,15 @@ func KeyFileSealed(dataDir string) (bool, error) {
 	}
 	_, sealed, _ := openKeyPEM(b, nil)
 	return sealed, nil
+}
+
+// ReadNodeKeyPEM returns the node key in dataDir as PEM, opened with s
+// when it is sealed.
+func ReadNodeKeyPEM(dataDir string, s KeySealer) ([]byte, error) {
+	b, err := os.ReadFile(filepath.Join(dataDir, certDir, keyFile))
+	if err != nil {
+		return nil, fmt.Errorf("pki: node key: %w", err)
+	}
+	p, _, err := openKeyPEM(b, s)
+	return p, err
 }

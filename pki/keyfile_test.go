@@ -38,8 +38,8 @@ func keyFileLeaks(t *testing.T, n *NodeIdentity) []string {
 
 // A sealed node key file holds neither a PEM marker nor the key's bytes;
 // it loads with its sealer, is refused (ErrKeySealed) without one or with
-// another; renewals keep it sealed; a plain file loaded with a sealer is
-// sealed; SetKeySealer(nil) makes it plain again.
+// another; renewals keep it sealed; SetKeySealer seals a plain file, and
+// SetKeySealer(nil) makes it plain again.
 func TestSealedKeyFile(t *testing.T) {
 	_, ca := newTestCA(t, time.Hour)
 	n := newTestNode(t, ca, RoleManager)
@@ -47,9 +47,15 @@ func TestSealedKeyFile(t *testing.T) {
 		t.Fatal("a plain key file shows nothing: the check proves nothing")
 	}
 	k := seal.NewRandomKey()
-	// A plain file loaded with a sealer is sealed.
+	// A plain file loads with a sealer, unchanged; SetKeySealer seals it.
 	loaded, err := LoadSealedNodeIdentity(n.DataDir(), k)
 	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keyFileLeaks(t, loaded)) == 0 {
+		t.Fatal("loading rewrote the plain key file")
+	}
+	if err := loaded.SetKeySealer(k); err != nil {
 		t.Fatal(err)
 	}
 	if leaks := keyFileLeaks(t, loaded); len(leaks) > 0 {

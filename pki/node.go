@@ -88,7 +88,7 @@ func loadNodeIdentity(dataDir string, s KeySealer) (*NodeIdentity, error) {
 	if err != nil {
 		return nil, err
 	}
-	keyPEM, sealed, err := openKeyPEM(keyFileData, s)
+	keyPEM, _, err := openKeyPEM(keyFileData, s)
 	if err != nil {
 		return nil, fmt.Errorf("pki: load node identity from %s: %w", dir, err)
 	}
@@ -119,12 +119,6 @@ func loadNodeIdentity(dataDir string, s KeySealer) (*NodeIdentity, error) {
 		m = m2
 	}
 	n.cur.Store(m)
-	if s != nil && !sealed {
-		// A plain key file given a sealer: seal it now.
-		if err := n.SetKeySealer(s); err != nil {
-			return nil, err
-		}
-	}
 	return n, nil
 }
 

@@ -68,6 +68,20 @@ func secretsAtRest(t *testing.T, n *swarm.Node, secret []byte) map[string][]byte
 	return out
 }
 
+// loadIdentity loads the node identity in dataDir, a manager's node key
+// opened with its data key.
+func loadIdentity(t *testing.T, dataDir string) (*pki.NodeIdentity, error) {
+	t.Helper()
+	if !encryption.Exists(dataDir) {
+		return pki.LoadNodeIdentity(dataDir)
+	}
+	keys, err := encryption.Open(dataDir)
+	if err != nil {
+		return nil, err
+	}
+	return pki.LoadSealedNodeIdentity(dataDir, keys.DEK())
+}
+
 // leaks lists the files under dir holding any of secrets.
 func leaks(t *testing.T, dir string, secrets map[string][]byte) []string {
 	t.Helper()

@@ -50,7 +50,7 @@ func TestExternalCACluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, dataDir := range []string{cfg.DataDir, w1cfg.DataDir} {
-		id, err := pki.LoadNodeIdentity(dataDir)
+		id, err := loadIdentity(t, dataDir)
 		if err != nil {
 			t.Fatal(err)
 		}

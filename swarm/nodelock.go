@@ -304,3 +304,19 @@ func (n *Node) waitAutolock(ctx context.Context) error {
 	}
 	return nil
 }
+
+// UnlockKey returns the cluster's unlock key as this manager's store has
+// it ("" with autolock off, or on a worker).
+func (n *Node) UnlockKey() string {
+	m := n.Manager()
+	if m == nil {
+		return ""
+	}
+	var key string
+	m.store.View(func(tx store.ReadTx) {
+		if cs, err := tx.FindClusters(store.All); err == nil && len(cs) > 0 {
+			key = cs[0].UnlockKey
+		}
+	})
+	return key
+}

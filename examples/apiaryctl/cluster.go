@@ -123,7 +123,7 @@ func (c *cli) swarmCmd() *cobra.Command {
 		},
 	}
 	ca.Flags().BoolVar(&rotateCA, "rotate", false, "replace the root CA (old and new are trusted until every node has a new certificate)")
-	cmd.AddCommand(inspect, c.swarmUpdate(), token, leave, ca)
+	cmd.AddCommand(inspect, c.swarmUpdate(), token, leave, ca, c.swarmUnlock(), c.swarmUnlockKey())
 	return cmd
 }
 
@@ -134,14 +134,15 @@ func (c *cli) swarmCmd() *cobra.Command {
 func (c *cli) swarmUpdate() *cobra.Command {
 	var heartbeat, certExpiry, gossipRotation time.Duration
 	var history int64
+	var autolock bool
 	cmd := &cobra.Command{
-		Use:   "update [--dispatcher-heartbeat D] [--cert-expiry D] [--task-history-limit N] [--gossip-key-rotation D]",
+		Use:   "update [--dispatcher-heartbeat D] [--cert-expiry D] [--task-history-limit N] [--gossip-key-rotation D] [--autolock=true|false]",
 		Short: "Change the cluster's settings (in force at once, no restart)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			changed := cmd.Flags().Changed
-			if !changed("dispatcher-heartbeat") && !changed("cert-expiry") && !changed("task-history-limit") && !changed("gossip-key-rotation") {
-				return fmt.Errorf("swarm update: nothing to change: give --dispatcher-heartbeat, --cert-expiry, --task-history-limit or --gossip-key-rotation")
+			if !changed("dispatcher-heartbeat") && !changed("cert-expiry") && !changed("task-history-limit") && !changed("gossip-key-rotation") && !changed("autolock") {
+				return fmt.Errorf("swarm update: nothing to change: give --dispatcher-heartbeat, --cert-expiry, --task-history-limit, --gossip-key-rotation or --autolock")
 			}
 			cl, ctx, cancel, err := c.session()
 			if err != nil {
@@ -161,12 +162,22 @@ func (c *cli) swarmUpdate() *cobra.Command {
 				if changed("gossip-key-rotation") {
 					spec.Gossip.KeyRotation = gossipRotation
 				}
+				if changed("autolock") {
+					spec.EncryptionConfig.AutoLockManagers = autolock
+				}
 				return nil
 			})
 			if err != nil {
 				return err
 			}
 			fmt.Fprintln(c.out, "Swarm updated.")
+			if changed("autolock") && autolock {
+				key, err := cl.GetUnlockKey(ctx)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(c.out, "To unlock a manager after it restarts, run `apiaryctl swarm unlock` and give it the key on stdin:\n\n    %s\n\nKeep it safe: a restarted manager cannot start without it.\n", key)
+			}
 			return nil
 		},
 	}
@@ -174,6 +185,7 @@ func (c *cli) swarmUpdate() *cobra.Command {
 	fs.DurationVar(&heartbeat, "dispatcher-heartbeat", 0, fmt.Sprintf("how often workers heartbeat: 0 (adaptive: 1s up to 2,000 nodes) or %s to %s", api.MinHeartbeatPeriod, api.MaxHeartbeatPeriod))
 	fs.DurationVar(&certExpiry, "cert-expiry", 0, fmt.Sprintf("lifetime of node certificates issued from now on: 0 (default %s) or %s to %s", api.DefaultNodeCertExpiry, time.Hour, api.MaxNodeCertExpiry))
 	fs.Int64Var(&history, "task-history-limit", 0, fmt.Sprintf("finished tasks kept per slot, 0 to %d", api.MaxTaskHistoryRetention))
+	fs.BoolVar(&autolock, "autolock", false, "keep the managers' data locked at rest by an unlock key: a restarted manager waits for `apiaryctl swarm unlock`")
 	fs.DurationVar(&gossipRotation, "gossip-key-rotation", 0, fmt.Sprintf("how often the gossip encryption key is replaced (also whenever a node is removed): 0 (default %s) or %s to %s", api.DefaultGossipKeyRotation, api.MinGossipKeyRotation, days(api.MaxGossipKeyRotation)))
 	return cmd
 }

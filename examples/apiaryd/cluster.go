@@ -19,6 +19,7 @@ type clusterSettings struct {
 	historyLimit int64
 	addrPool     []string
 	subnetSize   uint32
+	autolock     bool
 }
 
 // flags registers the settings on init, with --heartbeat-period, the
@@ -30,6 +31,7 @@ func (c *clusterSettings) flags(fs *pflag.FlagSet) {
 	fs.Int64Var(&c.historyLimit, "task-history-limit", def.Orchestration.TaskHistoryRetentionLimit, "finished tasks kept per slot")
 	fs.StringSliceVar(&c.addrPool, "default-addr-pool", []string{api.DefaultAddrPool}, "address pools networks' subnets come from, CIDR[,CIDR] (repeatable)")
 	fs.Uint32Var(&c.subnetSize, "default-addr-pool-mask-length", api.DefaultSubnetSize, "prefix length of each network's subnet cut from the pools")
+	fs.BoolVar(&c.autolock, "autolock", false, "lock the managers' data at rest with an unlock key: a restarted manager waits for `apiaryctl swarm unlock` (the key is printed once)")
 	fs.DurationVar(&c.heartbeat, "heartbeat-period", def.Dispatcher.HeartbeatPeriod, "")
 	_ = fs.MarkDeprecated("heartbeat-period", "the heartbeat period is the cluster's: use --dispatcher-heartbeat")
 }
@@ -42,6 +44,7 @@ func (c *clusterSettings) spec() (api.ClusterSpec, error) {
 	spec.CAConfig.NodeCertExpiry = c.certExpiry
 	spec.Orchestration.TaskHistoryRetentionLimit = c.historyLimit
 	spec.Network = api.NetworkConfig{DefaultAddrPool: c.addrPool, SubnetSize: c.subnetSize}
+	spec.EncryptionConfig.AutoLockManagers = c.autolock
 	if err := spec.Validate(); err != nil {
 		return spec, fmt.Errorf("cluster settings (--dispatcher-heartbeat, --cert-expiry, --task-history-limit, --default-addr-pool, --default-addr-pool-mask-length): %w", err)
 	}

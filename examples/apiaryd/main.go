@@ -97,7 +97,11 @@ func newRoot() *cobra.Command {
 			return create(cmd, func(ctx context.Context, cfg swarm.NodeConfig) (*swarm.Node, error) {
 				cfg.ExternalCA, cfg.ExternalCARoot = ext, root
 				cfg.Manager.ClusterSpec = spec
-				return swarm.InitNode(ctx, cfg)
+				n, err := swarm.InitNode(ctx, cfg)
+				if err == nil && spec.EncryptionConfig.AutoLockManagers {
+					fmt.Fprintf(os.Stderr, "apiaryd: autolock is on. To start a manager after it restarts, run `apiaryctl swarm unlock` and give it this key on stdin:\n\n    %s\n\nKeep it safe: a restarted manager cannot start without it (apiaryctl swarm unlock-key shows it again).\n", n.UnlockKey())
+				}
+				return n, err
 			})
 		},
 	}
@@ -223,9 +227,18 @@ func serve(dataDir string, o nodeOptions, flags *pflag.FlagSet, log *slog.Logger
 	defer closeExec()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	var unlockKey string
+	if swarm.Locked(dataDir) {
+		// As long as it takes: the control socket answers unlock and
+		// status meanwhile.
+		if unlockKey, err = swarm.WaitForUnlock(ctx, dataDir, log); err != nil {
+			return err
+		}
+	}
 	startCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	cfg := swarm.DefaultNodeConfig()
+	cfg.UnlockKey = unlockKey
 	cfg.DataDir, cfg.ListenAddr, cfg.AdvertiseAddr = dataDir, o.listen, o.advertise
 	cfg.Executor, cfg.Logger, cfg.Mesh = exec, log, mesh
 	n, err := start(startCtx, cfg)

@@ -19,6 +19,7 @@ import (
 	"github.com/apiary-io/apiary/swarm"
 	"github.com/apiary-io/apiary/swarm/api"
 	"github.com/apiary-io/apiary/swarm/dispatcher"
+	"github.com/apiary-io/apiary/swarm/encryption"
 	"github.com/apiary-io/apiary/swarm/rpc"
 	"github.com/apiary-io/apiary/swarm/swarmtest"
 )
@@ -35,7 +36,20 @@ func identityOf(t testing.TB, m *swarmtest.Member) *pki.NodeIdentity {
 		}
 		return b
 	}
-	id, err := pki.NewNodeIdentityFromPEM(read("node.key"), read("node.crt"), read("ca.crt"), t.TempDir())
+	// A manager's key file is sealed with its data key.
+	var sealer pki.KeySealer
+	if encryption.Exists(m.DataDir) {
+		keys, err := encryption.Open(m.DataDir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sealer = keys.DEK()
+	}
+	key, err := pki.ReadNodeKeyPEM(m.DataDir, sealer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := pki.NewNodeIdentityFromPEM(key, read("node.crt"), read("ca.crt"), t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
