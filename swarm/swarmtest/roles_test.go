@@ -16,6 +16,7 @@ import (
 	"github.com/apiary-io/apiary/raft"
 	"github.com/apiary-io/apiary/swarm"
 	"github.com/apiary-io/apiary/swarm/api"
+	"github.com/apiary-io/apiary/swarm/encryption"
 	"github.com/apiary-io/apiary/swarm/swarmtest"
 )
 
@@ -230,7 +231,11 @@ func demoteWhileDown(t *testing.T, marked bool) {
 		return n.ManagerStatus == nil && len(raftMembers(c)) == 2, fmt.Sprintf("manager status %+v, voters %x", n.ManagerStatus, raftMembers(c))
 	})
 	if marked {
-		st, err := raft.OpenDiskStorage(filepath.Join(m.DataDir, "raft"))
+		keys, err := encryption.Open(m.DataDir) // a manager's raft data is sealed
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := raft.OpenEncryptedDiskStorage(filepath.Join(m.DataDir, "raft"), raft.Encryption{Key: keys.DEK()})
 		if err != nil {
 			t.Fatal(err)
 		}
