@@ -269,7 +269,10 @@ func TestSecretRotationRollsOut(t *testing.T) {
 // and the next ones fit raft's entries (all 40 at once would not: 10 MB),
 // and every service ends on the new version with its old spec kept.
 func TestSecretUpdateOfManyLargeServices(t *testing.T) {
-	c := swarmtest.Start(t, swarmtest.Options{Managers: 3})
+	// Megabytes a write: a slower tick than the tests' 20 ms, so a loaded
+	// machine (under -race) does not call elections while a leader
+	// writes them; this test is about their size, not failover.
+	c := swarmtest.Start(t, swarmtest.Options{Managers: 3, RaftTick: 100 * time.Millisecond})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cl := c.Client(c.Leader())
@@ -314,6 +317,12 @@ func TestSecretUpdateOfManyLargeServices(t *testing.T) {
 				if svc.Spec.TaskTemplate.Secrets[0].SecretID != up.Secret.ID || svc.PreviousSpec.TaskTemplate.Secrets[0].SecretID != v1.ID {
 					return false, name + " not moved"
 				}
+			}
+			// The versions' own fields replicate too.
+			vs, err := mcl.SecretVersions(ctx, "big")
+			if err != nil || len(vs) != 2 || vs[0].ID != up.Secret.ID || vs[0].Version != 2 || vs[0].Superseded ||
+				vs[1].ID != v1.ID || !vs[1].Superseded || vs[1].DataVersion() != 1 {
+				return false, fmt.Sprintf("versions %+v %v", vs, err)
 			}
 			return true, ""
 		})
