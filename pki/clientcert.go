@@ -18,6 +18,21 @@ const (
 
 var hostPattern = regexp.MustCompile(`^[A-Za-z0-9*]([A-Za-z0-9.-]*[A-Za-z0-9])?$`)
 
+// CheckCertificateHosts checks the extra SANs IssueClientCertificate is
+// asked for: at most MaxCertificateHosts, each an IP address or a DNS name
+// (ErrBadCertificate says which is not).
+func CheckCertificateHosts(hosts []string) error {
+	if len(hosts) > MaxCertificateHosts {
+		return fmt.Errorf("%w: %d hosts, at most %d", ErrBadCertificate, len(hosts), MaxCertificateHosts)
+	}
+	for i, h := range hosts {
+		if len(h) > maxHostLength || net.ParseIP(h) == nil && !hostPattern.MatchString(h) {
+			return fmt.Errorf("%w: hosts[%d] %q is neither an IP address nor a DNS name", ErrBadCertificate, i, h)
+		}
+	}
+	return nil
+}
+
 // IssueClientCertificate signs a certificate of role RoleClient for the
 // key of csrPEM, under a fresh ID, with hosts (DNS names or IP
 // addresses) as extra SANs: a user's client bundle (no hosts), or the
@@ -26,13 +41,8 @@ var hostPattern = regexp.MustCompile(`^[A-Za-z0-9*]([A-Za-z0-9.-]*[A-Za-z0-9])?$
 // behalf of a user of the control API; no node gets one through the
 // CA service, and the certificate is not recorded as a node's.
 func (s *CAServer) IssueClientCertificate(ctx context.Context, csrPEM []byte, hosts []string) (*IssueResponse, error) {
-	if len(hosts) > MaxCertificateHosts {
-		return nil, fmt.Errorf("%w: %d hosts, at most %d", ErrBadCertificate, len(hosts), MaxCertificateHosts)
-	}
-	for _, h := range hosts {
-		if len(h) > maxHostLength || net.ParseIP(h) == nil && !hostPattern.MatchString(h) {
-			return nil, fmt.Errorf("%w: host %q is neither an IP address nor a DNS name", ErrBadCertificate, h)
-		}
+	if err := CheckCertificateHosts(hosts); err != nil {
+		return nil, err
 	}
 	rec, err := s.state.CA(ctx)
 	if err != nil {

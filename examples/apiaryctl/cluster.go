@@ -102,9 +102,10 @@ func (c *cli) swarmCmd() *cobra.Command {
 	}
 	leave.Flags().BoolVarP(&force, "force", "f", false, "leave even as a manager")
 	var rotateCA bool
+	var bundleDir string
 	ca := &cobra.Command{
-		Use:   "ca [--rotate]",
-		Short: "Show (or start) a rotation of the cluster's root CA",
+		Use:   "ca [--rotate | --client-bundle DIR]",
+		Short: "Show (or start) a rotation of the cluster's root CA, or issue a client bundle",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cl, ctx, cancel, err := c.session()
@@ -112,6 +113,17 @@ func (c *cli) swarmCmd() *cobra.Command {
 				return err
 			}
 			defer cancel()
+			if bundleDir != "" {
+				if rotateCA {
+					return fmt.Errorf("--client-bundle and --rotate cannot be used together")
+				}
+				id, err := writeClientBundle(ctx, cl, bundleDir)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(c.out, "Client certificate %s written to %s (ca.pem, cert.pem, key.pem): DOCKER_TLS_VERIFY=1 DOCKER_CERT_PATH=%s\n", id, bundleDir, bundleDir)
+				return nil
+			}
 			st, err := cl.RootCAStatus(ctx)
 			if rotateCA {
 				st, err = cl.RotateRootCA(ctx)
@@ -123,6 +135,7 @@ func (c *cli) swarmCmd() *cobra.Command {
 		},
 	}
 	ca.Flags().BoolVar(&rotateCA, "rotate", false, "replace the root CA (old and new are trusted until every node has a new certificate)")
+	ca.Flags().StringVar(&bundleDir, "client-bundle", "", "issue a client certificate for the Docker API's TLS listener into DIR (ca.pem, cert.pem, key.pem)")
 	cmd.AddCommand(inspect, c.swarmUpdate(), token, leave, ca, c.swarmUnlock(), c.swarmUnlockKey())
 	return cmd
 }

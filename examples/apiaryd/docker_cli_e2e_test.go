@@ -57,7 +57,8 @@ func TestBinariesDockerCLI(t *testing.T) {
 	t.Cleanup(e.stopAll)
 	port := 29000 + time.Now().Nanosecond()%1000
 	maddr, waddr := fmt.Sprintf("127.0.7.1:%d", port), fmt.Sprintf("127.0.7.2:%d", port)
-	e.start("m1", maddr, "init", "--listen-addr", maddr, "--docker-api")
+	tlsAddr := fmt.Sprintf("127.0.7.1:%d", port+1000)
+	e.start("m1", maddr, "init", "--listen-addr", maddr, "--docker-api", "--docker-api-addr", tlsAddr)
 	e.waitFor("the manager to lead", 20*time.Second, func() (bool, string) {
 		_, err := e.ctl("m1", "swarm", "join-token", "worker", "-q")
 		return err == nil, fmt.Sprint(err)
@@ -139,6 +140,8 @@ func TestBinariesDockerCLI(t *testing.T) {
 		t.Errorf("docker network ls: %q", out)
 	}
 
+	e.dockerOverTLS(docker, tlsAddr)
+
 	wrk := []string{"DOCKER_HOST=unix://" + filepath.Join(e.procs["w1"].dir, "docker.sock")}
 	out, err := dockerRun(t, docker, wrk, "service", "ls")
 	if err == nil || !strings.Contains(out, "This node is not a swarm manager") {
@@ -146,5 +149,66 @@ func TestBinariesDockerCLI(t *testing.T) {
 	}
 	if out, err := dockerRun(t, docker, wrk, "info", "--format", "{{.Swarm.ControlAvailable}}"); err != nil || strings.TrimSpace(out) != "false" {
 		t.Errorf("docker info on the worker: %q, %v", out, err)
+	}
+}
+
+// dockerOverTLS: the docker CLI over TCP with mutual TLS, with a client
+// bundle from apiaryctl swarm ca --client-bundle; a worker's own node
+// certificate in its place is refused with Docker's error and changes
+// nothing; no certificate at all does not get through the handshake.
+func (e *e2e) dockerOverTLS(docker, addr string) {
+	t := e.t
+	t.Helper()
+	bundle := filepath.Join(t.TempDir(), "bundle")
+	out, err := e.ctl("m1", "swarm", "ca", "--client-bundle", bundle)
+	if err != nil || !strings.Contains(out, "DOCKER_CERT_PATH="+bundle) {
+		t.Fatalf("swarm ca --client-bundle: %v\n%s", err, out)
+	}
+	if st, err := os.Stat(filepath.Join(bundle, "key.pem")); err != nil || st.Mode().Perm() != 0o600 {
+		t.Errorf("key.pem: %v, %v; want mode 0600", st, err)
+	}
+	if out, err := e.ctl("m1", "swarm", "ca", "--client-bundle", bundle); err == nil || !strings.Contains(out+err.Error(), "exists") {
+		t.Errorf("a second bundle into the same directory: %v\n%s", err, out)
+	}
+	env := func(certs string) []string {
+		return []string{"DOCKER_HOST=tcp://" + addr, "DOCKER_TLS_VERIFY=1", "DOCKER_CERT_PATH=" + certs}
+	}
+	out, err = dockerRun(t, docker, env(bundle), "node", "ls", "--format", "{{.Hostname}} {{.ManagerStatus}}")
+	if err != nil || !strings.Contains(out, "m1 Leader") || !strings.Contains(out, "w1") {
+		t.Errorf("docker node ls over TLS: %v\n%s", err, out)
+	}
+	out, err = dockerRun(t, docker, env(bundle), "service", "ls", "--format", "{{.Name}}")
+	if err != nil {
+		t.Errorf("docker service ls over TLS: %v\n%s", err, out)
+	}
+	before := out
+
+	// The worker's certificate, with the cluster's CA: verified, and
+	// refused by role.
+	wdir := t.TempDir()
+	for dst, src := range map[string]string{
+		"ca.pem":   filepath.Join(bundle, "ca.pem"),
+		"cert.pem": filepath.Join(e.procs["w1"].dir, "certificates", "node.crt"),
+		"key.pem":  filepath.Join(e.procs["w1"].dir, "certificates", "node.key"),
+	} {
+		b, err := os.ReadFile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(wdir, dst), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, err = dockerRun(t, docker, env(wdir), "service", "create", "--name", "evil", "-d", "/bin/true")
+	if err == nil || !strings.Contains(out, "apiary-worker is refused") {
+		t.Errorf("docker service create with a worker's certificate: %v\n%s", err, out)
+	}
+	if out, err := dockerRun(t, docker, env(bundle), "service", "ls", "--format", "{{.Name}}"); err != nil || out != before {
+		t.Errorf("services after the worker's attempt: %q, %v; want %q", out, err, before)
+	}
+	// TLS without a client certificate.
+	out, err = dockerRun(t, docker, []string{"DOCKER_HOST=tcp://" + addr, "DOCKER_TLS=1", "DOCKER_CERT_PATH=" + t.TempDir()}, "node", "ls")
+	if err == nil || !strings.Contains(strings.ToLower(out), "tls") {
+		t.Errorf("docker node ls without a client certificate: %v\n%s", err, out)
 	}
 }

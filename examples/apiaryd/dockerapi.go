@@ -83,7 +83,7 @@ func startDockerAPI(ctx context.Context, dataDir string, o nodeOptions, n *swarm
 		log.Info("Docker Engine API on a Unix socket", "socket", l.Addr().String())
 	}
 	if d.addr != "" {
-		tlsCfg, err := dockerTLS(ctx, cl, dataDir, hostname, []string{d.addr, addr}, log)
+		tlsCfg, err := dockerTLS(ctx, cl, hostname, []string{d.addr, addr}, log.With("component", "docker-api"))
 		if err != nil {
 			for _, l := range lis {
 				l.Close()

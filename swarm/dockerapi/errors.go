@@ -30,6 +30,7 @@ func (e *statusError) Unwrap() error { return e.err }
 
 func errInvalid(err error) error        { return &statusError{http.StatusBadRequest, err} }
 func errNotFound(err error) error       { return &statusError{http.StatusNotFound, err} }
+func errForbidden(err error) error      { return &statusError{http.StatusForbidden, err} }
 func errConflict(err error) error       { return &statusError{http.StatusConflict, err} }
 func errUnavailable(err error) error    { return &statusError{http.StatusServiceUnavailable, err} }
 func errTooLarge(err error) error       { return &statusError{http.StatusRequestEntityTooLarge, err} }

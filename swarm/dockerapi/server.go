@@ -205,6 +205,10 @@ func (s *Server) Handler() http.Handler {
 		w.Header().Set("Api-Version", APIVersion)
 		w.Header().Set("Ostype", "linux")
 		w.Header().Set("Server", "Apiary (Docker Engine API "+APIVersion+")")
+		if err := checkPeer(r); err != nil {
+			s.writeError(w, r, errForbidden(err))
+			return
+		}
 		version := APIVersion
 		if m := versionPrefix.FindStringSubmatch(r.URL.Path); m != nil {
 			version = m[1]

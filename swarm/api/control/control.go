@@ -78,6 +78,14 @@ type API interface {
 	RotateRootCA(ctx context.Context) (*RootRotation, error)
 	// RootCAStatus reports the root rotation in progress, if any.
 	RootCAStatus(ctx context.Context) (*RootRotation, error)
+	// IssueClientCertificate signs, under the cluster CA, a certificate
+	// of the client role (pki.RoleClient) for the key of CSR (a PEM
+	// certificate request, at most MaxCSRSize): a user's bundle for the
+	// Docker API's TLS listener (apiaryctl swarm ca --client-bundle), or
+	// that listener's own certificate with Hosts (its addresses and
+	// hostname, at most pki.MaxCertificateHosts) as SANs. The certificate
+	// names no node and reaches none of the cluster's gRPC services.
+	IssueClientCertificate(ctx context.Context, csr []byte, hosts []string) (*ClientCertificate, error)
 	// CreateNetwork creates a network (driver overlay when unset) with
 	// its subnet: the spec's, refused when it overlaps another network's,
 	// or the next free one of the cluster's address pool.
@@ -220,6 +228,23 @@ type RootRotation struct {
 	// Pending are the nodes that do not hold a certificate of the new root
 	// yet.
 	Pending []string `json:"Pending,omitempty"`
+}
+
+// MaxCSRSize bounds the certificate request IssueClientCertificate
+// accepts: an RSA-4096 request is under 2 KiB.
+const MaxCSRSize = 16 << 10
+
+// ClientCertificate is what IssueClientCertificate signed.
+type ClientCertificate struct {
+	// ID is the certificate's CN, fresh for every certificate.
+	ID string `json:"ID"`
+	// Certificate is the PEM chain: the leaf, then any intermediates.
+	Certificate []byte `json:"Certificate"`
+	// CA is the PEM bundle of the cluster's roots (during a root rotation
+	// both), what a client or server trusts.
+	CA []byte `json:"CA"`
+	// NotAfter is when the certificate expires.
+	NotAfter time.Time `json:"NotAfter"`
 }
 
 // Errors of the control API; test with errors.Is, on either side of the

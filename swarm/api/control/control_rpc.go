@@ -38,6 +38,7 @@ var APIMethods = []string{
 	"/apiary.Control/ServiceLogs",
 	"/apiary.Control/RotateRootCA",
 	"/apiary.Control/RootCAStatus",
+	"/apiary.Control/IssueClientCertificate",
 	"/apiary.Control/CreateNetwork",
 	"/apiary.Control/GetNetwork",
 	"/apiary.Control/ListNetworks",
@@ -198,6 +199,13 @@ func RegisterAPI(s grpc.ServiceRegistrar, impl API, guard rpc.Guard) {
 				return nil, err
 			}
 			return &apiRootCAStatusResponse{Result: res}, nil
+		}),
+		rpc.HandleUnary("IssueClientCertificate", func(ctx context.Context, r *apiIssueClientCertificateRequest) (*apiIssueClientCertificateResponse, error) {
+			res, err := impl.IssueClientCertificate(ctx, r.Csr, r.Hosts)
+			if err != nil {
+				return nil, err
+			}
+			return &apiIssueClientCertificateResponse{Result: res}, nil
 		}),
 		rpc.HandleUnary("CreateNetwork", func(ctx context.Context, r *apiCreateNetworkRequest) (*apiCreateNetworkResponse, error) {
 			res, err := impl.CreateNetwork(ctx, r.Spec)
@@ -503,6 +511,15 @@ func (c *apiClient) RootCAStatus(ctx context.Context) (*RootRotation, error) {
 	return resp.Result, nil
 }
 
+func (c *apiClient) IssueClientCertificate(ctx context.Context, csr []byte, hosts []string) (*ClientCertificate, error) {
+	resp, err := rpc.Call[apiIssueClientCertificateResponse](ctx, c.conn, APIService, "IssueClientCertificate", &apiIssueClientCertificateRequest{Csr: csr, Hosts: hosts}, c.opts...)
+	if err != nil {
+		var zero *ClientCertificate
+		return zero, err
+	}
+	return resp.Result, nil
+}
+
 func (c *apiClient) CreateNetwork(ctx context.Context, spec api.NetworkSpec) (*api.Network, error) {
 	resp, err := rpc.Call[apiCreateNetworkResponse](ctx, c.conn, APIService, "CreateNetwork", &apiCreateNetworkRequest{Spec: spec}, c.opts...)
 	if err != nil {
@@ -746,6 +763,11 @@ func (u UnimplementedAPI) RootCAStatus(context.Context) (*RootRotation, error) {
 	return zero, rpc.Unimplemented("/apiary.Control/RootCAStatus", u.Err)
 }
 
+func (u UnimplementedAPI) IssueClientCertificate(context.Context, []byte, []string) (*ClientCertificate, error) {
+	var zero *ClientCertificate
+	return zero, rpc.Unimplemented("/apiary.Control/IssueClientCertificate", u.Err)
+}
+
 func (u UnimplementedAPI) CreateNetwork(context.Context, api.NetworkSpec) (*api.Network, error) {
 	var zero *api.Network
 	return zero, rpc.Unimplemented("/apiary.Control/CreateNetwork", u.Err)
@@ -947,6 +969,13 @@ type (
 	apiRootCAStatusRequest  struct{}
 	apiRootCAStatusResponse struct {
 		Result *RootRotation `json:"Result,omitzero"`
+	}
+	apiIssueClientCertificateRequest struct {
+		Csr   []byte   `json:"Csr,omitzero"`
+		Hosts []string `json:"Hosts,omitzero"`
+	}
+	apiIssueClientCertificateResponse struct {
+		Result *ClientCertificate `json:"Result,omitzero"`
 	}
 	apiCreateNetworkRequest struct {
 		Spec api.NetworkSpec `json:"Spec,omitzero"`
