@@ -8,6 +8,7 @@ import (
 
 	etcdraft "go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
+	"go.etcd.io/raft/v3/tracker"
 )
 
 // Membership changes are made on the leader, one at a time, with checks
@@ -48,11 +49,16 @@ func (n *Node) view(ctx context.Context, id uint64) (memberView, error) {
 		v.member, v.exists = n.mem.members[id]
 		v.removed = n.mem.removed[id]
 		v.voters = slices.Clone(n.confState.GetVoters())
-		st := n.rn.Status()
-		v.commit = st.HardState.GetCommit()
+		// BasicStatus and WithProgress, not Status: Status copies every
+		// follower's Progress with its in-flight window (4 KiB each), and
+		// the roles loop asks for a view of every manager after each
+		// write it sees.
+		v.commit = n.rn.BasicStatus().HardState.GetCommit()
 		v.match = map[uint64]uint64{}
-		for pid, pr := range st.Progress {
-			v.match[pid] = pr.Match
+		if v.leader { // as Status: a follower's progress means nothing
+			n.rn.WithProgress(func(pid uint64, _ etcdraft.ProgressType, pr tracker.Progress) {
+				v.match[pid] = pr.Match
+			})
 		}
 		v.lastSeen = map[uint64]time.Time{}
 		for pid, t := range n.lastContact {

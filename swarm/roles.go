@@ -77,11 +77,27 @@ func (m *Manager) reconcileRoles(ctx context.Context) error {
 				m.log.Warn("recording a removed manager as a worker failed", "node", n.ID, "err", err)
 			}
 		}
+		if !waitNodeChange(ctx, w, t.C) {
+			return nil
+		}
+	}
+}
+
+// waitNodeChange waits for a node event or a tick; false once ctx is done.
+// A commit event alone (every write has one, and the watcher's filter
+// passes them) changes no node: waking on it made every user write cost
+// a read of every node and a raft view per manager.
+func waitNodeChange(ctx context.Context, w *store.Watcher, tick <-chan time.Time) bool {
+	for {
 		select {
 		case <-ctx.Done():
-			return nil
-		case <-w.Events():
-		case <-t.C:
+			return false
+		case ev, ok := <-w.Events():
+			if !ok || ev.Object != nil {
+				return true
+			}
+		case <-tick:
+			return true
 		}
 	}
 }
