@@ -27,31 +27,14 @@ func TestBinariesSecrets(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binaries")
 	}
-	e := &e2e{t: t, bin: build(t), root: t.TempDir(), procs: map[string]*proc{}}
-	t.Cleanup(e.stopAll)
-	port := 28000 + time.Now().Nanosecond()%1000
-	addr := fmt.Sprintf("127.0.6.1:%d", port)
-	m1 := e.start("m1", addr, "init", "--listen-addr", addr)
-	e.waitFor("the manager to lead", 20*time.Second, func() (bool, string) {
-		_, err := e.ctl("m1", "swarm", "join-token", "worker", "-q")
-		return err == nil, fmt.Sprint(err)
-	})
+	m := startSecretsManager(t, "127.0.6.1")
+	e, m1, ctl := m.e, m.m1, m.ctl
 	dir := t.TempDir()
 	secret := "binaries-secret-" + fmt.Sprint(time.Now().UnixNano())
 	for name, data := range map[string]string{"secret": secret, "config": "conf-data"} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o600); err != nil {
 			t.Fatal(err)
 		}
-	}
-	var outputs []string
-	ctl := func(args ...string) string {
-		t.Helper()
-		out, err := e.ctl("m1", args...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		outputs = append(outputs, out)
-		return out
 	}
 	ctl("secret", "create", "db", filepath.Join(dir, "secret"))
 	ctl("config", "create", "app.conf", filepath.Join(dir, "config"))
@@ -65,20 +48,7 @@ mv "$WANT/report.tmp" "$WANT/report"
 exec sleep 300`
 	ctl("service", "create", "--name", "app", "--secret", "source=db,target=db,mode=0400", "--config", "app.conf",
 		"--env", "WANT="+dir, "--", "/bin/sh", "-c", script)
-	// On a failure too: the task stopped (its tmpfs unmounted) while the
-	// daemon still runs.
-	t.Cleanup(func() {
-		if _, err := e.ctl("m1", "service", "rm", "app"); err != nil {
-			return // removed already
-		}
-		deadline := time.Now().Add(30 * time.Second)
-		for time.Now().Before(deadline) {
-			if ts, _ := filepath.Glob(filepath.Join(m1.dir, "executor", "tasks", "*", "secrets")); len(ts) == 0 {
-				return
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-	})
+	m.removeOnCleanup("app")
 	var got []byte
 	e.waitFor("the task's report", 60*time.Second, func() (bool, string) {
 		var err error
@@ -109,7 +79,7 @@ exec sleep 300`
 		{"service", "ps", "app", "--format", "json"}, {"task", "inspect", tasks[0].ID}, {"config", "inspect", "app.conf"}} {
 		ctl(args...)
 	}
-	checkNoSecret(t, "apiaryctl's output", strings.Join(outputs, "\n"), secret)
+	checkNoSecret(t, "apiaryctl's output", strings.Join(m.outputs, "\n"), secret)
 
 	// At rest (measured, not yet protected): which files of the
 	// manager's data directory hold the secret.
@@ -133,6 +103,59 @@ exec sleep 300`
 	})
 	ctl("secret", "rm", "db")
 	checkNoSecret(t, "the daemon's log", m1.log.String(), secret)
+}
+
+// secretsManager is a one-manager cluster of the real binaries for the
+// secret tests, on a loopback address of ip, with a way to run apiaryctl
+// against it that keeps every output.
+type secretsManager struct {
+	t       *testing.T
+	e       *e2e
+	m1      *proc
+	outputs []string
+}
+
+func startSecretsManager(t *testing.T, ip string) *secretsManager {
+	t.Helper()
+	e := &e2e{t: t, bin: build(t), root: t.TempDir(), procs: map[string]*proc{}}
+	t.Cleanup(e.stopAll)
+	port := 28000 + time.Now().Nanosecond()%1000
+	addr := fmt.Sprintf("%s:%d", ip, port)
+	m1 := e.start("m1", addr, "init", "--listen-addr", addr)
+	e.waitFor("the manager to lead", 20*time.Second, func() (bool, string) {
+		_, err := e.ctl("m1", "swarm", "join-token", "worker", "-q")
+		return err == nil, fmt.Sprint(err)
+	})
+	return &secretsManager{t: t, e: e, m1: m1}
+}
+
+// ctl runs apiaryctl, failing the test if it fails, and keeps its output.
+func (m *secretsManager) ctl(args ...string) string {
+	m.t.Helper()
+	out, err := m.e.ctl("m1", args...)
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	m.outputs = append(m.outputs, out)
+	return out
+}
+
+// removeOnCleanup removes the service when the test ends, a failed one
+// too, and waits for its tasks' secrets to go (their tmpfs unmounted)
+// while the daemon still runs.
+func (m *secretsManager) removeOnCleanup(service string) {
+	m.t.Cleanup(func() {
+		if _, err := m.e.ctl("m1", "service", "rm", service); err != nil {
+			return // removed already
+		}
+		deadline := time.Now().Add(30 * time.Second)
+		for time.Now().Before(deadline) {
+			if ts, _ := filepath.Glob(filepath.Join(m.m1.dir, "executor", "tasks", "*", "secrets")); len(ts) == 0 {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	})
 }
 
 // checkNoSecret fails if text holds the secret, raw or base64.

@@ -21,15 +21,8 @@ func TestBinariesSecretUpdate(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binaries")
 	}
-	e := &e2e{t: t, bin: build(t), root: t.TempDir(), procs: map[string]*proc{}}
-	t.Cleanup(e.stopAll)
-	port := 28000 + time.Now().Nanosecond()%1000
-	addr := fmt.Sprintf("127.0.6.2:%d", port)
-	m1 := e.start("m1", addr, "init", "--listen-addr", addr)
-	e.waitFor("the manager to lead", 20*time.Second, func() (bool, string) {
-		_, err := e.ctl("m1", "swarm", "join-token", "worker", "-q")
-		return err == nil, fmt.Sprint(err)
-	})
+	m := startSecretsManager(t, "127.0.6.2")
+	e, ctl := m.e, m.ctl
 	dir := t.TempDir()
 	stamp := fmt.Sprint(time.Now().UnixNano())
 	versions := []string{"rotation-one-" + stamp, "rotation-two-" + stamp}
@@ -37,16 +30,6 @@ func TestBinariesSecretUpdate(t *testing.T) {
 		if err := os.WriteFile(filepath.Join(dir, fmt.Sprint("v", i+1)), []byte(data), 0o600); err != nil {
 			t.Fatal(err)
 		}
-	}
-	var outputs []string
-	ctl := func(args ...string) string {
-		t.Helper()
-		out, err := e.ctl("m1", args...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		outputs = append(outputs, out)
-		return out
 	}
 	ctl("secret", "create", "db", filepath.Join(dir, "v1"))
 	// Each task copies what it finds into seen/TASKID, whole.
@@ -57,18 +40,7 @@ func TestBinariesSecretUpdate(t *testing.T) {
 exec sleep 300`
 	ctl("service", "create", "--name", "app", "--secret", "db", "--update-order", "start-first", "--update-monitor", "1s",
 		"--env", "SEEN="+filepath.Join(dir, "seen"), "--", "/bin/sh", "-c", script)
-	t.Cleanup(func() {
-		if _, err := e.ctl("m1", "service", "rm", "app"); err != nil {
-			return // removed already
-		}
-		deadline := time.Now().Add(30 * time.Second)
-		for time.Now().Before(deadline) {
-			if ts, _ := filepath.Glob(filepath.Join(m1.dir, "executor", "tasks", "*", "secrets")); len(ts) == 0 {
-				return
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-	})
+	m.removeOnCleanup("app")
 	// running waits until the service's one running task has read want.
 	running := func(what, want string) string {
 		t.Helper()
@@ -108,7 +80,7 @@ exec sleep 300`
 		ctl(args...)
 	}
 	for _, v := range versions {
-		checkNoSecret(t, "apiaryctl's output", strings.Join(outputs, "\n"), v)
-		checkNoSecret(t, "the daemon's log", m1.log.String(), v)
+		checkNoSecret(t, "apiaryctl's output", strings.Join(m.outputs, "\n"), v)
+		checkNoSecret(t, "the daemon's log", m.m1.log.String(), v)
 	}
 }
