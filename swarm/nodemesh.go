@@ -92,11 +92,20 @@ type nodeMesh struct {
 	dnsSrv   *dns.Server
 	verifier *gossip.CertPoolVerifier
 
+	// pubMu serializes publishing and guards local; it is taken before
+	// mu, and held while the runtime publishes, which mu is not: the
+	// agent's heartbeat asks mu (alone), and must not wait for thousands
+	// of entries to be signed.
+	pubMu sync.Mutex
+	local map[string]localTask // the tasks published, or to publish once gossip runs
+	// resync is set when the runtime refused a change: the next call
+	// publishes the whole set (SetLocal), which retries what failed.
+	resync bool
+
 	mu      sync.Mutex
 	member  *gossip.Member
 	runtime *endpoint.Runtime
 	peers   []string // gossip addresses to join, once gossip runs
-	local   []endpoint.LocalTask
 	closed  bool
 
 	overLimit atomic.Bool // warned that tasks were left out
@@ -261,6 +270,8 @@ func (m *nodeMesh) setKeys(k agent.GossipKeys) error {
 	if len(keys) >= 2 {
 		keys[0], keys[1] = keys[1], keys[0]
 	}
+	m.pubMu.Lock() // the first runtime publishes local
+	defer m.pubMu.Unlock()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
@@ -315,7 +326,7 @@ func (m *nodeMesh) setKeys(k agent.GossipKeys) error {
 	if len(m.peers) > 0 {
 		m.joinLocked(m.peers)
 	}
-	if err := rt.SetLocal(m.local); err != nil {
+	if err := rt.SetLocal(m.localList()); err != nil {
 		m.log.Warn("publish local tasks", "err", err)
 	}
 	m.log.Info("gossip started", "addr", m.cfg.GossipAddr)
@@ -375,21 +386,43 @@ func (m *nodeMesh) joinLocked(addrs []string) {
 	}
 }
 
+// localTask is a task as last published: the agent's copy (a new one for
+// every change of its status, so an unchanged pointer is an unchanged
+// task) and its entry.
+type localTask struct {
+	task  *api.Task
+	entry endpoint.LocalTask
+}
+
 // setTasks publishes the tasks this node runs, with the host ports the
-// agent gave them (Status.PortStatus).
+// agent gave them (Status.PortStatus). It hands the runtime only what
+// changed since the last call: a node starting thousands of tasks gets a
+// call per burst of changes, and converting and encoding every task it
+// runs on each would grow as the square of its tasks.
 func (m *nodeMesh) setTasks(tasks []*api.Task) {
-	var local []endpoint.LocalTask
+	m.pubMu.Lock()
+	defer m.pubMu.Unlock()
+	if m.local == nil {
+		m.local = map[string]localTask{}
+	}
+	seen := make(map[string]bool, len(m.local))
+	var put []endpoint.LocalTask
 	for _, t := range tasks {
 		if t.Status.State > api.TaskStateRunning || t.Status.State < api.TaskStateStarting {
 			continue
 		}
-		if len(local) == endpoint.MaxLocalTasks {
+		prev, had := m.local[t.ID]
+		if had && prev.task == t && !m.resync {
+			seen[t.ID] = true
+			continue
+		}
+		if !had && len(m.local) >= endpoint.MaxLocalTasks {
 			// Gossip bounds the entries one node publishes: the
 			// tasks beyond are not reachable through the mesh.
 			if !m.overLimit.Swap(true) {
 				m.log.Warn("more tasks than the mesh publishes for one node; the rest are left out", "limit", endpoint.MaxLocalTasks)
 			}
-			break
+			continue
 		}
 		hostPorts := map[uint32]uint16{}
 		for _, p := range t.Status.PortStatus {
@@ -398,18 +431,47 @@ func (m *nodeMesh) setTasks(tasks []*api.Task) {
 		lt, err := endpoint.FromTask(t, hostPorts)
 		if err != nil {
 			m.log.Warn("task left out of the mesh", "task", t.ID, "err", err)
-			continue
+			continue // and withdrawn, if it was published
 		}
-		local = append(local, lt)
+		seen[t.ID] = true
+		m.local[t.ID] = localTask{task: t, entry: lt}
+		put = append(put, lt)
+	}
+	var gone []string
+	for id := range m.local {
+		if !seen[id] {
+			gone = append(gone, id)
+			delete(m.local, id)
+		}
 	}
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.local = local
-	if m.runtime != nil {
-		if err := m.runtime.SetLocal(local); err != nil {
-			m.log.Warn("publish local tasks", "err", err)
-		}
+	rt := m.runtime
+	m.mu.Unlock()
+	if rt == nil || (len(put) == 0 && len(gone) == 0 && !m.resync) {
+		return
 	}
+	var err error
+	if m.resync {
+		err = rt.SetLocal(m.localList())
+	} else {
+		err = rt.Update(put, gone)
+	}
+	// What failed was withdrawn; the next call publishes the whole set
+	// again, which retries it.
+	m.resync = err != nil
+	if err != nil {
+		m.log.Warn("publish local tasks", "err", err)
+	}
+}
+
+// localList is the entries of local, sorted by task ID. pubMu is held.
+func (m *nodeMesh) localList() []endpoint.LocalTask {
+	out := make([]endpoint.LocalTask, 0, len(m.local))
+	for _, l := range m.local {
+		out = append(out, l.entry)
+	}
+	slices.SortFunc(out, func(a, b endpoint.LocalTask) int { return strings.Compare(a.ID, b.ID) })
+	return out
 }
 
 // setIdentity follows a certificate renewal or a root rotation.

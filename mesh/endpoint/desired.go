@@ -182,26 +182,36 @@ func frontendOf(fe balancer.Frontend, opts balancer.Options, backends []balancer
 // backendsFor lists the tasks listening for p, sorted by address. Two
 // entries naming one address (a task replaced on its node reusing the host
 // port, before the old entry is withdrawn) make one backend, healthy if
-// either is.
+// either is: the first in tasks' order, unless only a later one is healthy.
+// It sorts then merges neighbours, so a service of n tasks costs n log n,
+// not n² (BenchmarkPass).
 func backendsFor(self string, p wirePort, tasks []owned) []balancer.Backend {
-	var out []balancer.Backend
+	out := make([]balancer.Backend, 0, len(tasks))
 	for _, t := range tasks {
 		host := hostPort(t.rec, p)
 		if host == 0 {
 			continue
 		}
-		b := balancer.Backend{Addr: netip.AddrPortFrom(t.rec.Addr, host), NodeID: t.owner,
-			Healthy: t.rec.Healthy, Local: t.owner == self}
-		if i := slices.IndexFunc(out, func(o balancer.Backend) bool { return o.Addr == b.Addr }); i >= 0 {
-			if b.Healthy && !out[i].Healthy {
-				out[i] = b
+		out = append(out, balancer.Backend{Addr: netip.AddrPortFrom(t.rec.Addr, host), NodeID: t.owner,
+			Healthy: t.rec.Healthy, Local: t.owner == self})
+	}
+	// Stable: among backends of one address, tasks' order decides.
+	slices.SortStableFunc(out, func(a, b balancer.Backend) int { return a.Addr.Compare(b.Addr) })
+	n := 0
+	for _, b := range out {
+		if n > 0 && out[n-1].Addr == b.Addr {
+			if b.Healthy && !out[n-1].Healthy {
+				out[n-1] = b
 			}
 			continue
 		}
-		out = append(out, b)
+		out[n] = b
+		n++
 	}
-	slices.SortFunc(out, func(a, b balancer.Backend) int { return a.Addr.Compare(b.Addr) })
-	return out
+	if n == 0 {
+		return nil
+	}
+	return out[:n:n]
 }
 
 // hostPort is the port r's task listens on for p's target and protocol.

@@ -218,6 +218,63 @@ func (r *Runtime) SetLocal(tasks []LocalTask) error {
 	return errors.Join(errs...)
 }
 
+// Update publishes a change of the set SetLocal last published: put are
+// tasks new or changed, gone the IDs of tasks no longer run. Where
+// SetLocal encodes every task it is given, Update touches only these, so a
+// node starting thousands of tasks in bursts spends per burst what the
+// burst changed, not what the node runs. The published set stays within
+// MaxLocalTasks: a new task beyond it is refused, named in the error. As
+// with SetLocal, a task that cannot be published is withdrawn and named;
+// the others are published all the same.
+func (r *Runtime) Update(put []LocalTask, gone []string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return errors.New("endpoint: Update: runtime is closed")
+	}
+	var errs []error
+	for _, id := range gone {
+		if _, ok := r.published[id]; !ok {
+			continue
+		}
+		if err := r.cfg.Gossip.Delete(GossipNetwork, GossipTable, id); err != nil {
+			errs = append(errs, fmt.Errorf("endpoint: withdraw task %s: %w", id, err))
+			continue
+		}
+		delete(r.published, id)
+	}
+	for i := range put {
+		t := &put[i]
+		old, had := r.published[t.ID]
+		if !had && len(r.published) >= MaxLocalTasks {
+			errs = append(errs, fmt.Errorf("endpoint: publish task %s: this node already publishes %d tasks, the most it may", t.ID, MaxLocalTasks))
+			continue
+		}
+		value, err := r.encode(t)
+		if err == nil && bytes.Equal(old, value) {
+			continue
+		}
+		if err == nil {
+			err = r.cfg.Gossip.Put(GossipNetwork, GossipTable, t.ID, value)
+			if err != nil {
+				err = fmt.Errorf("endpoint: publish task %s: %w", t.ID, err)
+			}
+		}
+		if err == nil {
+			r.published[t.ID] = value
+			continue
+		}
+		errs = append(errs, err)
+		if had {
+			// Its entry says what it no longer is: withdraw it.
+			if derr := r.cfg.Gossip.Delete(GossipNetwork, GossipTable, t.ID); derr == nil {
+				delete(r.published, t.ID)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
 func (r *Runtime) encode(t *LocalTask) ([]byte, error) {
 	rec, err := t.record(r.cfg.NodeAddr)
 	if err != nil {
@@ -275,8 +332,12 @@ func (r *Runtime) run() {
 				r.drop(entryKey{ev.Entry.Owner, ev.Entry.Key})
 			}
 		}
+		began := time.Now()
 		if r.apply.apply(r.desired()) {
 			retry.Reset(r.cfg.RetryInterval)
+		}
+		if !r.pace(time.Since(began)) {
+			return
 		}
 		select {
 		case <-r.quit:
@@ -284,6 +345,35 @@ func (r *Runtime) run() {
 		case <-r.wake:
 		case <-retry.C:
 		}
+	}
+}
+
+// Pacing. A pass costs what the services it recomputes hold: a service of
+// 12,000 tasks takes milliseconds (BenchmarkPass). While a node starts
+// thousands of tasks their entries arrive without pause, and a loop that
+// passed again at once would spend a core recomputing the same services
+// for one more entry each. After a pass longer than minPaced the loop
+// waits as long as the pass took (at most maxPace) before taking the next
+// batch: it then spends at most half its time in passes, each pass takes
+// what arrived meanwhile, and a change waits at most one pass more. Short
+// passes, the common case, are not paced.
+const (
+	minPaced = 2 * time.Millisecond
+	maxPace  = 250 * time.Millisecond
+)
+
+// pace waits after a pass that took d; false means the runtime is closing.
+func (r *Runtime) pace(d time.Duration) bool {
+	if d < minPaced {
+		return true
+	}
+	t := time.NewTimer(min(d, maxPace))
+	defer t.Stop()
+	select {
+	case <-r.quit:
+		return false
+	case <-t.C:
+		return true
 	}
 }
 

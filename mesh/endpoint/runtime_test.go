@@ -2,6 +2,7 @@ package endpoint
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
@@ -213,5 +214,69 @@ func TestConfigRefused(t *testing.T) {
 	}
 	if err := rt.Close(); err != nil {
 		t.Errorf("Close: %v", err)
+	}
+}
+
+// Update publishes what changed and withdraws what went, leaves unchanged
+// tasks as they are, withdraws a published task whose change cannot be
+// published, and keeps the node within MaxLocalTasks.
+func TestUpdate(t *testing.T) {
+	c := newCluster(t, "a", "b")
+	n := c.nodes["a"]
+	if err := n.rt.Update([]LocalTask{webTask("t1", 1, 31001, true), webTask("t2", 2, 31002, true)}, nil); err != nil {
+		t.Fatal(err)
+	}
+	c.waitFrontends([]string{"a", "b"}, webFrontends, []want{{"a", 31001, true}, {"a", 31002, true}})
+	e1, _ := n.gossip.Get(GossipNetwork, GossipTable, "a", "t1")
+
+	// t1 again unchanged, t2 unhealthy, t3 new: only t2 and t3 are put.
+	if err := n.rt.Update([]LocalTask{webTask("t1", 1, 31001, true), webTask("t2", 2, 31002, false), webTask("t3", 3, 31003, true)}, []string{"t-never-published"}); err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := n.gossip.Get(GossipNetwork, GossipTable, "a", "t1"); again.Version != e1.Version {
+		t.Errorf("an unchanged task was put again: version %d, then %d", e1.Version, again.Version)
+	}
+	c.waitFrontends([]string{"a", "b"}, webFrontends, []want{{"a", 31001, true}, {"a", 31002, false}, {"a", 31003, true}})
+
+	// t1 goes; t3 changes into something that cannot be published.
+	bad := webTask("t3", 3, 31003, true)
+	bad.Ports[0].Protocol = "icmp"
+	err := n.rt.Update([]LocalTask{bad}, []string{"t1"})
+	if err == nil || !strings.Contains(err.Error(), `task "t3": ports[0]: Protocol "icmp"`) {
+		t.Errorf("Update error %v, want it to name t3's protocol", err)
+	}
+	c.waitFrontends([]string{"a", "b"}, webFrontends, []want{{"a", 31002, false}})
+
+	// The bound: a node publishing MaxLocalTasks takes no new task, but
+	// still changes and withdraws the ones it has.
+	many := make([]LocalTask, 0, MaxLocalTasks)
+	for i := range MaxLocalTasks - 1 {
+		many = append(many, webTask(fmt.Sprintf("m%d", i), uint64(10+i), uint16(20000+i%10000), true))
+	}
+	if err := n.rt.Update(many, nil); err != nil {
+		t.Fatal(err)
+	}
+	err = n.rt.Update([]LocalTask{webTask("over", 9, 31009, true), webTask("t2", 2, 31002, true)}, nil)
+	if err == nil || !strings.Contains(err.Error(), "publish task over: this node already publishes 4096 tasks") {
+		t.Errorf("Update beyond the bound: %v, want task over refused", err)
+	}
+	if e, ok := n.gossip.Get(GossipNetwork, GossipTable, "a", "over"); ok {
+		t.Errorf("task over published beyond the bound: %+v", e)
+	}
+	if _, ok := n.gossip.Get(GossipNetwork, GossipTable, "a", "t2"); !ok {
+		t.Error("t2 withdrawn")
+	}
+	if err := n.rt.Update(nil, []string{"m0"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.rt.Update([]LocalTask{webTask("over", 9, 31009, true)}, nil); err != nil {
+		t.Errorf("Update after a withdrawal made room: %v", err)
+	}
+
+	if err := n.rt.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.rt.Update([]LocalTask{webTask("t9", 9, 31009, true)}, nil); err == nil || !strings.Contains(err.Error(), "closed") {
+		t.Errorf("Update after Close: %v, want refused", err)
 	}
 }

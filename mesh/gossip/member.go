@@ -40,9 +40,9 @@ type Member struct {
 	certs     certs
 	signer    *signer
 	clock     uint64
-	alive     map[string]*memberlist.Node // by node ID, self excluded
-	lost      map[string]time.Time        // nodes seen going down, until then
-	pending   map[string][]pending        // by owner
+	alive     map[string]*memberlist.Node    // by node ID, self excluded
+	lost      map[string]time.Time           // nodes seen going down, until then
+	pending   map[string]map[entryID]pending // by owner, then entry: a lookup per copy received, not a scan
 	npending  int
 	lastAsked map[string]time.Time
 	// refetch counts the requests still to make to nodes back from being
@@ -97,7 +97,7 @@ func New(cfg Config) (*Member, error) {
 		signer:    sg,
 		alive:     map[string]*memberlist.Node{},
 		lost:      map[string]time.Time{},
-		pending:   map[string][]pending{},
+		pending:   map[string]map[entryID]pending{},
 		lastAsked: map[string]time.Time{},
 		refetch:   map[string]int{},
 		sends:     make(chan struct{}, maxConcurrentSends),

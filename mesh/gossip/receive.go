@@ -239,24 +239,28 @@ func (m *Member) verify(e *wireEntry, nc *nodeCert, admit bool) bool {
 // hold keeps e until its owner and certificate are known (m.mu held). Only
 // the newest copy of an entry is kept: gossip delivers each several times.
 func (m *Member) hold(e *wireEntry) {
+	id := e.id()
 	ps := m.pending[e.owner]
-	for i := range ps {
-		if ps[i].e.id() == e.id() {
-			if e.newer(ps[i].e) {
-				ps[i].e = e
-			}
-			return
+	if p, ok := ps[id]; ok {
+		if e.newer(p.e) {
+			p.e = e
+			ps[id] = p
 		}
+		return
 	}
 	if m.npending >= MaxPending {
 		m.stats.overLimit.Add(1)
 		return
 	}
-	if _, ok := m.pending[e.owner]; !ok && len(m.pending) >= MaxNodes {
-		m.stats.overLimit.Add(1)
-		return
+	if ps == nil {
+		if len(m.pending) >= MaxNodes {
+			m.stats.overLimit.Add(1)
+			return
+		}
+		ps = map[entryID]pending{}
+		m.pending[e.owner] = ps
 	}
-	m.pending[e.owner] = append(m.pending[e.owner], pending{e: e, since: time.Now()})
+	ps[id] = pending{e: e, since: time.Now()}
 	m.npending++
 }
 
@@ -265,9 +269,9 @@ func (m *Member) release(owner string) []*wireEntry {
 	ps := m.pending[owner]
 	delete(m.pending, owner)
 	m.npending -= len(ps)
-	out := make([]*wireEntry, len(ps))
-	for i, p := range ps {
-		out[i] = p.e
+	out := make([]*wireEntry, 0, len(ps))
+	for _, p := range ps {
+		out = append(out, p.e)
 	}
 	return out
 }
@@ -505,22 +509,22 @@ func (m *Member) tidy(now time.Time) []askReq {
 		}
 	}
 	for owner, ps := range m.pending {
-		kept := ps[:0]
-		for _, p := range ps {
-			if now.Sub(p.since) < m.cfg.PendingTimeout {
-				kept = append(kept, p)
-			} else {
+		oldest := now
+		for id, p := range ps {
+			if now.Sub(p.since) >= m.cfg.PendingTimeout {
+				delete(ps, id)
+				m.npending--
 				m.stats.pendingExpired.Add(1)
+			} else if p.since.Before(oldest) {
+				oldest = p.since
 			}
 		}
-		m.npending -= len(ps) - len(kept)
-		if len(kept) == 0 {
+		if len(ps) == 0 {
 			delete(m.pending, owner)
 			continue
 		}
-		m.pending[owner] = kept
 		_, alive := m.alive[owner]
-		if alive && now.Sub(kept[0].since) >= askAfter && now.Sub(m.lastAsked[owner]) >= requestEvery {
+		if alive && now.Sub(oldest) >= askAfter && now.Sub(m.lastAsked[owner]) >= requestEvery {
 			m.lastAsked[owner] = now
 			ask = append(ask, askReq{node: owner})
 		}
