@@ -49,7 +49,11 @@ type DiskStorage struct {
 	id      uint64
 	removed bool
 	log     *slog.Logger // a migration, a log cut back after a crash
-	enc     Encryption   // storage_rekey.go, encryption.go
+	// enc is read through encryption() once the storage is open: Rekey
+	// changes it while snapshot files are written and read.
+	encMu   sync.Mutex
+	rekeyMu sync.Mutex // one Rekey at a time
+	enc     Encryption // storage_rekey.go, encryption.go
 	rekeyed bool
 	// keyKnown: the log had sealed records the keys opened, so a
 	// snapshot file they do not open is damaged, not under another key.
@@ -907,6 +911,7 @@ type diskSink struct {
 	f     *os.File
 	w     *bufio.Writer
 	sw    *sealWriter // between the caller and w when the storage has a key
+	key   Cipher      // what sw seals with: a Rekey meanwhile reseals the file (resealSink)
 	crc   hash.Hash32
 	n     uint64
 	final string
@@ -921,9 +926,9 @@ func (s *DiskStorage) NewSnapshotSink(index, term uint64) (SnapshotSink, error) 
 	if err != nil {
 		return nil, fmt.Errorf("raft: create snapshot file: %w", err)
 	}
-	d := &diskSink{s: s, f: f, w: bufio.NewWriterSize(f, 1<<20), crc: newCRC(), final: final}
-	if s.enc.Key != nil {
-		d.sw = newSealWriter(d.w, s.enc.Key)
+	d := &diskSink{s: s, f: f, w: bufio.NewWriterSize(f, 1<<20), crc: newCRC(), final: final, key: s.encryption().Key}
+	if d.key != nil {
+		d.sw = newSealWriter(d.w, d.key)
 	}
 	return d, nil
 }
@@ -965,6 +970,9 @@ func (d *diskSink) Commit() (uint64, uint32, error) {
 	}
 	if err == nil {
 		err = syncDir(filepath.Dir(d.final))
+	}
+	if err == nil {
+		err = d.s.resealSink(d.final, d.key)
 	}
 	if err != nil {
 		os.Remove(d.f.Name())

@@ -116,6 +116,7 @@ func (s *DiskStorage) rekeySnapshots() (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("raft: snapshot files: %w", err)
 	}
+	enc := s.encryption()
 	any := false
 	for _, e := range names {
 		var term, index uint64
@@ -124,7 +125,7 @@ func (s *DiskStorage) rekeySnapshots() (bool, error) {
 		} else if _, err := fmt.Sscanf(n, "%016x-%016x.snap", &term, &index); err != nil {
 			continue
 		}
-		done, err := s.rekeySnapshot(filepath.Join(dir, e.Name()))
+		done, err := s.rekeySnapshot(filepath.Join(dir, e.Name()), enc)
 		if err != nil {
 			return any, err
 		}
@@ -133,13 +134,22 @@ func (s *DiskStorage) rekeySnapshots() (bool, error) {
 	return any, nil
 }
 
-func (s *DiskStorage) rekeySnapshot(path string) (bool, error) {
+// rekeySnapshot rewrites the snapshot file at path under enc.Key if it is
+// in plaintext or under one of enc.Old. A file deleted meanwhile (pruned:
+// Rekey runs beside the raft loop) is not brought back.
+func (s *DiskStorage) rekeySnapshot(path string, enc Encryption) (bool, error) {
 	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
 	if err != nil {
 		return false, fmt.Errorf("raft: snapshot file: %w", err)
 	}
 	defer f.Close()
-	o := s.snapOpener()
+	o := &opener{enc: enc}
+	if s.keyKnown {
+		o.opened = 1
+	}
 	r, err := openSnapshotReader(bufio.NewReaderSize(f, 1<<20), o, path)
 	if err != nil {
 		return false, err
@@ -159,8 +169,8 @@ func (s *DiskStorage) rekeySnapshot(path string) (bool, error) {
 	bw := bufio.NewWriterSize(tmp, 1<<20)
 	var dst io.Writer = bw
 	var sw *sealWriter
-	if s.enc.Key != nil {
-		sw = newSealWriter(bw, s.enc.Key)
+	if enc.Key != nil {
+		sw = newSealWriter(bw, enc.Key)
 		dst = sw
 	}
 	_, err = io.Copy(dst, br)
@@ -177,7 +187,13 @@ func (s *DiskStorage) rekeySnapshot(path string) (bool, error) {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Rename(tmp.Name(), path)
+		// Under mu: pruneSnapshots deletes files under it, and a file it
+		// deleted must stay deleted.
+		s.mu.Lock()
+		if _, serr := os.Stat(path); serr == nil {
+			err = os.Rename(tmp.Name(), path)
+		}
+		s.mu.Unlock()
 	}
 	if err == nil {
 		err = syncDir(filepath.Dir(path))
@@ -208,7 +224,7 @@ func (s *DiskStorage) openSnapshotFile(path string) (io.ReadCloser, error) {
 // snapOpener is the opener of a snapshot file: one the log's records
 // confirmed the keys of counts as having opened a message already.
 func (s *DiskStorage) snapOpener() *opener {
-	o := &opener{enc: s.enc}
+	o := &opener{enc: s.encryption()}
 	if s.keyKnown {
 		o.opened = 1
 	}
@@ -251,4 +267,106 @@ func (s *DiskStorage) rewriteBolt() error {
 	}
 	s.db = db
 	return nil
+}
+
+// encryption returns the keys the storage seals and opens with now.
+func (s *DiskStorage) encryption() Encryption {
+	s.encMu.Lock()
+	defer s.encMu.Unlock()
+	return s.enc
+}
+
+func (s *DiskStorage) setEncryption(enc Encryption) {
+	s.encMu.Lock()
+	s.enc = enc
+	s.encMu.Unlock()
+}
+
+// Rekey rotates the storage's key while it is in use: from when it is
+// called, everything is written under key; it returns once the log and
+// every snapshot file have been rewritten under key, so that the keys the
+// storage had before open nothing it holds. The log (bounded by the
+// snapshot interval) is rewritten as opening the directory rewrites it,
+// through wal.tmp and a rename (recoverRewrite), holding the storage's
+// lock: raft's writes wait for it. Snapshot files are rewritten one at a
+// time beside raft's writes, each through a temporary file renamed into
+// place; a snapshot file being written under the old key as Rekey starts
+// is rewritten when it is committed (resealSink).
+//
+// Crash safety is the caller's: until Rekey has returned, the directory
+// may hold data under the old key and the new one, and must be opened with
+// both (Encryption.Old), which finishes the rewrite. An error leaves the
+// storage writing under key, with the old key still accepted for reading;
+// a failed log rewrite leaves the storage unusable (its log closed), as a
+// failed write would.
+func (s *DiskStorage) Rekey(key Cipher) error {
+	if key == nil {
+		return errors.New("raft: rekey: no key given (a storage is never rekeyed to plaintext)")
+	}
+	s.rekeyMu.Lock()
+	defer s.rekeyMu.Unlock()
+	cur := s.encryption()
+	enc := Encryption{Key: key, Old: cur.keys()}
+	if err := s.rekeyLog(enc); err != nil {
+		return err
+	}
+	if _, err := s.rekeySnapshots(); err != nil {
+		return err
+	}
+	s.setEncryption(Encryption{Key: key})
+	s.log.Info("raft data dir rewritten under a new key", "dir", s.dir)
+	return nil
+}
+
+// rekeyLog switches the storage to enc and rewrites its log under enc.Key,
+// holding mu.
+func (s *DiskStorage) rekeyLog(enc Encryption) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.wal == nil || s.wal.f == nil {
+		return errors.New("raft: rekey: the storage is closed")
+	}
+	s.setEncryption(enc)
+	s.wal.close()
+	w, st, err := openWAL(s.walDir(), s.log, enc)
+	if err == nil {
+		w.close()
+		err = s.rewriteLog(st)
+	}
+	// Whether or not the rewrite went through, the log in place opens
+	// with enc (a failure before its rename leaves the old one).
+	w2, _, oerr := openWAL(s.walDir(), s.log, enc)
+	if oerr != nil {
+		s.wal = nil
+		return fmt.Errorf("raft: rekey: reopen the log: %w", errors.Join(err, oerr))
+	}
+	s.wal = w2
+	if err != nil {
+		return fmt.Errorf("raft: rekey: %w", err)
+	}
+	return nil
+}
+
+// resealSink rewrites a snapshot file a sink sealed under key if the
+// storage has been rekeyed since (a Rekey that listed the snapshot files
+// before this one was committed).
+func (s *DiskStorage) resealSink(path string, key Cipher) error {
+	enc := s.encryption()
+	if key == nil || enc.Key == key {
+		return nil
+	}
+	enc.Old = append(enc.Old[:len(enc.Old):len(enc.Old)], key)
+	_, err := s.rekeySnapshot(path, enc)
+	return err
+}
+
+// RotateEncryptionKey rekeys the node's storage (DiskStorage.Rekey) while
+// it runs; a storage that keeps nothing at rest (MemoryStorage) has nothing
+// to rewrite.
+func (n *Node) RotateEncryptionKey(key Cipher) error {
+	r, ok := n.storage.(interface{ Rekey(Cipher) error })
+	if !ok {
+		return nil
+	}
+	return r.Rekey(key)
 }
