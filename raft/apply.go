@@ -90,6 +90,8 @@ type applyState struct {
 	recent   []entrySize
 	// snapping is set while a snapshot is written in the background.
 	snapping atomic.Bool
+	// batch gathers an item's entries for a BatchApplier.
+	batch applyBatch
 }
 
 type entrySize struct {
@@ -196,6 +198,8 @@ func (n *Node) applyOne(a *applyState, it *applyItem) error {
 			return err
 		}
 	}
+	batch := &a.batch
+	batch.reset()
 	for _, e := range it.ents {
 		if e.GetIndex() <= a.applied {
 			continue
@@ -219,9 +223,15 @@ func (n *Node) applyOne(a *applyState, it *applyItem) error {
 					"proposer", fmt.Sprintf("%x", id.node), "seq", id.seq)
 				break
 			}
+			if _, ok := n.fsm.(BatchApplier); ok {
+				batch.add(id, e.GetIndex(), payload)
+				break
+			}
 			aerr := n.fsm.Apply(e.GetIndex(), payload)
 			n.finishWaiter(id, e.GetIndex(), aerr)
 		case raftpb.EntryConfChange:
+			// The entries before it are applied before it is.
+			n.flushBatch(batch)
 			var cc raftpb.ConfChange
 			if err := proto.Unmarshal(e.GetData(), &cc); err == nil {
 				if id, _, err := decodeEnvelope(cc.GetContext()); err == nil {
@@ -231,6 +241,7 @@ func (n *Node) applyOne(a *applyState, it *applyItem) error {
 		}
 		a.applied, a.appliedTerm = e.GetIndex(), e.GetTerm()
 	}
+	n.flushBatch(batch)
 	if it.cs != nil {
 		a.cs = it.cs
 	}
@@ -244,6 +255,42 @@ func (n *Node) applyOne(a *applyState, it *applyItem) error {
 		n.failWaitersBefore(it.failEpoch)
 	}
 	return nil
+}
+
+// applyBatch is the normal entries of an applyItem waiting for a
+// BatchApplier, reused from one item to the next.
+type applyBatch struct {
+	ids     []proposalID
+	indexes []uint64
+	data    [][]byte
+}
+
+func (b *applyBatch) reset() {
+	clear(b.data) // the payloads are not kept alive by the buffer
+	b.ids, b.indexes, b.data = b.ids[:0], b.indexes[:0], b.data[:0]
+}
+
+func (b *applyBatch) add(id proposalID, index uint64, payload []byte) {
+	b.ids = append(b.ids, id)
+	b.indexes = append(b.indexes, index)
+	b.data = append(b.data, payload)
+}
+
+// flushBatch applies the batch's entries and then answers their
+// proposers: a proposer that reads after its write is answered sees it.
+func (n *Node) flushBatch(b *applyBatch) {
+	if len(b.indexes) == 0 {
+		return
+	}
+	errs := n.fsm.(BatchApplier).ApplyBatch(b.indexes, b.data)
+	for i, id := range b.ids {
+		var err error
+		if i < len(errs) {
+			err = errs[i]
+		}
+		n.finishWaiter(id, b.indexes[i], err)
+	}
+	b.reset()
 }
 
 // restoreSnapshot replaces the FSM's state with a snapshot's.

@@ -23,6 +23,18 @@ type FSM interface {
 	Restore(r io.Reader) error
 }
 
+// BatchApplier is an FSM that applies several committed entries at once:
+// the node hands it the normal entries of each batch raft commits (up to a
+// configuration change), and answers their proposers once it returns.
+// ApplyBatch must do exactly what Apply would do for each entry, in order,
+// and return each one's error (errs[i] for indexes[i], data[i]); what the
+// entries changed must be visible to readers when it returns. An FSM whose
+// per-entry cost has a part it can share (the store copies a B-tree node
+// once for the batch, not once per entry) implements it.
+type BatchApplier interface {
+	ApplyBatch(indexes []uint64, data [][]byte) (errs []error)
+}
+
 // Snapshotter is an FSM that can take its state as of the last applied
 // entry at once, cheaply, and write it later: the node then writes
 // snapshots in the background while it goes on applying entries, so a

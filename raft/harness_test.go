@@ -30,6 +30,9 @@ type kvFSM struct {
 	data    map[string]string
 	history []kvWrite
 	index   uint64
+	// batches counts the ApplyBatch calls of more than one entry: the
+	// node hands a BatchApplier what raft commits together.
+	batches int
 }
 
 type kvWrite struct {
@@ -46,6 +49,33 @@ func kvOp(key, value string) []byte { return []byte(key + "=" + value) }
 func (f *kvFSM) Apply(index uint64, data []byte) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	return f.applyLocked(index, data)
+}
+
+// ApplyBatch makes kvFSM a BatchApplier, as the store is: every cluster
+// test goes through the node's batch path. (applyOnly hides it.)
+func (f *kvFSM) ApplyBatch(indexes []uint64, data [][]byte) []error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(indexes) > 1 {
+		f.batches++
+	}
+	errs := make([]error, len(indexes))
+	for i := range indexes {
+		errs[i] = f.applyLocked(indexes[i], data[i])
+	}
+	return errs
+}
+
+// applyOnly is a kvFSM without ApplyBatch: the node applies its entries
+// one Apply at a time.
+type applyOnly struct{ f *kvFSM }
+
+func (a applyOnly) Apply(index uint64, data []byte) error { return a.f.Apply(index, data) }
+func (a applyOnly) Save(w io.Writer) error                { return a.f.Save(w) }
+func (a applyOnly) Restore(r io.Reader) error             { return a.f.Restore(r) }
+
+func (f *kvFSM) applyLocked(index uint64, data []byte) error {
 	if index <= f.index {
 		return fmt.Errorf("kv: apply %d after %d", index, f.index)
 	}
@@ -196,6 +226,9 @@ type cluster struct {
 	addrs   map[uint64]string
 	grpcTrs map[uint64]*GRPCTransport
 	tune    func(*Config)
+	// plain makes the members started from now on apply one entry at a
+	// time (applyOnly).
+	plain   bool
 	mu      sync.Mutex
 	cut     map[[2]uint64]bool // gRPC partitions
 	srvOpts []grpc.ServerOption
@@ -339,6 +372,9 @@ func (c *cluster) startErr(id uint64, peers []Peer, edit func(*Config)) (*Node, 
 	cfg := c.config(id, peers)
 	fsm := newKV()
 	cfg.FSM = fsm
+	if c.plain {
+		cfg.FSM = applyOnly{fsm}
+	}
 	cfg.Transport = c.transport(id)
 	if edit != nil {
 		edit(&cfg)

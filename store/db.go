@@ -286,6 +286,27 @@ type change struct {
 // checks of the next writes read.
 func inline(ki *kindInfo, i int) bool { return i == 1 && ki.uniqueName }
 
+// undo reverts changes, made in this order by putDeferred and
+// removeDeferred, and by reindexAll when reindexed: a refused
+// transaction's writes leave a writer that other transactions share as it
+// was. Each change is reverted last first, in the primary index, the
+// inline indexes and, once they followed, the others.
+func (w *dbWriter) undo(changes []change, reindexed bool) {
+	for i := len(changes) - 1; i >= 0; i-- {
+		c := changes[i]
+		if c.old != nil {
+			w.putPrimary(c.ki, c.old)
+		} else {
+			w.removePrimary(c.ki, c.id)
+		}
+		for j := 1; j < len(c.ki.indexes); j++ {
+			if reindexed || inline(c.ki, j) {
+				w.keys = w.reindex(c.ki, j, c.id, c.obj, c.old, w.keys)
+			}
+		}
+	}
+}
+
 // putDeferred is put, except that the secondary indexes other than the
 // inline ones change only in reindexAll: the caller records the change.
 func (w *dbWriter) putDeferred(ki *kindInfo, obj api.Object) api.Object {

@@ -225,6 +225,63 @@ func (s *MemoryStore) Apply(index uint64, data []byte) error {
 	return nil
 }
 
+// ApplyBatch applies committed entries in order, each exactly as Apply
+// would, and returns each one's error (errs[i] for the entry at
+// indexes[i]). It is raft's batch form of Apply (raft.BatchApplier): the
+// entries share one writer, so a B-tree node that several of them change
+// is copied once, not once per entry, and the new state is published once,
+// when all are applied, before raft answers their proposers. A refused
+// entry's changes are undone in the writer; the others stand.
+func (s *MemoryStore) ApplyBatch(indexes []uint64, data [][]byte) []error {
+	errs := make([]error, len(indexes))
+	actions := make([][]action, len(indexes))
+	decodeErrs := make([]error, len(indexes))
+	for i, d := range data {
+		if actions[i] = s.takeLocal(d); actions[i] == nil {
+			actions[i], decodeErrs[i] = decodeActions(d)
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		for i := range errs {
+			errs[i] = ErrClosed
+		}
+		return errs
+	}
+	w := s.db.Load().writer()
+	var events []Event
+	if len(s.watchers) > 0 {
+		events = make([]Event, 0, 2*len(indexes))
+	}
+	cur, applied := s.index.Load(), 0
+	for i, index := range indexes {
+		if index <= cur {
+			errs[i] = fmt.Errorf("apply entry %d: store is already at index %d", index, cur)
+			continue
+		}
+		cur = index
+		if decodeErrs[i] != nil {
+			errs[i] = fmt.Errorf("apply entry %d: %w", index, decodeErrs[i])
+			continue
+		}
+		var err error
+		if events, err = applyTo(w, index, actions[i], events); err != nil {
+			errs[i] = &applyError{err}
+			continue
+		}
+		applied++
+	}
+	if applied > 0 {
+		s.db.Store(w.commit())
+	}
+	s.index.Store(cur)
+	if len(events) > 0 {
+		s.publishLocked(events)
+	}
+	return errs
+}
+
 // takeLocal returns the actions of an entry this store proposed and still
 // waits for, once (nil for anyone else's).
 func (s *MemoryStore) takeLocal(data []byte) []action {
@@ -246,24 +303,10 @@ type key struct {
 }
 
 // applyLocked validates actions against the committed state and applies them
-// at index, all or nothing. It is the only code that changes the primary
-// database apart from Restore. The action objects become the stored
-// objects: they are private copies nobody else holds.
-//
-// A transaction may write an object several times. Its writer saw the
-// object's committed version until its first write and its own writes after
-// that, so only an object's first action is checked against the committed
-// version; the later ones were checked against the transaction's own writes,
-// which this replay reproduces.
+// at index, all or nothing. It and ApplyBatch are the only code that
+// changes the primary database apart from Restore. The action objects
+// become the stored objects: they are private copies nobody else holds.
 func (s *MemoryStore) applyLocked(index uint64, actions []action) error {
-	// The writer is the committed state plus the actions applied so far.
-	// Each action is written first and checked against what it replaced
-	// (one search per action instead of two): a failed check discards the
-	// writer, and with it every action. An object this transaction already
-	// wrote has version index (the committed ones are below it), which
-	// tells its later actions from its first. The checks read only the
-	// primary and name indexes; the other indexes follow all at once at the
-	// end (reindexAll), in parallel for a large transaction.
 	w := s.db.Load().writer()
 	// Events are only built when someone listens: the common direct-path
 	// writer in tests and benchmarks has no watcher.
@@ -271,12 +314,51 @@ func (s *MemoryStore) applyLocked(index uint64, actions []action) error {
 	if len(s.watchers) > 0 {
 		events = make([]Event, 0, len(actions)+1)
 	}
+	events, err := applyTo(w, index, actions, events)
+	if err != nil {
+		return err
+	}
+	s.db.Store(w.commit())
+	s.index.Store(index)
+	if events != nil {
+		s.publishLocked(events)
+	}
+	return nil
+}
+
+// applyTo validates actions against w's state and applies them to w at
+// index, all or nothing: on an error, w is as it was. It appends the
+// actions' events and the commit's to events when events is not nil.
+//
+// A transaction may write an object several times. Its writer saw the
+// object's committed version until its first write and its own writes after
+// that, so only an object's first action is checked against the committed
+// version; the later ones were checked against the transaction's own writes,
+// which this replay reproduces.
+func applyTo(w *dbWriter, index uint64, actions []action, events []Event) (out []Event, err error) {
+	// Each action is written first and checked against what it replaced
+	// (one search per action instead of two): a failed check undoes the
+	// transaction's changes in w. An object this transaction already
+	// wrote has version index (the committed ones are below it), which
+	// tells its later actions from its first. The checks read only the
+	// primary and name indexes; the other indexes follow all at once at the
+	// end (reindexAll), in parallel for a large transaction.
+	n0 := len(events)
 	changes := make([]change, 0, len(actions))
+	reindexed := false
+	defer func() {
+		if err != nil {
+			w.undo(changes, reindexed)
+			if out != nil {
+				out = out[:n0]
+			}
+		}
+	}()
 	for i := range actions {
 		a := &actions[i]
 		ki, err := lookupKind(a.kind)
 		if err != nil {
-			return err
+			return events, err
 		}
 		var cur api.Object // what the action replaced or removed
 		switch a.op {
@@ -289,17 +371,17 @@ func (s *MemoryStore) applyLocked(index uint64, actions []action) error {
 				changes = append(changes, change{ki: ki, id: a.id, old: cur})
 			}
 		default:
-			return fmt.Errorf("%s %s: invalid action %d", a.kind, a.id, int(a.op))
+			return events, fmt.Errorf("%s %s: invalid action %d", a.kind, a.id, int(a.op))
 		}
 		first := cur == nil || cur.GetMeta().Version != index
 		var ev Event
 		switch a.op {
 		case ActionCreate:
 			if cur != nil {
-				return fmt.Errorf("create %s %s: %w", a.kind, a.id, ErrExist)
+				return events, fmt.Errorf("create %s %s: %w", a.kind, a.id, ErrExist)
 			}
 			if err := w.checkNameWritten(ki, a.obj); err != nil {
-				return fmt.Errorf("create %s %s: %w", a.kind, a.id, err)
+				return events, fmt.Errorf("create %s %s: %w", a.kind, a.id, err)
 			}
 			m := a.obj.GetMeta()
 			m.Version = index
@@ -307,13 +389,13 @@ func (s *MemoryStore) applyLocked(index uint64, actions []action) error {
 			ev = Event{Action: ActionCreate, Object: a.obj, Version: index}
 		case ActionUpdate:
 			if cur == nil {
-				return fmt.Errorf("update %s %s: %w", a.kind, a.id, ErrNotFound)
+				return events, fmt.Errorf("update %s %s: %w", a.kind, a.id, ErrNotFound)
 			}
 			if first && cur.GetMeta().Version != a.base {
-				return fmt.Errorf("update %s %s: %w", a.kind, a.id, ErrConflict)
+				return events, fmt.Errorf("update %s %s: %w", a.kind, a.id, ErrConflict)
 			}
 			if err := w.checkNameWritten(ki, a.obj); err != nil {
-				return fmt.Errorf("update %s %s: %w", a.kind, a.id, err)
+				return events, fmt.Errorf("update %s %s: %w", a.kind, a.id, err)
 			}
 			m := a.obj.GetMeta()
 			m.Version = index
@@ -322,10 +404,10 @@ func (s *MemoryStore) applyLocked(index uint64, actions []action) error {
 			ev = Event{Action: ActionUpdate, Object: a.obj, Old: cur, Version: index}
 		case ActionDelete:
 			if cur == nil {
-				return fmt.Errorf("delete %s %s: %w", a.kind, a.id, ErrNotFound)
+				return events, fmt.Errorf("delete %s %s: %w", a.kind, a.id, ErrNotFound)
 			}
 			if first && cur.GetMeta().Version != a.base {
-				return fmt.Errorf("delete %s %s: %w", a.kind, a.id, ErrConflict)
+				return events, fmt.Errorf("delete %s %s: %w", a.kind, a.id, ErrConflict)
 			}
 			ev = Event{Action: ActionDelete, Object: cur, Version: index}
 		}
@@ -334,19 +416,18 @@ func (s *MemoryStore) applyLocked(index uint64, actions []action) error {
 		}
 	}
 	w.reindexAll(changes)
+	reindexed = true
 	if err := w.checkPortsHeld(changes); err != nil {
-		return err
+		return events, err
 	}
 	if err := w.checkAddrsHeld(changes); err != nil {
-		return err
+		return events, err
 	}
 	if err := w.checkSubnetsFree(changes); err != nil {
-		return err
+		return events, err
 	}
-	s.db.Store(w.commit())
-	s.index.Store(index)
 	if events != nil {
-		s.publishLocked(append(events, Event{Action: ActionCommit, Version: index}))
+		events = append(events, Event{Action: ActionCommit, Version: index})
 	}
-	return nil
+	return events, nil
 }
