@@ -50,7 +50,7 @@ func newRootTo(out io.Writer) *cobra.Command {
 	}
 	root.PersistentFlags().StringVar(&c.socket, "socket", def, "the node's control socket (env APIARY_SOCKET)")
 	root.PersistentFlags().DurationVar(&c.timeout, "timeout", 30*time.Second, "how long a command may take")
-	root.AddCommand(c.serviceCmd(), c.nodeCmd(), c.swarmCmd(), c.networkCmd(), c.taskCmd(), c.secretCmd(), c.configCmd())
+	root.AddCommand(c.serviceCmd(), c.nodeCmd(), c.swarmCmd(), c.networkCmd(), c.taskCmd(), c.secretCmd(), c.configCmd(), c.stackCmd())
 	return root
 }
 

@@ -118,15 +118,7 @@ func (c *cli) serviceLs() *cobra.Command {
 			if c.format == "json" {
 				return c.printJSON(svcs)
 			}
-			w := table(c.out, "ID", "NAME", "MODE", "REPLICAS", "RUNS", "PORTS")
-			for _, s := range svcs {
-				p, err := cl.ServiceProgress(ctx, s.ID)
-				if err != nil {
-					return err
-				}
-				fmt.Fprintf(w, "%s\t%s\t%s\t%d/%d\t%s\t%s\n", short(s.ID), s.Spec.Name, s.Spec.Mode.ModeName(), p.Running, p.Desired, runs(s.Spec.TaskTemplate), ports(s))
-			}
-			return w.Flush()
+			return c.serviceTable(ctx, cl, svcs)
 		},
 	}
 	c.addFormat(cmd)
