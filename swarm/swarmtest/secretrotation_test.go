@@ -328,3 +328,78 @@ func TestSecretUpdateOfManyLargeServices(t *testing.T) {
 		})
 	}
 }
+
+// A secret update is rolled out like any update, failure action included:
+// version 2 makes the service's task fail, so the update (failure action
+// rollback) returns the service to version 1 by itself, and its running
+// task reads version 1 again.
+func TestSecretUpdateFailureRollsBack(t *testing.T) {
+	logs := &testutil.SyncBuffer{}
+	c, _ := processCluster(t, logs, &deliveries{sent: map[string][]string{}})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cl := c.Client(c.Leader())
+	v1, err := cl.CreateSecret(ctx, api.SecretSpec{Annotations: api.Annotations{Name: "flag"}, Data: api.SecretBytes("good")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	delay := 100 * time.Millisecond
+	update := api.UpdateConfig{Parallelism: 1, Order: api.UpdateOrderStopFirst, Monitor: 3 * time.Second,
+		FailureAction: api.UpdateFailureActionRollback}
+	rollback := update
+	rollback.FailureAction = api.UpdateFailureActionPause
+	svc, err := cl.CreateService(ctx, api.ServiceSpec{
+		Annotations:    api.Annotations{Name: "picky"},
+		Mode:           api.ServiceMode{Replicated: &api.ReplicatedService{Replicas: 1}},
+		UpdateConfig:   &update,
+		RollbackConfig: &rollback,
+		TaskTemplate: api.TaskSpec{
+			// It runs only with a good flag, recording that it did.
+			Process: &api.ProcessSpec{Command: []string{"/bin/sh", "-c", `grep -qx good "$APIARY_SECRETS_DIR/flag" || exit 3
+touch "$OUT/$APIARY_TASK_ID"
+exec sleep 300`}, Env: []string{"OUT=" + out}},
+			Placement:     &api.Placement{Constraints: []string{"node.hostname==worker-1"}},
+			RestartPolicy: &api.RestartPolicy{Delay: &delay},
+			Secrets:       []api.SecretReference{{SecretName: "flag"}},
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// runsOn waits until the service's running task uses secret id and
+	// has found it good.
+	runsOn := func(what, id string, state string) {
+		t.Helper()
+		c.WaitFor(what, func() (bool, string) {
+			s, err := cl.GetService(ctx, svc.ID)
+			if err != nil {
+				return false, err.Error()
+			}
+			if state != "" && (s.UpdateStatus == nil || s.UpdateStatus.State != state) {
+				return false, fmt.Sprintf("update status %+v", s.UpdateStatus)
+			}
+			tasks, err := cl.ListTasks(ctx, control.TaskFilter{Service: svc.ID, DesiredStates: []api.TaskState{api.TaskStateRunning}})
+			if err != nil || len(tasks) != 1 {
+				return false, fmt.Sprintf("%d running tasks %v", len(tasks), err)
+			}
+			tk := tasks[0]
+			_, ferr := os.Stat(filepath.Join(out, tk.ID))
+			return tk.Status.State == api.TaskStateRunning && tk.Spec.Secrets[0].SecretID == id && ferr == nil,
+				fmt.Sprintf("task %s %s on %s: %s", tk.ID, tk.Status.State, tk.Spec.Secrets[0].SecretID, errString(ferr))
+		})
+	}
+	runsOn("the task running on version 1", v1.ID, "")
+	up, err := cl.UpdateSecret(ctx, "flag", api.SecretSpec{Data: api.SecretBytes("bad")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runsOn("the update rolled back to version 1", v1.ID, api.UpdateStateRollbackCompleted)
+	s, err := cl.GetService(ctx, svc.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.PreviousSpec == nil || s.PreviousSpec.TaskTemplate.Secrets[0].SecretID != up.Secret.ID {
+		t.Errorf("after the automatic rollback the previous spec is %+v, want version 2's", s.PreviousSpec)
+	}
+}
