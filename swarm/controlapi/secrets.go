@@ -232,8 +232,8 @@ func (s *Server) CreateSecret(ctx context.Context, spec api.SecretSpec) (*api.Se
 	return createData(ctx, s, secrets, &api.Secret{ID: api.NewID(), Spec: spec})
 }
 
-// GetSecret returns a secret, without its data, by ID, name or unique ID
-// prefix.
+// GetSecret returns a secret, without its data, by ID, name (the newest
+// version), "name@version" or unique ID prefix.
 func (s *Server) GetSecret(ctx context.Context, ref string) (*api.Secret, error) {
 	return getData(s, secrets, ref)
 }
@@ -260,8 +260,8 @@ func (s *Server) CreateConfig(ctx context.Context, spec api.ConfigSpec) (*api.Co
 	return createData(ctx, s, configs, &api.Config{ID: api.NewID(), Spec: spec})
 }
 
-// GetConfig returns a config with its data by ID, name or unique ID
-// prefix.
+// GetConfig returns a config with its data by ID, name (the newest
+// version), "name@version" or unique ID prefix.
 func (s *Server) GetConfig(ctx context.Context, ref string) (*api.Config, error) {
 	return getData(s, configs, ref)
 }

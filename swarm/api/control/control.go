@@ -102,8 +102,8 @@ type API interface {
 	// leaves the data out: it reaches only the nodes that run a task
 	// using the secret.
 	CreateSecret(ctx context.Context, spec api.SecretSpec) (*api.Secret, error)
-	// GetSecret returns a secret, without its data, by ID, name or
-	// unique ID prefix.
+	// GetSecret returns a secret, without its data, by ID, name (the
+	// newest version), "name@version" or unique ID prefix.
 	GetSecret(ctx context.Context, ref string) (*api.Secret, error)
 	// ListSecrets returns the secrets that match filter, by name, without
 	// their data.
@@ -127,8 +127,8 @@ type API interface {
 	// CreateConfig creates a config (1 byte to api.MaxConfigSize of data,
 	// a unique name).
 	CreateConfig(ctx context.Context, spec api.ConfigSpec) (*api.Config, error)
-	// GetConfig returns a config, with its data, by ID, name or unique ID
-	// prefix.
+	// GetConfig returns a config, with its data, by ID, name (the newest
+	// version), "name@version" or unique ID prefix.
 	GetConfig(ctx context.Context, ref string) (*api.Config, error)
 	// ListConfigs returns the configs that match filter, by name, without
 	// their data (GetConfig has it).
