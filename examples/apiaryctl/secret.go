@@ -84,8 +84,8 @@ func dataCommands[T api.Object](c *cli, k dataCmds[T]) *cobra.Command {
 		what += " (never their data)"
 	}
 	cmd.AddCommand(dataCreate(c, k), dataLs(c, k), dataUpdate(c, k), dataVersions(c, k),
-		inspectCmd(c, "inspect "+strings.ToUpper(k.kind)+"...", "Show "+what+" in detail (JSON)", k.get),
-		removeCmd(c, "rm "+strings.ToUpper(k.kind)+"...", "Remove "+k.kind+"s no service uses",
+		inspectCmd(c, "inspect "+strings.ToUpper(k.kind)+"[@VERSION]...", "Show "+what+" in detail (JSON): the newest version, or NAME@VERSION", k.get),
+		removeCmd(c, "rm "+strings.ToUpper(k.kind)+"[@VERSION]...", "Remove "+k.kind+"s, every version, that no service's spec or previous spec uses (NAME@VERSION: that older version alone)",
 			func(cl *client.Client, ctx context.Context, ref string) error {
 				_, err := k.get(cl, ctx, ref)
 				return err
