@@ -50,6 +50,8 @@ type Member struct {
 	refetch map[string]int
 	closed  bool
 
+	verified verifiedCache // entries checked before (verified.go)
+
 	keysMu sync.Mutex
 	sends  chan struct{} // semaphore of maxConcurrentSends
 	watch  watchers

@@ -223,15 +223,23 @@ func (m *Member) verify(e *wireEntry, nc *nodeCert, admit bool) bool {
 		m.log.Debug("dropped entry claiming another owner", "claimed", e.owner, "certificate", id)
 		return false
 	}
-	if err := checkSignature(nc.chain[0], e.signedBytes(), e.sig); err != nil {
-		m.dropped(&m.stats.badSignature, "entry of "+e.owner, err)
-		return false
+	signed := e.signedBytes()
+	key := verifiedKey(signed, e.sig)
+	was := m.verified.get(key)
+	if was&signatureChecked == 0 {
+		if err := checkSignature(nc.chain[0], signed, e.sig); err != nil {
+			m.dropped(&m.stats.badSignature, "entry of "+e.owner, err)
+			return false
+		}
+		m.stats.signaturesChecked.Add(1)
+		m.verified.add(key, signatureChecked)
 	}
-	if admit && !e.deleted && m.cfg.Admit != nil {
+	if admit && !e.deleted && m.cfg.Admit != nil && was&admitted == 0 {
 		if err := m.cfg.Admit(e.owner, e.network, e.table, e.key, e.value); err != nil {
 			m.dropped(&m.stats.rejected, "entry of "+e.owner, err)
 			return false
 		}
+		m.verified.add(key, admitted)
 	}
 	return true
 }

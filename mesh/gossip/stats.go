@@ -31,6 +31,9 @@ type Stats struct {
 	// SendsSkipped counts direct requests and replies not sent because
 	// maxConcurrentSends were already under way.
 	SendsSkipped uint64
+	// SignaturesChecked counts entry signatures verified: copies of an
+	// entry checked before are not checked again (verified.go).
+	SignaturesChecked uint64
 }
 
 // Dropped is the sum of the counts of entries refused for lack of trust.
@@ -40,7 +43,7 @@ func (s Stats) Dropped() uint64 {
 
 type counters struct {
 	accepted, malformed, overLimit, untrusted, wrongOwner,
-	badSignature, rejected, pendingExpired, nodesDown, sendsSkipped atomic.Uint64
+	badSignature, rejected, pendingExpired, nodesDown, sendsSkipped, signaturesChecked atomic.Uint64
 }
 
 // Stats returns the counters so far.
@@ -50,7 +53,7 @@ func (m *Member) Stats() Stats {
 		Accepted: c.accepted.Load(), Malformed: c.malformed.Load(), OverLimit: c.overLimit.Load(),
 		Untrusted: c.untrusted.Load(), WrongOwner: c.wrongOwner.Load(), BadSignature: c.badSignature.Load(),
 		Rejected: c.rejected.Load(), PendingExpired: c.pendingExpired.Load(), NodesDown: c.nodesDown.Load(),
-		SendsSkipped: c.sendsSkipped.Load(),
+		SendsSkipped: c.sendsSkipped.Load(), SignaturesChecked: c.signaturesChecked.Load(),
 	}
 }
 
