@@ -17,8 +17,9 @@
 // The types it takes are those of the API packages: structs of bools,
 // integers, floats, strings, pointers, slices, string-keyed maps and
 // time.Time. Anything else (interfaces, channels, functions, arrays,
-// other map keys) is refused by Marshal and Unmarshal with an error naming
-// the type, never silently dropped.
+// other map keys, a type with MarshalJSON or UnmarshalJSON) is refused by
+// Marshal and Unmarshal with an error naming the type, never silently
+// dropped or encoded otherwise than JSON would.
 //
 //	value  := by wire type:
 //	  varint   uvarint (bool 0/1, unsigned as is, signed zigzag)
@@ -39,6 +40,7 @@ package wire
 import (
 	"encoding"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -128,8 +130,10 @@ func codecFor(t reflect.Type) *codec {
 }
 
 var (
-	timeType          = reflect.TypeFor[time.Time]()
-	textMarshalerType = reflect.TypeFor[encoding.TextMarshaler]()
+	timeType            = reflect.TypeFor[time.Time]()
+	textMarshalerType   = reflect.TypeFor[encoding.TextMarshaler]()
+	jsonMarshalerType   = reflect.TypeFor[json.Marshaler]()
+	jsonUnmarshalerType = reflect.TypeFor[json.Unmarshaler]()
 )
 
 // build makes t's codec. Types being built are in building, so that a
@@ -146,6 +150,11 @@ func build(t reflect.Type, building map[reflect.Type]*codec) *codec {
 	switch {
 	case t == timeType:
 		timeCodec(c)
+		return c
+	case t.Kind() != reflect.Pointer && (t.Implements(jsonMarshalerType) || reflect.PointerTo(t).Implements(jsonUnmarshalerType)):
+		// Its JSON form is its own: encoding its fields instead would
+		// give another value to a reader that expects that form.
+		c.err = fmt.Errorf("wire: %s has a JSON encoding of its own", t)
 		return c
 	case t.Kind() != reflect.Pointer && t.Kind() != reflect.Struct &&
 		t.Implements(textMarshalerType) && reflect.PointerTo(t).Implements(reflect.TypeFor[encoding.TextUnmarshaler]()):

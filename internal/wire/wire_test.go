@@ -223,7 +223,8 @@ func TestWrongTypesAreRefused(t *testing.T) {
 	type withChan struct{ C chan int }
 	type withIntKeys struct{ M map[int]string }
 	type deep struct{ W withIface }
-	for _, v := range []any{&withIface{}, &withChan{}, &withIntKeys{}, &deep{}, small{}, (*small)(nil), new(int)} {
+	type withRaw struct{ R json.RawMessage }
+	for _, v := range []any{&withIface{}, &withChan{}, &withIntKeys{}, &deep{}, &withRaw{}, small{}, (*small)(nil), new(int)} {
 		if _, err := Marshal(v); err == nil {
 			t.Errorf("Marshal(%T) succeeded", v)
 		}

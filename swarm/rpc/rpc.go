@@ -1,6 +1,6 @@
 // Package rpc carries Apiary's APIs over gRPC without generated code:
-// messages are the plain Go structs of the API packages, encoded as JSON by
-// a gRPC codec, and services are described by grpc.ServiceDesc values built
+// messages are the plain Go structs of the API packages, encoded by a gRPC
+// codec (internal/wire's binary form, or JSON), and services are described by grpc.ServiceDesc values built
 // with Unary and ServerStream. Errors keep their identity across the wire
 // (errors.go): a package registers its sentinel errors (RegisterError) and
 // a client gets back an error for which errors.Is matches the same sentinel
@@ -52,11 +52,16 @@ func (Codec) Unmarshal(data []byte, v any) error {
 // Name implements encoding.Codec.
 func (Codec) Name() string { return CodecName }
 
-func init() { encoding.RegisterCodec(Codec{}) }
+func init() {
+	encoding.RegisterCodec(Codec{})
+	encoding.RegisterCodec(WireCodec{})
+}
 
-// DialOptions make a client connection speak the codec.
+// DialOptions make a client connection speak WireCodec. Servers take
+// both codecs (a call names its own), so a client of an earlier version,
+// which speaks Codec, is still served.
 func DialOptions() []grpc.DialOption {
-	return []grpc.DialOption{grpc.WithDefaultCallOptions(grpc.CallContentSubtype(Codec{}.Name()))}
+	return []grpc.DialOption{grpc.WithDefaultCallOptions(grpc.CallContentSubtype(WireCodec{}.Name()))}
 }
 
 // Call invokes a unary method on conn and restores registered errors.
