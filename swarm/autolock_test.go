@@ -321,9 +321,11 @@ func TestAutolock(t *testing.T) {
 		_, err := c.GetSecret(ctx, "s")
 		return err == nil, fmt.Sprint(err)
 	})
-	if !nodes["m1"].AutolockApplied() {
-		t.Fatal("force-new-cluster: autolock not applied")
-	}
+	// followAutolock applies the cluster's autolock as the manager
+	// starts.
+	testutil.EventuallyWhy(t, 20*time.Second, "force-new-cluster: autolock applied", func() (bool, string) {
+		return nodes["m1"].AutolockApplied(), ""
+	})
 	scan("after force-new-cluster")
 }
 

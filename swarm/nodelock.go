@@ -145,7 +145,8 @@ func loadIdentity(dataDir string, keys *encryption.Keys) (*pki.NodeIdentity, err
 	if keys == nil {
 		return pki.LoadNodeIdentity(dataDir)
 	}
-	return pki.LoadSealedNodeIdentity(dataDir, keys.DEK())
+	// Sealer: mid-rotation, the file may be under the old DEK or the new.
+	return pki.LoadSealedNodeIdentity(dataDir, keys.Sealer())
 }
 
 // managerKeys returns the manager's data keys, made (unlocked) the first
@@ -160,7 +161,7 @@ func (n *Node) managerKeys() (*encryption.Keys, error) {
 		}
 		n.keys = k
 	}
-	if err := n.identity.SetKeySealer(n.keys.DEK()); err != nil {
+	if err := n.identity.SetKeySealer(n.keys.Sealer()); err != nil {
 		return nil, err
 	}
 	return n.keys, nil
@@ -178,8 +179,58 @@ func (n *Node) dropKeys() error {
 	return encryption.Remove(n.cfg.DataDir)
 }
 
-// raftEncryption is what the manager's raft storage seals with.
-func raftEncryption(k *encryption.Keys) raft.Encryption { return raft.Encryption{Key: k.DEK()} }
+// raftEncryption is what the manager's raft storage seals with: the DEK,
+// and mid-rotation the old one too (opening the storage then rewrites what
+// is under it).
+func raftEncryption(k *encryption.Keys) raft.Encryption {
+	enc := raft.Encryption{Key: k.DEK()}
+	for _, o := range k.OldDEKs() {
+		enc.Old = append(enc.Old, o)
+	}
+	return enc
+}
+
+// rekeyHook, when set (tests), is called after each step of a DEK
+// rotation; an error stops the rotation there, as a crash would.
+var rekeyHook func(nodeID, step string) error
+
+// finishRotation completes the DEK rotation keys have pending (Rotate):
+// the raft log and snapshots rewritten under the new DEK while raft runs,
+// the node key file resealed, then the new DEK committed and the old one
+// dropped. Every step is durable before the next; a crash anywhere leaves
+// the pending DEK beside the old one in the dek file, and the next start
+// opens raft with both (which rewrites what is left) and finishes here.
+// Called with keysMu held.
+func (n *Node) finishRotation(m *Manager, keys *encryption.Keys) error {
+	step := func(name string) error {
+		if rekeyHook != nil {
+			return rekeyHook(n.state.NodeID, name)
+		}
+		return nil
+	}
+	if err := step("rotating"); err != nil {
+		return err
+	}
+	if m.raft != nil {
+		if err := m.raft.RotateEncryptionKey(keys.DEK()); err != nil {
+			return fmt.Errorf("rewrite the raft data under the new data key: %w", err)
+		}
+	}
+	if err := step("raft rewritten"); err != nil {
+		return err
+	}
+	if err := n.identity.SetKeySealer(keys.DEK()); err != nil {
+		return fmt.Errorf("reseal the node key: %w", err)
+	}
+	if err := step("node key resealed"); err != nil {
+		return err
+	}
+	if err := keys.CommitDEK(); err != nil {
+		return err
+	}
+	n.log.Info("data key rotated: the manager's raft data and node key are sealed with a new key, which the old one does not open")
+	return nil
+}
 
 // Unlock implements control.Local: a running node is not locked.
 func (n *Node) Unlock(context.Context, string) error { return nil }
@@ -197,18 +248,20 @@ func (n *Node) Status(context.Context) (*control.NodeStatus, error) {
 
 // followAutolock keeps the manager's data key wrapped as the cluster says,
 // until the manager's store closes: by the unlock key while autolock is
-// on (deleting the key file beside the data), by a key file beside it
-// while it is off. The leader makes the unlock key when autolock is on
-// without one (a cluster initialised with it).
-func (n *Node) followAutolock(m *Manager, keys *encryption.Keys) {
-	read := func() (on bool, key string, ok bool) {
+// on (deleting the key file beside the data, and rotating the data key
+// when the unlock key is new to it), by a key file beside it while it is
+// off. The leader makes the unlock key when autolock is on without one (a
+// cluster initialised with it). Once applied, the manager reports the
+// generation it applied in its node record (Node.DataKey), retrying until
+// the write commits.
+func (n *Node) followAutolock(ctx context.Context, m *Manager, keys *encryption.Keys) {
+	read := func() (c *api.Cluster) {
 		m.store.View(func(tx store.ReadTx) {
-			cs, err := tx.FindClusters(store.All)
-			if err == nil && len(cs) > 0 {
-				on, key, ok = cs[0].Spec.EncryptionConfig.AutoLockManagers, cs[0].UnlockKey, true
+			if cs, err := tx.FindClusters(store.All); err == nil && len(cs) > 0 {
+				c = cs[0]
 			}
 		})
-		return
+		return c
 	}
 	w, err := m.store.ViewAndWatch(func(store.ReadTx) error { return nil }, store.ByKinds(api.KindCluster))
 	if err != nil {
@@ -216,15 +269,69 @@ func (n *Node) followAutolock(m *Manager, keys *encryption.Keys) {
 		return
 	}
 	defer w.Close()
-	for {
-		on, key, ok := read()
-		if ok {
-			n.applyAutolock(m, keys, on, key)
+	n.keysMu.Lock()
+	if n.keys == keys && keys.Rotating() {
+		// A rotation a crash (or an error) interrupted: raft opened with
+		// both keys and rewrote what was left; finish it.
+		if err := n.finishRotation(m, keys); err != nil {
+			n.log.Error("autolock: finish the data key rotation", "err", err)
 		}
-		if _, open := <-w.Events(); !open {
+	}
+	n.keysMu.Unlock()
+	var retry <-chan time.Time
+	for {
+		retry = nil
+		if c := read(); c != nil {
+			on := c.Spec.EncryptionConfig.AutoLockManagers
+			n.applyAutolock(m, keys, on, c.UnlockKey)
+			if !n.reportDataKey(ctx, m, keys, c.KEKGeneration) {
+				retry = time.After(time.Second)
+			}
+		}
+		select {
+		case _, open := <-w.Events():
+			if !open {
+				return
+			}
+		case <-retry:
+		case <-ctx.Done():
 			return
 		}
 	}
+}
+
+// reportDataKey writes the KEK generation the manager has applied into its
+// node record, if it has applied the cluster's: false when it has not, or
+// the write did not commit (try again).
+func (n *Node) reportDataKey(ctx context.Context, m *Manager, keys *encryption.Keys, gen uint64) bool {
+	if !n.AutolockApplied() {
+		return false
+	}
+	n.keysMu.Lock()
+	if n.keys != keys {
+		n.keysMu.Unlock()
+		return true // demoted meanwhile: nothing to report
+	}
+	want := api.NodeDataKey{KEKGeneration: gen, Locked: keys.Locked()}
+	n.keysMu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	err := m.store.UpdateContext(ctx, func(tx store.Tx) error {
+		nd := tx.GetNode(n.state.NodeID)
+		if nd == nil {
+			return errors.New("the manager's node record is not written yet")
+		}
+		if nd.DataKey != nil && *nd.DataKey == want {
+			return nil
+		}
+		nd.DataKey = &want
+		return tx.UpdateNode(nd)
+	})
+	if err != nil {
+		n.log.Debug("autolock: report the data key", "generation", gen, "err", err)
+		return false
+	}
+	return true
 }
 
 func (n *Node) applyAutolock(m *Manager, keys *encryption.Keys, on bool, key string) {
@@ -244,14 +351,22 @@ func (n *Node) applyAutolock(m *Manager, keys *encryption.Keys, on bool, key str
 				return err
 			}
 			cs[0].UnlockKey = encryption.NewUnlockKey()
+			cs[0].KEKGeneration++
 			return tx.UpdateCluster(cs[0])
 		})
 		if err != nil {
 			n.log.Warn("autolock: make the unlock key", "err", err)
 		}
-	case on && !keys.LockedWith(key):
-		if err := keys.Lock(key); err != nil {
+	case on && (!keys.LockedWith(key) || keys.Rotating()):
+		// A new unlock key: a new data key too (swarm/encryption), so
+		// that a copy of the data dir from before, with the key that
+		// wrapped it then, opens nothing written from now on.
+		if err := keys.Rotate(key); err != nil {
 			n.log.Error("autolock: lock the data key with the unlock key", "err", err)
+			return
+		}
+		if err := n.finishRotation(m, keys); err != nil {
+			n.log.Error("autolock: rotate the data key", "err", err)
 			return
 		}
 		n.log.Info("autolock: this manager's data key is wrapped by the cluster's unlock key; a restart needs `apiaryctl swarm unlock`")
@@ -265,7 +380,8 @@ func (n *Node) applyAutolock(m *Manager, keys *encryption.Keys, on bool, key str
 }
 
 // AutolockApplied reports whether the node's data key is wrapped as the
-// cluster says: by its unlock key while autolock is on. Tests and apiaryd
+// cluster says: by its unlock key while autolock is on, with no data key
+// rotation unfinished. Tests and apiaryd
 // wait on it after turning autolock on.
 func (n *Node) AutolockApplied() bool {
 	m := n.Manager()
@@ -282,6 +398,9 @@ func (n *Node) AutolockApplied() bool {
 	n.keysMu.Lock()
 	defer n.keysMu.Unlock()
 	if n.keys == nil {
+		return false
+	}
+	if n.keys.Rotating() {
 		return false
 	}
 	if on {

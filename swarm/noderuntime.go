@@ -38,6 +38,12 @@ type runtime struct {
 	// liveMgr holds mgr once started, for the servers' handlers, which
 	// may run before then.
 	liveMgr atomic.Pointer[Manager]
+
+	// autolock stops followAutolock, which closes autolockDone: stop waits
+	// for it, so that no rotation of a stopped manager's keys runs on
+	// beside the next start.
+	autolock     context.CancelFunc
+	autolockDone chan struct{}
 }
 
 // stop stops the runtime's servers and manager.
@@ -48,8 +54,14 @@ func (rt *runtime) stop() {
 	if rt.srv != nil {
 		rt.srv.Stop()
 	}
+	if rt.autolock != nil {
+		rt.autolock()
+	}
 	if rt.mgr != nil {
 		rt.mgr.Stop()
+	}
+	if rt.autolockDone != nil {
+		<-rt.autolockDone
 	}
 }
 
@@ -191,7 +203,12 @@ func (n *Node) startManager(ctx context.Context, rt *runtime, boot *bootstrap) e
 	}
 	rt.mgr = mgr
 	rt.liveMgr.Store(mgr)
-	go n.followAutolock(mgr, keys)
+	actx, acancel := context.WithCancel(context.Background())
+	rt.autolock, rt.autolockDone = acancel, make(chan struct{})
+	go func() {
+		defer close(rt.autolockDone)
+		n.followAutolock(actx, mgr, keys)
+	}()
 	control.RegisterAPI(rt.srv, mgr.control, nil)
 	registerMembership(rt.srv, mgr.control, nil)
 	dispatcher.Serve(rt.srv, mgr.dispatcher)

@@ -148,6 +148,7 @@ func (c *cli) swarmUpdate() *cobra.Command {
 	var heartbeat, certExpiry, gossipRotation time.Duration
 	var history int64
 	var autolock bool
+	var wait time.Duration
 	cmd := &cobra.Command{
 		Use:   "update [--dispatcher-heartbeat D] [--cert-expiry D] [--task-history-limit N] [--gossip-key-rotation D] [--autolock=true|false]",
 		Short: "Change the cluster's settings (in force at once, no restart)",
@@ -191,6 +192,12 @@ func (c *cli) swarmUpdate() *cobra.Command {
 				}
 				fmt.Fprintf(c.out, "To unlock a manager after it restarts, run `apiaryctl swarm unlock` and give it the key on stdin:\n\n    %s\n\nKeep it safe: a restarted manager cannot start without it.\n", key)
 			}
+			if changed("autolock") {
+				// Each manager rewraps its data key (and, turning
+				// autolock on, rotates it): the old key file opens a
+				// manager's data until it has.
+				return waitDataKeys(cl, c.out, wait)
+			}
 			return nil
 		},
 	}
@@ -198,6 +205,7 @@ func (c *cli) swarmUpdate() *cobra.Command {
 	fs.DurationVar(&heartbeat, "dispatcher-heartbeat", 0, fmt.Sprintf("how often workers heartbeat: 0 (adaptive: 1s up to 2,000 nodes) or %s to %s", api.MinHeartbeatPeriod, api.MaxHeartbeatPeriod))
 	fs.DurationVar(&certExpiry, "cert-expiry", 0, fmt.Sprintf("lifetime of node certificates issued from now on: 0 (default %s) or %s to %s", api.DefaultNodeCertExpiry, time.Hour, api.MaxNodeCertExpiry))
 	fs.Int64Var(&history, "task-history-limit", 0, fmt.Sprintf("finished tasks kept per slot, 0 to %d", api.MaxTaskHistoryRetention))
+	fs.DurationVar(&wait, "wait", defaultDataKeyWait, fmt.Sprintf("with --autolock: how long to wait for every reachable manager to rewrap its data key (0: do not wait; at most %s)", maxDataKeyWait))
 	fs.BoolVar(&autolock, "autolock", false, "keep the managers' data locked at rest by an unlock key: a restarted manager waits for `apiaryctl swarm unlock`")
 	fs.DurationVar(&gossipRotation, "gossip-key-rotation", 0, fmt.Sprintf("how often the gossip encryption key is replaced (also whenever a node is removed): 0 (default %s) or %s to %s", api.DefaultGossipKeyRotation, api.MinGossipKeyRotation, days(api.MaxGossipKeyRotation)))
 	return cmd

@@ -29,6 +29,12 @@ type Cluster struct {
 	// swarm/encryption), empty otherwise. Secret: the control API never
 	// returns it but through GetUnlockKey.
 	UnlockKey string `json:"UnlockKey,omitempty"`
+	// KEKGeneration counts the changes of the key that wraps the
+	// managers' data keys: autolock turned on or off, the unlock key
+	// rotated. Each manager reports the generation it has applied
+	// (Node.DataKey), so that an operator knows when the old key stops
+	// mattering.
+	KEKGeneration uint64 `json:"KEKGeneration,omitempty"`
 }
 
 // JoinTokens are the secrets a node presents to join as a worker or a manager.

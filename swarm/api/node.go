@@ -45,6 +45,21 @@ type Node struct {
 	// to the node (root rotation waits until every node holds one signed by
 	// the new root).
 	Certificate *NodeCertificate `json:"Certificate,omitempty"`
+	// DataKey is how a manager's data key is wrapped, as the manager
+	// reports it once it has applied a change of the cluster's
+	// (Cluster.KEKGeneration); nil on a node that never managed.
+	DataKey *NodeDataKey `json:"DataKey,omitempty"`
+}
+
+// NodeDataKey is a manager's report of its data-encryption key.
+type NodeDataKey struct {
+	// KEKGeneration is the Cluster.KEKGeneration the manager has applied:
+	// its data key is wrapped as the cluster said then, and, when that
+	// was a new unlock key, the data key was rotated and all its data
+	// rewritten under the new one.
+	KEKGeneration uint64 `json:"KEKGeneration"`
+	// Locked: the data key is wrapped by the unlock key (autolock).
+	Locked bool `json:"Locked,omitempty"`
 }
 
 // NodeCertificate identifies a node's current certificate.
@@ -196,6 +211,7 @@ func (n *Node) Copy() *Node {
 		c.ManagerStatus = &ms
 	}
 	c.Certificate = copyPtr(n.Certificate)
+	c.DataKey = copyPtr(n.DataKey)
 	return &c
 }
 

@@ -107,9 +107,15 @@ func (s *Server) UpdateCluster(ctx context.Context, version uint64, spec api.Clu
 		// Autolock turned on makes a new unlock key, turned off drops
 		// it: every manager rewraps its data key when it sees the change
 		// (swarm/nodelock.go).
+		// Each change of the KEK is a new generation, which the managers
+		// report once applied (Node.DataKey).
 		switch on := spec.EncryptionConfig.AutoLockManagers; {
 		case on && cur.UnlockKey == "":
 			cur.UnlockKey = encryption.NewUnlockKey()
+			cur.KEKGeneration++
+		case !on && cur.Spec.EncryptionConfig.AutoLockManagers:
+			cur.UnlockKey = ""
+			cur.KEKGeneration++
 		case !on:
 			cur.UnlockKey = ""
 		}
@@ -218,6 +224,7 @@ func (s *Server) RotateUnlockKey(ctx context.Context) (string, error) {
 				return control.ErrNoUnlockKey
 			}
 			c.UnlockKey = key
+			c.KEKGeneration++
 			return tx.UpdateCluster(c)
 		})
 		if !isConflict(err) || ctx.Err() != nil {

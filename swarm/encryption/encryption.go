@@ -13,8 +13,17 @@
 //	     unlock key (locked) or the file beside it
 //	kek  the KEK, when not locked
 //
-// Changing the KEK (autolock on or off, a rotated unlock key) rewraps the
-// DEK: the data itself is not rewritten. The DEK does not change.
+// Changing the KEK rewraps the DEK. A change to a new unlock key (autolock
+// turned on, or the unlock key rotated) also rotates the DEK (Rotate): a
+// copy of the data dir taken before, with the key file or the old unlock
+// key, opens the old DEK, and must open nothing written after. The new
+// DEK is written first as pending, wrapped beside the old one by the new
+// KEK; the caller rewrites its data under it (raft's Rekey, the node key
+// file) and then commits it (CommitDEK), dropping the old. A node that
+// crashes in between finds both in the dek file and finishes the
+// rotation as it starts (DEK is the pending one, OldDEKs the other).
+// Turning autolock off only rewraps: a new DEK would sit beside the data
+// as the old one does.
 package encryption
 
 import (
@@ -73,16 +82,20 @@ func ParseUnlockKey(s string) (*seal.Key, error) {
 
 // Keys is a manager's unwrapped DEK and how it is wrapped on disk.
 type Keys struct {
-	dir    string
-	dek    *seal.Key
-	locked bool
-	kek    *seal.Key // the key the DEK is wrapped with now
+	dir     string
+	dek     *seal.Key
+	pending *seal.Key // a DEK being rotated to (Rotate), nil otherwise
+	locked  bool
+	kek     *seal.Key // the key the DEK is wrapped with now
 }
 
 type dekJSON struct {
 	Version int    `json:"Version"`
 	Locked  bool   `json:"Locked"`
 	DEK     []byte `json:"DEK"` // sealed under the KEK
+	// Pending is the DEK being rotated to, sealed under the KEK: the data
+	// may be under either until CommitDEK.
+	Pending []byte `json:"Pending,omitempty"`
 }
 
 func keysDir(dataDir string) string { return filepath.Join(dataDir, dirName) }
@@ -192,7 +205,19 @@ func open(dir string, d dekJSON, kek *seal.Key, locked bool) (*Keys, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encryption: DEK: %w", err)
 	}
-	return &Keys{dir: dir, dek: dek, locked: locked, kek: kek}, nil
+	k := &Keys{dir: dir, dek: dek, locked: locked, kek: kek}
+	if d.Pending != nil {
+		// Written in the same file by the same KEK: a failure here is
+		// damage, not a wrong key.
+		raw, err := kek.Open(nil, d.Pending, dekAD)
+		if err == nil {
+			k.pending, err = seal.NewKey(raw)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("encryption: the pending DEK in %s does not open: %w", filepath.Join(dir, dekFile), err)
+		}
+	}
+	return k, nil
 }
 
 func readDEK(dir string) (dekJSON, error) {
@@ -210,8 +235,83 @@ func readDEK(dir string) (dekJSON, error) {
 	return d, nil
 }
 
-// DEK returns the data-encryption key.
-func (k *Keys) DEK() *seal.Key { return k.dek }
+// DEK returns the data-encryption key to write with: the pending one while
+// a rotation is unfinished (OldDEKs then opens what is not rewritten yet).
+func (k *Keys) DEK() *seal.Key {
+	if k.pending != nil {
+		return k.pending
+	}
+	return k.dek
+}
+
+// OldDEKs returns the DEK being rotated away from while a rotation is
+// unfinished: data may still be sealed with it.
+func (k *Keys) OldDEKs() []*seal.Key {
+	if k.pending != nil {
+		return []*seal.Key{k.dek}
+	}
+	return nil
+}
+
+// Rotating reports whether a DEK rotation is unfinished (CommitDEK).
+func (k *Keys) Rotating() bool { return k.pending != nil }
+
+// Sealer seals with DEK and opens with it or OldDEKs: the node key file's
+// (pki.KeySealer), which may be under either while a rotation is
+// unfinished.
+func (k *Keys) Sealer() *Sealer { return &Sealer{cur: k.DEK(), old: k.OldDEKs()} }
+
+// Sealer is Keys.Sealer.
+type Sealer struct {
+	cur *seal.Key
+	old []*seal.Key
+}
+
+// Seal seals with the current DEK.
+func (s *Sealer) Seal(dst, plain, ad []byte) []byte { return s.cur.Seal(dst, plain, ad) }
+
+// Open opens with the current DEK or an old one.
+func (s *Sealer) Open(dst, sealed, ad []byte) ([]byte, error) {
+	out, err := s.cur.Open(dst, sealed, ad)
+	for _, o := range s.old {
+		if err == nil {
+			break
+		}
+		out, err = o.Open(dst, sealed, ad)
+	}
+	return out, err
+}
+
+// Rotate starts a DEK rotation and wraps both DEKs by unlockKey, deleting
+// the key file (autolock on, or a rotated unlock key): a new DEK is made
+// and kept pending (DEK returns it). The caller rewrites the data under it,
+// then calls CommitDEK. A rotation already pending is resumed, not
+// restarted: data may be under its DEK already.
+func (k *Keys) Rotate(unlockKey string) error {
+	kek, err := ParseUnlockKey(unlockKey)
+	if err != nil {
+		return err
+	}
+	pending := k.pending
+	if pending == nil {
+		pending = seal.NewRandomKey()
+	}
+	return k.write(kek, k.dek, pending)
+}
+
+// CommitDEK ends a rotation: the pending DEK becomes the DEK, and the old
+// one is dropped from the dek file. The caller has rewritten everything
+// the old one sealed.
+func (k *Keys) CommitDEK() error {
+	if k.pending == nil {
+		return nil
+	}
+	kek := k.kek
+	if !k.locked {
+		kek = nil
+	}
+	return k.write(kek, k.pending, nil)
+}
 
 // Locked reports whether the DEK is wrapped by an unlock key.
 func (k *Keys) Locked() bool { return k.locked }
@@ -236,11 +336,16 @@ func (k *Keys) Lock(unlockKey string) error {
 // off).
 func (k *Keys) Unlocked() error { return k.wrap(nil) }
 
-// wrap writes the DEK sealed by kek (nil: a new random KEK kept in the
-// file). Locking writes the wrapped DEK before deleting the KEK file;
-// unlocking writes the KEK file first: a crash in between leaves a DEK
-// that either key still opens.
-func (k *Keys) wrap(kek *seal.Key) error {
+// wrap writes the DEK (and a pending one) sealed by kek (nil: a new random
+// KEK kept in the file).
+func (k *Keys) wrap(kek *seal.Key) error { return k.write(kek, k.dek, k.pending) }
+
+// write writes dek and pending sealed by kek (nil: a new random KEK kept
+// in the file). Locking writes the wrapped DEK before deleting the KEK
+// file; unlocking writes the KEK file first: a crash in between leaves a
+// DEK that either key still opens. The dek file is replaced whole (a
+// rename), so a crash leaves the old pair or the new one.
+func (k *Keys) write(kek *seal.Key, dek, pending *seal.Key) error {
 	locked := kek != nil
 	if !locked {
 		kek = seal.NewRandomKey()
@@ -248,7 +353,11 @@ func (k *Keys) wrap(kek *seal.Key) error {
 			return err
 		}
 	}
-	b, err := json.Marshal(dekJSON{Version: 1, Locked: locked, DEK: kek.Seal(nil, k.dek.Bytes(), dekAD)})
+	d := dekJSON{Version: 1, Locked: locked, DEK: kek.Seal(nil, dek.Bytes(), dekAD)}
+	if pending != nil {
+		d.Pending = kek.Seal(nil, pending.Bytes(), dekAD)
+	}
+	b, err := json.Marshal(d)
 	if err != nil {
 		return err
 	}
@@ -272,7 +381,7 @@ func (k *Keys) wrap(kek *seal.Key) error {
 	if err := syncDir(k.dir); err != nil {
 		return err
 	}
-	k.locked, k.kek = locked, kek
+	k.locked, k.kek, k.dek, k.pending = locked, kek, dek, pending
 	return nil
 }
 

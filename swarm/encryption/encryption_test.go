@@ -111,3 +111,78 @@ func TestUnlockCrash(t *testing.T) {
 		t.Fatalf("after the repair: %v", err)
 	}
 }
+
+// Rotate makes a new DEK, pending beside the old one under the unlock key
+// until CommitDEK: a crash before the commit (the dir reopened) finds
+// both, and resuming keeps the same pending DEK; after the commit only the
+// new one is left. A copy of the dir taken before, with its key file,
+// opens the old DEK only.
+func TestRotate(t *testing.T) {
+	d := t.TempDir()
+	k, err := Create(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := k.DEK().Bytes()
+	before := t.TempDir()
+	if err := os.CopyFS(filepath.Join(before, dirName), os.DirFS(filepath.Join(d, dirName))); err != nil {
+		t.Fatal(err)
+	}
+	key := NewUnlockKey()
+	if err := k.Rotate(key); err != nil {
+		t.Fatal(err)
+	}
+	next := k.DEK().Bytes()
+	if bytes.Equal(next, old) || !k.Rotating() || len(k.OldDEKs()) != 1 || !bytes.Equal(k.OldDEKs()[0].Bytes(), old) {
+		t.Fatalf("after Rotate: rotating %v, %d old keys, the DEK changed %v", k.Rotating(), len(k.OldDEKs()), !bytes.Equal(next, old))
+	}
+	if _, err := os.Stat(filepath.Join(d, dirName, kekFile)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("rotating to an unlock key left the key file: %v", err)
+	}
+	// A crash here: the node reopens with both, and resumes.
+	k2, err := Unlock(d, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !k2.Rotating() || !bytes.Equal(k2.DEK().Bytes(), next) || !bytes.Equal(k2.OldDEKs()[0].Bytes(), old) {
+		t.Fatal("reopened mid-rotation: not the pending DEK and the old one")
+	}
+	// The node key file sealed by either opens.
+	s := k2.Sealer()
+	for _, sealed := range [][]byte{k.OldDEKs()[0].Seal(nil, []byte("x"), nil), k.DEK().Seal(nil, []byte("x"), nil)} {
+		if p, err := s.Open(nil, sealed, nil); err != nil || string(p) != "x" {
+			t.Fatalf("the sealer mid-rotation: %q %v", p, err)
+		}
+	}
+	if err := k2.Rotate(key); err != nil || !bytes.Equal(k2.DEK().Bytes(), next) {
+		t.Fatalf("resuming made another DEK (%v)", err)
+	}
+	if err := k2.CommitDEK(); err != nil {
+		t.Fatal(err)
+	}
+	k3, err := Unlock(d, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k3.Rotating() || k3.OldDEKs() != nil || !bytes.Equal(k3.DEK().Bytes(), next) {
+		t.Fatal("after CommitDEK: not the new DEK alone")
+	}
+	if _, err := k3.Sealer().Open(nil, k.OldDEKs()[0].Seal(nil, []byte("x"), nil), nil); err == nil {
+		t.Fatal("after CommitDEK the old DEK still opens through the sealer")
+	}
+	kb, err := Open(before)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(kb.DEK().Bytes(), old) {
+		t.Fatal("the copy taken before opens something other than the old DEK")
+	}
+	// Autolock off after it: the new DEK is kept, rewrapped.
+	if err := k3.Unlocked(); err != nil {
+		t.Fatal(err)
+	}
+	k4, err := Open(d)
+	if err != nil || !bytes.Equal(k4.DEK().Bytes(), next) {
+		t.Fatalf("unlocked after the rotation: %v", err)
+	}
+}
