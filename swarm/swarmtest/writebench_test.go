@@ -3,7 +3,11 @@ package swarmtest_test
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
+	"runtime/pprof"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -38,6 +42,9 @@ import (
 // loops that react to it add), counted until the log is quiet again.
 //
 //	go test -run '^$' -bench 'ControlAPIWrite/managers=3/store=empty/via=socket' -benchtime 4000x ./swarm/swarmtest/
+//
+// APIARY_WRITEBENCH_PROFILE=DIR writes a CPU profile of each
+// sub-benchmark's writes to DIR (profileWrites).
 func BenchmarkControlAPIWrite(b *testing.B) {
 	for _, managers := range []int{3, 1} {
 		b.Run(fmt.Sprintf("managers=%d", managers), func(b *testing.B) {
@@ -179,6 +186,7 @@ func runWrites(b *testing.B, ctx context.Context, clients []*swarm.Client, op st
 	lat := make([][]time.Duration, len(clients))
 	var failed atomic.Value
 	var wg sync.WaitGroup
+	stopProfile := profileWrites(b)
 	b.ResetTimer()
 	from := applied()
 	start := time.Now()
@@ -202,6 +210,7 @@ func runWrites(b *testing.B, ctx context.Context, clients []*swarm.Client, op st
 	wg.Wait()
 	elapsed := time.Since(start)
 	b.StopTimer()
+	stopProfile()
 	if err, _ := failed.Load().(error); err != nil {
 		b.Fatal(err)
 	}
@@ -214,6 +223,29 @@ func runWrites(b *testing.B, ctx context.Context, clients []*swarm.Client, op st
 	b.ReportMetric(pct(0.99), "p99-ms")
 	b.ReportMetric(float64(entries)/float64(len(all)), "entries/write")
 	b.ReportMetric(0, "ns/op")
+}
+
+// profileWrites writes a CPU profile of the writes alone (not of the
+// cluster's start or of populate, which dominate a whole run's
+// -cpuprofile) when APIARY_WRITEBENCH_PROFILE names a directory: one file
+// per sub-benchmark, named after it.
+func profileWrites(b *testing.B) (stop func()) {
+	dir := os.Getenv("APIARY_WRITEBENCH_PROFILE")
+	if dir == "" {
+		return func() {}
+	}
+	f, err := os.Create(filepath.Join(dir, strings.NewReplacer("/", "_", "=", "-").Replace(b.Name())+".prof"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		b.Fatal(err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}
 }
 
 // write does one write of op for client i.
