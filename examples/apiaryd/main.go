@@ -230,8 +230,14 @@ func serve(dataDir string, o nodeOptions, flags *pflag.FlagSet, log *slog.Logger
 	var unlockKey string
 	if swarm.Locked(dataDir) {
 		// As long as it takes: the control socket answers unlock and
-		// status meanwhile.
-		if unlockKey, err = swarm.WaitForUnlock(ctx, dataDir, log); err != nil {
+		// status meanwhile, and docker.sock `docker swarm unlock`.
+		stopLocked, err := serveLockedDockerAPI(ctx, dataDir, o, log)
+		if err != nil {
+			return err
+		}
+		unlockKey, err = swarm.WaitForUnlock(ctx, dataDir, log)
+		stopLocked()
+		if err != nil {
 			return err
 		}
 	}

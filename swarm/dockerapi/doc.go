@@ -10,8 +10,9 @@
 // Served, under /v1.24/ to /v<APIVersion>/ (or unversioned): /_ping (GET,
 // HEAD, with the Api-Version, Ostype and Swarm headers), /version, /info
 // (its Swarm section), /swarm (inspect, update, init and join answering
-// 503 "already part of a swarm", leave, unlock and unlockkey answering as
-// Docker does for an unlocked cluster), /nodes, /services (with
+// 503 "already part of a swarm", leave, update turning autolock on or off
+// and rotating the unlock key, unlockkey, and unlock on a locked manager's
+// server, Config.Unlock), /nodes, /services (with
 // status=true, insertDefaults, version, rollback=previous, logs), /tasks
 // (with desired-state and _up-to-date, logs), /networks, /secrets,
 // /configs, /events (cluster objects), /distribution/{image}/json (404: no

@@ -45,6 +45,13 @@ func statusOf(err error) (int, string) {
 	switch {
 	case errors.Is(err, control.ErrNotManager):
 		return http.StatusServiceUnavailable, errNotManagerMessage
+	case errors.Is(err, control.ErrLocked):
+		// Docker's words for a locked manager.
+		return http.StatusServiceUnavailable, `Swarm is encrypted and needs to be unlocked before it can be used. Please use "docker swarm unlock" to unlock it.`
+	case errors.Is(err, control.ErrWrongUnlockKey):
+		return http.StatusBadRequest, err.Error()
+	case errors.Is(err, control.ErrNoUnlockKey):
+		return http.StatusNotFound, "no unlock key is set: " + err.Error()
 	case errors.Is(err, api.ErrNotFound):
 		return http.StatusNotFound, err.Error()
 	case errors.Is(err, api.ErrConflict):

@@ -51,6 +51,10 @@ type Self struct {
 	Managers []string
 	// Executor names the node's executor kind ("process", "docker").
 	Executor string
+	// Locked: the node is a manager waiting for the cluster's unlock key
+	// (autolock): /info says so, /swarm/unlock takes the key
+	// (Config.Unlock), and the rest answers that the swarm is locked.
+	Locked bool
 }
 
 // Config configures a Server. Start from DefaultConfig; Backend and Self
@@ -58,7 +62,11 @@ type Self struct {
 type Config struct {
 	Backend Backend
 	// Self is called for every request that describes the node.
-	Self   func() Self
+	Self func() Self
+	// Unlock gives a locked node the unlock key (POST /swarm/unlock,
+	// `docker swarm unlock`); nil on a node that is running, which is
+	// not locked.
+	Unlock func(ctx context.Context, key string) error
 	Logger *slog.Logger
 	// MaxBodyBytes bounds a request body: a secret or config of
 	// api.MaxSecretSize encodes to ~683 KiB of base64 in JSON, a service

@@ -51,8 +51,10 @@ func (s *Server) swarmLeave(w http.ResponseWriter, r *http.Request) error {
 
 // swarmUpdate maps what the cluster spec holds (task history, heartbeat
 // period, certificate lifetime, labels) onto the stored spec, keeping
-// ours where Docker's has no field (address pool, gossip), and rotates
-// the join tokens asked for. Raft, task-default and external-CA settings
+// ours where Docker's has no field (address pool, gossip), turns autolock
+// on or off (EncryptionConfig.AutoLockManagers: Docker's CLI sends the
+// spec it read, so a false there is a false), and rotates the join tokens
+// and the unlock key asked for. Raft, task-default and external-CA settings
 // are not Apiary's to change this way and are ignored, as are values left
 // zero (Docker's CLI sends the spec it read).
 func (s *Server) swarmUpdate(w http.ResponseWriter, r *http.Request) error {
@@ -76,9 +78,6 @@ func (s *Server) swarmUpdate(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if rotUnlock || spec.EncryptionConfig.AutoLockManagers {
-		return errUnavailable(errors.New("autolock is not available on this cluster yet: managers cannot be locked, so there is no unlock key to rotate"))
-	}
 	ctx := r.Context()
 	c, err := s.cfg.Backend.GetCluster(ctx)
 	if err != nil {
@@ -96,6 +95,11 @@ func (s *Server) swarmUpdate(w http.ResponseWriter, r *http.Request) error {
 	if e := spec.CAConfig.NodeCertExpiry; e != 0 {
 		ours.CAConfig.NodeCertExpiry = e
 	}
+	ours.EncryptionConfig.AutoLockManagers = spec.EncryptionConfig.AutoLockManagers
+	if rotUnlock && !ours.EncryptionConfig.AutoLockManagers {
+		// Checked before anything is written: the update changes nothing.
+		return errInvalid(errors.New("rotateManagerUnlockKey: autolock is off (EncryptionConfig.AutoLockManagers), so there is no unlock key to rotate"))
+	}
 	if _, err := s.cfg.Backend.UpdateCluster(ctx, version, ours); err != nil {
 		return err
 	}
@@ -109,24 +113,41 @@ func (s *Server) swarmUpdate(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
+	if rotUnlock {
+		// Each manager rewraps (and rotates) its data key as it sees the
+		// new key; apiaryctl swarm unlock-key --rotate waits for them.
+		if _, err := s.cfg.Backend.RotateUnlockKey(ctx); err != nil {
+			return err
+		}
+	}
 	w.WriteHeader(http.StatusOK)
 	return nil
 }
 
-// swarmUnlockKey and swarmUnlock answer as Docker does for a cluster
-// whose managers are not locked, which every Apiary cluster is until
-// autolock is built.
+// swarmUnlockKey answers the cluster's unlock key (GetUnlockKey): 404 "no
+// unlock key is set" while autolock is off.
 func (s *Server) swarmUnlockKey(w http.ResponseWriter, r *http.Request) error {
-	if _, err := s.cfg.Backend.GetCluster(r.Context()); err != nil {
+	key, err := s.cfg.Backend.GetUnlockKey(r.Context())
+	if err != nil {
 		return err
 	}
-	return errNotFound(errors.New("no unlock key is set"))
+	return writeJSON(w, http.StatusOK, swarm.UnlockKeyResponse{UnlockKey: key})
 }
 
+// swarmUnlock gives a locked node its unlock key (Config.Unlock, the
+// node's control socket): a wrong key is 400 and the node stays locked. A
+// running node is not locked, as Docker answers.
 func (s *Server) swarmUnlock(w http.ResponseWriter, r *http.Request) error {
 	var req swarm.UnlockRequest
 	if err := readJSON(r, &req); err != nil {
 		return err
 	}
-	return errUnavailable(errors.New("swarm is not locked"))
+	if s.cfg.Unlock == nil || !s.cfg.Self().Locked {
+		return errUnavailable(errors.New("swarm is not locked"))
+	}
+	if err := s.cfg.Unlock(r.Context(), req.UnlockKey); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusOK)
+	return nil
 }

@@ -67,6 +67,11 @@ func (s *Server) swarmInfo(r *http.Request) swarm.Info {
 	if self.NodeID == "" {
 		return info
 	}
+	if self.Locked {
+		info.LocalNodeState = swarm.LocalNodeStateLocked
+		info.ControlAvailable = true
+		return info
+	}
 	info.LocalNodeState = swarm.LocalNodeStateActive
 	info.ControlAvailable = self.Manager
 	for _, m := range self.Managers {
@@ -153,10 +158,11 @@ func clusterInfo(c *api.Cluster) swarm.ClusterInfo {
 		ID:   c.ID,
 		Meta: meta(c.Meta),
 		Spec: swarm.Spec{
-			Annotations:   swarm.Annotations{Name: c.Spec.Name, Labels: c.Spec.Labels},
-			Orchestration: swarm.OrchestrationConfig{TaskHistoryRetentionLimit: &limit},
-			Dispatcher:    swarm.DispatcherConfig{HeartbeatPeriod: c.Spec.Dispatcher.HeartbeatPeriod},
-			CAConfig:      swarm.CAConfig{NodeCertExpiry: c.Spec.CAConfig.NodeCertExpiry},
+			Annotations:      swarm.Annotations{Name: c.Spec.Name, Labels: c.Spec.Labels},
+			Orchestration:    swarm.OrchestrationConfig{TaskHistoryRetentionLimit: &limit},
+			Dispatcher:       swarm.DispatcherConfig{HeartbeatPeriod: c.Spec.Dispatcher.HeartbeatPeriod},
+			CAConfig:         swarm.CAConfig{NodeCertExpiry: c.Spec.CAConfig.NodeCertExpiry},
+			EncryptionConfig: swarm.EncryptionConfig{AutoLockManagers: c.Spec.EncryptionConfig.AutoLockManagers},
 		},
 		DefaultAddrPool: c.Spec.Network.Pools(),
 		SubnetSize:      uint32(c.Spec.Network.Size()),
