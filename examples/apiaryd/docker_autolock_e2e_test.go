@@ -34,7 +34,8 @@ var unlockKeyRE = regexp.MustCompile(`APKEY-1-[A-Za-z0-9_-]{43}`)
 // docker.sock: `docker swarm unlock-key` with autolock off (no key),
 // `docker swarm update --autolock=true` (prints the key, the cluster's),
 // `docker swarm unlock-key --rotate` (a new key), `docker swarm unlock` on
-// a running node (not locked); then the daemon restarted waits locked,
+// a running node (not locked), `apiaryctl swarm unlock-key --rotate`
+// returning once the manager has the new key; then the daemon restarted waits locked,
 // its docker.sock saying so in `docker info`, refusing a wrong key from
 // `docker swarm unlock` and starting with the right one.
 func TestBinariesDockerAutolock(t *testing.T) {
@@ -78,18 +79,23 @@ func TestBinariesDockerAutolock(t *testing.T) {
 	if out, err := run(key+"\n", "swarm", "unlock"); err == nil || !strings.Contains(out, "not locked") {
 		t.Fatalf("docker swarm unlock on a running node: %v %s", err, out)
 	}
-	// The manager has applied the new key before it stops (else it would
-	// still open with the previous one): generation 2 (autolock on, then
-	// the rotation) in its node's DataKey.
-	e.waitFor("the manager to apply the rotated key", 30*time.Second, func() (bool, string) {
-		var nodes []struct {
-			DataKey *struct{ KEKGeneration uint64 }
-		}
-		if err := e.ctlJSON("m1", &nodes, "node", "ls"); err != nil || len(nodes) != 1 {
-			return false, fmt.Sprint(nodes, err)
-		}
-		return nodes[0].DataKey != nil && nodes[0].DataKey.KEKGeneration == 2, fmt.Sprintf("%+v", nodes[0].DataKey)
-	})
+	// apiaryctl's rotation waits until every reachable manager has
+	// applied it: generation 3 (autolock on, docker's rotation, this one)
+	// is in the manager's node when it returns, and the manager may stop.
+	out, err = e.ctl("m1", "swarm", "unlock-key", "--rotate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "Every reachable manager has the new key") || unlockKeyRE.FindString(out) == key {
+		t.Fatalf("apiaryctl swarm unlock-key --rotate:\n%s", out)
+	}
+	key = unlockKeyRE.FindString(out)
+	var nodes []struct {
+		DataKey *struct{ KEKGeneration uint64 }
+	}
+	if err := e.ctlJSON("m1", &nodes, "node", "ls"); err != nil || len(nodes) != 1 || nodes[0].DataKey == nil || nodes[0].DataKey.KEKGeneration != 3 {
+		t.Fatalf("after the wait, the manager reports %+v (%v), want generation 3", nodes, err)
+	}
 	m1.stop(t)
 
 	m1 = e.launch("m1", addr, "077", "run", "--log-level", "warn")
