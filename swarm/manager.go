@@ -184,6 +184,9 @@ func startManager(ctx context.Context, cfg ManagerConfig, services func(*store.M
 	if cfg.Raft != nil {
 		opts.Membership = m
 	}
+	if opts.Scheduler == nil {
+		opts.Scheduler = scheduler.New(cfg.Scheduler)
+	}
 	m.control = controlapi.New(m.store, opts)
 	m.dispatcher = dispatcher.New(m.store, cfg.Dispatcher)
 	runCtx, cancel := context.WithCancel(context.Background())

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"sort"
 
+	"github.com/apiary-io/apiary/scheduler"
 	"github.com/apiary-io/apiary/store"
 	"github.com/apiary-io/apiary/swarm/api"
 	"github.com/apiary-io/apiary/swarm/api/control"
@@ -21,6 +22,7 @@ type Server struct {
 	membership Membership
 	logs       LogSource
 	ca         CA
+	sched      *scheduler.Scheduler
 }
 
 // Options are what a Server reaches beyond its store. Each is optional:
@@ -36,11 +38,18 @@ type Options struct {
 	// CA is the cluster's certificate authority (RotateRootCA,
 	// RootCAStatus).
 	CA CA
+	// Scheduler is the manager's scheduler, whose placements PlanService
+	// foresees (scheduler.DefaultConfig's when nil).
+	Scheduler *scheduler.Scheduler
 }
 
 // New returns a Server writing to s, reaching what opts gives it.
 func New(s *store.MemoryStore, opts Options) *Server {
-	return &Server{store: s, membership: opts.Membership, logs: opts.Logs, ca: opts.CA}
+	sched := opts.Scheduler
+	if sched == nil {
+		sched = scheduler.New(scheduler.DefaultConfig())
+	}
+	return &Server{store: s, membership: opts.Membership, logs: opts.Logs, ca: opts.CA, sched: sched}
 }
 
 // ErrInvalidArgument marks errors caused by bad input; test with errors.Is.

@@ -42,6 +42,11 @@ type API interface {
 	// ServiceProgress says how far a service's actual state is from its
 	// desired state.
 	ServiceProgress(ctx context.Context, ref string) (*Progress, error)
+	// PlanService says what writing spec would do, changing nothing: for
+	// a new service (ref "") or an update of the service ref, the tasks
+	// that would be created, replaced or removed and where the scheduler
+	// would place each, or why it could not (a dry run; see ServicePlan).
+	PlanService(ctx context.Context, ref string, spec api.ServiceSpec) (*ServicePlan, error)
 	// GetTask returns a task by ID or unique ID prefix.
 	GetTask(ctx context.Context, ref string) (*api.Task, error)
 	// ListTasks returns the tasks that match filter, as `service ps` shows
@@ -202,6 +207,49 @@ type Progress struct {
 	// says what is still missing when it does not.
 	Converged bool   `json:"Converged"`
 	Waiting   string `json:"Waiting,omitempty"`
+}
+
+// ServicePlan is what PlanService foresees: the orchestrator's and the
+// scheduler's own decisions, simulated over a read of the cluster until
+// the service settles, assuming every task placed starts and every task
+// stopped stops.
+type ServicePlan struct {
+	// ServiceID is the service updated, "" for a new one.
+	ServiceID string `json:"ServiceID,omitempty"`
+	Name      string `json:"Name"`
+	Mode      string `json:"Mode"`
+	// Create are new slots (or, global, nodes), Replace tasks replaced by
+	// new ones, Remove tasks that stop with no successor.
+	Create  []PlannedTask `json:"Create,omitempty"`
+	Replace []PlannedTask `json:"Replace,omitempty"`
+	Remove  []PlannedTask `json:"Remove,omitempty"`
+	// Unchanged counts the tasks that keep running as they are.
+	Unchanged int `json:"Unchanged"`
+	// Unplaced counts the new tasks that fit on no node.
+	Unplaced int `json:"Unplaced"`
+	// UpdateState is how the rollout would end (api.UpdateState...), ""
+	// when there is nothing to roll.
+	UpdateState string `json:"UpdateState,omitempty"`
+	// Truncated says the simulation stopped at its bound before the
+	// service settled (a long rolling update): what it shows is its start.
+	Truncated bool `json:"Truncated,omitempty"`
+}
+
+// PlannedTask is one slot's change in a ServicePlan.
+type PlannedTask struct {
+	// Slot is the replicated slot; 0 for a global service's task.
+	Slot uint64 `json:"Slot,omitempty"`
+	// Name is the task's name ("web.3", or "web.<node ID>" for a global
+	// service).
+	Name string `json:"Name"`
+	// OldTaskID and OldNodeID are the task that stops and its node.
+	OldTaskID string `json:"OldTaskID,omitempty"`
+	OldNodeID string `json:"OldNodeID,omitempty"`
+	// NodeID is where the new task would run (its hostname in
+	// NodeHostname); "" when it fits nowhere, Reason saying why.
+	NodeID       string `json:"NodeID,omitempty"`
+	NodeHostname string `json:"NodeHostname,omitempty"`
+	Reason       string `json:"Reason,omitempty"`
 }
 
 // LogsRequest selects a service's output.

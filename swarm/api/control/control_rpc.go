@@ -24,6 +24,7 @@ var APIMethods = []string{
 	"/apiary.Control/ScaleService",
 	"/apiary.Control/RemoveService",
 	"/apiary.Control/ServiceProgress",
+	"/apiary.Control/PlanService",
 	"/apiary.Control/GetTask",
 	"/apiary.Control/ListTasks",
 	"/apiary.Control/GetNode",
@@ -112,6 +113,13 @@ func RegisterAPI(s grpc.ServiceRegistrar, impl API, guard rpc.Guard) {
 				return nil, err
 			}
 			return &apiServiceProgressResponse{Result: res}, nil
+		}),
+		rpc.HandleUnary("PlanService", func(ctx context.Context, r *apiPlanServiceRequest) (*apiPlanServiceResponse, error) {
+			res, err := impl.PlanService(ctx, r.Ref, r.Spec)
+			if err != nil {
+				return nil, err
+			}
+			return &apiPlanServiceResponse{Result: res}, nil
 		}),
 		rpc.HandleUnary("GetTask", func(ctx context.Context, r *apiGetTaskRequest) (*apiGetTaskResponse, error) {
 			res, err := impl.GetTask(ctx, r.Ref)
@@ -389,6 +397,15 @@ func (c *apiClient) ServiceProgress(ctx context.Context, ref string) (*Progress,
 	resp, err := rpc.Call[apiServiceProgressResponse](ctx, c.conn, APIService, "ServiceProgress", &apiServiceProgressRequest{Ref: ref}, c.opts...)
 	if err != nil {
 		var zero *Progress
+		return zero, err
+	}
+	return resp.Result, nil
+}
+
+func (c *apiClient) PlanService(ctx context.Context, ref string, spec api.ServiceSpec) (*ServicePlan, error) {
+	resp, err := rpc.Call[apiPlanServiceResponse](ctx, c.conn, APIService, "PlanService", &apiPlanServiceRequest{Ref: ref, Spec: spec}, c.opts...)
+	if err != nil {
+		var zero *ServicePlan
 		return zero, err
 	}
 	return resp.Result, nil
@@ -695,6 +712,11 @@ func (u UnimplementedAPI) ServiceProgress(context.Context, string) (*Progress, e
 	return zero, rpc.Unimplemented("/apiary.Control/ServiceProgress", u.Err)
 }
 
+func (u UnimplementedAPI) PlanService(context.Context, string, api.ServiceSpec) (*ServicePlan, error) {
+	var zero *ServicePlan
+	return zero, rpc.Unimplemented("/apiary.Control/PlanService", u.Err)
+}
+
 func (u UnimplementedAPI) GetTask(context.Context, string) (*api.Task, error) {
 	var zero *api.Task
 	return zero, rpc.Unimplemented("/apiary.Control/GetTask", u.Err)
@@ -898,6 +920,13 @@ type (
 	}
 	apiServiceProgressResponse struct {
 		Result *Progress `json:"Result,omitzero"`
+	}
+	apiPlanServiceRequest struct {
+		Ref  string          `json:"Ref,omitzero"`
+		Spec api.ServiceSpec `json:"Spec,omitzero"`
+	}
+	apiPlanServiceResponse struct {
+		Result *ServicePlan `json:"Result,omitzero"`
 	}
 	apiGetTaskRequest struct {
 		Ref string `json:"Ref,omitzero"`
