@@ -278,6 +278,9 @@ func (n *Node) followAutolock(ctx context.Context, m *Manager, keys *encryption.
 		}
 	}
 	n.keysMu.Unlock()
+	if !n.caughtUp(ctx, m) {
+		return
+	}
 	var retry <-chan time.Time
 	for {
 		retry = nil
@@ -296,6 +299,33 @@ func (n *Node) followAutolock(ctx context.Context, m *Manager, keys *encryption.
 		case <-retry:
 		case <-ctx.Done():
 			return
+		}
+	}
+}
+
+// caughtUp waits until the manager's store reflects every write committed
+// before it asks (raft's ReadIndex), retrying until it does or ctx ends
+// (false). Right after a restart the store holds the latest snapshot and
+// applies the log after it in the background: acting on the cluster
+// object of that snapshot would rewrap (and rotate) the data key under an
+// unlock key the cluster has since replaced, and a stop before the newer
+// one was seen would leave the data locked with the older key.
+func (n *Node) caughtUp(ctx context.Context, m *Manager) bool {
+	if m.raft == nil {
+		return true
+	}
+	for {
+		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := m.raft.ReadIndex(rctx)
+		cancel()
+		if err == nil {
+			return true
+		}
+		n.log.Debug("autolock: waiting for the store to catch up", "err", err)
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(200 * time.Millisecond):
 		}
 	}
 }
