@@ -103,7 +103,9 @@ func TestExecutorFilter(t *testing.T) {
 		// A container whose image is an executable's path runs as a
 		// process on process nodes (issue 17), and nowhere on Docker's.
 		{"process", Task("web").Container("/opt/bin/web"), true, ""},
-		{"docker", Task("web").Container("/opt/bin/web"), true, ""},
+		{"docker", Task("web").Container("/opt/bin/web"), false, "no suitable node (1 node cannot run process tasks)"},
+		{"process", Task("web").Container("process.apiary.invalid/opt/bin/web:latest"), true, ""},
+		{"docker", Task("web").Container("process.apiary.invalid/opt/bin/web:latest"), false, "no suitable node (1 node cannot run process tasks)"},
 	} {
 		t.Run(tc.executor+"/"+tc.reason, func(t *testing.T) {
 			checkFilter(t, Node("n").Executor(tc.executor), tc.task, scheduler.PluginExecutor, tc.fits, tc.reason, "executor "+tc.executor)

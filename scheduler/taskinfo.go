@@ -81,6 +81,11 @@ func NewTaskInfo(t *api.Task) *TaskInfo {
 		Strategy:  StrategySpread,
 		u:         newUsage(t),
 	}
+	if t.Spec.Process == nil && t.Spec.Container.RunsAsProcess() {
+		// A container spec naming a program (api.IsProcessImage) is a
+		// process task: Docker nodes are refused for that.
+		ti.Runtime = api.RuntimeProcess
+	}
 	ti.NanoCPUs, ti.MemoryBytes = ti.u.nanoCPUs, ti.u.memory
 	ti.HostPorts = ti.u.ports
 	if p := t.Spec.Placement; p != nil {

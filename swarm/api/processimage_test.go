@@ -2,6 +2,7 @@ package api
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -19,9 +20,33 @@ func TestProcessImage(t *testing.T) {
 		{"opt/bin/web", false},
 		{"nginx:1.27", false},
 		{"", false},
+		// The docker CLI's compose loader refuses a path: the reserved
+		// registry host spells one as an image reference, tag ignored.
+		{"process.apiary.invalid/usr/local/bin/webapp", true},
+		{"process.apiary.invalid/usr/local/bin/webapp:latest", true},
+		{"process.apiary.invalid/web:v2", true},
+		{"process.apiary.invalid/", false},
+		{"process.apiary.invalid", false},
+		{"process.apiary.invalid/usr/../web", false},
+		{"process.apiary.invalid//web", false},
+		{"process.apiary.invalid/usr/bin/", false},
+		{"process.apiary.invalid/web@sha256:" + strings.Repeat("a", 64), false},
+		{"process.apiary.invalid/web:bad:tag", false},
+		{"process.apiary.invalid/Opt/web", false}, // not a reference: spelled as a path
+		{"process.apiary.invalid:5000/web", false},
+		{"registry.example.com/usr/bin/web", false},
 	} {
 		if got := IsProcessImage(tc.image); got != tc.want {
 			t.Errorf("IsProcessImage(%q) = %v, want %v", tc.image, got, tc.want)
+		}
+	}
+	for image, want := range map[string]string{
+		"/opt/bin/web": "/opt/bin/web",
+		"process.apiary.invalid/usr/local/bin/webapp:latest": "/usr/local/bin/webapp",
+		"process.apiary.invalid/tmp/apiary-e2e-1/webapp-v2":  "/tmp/apiary-e2e-1/webapp-v2",
+	} {
+		if got, ok := ProcessImagePath(image); !ok || got != want {
+			t.Errorf("ProcessImagePath(%q) = %q, %v; want %q", image, got, ok, want)
 		}
 	}
 }
@@ -40,10 +65,18 @@ func TestContainerAsProcess(t *testing.T) {
 	if got := (&ContainerSpec{Image: "nginx"}).AsProcess(); got != nil {
 		t.Errorf("AsProcess of an image = %+v, want nil", got)
 	}
-	for kind, want := range map[string]bool{"process": true, "docker": true, "fake": true, "": true, "other": false} {
+	// No registry serves a program: Docker nodes cannot run it.
+	for kind, want := range map[string]bool{"process": true, "docker": false, "fake": true, "": true, "other": false} {
 		if got := (TaskSpec{Container: c}).RunsOn(kind); got != want {
 			t.Errorf("RunsOn(%q) = %v, want %v", kind, got, want)
 		}
+	}
+	if !(TaskSpec{Container: &ContainerSpec{Image: "nginx"}}).RunsOn("docker") {
+		t.Error("an image does not run on a docker node")
+	}
+	h := &ContainerSpec{Image: "process.apiary.invalid/opt/bin/web:latest", Args: []string{"-v"}}
+	if got := h.AsProcess(); got == nil || !reflect.DeepEqual(got.Command, []string{"/opt/bin/web"}) || !reflect.DeepEqual(got.Args, []string{"-v"}) {
+		t.Errorf("AsProcess of %s = %+v, want /opt/bin/web -v", h.Image, got)
 	}
 	img := TaskSpec{Container: &ContainerSpec{Image: "nginx"}}
 	if img.RunsOn(RuntimeProcess) {
@@ -63,6 +96,16 @@ func TestValidateProcessImage(t *testing.T) {
 	s.TaskTemplate.Container.Image = "/opt/../web"
 	if err := s.Validate(); err == nil {
 		t.Error("an unclean path image was accepted")
+	}
+	s.TaskTemplate.Container.Image = "process.apiary.invalid/opt/bin/web:latest"
+	if err := s.Validate(); err != nil {
+		t.Errorf("a process.apiary.invalid image: %v", err)
+	}
+	for _, bad := range []string{"process.apiary.invalid/opt/../web", "process.apiary.invalid/web@sha256:" + strings.Repeat("a", 64)} {
+		s.TaskTemplate.Container.Image = bad
+		if err := s.Validate(); err == nil || !strings.Contains(err.Error(), "a process image is process.apiary.invalid/PATH[:TAG]") {
+			t.Errorf("image %q: %v, want the process image's rule", bad, err)
+		}
 	}
 }
 

@@ -307,6 +307,8 @@ func validateContainer(v *validator, p string, c *ContainerSpec) {
 	case IsProcessImage(c.Image):
 		// An executable on the node, for process-executor nodes
 		// (processimage.go); the scheduler places it on those only.
+	case strings.HasPrefix(c.Image, ProcessImageHost+"/"):
+		v.addf(fieldPath(p, "image"), "a process image is %s/PATH[:TAG], PATH a clean path to the program and no digest, got %q", ProcessImageHost, c.Image)
 	case !validImageReference(c.Image):
 		v.addf(fieldPath(p, "image"), "must be an image reference such as nginx:1.27 or registry.example.com:5000/team/app@sha256:<digest>, got %q", c.Image)
 	}

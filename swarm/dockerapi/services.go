@@ -3,6 +3,7 @@ package dockerapi
 import (
 	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/docker/docker/api/types/swarm"
 	"github.com/docker/docker/api/types/versions"
@@ -80,13 +81,31 @@ func (s *Server) serviceCreate(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, http.StatusCreated, swarm.ServiceCreateResponse{ID: svc.ID, Warnings: warnings(d)})
 }
 
-// warnings tell a Docker user what Apiary keeps but does not enforce.
+// warnings tell a Docker user what Apiary keeps but does not enforce,
+// naming only the settings the spec sets: the docker CLI sends some as
+// empty values (Privileges {}, DNSConfig {}, Init false) on every create.
 func warnings(d swarm.ServiceSpec) []string {
 	var out []string
 	if c := d.TaskTemplate.ContainerSpec; c != nil {
-		if c.Privileges != nil || c.DNSConfig != nil || c.Hosts != nil || c.Hostname != "" || c.TTY || c.ReadOnly || c.StopSignal != "" ||
-			c.Init != nil || c.Sysctls != nil || c.CapabilityAdd != nil || c.CapabilityDrop != nil || c.Ulimits != nil {
-			out = append(out, "Apiary keeps but does not apply these container settings: hostname, hosts, DNS, privileges, init, stop signal, TTY, read-only, sysctls, capabilities, ulimits")
+		var kept []string
+		add := func(set bool, name string) {
+			if set {
+				kept = append(kept, name)
+			}
+		}
+		add(c.Hostname != "", "hostname")
+		add(len(c.Hosts) > 0, "hosts")
+		add(c.DNSConfig != nil && len(c.DNSConfig.Nameservers)+len(c.DNSConfig.Search)+len(c.DNSConfig.Options) > 0, "DNS")
+		add(c.Privileges != nil && *c.Privileges != (swarm.Privileges{}), "privileges")
+		add(c.Init != nil && *c.Init, "init")
+		add(c.StopSignal != "", "stop signal")
+		add(c.TTY, "TTY")
+		add(c.ReadOnly, "read-only")
+		add(len(c.Sysctls) > 0, "sysctls")
+		add(len(c.CapabilityAdd)+len(c.CapabilityDrop) > 0, "capabilities")
+		add(len(c.Ulimits) > 0, "ulimits")
+		if len(kept) > 0 {
+			out = append(out, "Apiary keeps but does not apply these container settings: "+strings.Join(kept, ", "))
 		}
 	}
 	if d.TaskTemplate.LogDriver != nil {

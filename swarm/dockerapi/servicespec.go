@@ -58,7 +58,11 @@ func dockerSpec(s api.ServiceSpec, insertDefaults bool) swarm.ServiceSpec {
 	k := keeper{all: insertDefaults}
 	out := sent
 	keep(k, &out.Annotations, base.Annotations, cur.Annotations)
-	keep(k, &out.Mode, base.Mode, cur.Mode)
+	// The mode is mapped whole, and always shown as ours: Docker's daemon
+	// shows a mode sent without Replicas (what `docker service create`
+	// sends without --replicas) with the 1 it defaulted to, and the CLI's
+	// progress display and scale refuse a replicated mode without it.
+	out.Mode = cur.Mode
 	keep(k, &out.UpdateConfig, base.UpdateConfig, cur.UpdateConfig)
 	keep(k, &out.RollbackConfig, base.RollbackConfig, cur.RollbackConfig)
 	keep(k, &out.EndpointSpec, base.EndpointSpec, cur.EndpointSpec)
