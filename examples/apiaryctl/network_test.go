@@ -92,7 +92,7 @@ func TestNetworkCommands(t *testing.T) {
 		t.Errorf("network inspect db: %+v", db)
 	}
 
-	must(t, run, "service", "create", "--name", "web", "--network", "app", "--network", "name=db,alias=sql,alias=store",
+	must(t, run, "service", "create", "-d", "--name", "web", "--network", "app", "--network", "name=db,alias=sql,alias=store",
 		"-p", "8080:80", "--publish", "published=9090,target=90,protocol=tcp,proxy-protocol=v2,traffic-policy=local",
 		"-p", "published=7070,target=70,mode=host", "--", "/bin/app")
 	web := inspectJSON[api.Service](t, run, "service", "inspect", "web")
@@ -109,7 +109,7 @@ func TestNetworkCommands(t *testing.T) {
 	}
 
 	must(t, run, "network", "create", "other")
-	must(t, run, "service", "update", "--network-rm", "db", "--network-add", "name=other,alias=x",
+	must(t, run, "service", "update", "-d", "--network-rm", "db", "--network-add", "name=other,alias=x",
 		"--publish-rm", "7070", "--publish-add", "6060:60", "web")
 	upd := inspectJSON[api.Service](t, run, "service", "inspect", "web")
 	var got []string

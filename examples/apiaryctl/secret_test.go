@@ -72,7 +72,7 @@ func TestSecretCommands(t *testing.T) {
 		t.Errorf("config ls:\n%s", got)
 	}
 
-	must(t, run, "service", "create", "--name", "web", "--secret", "db",
+	must(t, run, "service", "create", "-d", "--name", "web", "--secret", "db",
 		"--secret", "source=tls,target=certs/tls.key,uid=1000,gid=1000,mode=0400",
 		"--config", "src=nginx.conf,target=nginx/nginx.conf,mode=444", "--", "/bin/app")
 	web := inspectJSON[api.Service](t, run, "service", "inspect", "web")
@@ -88,7 +88,7 @@ func TestSecretCommands(t *testing.T) {
 		t.Errorf("service configs %+v", c)
 	}
 
-	must(t, run, "service", "update", "--secret-rm", "tls", "--config-rm", "nginx.conf", "--secret-add", "source=tls,target=other", "web")
+	must(t, run, "service", "update", "-d", "--secret-rm", "tls", "--config-rm", "nginx.conf", "--secret-add", "source=tls,target=other", "web")
 	upd := inspectJSON[api.Service](t, run, "service", "inspect", "web")
 	if s := upd.Spec.TaskTemplate.Secrets; len(s) != 2 || s[1].File.Name != "other" || len(upd.Spec.TaskTemplate.Configs) != 0 {
 		t.Errorf("after update: secrets %+v configs %+v", s, upd.Spec.TaskTemplate.Configs)

@@ -19,7 +19,7 @@ func TestSecretUpdateCommands(t *testing.T) {
 	withStdin(t, "first-password", func() { must(t, run, "secret", "create", "--label", "env=prod", "db", "-") })
 	withStdin(t, "a=1", func() { must(t, run, "config", "create", "app.conf", "-") })
 	v1 := inspectJSON[api.Secret](t, run, "secret", "inspect", "db")
-	must(t, run, "service", "create", "--name", "web", "--secret", "db", "--config", "app.conf", "--", "/bin/app")
+	must(t, run, "service", "create", "-d", "--name", "web", "--secret", "db", "--config", "app.conf", "--", "/bin/app")
 
 	var v2ID string
 	withStdin(t, "second-password", func() { v2ID = strings.TrimSpace(must(t, run, "secret", "update", "db", "-")) })

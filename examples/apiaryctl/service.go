@@ -24,8 +24,42 @@ func (c *cli) serviceCmd() *cobra.Command {
 	return cmd
 }
 
+// rollout are the flags that say what create, update and scale do once
+// the write is made: wait with a progress display (the default), return
+// at once (-d), print nothing but the ID (-q), or write nothing and print
+// the plan (--dry-run).
+type rollout struct {
+	detach, quiet, dryRun bool
+}
+
+func (r *rollout) register(cmd *cobra.Command, dryRun bool) {
+	cmd.Flags().BoolVarP(&r.detach, "detach", "d", false, "return at once, without waiting for the service to converge")
+	cmd.Flags().BoolVarP(&r.quiet, "quiet", "q", false, "print no progress")
+	if dryRun {
+		cmd.Flags().BoolVar(&r.dryRun, "dry-run", false, "print the tasks that would be created, replaced or removed and where they would run, changing nothing")
+	}
+}
+
+// wait shows the service's progress until it converges, unless -d or -q
+// (which waits silently, as docker's -q).
+func (c *cli) wait(cl *client.Client, r rollout, ref string) error {
+	if r.detach {
+		return nil
+	}
+	// The rollout takes as long as it takes (docker waits too); Ctrl-C
+	// stops the wait, not the rollout.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	out := c.out
+	if r.quiet {
+		out = io.Discard
+	}
+	return waitProgress(ctx, cl, out, ref)
+}
+
 func (c *cli) serviceCreate() *cobra.Command {
 	var f serviceFlags
+	var r rollout
 	cmd := &cobra.Command{
 		Use:   "create --name NAME [OPTIONS] [-- COMMAND ARGS...]",
 		Short: "Create a service",
@@ -42,20 +76,29 @@ func (c *cli) serviceCreate() *cobra.Command {
 				return err
 			}
 			defer cancel()
+			if r.dryRun {
+				p, err := cl.PlanService(ctx, "", spec)
+				if err != nil {
+					return err
+				}
+				return printPlan(c.out, p)
+			}
 			svc, err := cl.CreateService(ctx, spec)
 			if err != nil {
 				return err
 			}
 			fmt.Fprintln(c.out, svc.ID)
-			return nil
+			return c.wait(cl, r, svc.ID)
 		},
 	}
 	f.register(cmd.Flags(), true)
+	r.register(cmd, true)
 	return cmd
 }
 
 func (c *cli) serviceUpdate() *cobra.Command {
 	var f serviceFlags
+	var r rollout
 	cmd := &cobra.Command{
 		Use:   "update [OPTIONS] SERVICE [-- COMMAND ARGS...]",
 		Short: "Update a service",
@@ -84,15 +127,23 @@ func (c *cli) serviceUpdate() *cobra.Command {
 			if err := f.apply(&spec, cmd.Flags().Changed, command, false); err != nil {
 				return err
 			}
+			if r.dryRun {
+				p, err := cl.PlanService(ctx, svc.ID, spec)
+				if err != nil {
+					return err
+				}
+				return printPlan(c.out, p)
+			}
 			svc, err = cl.UpdateService(ctx, svc.ID, svc.Meta.Version, spec)
 			if err != nil {
 				return err
 			}
 			fmt.Fprintln(c.out, svc.Spec.Name)
-			return nil
+			return c.wait(cl, r, svc.ID)
 		},
 	}
 	f.register(cmd.Flags(), false)
+	r.register(cmd, true)
 	return cmd
 }
 
@@ -164,7 +215,8 @@ func (c *cli) serviceInspect() *cobra.Command {
 }
 
 func (c *cli) serviceScale() *cobra.Command {
-	return &cobra.Command{
+	var r rollout
+	cmd := &cobra.Command{
 		Use:   "scale SERVICE=REPLICAS...",
 		Short: "Scale replicated services",
 		Args:  cobra.MinimumNArgs(1),
@@ -193,15 +245,25 @@ func (c *cli) serviceScale() *cobra.Command {
 					return err
 				}
 			}
+			var ids []string
 			for _, s := range todo {
-				if _, err := cl.ScaleService(ctx, s.ref, s.n); err != nil {
+				svc, err := cl.ScaleService(ctx, s.ref, s.n)
+				if err != nil {
 					return err
 				}
 				fmt.Fprintf(c.out, "%s scaled to %d\n", s.ref, s.n)
+				ids = append(ids, svc.ID)
+			}
+			for _, id := range ids {
+				if err := c.wait(cl, r, id); err != nil {
+					return err
+				}
 			}
 			return nil
 		},
 	}
+	r.register(cmd, false)
+	return cmd
 }
 
 func (c *cli) serviceRollback() *cobra.Command {

@@ -53,12 +53,14 @@ type serviceFlags struct {
 	limitMemory   string
 	stopGrace     time.Duration
 	forceUpdate   bool
+
+	docker dockerFlags
 }
 
 func (f *serviceFlags) register(fs *pflag.FlagSet, create bool) {
 	if create {
 		fs.StringVar(&f.name, "name", "", "service name (required)")
-		fs.StringVar(&f.mode, "mode", "replicated", "replicated or global")
+		fs.StringVar(&f.mode, "mode", "replicated", "replicated, global, replicated-job or global-job")
 		fs.StringArrayVar(&f.networks, "network", nil, "attach to a network: NAME or name=NAME[,alias=ALIAS...] (repeatable)")
 	} else {
 		fs.StringArrayVar(&f.networkAdd, "network-add", nil, "attach to a network: NAME or name=NAME[,alias=ALIAS...] (repeatable)")
@@ -69,6 +71,7 @@ func (f *serviceFlags) register(fs *pflag.FlagSet, create bool) {
 		fs.StringSliceVar(&f.constraintRm, "constraint-rm", nil, "remove a placement constraint")
 	}
 	f.refs.register(fs, create)
+	f.docker.register(fs, create)
 	fs.Int64Var(&f.replicas, "replicas", 1, "number of tasks (replicated mode)")
 	fs.StringArrayVar(&f.constraints, "constraint", nil, "placement constraint, e.g. node.labels.zone==a (repeatable)")
 	fs.StringArrayVarP(&f.publish, "publish", "p", nil, "publish a port: [PUBLISHED:]TARGET[/PROTOCOL] or published=P,target=T[,protocol=tcp|udp|sctp][,mode=ingress|host][,proxy-protocol=v2][,traffic-policy=cluster|local] (repeatable)")
@@ -96,22 +99,18 @@ func (f *serviceFlags) register(fs *pflag.FlagSet, create bool) {
 func (f *serviceFlags) apply(spec *api.ServiceSpec, changed func(string) bool, args []string, create bool) error {
 	if create {
 		spec.Name = f.name
-		switch f.mode {
-		case "replicated":
-			spec.Mode = api.ServiceMode{Replicated: &api.ReplicatedService{Replicas: f.replicas}}
-		case "global":
-			if changed("replicas") {
-				return fmt.Errorf("--replicas: not allowed with --mode global")
-			}
-			spec.Mode = api.ServiceMode{Global: &api.GlobalService{}}
-		default:
-			return fmt.Errorf("--mode: %q is not replicated or global", f.mode)
+		if err := f.docker.mode(spec, f.mode, f.replicas, changed); err != nil {
+			return err
 		}
 	} else if changed("replicas") {
-		if spec.Mode.Replicated == nil {
-			return fmt.Errorf("--replicas: service %q is not replicated", spec.Name)
+		switch {
+		case spec.Mode.Replicated != nil:
+			spec.Mode.Replicated.Replicas = f.replicas
+		case spec.Mode.ReplicatedJob != nil:
+			spec.Mode.ReplicatedJob.TotalCompletions = f.replicas
+		default:
+			return fmt.Errorf("--replicas: service %q is %s, not replicated", spec.Name, spec.Mode.ModeName())
 		}
-		spec.Mode.Replicated.Replicas = f.replicas
 	}
 	t := &spec.TaskTemplate
 	if create || changed("image") || len(args) > 0 {
@@ -119,16 +118,22 @@ func (f *serviceFlags) apply(spec *api.ServiceSpec, changed func(string) bool, a
 			return err
 		}
 	}
-	if changed("env") {
+	if changed("env") || changed("env-file") {
 		for _, e := range f.env {
 			if !strings.Contains(e, "=") {
 				return fmt.Errorf("--env %q: want K=V", e)
 			}
 		}
+		// Docker's order: the files, then --env over them.
+		env, err := readEnvFiles(f.docker.envFiles)
+		if err != nil {
+			return err
+		}
+		env = append(env, f.env...)
 		if t.Container != nil {
-			t.Container.Env = mergeEnv(t.Container.Env, f.env)
+			t.Container.Env = mergeEnv(t.Container.Env, env)
 		} else if t.Process != nil {
-			t.Process.Env = mergeEnv(t.Process.Env, f.env)
+			t.Process.Env = mergeEnv(t.Process.Env, env)
 		}
 	}
 	if changed("stop-grace-period") {
@@ -172,17 +177,15 @@ func (f *serviceFlags) apply(spec *api.ServiceSpec, changed func(string) bool, a
 	if err := f.refs.apply(t); err != nil {
 		return err
 	}
-	if anyChanged(changed, "update-parallelism", "update-delay", "update-order", "update-failure-action", "update-monitor") || create {
-		u := api.DefaultUpdateConfig()
-		if spec.UpdateConfig != nil {
-			u = *spec.UpdateConfig
+	if anyChanged(changed, updateFlags...) || (create && !spec.Mode.IsJob()) {
+		if spec.Mode.IsJob() {
+			return fmt.Errorf("--update-*: service %q is a job, never rolled out", spec.Name)
 		}
-		setIf(changed, "update-parallelism", &u.Parallelism, f.updParallelism)
-		setIf(changed, "update-delay", &u.Delay, f.updDelay)
-		setIf(changed, "update-order", &u.Order, f.updOrder)
-		setIf(changed, "update-failure-action", &u.FailureAction, f.updFailureAction)
-		setIf(changed, "update-monitor", &u.Monitor, f.updMonitor)
-		spec.UpdateConfig = &u
+		if err := checkRatio("update-max-failure-ratio", f.docker.updMaxFailureRatio); err != nil {
+			return err
+		}
+		setUpdateConfig(&spec.UpdateConfig, changed, "update", api.UpdateConfig{Parallelism: f.updParallelism, Delay: f.updDelay,
+			FailureAction: f.updFailureAction, Monitor: f.updMonitor, MaxFailureRatio: f.docker.updMaxFailureRatio, Order: f.updOrder})
 	}
 	if anyChanged(changed, "restart-condition", "restart-delay", "restart-max-attempts") {
 		r := api.RestartPolicy{}
@@ -207,6 +210,9 @@ func (f *serviceFlags) apply(spec *api.ServiceSpec, changed func(string) bool, a
 		if err := setResources(&t.Resources.Limits, changed, "limit", f.limitCPU, f.limitMemory); err != nil {
 			return err
 		}
+	}
+	if err := f.docker.apply(spec, changed, create); err != nil {
+		return err
 	}
 	if f.forceUpdate {
 		t.ForceUpdate++

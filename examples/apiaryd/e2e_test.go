@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -93,12 +94,33 @@ func (p *proc) kill9() {
 func (e *e2e) ctl(node string, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	args = detached(args)
 	cmd := exec.CommandContext(ctx, filepath.Join(e.bin, "apiaryctl"), append([]string{"--socket", filepath.Join(e.procs[node].dir, "control.sock")}, args...)...)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return string(out), fmt.Errorf("apiaryctl %s: %v: %s", strings.Join(args, " "), err, out)
 	}
 	return string(out), nil
+}
+
+// detached adds -d to service create, update and scale, which otherwise
+// show the rollout's progress until the service converges (as docker's
+// do): the tests wait for what they need themselves, and some make
+// services that never converge (a process that exits, a task that fits
+// nowhere). A test that wants the progress display passes --detach=false.
+func detached(args []string) []string {
+	if len(args) < 2 || args[0] != "service" || !slices.Contains([]string{"create", "update", "scale"}, args[1]) {
+		return args
+	}
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+		if a == "-d" || strings.HasPrefix(a, "--detach") || a == "--dry-run" {
+			return args
+		}
+	}
+	return append([]string{args[0], args[1], "-d"}, args[2:]...)
 }
 
 func (e *e2e) ctlJSON(node string, v any, args ...string) error {
