@@ -144,6 +144,11 @@ func (s *Server) serviceUpdate(w http.ResponseWriter, r *http.Request) error {
 	default:
 		return errInvalid(fmt.Errorf("unrecognized rollback option %s", rb))
 	}
+	if d.Name != prev.Spec.Name {
+		// Docker's answer (swarmkit's Unimplemented): a service's name is
+		// how stacks, DNS and the CLI find it.
+		return errNotImplemented(fmt.Errorf("renaming services is not supported (service %s is %q, the update names it %q)", prev.ID, prev.Spec.Name, d.Name))
+	}
 	spec, err := specFromDocker(d, &prev.Spec)
 	if err != nil {
 		return errInvalid(err)
