@@ -13,48 +13,8 @@ import (
 
 func (c *cli) nodeCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "node", Short: "Manage nodes"}
-	cmd.AddCommand(c.nodeLs(), c.nodeInspect(), c.nodeUpdate(), c.nodeRole("promote", api.NodeRoleManager),
+	cmd.AddCommand(c.nodeLs(), c.nodePs(), c.nodeInspect(), c.nodeUpdate(), c.nodeRole("promote", api.NodeRoleManager),
 		c.nodeRole("demote", api.NodeRoleWorker), c.nodeRm())
-	return cmd
-}
-
-func (c *cli) nodeLs() *cobra.Command {
-	cmd := &cobra.Command{
-		Use:     "ls",
-		Aliases: []string{"list"},
-		Short:   "List nodes",
-		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := c.checkFormat(); err != nil {
-				return err
-			}
-			cl, ctx, cancel, err := c.session()
-			if err != nil {
-				return err
-			}
-			defer cancel()
-			nodes, err := cl.ListNodes(ctx)
-			if err != nil {
-				return err
-			}
-			if c.format == "json" {
-				return c.printJSON(nodes)
-			}
-			w := table(c.out, "ID", "HOSTNAME", "STATUS", "AVAILABILITY", "MANAGER STATUS")
-			for _, n := range nodes {
-				ms := ""
-				if n.ManagerStatus != nil {
-					ms = titled(string(n.ManagerStatus.Reachability))
-					if n.ManagerStatus.Leader {
-						ms = "Leader"
-					}
-				}
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", short(n.ID), hostname(n), titled(string(n.Status.State)), titled(string(n.Spec.Availability)), ms)
-			}
-			return w.Flush()
-		},
-	}
-	c.addFormat(cmd)
 	return cmd
 }
 

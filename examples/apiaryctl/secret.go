@@ -172,7 +172,7 @@ func dataLs[T api.Object](c *cli, k dataCmds[T]) *cobra.Command {
 		})
 }
 
-// listCmd is an `ls` with docker's --filter, -q and --format json: cols
+// listCmd is an `ls` with docker's --filter, -q and --format: cols
 // head the table, row is one object's line (tab-separated), id what -q
 // prints.
 func listCmd[T any](c *cli, noun string, list func(*client.Client, context.Context, control.ObjectFilter) ([]T, error),
@@ -185,9 +185,6 @@ func listCmd[T any](c *cli, noun string, list func(*client.Client, context.Conte
 		Short:   "List " + noun + "s",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := c.checkFormat(); err != nil {
-				return err
-			}
 			filter, err := parseNetworkFilters(filters)
 			if err != nil {
 				return err
@@ -204,7 +201,8 @@ func listCmd[T any](c *cli, noun string, list func(*client.Client, context.Conte
 // listPrinted lists and prints as listCmd says.
 func listPrinted[T any](c *cli, quiet bool, list func(*client.Client, context.Context, control.ObjectFilter) ([]T, error),
 	filter control.ObjectFilter, id func(T) string, cols []string, row func(T) string) error {
-	if err := c.checkFormat(); err != nil {
+	f, err := parseFormat(c.format)
+	if err != nil {
 		return err
 	}
 	cl, ctx, cancel, err := c.session()
@@ -224,6 +222,23 @@ func listPrinted[T any](c *cli, quiet bool, list func(*client.Client, context.Co
 			fmt.Fprintln(c.out, id(o))
 		}
 		return nil
+	case f.tmpl != nil:
+		// A template reads the columns as fields: "NETWORK ID" is .ID,
+		// "CREATED" .Created.
+		recs := make([]record, len(all))
+		fields := make([]string, len(cols))
+		for i, col := range cols {
+			fields[i] = fieldOf(col)
+		}
+		for i, o := range all {
+			recs[i] = record{}
+			for j, v := range strings.Split(row(o), "\t") {
+				if j < len(fields) {
+					recs[i][fields[j]] = v
+				}
+			}
+		}
+		return c.printList(c.format, false, all, nil, recs, fields)
 	}
 	w := table(c.out, cols...)
 	for _, o := range all {

@@ -147,69 +147,6 @@ func (c *cli) serviceUpdate() *cobra.Command {
 	return cmd
 }
 
-func (c *cli) serviceLs() *cobra.Command {
-	cmd := &cobra.Command{
-		Use:     "ls",
-		Aliases: []string{"list"},
-		Short:   "List services",
-		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := c.checkFormat(); err != nil {
-				return err
-			}
-			cl, ctx, cancel, err := c.session()
-			if err != nil {
-				return err
-			}
-			defer cancel()
-			svcs, err := cl.ListServices(ctx)
-			if err != nil {
-				return err
-			}
-			if c.format == "json" {
-				return c.printJSON(svcs)
-			}
-			return c.serviceTable(ctx, cl, svcs)
-		},
-	}
-	c.addFormat(cmd)
-	return cmd
-}
-
-func (c *cli) servicePs() *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "ps SERVICE",
-		Short: "List the tasks of a service",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := c.checkFormat(); err != nil {
-				return err
-			}
-			cl, ctx, cancel, err := c.session()
-			if err != nil {
-				return err
-			}
-			defer cancel()
-			tasks, err := cl.ListTasks(ctx, control.TaskFilter{Service: args[0]})
-			if err != nil {
-				return err
-			}
-			if c.format == "json" {
-				return c.printJSON(tasks)
-			}
-			hosts := hostnames(ctx, cl)
-			w := table(c.out, "ID", "NAME", "NODE", "DESIRED STATE", "CURRENT STATE", "ERROR")
-			for _, t := range tasks {
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s %s ago\t%s\n", short(t.ID), t.Name, hosts[t.NodeID], titled(t.DesiredState.String()),
-					titled(t.Status.State.String()), ago(t.Status.Timestamp), t.Status.Err)
-			}
-			return w.Flush()
-		},
-	}
-	c.addFormat(cmd)
-	return cmd
-}
-
 func (c *cli) serviceInspect() *cobra.Command {
 	return inspectCmd(c, "inspect SERVICE...", "Show services in detail (JSON)", (*client.Client).GetService)
 }
