@@ -217,7 +217,11 @@ func TestPropertySpreadEven(t *testing.T) {
 		var eligible []string
 		for i := range 1 + r.IntN(20) {
 			id := fmt.Sprintf("n%02d", i)
-			b := Node(id).CPUs(64).Memory("256GiB").Label("pool", "main")
+			// Room for every task on one node: up to 5 services of 50
+			// replicas of 0.5 CPU and 64 MiB (125 CPUs), so that a lone
+			// eligible node never runs out (seed 0x3467deb59363c5e5
+			// did with 64).
+			b := Node(id).CPUs(128).Memory("256GiB").Label("pool", "main")
 			switch r.IntN(5) {
 			case 0:
 				b.Drain()

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -48,6 +49,12 @@ func sampleArgs(t *testing.T, flags *pflag.FlagSet, tag string) ([]string, map[s
 			want[f.Name] = []string{a, b}
 		case "duration":
 			v := (time.Duration(len(tag)) * 250 * time.Millisecond).String()
+			args = append(args, "--"+f.Name+"="+v)
+			want[f.Name] = v
+		case "bool":
+			// init sets each switch away from its default, and an
+			// override sets it back, so that both show.
+			v := strconv.FormatBool((f.DefValue == "true") == (tag != "init"))
 			args = append(args, "--"+f.Name+"="+v)
 			want[f.Name] = v
 		default:
