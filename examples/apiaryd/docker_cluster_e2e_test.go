@@ -341,6 +341,10 @@ func (l *dockerLeg) run() {
 	l.waitUpdateState(web, "rollback_completed")
 	l.waitRunning(web, 4, v1t)
 
+	if !l.detachedUpdate {
+		l.rollbackPauses(v1, v1t, failt)
+	}
+
 	// drain: the node's tasks move to the other two; active again after.
 	if out := strings.TrimSpace(d.ok("node", "update", "--availability", "drain", l.drain)); out != l.drain {
 		t.Errorf("[%s] node update --availability drain: %q", d.name, out)
@@ -360,6 +364,27 @@ func (l *dockerLeg) run() {
 		t.Errorf("[%s] services after rm: %q", d.name, out)
 	}
 	l.stack()
+}
+
+// rollbackPauses: a rollback to a spec whose tasks fail pauses (the
+// rollback config's failure action, pause by default): the CLI exits 1
+// naming it and the status reads rollback_paused.
+func (l *dockerLeg) rollbackPauses(v1, v1t, failt string) {
+	t, d := l.e.t, l.d
+	svc := l.prefix + "-back"
+	d.ok("service", "create", "-d", "--name", svc, "--update-monitor", "1s", "--rollback-monitor", "1s", l.fail)
+	l.converged(d.run("service", "update", "--image", v1, svc), svc)
+	l.waitRunning(svc, 1, v1t)
+	r := d.run("service", "rollback", svc)
+	if r.code != 1 || !regexp.MustCompile(`service rollback paused: (update|rollback) paused due to failure or early termination of task`).MatchString(r.stderr) {
+		t.Errorf("[%s] a rollback to failing tasks: %s", d.name, r)
+	}
+	if s := l.inspect(svc); s.UpdateStatus == nil || s.UpdateStatus.State != "rollback_paused" || s.Spec.TaskTemplate.ContainerSpec.Image != failt {
+		t.Errorf("[%s] after the paused rollback: %+v", d.name, s)
+	}
+	if out := strings.TrimSpace(d.ok("service", "rm", svc)); out != svc {
+		t.Errorf("[%s] service rm %s: %q", d.name, svc, out)
+	}
 }
 
 // stack: docker stack deploy of a two-service compose file with a
