@@ -5,7 +5,7 @@
 //	apiaryd run  --data-dir D [NODE OPTIONS] [--force-new-cluster]
 //
 // NODE OPTIONS: --advertise-addr A, --executor process|docker|fake,
-// --hostname H, --label k=v (repeatable), --log-level L.
+// --hostname H, --label k=v (repeatable), --log-level L, --log-format text|json.
 //
 // CLUSTER SETTINGS (init only, as `docker swarm init` takes them): the new
 // cluster's --dispatcher-heartbeat D (0: adaptive), --cert-expiry D and
@@ -188,7 +188,14 @@ func (o *nodeOptions) check() (*slog.Logger, error) {
 	if err := l.UnmarshalText([]byte(o.logLevel)); err != nil {
 		return nil, fmt.Errorf("--log-level: %q is not debug, info, warn or error", o.logLevel)
 	}
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l})), nil
+	opts := &slog.HandlerOptions{Level: l}
+	switch o.logFormat {
+	case "text", "":
+		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format: %q is not text or json", o.logFormat)
 }
 
 // executors are the values of --executor.

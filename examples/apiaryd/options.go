@@ -34,6 +34,7 @@ const nodeFlagAnnotation = "apiaryd/node-option"
 
 type nodeOptions struct {
 	listen, advertise, executor, hostname, logLevel string
+	logFormat                                       string
 	labels                                          []string
 	// The routing mesh (swarm.MeshConfig).
 	dataPath, gossipAddr, dnsAddr, ingressAddr, meshVIPs string
@@ -51,6 +52,7 @@ func (o *nodeOptions) flags() *pflag.FlagSet {
 	fs.StringVar(&o.hostname, "hostname", "", "hostname the node reports (default: the machine's)")
 	fs.StringArrayVar(&o.labels, "label", nil, "engine label k=v reported by this node (repeatable)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&o.logFormat, "log-format", "text", "text (key=value) or json (one object a line, for log collectors)")
 	fs.StringVar(&o.dataPath, "data-path", swarm.DataPathHost, `the routing mesh's data path: "host" (tasks share the node's network; a userspace balancer serves VIPs and published ports) or "none" (no mesh)`)
 	fs.StringVar(&o.gossipAddr, "gossip-addr", "", "where the node gossips with the others, HOST:PORT (default: the listen host, port 7946)")
 	fs.StringVar(&o.dnsAddr, "dns-addr", "", "where the node's DNS server answers service names, HOST:PORT (default: the listen host, port 8653)")

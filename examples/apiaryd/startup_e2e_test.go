@@ -184,6 +184,7 @@ func TestBinariesRunKeepsNodeOptions(t *testing.T) {
 		"hostname":        {"kept-host"},
 		"label":           {"zone=blue", "disk=ssd"},
 		"log-level":       {"debug"},
+		"log-format":      {"text"},
 		"data-path":       {"host"},
 		"gossip-addr":     {host + ":0"},
 		"dns-addr":        {host + ":0"},
