@@ -14,7 +14,8 @@ import (
 )
 
 // dockerFlags are the flags of `docker service create|update` that the
-// first set of serviceFlags lacked: health checks, the restart window,
+// first set of serviceFlags lacked: health checks, the restart window, the
+// stop signal,
 // placement preferences and per-node bounds, generic resources, the
 // rollback config, env files, mounts and the job modes' concurrency. Each
 // parses as Docker's does; a bad value is refused naming its flag.
@@ -29,6 +30,7 @@ type dockerFlags struct {
 	noHealthcheck     bool
 
 	restartWindow time.Duration
+	stopSignal    string
 
 	placementPrefs   []string
 	placementPrefsRm []string
@@ -65,6 +67,7 @@ func (f *dockerFlags) register(fs *pflag.FlagSet, create bool) {
 	fs.DurationVar(&f.healthStartPeriod, "health-start-period", 0, "start period: failures in it do not count")
 	fs.BoolVar(&f.noHealthcheck, "no-healthcheck", false, "disable any health check the image has")
 	fs.DurationVar(&f.restartWindow, "restart-window", 0, "window in which --restart-max-attempts counts restarts")
+	fs.StringVar(&f.stopSignal, "stop-signal", "", "signal that asks a task to stop instead of SIGTERM, e.g. SIGINT or 2")
 	if create {
 		fs.StringArrayVar(&f.placementPrefs, "placement-pref", nil, "placement preference: spread=node.labels.K (repeatable)")
 		fs.StringArrayVar(&f.generic, "generic-resource", nil, "generic resource reserved per task: KIND=COUNT or KIND=NAME (repeatable)")
@@ -150,6 +153,19 @@ func (f *dockerFlags) apply(spec *api.ServiceSpec, changed func(string) bool, cr
 			t.RestartPolicy = &api.RestartPolicy{}
 		}
 		t.RestartPolicy.Window = f.restartWindow
+	}
+	if changed("stop-signal") {
+		if f.stopSignal != "" {
+			if _, _, err := api.ParseStopSignal(f.stopSignal); err != nil {
+				return fmt.Errorf("--stop-signal: %w", err)
+			}
+		}
+		switch {
+		case t.Container != nil:
+			t.Container.StopSignal = f.stopSignal
+		case t.Process != nil:
+			t.Process.StopSignal = f.stopSignal
+		}
 	}
 	if err := f.applyPlacement(t, changed); err != nil {
 		return err

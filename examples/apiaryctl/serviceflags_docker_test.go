@@ -129,6 +129,10 @@ func TestDockerServiceFlags(t *testing.T) {
 			func(s api.ServiceSpec) bool {
 				return reflect.DeepEqual(s.TaskTemplate.Container.Mounts, []api.Mount{{Type: "volume", Source: "other", Target: "/data"}, {Type: "tmpfs", Target: "/run"}})
 			}},
+		{"stop signal", true, api.ServiceSpec{}, []string{"--name", "s", "--stop-signal", "SIGINT", "/bin/app"},
+			func(s api.ServiceSpec) bool { return s.TaskTemplate.Process.StopSignal == "SIGINT" }},
+		{"stop signal of a docker task", false, dockerSpec(), []string{"--stop-signal", "3"},
+			func(s api.ServiceSpec) bool { return s.TaskTemplate.Container.StopSignal == "3" }},
 		{"mount rm", false, dockerSpec(), []string{"--mount-rm", "/data"},
 			func(s api.ServiceSpec) bool { return len(s.TaskTemplate.Container.Mounts) == 0 }},
 	}
@@ -178,6 +182,7 @@ func TestDockerServiceFlagsRefused(t *testing.T) {
 		{false, existingSpec(), []string{"--update-max-failure-ratio", "1.5"}, "--update-max-failure-ratio 1.5: want a fraction from 0 to 1"},
 		{false, existingSpec(), []string{"--rollback-max-failure-ratio", "-0.1"}, "--rollback-max-failure-ratio -0.1: want a fraction from 0 to 1"},
 		{false, existingSpec(), []string{"--rollback-failure-action", "rollback"}, `--rollback-failure-action "rollback": want pause or continue`},
+		{false, existingSpec(), []string{"--stop-signal", "SIGNOPE"}, `--stop-signal: "SIGNOPE" is not a signal name`},
 		{true, api.ServiceSpec{}, []string{"--name", "x", "--env-file", "/nonexistent/env", "/a"}, "--env-file: open /nonexistent/env"},
 		{true, api.ServiceSpec{}, []string{"--name", "x", "--mount", "type=bind,target=/x", "/a"}, "--mount: mounts are for Docker tasks (--image)"},
 		{true, api.ServiceSpec{}, []string{"--name", "x", "--image", "nginx", "--mount", "type=bind,target=/x"}, `--mount "type=bind,target=/x": a bind mount needs a source`},

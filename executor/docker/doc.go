@@ -95,8 +95,8 @@
 // at the SIGKILL after its grace period. Config.Init runs docker-init as
 // PID 1 to forward signals (and reap zombies), as docker run --init does.
 //
-// Shutdown is ContainerStop with the task's grace period: the image's stop
-// signal (SIGTERM by default), then SIGKILL once the period ran out. When
+// Shutdown is ContainerStop with the task's grace period: the spec's
+// StopSignal, else the image's stop signal (SIGTERM by default), then SIGKILL once the period ran out. When
 // the caller's ctx ends first, Shutdown returns ctx.Err() and the engine
 // goes on with the stop it was asked for. Terminate is ContainerKill with
 // SIGKILL. Remove stops a running container like Shutdown, then removes it

@@ -179,6 +179,18 @@ func (e *Executor) containerConfig(t *api.Task) (*container.Config, *container.H
 		Healthcheck: health,
 		StopTimeout: &stop,
 	}
+	if spec.StopSignal != "" {
+		// Docker stops the container with it (ContainerStop without a
+		// signal of its own), and SIGKILL after the grace period.
+		name, n, err := api.ParseStopSignal(spec.StopSignal)
+		if err != nil {
+			return nil, nil, fmt.Errorf("task %s: stop signal: %w", t.ID, err)
+		}
+		if name == "" {
+			name = strconv.Itoa(n)
+		}
+		cfg.StopSignal = name
+	}
 	if len(spec.Command) > 0 {
 		cfg.Entrypoint = append([]string(nil), spec.Command...)
 	}

@@ -137,3 +137,16 @@ func TestContainerConfig(t *testing.T) {
 		t.Errorf("no image: %v", err)
 	}
 }
+
+// A task's stop signal becomes the container's, by its canonical name (or
+// number): docker's stop sends it, then SIGKILL after the grace period.
+func TestContainerStopSignal(t *testing.T) {
+	e := &Executor{cfg: Config{ClusterID: "c1", NodeID: "n1"}}
+	for in, want := range map[string]string{"": "", "int": "SIGINT", "SIGQUIT": "SIGQUIT", "10": "10"} {
+		task := &api.Task{ID: "t1", Spec: api.TaskSpec{Container: &api.ContainerSpec{Image: "app:1", StopSignal: in}}}
+		cfg, _, err := e.containerConfig(task)
+		if err != nil || cfg.StopSignal != want {
+			t.Errorf("stop signal %q: config has %q (%v), want %q", in, cfg.StopSignal, err, want)
+		}
+	}
+}

@@ -543,12 +543,13 @@ func (c *controller) signal(sig syscall.Signal) chan struct{} {
 	return done
 }
 
-// Shutdown sends SIGTERM to the process group, then SIGKILL when the stop
-// grace period ran out. When ctx ends first it returns ctx.Err() and leaves
-// the task to its SIGTERM.
+// Shutdown sends the task's stop signal (SIGTERM unless its spec names
+// another) to the process group, then SIGKILL when the stop grace period
+// ran out. When ctx ends first it returns ctx.Err() and leaves the task to
+// its stop signal.
 func (c *controller) Shutdown(ctx context.Context) error {
 	c.load()
-	done := c.signal(syscall.SIGTERM)
+	done := c.signal(stopSignal(c.task.Spec))
 	if done == nil {
 		return nil
 	}

@@ -42,8 +42,8 @@
 //
 // # Processes
 //
-// Each task runs in its own process group. Shutdown sends SIGTERM to the
-// group, waits the task's stop grace period and then sends SIGKILL to the
+// Each task runs in its own process group. Shutdown sends SIGTERM (or the
+// spec's StopSignal) to the group, waits the task's stop grace period and then sends SIGKILL to the
 // group; Terminate sends SIGKILL at once. When the main process exits, what
 // it left behind in its group (and its cgroup) is killed too, as a container
 // engine does when a container's main process ends.

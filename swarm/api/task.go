@@ -157,6 +157,10 @@ type ContainerSpec struct {
 	Mounts  []Mount           `json:"Mounts,omitempty"`
 	// StopGracePeriod is how long a task gets between SIGTERM and SIGKILL.
 	StopGracePeriod *time.Duration `json:"StopGracePeriod,omitempty"`
+	// StopSignal replaces SIGTERM as the signal that asks the task to
+	// stop ("SIGINT", "QUIT" or a number; see ValidStopSignal); "" is the
+	// image's own, else SIGTERM.
+	StopSignal string `json:"StopSignal,omitempty"`
 }
 
 // Mount types.
@@ -184,6 +188,9 @@ type ProcessSpec struct {
 	User    string   `json:"User,omitempty"`
 	// StopGracePeriod is how long a task gets between SIGTERM and SIGKILL.
 	StopGracePeriod *time.Duration `json:"StopGracePeriod,omitempty"`
+	// StopSignal replaces SIGTERM as the signal that asks the process to
+	// stop, as ContainerSpec.StopSignal.
+	StopSignal string `json:"StopSignal,omitempty"`
 }
 
 // DefaultStopGracePeriod is Docker's 10 s.

@@ -359,6 +359,7 @@ func validateContainer(v *validator, p string, c *ContainerSpec) {
 	if c.StopGracePeriod != nil {
 		v.nonNegative(fieldPath(p, "stop_grace_period"), *c.StopGracePeriod)
 	}
+	v.stopSignal(fieldPath(p, "stop_signal"), c.StopSignal)
 }
 
 // args checks that a runtime's command and arguments together stay within
@@ -384,6 +385,7 @@ func validateProcess(v *validator, p string, s *ProcessSpec) {
 	if s.StopGracePeriod != nil {
 		v.nonNegative(fieldPath(p, "stop_grace_period"), *s.StopGracePeriod)
 	}
+	v.stopSignal(fieldPath(p, "stop_signal"), s.StopSignal)
 }
 
 // Swarm's smallest accepted amounts: below them a task cannot run, so a
