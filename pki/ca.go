@@ -25,6 +25,10 @@ type IssueRequest struct {
 	// cannot pick its ID: the CA assigns a fresh one, so a token holder can
 	// never obtain a certificate naming an existing node.
 	NodeID string `json:"node_id,omitempty"`
+	// Availability is what a joining node asks to be created with
+	// (docker swarm join --availability): active, pause or drain; "" is
+	// active. A renewal's is ignored: the node exists.
+	Availability string `json:"availability,omitempty"`
 }
 
 // IssueResponse carries the new certificate and the roots to trust.
@@ -120,9 +124,14 @@ func (s *CAServer) IssueNodeCertificate(ctx context.Context, req *IssueRequest) 
 		if req.NodeID != "" {
 			return nil, fmt.Errorf("%w: a joining node cannot choose its node ID (%s); the CA assigns one", ErrPermissionDenied, req.NodeID)
 		}
+		switch req.Availability {
+		case "", "active", "pause", "drain":
+		default:
+			return nil, fmt.Errorf("pki: join: availability %q: want active, pause or drain", req.Availability)
+		}
 		subj.NodeID, subj.Role = NewNodeID(), role
 	}
-	resp, err := s.issue(ctx, &rec, subj, req.CSR)
+	resp, err := s.issue(ctx, &rec, subj, req.CSR, req.Availability)
 	if err != nil {
 		return nil, err
 	}
@@ -146,8 +155,9 @@ func callerIdentity(ctx context.Context) (Identity, bool) {
 	return Identity{}, false
 }
 
-// issue signs csrPEM for subj under rec, checks the result and records it.
-func (s *CAServer) issue(ctx context.Context, rec *CARecord, subj nodeSubject, csrPEM []byte) (*IssueResponse, error) {
+// issue signs csrPEM for subj under rec, checks the result and records it
+// (a joining node with the availability it asked for).
+func (s *CAServer) issue(ctx context.Context, rec *CARecord, subj nodeSubject, csrPEM []byte, availability string) (*IssueResponse, error) {
 	req, err := parseCSR(csrPEM)
 	if err != nil {
 		return nil, fmt.Errorf("pki: issue certificate for node %s: %w", subj.NodeID, err)
@@ -170,7 +180,8 @@ func (s *CAServer) issue(ctx context.Context, rec *CARecord, subj nodeSubject, c
 		return nil, err
 	}
 	id, _ := identityFromCert(leaf)
-	if err := s.state.RecordCertificate(ctx, NodeCert{NodeID: id.NodeID, Role: id.Role, IssuerKeyID: id.IssuerKeyID, Serial: id.Serial, NotAfter: leaf.NotAfter}); err != nil {
+	if err := s.state.RecordCertificate(ctx, NodeCert{NodeID: id.NodeID, Role: id.Role, IssuerKeyID: id.IssuerKeyID, Serial: id.Serial, NotAfter: leaf.NotAfter,
+		Availability: availability}); err != nil {
 		return nil, fmt.Errorf("pki: record certificate of node %s: %w", subj.NodeID, err)
 	}
 	chain := append(encodeCertsPEM([]*x509.Certificate{leaf}), encodeCertsPEM(set.intermediates)...)
@@ -262,7 +273,7 @@ func (s *CAServer) NewNodeIdentity(ctx context.Context, nodeID string, role Role
 	if err != nil {
 		return nil, err
 	}
-	resp, err := s.issue(ctx, &rec, nodeSubject{NodeID: nodeID, Role: role, ClusterID: rec.ClusterID}, csrPEM)
+	resp, err := s.issue(ctx, &rec, nodeSubject{NodeID: nodeID, Role: role, ClusterID: rec.ClusterID}, csrPEM, "")
 	if err != nil {
 		return nil, err
 	}

@@ -23,6 +23,21 @@ import (
 // token and receives a certificate for the role the token grants, chained
 // to the pinned root.
 func Join(ctx context.Context, addr, token, dataDir string) (*NodeIdentity, error) {
+	return JoinWith(ctx, addr, token, dataDir, JoinOptions{})
+}
+
+// JoinOptions are what a joining node asks of the cluster besides its
+// certificate.
+type JoinOptions struct {
+	// Availability is the node's availability from the start (active,
+	// pause or drain; "" is active), as docker swarm join --availability:
+	// a drained node never runs a task, not even between joining and a
+	// `node update`.
+	Availability string
+}
+
+// JoinWith is Join with options.
+func JoinWith(ctx context.Context, addr, token, dataDir string, opts JoinOptions) (*NodeIdentity, error) {
 	tok, err := ParseJoinToken(token)
 	if err != nil {
 		return nil, fmt.Errorf("pki: join %s: %w", addr, err)
@@ -37,7 +52,7 @@ func Join(ctx context.Context, addr, token, dataDir string) (*NodeIdentity, erro
 	if err != nil {
 		return nil, err
 	}
-	resp, err := NewCAClient(conn).IssueNodeCertificate(ctx, &IssueRequest{CSR: csrPEM, Token: token})
+	resp, err := NewCAClient(conn).IssueNodeCertificate(ctx, &IssueRequest{CSR: csrPEM, Token: token, Availability: opts.Availability})
 	if err != nil {
 		// The gRPC error only carries the handshake failure as text; return
 		// the pinning error itself so callers can test for it.

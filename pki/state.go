@@ -172,6 +172,9 @@ type NodeCert struct {
 	IssuerKeyID string // hex subject key ID of the signing CA key
 	Serial      string
 	NotAfter    time.Time
+	// Availability is what a joining node asked to be created with
+	// (IssueRequest.Availability); "" for renewals and for active.
+	Availability string
 }
 
 // RemovedNodes is the one question the Authorizer asks the cluster.

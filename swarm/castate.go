@@ -134,9 +134,13 @@ func (c caState) RecordCertificate(ctx context.Context, nc pki.NodeCert) error {
 			if nc.Role == pki.RoleManager {
 				role = api.NodeRoleManager
 			}
+			avail := api.NodeAvailabilityActive
+			if nc.Availability != "" { // checked by the CA: pause or drain
+				avail = api.NodeAvailability(nc.Availability)
+			}
 			return tx.CreateNode(&api.Node{
 				ID:          nc.NodeID,
-				Spec:        api.NodeSpec{Role: role, Availability: api.NodeAvailabilityActive},
+				Spec:        api.NodeSpec{Role: role, Availability: avail},
 				Status:      api.NodeStatus{State: api.NodeStateUnknown, Message: "joined; waiting for its first session"},
 				Certificate: cert,
 			})

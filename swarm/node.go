@@ -77,6 +77,10 @@ type NodeConfig struct {
 	// from `apiaryctl swarm unlock`). Without it a locked manager's
 	// RestartNode fails with ErrLocked.
 	UnlockKey string
+	// Availability is the availability a joining node is created with
+	// (JoinNode only): active (the default, ""), pause or drain, as
+	// `docker swarm join --availability`.
+	Availability api.NodeAvailability
 	// Mesh is the node's part of the routing mesh (off when its DataPath
 	// is empty).
 	Mesh   MeshConfig
@@ -338,13 +342,18 @@ func JoinNode(ctx context.Context, cfg NodeConfig, token string, managers []stri
 	if len(managers) == 0 {
 		return nil, errors.New("join: at least one manager address is required")
 	}
+	switch cfg.Availability {
+	case "", api.NodeAvailabilityActive, api.NodeAvailabilityPause, api.NodeAvailabilityDrain:
+	default:
+		return nil, fmt.Errorf("join: availability %q: want active, pause or drain", cfg.Availability)
+	}
 	if err := checkAdvertise(cfg); err != nil {
 		return nil, fmt.Errorf("join: %w", err)
 	}
 	var ident *pki.NodeIdentity
 	var errs []error
 	for _, addr := range managers {
-		id, err := pki.Join(ctx, addr, token, cfg.DataDir)
+		id, err := pki.JoinWith(ctx, addr, token, cfg.DataDir, pki.JoinOptions{Availability: string(cfg.Availability)})
 		if err == nil {
 			ident = id
 			break

@@ -30,7 +30,8 @@ func plannedHosts(t *testing.T, plan string) map[string]int {
 	return out
 }
 
-// The real binaries: apiaryd --log-format json logs JSON lines;
+// The real binaries: apiaryd --log-format json logs JSON lines; apiaryd
+// join --availability drain makes a node that takes no task;
 // apiaryctl's --dry-run plans the placement that follows when the same
 // command runs without it (a spread over node labels, then a constraint
 // that moves tasks), service create waits with its progress display,
@@ -44,10 +45,21 @@ func TestBinariesApiaryctlDryRunAndLists(t *testing.T) {
 	wt := e.workerToken("m1")
 	e.launch("w1", w1addr, "077", "join", "--listen-addr", w1addr, "--executor", "fake", "--hostname", "w1", "--data-path", "none", "--log-level", "warn", "--token", wt, m1addr)
 	e.launch("w2", w2addr, "077", "join", "--listen-addr", w2addr, "--executor", "fake", "--hostname", "w2", "--data-path", "none", "--log-level", "warn", "--token", wt, m1addr)
-	e.waitFor("three ready nodes", 60*time.Second, func() (bool, string) {
+	// A node joining drained takes no task from the start; a bad
+	// availability is refused before the node is made.
+	w3addr := addr3(t, 34)
+	bad := e.launch("bad", w3addr, "077", "join", "--listen-addr", w3addr, "--executor", "fake", "--availability", "asleep", "--token", wt, m1addr)
+	if out := bad.exited(t); !strings.Contains(out, `--availability: "asleep" is not active, pause or drain`) {
+		t.Fatalf("join --availability asleep:\n%s", out)
+	}
+	e.launch("w3", w3addr, "077", "join", "--listen-addr", w3addr, "--executor", "fake", "--hostname", "w3", "--data-path", "none", "--log-level", "warn", "--availability", "drain", "--token", wt, m1addr)
+	e.waitFor("four ready nodes", 60*time.Second, func() (bool, string) {
 		out, err := e.ctl("m1", "node", "ls", "-f", "role=worker", "--format", "{{.Hostname}} {{.Status}}")
-		return err == nil && strings.Count(out, " Ready\n") == 2, out
+		return err == nil && strings.Count(out, " Ready\n") == 3, out
 	})
+	if out, err := e.ctl("m1", "node", "ls", "-f", "name=w3", "--format", "{{.Availability}}"); err != nil || out != "Drain\n" {
+		t.Fatalf("w3 joined with --availability drain: %q %v", out, err)
+	}
 	for node, zone := range map[string]string{"m1": "a", "w1": "a", "w2": "b"} {
 		if _, err := e.ctl("m1", "node", "update", "--label-add", "zone="+zone, node); err != nil {
 			t.Fatal(err)
@@ -98,7 +110,7 @@ func TestBinariesApiaryctlDryRunAndLists(t *testing.T) {
 	if err != nil || !strings.Contains(out, "overall progress: 6 out of 6 tasks") || !strings.HasSuffix(out, "verify: Service converged\n") {
 		t.Fatalf("service create's progress: %v\n%s", err, out)
 	}
-	if got := placed(); !stdmaps.Equal(got, want) {
+	if got := placed(); !stdmaps.Equal(got, want) || got["w3"] != 0 {
 		t.Fatalf("placed %v, the dry run planned %v", got, want)
 	}
 

@@ -1,7 +1,7 @@
 // Command apiaryd is the Apiary node daemon. It stays in the foreground:
 //
 //	apiaryd init --data-dir D --listen-addr HOST:PORT [NODE OPTIONS] [CLUSTER SETTINGS] [--external-ca SPEC --ca-cert ROOT.pem]
-//	apiaryd join --data-dir D --listen-addr HOST:PORT [NODE OPTIONS] --token TOKEN MANAGER_ADDR [MANAGER_ADDR...]
+//	apiaryd join --data-dir D --listen-addr HOST:PORT [NODE OPTIONS] --token TOKEN [--availability active|pause|drain] MANAGER_ADDR [MANAGER_ADDR...]
 //	apiaryd run  --data-dir D [NODE OPTIONS] [--force-new-cluster]
 //
 // NODE OPTIONS: --advertise-addr A, --executor process|docker|fake,
@@ -44,6 +44,7 @@ import (
 	"github.com/apiary-io/apiary/executor/fake"
 	"github.com/apiary-io/apiary/executor/process"
 	"github.com/apiary-io/apiary/swarm"
+	"github.com/apiary-io/apiary/swarm/api"
 )
 
 func main() {
@@ -57,6 +58,7 @@ func newRoot() *cobra.Command {
 	var (
 		o                  nodeOptions
 		dataDir, token     string
+		availability       string
 		externalCA, caCert string
 		forceNewCluster    bool
 		cluster            clusterSettings
@@ -116,12 +118,20 @@ func newRoot() *cobra.Command {
 			if token == "" {
 				return errors.New("--token: required")
 			}
+			// Checked before anything is saved or started.
+			if !slices.Contains([]string{"active", "pause", "drain"}, availability) {
+				return fmt.Errorf("--availability: %q is not active, pause or drain", availability)
+			}
 			return create(cmd, func(ctx context.Context, cfg swarm.NodeConfig) (*swarm.Node, error) {
+				cfg.Availability = api.NodeAvailability(availability)
 				return swarm.JoinNode(ctx, cfg, token, args)
 			})
 		},
 	}
 	joinCmd.Flags().StringVar(&token, "token", "", "join token (apiaryctl swarm join-token worker|manager)")
+	// The node's availability from the start, not a node option: after the
+	// join it is the cluster's (apiaryctl node update --availability).
+	joinCmd.Flags().StringVar(&availability, "availability", "active", "the node's availability once it joins: active, pause or drain (a drained node runs no task from the start)")
 	runCmd := &cobra.Command{
 		Use:   "run",
 		Short: "Restart a node that has initialised or joined before",
