@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -55,6 +56,7 @@ type progressView struct {
 
 // row is one slot (or, global, one node) of the display.
 type row struct {
+	slot  uint64 // 0 for a global service's node
 	key   string
 	state api.TaskState
 	err   string
@@ -130,15 +132,15 @@ func rows(svc *api.Service, tasks []*api.Task, hosts map[string]string) []row {
 				name = short(k)
 			}
 		}
-		r := row{key: name, state: t.Status.State, err: t.Status.Err}
+		r := row{slot: t.Slot, key: name, state: t.Status.State, err: t.Status.Err}
 		if t.Status.State == api.TaskStatePending && t.Status.Message != "" && t.Status.Message != "pending task scheduling" {
 			r.err = t.Status.Message // why it fits nowhere
 		}
 		out = append(out, r)
 	}
 	slices.SortFunc(out, func(a, b row) int {
-		if len(a.key) != len(b.key) {
-			return len(a.key) - len(b.key) // slot numbers in numeric order
+		if c := cmp.Compare(a.slot, b.slot); c != 0 {
+			return c
 		}
 		return strings.Compare(a.key, b.key)
 	})
