@@ -68,8 +68,9 @@ type row struct {
 // running [=====>]"), redrawn in place on a terminal and printed once per
 // change otherwise; "verify: Service converged" at the end. An update that
 // pauses or rolls back ends it with an error saying so. It waits until
-// ctx ends.
-func waitProgress(ctx context.Context, cl *client.Client, out io.Writer, ref string) error {
+// ctx ends. After a rollback the user asked for (rollback), the rollback
+// completing is the success; after anything else it is a failed update.
+func waitProgress(ctx context.Context, cl *client.Client, out io.Writer, ref string, rollback bool) error {
 	v := &progressView{out: out, tty: isTTY(out), last: map[string]string{}, hosts: hostnames(ctx, cl)}
 	t := time.NewTicker(progressPoll)
 	defer t.Stop()
@@ -91,8 +92,8 @@ func waitProgress(ctx context.Context, cl *client.Client, out io.Writer, ref str
 		case api.UpdateStatePaused, api.UpdateStateRollbackPaused:
 			return fmt.Errorf("service %s: update %s: %s", svc.Spec.Name, strings.ReplaceAll(st, "_", " "), svc.UpdateStatus.Message)
 		case api.UpdateStateRollbackCompleted:
-			if svc.UpdateStatus.Message != "manually requested rollback" {
-				return fmt.Errorf("service %s: rolled back: %s", svc.Spec.Name, svc.UpdateStatus.Message)
+			if !rollback {
+				return fmt.Errorf("service %s: update rolled back: %s", svc.Spec.Name, svc.UpdateStatus.Message)
 			}
 		}
 		if p.Converged {

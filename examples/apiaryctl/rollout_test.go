@@ -63,6 +63,13 @@ func TestRolloutProgressDetachAndDryRun(t *testing.T) {
 		t.Errorf("update -q printed %q, want the name alone", out)
 	}
 
+	// rollback waits too: back to 3 replicas, converged.
+	out = mustCtl(t, dir, "service", "rollback", "web")
+	if !strings.HasPrefix(out, "web\n") || !strings.Contains(out, "overall progress: 3 out of 3 tasks") || !strings.HasSuffix(out, "verify: Service converged\n") {
+		t.Errorf("rollback printed:\n%s", out)
+	}
+	mustCtl(t, dir, "service", "scale", "-q", "web=5") // waits, silently
+
 	before := mustCtl(t, dir, "service", "inspect", "web")
 	out = mustCtl(t, dir, "service", "update", "--dry-run", "--replicas", "6", "--env", "V=2", "web")
 	for _, want := range []string{`update service "web" (replicated): 1 to create, 5 to replace, 0 to remove, 0 unchanged`, "rollout: would end completed", "dry run: nothing was changed"} {

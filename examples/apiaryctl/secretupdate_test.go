@@ -76,7 +76,7 @@ func TestSecretUpdateCommands(t *testing.T) {
 	}
 
 	// Rollback returns web to the config's version 1 (its last change).
-	must(t, run, "service", "rollback", "web")
+	must(t, run, "service", "rollback", "-d", "web")
 	web = inspectJSON[api.Service](t, run, "service", "inspect", "web")
 	if web.Spec.TaskTemplate.Configs[0].ConfigName != "app.conf" || web.Spec.TaskTemplate.Configs[0].ConfigID == cfg.ID {
 		t.Errorf("web rolled back: configs %+v", web.Spec.TaskTemplate.Configs)

@@ -41,8 +41,9 @@ func (r *rollout) register(cmd *cobra.Command, dryRun bool) {
 }
 
 // wait shows the service's progress until it converges, unless -d or -q
-// (which waits silently, as docker's -q).
-func (c *cli) wait(cl *client.Client, r rollout, ref string) error {
+// (which waits silently, as docker's -q). rollback says the user asked for
+// a rollback (its completion is then the success).
+func (c *cli) wait(cl *client.Client, r rollout, ref string, rollback bool) error {
 	if r.detach {
 		return nil
 	}
@@ -54,7 +55,7 @@ func (c *cli) wait(cl *client.Client, r rollout, ref string) error {
 	if r.quiet {
 		out = io.Discard
 	}
-	return waitProgress(ctx, cl, out, ref)
+	return waitProgress(ctx, cl, out, ref, rollback)
 }
 
 func (c *cli) serviceCreate() *cobra.Command {
@@ -88,7 +89,7 @@ func (c *cli) serviceCreate() *cobra.Command {
 				return err
 			}
 			fmt.Fprintln(c.out, svc.ID)
-			return c.wait(cl, r, svc.ID)
+			return c.wait(cl, r, svc.ID, false)
 		},
 	}
 	f.register(cmd.Flags(), true)
@@ -139,7 +140,7 @@ func (c *cli) serviceUpdate() *cobra.Command {
 				return err
 			}
 			fmt.Fprintln(c.out, svc.Spec.Name)
-			return c.wait(cl, r, svc.ID)
+			return c.wait(cl, r, svc.ID, false)
 		},
 	}
 	f.register(cmd.Flags(), false)
@@ -192,7 +193,7 @@ func (c *cli) serviceScale() *cobra.Command {
 				ids = append(ids, svc.ID)
 			}
 			for _, id := range ids {
-				if err := c.wait(cl, r, id); err != nil {
+				if err := c.wait(cl, r, id, false); err != nil {
 					return err
 				}
 			}
@@ -204,7 +205,8 @@ func (c *cli) serviceScale() *cobra.Command {
 }
 
 func (c *cli) serviceRollback() *cobra.Command {
-	return &cobra.Command{
+	var r rollout
+	cmd := &cobra.Command{
 		Use:   "rollback SERVICE",
 		Short: "Return a service to its previous spec",
 		Args:  cobra.ExactArgs(1),
@@ -219,9 +221,11 @@ func (c *cli) serviceRollback() *cobra.Command {
 				return err
 			}
 			fmt.Fprintln(c.out, s.Spec.Name)
-			return nil
+			return c.wait(cl, r, s.ID, true)
 		},
 	}
+	r.register(cmd, false)
+	return cmd
 }
 
 func (c *cli) serviceRm() *cobra.Command {

@@ -103,13 +103,13 @@ func (e *e2e) ctl(node string, args ...string) (string, error) {
 	return string(out), nil
 }
 
-// detached adds -d to service create, update and scale, which otherwise
+// detached adds -d to service create, update, scale and rollback, which otherwise
 // show the rollout's progress until the service converges (as docker's
 // do): the tests wait for what they need themselves, and some make
 // services that never converge (a process that exits, a task that fits
 // nowhere). A test that wants the progress display passes --detach=false.
 func detached(args []string) []string {
-	if len(args) < 2 || args[0] != "service" || !slices.Contains([]string{"create", "update", "scale"}, args[1]) {
+	if len(args) < 2 || args[0] != "service" || !slices.Contains([]string{"create", "update", "scale", "rollback"}, args[1]) {
 		return args
 	}
 	for _, a := range args {
