@@ -291,14 +291,39 @@ func (n *Node) followAutolock(ctx context.Context, m *Manager, keys *encryption.
 				retry = time.After(time.Second)
 			}
 		}
+		if !waitClusterChange(ctx, w, retry) {
+			return
+		}
+	}
+}
+
+// waitClusterChange waits until a transaction that changed the cluster
+// object has committed (or the store was restored), or retry fires; false
+// means ctx ended or the watch closed. The watch's filter passes every
+// write's commit event too: reading the cluster again at each would copy
+// it once per write of any kind.
+func waitClusterChange(ctx context.Context, w *store.Watcher, retry <-chan time.Time) bool {
+	changed := false
+	for {
 		select {
-		case _, open := <-w.Events():
+		case ev, open := <-w.Events():
 			if !open {
-				return
+				return false
+			}
+			switch {
+			case ev.Action == store.ActionRestore:
+				return true
+			case ev.Action == store.ActionCommit:
+				if changed {
+					return true
+				}
+			default:
+				changed = true
 			}
 		case <-retry:
+			return true
 		case <-ctx.Done():
-			return
+			return false
 		}
 	}
 }
