@@ -92,6 +92,7 @@ func (c *ContainerSpec) AsProcess() *ProcessSpec {
 		Dir:             c.Dir,
 		User:            c.User,
 		StopGracePeriod: copyPtr(c.StopGracePeriod),
+		StopSignal:      c.StopSignal,
 	}
 }
 

@@ -74,7 +74,7 @@ func toAPITaskSpec(d swarm.TaskSpec) api.TaskSpec {
 	t := api.TaskSpec{ForceUpdate: d.ForceUpdate}
 	if c := d.ContainerSpec; c != nil {
 		t.Container = &api.ContainerSpec{Image: c.Image, Labels: c.Labels, Command: c.Command, Args: c.Args, Env: c.Env,
-			Dir: c.Dir, User: c.User, StopGracePeriod: c.StopGracePeriod}
+			Dir: c.Dir, User: c.User, StopGracePeriod: c.StopGracePeriod, StopSignal: c.StopSignal}
 		for _, m := range c.Mounts {
 			t.Container.Mounts = append(t.Container.Mounts, api.Mount{Type: string(m.Type), Source: m.Source, Target: m.Target, ReadOnly: m.ReadOnly})
 		}
@@ -207,7 +207,7 @@ func fromAPIUpdateConfig(u *api.UpdateConfig) *swarm.UpdateConfig {
 // program as the image, the whole command line as Command, so that mapped
 // back it runs the same process (api.ContainerSpec.AsProcess).
 func processAsContainer(p *api.ProcessSpec) *swarm.ContainerSpec {
-	c := &swarm.ContainerSpec{Command: p.Command, Args: p.Args, Env: p.Env, Dir: p.Dir, User: p.User, StopGracePeriod: p.StopGracePeriod}
+	c := &swarm.ContainerSpec{Command: p.Command, Args: p.Args, Env: p.Env, Dir: p.Dir, User: p.User, StopGracePeriod: p.StopGracePeriod, StopSignal: p.StopSignal}
 	if len(p.Command) > 0 {
 		c.Image = p.Command[0]
 	}
@@ -220,7 +220,7 @@ func fromAPITaskSpec(t api.TaskSpec) swarm.TaskSpec {
 	case t.Container != nil:
 		c := t.Container
 		d.ContainerSpec = &swarm.ContainerSpec{Image: c.Image, Labels: c.Labels, Command: c.Command, Args: c.Args, Env: c.Env,
-			Dir: c.Dir, User: c.User, StopGracePeriod: c.StopGracePeriod}
+			Dir: c.Dir, User: c.User, StopGracePeriod: c.StopGracePeriod, StopSignal: c.StopSignal}
 		for _, m := range c.Mounts {
 			d.ContainerSpec.Mounts = append(d.ContainerSpec.Mounts, mount.Mount{Type: mount.Type(m.Type), Source: m.Source, Target: m.Target, ReadOnly: m.ReadOnly})
 		}

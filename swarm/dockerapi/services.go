@@ -98,7 +98,6 @@ func warnings(d swarm.ServiceSpec) []string {
 		add(c.DNSConfig != nil && len(c.DNSConfig.Nameservers)+len(c.DNSConfig.Search)+len(c.DNSConfig.Options) > 0, "DNS")
 		add(c.Privileges != nil && *c.Privileges != (swarm.Privileges{}), "privileges")
 		add(c.Init != nil && *c.Init, "init")
-		add(c.StopSignal != "", "stop signal")
 		add(c.TTY, "TTY")
 		add(c.ReadOnly, "read-only")
 		add(len(c.Sysctls) > 0, "sysctls")

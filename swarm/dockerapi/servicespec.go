@@ -89,6 +89,7 @@ func dockerSpec(s api.ServiceSpec, insertDefaults bool) swarm.ServiceSpec {
 		keep(k, &c.User, b.User, n.User)
 		keep(k, &c.Mounts, b.Mounts, n.Mounts)
 		keep(k, &c.StopGracePeriod, b.StopGracePeriod, n.StopGracePeriod)
+		keep(k, &c.StopSignal, b.StopSignal, n.StopSignal)
 		keep(k, &c.Healthcheck, b.Healthcheck, n.Healthcheck)
 		keep(k, &c.Secrets, b.Secrets, n.Secrets)
 		keep(k, &c.Configs, b.Configs, n.Configs)
@@ -152,5 +153,5 @@ func specFromDocker(d swarm.ServiceSpec, prev *api.ServiceSpec) (api.ServiceSpec
 
 // runtimeFields are the container fields a process spec maps to.
 func runtimeFields(c swarm.ContainerSpec) swarm.ContainerSpec {
-	return swarm.ContainerSpec{Image: c.Image, Command: c.Command, Args: c.Args, Env: c.Env, Dir: c.Dir, User: c.User, StopGracePeriod: c.StopGracePeriod}
+	return swarm.ContainerSpec{Image: c.Image, Command: c.Command, Args: c.Args, Env: c.Env, Dir: c.Dir, User: c.User, StopGracePeriod: c.StopGracePeriod, StopSignal: c.StopSignal}
 }

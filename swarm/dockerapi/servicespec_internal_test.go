@@ -53,3 +53,29 @@ func TestWarningsNameSetFieldsOnly(t *testing.T) {
 		t.Errorf("warnings = %q, want %q", w, want)
 	}
 }
+
+// docker service create --stop-signal reaches our spec (container and,
+// for a process image, the process it runs as), reads back, and warns of
+// nothing: both executors apply it.
+func TestStopSignalMapped(t *testing.T) {
+	for _, image := range []string{"nginx", "process.apiary.invalid/bin/web"} {
+		d := swarm.ServiceSpec{Annotations: swarm.Annotations{Name: "web"},
+			TaskTemplate: swarm.TaskSpec{ContainerSpec: &swarm.ContainerSpec{Image: image, StopSignal: "SIGINT"}}}
+		s, err := specFromDocker(d, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := s.TaskTemplate.StopSignal(); got != "SIGINT" {
+			t.Errorf("%s: our spec's stop signal %q, want SIGINT", image, got)
+		}
+		if p := s.TaskTemplate.Container.AsProcess(); image != "nginx" && (p == nil || p.StopSignal != "SIGINT") {
+			t.Errorf("%s: runs as process %+v, want its stop signal SIGINT", image, p)
+		}
+		if got := dockerSpec(s.WithDefaults(), false).TaskTemplate.ContainerSpec.StopSignal; got != "SIGINT" {
+			t.Errorf("%s: read back stop signal %q", image, got)
+		}
+		if w := warnings(d); len(w) != 0 {
+			t.Errorf("%s: warnings %q", image, w)
+		}
+	}
+}
