@@ -16,11 +16,12 @@ func (c *cli) swarmCmd() *cobra.Command {
 		Short: "Show the cluster (JSON)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := c.checkFormat(); err != nil {
+			f, err := parseFormat(c.format)
+			if err != nil {
 				return err
 			}
-			if c.pretty && c.format == "json" {
-				return fmt.Errorf("--pretty and --format json: choose one")
+			if c.pretty && c.format != "" {
+				return fmt.Errorf("--pretty and --format: choose one")
 			}
 			cl, ctx, cancel, err := c.session()
 			if err != nil {
@@ -34,10 +35,13 @@ func (c *cli) swarmCmd() *cobra.Command {
 			if c.pretty {
 				return printCluster(c.out, cluster)
 			}
-			return c.printJSON(cluster)
+			if f.tmpl != nil {
+				return printInspected(c, f, []*api.Cluster{cluster})
+			}
+			return c.printJSON(cluster) // one object, not a list: there is one cluster
 		},
 	}
-	c.addFormat(inspect)
+	inspect.Flags().StringVar(&c.format, "format", "", `"json" (the default), or a Go template run on the cluster: "{{.Spec.Name}}"`)
 	inspect.Flags().BoolVar(&c.pretty, "pretty", false, "print the cluster's settings in a human-friendly format")
 	var rotate, quiet bool
 	token := &cobra.Command{

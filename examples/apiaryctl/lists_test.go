@@ -127,6 +127,26 @@ func TestListCommands(t *testing.T) {
 	if out := mustCtl(t, dir, "node", "ls", "-q"); strings.Count(out, "\n") != 2 {
 		t.Errorf("node ls -q: %q", out)
 	}
+	// Inspect takes a template per object too, as docker inspect's,
+	// its fields by their JSON names; a table template or an unknown
+	// field is refused naming the flag.
+	if out := mustCtl(t, dir, "service", "inspect", "web", "agent", "--format", "{{.Spec.Name}} {{json .Spec.Labels}}"); out != "web {\"tier\":\"front\"}\nagent null\n" {
+		t.Errorf("service inspect --format: %q", out)
+	}
+	if out := mustCtl(t, dir, "swarm", "inspect", "--format", "{{.Spec.Name}}"); strings.TrimSpace(out) == "" || strings.Contains(out, "{") {
+		t.Errorf("swarm inspect --format: %q", out)
+	}
+	if out := mustCtl(t, dir, "swarm", "inspect"); !strings.HasPrefix(out, "{") {
+		t.Errorf("swarm inspect is one JSON object, got %.40q", out)
+	}
+	if out := mustCtl(t, dir, "service", "inspect", "web"); !strings.HasPrefix(out, "[") {
+		t.Errorf("service inspect is a JSON array, got %.40q", out)
+	}
+	for _, bad := range []string{"{{.Spec.Nope}}", "table {{.ID}}"} {
+		if _, err := ctl(t, dir, "service", "inspect", "web", "--format", bad); err == nil || !strings.Contains(err.Error(), "--format") {
+			t.Errorf("service inspect --format %q: %v, want refused naming the flag", bad, err)
+		}
+	}
 	// The other list commands take templates too, their columns as fields.
 	mustCtl(t, dir, "network", "create", "--label", "tier=db", "backend")
 	if out := mustCtl(t, dir, "network", "ls", "-f", "label=tier=db", "--format", "{{.Name}} {{.Driver}} {{len .ID}}"); out != "backend overlay 12\n" {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -118,7 +119,8 @@ func inspectCmd[T any](c *cli, use, short string, get func(*client.Client, conte
 		Short: short,
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := c.checkFormat(); err != nil {
+			f, err := parseFormat(c.format)
+			if err != nil {
 				return err
 			}
 			cl, ctx, cancel, err := c.session()
@@ -134,9 +136,30 @@ func inspectCmd[T any](c *cli, use, short string, get func(*client.Client, conte
 				}
 				out = append(out, o)
 			}
-			return c.printJSON(out)
+			return printInspected(c, f, out)
 		},
 	}
-	c.addFormat(cmd)
+	cmd.Flags().StringVar(&c.format, "format", "", `"json" (the default), or a Go template run on each object, as docker inspect's: "{{.Spec.Name}} {{json .Spec.Labels}}"`)
 	return cmd
+}
+
+// printInspected prints inspected objects as JSON, or each through a
+// --format template (fields by their JSON names, which are the Go
+// names). A template that fails on one object prints nothing after it and
+// says which object and why.
+func printInspected[T any](c *cli, f listFormat, objects []T) error {
+	if f.tmpl == nil || f.table {
+		if f.table {
+			return fmt.Errorf("--format: table templates are for listings; inspect takes json or a template")
+		}
+		return c.printJSON(objects)
+	}
+	for i, o := range objects {
+		var b strings.Builder
+		if err := f.tmpl.Execute(&b, o); err != nil {
+			return fmt.Errorf("--format: object %d: %w", i+1, err)
+		}
+		fmt.Fprintln(c.out, b.String())
+	}
+	return nil
 }
