@@ -36,14 +36,17 @@ func (c *cli) serviceLs() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return listObjects(c, l, serviceFilterKeys, serviceCols, func(ctx context.Context, cl *client.Client) ([]*api.Service, error) {
 				return cl.ListServices(ctx)
-			}, func(f filterSet, s *api.Service) (record, bool) {
-				return serviceRecord(s), f.match("id", true, s.ID) && f.match("name", true, s.Spec.Name) &&
-					f.match("mode", false, s.Spec.Mode.ModeName()) && f.matchLabels("label", s.Spec.Labels)
-			}, func(s *api.Service) string { return s.ID })
+			}, keepService, func(s *api.Service) string { return s.ID })
 		},
 	}
 	l.register(cmd.Flags(), strings.Join(serviceFilterKeys, ", "), "service")
 	return cmd
+}
+
+// keepService is service ls's filters (and stack services').
+func keepService(f filterSet, s *api.Service) (record, bool) {
+	return serviceRecord(s), f.match("id", true, s.ID) && f.match("name", true, s.Spec.Name) &&
+		f.match("mode", false, s.Spec.Mode.ModeName()) && f.matchLabels("label", s.Spec.Labels)
 }
 
 // listObjects is a list command's run: the filters and format checked

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -90,13 +91,14 @@ func (c *cli) stackDeploy() *cobra.Command {
 }
 
 func (c *cli) stackLs() *cobra.Command {
+	var format string
 	cmd := &cobra.Command{
 		Use:     "ls",
 		Aliases: []string{"list"},
 		Short:   "List stacks",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := c.checkFormat(); err != nil {
+			if _, err := parseFormat(format); err != nil {
 				return err
 			}
 			cl, ctx, cancel, err := c.session()
@@ -108,98 +110,72 @@ func (c *cli) stackLs() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if c.format == "json" {
-				return c.printJSON(stacks)
-			}
-			w := table(c.out, "NAME", "SERVICES")
+			var names []string
+			var recs []record
 			for _, s := range stacks {
-				fmt.Fprintf(w, "%s\t%d\n", s.Name, s.Services)
+				names = append(names, s.Name)
+				recs = append(recs, record{"Name": s.Name, "Services": strconv.Itoa(s.Services)})
 			}
-			return w.Flush()
+			return c.printList(format, false, stacks, names, recs, []string{"Name", "Services"})
 		},
 	}
-	c.addFormat(cmd)
+	cmd.Flags().StringVar(&format, "format", "", `"json", a Go template such as "{{.Name}}: {{.Services}}", or "table TEMPLATE"`)
 	return cmd
 }
 
+// stackServices is service ls over a stack's services, its filters,
+// -q and --format included, as docker stack services.
 func (c *cli) stackServices() *cobra.Command {
+	var l listFlags
 	cmd := &cobra.Command{
 		Use:   "services NAME",
 		Short: "List the services of a stack",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := c.checkFormat(); err != nil {
-				return err
-			}
-			cl, ctx, cancel, err := c.session()
-			if err != nil {
-				return err
-			}
-			defer cancel()
-			svcs, err := stack.Services(ctx, cl, args[0])
-			if err != nil {
-				return err
-			}
-			if len(svcs) == 0 {
-				return fmt.Errorf("nothing found in stack: %s", args[0])
-			}
-			if c.format == "json" {
-				return c.printJSON(svcs)
-			}
-			return c.serviceTable(ctx, cl, svcs)
+			return listObjects(c, l, serviceFilterKeys, serviceCols, func(ctx context.Context, cl *client.Client) ([]*api.Service, error) {
+				return stackServices(ctx, cl, args[0])
+			}, keepService, func(s *api.Service) string { return s.ID })
 		},
 	}
-	c.addFormat(cmd)
+	l.register(cmd.Flags(), strings.Join(serviceFilterKeys, ", "), "service")
 	return cmd
 }
 
+// stackPs is service ps over a stack's services, as docker stack ps.
 func (c *cli) stackPs() *cobra.Command {
+	var l listFlags
 	cmd := &cobra.Command{
 		Use:   "ps NAME",
 		Short: "List the tasks of a stack",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := c.checkFormat(); err != nil {
-				return err
-			}
 			cl, ctx, cancel, err := c.session()
 			if err != nil {
 				return err
 			}
-			defer cancel()
-			svcs, err := stack.Services(ctx, cl, args[0])
+			svcs, err := stackServices(ctx, cl, args[0])
+			cancel()
 			if err != nil {
 				return err
 			}
-			if len(svcs) == 0 {
-				return fmt.Errorf("nothing found in stack: %s", args[0])
+			ids := make([]string, len(svcs))
+			for i, s := range svcs {
+				ids[i] = s.ID
 			}
-			var rows [][]string
-			var all []any
-			hosts := hostnames(ctx, cl)
-			for _, s := range svcs {
-				tasks, err := cl.ListTasks(ctx, control.TaskFilter{Service: s.ID})
-				if err != nil {
-					return err
-				}
-				for _, t := range tasks {
-					all = append(all, t)
-					rows = append(rows, []string{short(t.ID), t.Name, hosts[t.NodeID], titled(t.DesiredState.String()),
-						titled(t.Status.State.String()) + " " + ago(t.Status.Timestamp) + " ago", t.Status.Err})
-				}
-			}
-			if c.format == "json" {
-				return c.printJSON(all)
-			}
-			w := table(c.out, "ID", "NAME", "NODE", "DESIRED STATE", "CURRENT STATE", "ERROR")
-			for _, r := range rows {
-				fmt.Fprintln(w, strings.Join(r, "\t"))
-			}
-			return w.Flush()
+			return c.listTasks(l, ids, func(ref string) control.TaskFilter { return control.TaskFilter{Service: ref} })
 		},
 	}
-	c.addFormat(cmd)
+	l.register(cmd.Flags(), strings.Join(taskFilterKeys, ", "), "task")
 	return cmd
+}
+
+// stackServices is a stack's services; none is an error, as docker's.
+func stackServices(ctx context.Context, cl *client.Client, name string) ([]*api.Service, error) {
+	svcs, err := stack.Services(ctx, cl, name)
+	if err == nil && len(svcs) == 0 {
+		err = fmt.Errorf("nothing found in stack: %s", name)
+	}
+	return svcs, err
 }
 
 func (c *cli) stackRm() *cobra.Command {
@@ -262,17 +238,4 @@ func readLimited(path string, limit int64) ([]byte, error) {
 	b := make([]byte, st.Size())
 	_, err = f.ReadAt(b, 0)
 	return b, err
-}
-
-// serviceTable prints services as service ls and stack services do.
-func (c *cli) serviceTable(ctx context.Context, cl *client.Client, svcs []*api.Service) error {
-	w := table(c.out, "ID", "NAME", "MODE", "REPLICAS", "RUNS", "PORTS")
-	for _, s := range svcs {
-		p, err := cl.ServiceProgress(ctx, s.ID)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%d/%d\t%s\t%s\n", short(s.ID), s.Spec.Name, s.Spec.Mode.ModeName(), p.Running, p.Desired, runs(s.Spec.TaskTemplate), ports(s))
-	}
-	return w.Flush()
 }

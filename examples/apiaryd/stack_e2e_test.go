@@ -108,6 +108,31 @@ func TestBinariesStack(t *testing.T) {
 	if out, err := e.ctl("m1", "stack", "ps", "demo"); err != nil || strings.Count(out, "Running") != 6 {
 		t.Errorf("apiaryctl stack ps: %v\n%s", err, out)
 	}
+	// apiaryctl's take docker's --format, -q and --filter, and agree.
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"stack", "ls", "--format", "{{.Name}} {{.Services}}"}, "demo 2"},
+		{[]string{"stack", "services", "demo", "--format", "{{.Name}} {{.Replicas}}"}, "demo_api 1/1\ndemo_web 2/2"},
+		{[]string{"stack", "services", "demo", "-f", "name=demo_web", "--format", "{{.Name}}"}, "demo_web"},
+		{[]string{"stack", "ps", "demo", "-f", "desired-state=running", "--format", "{{.Name}} {{.CurrentState}}"}, ""},
+	} {
+		out, err := e.ctl("m1", c.args...)
+		out = strings.TrimSpace(out)
+		if c.want == "" { // three running tasks, each named after its service
+			if err != nil || strings.Count(out, "demo_") != 3 || strings.Count(out, "Running") != 3 {
+				t.Errorf("apiaryctl %v: %v\n%s", c.args, err, out)
+			}
+			continue
+		}
+		if err != nil || out != c.want {
+			t.Errorf("apiaryctl %v: %v, %q, want %q", c.args, err, out, c.want)
+		}
+	}
+	if out, err := e.ctl("m1", "stack", "ps", "demo", "-q"); err != nil || strings.Count(strings.TrimSpace(out), "\n") != 2 {
+		t.Errorf("apiaryctl stack ps -q: %v, %q, want 3 IDs", err, out)
+	}
 
 	// Redeploy without api, with --prune.
 	one := strings.Split(fmt.Sprintf(stackCompose, filepath.Join(e.bin, "webapp")), "  api:")[0] + strings.Split(stackCompose, "networks: [back]\n")[1]
