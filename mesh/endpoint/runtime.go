@@ -183,39 +183,23 @@ func (r *Runtime) SetLocal(tasks []LocalTask) error {
 		return errors.New("endpoint: SetLocal: runtime is closed")
 	}
 	var errs []error
-	keep := make(map[string]bool, len(tasks))
-	for i := range tasks {
-		t := &tasks[i]
-		if keep[t.ID] {
+	listed := make(map[string]bool, len(tasks))
+	put := make([]LocalTask, 0, len(tasks))
+	for _, t := range tasks {
+		if listed[t.ID] {
 			errs = append(errs, fmt.Errorf("endpoint: SetLocal: task %q listed twice", t.ID))
 			continue
 		}
-		value, err := r.encode(t)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		keep[t.ID] = true
-		if bytes.Equal(r.published[t.ID], value) {
-			continue
-		}
-		if err := r.cfg.Gossip.Put(GossipNetwork, GossipTable, t.ID, value); err != nil {
-			errs = append(errs, fmt.Errorf("endpoint: publish task %s: %w", t.ID, err))
-			continue
-		}
-		r.published[t.ID] = value
+		listed[t.ID] = true
+		put = append(put, t)
 	}
+	var gone []string
 	for id := range r.published {
-		if keep[id] {
-			continue
+		if !listed[id] {
+			gone = append(gone, id)
 		}
-		if err := r.cfg.Gossip.Delete(GossipNetwork, GossipTable, id); err != nil {
-			errs = append(errs, fmt.Errorf("endpoint: withdraw task %s: %w", id, err))
-			continue
-		}
-		delete(r.published, id)
 	}
-	return errors.Join(errs...)
+	return errors.Join(append(errs, r.update(put, gone))...)
 }
 
 // Update publishes a change of the set SetLocal last published: put are
@@ -232,6 +216,12 @@ func (r *Runtime) Update(put []LocalTask, gone []string) error {
 	if r.closed {
 		return errors.New("endpoint: Update: runtime is closed")
 	}
+	return r.update(put, gone)
+}
+
+// update is Update with r.mu held: what went is withdrawn first, so that
+// its room under MaxLocalTasks is free for what comes.
+func (r *Runtime) update(put []LocalTask, gone []string) error {
 	var errs []error
 	for _, id := range gone {
 		if _, ok := r.published[id]; !ok {
