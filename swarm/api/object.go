@@ -2,7 +2,6 @@ package api
 
 import (
 	"crypto/rand"
-	"math/big"
 	"time"
 )
 
@@ -61,16 +60,24 @@ const IDLength = 25
 
 // NewID returns a random object ID of 25 base-36 characters (~129 bits).
 func NewID() string {
-	b := make([]byte, IDLength)
-	max := big.NewInt(int64(len(idAlphabet)))
-	for i := range b {
-		n, err := rand.Int(rand.Reader, max)
-		if err != nil {
+	// Bytes below 252 (7 × 36) map to a character each without bias; the
+	// rest are drawn again. One read of 40 bytes almost always suffices
+	// (25 needed, 1.6% of bytes refused): a read per character, through
+	// big.Int, was 1% of a write's CPU.
+	var id [IDLength]byte
+	var buf [40]byte
+	for n := 0; n < IDLength; {
+		if _, err := rand.Read(buf[:]); err != nil {
 			panic("api: crypto/rand failed: " + err.Error())
 		}
-		b[i] = idAlphabet[n.Int64()]
+		for _, c := range buf {
+			if c < 252 && n < IDLength {
+				id[n] = idAlphabet[c%36]
+				n++
+			}
+		}
 	}
-	return string(b)
+	return string(id[:])
 }
 
 func copyMap(m map[string]string) map[string]string {

@@ -111,7 +111,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		s.log = slog.Default()
 	}
 	for class, l := range cfg.Classes {
-		opts := []grpc.ServerOption{grpc.Creds(handshaken{})}
+		opts := []grpc.ServerOption{grpc.Creds(handshaken{}), StreamWorkersOption()}
 		if cfg.Authorize != nil {
 			opts = append(opts, grpc.InTapHandle(cfg.Authorize))
 		}
