@@ -238,6 +238,9 @@ func (n *Node) Unlock(context.Context, string) error { return nil }
 // Status implements control.Local.
 func (n *Node) Status(context.Context) (*control.NodeStatus, error) {
 	s := &control.NodeStatus{NodeID: n.state.NodeID, Role: n.Role()}
+	if m := n.Manager(); m != nil && m.Raft() != nil {
+		s.RaftApplied = m.Raft().AppliedIndex()
+	}
 	n.keysMu.Lock()
 	if n.keys != nil {
 		s.Autolock = n.keys.Locked()

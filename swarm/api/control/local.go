@@ -40,6 +40,15 @@ type NodeStatus struct {
 	// Autolock: the node's data at rest is locked by the cluster's
 	// unlock key (a manager's, once it has seen the cluster's setting).
 	Autolock bool `json:"Autolock,omitempty"`
+	// RaftApplied is, on a running manager, the index of the last raft
+	// log entry its store has applied (0 on a worker or a locked
+	// manager). It only grows, by one per entry applied (or to a
+	// snapshot's index when one is installed), so two readings on the
+	// leader count the entries committed between them: what
+	// BenchmarkControlAPIWrite reports as entries per write when the
+	// managers run in their own processes. Read-only; the control socket
+	// alone serves it.
+	RaftApplied uint64 `json:"RaftApplied,omitempty"`
 }
 
 // ErrManagerLeave: a manager must be demoted (or forced) before it leaves.
