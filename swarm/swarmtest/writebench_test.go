@@ -43,9 +43,46 @@ import (
 //
 //	go test -run '^$' -bench 'ControlAPIWrite/managers=3/store=empty/via=socket' -benchtime 4000x ./swarm/swarmtest/
 //
+// The names above run the whole cluster in this test process: one Go
+// runtime schedules every manager's raft and apply loops, every
+// transport, the workers and the clients, which no deployment does. Under
+// procs=separate (on Linux) each manager and each worker is an apiaryd
+// process of its own, built once from ./examples/apiaryd, as etcd's
+// members are in bench/etcd; the clients stay in this process and reach
+// the leader the same two ways (writebench_procs_test.go):
+//
+//	go test -run '^$' -bench 'ControlAPIWrite/procs=separate/managers=3/store=empty/via=socket/op=create' -benchtime 4000x ./swarm/swarmtest/
+//	go test -run '^$' -bench 'ControlAPIWrite/procs=separate/managers=3/store=100k/via=socket/op=(create|update)$' -benchtime 4000x -timeout 2h -v ./swarm/swarmtest/
+//
+// (-v shows how long the cluster took to fill, which populate logs.)
+//
 // APIARY_WRITEBENCH_PROFILE=DIR writes a CPU profile of each
-// sub-benchmark's writes to DIR (profileWrites).
+// sub-benchmark's writes to DIR (profileWrites): of this process, that
+// is of the clients alone under procs=separate.
 func BenchmarkControlAPIWrite(b *testing.B) {
+	shapes(b, startInProcess)
+	if separateProcs != nil {
+		b.Run("procs=separate", separateProcs)
+	}
+}
+
+// separateProcs runs the sub-benchmarks with every member in a process of
+// its own, where the platform allows it (writebench_procs_test.go).
+var separateProcs func(b *testing.B)
+
+// writeCluster is what the writes need of a running cluster.
+type writeCluster struct {
+	// leader is the leading manager: its DataDir and Addr.
+	leader *swarmtest.Member
+	// socket opens a new connection to the leader's control socket.
+	socket func() *swarm.Client
+	// applied is the leader's raft applied index.
+	applied func() uint64
+}
+
+// shapes runs the sub-benchmarks on each cluster shape,
+// managers=3|1/store=empty|100k, each on a cluster start makes.
+func shapes(b *testing.B, start func(b *testing.B, managers, workers int) writeCluster) {
 	for _, managers := range []int{3, 1} {
 		b.Run(fmt.Sprintf("managers=%d", managers), func(b *testing.B) {
 			for _, full := range []bool{false, true} {
@@ -53,30 +90,43 @@ func BenchmarkControlAPIWrite(b *testing.B) {
 				if full {
 					name = "store=100k"
 				}
-				b.Run(name, func(b *testing.B) { benchWrites(b, managers, full) })
+				b.Run(name, func(b *testing.B) { benchShape(b, start, managers, full) })
 			}
 		})
 	}
 }
 
-func benchWrites(b *testing.B, managers int, full bool) {
+// startInProcess starts the cluster in this process.
+func startInProcess(b *testing.B, managers, workers int) writeCluster {
+	c := swarmtest.Start(b, swarmtest.Options{Managers: managers, Workers: workers, Timeout: 10 * time.Minute})
+	leader := c.Leader()
+	return writeCluster{
+		leader:  leader,
+		socket:  func() *swarm.Client { return c.Client(leader) },
+		applied: func() uint64 { return leader.Node.Manager().Raft().AppliedIndex() },
+	}
+}
+
+// benchShape starts a cluster of the shape, fills it for store=100k and
+// measures the writes through each way of reaching its leader.
+func benchShape(b *testing.B, start func(b *testing.B, managers, workers int) writeCluster, managers int, full bool) {
 	workers := 0
 	if full {
 		workers = 4
 	}
-	c := swarmtest.Start(b, swarmtest.Options{Managers: managers, Workers: workers, Timeout: 10 * time.Minute})
-	leader := c.Leader()
+	c := start(b, managers, workers)
 	ctx, cancel := context.WithCancel(context.Background())
 	b.Cleanup(cancel)
 	if full {
-		populate(b, ctx, c.Client(leader), 1000, 100)
+		populate(b, ctx, c.socket(), 1000, 100)
 	}
 	dials := map[string]func() *swarm.Client{
-		"socket": func() *swarm.Client { return c.Client(leader) },
+		"socket": c.socket,
 		"tls": func() *swarm.Client {
-			ident := identityOf(b, leader)
+			// The leader's own certificate, read from its data dir.
+			ident := identityOf(b, c.leader)
 			creds := credentials.NewTLS(ident.ClientTLSConfig(pki.RoleManager))
-			cl, closeFn, err := swarm.DialClient(leader.Addr, grpc.WithTransportCredentials(creds))
+			cl, closeFn, err := swarm.DialClient(c.leader.Addr, grpc.WithTransportCredentials(creds))
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -84,7 +134,6 @@ func benchWrites(b *testing.B, managers int, full bool) {
 			return cl
 		},
 	}
-	raftOf := func() uint64 { return leader.Node.Manager().Raft().AppliedIndex() }
 	for _, via := range []string{"socket", "tls"} {
 		b.Run("via="+via, func(b *testing.B) {
 			// One connection per client, as separate programs have.
@@ -96,7 +145,7 @@ func benchWrites(b *testing.B, managers int, full bool) {
 				b.Run("op="+op, func(b *testing.B) {
 					for _, n := range []int{1, 16, 64} {
 						b.Run(fmt.Sprintf("clients=%d", n), func(b *testing.B) {
-							runWrites(b, ctx, clients[:n], op, raftOf)
+							runWrites(b, ctx, clients[:n], op, c.applied)
 						})
 					}
 				})
@@ -132,12 +181,13 @@ func populate(b *testing.B, ctx context.Context, cl *swarm.Client, services, rep
 	for err := range errs {
 		b.Fatal(err)
 	}
+	created := time.Since(start)
 	for _, id := range ids {
 		if err := cl.WaitConverged(ctx, id); err != nil {
 			b.Fatal(err)
 		}
 	}
-	b.Logf("%d services, %d tasks running in %v", services, services*replicas, time.Since(start).Round(time.Second))
+	b.Logf("%d services, %d tasks running in %v (the services created in %v)", services, services*replicas, time.Since(start).Round(time.Second), created.Round(time.Second))
 }
 
 var benchSeq atomic.Int64
@@ -223,6 +273,15 @@ func runWrites(b *testing.B, ctx context.Context, clients []*swarm.Client, op st
 	b.ReportMetric(pct(0.99), "p99-ms")
 	b.ReportMetric(float64(entries)/float64(len(all)), "entries/write")
 	b.ReportMetric(0, "ns/op")
+	// The machine may be shared: a figure means little without the
+	// load it was measured under (Linux's 1-minute load average, this
+	// benchmark's own processes included).
+	if load, err := os.ReadFile("/proc/loadavg"); err == nil {
+		var load1 float64
+		if _, err := fmt.Sscan(string(load), &load1); err == nil {
+			b.ReportMetric(load1, "load-1m")
+		}
+	}
 }
 
 // profileWrites writes a CPU profile of the writes alone (not of the
