@@ -32,14 +32,18 @@ import (
 //	                    running tasks on 4 workers
 //	via=socket|tls      the leader's control socket, or its TCP port with
 //	                    a manager's certificate
-//	op=create           CreateService of a 0-replica service
+//	op=create           CreateService of a 0-replica service (kept: the
+//	                    vias share a cluster, which holds at most
+//	                    api.MaxHostVIPs = 65,534 services, so -benchtime
+//	                    above about 10,000x fails for want of host VIPs)
 //	op=update           UpdateService of the client's own service (a label)
 //	op=mix              create, update, scale, remove in turn
 //	clients=1|16|64
 //
-// It reports writes/s, the p50 and p99 latency of one write, and the raft
+// It reports writes/s, the p50 and p99 latency of one write, the raft
 // entries the leader applied per write (the write's own and whatever the
-// loops that react to it add), counted until the log is quiet again.
+// loops that react to it add, counted until the log is quiet again), and
+// the machine's 1-minute load average at the end.
 //
 //	go test -run '^$' -bench 'ControlAPIWrite/managers=3/store=empty/via=socket' -benchtime 4000x ./swarm/swarmtest/
 //
