@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"reflect"
@@ -54,7 +55,7 @@ func FuzzApply(f *testing.F) {
 			t.Fatalf("index %d after applying entry %d", a.Index(), index)
 		}
 		if errA != nil {
-			if !bytes.Equal(objectLines(snapA), objectLines(base)) {
+			if !bytes.Equal(objectRecords(t, snapA), objectRecords(t, base)) {
 				t.Fatalf("a refused entry (%v) changed the state", errA)
 			}
 			return
@@ -80,18 +81,47 @@ func FuzzApply(f *testing.F) {
 }
 
 // FuzzRestore restores a stream over a store that holds a state: either
-// the input as it is, or (framed) the input's lines as records between a
-// header with the given index and a trailer with their true count and
-// checksum, so that the fuzzer reaches the records' own checks. A refused
-// stream is an ErrBadSnapshot and changes nothing; an accepted one gives a
-// state whose own snapshot restores to the same bytes and that takes new
-// writes.
+// the input as it is, or (framed) the input's records between a header
+// with the given index and a trailer with their true count and checksum,
+// so that the fuzzer reaches the records' own checks. Framed input that
+// begins with 0xB2 is format 2, the rest of it uvarint-length-prefixed
+// records (a length past the end takes what is left); other framed input
+// is format 1, its lines the records. A refused stream is an
+// ErrBadSnapshot and changes nothing; an accepted one gives a state whose
+// own snapshot restores to the same bytes and that takes new writes.
 func FuzzRestore(f *testing.F) {
 	base := fixtureSnapshot(f)
 	f.Add(uint64(0), base, false)
 	f.Add(uint64(0), save(f, fullStore(f)), false)
 	f.Add(uint64(0), base[:len(base)/2], false)
 	f.Add(uint64(0), []byte(`{"apiary_store":1,"index":4}`+"\n"+`{"end":true,"objects":0,"crc32":1}`+"\n"), false)
+	f.Add(uint64(0), saveFormat1(f, restored(f, base)), false)
+	f.Add(uint64(0), handSnapshot2(4), false)
+	for _, c := range []struct {
+		index   uint64
+		records [][]byte
+	}{
+		{3, [][]byte{record2(f, "node", &api.Node{ID: "n1", Meta: api.Meta{Version: 2}, Spec: api.NodeSpec{Annotations: api.Annotations{Name: "a", Labels: map[string]string{"x": "1", "y": "2"}}, Role: api.NodeRoleManager}}),
+			record2(f, "task", &api.Task{ID: "t1", Name: "web.1", ServiceID: "s", Slot: 1, NodeID: "n1", DesiredState: api.TaskStateRunning, Status: api.TaskStatus{State: api.TaskStateRunning},
+				Spec: api.TaskSpec{Networks: []api.NetworkAttachmentConfig{{Target: "net"}}}}),
+			record2(f, "service", &api.Service{ID: "s", Spec: api.ServiceSpec{Annotations: api.Annotations{Name: "web"}, TaskTemplate: api.TaskSpec{Networks: []api.NetworkAttachmentConfig{{Target: "net"}}}},
+				Endpoint: &api.Endpoint{VirtualIPs: []api.EndpointVirtualIP{{NetworkID: "net"}}}})}},
+		{1, [][]byte{record2(f, "node", &api.Node{ID: "n1", Meta: api.Meta{Version: 2}})}},
+		{5, [][]byte{record2(f, "node", node("n1", "a")), record2(f, "node", node("n2", "a"))}},
+		{5, [][]byte{record2(f, "service", &api.Service{ID: "s"}), record2(f, "service", &api.Service{ID: "s"})}},
+		{5, [][]byte{record2(f, "secret", &api.Secret{ID: "s"})}},
+		{5, [][]byte{record2(f, "node", []byte{})}},
+		{5, [][]byte{record2(f, "volume", &api.Node{ID: "v"})}},
+		{5, [][]byte{record2(f, "task", wireStrings("ID", "t", "DesiredState", "dreaming"))}},
+		{5, [][]byte{append(record2(f, "node", &api.Node{ID: "n"}), 0)}},
+		{0, nil},
+	} {
+		framed := []byte{snapshotMagic[0]}
+		for _, r := range c.records {
+			framed = append(binary.AppendUvarint(framed, uint64(len(r))), r...)
+		}
+		f.Add(c.index, framed, true)
+	}
 	for _, c := range []struct {
 		index   uint64
 		records []string
@@ -110,7 +140,21 @@ func FuzzRestore(f *testing.F) {
 		f.Add(c.index, []byte(strings.Join(c.records, "\n")), true)
 	}
 	f.Fuzz(func(t *testing.T, index uint64, data []byte, framed bool) {
-		if framed {
+		switch {
+		case framed && len(data) > 0 && data[0] == snapshotMagic[0]:
+			var records [][]byte
+			for d := data[1:]; len(d) > 0; {
+				size, n := binary.Uvarint(d)
+				if n <= 0 {
+					break
+				}
+				d = d[n:]
+				size = min(size, uint64(len(d)))
+				records = append(records, d[:size])
+				d = d[size:]
+			}
+			data = handSnapshot2(index, records...)
+		case framed:
 			var records []string
 			if len(data) > 0 {
 				records = strings.Split(string(data), "\n")
@@ -217,14 +261,11 @@ func save(tb testing.TB, s *MemoryStore) []byte {
 	return buf.Bytes()
 }
 
-// objectLines is a snapshot without its header and trailer, which hold the
-// index.
-func objectLines(snap []byte) []byte {
-	lines := bytes.Split(bytes.TrimSuffix(snap, []byte("\n")), []byte("\n"))
-	if len(lines) < 2 {
-		return nil
-	}
-	return bytes.Join(lines[1:len(lines)-1], []byte("\n"))
+// objectRecords is a snapshot without its header and trailer, which hold
+// the index.
+func objectRecords(tb testing.TB, snap []byte) []byte {
+	_, records, _ := splitSnapshot2(tb, snap)
+	return bytes.Join(records, nil)
 }
 
 // checkSameIndexes compares every index of two states entry by entry: the
