@@ -253,7 +253,7 @@ func (n *Node) serveSocket(rt *runtime) error {
 		return err
 	}
 	// Local users' requests: the same bound as a worker's.
-	rt.sockSrv = grpc.NewServer(grpc.MaxRecvMsgSize(workerMaxMsg), rpc.StreamWorkersOption())
+	rt.sockSrv = grpc.NewServer(append(rpc.WindowOptions(), grpc.MaxRecvMsgSize(workerMaxMsg), rpc.StreamWorkersOption())...)
 	n.serveLocal(rt.sockSrv)
 	if rt.mgr != nil {
 		control.RegisterAPI(rt.sockSrv, rt.mgr.control, nil)

@@ -57,11 +57,36 @@ func init() {
 	encoding.RegisterCodec(WireCodec{})
 }
 
-// DialOptions make a client connection speak WireCodec. Servers take
-// both codecs (a call names its own), so a client of an earlier version,
-// which speaks Codec, is still served.
+// DialOptions make a client connection speak WireCodec, with fixed
+// flow-control windows (StreamWindow, ConnWindow). Servers take both
+// codecs (a call names its own), so a client of an earlier version, which
+// speaks Codec, is still served.
 func DialOptions() []grpc.DialOption {
-	return []grpc.DialOption{grpc.WithDefaultCallOptions(grpc.CallContentSubtype(WireCodec{}.Name()))}
+	return []grpc.DialOption{grpc.WithDefaultCallOptions(grpc.CallContentSubtype(WireCodec{}.Name())),
+		grpc.WithInitialWindowSize(StreamWindow), grpc.WithInitialConnWindowSize(ConnWindow)}
+}
+
+// The flow-control windows of our clients and of the servers that do not
+// bound them lower (the control socket; a manager's manager class).
+//
+// gRPC sizes windows by itself unless they are set, and to measure the
+// link it sends a ping whenever data arrives with no ping out: for a
+// client that waits for each answer, a ping and its acknowledgement each
+// way on every call, two more writes and two more reads (8% of a write's
+// CPU at 64 clients, docs/benchmarks.md, issue 14). Fixed windows turn
+// that off. 1 MiB per stream holds a raft append or snapshot chunk whole
+// (1 MiB each by default) and carries 1 MiB per round trip: 20 MB/s at a
+// 50 ms WAN round trip, far more on a LAN or loopback. It is also the most
+// a stream makes its reader buffer unread; ConnWindow bounds a
+// connection's streams together.
+const (
+	StreamWindow = 1 << 20
+	ConnWindow   = 4 << 20
+)
+
+// WindowOptions are the server options of those fixed windows.
+func WindowOptions() []grpc.ServerOption {
+	return []grpc.ServerOption{grpc.InitialWindowSize(StreamWindow), grpc.InitialConnWindowSize(ConnWindow)}
 }
 
 // Call invokes a unary method on conn and restores registered errors.

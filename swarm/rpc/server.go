@@ -39,10 +39,11 @@ type Limits struct {
 	// MaxConnsPerIdentity bounds the connections of one identity (one
 	// node) at once.
 	MaxConnsPerIdentity int
-	// WindowSize, if set (at least 64 KiB), fixes the HTTP/2 flow-control
-	// windows of a stream and of a connection, instead of letting gRPC
-	// grow them up to 16 MiB with the bandwidth-delay product: it is the
-	// most a connection holds that its handlers did not read yet.
+	// WindowSize, if set (at least 64 KiB), is the HTTP/2 flow-control
+	// window of a stream and of a connection: the most a connection holds
+	// that its handlers did not read yet. Unset, the windows are
+	// StreamWindow and ConnWindow (never gRPC's own sizing, which grows
+	// them up to 16 MiB and pings on every call to measure the link).
 	WindowSize int32
 }
 
@@ -123,6 +124,8 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		}
 		if l.WindowSize > 0 {
 			opts = append(opts, grpc.InitialWindowSize(l.WindowSize), grpc.InitialConnWindowSize(l.WindowSize))
+		} else {
+			opts = append(opts, WindowOptions()...)
 		}
 		s.servers[class] = grpc.NewServer(append(opts, cfg.Options...)...)
 		s.queues[class] = newConnQueue()

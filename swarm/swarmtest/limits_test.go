@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/apiary-io/apiary/pki"
+	"github.com/apiary-io/apiary/swarm/rpc"
 	"github.com/apiary-io/apiary/swarm/swarmtest"
 )
 
@@ -99,30 +100,32 @@ func TestLargeMessagesRefusedBeforeTheyAreRead(t *testing.T) {
 	}
 	const huge = 100 << 20
 	// What one connection can have sent before the answer: the server's
-	// initial flow-control window, plus what the client's writer had in
+	// flow-control window for the class (64 KiB for joiners and workers,
+	// rpc.StreamWindow for managers), plus what the client's writer had in
 	// hand.
-	const window = 64<<10 + 64<<10
+	const small, large = 64<<10 + 64<<10, rpc.StreamWindow + 64<<10
 	cases := []struct {
 		name   string
 		method string
 		cert   func(*tls.CertificateRequestInfo) (*tls.Certificate, error)
 		want   codes.Code
+		window int64
 	}{
-		{"anonymous certificate request", pki.MethodIssueNodeCertificate, nil, codes.ResourceExhausted},
-		{"anonymous dispatcher call", "/apiary.Dispatcher/Register", nil, codes.Unauthenticated},
-		{"anonymous raft frame", "/apiary.raft.v1.Raft/Stream", nil, codes.Unauthenticated},
-		{"anonymous control call", "/apiary.Control/CreateService", nil, codes.Unauthenticated},
-		{"worker registration", "/apiary.Dispatcher/Register", certOf(worker), codes.ResourceExhausted},
-		{"worker raft frame", "/apiary.raft.v1.Raft/Stream", certOf(worker), codes.PermissionDenied},
-		{"manager raft frame", "/apiary.raft.v1.Raft/Stream", certOf(manager), codes.ResourceExhausted},
+		{"anonymous certificate request", pki.MethodIssueNodeCertificate, nil, codes.ResourceExhausted, small},
+		{"anonymous dispatcher call", "/apiary.Dispatcher/Register", nil, codes.Unauthenticated, small},
+		{"anonymous raft frame", "/apiary.raft.v1.Raft/Stream", nil, codes.Unauthenticated, small},
+		{"anonymous control call", "/apiary.Control/CreateService", nil, codes.Unauthenticated, small},
+		{"worker registration", "/apiary.Dispatcher/Register", certOf(worker), codes.ResourceExhausted, small},
+		{"worker raft frame", "/apiary.raft.v1.Raft/Stream", certOf(worker), codes.PermissionDenied, small},
+		{"manager raft frame", "/apiary.raft.v1.Raft/Stream", certOf(manager), codes.ResourceExhausted, large},
 	}
 	for _, tc := range cases {
 		code, sent := declaredCall(t, manager.Addr, tc.method, tc.cert, huge)
 		if code != tc.want {
 			t.Errorf("%s: answered %s, want %s", tc.name, code, tc.want)
 		}
-		if sent > window {
-			t.Errorf("%s: answered only after %d bytes of the message were sent (at most %d expected)", tc.name, sent, window)
+		if sent > tc.window {
+			t.Errorf("%s: answered only after %d bytes of the message were sent (at most %d expected)", tc.name, sent, tc.window)
 		}
 		t.Logf("%s: %s after %d of %d bytes", tc.name, code, sent, huge)
 	}
