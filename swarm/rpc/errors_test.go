@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"testing"
 
 	"google.golang.org/grpc"
@@ -33,8 +32,7 @@ type failResp struct{}
 // code and the server's message; an unregistered error keeps its code and
 // text but matches no sentinel.
 func TestErrorsKeepTheirIdentityAcrossTheWire(t *testing.T) {
-	s := grpc.NewServer()
-	desc := rpc.NewService("apiary.test.Errors", nil, []rpc.UnaryMethod{rpc.HandleUnary("Fail", func(_ context.Context, r *failReq) (*failResp, error) {
+	addr := serve(t, rpc.NewService("apiary.test.Errors", nil, []rpc.UnaryMethod{rpc.HandleUnary("Fail", func(_ context.Context, r *failReq) (*failResp, error) {
 		switch r.Which {
 		case "first":
 			return nil, fmt.Errorf("doing x for %s: %w", "y", errFirst)
@@ -44,15 +42,8 @@ func TestErrorsKeepTheirIdentityAcrossTheWire(t *testing.T) {
 			return nil, status.Error(codes.ResourceExhausted, "already a status")
 		}
 		return nil, errors.New("plain failure")
-	})}, nil)
-	s.RegisterService(&desc, nil)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Serve(l)
-	defer s.Stop()
-	conn, err := grpc.NewClient(l.Addr().String(), append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, rpc.DialOptions()...)...)
+	})}, nil))
+	conn, err := grpc.NewClient(addr, append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, rpc.DialOptions()...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

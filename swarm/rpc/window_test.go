@@ -39,17 +39,9 @@ func (c recordingConn) Read(p []byte) (int, error) {
 // server sent meanwhile.
 func serverPings(t *testing.T, serverOpts []grpc.ServerOption, dialOpts []grpc.DialOption, calls int) int {
 	t.Helper()
-	s := grpc.NewServer(serverOpts...)
-	desc := rpc.NewService("apiary.test.Ping", nil, []rpc.UnaryMethod{rpc.HandleUnary("Ping", func(_ context.Context, r *pingReq) (*pingResp, error) {
+	addr := serve(t, rpc.NewService("apiary.test.Ping", nil, []rpc.UnaryMethod{rpc.HandleUnary("Ping", func(_ context.Context, r *pingReq) (*pingResp, error) {
 		return &pingResp{N: r.N}, nil
-	})}, nil)
-	s.RegisterService(&desc, nil)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Serve(l)
-	defer s.Stop()
+	})}, nil), serverOpts...)
 	var mu sync.Mutex
 	var read bytes.Buffer
 	dial := grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
@@ -60,7 +52,7 @@ func serverPings(t *testing.T, serverOpts []grpc.ServerOption, dialOpts []grpc.D
 		return recordingConn{Conn: c, mu: &mu, buf: &read}, nil
 	})
 	all := append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials()), dial}, dialOpts...)
-	conn, err := grpc.NewClient(l.Addr().String(), all...)
+	conn, err := grpc.NewClient(addr, all...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,4 +95,19 @@ func TestFixedWindowsSendNoPings(t *testing.T) {
 		t.Errorf("with fixed windows the server sent %d pings in %d calls, want 0", fixed, calls)
 	}
 	t.Logf("server pings in %d calls: %d with gRPC's sizing, 0 with fixed windows", calls, defaults)
+}
+
+// serve serves desc on a loopback port until the test ends and returns
+// the port's address.
+func serve(t *testing.T, desc grpc.ServiceDesc, opts ...grpc.ServerOption) string {
+	t.Helper()
+	s := grpc.NewServer(opts...)
+	s.RegisterService(&desc, nil)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Serve(l)
+	t.Cleanup(s.Stop)
+	return l.Addr().String()
 }
