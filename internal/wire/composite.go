@@ -263,10 +263,18 @@ func jsonName(sf reflect.StructField) (string, bool) {
 }
 
 // appendValue writes the wire type and the value at p: null for a nil
-// pointer.
+// pointer, slice or map, which decodes as nil again. An empty slice or map
+// that is not nil is written as itself and decodes empty, not nil: a
+// replica that decodes an entry holds what its proposer holds (a nil
+// []byte among a map's values used to come back as []byte{} on the
+// followers alone).
 func appendValue(b []byte, c *codec, p unsafe.Pointer) []byte {
-	if c.typ.Kind() == reflect.Pointer && *(*unsafe.Pointer)(p) == nil {
-		return append(b, wtNull)
+	switch c.typ.Kind() {
+	case reflect.Pointer, reflect.Map, reflect.Slice:
+		// The first word of each is nil exactly when the value is nil.
+		if *(*unsafe.Pointer)(p) == nil {
+			return append(b, wtNull)
+		}
 	}
 	return c.enc(append(b, c.wt), p)
 }

@@ -349,3 +349,33 @@ func FuzzUnmarshal(f *testing.F) {
 		}
 	})
 }
+
+// Nil and empty slices and maps among a map's values or a list's elements
+// come back as they went: a replica that decodes an entry must hold what
+// its proposer holds (a nil []byte used to come back as []byte{}).
+func TestNilAndEmptyAmongValues(t *testing.T) {
+	type holder struct {
+		Bytes map[string][]byte            `json:"Bytes"`
+		Lists [][]string                   `json:"Lists"`
+		Maps  map[string]map[string]string `json:"Maps"`
+	}
+	in := holder{
+		Bytes: map[string][]byte{"nil": nil, "empty": {}, "some": {1}},
+		Lists: [][]string{nil, {}, {"a"}},
+		Maps:  map[string]map[string]string{"nil": nil, "empty": {}, "some": {"k": "v"}},
+	}
+	b, err := Marshal(&in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got holder
+	if err := Unmarshal(b, &got); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, in) {
+		t.Fatalf("got %#v, want %#v", got, in)
+	}
+	if got.Bytes["nil"] != nil || got.Bytes["empty"] == nil || got.Lists[0] != nil || got.Lists[1] == nil || got.Maps["nil"] != nil || got.Maps["empty"] == nil {
+		t.Fatalf("nil and empty told apart wrongly: %#v", got)
+	}
+}
