@@ -21,8 +21,7 @@ import (
 // name, so another version's fields are skipped). Like format 1 it streams
 // object by object in both directions, never the whole state as one
 // message, and two stores with the same state write the same bytes (wire
-// writes a map in Go's random order: Save sorts each map's entries by key,
-// mapSorter).
+// writes every map's entries in the order of their encoded keys).
 //
 //	header   the magic "\xB2apiary-store" (a format-1 snapshot starts
 //	         with '{'), uvarint format (2), uvarint index
@@ -100,20 +99,15 @@ func saveState(w io.Writer, db *dbState, index uint64) error {
 		return err
 	}
 	var (
-		n      uint64
-		rec    = make([]byte, recordHead, 512) // recordHead bytes, then the record
-		sorter mapSorter
+		n   uint64
+		rec = make([]byte, recordHead, 512) // recordHead bytes, then the record
 	)
 	for _, ki := range kindList {
 		var err error
 		db.find(ki, selector{all: true}, func(o api.Object) bool {
 			rec = binary.AppendUvarint(rec[:recordHead], uint64(len(ki.kind)))
 			rec = append(rec, ki.kind...)
-			obj := len(rec)
-			if rec, err = wire.Append(rec, o); err == nil {
-				err = sorter.sortMaps(rec[obj:])
-			}
-			if err != nil {
+			if rec, err = wire.Append(rec, o); err != nil {
 				err = fmt.Errorf("save snapshot: %s %s: %w", ki.kind, o.GetID(), err)
 				return false
 			}

@@ -19,6 +19,12 @@ import (
 	"github.com/apiary-io/apiary/swarm/api"
 )
 
+// Wire types of internal/wire's format, for hand-made encodings.
+const (
+	wireVarint = 0
+	wireBytes  = 2
+)
+
 func saveBytes(t testing.TB, s *MemoryStore) *bytes.Reader {
 	t.Helper()
 	var buf bytes.Buffer

@@ -1,10 +1,13 @@
 package wire
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
+	"strings"
 	"unsafe"
 )
 
@@ -85,12 +88,32 @@ func mapCodec(c *codec, t reflect.Type, building map[reflect.Type]*codec) {
 		b = binary.AppendUvarint(b, uint64(m.Len()))
 		k := reflect.New(kt).Elem()
 		v := reflect.New(et).Elem()
+		// Each entry is written after the map's end, then the entries
+		// are moved into place in the order of their encoded keys.
+		start := len(b)
+		spans := make([]entrySpan, 0, m.Len())
 		for it := m.MapRange(); it.Next(); {
 			k.SetIterKey(it)
 			v.SetIterValue(it)
+			e := entrySpan{start: len(b)}
 			b = appendValue(b, kc, k.Addr().UnsafePointer())
+			e.keyEnd = len(b)
 			b = appendValue(b, ec, v.Addr().UnsafePointer())
+			e.end = len(b)
+			spans = append(spans, e)
 		}
+		if len(spans) < 2 {
+			return b
+		}
+		written := b[start:]
+		slices.SortFunc(spans, func(x, y entrySpan) int {
+			return bytes.Compare(b[x.start:x.keyEnd], b[y.start:y.keyEnd])
+		})
+		sorted := make([]byte, 0, len(written))
+		for _, e := range spans {
+			sorted = append(sorted, b[e.start:e.end]...)
+		}
+		copy(written, sorted)
 		return b
 	}
 	c.dec = func(d *decoder, p unsafe.Pointer) error {
@@ -115,13 +138,34 @@ func mapCodec(c *codec, t reflect.Type, building map[reflect.Type]*codec) {
 	}
 }
 
+// entrySpan is where a map entry was written: [start, keyEnd) its key
+// (with its wire type), [keyEnd, end) its value.
+type entrySpan struct{ start, keyEnd, end int }
+
+// compareEncodedStrings orders strings as their encodings compare (the
+// length's uvarint, then the bytes), the order every map is written in.
+func compareEncodedStrings(a, b string) int {
+	var la, lb [binary.MaxVarintLen64]byte
+	if c := bytes.Compare(binary.AppendUvarint(la[:0], uint64(len(a))), binary.AppendUvarint(lb[:0], uint64(len(b)))); c != 0 {
+		return c
+	}
+	return strings.Compare(a, b)
+}
+
 // stringMapCodec is mapCodec without reflection for labels, the maps most
 // objects have.
 func stringMapCodec(c *codec) {
 	c.enc = func(b []byte, p unsafe.Pointer) []byte {
 		m := *(*map[string]string)(p)
 		b = binary.AppendUvarint(b, uint64(len(m)))
-		for k, v := range m {
+		var few [8]string
+		keys := few[:0]
+		for k := range m {
+			keys = append(keys, k)
+		}
+		slices.SortFunc(keys, compareEncodedStrings)
+		for _, k := range keys {
+			v := m[k]
 			b = append(binary.AppendUvarint(append(b, wtBytes), uint64(len(k))), k...)
 			b = append(binary.AppendUvarint(append(b, wtBytes), uint64(len(v))), v...)
 		}

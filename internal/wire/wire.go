@@ -29,7 +29,9 @@
 //	           wire type byte, value
 //	  list     uvarint n, then n times: wire type byte, value
 //	  map      uvarint n, then n times: wire type byte, key value,
-//	           wire type byte, value value
+//	           wire type byte, value value; written in the order of the
+//	           entries' encoded keys, so that a value has one encoding
+//	           (a decoder takes any order)
 //	  null     nothing (a nil pointer in a list or a map)
 //
 // Decoding is bounded by its input: a length or count is checked against

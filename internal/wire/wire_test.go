@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -377,5 +378,57 @@ func TestNilAndEmptyAmongValues(t *testing.T) {
 	}
 	if got.Bytes["nil"] != nil || got.Bytes["empty"] == nil || got.Lists[0] != nil || got.Lists[1] == nil || got.Maps["nil"] != nil || got.Maps["empty"] == nil {
 		t.Fatalf("nil and empty told apart wrongly: %#v", got)
+	}
+}
+
+type orderOuter struct {
+	Name  string
+	ByKey map[string]orderInner
+	List  []map[string]string
+	Ptr   *orderInner
+	Bytes map[string][]byte
+}
+
+type orderInner struct {
+	Labels map[string]string
+	N      int
+	F      float64
+}
+
+// Every map, nested ones included, is written in one order however Go
+// iterates it (two stores with the same state write the same snapshot
+// bytes), and the bytes still decode to the value.
+func TestMapsEncodeInOneOrder(t *testing.T) {
+	labels := func(n, seed int) map[string]string {
+		m := map[string]string{}
+		for i := range n {
+			m[fmt.Sprintf("k%d-%d", seed, i)] = fmt.Sprintf("v%d", i)
+		}
+		return m
+	}
+	v := orderOuter{Name: "x", ByKey: map[string]orderInner{}, Ptr: &orderInner{Labels: labels(9, 1), N: -3},
+		Bytes: map[string][]byte{"a": {1}, "b": {2, 3}, "": {}}}
+	for i := range 8 {
+		v.ByKey[fmt.Sprintf("inner-%d", i)] = orderInner{Labels: labels(i, i), N: i, F: float64(i) / 3}
+		v.List = append(v.List, labels(i, 100+i))
+	}
+	var want []byte
+	for i := range 20 {
+		b, err := Marshal(&v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			want = b
+		} else if !bytes.Equal(b, want) {
+			t.Fatalf("encoding %d: other bytes", i)
+		}
+	}
+	var got orderOuter
+	if err := Unmarshal(want, &got); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, v) {
+		t.Fatalf("decodes to\n%+v\nwant %+v", got, v)
 	}
 }
