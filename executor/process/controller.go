@@ -10,8 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -30,8 +28,6 @@ var (
 	// behind holds it).
 	drainTimeout = time.Second
 )
-
-const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 type state int
 
@@ -199,71 +195,6 @@ func (c *controller) prepareLocked() error {
 	c.prep = &prepared{path: path, argv: argv, env: env, dir: dir, user: u}
 	c.state = statePrepared
 	return nil
-}
-
-// environ is the task's environment: PATH and HOME, the spec's Env, then the
-// APIARY_ variables, which win over the spec's.
-func (c *controller) environ(u taskUser) []string {
-	path := os.Getenv("PATH")
-	if path == "" {
-		path = defaultPath
-	}
-	t := c.task
-	env := []string{"PATH=" + path, "HOME=" + u.home}
-	env = append(env, t.Spec.Process.Env...)
-	return append(env,
-		"APIARY_TASK_ID="+t.ID,
-		"APIARY_TASK_NAME="+t.Name,
-		"APIARY_TASK_SLOT="+strconv.FormatUint(t.Slot, 10),
-		"APIARY_SERVICE_ID="+t.ServiceID,
-		"APIARY_SERVICE_NAME="+t.ServiceAnnotations.Name,
-		"APIARY_NODE_ID="+t.NodeID,
-	)
-}
-
-// envValue is the last value of key in env, as exec uses it.
-func envValue(env []string, key string) string {
-	for i := len(env) - 1; i >= 0; i-- {
-		if k, v, ok := strings.Cut(env[i], "="); ok && k == key {
-			return v
-		}
-	}
-	return ""
-}
-
-// lookPath finds name in the task's PATH; a name with a slash is taken as
-// it is (relative to the working directory dir).
-func lookPath(name, path, dir string) (string, error) {
-	check := func(p string) error {
-		fi, err := os.Stat(p)
-		if err != nil {
-			return err
-		}
-		if fi.IsDir() || fi.Mode()&0o111 == 0 {
-			return fmt.Errorf("%s: not an executable file", p)
-		}
-		return nil
-	}
-	if strings.Contains(name, "/") {
-		p := name
-		if !filepath.IsAbs(p) {
-			p = filepath.Join(dir, p)
-		}
-		if err := check(p); err != nil {
-			return "", fmt.Errorf("command %q: %w", name, err)
-		}
-		return name, nil
-	}
-	for _, d := range filepath.SplitList(path) {
-		if d == "" || !filepath.IsAbs(d) {
-			continue // never look in the working directory by accident
-		}
-		p := filepath.Join(d, name)
-		if check(p) == nil {
-			return p, nil
-		}
-	}
-	return "", fmt.Errorf("command %q: executable file not found in PATH %q", name, path)
 }
 
 // Start starts the process, preparing first if needed. A task runs once:
