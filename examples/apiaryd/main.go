@@ -5,7 +5,8 @@
 //	apiaryd run  --data-dir D [NODE OPTIONS] [--force-new-cluster]
 //
 // NODE OPTIONS: --advertise-addr A, --executor process|docker|fake,
-// --hostname H, --label k=v (repeatable), --log-level L, --log-format text|json.
+// --hostname H, --label k=v (repeatable), --log-level L, --log-format text|json,
+// --debug-addr 127.0.0.1:PORT (Go's profiler, loopback only: debug.go).
 //
 // CLUSTER SETTINGS (init only, as `docker swarm init` takes them): the new
 // cluster's --dispatcher-heartbeat D (0: adaptive), --cert-expiry D and
@@ -191,6 +192,11 @@ func (o *nodeOptions) check() (*slog.Logger, error) {
 	if _, err := parseLabels(o.labels); err != nil {
 		return nil, err
 	}
+	if o.debugAddr != "" {
+		if err := checkDebugAddr(o.debugAddr); err != nil {
+			return nil, err
+		}
+	}
 	if !slices.Contains(executors, o.executor) {
 		return nil, fmt.Errorf("--executor: %q is not %s", o.executor, strings.Join(executors, ", "))
 	}
@@ -244,6 +250,11 @@ func serve(dataDir string, o nodeOptions, flags *pflag.FlagSet, log *slog.Logger
 	defer closeExec()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	stopDebug, err := serveDebug(ctx, o.debugAddr, log)
+	if err != nil {
+		return err
+	}
+	defer stopDebug()
 	var unlockKey string
 	if swarm.Locked(dataDir) {
 		// As long as it takes: the control socket answers unlock and

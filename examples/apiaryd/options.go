@@ -38,6 +38,8 @@ type nodeOptions struct {
 	labels                                          []string
 	// The routing mesh (swarm.MeshConfig).
 	dataPath, gossipAddr, dnsAddr, ingressAddr, meshVIPs string
+	// Go's profiler (debug.go).
+	debugAddr string
 	// The Docker Engine API (dockerapi.go).
 	docker dockerAPIOptions
 }
@@ -58,6 +60,7 @@ func (o *nodeOptions) flags() *pflag.FlagSet {
 	fs.StringVar(&o.dnsAddr, "dns-addr", "", "where the node's DNS server answers service names, HOST:PORT (default: the listen host, port 8653)")
 	fs.StringVar(&o.ingressAddr, "ingress-addr", "", "address the node accepts published ports on, e.g. 0.0.0.0 (default: the listen host)")
 	fs.StringVar(&o.meshVIPs, "mesh-vips", "", `where services' VIPs answer: "range" (an address of 127.100.0.0/16 each; the default on Linux) or "loopback" (127.0.0.1 and a port per service port, which DNS SRV records give; the default elsewhere)`)
+	fs.StringVar(&o.debugAddr, "debug-addr", "", "serve Go's profiler (net/http/pprof) on this loopback HOST:PORT (default: off)")
 	o.docker.addFlags(fs)
 	fs.VisitAll(func(f *pflag.Flag) {
 		f.Annotations = map[string][]string{nodeFlagAnnotation: {"true"}}
