@@ -192,6 +192,7 @@ func TestBinariesRunKeepsNodeOptions(t *testing.T) {
 		"mesh-vips":       {"range"},
 		"docker-api":      {"true"},
 		"docker-api-addr": {""},
+		"debug-addr":      {host + ":0"},
 	}
 	help, err := exec.Command(filepath.Join(e.bin, "apiaryd"), "run", "--help").CombinedOutput()
 	if err != nil {
@@ -235,10 +236,13 @@ func TestBinariesRunKeepsNodeOptions(t *testing.T) {
 	e.waitFor("the options in the log", 10*time.Second, func() (bool, string) {
 		line := logLine(p.log.String(), `msg="node options"`)
 		for _, want := range []string{"listen-addr=" + addr, "advertise-addr=" + addr, "executor=fake", "hostname=kept-host", `label="[zone=blue disk=ssd]"`, "log-level=debug",
-			"data-path=host", "gossip-addr=" + host + ":0", "dns-addr=" + host + ":0", "ingress-addr=" + host, "mesh-vips=range", "docker-api=true"} {
+			"data-path=host", "gossip-addr=" + host + ":0", "dns-addr=" + host + ":0", "ingress-addr=" + host, "mesh-vips=range", "docker-api=true", "debug-addr=" + host + ":0"} {
 			if !strings.Contains(line, want) {
 				return false, fmt.Sprintf("%q lacks %s", line, want)
 			}
+		}
+		if logLine(p.log.String(), "debug listener") == "" {
+			return false, "the saved --debug-addr started no profiler"
 		}
 		return true, ""
 	})
