@@ -164,12 +164,16 @@ func (n *Node) runApply(a *applyState) {
 			return
 		}
 		wanted := n.snapWanted.Load() && a.applied > a.lastSnap
-		// By count only once the log since the last snapshot holds a
-		// quarter of that snapshot's bytes: a large state (100,000 tasks
-		// are ~100 MB) is not written again for every 10,000 small
-		// writes, which would cost far more than replaying them; the
-		// byte bound still holds the log.
-		byCount := a.applied-a.lastSnap >= n.cfg.SnapshotInterval && a.logBytes >= n.lastSnapSize.Load()/4
+		// By count only once the log since the last snapshot holds as
+		// many bytes as that snapshot: rewriting a large state (100,000
+		// tasks are ~57 MB) costs about as much CPU as writing it, so
+		// waiting for a log of its size keeps the snapshots' share of
+		// each write constant as the state grows. At a quarter, the
+		// three members of a cluster with 100,000 tasks each rewrote it
+		// every ~15,000 updates, at once, and writes went 0.74x as fast
+		// as with an empty store (docs/benchmarks.md, issue 14);
+		// SnapshotBytes still bounds the log.
+		byCount := a.applied-a.lastSnap >= n.cfg.SnapshotInterval && a.logBytes >= n.lastSnapSize.Load()
 		if wanted || byCount || a.logBytes >= n.cfg.SnapshotBytes {
 			if err := n.takeSnapshot(a, false); err != nil {
 				// Not fatal: the log just grows until the next attempt.

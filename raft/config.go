@@ -118,8 +118,10 @@ type Config struct {
 
 	// SnapshotInterval: a snapshot is taken every this many applied
 	// entries, and the log before it compacted, once those entries also
-	// hold a quarter of the last snapshot's bytes (a large state is not
-	// rewritten for a few small entries; SnapshotBytes bounds the log).
+	// hold as many bytes as the last snapshot (a large state is not
+	// rewritten for a few small entries: the cost of snapshots per byte
+	// written stays the same as the state grows; SnapshotBytes bounds the
+	// log).
 	SnapshotInterval uint64
 	// SnapshotBytes: a snapshot is also taken once the entries applied
 	// since the last one hold this many bytes. The log since the last
@@ -201,16 +203,17 @@ func (c Config) MaxFrameSize() int {
 
 // Defaults of the byte bounds on the log (see Config).
 const (
-	DefaultSnapshotBytes        = 32 << 20
+	DefaultSnapshotBytes        = 64 << 20
 	DefaultSnapshotQuiet        = 5 * time.Second
 	DefaultSnapshotCatchUpBytes = 4 << 20
 )
 
 // DefaultConfig returns the defaults of the design (etcd's timing, Swarm's
 // snapshot policy): 100 ms tick, election after 10 ticks, heartbeat every
-// tick, PreVote and CheckQuorum on, a snapshot every 10,000 entries keeping
-// 500 for slow followers; and bounds in bytes besides: a snapshot once the
-// log since the last holds 32 MiB (or 4 MiB after 5 s of quiet, then
+// tick, PreVote and CheckQuorum on, a snapshot every 10,000 entries (once
+// they hold as many bytes as the last snapshot) keeping 500 for slow
+// followers; and bounds in bytes besides: a snapshot once the log since
+// the last holds 64 MiB (or 4 MiB after 5 s of quiet, then
 // returning freed memory to the system), keeping at most 4 MiB for slow
 // followers.
 func DefaultConfig() Config {

@@ -113,7 +113,8 @@
 //
 // # Snapshots
 //
-// Every Config.SnapshotInterval applied entries, or once the entries
+// Every Config.SnapshotInterval applied entries once they hold as many
+// bytes as the last snapshot, or once the entries
 // applied since the last snapshot hold Config.SnapshotBytes, or once the
 // log has been quiet for Config.SnapshotQuiet after more than
 // Config.SnapshotCatchUpBytes were applied, the apply goroutine saves

@@ -9,11 +9,10 @@ import (
 	"github.com/apiary-io/apiary/internal/testutil"
 )
 
-// The count-based snapshot waits for a log of a quarter of the last
-// snapshot's bytes: small writes over a large state do not rewrite it every
+// The count-based snapshot waits for a log of the last snapshot's bytes: small writes over a large state do not rewrite it every
 // SnapshotInterval entries, also after a restart (the size is read back
 // from the stored snapshot), and enough bytes of log do.
-func TestCountSnapshotWaitsForAQuarterOfTheState(t *testing.T) {
+func TestCountSnapshotWaitsForALogOfTheState(t *testing.T) {
 	c := newCluster(t, memNet, 1, func(cfg *Config) {
 		cfg.SnapshotInterval = 5
 		cfg.SnapshotBytes = 1 << 30
@@ -44,8 +43,13 @@ func TestCountSnapshotWaitsForAQuarterOfTheState(t *testing.T) {
 	id = c.leader(c.ids, 10*time.Second)
 	small("c")
 	// The kv test FSM's snapshot holds the big value and its history
-	// (~200 KiB): a quarter of it is ~50 KiB.
-	c.mustPut(id, "medium", strings.Repeat("y", 60<<10))
+	// (~200 KiB): a log of 150 KiB is not enough, one of 250 KiB is.
+	c.mustPut(id, "medium", strings.Repeat("y", 150<<10))
 	c.mustPut(id, "d", "1")
-	testutil.Eventually(t, 10*time.Second, "a snapshot once the log holds a quarter of the state", func() bool { return snapIndex() > first })
+	if got := snapIndex(); got != first {
+		t.Fatalf("a snapshot at %d once the log held ~150 KiB over a ~200 KiB state", got)
+	}
+	c.mustPut(id, "large", strings.Repeat("z", 100<<10))
+	c.mustPut(id, "e", "1")
+	testutil.Eventually(t, 10*time.Second, "a snapshot once the log holds as many bytes as the state", func() bool { return snapIndex() > first })
 }
