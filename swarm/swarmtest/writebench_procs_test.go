@@ -172,6 +172,12 @@ func (c *procCluster) start(name string, args ...string) *daemon {
 	defer logf.Close() // the daemon has its own descriptor
 	args = append(args, "--data-dir", d.dir, "--listen-addr", d.addr, "--hostname", name,
 		"--executor", "fake", "--data-path", "none", "--log-level", "warn")
+	if os.Getenv("APIARY_WRITEBENCH_DEBUG") != "" {
+		// Go's profiler of each daemon at its own loopback address.
+		host, _, _ := net.SplitHostPort(d.addr)
+		args = append(args, "--debug-addr", net.JoinHostPort(host, "6060"))
+		c.b.Logf("%s: profiler at http://%s:6060/debug/pprof/", name, host)
+	}
 	d.cmd = exec.Command(c.bin, args...)
 	d.cmd.Stdout, d.cmd.Stderr = logf, logf
 	// Its own process group, killed as one; and killed by the kernel

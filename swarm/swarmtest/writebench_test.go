@@ -62,7 +62,9 @@ import (
 //
 // APIARY_WRITEBENCH_PROFILE=DIR writes a CPU profile of each
 // sub-benchmark's writes to DIR (profileWrites): of this process, that
-// is of the clients alone under procs=separate.
+// is of the clients alone under procs=separate, where
+// APIARY_WRITEBENCH_DEBUG=1 gives each daemon Go's profiler at port 6060
+// of its loopback address (apiaryd --debug-addr; -v logs where).
 func BenchmarkControlAPIWrite(b *testing.B) {
 	shapes(b, startInProcess)
 	if separateProcs != nil {
@@ -158,7 +160,8 @@ func benchShape(b *testing.B, start func(b *testing.B, managers, workers int) wr
 	}
 }
 
-// populate creates services×replicas running tasks and waits for them.
+// populate creates services×replicas running tasks, on the workers, and
+// waits for them.
 func populate(b *testing.B, ctx context.Context, cl *swarm.Client, services, replicas int) {
 	b.Helper()
 	start := time.Now()
@@ -172,7 +175,12 @@ func populate(b *testing.B, ctx context.Context, cl *swarm.Client, services, rep
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			svc, err := cl.CreateService(ctx, benchSpec(fmt.Sprintf("bulk-%d", i), int64(replicas)))
+			spec := benchSpec(fmt.Sprintf("bulk-%d", i), int64(replicas))
+			// On the workers, as a large production cluster runs them:
+			// managers that also run tasks compete with raft for CPU
+			// and memory (Docker's guidance is to drain them).
+			spec.TaskTemplate.Placement = &api.Placement{Constraints: []string{"node.role==worker"}}
+			svc, err := cl.CreateService(ctx, spec)
 			if err != nil {
 				errs <- err
 				return
