@@ -42,6 +42,11 @@ const (
 
 func init() {
 	rpc.RegisterError("RAFT_MEMBER_REMOVED", ErrRemoved, codes.PermissionDenied)
+	// Kept across the wire so that a caller can ask another member (a
+	// manager asked to add a member after leadership moved) or read and
+	// try again (the outcome of a change is unknown).
+	rpc.RegisterError("RAFT_NOT_LEADER", ErrNotLeader, codes.Unavailable)
+	rpc.RegisterError("RAFT_LOST_LEADERSHIP", ErrLostLeadership, codes.Aborted)
 }
 
 // rawFrame is a raft message or a snapshot chunk, already encoded: rpc's

@@ -87,7 +87,7 @@ func (n *Node) start(ctx context.Context, role api.NodeRole, boot *bootstrap) (_
 		// A joining member runs before it is added: the leader adds it
 		// as a learner, streams it the state, then makes it a voter.
 		if boot != nil && len(boot.join) > 0 {
-			if _, err := askToJoin(ctx, n.identity, n.cfg.dialOpts(), boot.via, n.state.NodeID, n.state.AdvertiseAddr, n.raftID()); err != nil {
+			if _, err := askToJoin(ctx, n.identity, n.cfg.dialOpts(), boot.via, boot.join, n.state.NodeID, n.state.AdvertiseAddr, n.raftID()); err != nil {
 				return nil, err
 			}
 		}
