@@ -179,6 +179,11 @@ func (c *procCluster) start(name string, args ...string) *daemon {
 		c.b.Logf("%s: profiler at http://%s:6060/debug/pprof/", name, host)
 	}
 	d.cmd = exec.Command(c.bin, args...)
+	if env := os.Getenv("APIARY_WRITEBENCH_DAEMON_ENV"); env != "" {
+		// The daemons' runtime settings alone (GOGC=400, say), not the
+		// clients'.
+		d.cmd.Env = append(os.Environ(), strings.Fields(env)...)
+	}
 	d.cmd.Stdout, d.cmd.Stderr = logf, logf
 	// Its own process group, killed as one; and killed by the kernel
 	// should this process die without its cleanups (a -timeout panic).

@@ -64,7 +64,9 @@ import (
 // sub-benchmark's writes to DIR (profileWrites): of this process, that
 // is of the clients alone under procs=separate, where
 // APIARY_WRITEBENCH_DEBUG=1 gives each daemon Go's profiler at port 6060
-// of its loopback address (apiaryd --debug-addr; -v logs where).
+// of its loopback address (apiaryd --debug-addr; -v logs where), and
+// APIARY_WRITEBENCH_DAEMON_ENV="GOGC=400 ..." adds to the daemons'
+// environment alone.
 func BenchmarkControlAPIWrite(b *testing.B) {
 	shapes(b, startInProcess)
 	if separateProcs != nil {
