@@ -337,8 +337,28 @@ func textCodec(c *codec) {
 	t := c.typ
 	c.wt = wtBytes
 	c.zero = func(p unsafe.Pointer) bool { return reflect.NewAt(t, p).Elem().IsZero() }
+	appends := t.Implements(reflect.TypeFor[encoding.TextAppender]())
 	c.enc = func(b []byte, p unsafe.Pointer) []byte {
-		text, err := reflect.NewAt(t, p).Elem().Interface().(encoding.TextMarshaler).MarshalText()
+		// Through a pointer to the value, which has its methods: boxing
+		// the value itself would allocate.
+		v := reflect.NewAt(t, p).Interface()
+		if appends {
+			// Appended in place, after a byte for the length: a text
+			// of less than 128 bytes (a task state's name) is then
+			// written without allocating.
+			n := len(b)
+			out, err := v.(encoding.TextAppender).AppendText(append(b, 0))
+			if err != nil {
+				panic(encodeError{fmt.Errorf("wire: %s: %w", t, err)})
+			}
+			if size := len(out) - n - 1; size < 0x80 {
+				out[n] = byte(size)
+				return out
+			}
+			text := append([]byte(nil), out[n+1:]...)
+			return append(binary.AppendUvarint(out[:n], uint64(len(text))), text...)
+		}
+		text, err := v.(encoding.TextMarshaler).MarshalText()
 		if err != nil {
 			// As encoding/json: a value without a text (a task state
 			// this version has no name for) is not written at all.

@@ -75,10 +75,17 @@ func ParseTaskState(name string) (TaskState, error) {
 
 // MarshalText writes the state's name, so JSON shows "running".
 func (s TaskState) MarshalText() ([]byte, error) {
+	return s.AppendText(nil)
+}
+
+// AppendText appends the state's name to b (encoding.TextAppender): the
+// binary encoding writes every task's state and desired state with it
+// without allocating.
+func (s TaskState) AppendText(b []byte) ([]byte, error) {
 	if s < 0 || int(s) >= len(taskStateNames) {
 		return nil, fmt.Errorf("invalid task state %d", int(s))
 	}
-	return []byte(s.String()), nil
+	return append(b, taskStateNames[s]...), nil
 }
 
 // UnmarshalText reads a state's name.
