@@ -13,14 +13,6 @@ import (
 // key yet, gets the tasks as they are. A task that cannot be signed (its
 // endpoint does not convert) goes without a proof: the mesh refuses its
 // entry, nothing else is affected.
-// assignKeyWatch returns a channel closed at the next change of the
-// assignment key.
-func (d *Dispatcher) assignKeyWatch() <-chan struct{} {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.assignKeyChanged
-}
-
 func (d *Dispatcher) proven(s *nodeSession, tasks []*api.Task) []*api.Task {
 	if !s.mesh || len(tasks) == 0 {
 		return tasks
@@ -42,4 +34,12 @@ func (d *Dispatcher) proven(s *nodeSession, tasks []*api.Task) []*api.Task {
 		out[i] = &c
 	}
 	return out
+}
+
+// assignKeyWatch returns a channel closed at the next change of the
+// assignment key.
+func (d *Dispatcher) assignKeyWatch() <-chan struct{} {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.assignKeyChanged
 }
