@@ -36,6 +36,18 @@ var ErrNoProof = errors.New("endpoint: entry has no valid assignment proof")
 // SignAssignment returns the proof that t, as the managers assign it to
 // t.NodeID, may be published by that node.
 func SignAssignment(key ed25519.PrivateKey, t *api.Task) ([]byte, error) {
+	msg, err := AssignmentMessage(t)
+	if err != nil {
+		return nil, err
+	}
+	return ed25519.Sign(key, msg), nil
+}
+
+// AssignmentMessage returns what SignAssignment signs for t: two tasks
+// with the same message have the same proof under one key, so a signer
+// may keep proofs by it (the dispatcher does, as signing costs far more
+// than this).
+func AssignmentMessage(t *api.Task) ([]byte, error) {
 	lt, err := FromTask(t, nil)
 	if err != nil {
 		return nil, err
@@ -44,11 +56,7 @@ func SignAssignment(key ed25519.PrivateKey, t *api.Task) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	msg, err := r.assigned(t.NodeID)
-	if err != nil {
-		return nil, err
-	}
-	return ed25519.Sign(key, msg), nil
+	return r.assigned(t.NodeID)
 }
 
 // checkProof verifies r's proof for owner against any of keys.

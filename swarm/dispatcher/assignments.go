@@ -231,6 +231,7 @@ func (d *Dispatcher) Assignments(ctx context.Context, req *AssignmentsRequest) (
 				switch {
 				case !sent:
 				case deleted && t.NodeID == nodeID:
+					d.proofs.forget(t.ID)
 					sent = b.add(removedBytes, func(m *AssignmentsMessage) { m.Removed = append(m.Removed, t.ID) })
 				case assignedTo(t, nodeID) && workerCares(old, t):
 					t = d.proven(sess, []*api.Task{t})[0]

@@ -140,8 +140,10 @@ type Dispatcher struct {
 	// assignKeyChanged is closed (and replaced) when assignKey changes:
 	// the streams send their complete sets again, proven under it.
 	assignKeyChanged chan struct{}
-	started          chan struct{} // closed once Run serves
-	startOne         sync.Once
+	// proofs are the assignment proofs signed so far (proof.go).
+	proofs   proofCache
+	started  chan struct{} // closed once Run serves
+	startOne sync.Once
 }
 
 // New returns a dispatcher over s; it serves once Run is called.
