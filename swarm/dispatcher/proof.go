@@ -57,10 +57,12 @@ const MaxCachedProofs = 1 << 18
 // proofCache keeps each task's proof with a digest of what it signs. A
 // task is signed again only when that changes (its node, endpoint,
 // networks: not its status, which changes far more often) or the key does:
-// a stream's complete set, sent at every new session (all of them when a
-// new leader's dispatcher starts), on a restore and on a key change, was
-// an ed25519 signature per task. Proofs of deleted tasks are dropped by
-// the streams that send their removal; the bound covers the rest.
+// a stream's complete set, sent at every new session of a node (a worker
+// restarted, a session expired) and on a restore, was an ed25519
+// signature per task. The cache lives as long as the dispatcher: a new
+// leader's dispatcher, and a new key, sign every set once. Proofs of
+// deleted tasks are dropped by the streams that send their removal; the
+// bound covers the rest.
 type proofCache struct {
 	mu  sync.Mutex
 	key ed25519.PrivateKey // what the proofs are under
