@@ -156,7 +156,10 @@ func (r *reconciler) Reconcile(ctx context.Context, id string) (loop.Result, err
 func (o *Orchestrator) reconcile(ctx context.Context, id string, tasks []*api.Task) (wake time.Time, more bool, err error) {
 	in := Input{ServiceID: id, Tasks: tasks, Now: o.Now(), RetentionLimit: api.DefaultTaskHistoryRetentionLimit, Nodes: map[string]*api.Node{},
 		MaxChanges: o.MaxChanges}
-	o.store.View(func(tx store.ReadTx) {
+	// Read without copying: Reconcile changes nothing it is given, and
+	// copying the service and the cluster object (its CA and keys) was
+	// 2.5% of the leader's CPU per service update (docs/benchmarks.md).
+	o.store.ViewShared(func(tx store.ReadTx) {
 		in.Service = tx.GetService(id)
 		if cs, _ := tx.FindClusters(store.All); len(cs) > 0 {
 			in.RetentionLimit = int(cs[0].Spec.Orchestration.TaskHistoryRetentionLimit)

@@ -63,7 +63,8 @@ const TransactionBytes = 4 << 20
 const DefaultDrainTimeout = time.Minute
 
 // Reconcile decides what brings one service's tasks to its spec. It is a
-// pure function: same input, same plan.
+// pure function: same input, same plan; and it changes nothing it is
+// given, so the orchestrator hands it the store's own objects.
 func Reconcile(in Input) Plan {
 	budget := in.MaxChanges
 	if budget <= 0 {

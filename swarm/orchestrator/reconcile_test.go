@@ -91,16 +91,26 @@ func (s *sim) step() Plan {
 }
 
 // reconcile runs Reconcile and fails if it changed its input: the loop
-// hands it the store's own objects.
+// hands it the store's own objects, the service and nodes as the tasks.
 func (s *sim) reconcile(in Input) Plan {
 	s.t.Helper()
-	before, err := json.Marshal(in.Tasks)
-	if err != nil {
-		s.t.Fatal(err)
+	seen := func() map[string]string {
+		out := map[string]string{}
+		for what, v := range map[string]any{"tasks": in.Tasks, "service": in.Service, "nodes": in.Nodes} {
+			b, err := json.Marshal(v)
+			if err != nil {
+				s.t.Fatal(err)
+			}
+			out[what] = string(b)
+		}
+		return out
 	}
+	before := seen()
 	p := Reconcile(in)
-	if after, _ := json.Marshal(in.Tasks); string(after) != string(before) {
-		s.t.Fatal("Reconcile changed the tasks of its input")
+	for what, after := range seen() {
+		if after != before[what] {
+			s.t.Fatalf("Reconcile changed the %s of its input", what)
+		}
 	}
 	return p
 }
