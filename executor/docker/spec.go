@@ -75,14 +75,7 @@ func (e *Executor) containerLabels(t *api.Task) (map[string]string, error) {
 // environ is the spec's Env, then the APIARY_ variables, which replace any
 // of the spec's with the same name.
 func (e *Executor) environ(t *api.Task) []string {
-	ours := []string{
-		"APIARY_TASK_ID=" + t.ID,
-		"APIARY_TASK_NAME=" + t.Name,
-		"APIARY_TASK_SLOT=" + strconv.FormatUint(t.Slot, 10),
-		"APIARY_SERVICE_ID=" + t.ServiceID,
-		"APIARY_SERVICE_NAME=" + t.ServiceAnnotations.Name,
-		"APIARY_NODE_ID=" + e.nodeOf(t),
-	}
+	ours := api.TaskIdentityEnv(t, e.nodeOf(t))
 	reserved := map[string]bool{}
 	for _, kv := range ours {
 		k, _, _ := strings.Cut(kv, "=")

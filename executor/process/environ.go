@@ -6,8 +6,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
+
+	"github.com/apiary-io/apiary/swarm/api"
 )
 
 const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -22,14 +23,7 @@ func (c *controller) environ(u taskUser) []string {
 	t := c.task
 	env := []string{"PATH=" + path, "HOME=" + u.home}
 	env = append(env, t.Spec.Process.Env...)
-	return append(env,
-		"APIARY_TASK_ID="+t.ID,
-		"APIARY_TASK_NAME="+t.Name,
-		"APIARY_TASK_SLOT="+strconv.FormatUint(t.Slot, 10),
-		"APIARY_SERVICE_ID="+t.ServiceID,
-		"APIARY_SERVICE_NAME="+t.ServiceAnnotations.Name,
-		"APIARY_NODE_ID="+t.NodeID,
-	)
+	return append(env, api.TaskIdentityEnv(t, t.NodeID)...)
 }
 
 // envValue is the last value of key in env, as exec uses it.

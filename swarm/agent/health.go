@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"strconv"
 	"strings"
 	"time"
 
@@ -258,14 +257,7 @@ func taskEnv(t *api.Task) []string {
 	case t.Spec.Container != nil:
 		env = append(env, t.Spec.Container.Env...)
 	}
-	return append(env,
-		"APIARY_TASK_ID="+t.ID,
-		"APIARY_TASK_NAME="+t.Name,
-		"APIARY_TASK_SLOT="+strconv.FormatUint(t.Slot, 10),
-		"APIARY_SERVICE_ID="+t.ServiceID,
-		"APIARY_SERVICE_NAME="+t.ServiceAnnotations.Name,
-		"APIARY_NODE_ID="+t.NodeID,
-	)
+	return append(env, api.TaskIdentityEnv(t, t.NodeID)...)
 }
 
 type limitedWriter struct {
