@@ -108,7 +108,7 @@ func joinRounds(ctx context.Context, candidates []string, ask func(context.Conte
 			errs = append(errs, fmt.Errorf("manager %s: %w", m, err))
 			again = again || errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLostLeadership)
 		}
-		if !again || len(candidates) == 0 {
+		if !again {
 			return nil, fmt.Errorf("join as manager: %w", errors.Join(errs...))
 		}
 		select {
