@@ -34,15 +34,17 @@ func main() {
 	args := os.Args[2:]
 	switch os.Args[1] {
 	case "run":
+		sigs := notifyStop()
 		started()
-		waitForStop(0)
+		waitForStop(sigs, 0)
 	case "tick":
+		sigs := notifyStop()
 		started()
 		ms := 100
 		if len(args) > 0 {
 			ms = atoi(args[0])
 		}
-		waitForStop(time.Duration(ms) * time.Millisecond)
+		waitForStop(sigs, time.Duration(ms)*time.Millisecond)
 	case "exit":
 		code := 0
 		if len(args) > 0 {
@@ -122,11 +124,19 @@ func started() {
 	fmt.Printf("apiary-test-app %s task=%s started\n", version, os.Getenv("APIARY_TASK_ID"))
 }
 
-// waitForStop runs until SIGTERM or SIGINT (PID 1 in a container gets no
-// default handling of them), ticking when tick is set.
-func waitForStop(tick time.Duration) {
+// notifyStop starts catching SIGTERM and SIGINT, first thing: PID 1 in a
+// container gets no default handling of them, so one that arrives before
+// (a stop right after the start, as the conformance suite's) would be
+// ignored and the task killed only after its grace period.
+func notifyStop() <-chan os.Signal {
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	return sigs
+}
+
+// waitForStop runs until sigs delivers SIGTERM or SIGINT, ticking when
+// tick is set.
+func waitForStop(sigs <-chan os.Signal, tick time.Duration) {
 	var c <-chan time.Time
 	if tick > 0 {
 		t := time.NewTicker(tick)
