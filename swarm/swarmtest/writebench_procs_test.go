@@ -65,7 +65,28 @@ func startSeparate(b *testing.B, bin string, managers, workers int) writeCluster
 	// The leader's applied index through its control socket, whatever
 	// the clients go through: NodeStatus.RaftApplied.
 	status := c.client(leader)
+	cpu := func() roleCPU {
+		var r roleCPU
+		for _, d := range c.members {
+			t := d.cpu()
+			switch {
+			case d == leader:
+				r.leader = t
+			case d.manager:
+				r.followers += t
+				r.nFollowers++
+			default:
+				r.workers += t
+			}
+		}
+		var ru syscall.Rusage
+		if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err == nil {
+			r.clients = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+		}
+		return r
+	}
 	return writeCluster{
+		cpu:    cpu,
 		leader: &swarmtest.Member{Name: leader.name, Addr: leader.addr, DataDir: leader.dir, Manager: true},
 		socket: func() *swarm.Client { return c.client(leader) },
 		applied: func() uint64 {
@@ -83,6 +104,7 @@ func startSeparate(b *testing.B, bin string, managers, workers int) writeCluster
 // daemon is one apiaryd process.
 type daemon struct {
 	name, dir, addr, logPath string
+	manager                  bool
 	cmd                      *exec.Cmd
 	// ctl is a client of its control socket for the cluster's own
 	// polls (the benchmark's clients have a connection each).
@@ -164,7 +186,8 @@ func startProcs(b testing.TB, bin string, managers, workers int) *procCluster {
 // token and manager address) and the node options every member has.
 func (c *procCluster) start(name string, args ...string) *daemon {
 	c.b.Helper()
-	d := &daemon{name: name, dir: filepath.Join(c.root, name), addr: c.loopback(), logPath: filepath.Join(c.root, name+".log"), exited: make(chan struct{})}
+	d := &daemon{name: name, dir: filepath.Join(c.root, name), addr: c.loopback(), logPath: filepath.Join(c.root, name+".log"),
+		manager: strings.HasPrefix(name, "manager-"), exited: make(chan struct{})}
 	logf, err := os.Create(d.logPath)
 	if err != nil {
 		c.b.Fatal(err)
@@ -198,6 +221,27 @@ func (c *procCluster) start(name string, args ...string) *daemon {
 	d.ctl = c.client(d)
 	c.members = append(c.members, d)
 	return d
+}
+
+// cpu returns the CPU time (user and system) the daemon has used so far,
+// from /proc/PID/stat (fields 14 and 15, in clock ticks of 100 Hz, as
+// Linux exports them whatever its internal tick); 0 once it has exited.
+func (d *daemon) cpu() time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", d.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	// The command name (field 2) is in parentheses and may hold spaces:
+	// the fields are counted after its closing one.
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(f) < 13 {
+		return 0
+	}
+	var utime, stime int64
+	fmt.Sscan(f[11], &utime)
+	fmt.Sscan(f[12], &stime)
+	return time.Duration(utime+stime) * (time.Second / 100)
 }
 
 // kill kills every daemon's process group and waits until each has

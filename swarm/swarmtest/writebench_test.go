@@ -43,7 +43,10 @@ import (
 // It reports writes/s, the p50 and p99 latency of one write, the raft
 // entries the leader applied per write (the write's own and whatever the
 // loops that react to it add, counted until the log is quiet again), and
-// the machine's 1-minute load average at the end.
+// the machine's 1-minute load average at the end. Under procs=separate it
+// also reports the CPU time (user and system) per write of the leader, of
+// each other manager on average, of the clients and of all together
+// (leader-, follower-, client- and total-cpu-us/write).
 //
 //	go test -run '^$' -bench 'ControlAPIWrite/managers=3/store=empty/via=socket' -benchtime 4000x ./swarm/swarmtest/
 //
@@ -86,6 +89,31 @@ type writeCluster struct {
 	socket func() *swarm.Client
 	// applied is the leader's raft applied index.
 	applied func() uint64
+	// cpu reads the CPU time each role has used so far, where the roles
+	// are processes of their own (procs=separate); nil otherwise.
+	cpu func() roleCPU
+}
+
+// roleCPU is the CPU time (user and system) the processes of each role
+// have used: the leader, every other manager, every worker, and this
+// process, which under procs=separate runs the clients alone.
+type roleCPU struct {
+	leader, followers, workers, clients time.Duration
+	nFollowers                          int
+}
+
+// reportCPU reports the CPU each role spent per write between two
+// readings: how much of the machine a write costs, beside what etcd's
+// members and clients spend (bench/etcd prints the same figures).
+func reportCPU(b *testing.B, from, to roleCPU, writes int) {
+	per := func(d time.Duration) float64 { return float64(d.Microseconds()) / float64(writes) }
+	b.ReportMetric(per(to.leader-from.leader), "leader-cpu-us/write")
+	if to.nFollowers > 0 {
+		b.ReportMetric(per(to.followers-from.followers)/float64(to.nFollowers), "follower-cpu-us/write")
+	}
+	b.ReportMetric(per(to.clients-from.clients), "client-cpu-us/write")
+	total := to.leader - from.leader + to.followers - from.followers + to.workers - from.workers + to.clients - from.clients
+	b.ReportMetric(per(total), "total-cpu-us/write")
 }
 
 // shapes runs the sub-benchmarks on each cluster shape,
@@ -153,7 +181,7 @@ func benchShape(b *testing.B, start func(b *testing.B, managers, workers int) wr
 				b.Run("op="+op, func(b *testing.B) {
 					for _, n := range []int{1, 16, 64} {
 						b.Run(fmt.Sprintf("clients=%d", n), func(b *testing.B) {
-							runWrites(b, ctx, clients[:n], op, c.applied)
+							runWrites(b, ctx, clients[:n], op, c.applied, c.cpu)
 						})
 					}
 				})
@@ -222,7 +250,7 @@ type ownService struct {
 }
 
 // runWrites spreads b.N writes over the clients and reports the figures.
-func runWrites(b *testing.B, ctx context.Context, clients []*swarm.Client, op string, applied func() uint64) {
+func runWrites(b *testing.B, ctx context.Context, clients []*swarm.Client, op string, applied func() uint64, cpu func() roleCPU) {
 	owns := make([]ownService, len(clients))
 	if op == "update" {
 		for i, cl := range clients {
@@ -253,6 +281,10 @@ func runWrites(b *testing.B, ctx context.Context, clients []*swarm.Client, op st
 	stopProfile := profileWrites(b)
 	b.ResetTimer()
 	from := applied()
+	var cpu0 roleCPU
+	if cpu != nil {
+		cpu0 = cpu()
+	}
 	start := time.Now()
 	for i, cl := range clients {
 		wg.Add(1)
@@ -273,6 +305,10 @@ func runWrites(b *testing.B, ctx context.Context, clients []*swarm.Client, op st
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	var cpu1 roleCPU
+	if cpu != nil {
+		cpu1 = cpu()
+	}
 	b.StopTimer()
 	stopProfile()
 	if err, _ := failed.Load().(error); err != nil {
@@ -287,6 +323,9 @@ func runWrites(b *testing.B, ctx context.Context, clients []*swarm.Client, op st
 	b.ReportMetric(pct(0.99), "p99-ms")
 	b.ReportMetric(float64(entries)/float64(len(all)), "entries/write")
 	b.ReportMetric(0, "ns/op")
+	if cpu != nil {
+		reportCPU(b, cpu0, cpu1, len(all))
+	}
 	// The machine may be shared: a figure means little without the
 	// load it was measured under (Linux's 1-minute load average, this
 	// benchmark's own processes included).
