@@ -11,17 +11,11 @@ import (
 	"github.com/apiary-io/apiary/swarm/api"
 )
 
-const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-
 // environ is the task's environment: PATH and HOME, the spec's Env, then the
 // APIARY_ variables, which win over the spec's.
 func (c *controller) environ(u taskUser) []string {
-	path := os.Getenv("PATH")
-	if path == "" {
-		path = defaultPath
-	}
 	t := c.task
-	env := []string{"PATH=" + path, "HOME=" + u.home}
+	env := []string{"PATH=" + api.TaskPath(), "HOME=" + u.home}
 	env = append(env, t.Spec.Process.Env...)
 	return append(env, api.TaskIdentityEnv(t, t.NodeID)...)
 }

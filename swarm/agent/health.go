@@ -246,11 +246,7 @@ func commandProbe(t *api.Task, argv []string) probe {
 }
 
 func taskEnv(t *api.Task) []string {
-	path := os.Getenv("PATH")
-	if path == "" {
-		path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-	}
-	env := []string{"PATH=" + path, "HOME=" + os.Getenv("HOME")}
+	env := []string{"PATH=" + api.TaskPath(), "HOME=" + os.Getenv("HOME")}
 	switch {
 	case t.Spec.Process != nil:
 		env = append(env, t.Spec.Process.Env...)

@@ -1,6 +1,22 @@
 package api
 
-import "strconv"
+import (
+	"os"
+	"strconv"
+)
+
+// defaultTaskPath is the PATH of a task whose daemon has none (a daemon
+// started with an empty environment): the usual one of a Unix system.
+const defaultTaskPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// TaskPath is the PATH a task's process and its health checks run with:
+// the daemon's own, or defaultTaskPath when it has none.
+func TaskPath() string {
+	if path := os.Getenv("PATH"); path != "" {
+		return path
+	}
+	return defaultTaskPath
+}
 
 // TaskIdentityEnv is the environment that tells a task's process who it
 // is, as every executor and the agent's health checks give it:
