@@ -38,4 +38,9 @@ for _ in $(seq 100); do
 	etcdctl --endpoints 127.0.0.1:23791,127.0.0.1:23792,127.0.0.1:23793 endpoint health >/dev/null 2>&1 && break
 	sleep 0.1
 done
-go run . -pids "$(IFS=,; echo "${pids[*]}")" "$@"
+pidlist=$(IFS=,; echo "${pids[*]}")
+if [[ -n "${ETCDBENCH_BIN:-}" ]]; then # built already (bench/compare.sh)
+	"$ETCDBENCH_BIN" -pids "$pidlist" "$@"
+else
+	go run . -pids "$pidlist" "$@"
+fi

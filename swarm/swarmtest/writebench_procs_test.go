@@ -44,9 +44,17 @@ func benchSeparate(b *testing.B) {
 	})
 }
 
-// buildApiaryd builds the daemon into a directory that lives as long as b.
+// buildApiaryd builds the daemon into a directory that lives as long as b,
+// or returns APIARY_WRITEBENCH_BIN, an apiaryd built already (so that
+// runs alternated with etcd's, bench/compare.sh, start in seconds).
 func buildApiaryd(b *testing.B) string {
 	b.Helper()
+	if bin := os.Getenv("APIARY_WRITEBENCH_BIN"); bin != "" {
+		if _, err := os.Stat(bin); err != nil {
+			b.Fatalf("APIARY_WRITEBENCH_BIN: %v", err)
+		}
+		return bin
+	}
 	dir := b.TempDir()
 	start := time.Now()
 	cmd := exec.Command("go", "build", "-o", dir+"/", "./examples/apiaryd")

@@ -69,7 +69,8 @@ import (
 // APIARY_WRITEBENCH_DEBUG=1 gives each daemon Go's profiler at port 6060
 // of its loopback address (apiaryd --debug-addr; -v logs where), and
 // APIARY_WRITEBENCH_DAEMON_ENV="GOGC=400 ..." adds to the daemons'
-// environment alone.
+// environment alone, and APIARY_WRITEBENCH_BIN=PATH runs an apiaryd built
+// already instead of building one.
 func BenchmarkControlAPIWrite(b *testing.B) {
 	shapes(b, startInProcess)
 	if separateProcs != nil {
