@@ -79,7 +79,7 @@ func startSeparate(b *testing.B, bin string, managers, workers int) writeCluster
 			t := d.cpu()
 			switch {
 			case d == leader:
-				r.leader = t
+				r.leader, r.leaderPeakRSS = t, d.peakRSS()
 			case d.manager:
 				r.followers += t
 				r.nFollowers++
@@ -250,6 +250,23 @@ func (d *daemon) cpu() time.Duration {
 	fmt.Sscan(f[11], &utime)
 	fmt.Sscan(f[12], &stime)
 	return time.Duration(utime+stime) * (time.Second / 100)
+}
+
+// peakRSS returns the most memory the daemon has held at once (VmHWM in
+// /proc/PID/status), in bytes; 0 if it cannot be read.
+func (d *daemon) peakRSS() int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", d.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			var kb int64
+			fmt.Sscan(v, &kb)
+			return kb << 10
+		}
+	}
+	return 0
 }
 
 // kill kills every daemon's process group and waits until each has

@@ -46,7 +46,8 @@ import (
 // the machine's 1-minute load average at the end. Under procs=separate it
 // also reports the CPU time (user and system) per write of the leader, of
 // each other manager on average, of the clients and of all together
-// (leader-, follower-, client- and total-cpu-us/write).
+// (leader-, follower-, client- and total-cpu-us/write), and the most
+// memory the leader's process has held (leader-maxrss-MB).
 //
 //	go test -run '^$' -bench 'ControlAPIWrite/managers=3/store=empty/via=socket' -benchtime 4000x ./swarm/swarmtest/
 //
@@ -101,6 +102,9 @@ type writeCluster struct {
 type roleCPU struct {
 	leader, followers, workers, clients time.Duration
 	nFollowers                          int
+	// leaderPeakRSS is the most memory the leader's process has held
+	// at once since it started (Linux's VmHWM), in bytes; 0 if unknown.
+	leaderPeakRSS int64
 }
 
 // reportCPU reports the CPU each role spent per write between two
@@ -115,6 +119,9 @@ func reportCPU(b *testing.B, from, to roleCPU, writes int) {
 	b.ReportMetric(per(to.clients-from.clients), "client-cpu-us/write")
 	total := to.leader - from.leader + to.followers - from.followers + to.workers - from.workers + to.clients - from.clients
 	b.ReportMetric(per(total), "total-cpu-us/write")
+	if to.leaderPeakRSS > 0 {
+		b.ReportMetric(float64(to.leaderPeakRSS)/(1<<20), "leader-maxrss-MB")
+	}
 }
 
 // shapes runs the sub-benchmarks on each cluster shape,
