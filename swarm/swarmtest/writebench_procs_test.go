@@ -80,7 +80,7 @@ func startSeparate(b *testing.B, bin string, managers, workers int) writeCluster
 			switch {
 			case d == leader:
 				r.leader, r.leaderPeakRSS = t, d.peakRSS()
-			case d.manager:
+			case strings.HasPrefix(d.name, "manager-"):
 				r.followers += t
 				r.nFollowers++
 			default:
@@ -112,7 +112,6 @@ func startSeparate(b *testing.B, bin string, managers, workers int) writeCluster
 // daemon is one apiaryd process.
 type daemon struct {
 	name, dir, addr, logPath string
-	manager                  bool
 	cmd                      *exec.Cmd
 	// ctl is a client of its control socket for the cluster's own
 	// polls (the benchmark's clients have a connection each).
@@ -194,8 +193,7 @@ func startProcs(b testing.TB, bin string, managers, workers int) *procCluster {
 // token and manager address) and the node options every member has.
 func (c *procCluster) start(name string, args ...string) *daemon {
 	c.b.Helper()
-	d := &daemon{name: name, dir: filepath.Join(c.root, name), addr: c.loopback(), logPath: filepath.Join(c.root, name+".log"),
-		manager: strings.HasPrefix(name, "manager-"), exited: make(chan struct{})}
+	d := &daemon{name: name, dir: filepath.Join(c.root, name), addr: c.loopback(), logPath: filepath.Join(c.root, name+".log"), exited: make(chan struct{})}
 	logf, err := os.Create(d.logPath)
 	if err != nil {
 		c.b.Fatal(err)

@@ -189,7 +189,7 @@ func benchShape(b *testing.B, start func(b *testing.B, managers, workers int) wr
 				b.Run("op="+op, func(b *testing.B) {
 					for _, n := range []int{1, 16, 64} {
 						b.Run(fmt.Sprintf("clients=%d", n), func(b *testing.B) {
-							runWrites(b, ctx, clients[:n], op, c.applied, c.cpu)
+							runWrites(b, ctx, clients[:n], op, c)
 						})
 					}
 				})
@@ -258,7 +258,10 @@ type ownService struct {
 }
 
 // runWrites spreads b.N writes over the clients and reports the figures.
-func runWrites(b *testing.B, ctx context.Context, clients []*swarm.Client, op string, applied func() uint64, cpu func() roleCPU) {
+// It reads the cluster's applied index, and its processes' CPU where it
+// can (c.cpu), around the writes.
+func runWrites(b *testing.B, ctx context.Context, clients []*swarm.Client, op string, c writeCluster) {
+	applied, cpu := c.applied, c.cpu
 	owns := make([]ownService, len(clients))
 	if op == "update" {
 		for i, cl := range clients {
