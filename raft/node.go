@@ -62,6 +62,10 @@ type Node struct {
 	removedSelf     bool
 	leaderDownSince time.Time
 	campaignAt      time.Time
+	// batch is the data proposals taken since the last flushProposals,
+	// batchBytes their size.
+	batch      []*proposal
+	batchBytes int
 
 	removedIDs atomic.Pointer[map[uint64]bool]
 	members    atomic.Pointer[[]Member]
@@ -277,6 +281,7 @@ func (n *Node) run() {
 		case <-n.stopC:
 			return
 		}
+		n.flushProposals()
 		// Until nothing is ready: advancing a Ready can make the next one
 		// (a sole voter's own append acknowledgement commits its entries),
 		// and waiting for the next event would hold those entries back by
@@ -378,28 +383,65 @@ func (n *Node) handlePropose(p *proposal) {
 		p.finish(0, notLeader(0))
 		return
 	}
+	if p.cc != nil {
+		// In order after the data proposals before it.
+		n.flushProposals()
+	}
 	p.epoch = n.epoch
 	n.wmu.Lock()
 	n.waiters[p.id] = p
 	n.wmu.Unlock()
-	var err error
 	if p.cc != nil {
-		err = n.rn.ProposeConfChange(p.cc)
-	} else {
-		err = n.rn.Propose(p.data)
+		n.proposed([]*proposal{p}, n.rn.ProposeConfChange(p.cc))
+		return
 	}
-	if err != nil {
-		n.wmu.Lock()
+	n.batch = append(n.batch, p)
+	n.batchBytes += len(p.data)
+	if n.batchBytes >= int(n.cfg.MaxSizePerMsg) {
+		n.flushProposals()
+	}
+}
+
+// flushProposals steps the data proposals the loop has taken since the
+// last flush into raft as one message. Stepped one at a time, each made
+// the leader send an append to every follower, and each append an
+// acknowledgement back: ~2 messages per write per follower, marshalled,
+// framed, sent and stepped, where one pair per batch does. A batch stays
+// within MaxSizePerMsg, so that it goes out as one append.
+func (n *Node) flushProposals() {
+	if len(n.batch) == 0 {
+		return
+	}
+	ents := make([]*raftpb.Entry, len(n.batch))
+	for i, p := range n.batch {
+		ents[i] = &raftpb.Entry{Data: p.data}
+	}
+	err := n.rn.Step(&raftpb.Message{Type: raftpb.MsgProp.Enum(), From: proto.Uint64(n.id), Entries: ents})
+	n.proposed(n.batch, err)
+	clear(n.batch) // the proposals are the waiters' now
+	n.batch, n.batchBytes = n.batch[:0], 0
+}
+
+// proposed answers the proposals raft refused (err != nil); the others
+// wait for their entries to apply.
+func (n *Node) proposed(ps []*proposal, err error) {
+	if err == nil {
+		return
+	}
+	switch {
+	case n.raftState != etcdraft.StateLeader && errors.Is(err, etcdraft.ErrProposalDropped):
+		err = notLeader(n.lead)
+	case errors.Is(err, etcdraft.ErrProposalDropped):
+		err = ErrProposalDropped
+	default:
+		err = fmt.Errorf("raft: propose: %w", err)
+	}
+	n.wmu.Lock()
+	for _, p := range ps {
 		delete(n.waiters, p.id)
-		n.wmu.Unlock()
-		switch {
-		case n.raftState != etcdraft.StateLeader && errors.Is(err, etcdraft.ErrProposalDropped):
-			err = notLeader(n.lead)
-		case errors.Is(err, etcdraft.ErrProposalDropped):
-			err = ErrProposalDropped
-		default:
-			err = fmt.Errorf("raft: propose: %w", err)
-		}
+	}
+	n.wmu.Unlock()
+	for _, p := range ps {
 		p.finish(0, err)
 	}
 }
