@@ -123,7 +123,7 @@ type builder struct {
 	created map[string]bool
 	changed map[string]bool
 	deleted map[string]*api.Task
-	service *api.Service // working copy of the service, nil if deleted
+	service *api.Service // the service (the caller's until editService copies it), nil if deleted
 	svcDirt bool
 	wakeAt  time.Time
 	// latest is the newest CreatedAt per slot key, so that a task created
@@ -154,9 +154,9 @@ func newBuilder(now time.Time, svc *api.Service, tasks []*api.Task, budget int) 
 		written: map[string]int{},
 		merged:  []int{0},
 	}
-	if svc != nil {
-		b.service = svc.Copy()
-	}
+	// The service is the caller's (the store's own, shared): editService
+	// copies it before the first change.
+	b.service = svc
 	b.latest = map[string]time.Time{}
 	for _, t := range tasks {
 		b.tasks[t.ID] = t
@@ -304,7 +304,10 @@ func (b *builder) wake(at time.Time) {
 }
 
 func (b *builder) editService() *api.Service {
-	b.svcDirt = true
+	if !b.svcDirt {
+		b.service = b.service.Copy()
+		b.svcDirt = true
+	}
 	return b.service
 }
 

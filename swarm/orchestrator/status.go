@@ -1,7 +1,6 @@
 package orchestrator
 
 import (
-	"encoding/json"
 	"fmt"
 	"sort"
 	"strings"
@@ -11,8 +10,7 @@ import (
 
 // UpToDate reports whether a task runs its service's current template.
 func UpToDate(t *api.Task, svc *api.Service) bool {
-	j, _ := json.Marshal(svc.Spec.TaskTemplate)
-	return !dirty(t, svc, j)
+	return !dirty(t, svc, newTemplateJSON(svc))
 }
 
 // Eligible reports whether a global service's task belongs on node n.
@@ -64,7 +62,7 @@ func Measure(svc *api.Service, tasks []*api.Task, nodes []*api.Node) Progress {
 			}
 		}
 	}
-	j, _ := json.Marshal(svc.Spec.TaskTemplate)
+	j := newTemplateJSON(svc)
 	for _, t := range tasks {
 		switch {
 		case runnable(t) && ready(t):

@@ -13,7 +13,7 @@ import (
 // Spec versions differ on every service change (a scale too), so equal
 // versions are a fast "clean"; otherwise the templates are compared in their
 // JSON form, which treats nil and empty the same as the store's encoding does.
-func dirty(t *api.Task, svc *api.Service, svcJSON []byte) bool {
+func dirty(t *api.Task, svc *api.Service, tmpl *templateJSON) bool {
 	if t.SpecVersion == svc.SpecVersion {
 		return false
 	}
@@ -21,7 +21,28 @@ func dirty(t *api.Task, svc *api.Service, svcJSON []byte) bool {
 	if err != nil {
 		return true
 	}
-	return string(tj) != string(svcJSON)
+	return string(tj) != string(tmpl.get())
+}
+
+// templateJSON is a service's task template in its JSON form, encoded the
+// first time a task's spec version differs: most reconciliations (every
+// one of a service at rest) never need it.
+type templateJSON struct {
+	tmpl *api.TaskSpec
+	b    []byte
+	done bool
+}
+
+func newTemplateJSON(svc *api.Service) *templateJSON {
+	return &templateJSON{tmpl: &svc.Spec.TaskTemplate}
+}
+
+func (j *templateJSON) get() []byte {
+	if !j.done {
+		j.b, _ = json.Marshal(j.tmpl)
+		j.done = true
+	}
+	return j.b
 }
 
 // updateConfig returns the config governing the current rollout, with
@@ -75,7 +96,7 @@ func rollingUpdate(b *builder, in Input) {
 	svc := b.service
 	back := rollingBack(svc)
 	cfg := updateConfig(svc, back)
-	svcJSON, _ := json.Marshal(svc.Spec.TaskTemplate)
+	svcJSON := newTemplateJSON(svc)
 
 	state := svc.UpdateStatus.GetState()
 	var started time.Time
