@@ -127,14 +127,34 @@ func (v *validator) maxCount(field string, n uint64, limit uint64) {
 // cannot be encoded holds a NaN or an infinity (max_failure_ratio), which
 // that field's own check reports: it counts as 0 bytes here.
 func (v *validator) specBytes(field string, spec any) int {
-	b, err := json.Marshal(spec)
+	n, err := jsonSize(spec)
 	if err != nil {
 		return 0
 	}
-	if len(b) > MaxSpecBytes {
-		v.addf(field, "must encode to at most %d bytes of JSON, got %d", MaxSpecBytes, len(b))
+	if n > MaxSpecBytes {
+		v.addf(field, "must encode to at most %d bytes of JSON, got %d", MaxSpecBytes, n)
 	}
-	return len(b)
+	return n
+}
+
+// jsonSize returns the length of json.Marshal(x), counting the bytes as
+// the encoder hands them over rather than keeping a copy: every write of
+// a spec is checked against its bound, and the size is all the check
+// needs.
+func jsonSize(x any) (int, error) {
+	var n byteCount
+	if err := json.NewEncoder(&n).Encode(x); err != nil {
+		return 0, err
+	}
+	return int(n) - 1, nil // Encode ends the value with a newline
+}
+
+// byteCount is an io.Writer that counts what is written to it.
+type byteCount int
+
+func (c *byteCount) Write(p []byte) (int, error) {
+	*c += byteCount(len(p))
+	return len(p), nil
 }
 
 // validateBounds checks the bounds of a service spec that span fields: its
@@ -156,12 +176,12 @@ func (s *ServiceSpec) validateBounds(v *validator) {
 	if replicas <= 0 || replicas > MaxReplicas {
 		return // nothing to multiply, or refused already
 	}
-	b, err := json.Marshal(s.TaskTemplate)
+	size, err := jsonSize(s.TaskTemplate)
 	if err != nil {
 		return
 	}
-	if limit := int64(MaxTemplateBytesTimesReplicas / len(b)); replicas > limit {
+	if limit := int64(MaxTemplateBytesTimesReplicas / size); replicas > limit {
 		v.addf(field, "must be <= %d for a task template of %d bytes (replicas × template at most %d MiB), got %d",
-			limit, len(b), MaxTemplateBytesTimesReplicas>>20, replicas)
+			limit, size, MaxTemplateBytesTimesReplicas>>20, replicas)
 	}
 }

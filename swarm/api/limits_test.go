@@ -3,6 +3,7 @@ package api
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"strings"
 	"testing"
 )
@@ -317,5 +318,29 @@ func TestTaskSpecListLimits(t *testing.T) {
 	err := s.Validate()
 	if err == nil || err.Error() != "task spec: placement.constraints: must have at most 100 entries, got 101" {
 		t.Fatalf("got %v", err)
+	}
+}
+
+// jsonSize is the length json.Marshal gives, escapes and all, and fails
+// where json.Marshal fails.
+func TestJSONSizeIsMarshalsLength(t *testing.T) {
+	for _, x := range []any{
+		ServiceSpec{},
+		ServiceSpec{Annotations: Annotations{Name: "web", Labels: map[string]string{"a<b": "c&d>", "é": "\u2028 \"q\""}}},
+		&ServiceSpec{TaskTemplate: TaskSpec{Process: &ProcessSpec{Command: []string{"app", "--flag=<x>"}}}},
+		map[string]any{"n": 1.5, "s": []string{"", "x"}},
+		nil,
+	} {
+		b, err := json.Marshal(x)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err := jsonSize(x)
+		if err != nil || n != len(b) {
+			t.Errorf("jsonSize(%#v) = %d, %v; json.Marshal gives %d bytes", x, n, err, len(b))
+		}
+	}
+	if _, err := jsonSize(math.NaN()); err == nil {
+		t.Error("jsonSize(NaN): no error, json.Marshal refuses it")
 	}
 }
