@@ -55,27 +55,30 @@ func copyTree[T any](t *btree.BTreeG[T]) *btree.BTreeG[T] {
 
 // entry is one item of a secondary index, ordered by (s, n, id): the index
 // key in s and n and the object's ID in id, so that keys repeat across
-// objects but entries never do. Every entry holds the stored object.
+// objects but entries never do. An entry does not hold the object, which
+// a read by index takes from the primary index: an entry then changes
+// only when its key does, so a write copies the leaves of the indexes
+// whose keys it changed, not a leaf of every index the object is in (a
+// task is in nine, and its status updates change one key).
 //
 // sp and ip hold the first 8 and 16 bytes of s and id (zero-padded, big
 // endian), so that most comparisons never read the strings' bytes: in a
 // large tree those are a cache miss each, which made a search several
 // times slower. Make entries with mkEntry.
 type entry struct {
-	sp  uint64
-	ip  [2]uint64
-	n   uint64
-	s   string
-	id  string
-	obj api.Object
+	sp uint64
+	ip [2]uint64
+	n  uint64
+	s  string
+	id string
 }
 
-func mkEntry(s string, n uint64, id string, obj api.Object) entry {
-	return entry{sp: prefix(s, 0), ip: [2]uint64{prefix(id, 0), prefix(id, 8)}, n: n, s: s, id: id, obj: obj}
+func mkEntry(s string, n uint64, id string) entry {
+	return entry{sp: prefix(s, 0), ip: [2]uint64{prefix(id, 0), prefix(id, 8)}, n: n, s: s, id: id}
 }
 
-// idEntry is one item of a primary index: an entry without the key, 48
-// bytes instead of 80. The trees pass items by value, to every comparison
+// idEntry is one item of a primary index: the ID and the object, 48
+// bytes against an entry's 64. The trees pass items by value, to every comparison
 // too, so the index every Get and every write searches is faster with its
 // own, smaller items. Make them with mkIDEntry.
 type idEntry struct {

@@ -81,8 +81,8 @@ func (d *dbState) find(ki *kindInfo, sel selector, fn func(api.Object) bool) {
 			return strings.HasPrefix(e.id, sel.prefix) && fn(e.obj)
 		})
 	default:
-		tb.indexes[sel.index].Ascend(mkEntry(sel.key.s, sel.key.n, "", nil), func(e entry) bool {
-			return e.s == sel.key.s && e.n == sel.key.n && fn(e.obj)
+		tb.indexes[sel.index].Ascend(mkEntry(sel.key.s, sel.key.n, ""), func(e entry) bool {
+			return e.s == sel.key.s && e.n == sel.key.n && fn(d.get(ki, e.id))
 		})
 	}
 }
@@ -236,20 +236,23 @@ func (w *dbWriter) removePrimary(ki *kindInfo, id string) api.Object {
 // the keys of old to those of obj; either may be nil (a create, a delete).
 // scratch is a buffer for multi-valued indexes, returned for reuse.
 func (w *dbWriter) reindex(ki *kindInfo, i int, id string, old, obj api.Object, scratch []ikey) []ikey {
+	// Only the keys that change: an entry does not hold the object, so
+	// one whose key stays is left as it is (and its leaf uncopied).
 	ix := &ki.indexes[i]
 	if ix.key != nil {
-		var k ikey
-		var ok bool
+		var k, k0 ikey
+		var ok, in bool
 		if obj != nil {
 			k, ok = ix.key(obj)
 		}
 		if old != nil {
-			if k0, in := ix.key(old); in && (!ok || k0 != k) {
-				w.delete(ki, i, mkEntry(k0.s, k0.n, id, nil))
-			}
+			k0, in = ix.key(old)
 		}
-		if ok {
-			w.set(ki, i, mkEntry(k.s, k.n, id, obj))
+		if in && (!ok || k0 != k) {
+			w.delete(ki, i, mkEntry(k0.s, k0.n, id))
+		}
+		if ok && (!in || k0 != k) {
+			w.set(ki, i, mkEntry(k.s, k.n, id))
 		}
 		return scratch
 	}
@@ -262,12 +265,14 @@ func (w *dbWriter) reindex(ki *kindInfo, i int, id string, old, obj api.Object, 
 		keys = ix.keys(old, keys)
 		for _, k := range keys[n:] {
 			if !slices.Contains(keys[:n], k) {
-				w.delete(ki, i, mkEntry(k.s, k.n, id, nil))
+				w.delete(ki, i, mkEntry(k.s, k.n, id))
 			}
 		}
 	}
 	for _, k := range keys[:n] {
-		w.set(ki, i, mkEntry(k.s, k.n, id, obj))
+		if !slices.Contains(keys[n:], k) {
+			w.set(ki, i, mkEntry(k.s, k.n, id))
+		}
 	}
 	return keys[:0]
 }

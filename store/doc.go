@@ -7,8 +7,9 @@
 // # Tables
 //
 // Every index is a copy-on-write B-tree of github.com/tidwall/btree
-// (btree.go) whose entries hold the stored object, so a Find by any index
-// reads the objects in place. A state of all the tables is immutable:
+// (btree.go). The primary index's entries hold the stored object; a
+// secondary index's hold its key and the object's ID, and a Find by it
+// reads each object from the primary index of the same state. A state of all the tables is immutable:
 // taking a snapshot is copying a few pointers, and a writer copies the
 // trees of a table it changes (Copy, O(1)) and then the nodes it changes,
 // each once per transaction however many changes it makes (there is no
@@ -18,8 +19,8 @@
 // own), so comparisons rarely read the strings; a writer keeps path hints
 // per index and appends past the last entry without a search, so changes
 // that go through keys in order search little. A write touches the
-// entries whose key changed and, in the indexes where it did not, the
-// entry's object only. Applying a transaction writes the primary (and
+// primary index and the entries whose key changed, nothing in the indexes
+// where no key did: a task's status update changes one of its nine. Applying a transaction writes the primary (and
 // unique-name) indexes action by action, as the checks read them, and
 // then the other indexes, one goroutine per index for a large
 // transaction.
