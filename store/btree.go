@@ -78,9 +78,9 @@ func mkEntry(s string, n uint64, id string) entry {
 }
 
 // idEntry is one item of a primary index: the ID and the object, 48
-// bytes against an entry's 64. The trees pass items by value, to every comparison
-// too, so the index every Get and every write searches is faster with its
-// own, smaller items. Make them with mkIDEntry.
+// bytes against an entry's 64. The trees pass items by value, to every
+// comparison too, so the index every Get and every write searches is
+// faster with its own, smaller items. Make them with mkIDEntry.
 type idEntry struct {
 	ip  [2]uint64
 	id  string

@@ -9,9 +9,10 @@
 // Every index is a copy-on-write B-tree of github.com/tidwall/btree
 // (btree.go). The primary index's entries hold the stored object; a
 // secondary index's hold its key and the object's ID, and a Find by it
-// reads each object from the primary index of the same state. A state of all the tables is immutable:
-// taking a snapshot is copying a few pointers, and a writer copies the
-// trees of a table it changes (Copy, O(1)) and then the nodes it changes,
+// reads each object from the primary index of the same state. A state of
+// all the tables is immutable: taking a snapshot is copying a few
+// pointers, and a writer copies the trees of a table it changes (Copy,
+// O(1)) and then the nodes it changes,
 // each once per transaction however many changes it makes (there is no
 // cache of writable nodes to overflow), changing in place the nodes it
 // made. Entries keep the first 24 bytes of their keys inline (8 of the
@@ -20,10 +21,10 @@
 // per index and appends past the last entry without a search, so changes
 // that go through keys in order search little. A write touches the
 // primary index and the entries whose key changed, nothing in the indexes
-// where no key did: a task's status update changes one of its nine. Applying a transaction writes the primary (and
-// unique-name) indexes action by action, as the checks read them, and
-// then the other indexes, one goroutine per index for a large
-// transaction.
+// where no key did: a task's status update changes one of its nine.
+// Applying a transaction writes the primary (and unique-name) indexes
+// action by action, as the checks read them, and then the other indexes,
+// one goroutine per index for a large transaction.
 //
 // # Reads
 //

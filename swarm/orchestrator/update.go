@@ -96,7 +96,7 @@ func rollingUpdate(b *builder, in Input) {
 	svc := b.service
 	back := rollingBack(svc)
 	cfg := updateConfig(svc, back)
-	svcJSON := newTemplateJSON(svc)
+	tmpl := newTemplateJSON(svc)
 
 	state := svc.UpdateStatus.GetState()
 	var started time.Time
@@ -114,7 +114,7 @@ func rollingUpdate(b *builder, in Input) {
 		if cur == nil {
 			continue
 		}
-		if dirty(cur, svc, svcJSON) {
+		if dirty(cur, svc, tmpl) {
 			stale = append(stale, s)
 			continue
 		}
@@ -123,7 +123,7 @@ func rollingUpdate(b *builder, in Input) {
 		}
 		rolled++
 		for _, t := range s.tasks {
-			if t.Meta.CreatedAt.Before(started) || dirty(t, svc, svcJSON) {
+			if t.Meta.CreatedAt.Before(started) || dirty(t, svc, tmpl) {
 				continue
 			}
 			if failedEarly(t, cfg.Monitor) {
