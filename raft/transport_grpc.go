@@ -276,7 +276,9 @@ func (t *GRPCTransport) serveStream(_ any, ss grpc.ServerStream) error {
 			return err
 		}
 		m := &raftpb.Message{}
-		if err := proto.Unmarshal(f.B, m); err != nil {
+		err := proto.Unmarshal(f.B, m) // which copies what it keeps
+		f.Release()
+		if err != nil {
 			return status.Errorf(codes.InvalidArgument, "raft: bad message: %v", err)
 		}
 		if t.isBlocked(m.GetFrom(), m.GetTo()) {
@@ -313,7 +315,9 @@ func (t *GRPCTransport) serveSnapshot(_ any, ss grpc.ServerStream) error {
 		return err
 	}
 	m := &raftpb.Message{}
-	if err := proto.Unmarshal(f.B, m); err != nil {
+	err := proto.Unmarshal(f.B, m)
+	f.Release()
+	if err != nil {
 		return status.Errorf(codes.InvalidArgument, "raft: bad snapshot message: %v", err)
 	}
 	if err := t.authorize(ctx, m); err != nil {
@@ -337,12 +341,15 @@ func (t *GRPCTransport) serveSnapshot(_ any, ss grpc.ServerStream) error {
 				pw.CloseWithError(fmt.Errorf("raft: snapshot stream broke: %w", err))
 				return
 			}
-			if _, err := pw.Write(f.B); err != nil {
+			// Write returns once the receiver has read all of it.
+			_, err = pw.Write(f.B)
+			f.Release()
+			if err != nil {
 				return
 			}
 		}
 	}()
-	err := h.ReceiveSnapshot(ctx, m, pr)
+	err = h.ReceiveSnapshot(ctx, m, pr)
 	pr.CloseWithError(errors.New("raft: snapshot receiver done"))
 	if err != nil {
 		// Returning ends the stream, which unblocks the reader goroutine.
@@ -576,11 +583,18 @@ func (p *grpcPeer) run() {
 				continue
 			}
 		}
-		b, err := proto.Marshal(m)
+		// Into a buffer of gRPC's pool, which it takes back once the
+		// frame is written: appends are tens of kilobytes, one per
+		// follower per batch of proposals.
+		f, err := rpc.AppendFrame(proto.Size(m), func(b []byte) ([]byte, error) {
+			return proto.MarshalOptions{UseCachedSize: true}.MarshalAppend(b, m)
+		})
 		if err != nil {
 			continue
 		}
-		if err := cur.cs.SendMsg(&rawFrame{B: b}); err != nil {
+		err = cur.cs.SendMsg(f)
+		f.Release()
+		if err != nil {
 			cur.cancel()
 			cur = nil
 			p.unreachable()

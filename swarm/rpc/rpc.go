@@ -16,6 +16,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/encoding"
+	"google.golang.org/grpc/mem"
 )
 
 // CodecName is the content-subtype of Codec.
@@ -28,33 +29,30 @@ const CodecName = "apiary-json"
 // other services on the same server.
 type Codec struct{}
 
-// Frame is a message the codec carries as it is.
-type Frame struct{ B []byte }
-
-// Marshal implements encoding.Codec.
-func (Codec) Marshal(v any) ([]byte, error) {
+// Marshal implements encoding.CodecV2.
+func (Codec) Marshal(v any) (mem.BufferSlice, error) {
 	if f, ok := v.(*Frame); ok {
-		return f.B, nil
+		return f.slice(), nil
 	}
-	return json.Marshal(v)
+	b, err := json.Marshal(v)
+	return mem.BufferSlice{mem.SliceBuffer(b)}, err
 }
 
-// Unmarshal implements encoding.Codec.
-func (Codec) Unmarshal(data []byte, v any) error {
+// Unmarshal implements encoding.CodecV2.
+func (Codec) Unmarshal(data mem.BufferSlice, v any) error {
 	if f, ok := v.(*Frame); ok {
-		// gRPC may reuse data's buffer after Unmarshal returns.
-		f.B = append([]byte(nil), data...)
+		f.take(data)
 		return nil
 	}
-	return json.Unmarshal(data, v)
+	return json.Unmarshal(contiguous(data), v)
 }
 
 // Name implements encoding.Codec.
 func (Codec) Name() string { return CodecName }
 
 func init() {
-	encoding.RegisterCodec(Codec{})
-	encoding.RegisterCodec(WireCodec{})
+	encoding.RegisterCodecV2(Codec{})
+	encoding.RegisterCodecV2(WireCodec{})
 }
 
 // DialOptions make a client connection speak WireCodec, with fixed
