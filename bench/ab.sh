@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Alternates Apiary's write benchmark (BenchmarkControlAPIWrite, separate
+# processes) between two variants, A and B, PAIRS times, and prints every
+# run, then per variant the medians of writes/s, total CPU per write and
+# p99, and the median of the per-pair ratios B / A.
+#   bench/ab.sh [-pairs 5] [-writes 30000] [-bench REGEX] [-env-a ENV] [-env-b ENV] A B
+# A and B are git revisions, each built in a worktree of its own, or "."
+# for the working tree; the same revision twice with different -env-a and
+# -env-b compares settings (say -env-b GOGC=200), which the daemons alone
+# get (APIARY_WRITEBENCH_DAEMON_ENV). The default bench is the create at
+# 64 clients through the leader's socket, the one bench/compare.sh sets
+# against etcd.
+#
+# Why: on a shared or virtual machine one run's figure moves by ±20%, and
+# this machine kind's host has been seen to change its speed by 2× within
+# minutes (docs/benchmarks.md): a change of a few percent shows only in
+# the medians of runs taken in turn, and in the CPU per write more than in
+# writes/s.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+pairs=5 writes=30000 envA="" envB=""
+bench='ControlAPIWrite/procs=separate/managers=3/store=empty/via=socket/op=create$/clients=64$'
+usage() {
+	echo "usage: $0 [-pairs N] [-writes N] [-bench REGEX] [-env-a ENV] [-env-b ENV] A B" >&2
+	exit 2
+}
+while (($#)); do
+	case "$1" in
+	-pairs) pairs=$2; shift 2 ;;
+	-writes) writes=$2; shift 2 ;;
+	-bench) bench=$2; shift 2 ;;
+	-env-a) envA=$2; shift 2 ;;
+	-env-b) envB=$2; shift 2 ;;
+	-*) usage ;;
+	*) break ;;
+	esac
+done
+(($# == 2)) || usage
+dir=$(mktemp -d)
+cleanup() {
+	for v in a b; do
+		[[ -d "$dir/wt-$v" ]] && git worktree remove --force "$dir/wt-$v" >/dev/null 2>&1
+	done
+	git worktree prune
+	rm -rf "$dir"
+}
+trap cleanup EXIT
+
+# build V REV: the daemon and the benchmark of REV, into $dir/V-*.
+build() {
+	local v=$1 rev=$2 src=.
+	if [[ "$rev" != "." ]]; then
+		src="$dir/wt-$v"
+		git worktree add --detach --force "$src" "$rev" >/dev/null
+	fi
+	(cd "$src" && go build -o "$dir/$v-apiaryd" ./examples/apiaryd && go test -c -o "$dir/$v-writebench.test" ./swarm/swarmtest)
+	echo "$src"
+}
+srcA=$(build a "$1")
+srcB=$(build b "$2")
+
+out="$dir/runs"
+for p in $(seq "$pairs"); do
+	for v in a b; do
+		src=$srcA env=$envA
+		if [[ $v == b ]]; then src=$srcB env=$envB; fi
+		(cd "$src/swarm/swarmtest" && APIARY_WRITEBENCH_BIN="$dir/$v-apiaryd" APIARY_WRITEBENCH_DAEMON_ENV="$env" \
+			"$dir/$v-writebench.test" -test.run '^$' -test.bench "$bench" -test.benchtime "${writes}x") |
+			awk -v v="$v" -v p="$p" '/writes\/s/{
+				for (i = 1; i < NF; i++) {
+					if ($(i+1) == "writes/s") w = $i
+					if ($(i+1) == "p99-ms") q = $i
+					if ($(i+1) == "total-cpu-us/write") c = $i
+				}
+				print v, p, w, c, q; fflush()
+			}' | tee -a "$out"
+	done
+done
+echo "variant  writes/s  total CPU µs/write  p99 ms   (medians; ratio: median of the pairs' B / A)"
+awk -v a="$1 $envA" -v b="$2 $envB" '
+	function median(s,   n, x, i, j, t) {
+		n = split(s, x, " ")
+		for (i = 2; i <= n; i++) for (j = i; j > 1 && x[j-1] + 0 > x[j] + 0; j--) { t = x[j]; x[j] = x[j-1]; x[j-1] = t }
+		return n % 2 ? x[(n+1)/2] : (x[n/2] + x[n/2+1]) / 2
+	}
+	{ w[$1] = w[$1] " " $3; c[$1] = c[$1] " " $4; q[$1] = q[$1] " " $5; r[$1, $2] = $3; rc[$1, $2] = $4; ps[$2] = 1 }
+	END {
+		printf "A %-20s %8.0f  %8.1f  %7.1f\n", a, median(w["a"]), median(c["a"]), median(q["a"])
+		printf "B %-20s %8.0f  %8.1f  %7.1f\n", b, median(w["b"]), median(c["b"]), median(q["b"])
+		for (p in ps) if (r["a", p] > 0 && r["b", p] != "") { ratios = ratios " " r["b", p] / r["a", p]; cpu = cpu " " rc["b", p] / rc["a", p] }
+		printf "B / A: writes/s %.3f, total CPU per write %.3f\n", median(ratios), median(cpu)
+	}' "$out"
