@@ -235,6 +235,18 @@ func (t *GRPCTransport) handler() Handler {
 	return t.h
 }
 
+// serve starts serving a stream: the handler (registered as an active
+// call), a context that ends with the stream or the transport, and done,
+// which the caller defers; an error when the transport is not running.
+func (t *GRPCTransport) serve(ss grpc.ServerStream) (Handler, context.Context, func(), error) {
+	h := t.handler()
+	if h == nil {
+		return nil, nil, nil, status.Error(codes.Unavailable, "raft: transport not running")
+	}
+	ctx, cancel := mergeCancel(ss.Context(), t.ctx)
+	return h, ctx, func() { cancel(); t.active.Done() }, nil
+}
+
 func (t *GRPCTransport) authorize(ctx context.Context, m *raftpb.Message) error {
 	if t.cfg.Authorize == nil {
 		return nil
@@ -256,13 +268,11 @@ func stepError(err error) error {
 }
 
 func (t *GRPCTransport) serveStream(_ any, ss grpc.ServerStream) error {
-	h := t.handler()
-	if h == nil {
-		return status.Error(codes.Unavailable, "raft: transport not running")
+	h, ctx, done, err := t.serve(ss)
+	if err != nil {
+		return err
 	}
-	defer t.active.Done()
-	ctx, cancel := mergeCancel(ss.Context(), t.ctx)
-	defer cancel()
+	defer done()
 	// The sender is authorized for the member ID it speaks as; every
 	// frame of the stream is held to that ID, so a stream authorized as
 	// one member cannot go on to speak as another.

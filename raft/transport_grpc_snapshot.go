@@ -17,19 +17,17 @@ import (
 // Snapshot method, transport_grpc.go): the MsgSnap, then the data in
 // chunks; it replies once the handler has stored all of it.
 func (t *GRPCTransport) serveSnapshot(_ any, ss grpc.ServerStream) error {
-	h := t.handler()
-	if h == nil {
-		return status.Error(codes.Unavailable, "raft: transport not running")
+	h, ctx, done, err := t.serve(ss)
+	if err != nil {
+		return err
 	}
-	defer t.active.Done()
-	ctx, cancel := mergeCancel(ss.Context(), t.ctx)
-	defer cancel()
+	defer done()
 	f := &rawFrame{}
 	if err := ss.RecvMsg(f); err != nil {
 		return err
 	}
 	m := &raftpb.Message{}
-	err := proto.Unmarshal(f.B, m)
+	err = proto.Unmarshal(f.B, m)
 	f.Release()
 	if err != nil {
 		return status.Errorf(codes.InvalidArgument, "raft: bad snapshot message: %v", err)
