@@ -252,10 +252,17 @@ func TestGossipKeysSurviveADispatcherFailover(t *testing.T) {
 func TestHeartbeatCarriesKeysOnlyOnAChange(t *testing.T) {
 	c := newKeyedCluster(t, 0)
 	want := c.waitKeys(1)
+	// The store holding the keys does not mean the dispatcher's watch has
+	// seen them yet: register (again, as the same node) until a
+	// registration carries them, then ask the heartbeats.
 	s := c.register("", "w1")
-	if !s.GossipKeys.Equal(want) {
-		t.Fatalf("registration carries keys version %v, want %d", s.GossipKeys, want.Version)
-	}
+	testutil.EventuallyWhy(t, keysWait, "a registration carrying the keys", func() (bool, string) {
+		if s.GossipKeys.Equal(want) {
+			return true, ""
+		}
+		s = c.register(s.NodeID, "w1")
+		return false, fmt.Sprintf("registration carries keys %v", s.GossipKeys)
+	})
 	beat := func(version uint64) *session.GossipKeys {
 		t.Helper()
 		resp, err := c.d.Heartbeat(context.Background(), &dispatcher.HeartbeatRequest{NodeID: s.NodeID, SessionID: s.SessionID, GossipKeysVersion: version})
