@@ -51,14 +51,21 @@ func sliceCodec(c *codec, t reflect.Type, building map[reflect.Type]*codec) {
 		if err != nil {
 			return err
 		}
-		s := reflect.MakeSlice(t, n, n)
+		s := reflect.NewAt(t, p).Elem()
+		if n == 0 { // empty, not nil
+			s.Set(reflect.MakeSlice(t, 0, 0))
+			return nil
+		}
+		// Grown in place: reflect.MakeSlice would allocate a header too.
+		*(*sliceHeader)(p) = sliceHeader{}
+		s.Grow(n)
+		s.SetLen(n)
 		data := s.UnsafePointer()
 		for i := range n {
 			if err := d.value(ec, unsafe.Add(data, uintptr(i)*size)); err != nil {
 				return fmt.Errorf("[%d]: %w", i, err)
 			}
 		}
-		reflect.NewAt(t, p).Elem().Set(s)
 		return nil
 	}
 }
@@ -122,6 +129,8 @@ func mapCodec(c *codec, t reflect.Type, building map[reflect.Type]*codec) {
 			return err
 		}
 		m := reflect.MakeMapWithSize(t, n)
+		d.inMap++
+		defer func() { d.inMap-- }()
 		for range n {
 			k := reflect.New(kt)
 			if err := d.value(kc, k.UnsafePointer()); err != nil {

@@ -203,11 +203,7 @@ func build(t reflect.Type, building map[reflect.Type]*codec) *codec {
 			s := *(*string)(p)
 			return append(binary.AppendUvarint(b, uint64(len(s))), s...)
 		}
-		c.dec = func(d *decoder, p unsafe.Pointer) error {
-			v, err := d.bytes()
-			*(*string)(p) = string(v)
-			return err
-		}
+		c.dec = func(d *decoder, p unsafe.Pointer) error { return d.view((*string)(p)) }
 	case reflect.Pointer:
 		pointerCodec(c, t, building)
 	case reflect.Slice:
