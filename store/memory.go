@@ -364,6 +364,7 @@ func applyTo(w *dbWriter, index uint64, actions []action, events []Event) (out [
 		switch a.op {
 		case ActionCreate, ActionUpdate:
 			cur = w.putDeferred(ki, a.obj)
+			shareParts(w, a.obj, cur)
 			changes = append(changes, change{ki: ki, id: a.id, old: cur, obj: a.obj})
 		case ActionDelete:
 			cur = w.removeDeferred(ki, a.id)

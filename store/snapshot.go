@@ -370,6 +370,7 @@ func addRestored(w *dbWriter, index uint64, ki *kindInfo, o api.Object) error {
 	if err := checkName(ki, o, w.nameHolder); err != nil {
 		return fmt.Errorf("%s %s: %v: %w", ki.kind, id, err, ErrBadSnapshot)
 	}
+	shareParts(w, o, nil)
 	w.put(ki, o)
 	return nil
 }
