@@ -36,7 +36,8 @@
 //
 // Decoding is bounded by its input: a length or count is checked against
 // the bytes left before anything is allocated for it, and nesting is
-// limited to MaxDepth.
+// limited to MaxDepth. The strings of a decoded value (outside its maps)
+// share allocations of at most 4 KiB, and none points into the input.
 package wire
 
 import (
