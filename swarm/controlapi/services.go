@@ -132,14 +132,26 @@ func fillServiceStatus(tx store.ReadTx, services []*api.Service) error {
 // refused with store.ErrConflict and nothing changes. The old spec is kept
 // as PreviousSpec for rollback.
 func (s *Server) UpdateService(ctx context.Context, ref string, version uint64, spec api.ServiceSpec) (*api.Service, error) {
-	spec = spec.Copy()
+	given := spec // the caller's, left as it is
+	spec = given.Copy()
 	spec.ApplyDefaults()
 	if err := spec.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidArgument, err)
 	}
 	var id string
+	tries := 0
 	err := s.writeService(ctx, func(tx store.Tx) error {
-		cur, err := lookup("service", ref, tx.GetService, tx.FindServices)
+		// The service as stored, shared: read, never changed. The new
+		// version is a shallow copy of it with what changes replaced, and
+		// tx.UpdateService copies that in whole; copying the stored one
+		// first, its previous spec included, made three of an update's
+		// eight copies of a spec, all garbage at once. The store checks at
+		// commit that nobody wrote the service since this read.
+		var cur *api.Service
+		var err error
+		s.store.ViewShared(func(latest store.ReadTx) {
+			cur, err = lookup("service", ref, latest.GetService, latest.FindServices)
+		})
 		if err != nil {
 			return err
 		}
@@ -150,22 +162,28 @@ func (s *Server) UpdateService(ctx context.Context, ref string, version uint64, 
 		if cur.Spec.Mode.ModeName() != spec.Mode.ModeName() {
 			return invalid("service %q: mode: cannot change from %s to %s", cur.Spec.Name, cur.Spec.Mode.ModeName(), spec.Mode.ModeName())
 		}
-		prev := cur.Spec
-		cur.PreviousSpec = &prev
-		cur.PreviousSpecVersion = cur.SpecVersion
-		cur.Spec = spec.Copy() // a retry starts from the spec as given
-		if err := resolveNetworks(tx, &cur.Spec); err != nil {
+		if tries++; tries > 1 {
+			// A retry starts from the spec as given: the last try resolved
+			// its networks, secrets and configs in place.
+			spec = given.Copy()
+			spec.ApplyDefaults()
+		}
+		next := *cur
+		next.PreviousSpec = &cur.Spec
+		next.PreviousSpecVersion = cur.SpecVersion
+		next.Spec = spec
+		if err := resolveNetworks(tx, &next.Spec); err != nil {
 			return err
 		}
-		if err := resolveSecretsAndConfigs(tx, &cur.Spec); err != nil {
+		if err := resolveSecretsAndConfigs(tx, &next.Spec); err != nil {
 			return err
 		}
-		if err := s.allocateEndpoint(cur); err != nil {
+		if err := s.allocateEndpoint(&next); err != nil {
 			return err
 		}
-		cur.SpecVersion++
-		cur.UpdateStatus = nil
-		return tx.UpdateService(cur)
+		next.SpecVersion++
+		next.UpdateStatus = nil
+		return tx.UpdateService(&next)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("update service %q: %w", ref, err)

@@ -3,6 +3,7 @@ package controlapi_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"sync"
@@ -219,6 +220,87 @@ func TestServiceLookup(t *testing.T) {
 	}
 	if want := []string{"abc111x", "alpha", "beta", "gamma"}; !reflect.DeepEqual(names, want) {
 		t.Errorf("ListServices names = %v, want %v", names, want)
+	}
+}
+
+// An update reads the stored service without copying it and writes a new
+// version: neither the stored one nor the caller's spec changes.
+func TestUpdateServiceLeavesTheStoredAndTheGivenAlone(t *testing.T) {
+	srv, s := newServer(t)
+	net := mustCreateNetwork(t, srv, netSpec("front"))
+	first := spec("web", 1)
+	first.TaskTemplate.Networks = []api.NetworkAttachmentConfig{{Target: "front"}}
+	first.Labels = map[string]string{"v": "1"}
+	svc := mustCreate(t, srv, first)
+	var old *api.Service
+	s.ViewShared(func(tx store.ReadTx) { old = tx.GetService(svc.ID) })
+	before := old.Copy()
+
+	given := spec("web", 2)
+	given.TaskTemplate.Networks = []api.NetworkAttachmentConfig{{Target: "front"}}
+	given.Labels = map[string]string{"v": "2"}
+	upd, err := srv.UpdateService(ctx, "web", svc.Meta.Version, given)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := upd.Spec.TaskTemplate.Networks[0].Target; got != net.ID {
+		t.Errorf("the update's network is %q, want its ID %s", got, net.ID)
+	}
+	if given.TaskTemplate.Networks[0].Target != "front" || given.UpdateConfig != nil || given.Labels["v"] != "2" {
+		t.Errorf("UpdateService changed the caller's spec: %+v", given)
+	}
+	if !reflect.DeepEqual(old, before) {
+		t.Errorf("the stored version 1 changed:\n got %+v\nwant %+v", old, before)
+	}
+	if !reflect.DeepEqual(*upd.PreviousSpec, before.Spec) {
+		t.Errorf("previous spec = %+v, want version 1's", upd.PreviousSpec)
+	}
+	// The new version's previous spec is its own: a reader changing a
+	// copy of it changes nothing stored.
+	upd.PreviousSpec.Labels["v"] = "changed"
+	if again, _ := srv.GetService(ctx, "web"); again.PreviousSpec.Labels["v"] != "1" || old.Spec.Labels["v"] != "1" {
+		t.Error("a returned service shares its previous spec with the store")
+	}
+}
+
+// Updates that race for the dynamic ports all land, each on a port of its
+// own: one that lost its port at commit is tried again from the spec as
+// given (its network named, not yet resolved).
+func TestConcurrentUpdatesTakeDistinctDynamicPorts(t *testing.T) {
+	srv, _ := newServer(t)
+	net := mustCreateNetwork(t, srv, netSpec("front"))
+	const n = 8
+	var svcs []*api.Service
+	for i := range n {
+		svcs = append(svcs, mustCreate(t, srv, spec(fmt.Sprintf("web-%d", i), 1)))
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	out := make([]*api.Service, n)
+	for i, svc := range svcs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			next := spec(svc.Spec.Name, 1)
+			next.TaskTemplate.Networks = []api.NetworkAttachmentConfig{{Target: "front"}}
+			next = withPorts(next, tcp(0))
+			out[i], errs[i] = srv.UpdateService(ctx, svc.ID, svc.Meta.Version, next)
+		}()
+	}
+	wg.Wait()
+	ports := map[uint32]string{}
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("update %d: %v", i, err)
+		}
+		if got := out[i].Spec.TaskTemplate.Networks[0].Target; got != net.ID {
+			t.Errorf("update %d: network %q, want %s", i, got, net.ID)
+		}
+		p := out[i].Endpoint.Ports[0].PublishedPort
+		if other, taken := ports[p]; taken {
+			t.Errorf("%s and %s both publish %d", other, out[i].Spec.Name, p)
+		}
+		ports[p] = out[i].Spec.Name
 	}
 }
 
