@@ -389,9 +389,12 @@ func (c *controller) exit(st executor.ExitStatus) bool {
 		c.timer = nil
 	}
 	c.state, c.status, c.exited = stateExited, st, time.Now()
-	close(c.done)
+	done := c.done
 	c.mu.Unlock()
+	// Recorded before a waiter is told: whoever Wait returns to finds
+	// the exit among the operations.
 	c.e.record(c.id(), OpExit, st.Message)
+	close(done)
 	return true
 }
 
