@@ -180,3 +180,33 @@ func TestFailedDecodeKeepsNoView(t *testing.T) {
 		t.Fatal("the input changed")
 	}
 }
+
+// Same tells values apart exactly where their encodings differ: a nil
+// and an empty list differ, a field the encoding leaves out does not, and
+// values of two types or of a type without an encoding are never the same.
+func TestSameComparesEncodings(t *testing.T) {
+	a := &api.TaskSpec{Process: &api.ProcessSpec{Command: []string{"app"}}}
+	b := &api.TaskSpec{Process: &api.ProcessSpec{Command: []string{"app"}}}
+	if !Same(a, b) {
+		t.Error("equal specs are not the same")
+	}
+	b.Process.Command = []string{"app", "-v"}
+	if Same(a, b) {
+		t.Error("specs with other commands are the same")
+	}
+	b.Process.Command = []string{"app"}
+	b.Networks = []api.NetworkAttachmentConfig{}
+	if Same(a, b) {
+		t.Error("a nil and an empty list are the same")
+	}
+	if !Same(&small{Hidden: "x"}, &small{Hidden: "y"}) {
+		t.Error("a field left out of the encoding tells values apart")
+	}
+	if Same(&inner{A: "x"}, &small{S: "x"}) {
+		t.Error("values of two types are the same")
+	}
+	type unencodable struct{ F func() }
+	if Same(&unencodable{}, &unencodable{}) {
+		t.Error("values without an encoding are the same")
+	}
+}
