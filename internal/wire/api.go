@@ -65,7 +65,11 @@ func UnmarshalPrefix(data []byte, v any) (int, error) {
 	// Even a value that failed to decode no longer points into data.
 	d.pack()
 	off := d.off
-	*d = decoder{views: d.views[:0]}
+	views := d.views[:0]
+	if cap(views) > maxPooledViews {
+		views = nil // a large message's: not kept by the pool
+	}
+	*d = decoder{views: views}
 	decoders.Put(d)
 	if err != nil {
 		return 0, fmt.Errorf("%w: %v", ErrMalformed, err)
@@ -73,8 +77,12 @@ func UnmarshalPrefix(data []byte, v any) (int, error) {
 	return off, nil
 }
 
-// decoders are reused, for their views' array.
+// decoders are reused, for their views' array, kept up to
+// maxPooledViews strings (a task has a dozen; a list of 100,000 tasks
+// would otherwise leave megabytes in the pool).
 var decoders = sync.Pool{New: func() any { return new(decoder) }}
+
+const maxPooledViews = 1024
 
 // target returns the codec of the struct v points to, and the struct's
 // address.
