@@ -88,6 +88,18 @@ type Tx interface {
 	CreateService(*api.Service) error
 	UpdateService(*api.Service) error
 	DeleteService(id string) error
+	// CreateServiceOwned and UpdateServiceOwned are CreateService and
+	// UpdateService for a caller that hands the service over: the store
+	// keeps it, and all it points to, as it is instead of copying it in,
+	// so the caller must never change any of it again, committed or not.
+	// What it points to may be shared with stored objects, which never
+	// change either (a new version may share the old one's parts, but
+	// must not point at the old version itself, or every version would
+	// stay alive). The control API's writes use them: the copy was a
+	// tenth of the leader's allocation per update (docs/benchmarks.md,
+	// issue 14).
+	CreateServiceOwned(*api.Service) error
+	UpdateServiceOwned(*api.Service) error
 
 	CreateTask(*api.Task) error
 	UpdateTask(*api.Task) error

@@ -289,6 +289,20 @@ func (t *tx) UpdateService(s *api.Service) error {
 	return t.update(s.Copy())
 }
 
+func (t *tx) CreateServiceOwned(s *api.Service) error {
+	if s == nil {
+		return nilObject("create", api.KindService)
+	}
+	return t.create(s)
+}
+
+func (t *tx) UpdateServiceOwned(s *api.Service) error {
+	if s == nil {
+		return nilObject("update", api.KindService)
+	}
+	return t.update(s)
+}
+
 func (t *tx) DeleteService(id string) error { return t.delete(api.KindService, id) }
 
 func (t *tx) CreateTask(k *api.Task) error {

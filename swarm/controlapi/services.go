@@ -20,9 +20,15 @@ func (s *Server) CreateService(ctx context.Context, spec api.ServiceSpec) (*api.
 	if err := spec.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidArgument, err)
 	}
-	svc := &api.Service{ID: api.NewID(), Spec: spec, SpecVersion: 1}
+	id := api.NewID()
+	tries := 0
 	err := s.writeService(ctx, func(tx store.Tx) error {
-		svc.Endpoint = nil // a retry allocates afresh
+		// svc is handed to the store (CreateServiceOwned); a retry makes
+		// another from the spec as validated.
+		svc := &api.Service{ID: id, Spec: spec, SpecVersion: 1}
+		if tries++; tries > 1 {
+			svc.Spec = spec.Copy()
+		}
 		if err := resolveNetworks(tx, &svc.Spec); err != nil {
 			return err
 		}
@@ -32,19 +38,19 @@ func (s *Server) CreateService(ctx context.Context, spec api.ServiceSpec) (*api.
 		if err := s.allocateEndpoint(svc); err != nil {
 			return err
 		}
-		return tx.CreateService(svc)
+		return tx.CreateServiceOwned(svc)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("create service %q: %w", spec.Name, err)
 	}
-	return s.GetService(ctx, svc.ID)
+	return s.GetService(ctx, id)
 }
 
 // GetService returns a service by ID, name or unique ID prefix.
 func (s *Server) GetService(ctx context.Context, ref string) (*api.Service, error) {
 	var out *api.Service
 	var err error
-	s.store.View(func(tx store.ReadTx) {
+	s.viewResult(ctx, func(tx store.ReadTx) {
 		out, err = lookup("service", ref, tx.GetService, tx.FindServices)
 	})
 	return out, err
@@ -168,8 +174,10 @@ func (s *Server) UpdateService(ctx context.Context, ref string, version uint64, 
 			spec = given.Copy()
 			spec.ApplyDefaults()
 		}
-		next := *cur
-		next.PreviousSpec = &cur.Spec
+		// next and prev are handed to the store (UpdateServiceOwned):
+		// they share the stored version's parts, never point at it.
+		next, prev := *cur, cur.Spec
+		next.PreviousSpec = &prev
 		next.PreviousSpecVersion = cur.SpecVersion
 		next.Spec = spec
 		if err := resolveNetworks(tx, &next.Spec); err != nil {
@@ -183,7 +191,7 @@ func (s *Server) UpdateService(ctx context.Context, ref string, version uint64, 
 		}
 		next.SpecVersion++
 		next.UpdateStatus = nil
-		return tx.UpdateService(&next)
+		return tx.UpdateServiceOwned(&next)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("update service %q: %w", ref, err)

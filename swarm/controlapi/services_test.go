@@ -261,6 +261,14 @@ func TestUpdateServiceLeavesTheStoredAndTheGivenAlone(t *testing.T) {
 	if again, _ := srv.GetService(ctx, "web"); again.PreviousSpec.Labels["v"] != "1" || old.Spec.Labels["v"] != "1" {
 		t.Error("a returned service shares its previous spec with the store")
 	}
+	// The store keeps the new version as the update made it, and that
+	// must not hold the version before it: each would keep the one
+	// before alive, every version of the service.
+	var cur *api.Service
+	s.ViewShared(func(tx store.ReadTx) { cur = tx.GetService(svc.ID) })
+	if cur.PreviousSpec == &old.Spec {
+		t.Error("the stored version 2's previous spec is version 1's own field: every version stays reachable")
+	}
 }
 
 // Updates that race for the dynamic ports all land, each on a port of its

@@ -16,7 +16,7 @@ type TaskFilter = control.TaskFilter
 func (s *Server) GetTask(ctx context.Context, ref string) (*api.Task, error) {
 	var out *api.Task
 	var err error
-	s.store.View(func(tx store.ReadTx) {
+	s.viewResult(ctx, func(tx store.ReadTx) {
 		out, err = lookup("task", ref, tx.GetTask, tx.FindTasks)
 	})
 	return out, err
@@ -27,7 +27,7 @@ func (s *Server) GetTask(ctx context.Context, ref string) (*api.Task, error) {
 func (s *Server) ListTasks(ctx context.Context, f TaskFilter) ([]*api.Task, error) {
 	var out []*api.Task
 	var err error
-	s.store.View(func(tx store.ReadTx) {
+	s.viewResult(ctx, func(tx store.ReadTx) {
 		by := store.All
 		if f.Service != "" {
 			var svc *api.Service

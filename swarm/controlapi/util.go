@@ -6,7 +6,23 @@ import (
 	"time"
 
 	"github.com/apiary-io/apiary/store"
+	"github.com/apiary-io/apiary/swarm/rpc"
 )
+
+// viewResult reads what a method returns as it is. Served over RPC
+// (rpc.Serving), the result is only encoded for the wire, so it is read
+// shared: the stored objects themselves, with no copy (a service read back
+// after its write was a tenth of the leader's allocation per write, docs/
+// benchmarks.md, issue 14). Called in this process, the caller owns what
+// it gets and may change it, so it gets copies. fn must not change what
+// it reads.
+func (s *Server) viewResult(ctx context.Context, fn func(store.ReadTx)) {
+	if rpc.Serving(ctx) {
+		s.store.ViewShared(fn)
+		return
+	}
+	s.store.View(fn)
+}
 
 func isConflict(err error) bool { return errors.Is(err, store.ErrConflict) }
 

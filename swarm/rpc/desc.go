@@ -35,6 +35,19 @@ type UnaryMethod func(service string, guard Guard) grpc.MethodDesc
 // and guard.
 type StreamMethod func(service string, guard Guard) grpc.StreamDesc
 
+// Serving reports whether ctx is the context of a unary call that a
+// handler of HandleUnary serves: the call's response is only encoded for
+// the wire, once, and dropped, so the handler may answer with objects it
+// shares with others (a store's, which nobody changes) instead of copies
+// made for a caller that could change them. An implementation called in
+// the same process, with a context of its caller's, gets false.
+func Serving(ctx context.Context) bool {
+	v, _ := ctx.Value(servingKey{}).(bool)
+	return v
+}
+
+type servingKey struct{}
+
 // HandleUnary describes a unary method whose handler is fn.
 func HandleUnary[Req, Resp any](name string, fn func(context.Context, *Req) (*Resp, error)) UnaryMethod {
 	return func(service string, guard Guard) grpc.MethodDesc {
@@ -52,7 +65,7 @@ func HandleUnary[Req, Resp any](name string, fn func(context.Context, *Req) (*Re
 					return nil, status.Errorf(codes.InvalidArgument, "decode %s request: %v", name, err)
 				}
 				call := func(ctx context.Context, r any) (any, error) {
-					resp, err := fn(ctx, r.(*Req))
+					resp, err := fn(context.WithValue(ctx, servingKey{}, true), r.(*Req))
 					if err != nil {
 						return nil, ToStatus(err)
 					}
