@@ -116,3 +116,36 @@ func TestGRPCStreamHeldToItsFirstSender(t *testing.T) {
 		t.Fatalf("%d messages delivered, want only the first", rec.count())
 	}
 }
+
+// A framed proposal (the store's way: the data encoded behind
+// ProposalHeadroom free bytes) commits the data alone on every member,
+// as Propose would; the bounds are the data's, as Propose's are, and a
+// buffer with no room for the envelope is refused.
+func TestProposeFramedCommitsTheDataBehindTheHeadroom(t *testing.T) {
+	c := newCluster(t, memNet, 3, func(cfg *Config) { cfg.MaxEntrySize = 4096 })
+	n := c.node(c.leader(c.ids, 10*time.Second))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	framed := func(data []byte) []byte {
+		return append(make([]byte, n.ProposalHeadroom()), data...)
+	}
+	if _, err := n.ProposeFramed(ctx, framed(kvOp("framed", "yes"))); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range c.ids {
+		testutil.EventuallyWhy(t, 10*time.Second, "the framed write on every member", func() (bool, string) {
+			v, ok := c.fsm(id).get("framed")
+			return ok && v == "yes", fmt.Sprintf("member %d: framed = %q, %v", id, v, ok)
+		})
+	}
+	max := n.MaxProposalSize()
+	if _, err := n.ProposeFramed(ctx, framed(kvOp("big", strings.Repeat("x", 5000)))); !errors.Is(err, ErrEntryTooLarge) || !strings.Contains(err.Error(), fmt.Sprint(max)) {
+		t.Fatalf("oversized framed proposal: %v", err)
+	}
+	if _, err := n.ProposeFramed(ctx, framed(kvOp("k", strings.Repeat("x", max-2)))); err != nil {
+		t.Fatalf("a framed proposal of exactly MaxProposalSize: %v", err)
+	}
+	if _, err := n.ProposeFramed(ctx, make([]byte, n.ProposalHeadroom()-1)); err == nil || !strings.Contains(err.Error(), "no room") {
+		t.Fatalf("a buffer shorter than the headroom: %v", err)
+	}
+}

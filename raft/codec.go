@@ -37,11 +37,17 @@ func (p proposalID) isZero() bool { return p == proposalID{} }
 
 func encodeEnvelope(id proposalID, payload []byte) []byte {
 	b := make([]byte, envelopeHdrSize+len(payload))
+	copy(b[envelopeHdrSize:], payload)
+	return frameEnvelope(id, b)
+}
+
+// frameEnvelope writes the envelope of id over b's first envelopeHdrSize
+// bytes, in front of the payload already behind them, and returns b.
+func frameEnvelope(id proposalID, b []byte) []byte {
 	b[0] = envelopeMagic
 	binary.BigEndian.PutUint64(b[1:], id.node)
 	binary.BigEndian.PutUint64(b[9:], id.incarnation)
 	binary.BigEndian.PutUint64(b[17:], id.seq)
-	copy(b[envelopeHdrSize:], payload)
 	return b
 }
 

@@ -181,6 +181,29 @@ func (n *Node) Propose(ctx context.Context, data []byte) (uint64, error) {
 	return n.submit(ctx, p)
 }
 
+// ProposalHeadroom is how many bytes ProposeFramed wants free in front of
+// a proposal: its envelope's.
+func (n *Node) ProposalHeadroom() int { return envelopeHdrSize }
+
+// ProposeFramed is Propose for data encoded at buf[ProposalHeadroom():]:
+// the envelope is written over buf's first bytes, in place, instead of
+// the data being copied behind a new one (a copy of every entry on the
+// proposing member; the store encodes its proposals this way). buf is
+// the node's from the call on: the caller must not change it again,
+// except to propose it anew once this call said it was not proposed
+// (ErrProposalDropped, no leader).
+func (n *Node) ProposeFramed(ctx context.Context, buf []byte) (uint64, error) {
+	if len(buf) < envelopeHdrSize {
+		return 0, fmt.Errorf("raft: a framed proposal of %d bytes has no room for its %d-byte envelope", len(buf), envelopeHdrSize)
+	}
+	if max := n.MaxProposalSize(); len(buf)-envelopeHdrSize > max {
+		return 0, fmt.Errorf("%w: %d bytes, at most %d", ErrEntryTooLarge, len(buf)-envelopeHdrSize, max)
+	}
+	p := &proposal{id: n.nextID(), done: make(chan result, 1)}
+	p.data = frameEnvelope(p.id, buf)
+	return n.submit(ctx, p)
+}
+
 // MaxProposalSize is the largest data Propose accepts: MaxEntrySize less
 // the proposal's envelope. The store splits its writes to fit.
 func (n *Node) MaxProposalSize() int { return int(n.cfg.MaxEntrySize) - envelopeHdrSize }

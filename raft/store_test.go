@@ -16,9 +16,11 @@ import (
 
 // The store is the FSM raft replicates, and raft is the store's Proposer.
 var (
-	_ FSM            = (*store.MemoryStore)(nil)
-	_ store.Proposer = (*Node)(nil)
-	_ store.Proposer = (*lateProposer)(nil)
+	_ FSM                   = (*store.MemoryStore)(nil)
+	_ store.Proposer        = (*Node)(nil)
+	_ store.Proposer        = (*lateProposer)(nil)
+	_ store.FramingProposer = (*Node)(nil)
+	_ store.FramingProposer = (*lateProposer)(nil)
 )
 
 // lateProposer breaks the construction cycle: the store needs its
@@ -31,6 +33,17 @@ func (p *lateProposer) Propose(ctx context.Context, data []byte) (uint64, error)
 		return 0, ErrStopped
 	}
 	return n.Propose(ctx, data)
+}
+
+// The store frames its proposals through it, as through swarm's.
+func (p *lateProposer) ProposalHeadroom() int { return envelopeHdrSize }
+
+func (p *lateProposer) ProposeFramed(ctx context.Context, buf []byte) (uint64, error) {
+	n := p.n.Load()
+	if n == nil {
+		return 0, ErrStopped
+	}
+	return n.ProposeFramed(ctx, buf)
 }
 
 type storeMember struct {

@@ -39,7 +39,11 @@ func encodeActions(actions []action) ([]byte, error) { return encodeProposal(act
 
 // encodeProposal returns the format-2 entry of actions.
 func encodeProposal(actions []action, nonce uint64) ([]byte, error) {
-	buf := make([]byte, 0, 256*len(actions)+16)
+	return appendProposal(make([]byte, 0, 256*len(actions)+16), actions, nonce)
+}
+
+// appendProposal appends the format-2 entry of actions to buf.
+func appendProposal(buf []byte, actions []action, nonce uint64) ([]byte, error) {
 	buf = append(buf, formatBinary)
 	buf = binary.LittleEndian.AppendUint64(buf, nonce)
 	buf = binary.AppendUvarint(buf, uint64(len(actions)))

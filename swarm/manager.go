@@ -122,9 +122,22 @@ func (p *lateProposer) MaxProposalSize() int { return p.node.MaxProposalSize() }
 // commit, so trying again cannot apply it twice. A proposal whose outcome is
 // unknown (leadership lost after it entered the log) is not retried.
 func (p *lateProposer) Propose(ctx context.Context, data []byte) (uint64, error) {
+	return p.retry(ctx, func() (uint64, error) { return p.node.Propose(ctx, data) })
+}
+
+// ProposalHeadroom implements store.FramingProposer.
+func (p *lateProposer) ProposalHeadroom() int { return p.node.ProposalHeadroom() }
+
+// ProposeFramed implements store.FramingProposer: Propose, with the
+// envelope written in front of the data in place.
+func (p *lateProposer) ProposeFramed(ctx context.Context, buf []byte) (uint64, error) {
+	return p.retry(ctx, func() (uint64, error) { return p.node.ProposeFramed(ctx, buf) })
+}
+
+func (p *lateProposer) retry(ctx context.Context, propose func() (uint64, error)) (uint64, error) {
 	wait := 20 * time.Millisecond
 	for {
-		idx, err := p.node.Propose(ctx, data)
+		idx, err := propose()
 		var nl *raft.NotLeaderError
 		retry := errors.Is(err, raft.ErrProposalDropped) || (errors.As(err, &nl) && nl.Leader == 0)
 		if !retry {
