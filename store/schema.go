@@ -250,12 +250,20 @@ func specConfigs(t *api.TaskSpec, add func(string)) {
 
 // overlay answers, for a transaction being built, what is stored under an
 // ID and who holds a name, from the state the transaction started from
-// (base) plus its own writes (kept in maps). It exists for speed: the
-// writes reach a table only when the transaction commits (or when it
-// searches by index, see tx.sync), so that most transactions write each
-// change into the tables once, not twice.
+// (base) plus its own writes. It exists for speed: the writes reach a
+// table only when the transaction commits (or when it searches by index,
+// see tx.sync), so that most transactions write each change into the
+// tables once, not twice.
 type overlay struct {
 	base *dbState
+	// few holds the first overlayFew objects written, each once (the
+	// object, or nil once deleted), searched in turn: most transactions
+	// write one object or a few, for which two maps per table were most
+	// of what a transaction allocated. Past that, every write is in the
+	// maps (spilled).
+	few     [overlayFew]written
+	nfew    int
+	spilled bool
 	// objs holds, per table, the objects written so far: the object, or
 	// nil once deleted. Nil maps until the first write.
 	objs [numTables]map[string]api.Object
@@ -264,23 +272,62 @@ type overlay struct {
 	names [numTables]map[string]string
 }
 
+const overlayFew = 4
+
+type written struct {
+	tab int
+	id  string
+	obj api.Object
+}
+
 func (o *overlay) get(ki *kindInfo, id string) api.Object {
-	if obj, ok := o.objs[ki.tab][id]; ok {
+	if !o.spilled {
+		for _, w := range o.few[:o.nfew] {
+			if w.tab == ki.tab && w.id == id {
+				return w.obj
+			}
+		}
+	} else if obj, ok := o.objs[ki.tab][id]; ok {
 		return obj
 	}
 	return o.base.get(ki, id)
 }
 
 // put records obj as written; remove records a delete.
-func (o *overlay) put(ki *kindInfo, obj api.Object) {
+func (o *overlay) put(ki *kindInfo, obj api.Object) { o.write(ki, obj.GetID(), obj) }
+
+func (o *overlay) remove(ki *kindInfo, id string) { o.write(ki, id, nil) }
+
+func (o *overlay) write(ki *kindInfo, id string, obj api.Object) {
+	if !o.spilled {
+		for i := range o.few[:o.nfew] {
+			if w := &o.few[i]; w.tab == ki.tab && w.id == id {
+				w.obj = obj
+				return
+			}
+		}
+		if o.nfew < overlayFew {
+			o.few[o.nfew] = written{tab: ki.tab, id: id, obj: obj}
+			o.nfew++
+			return
+		}
+		o.spilled = true
+		for _, w := range o.few {
+			o.writeMaps(kindList[w.tab], w.id, w.obj)
+		}
+		o.few = [overlayFew]written{}
+	}
+	o.writeMaps(ki, id, obj)
+}
+
+func (o *overlay) writeMaps(ki *kindInfo, id string, obj api.Object) {
 	objs := o.objs[ki.tab]
 	if objs == nil {
 		objs = make(map[string]api.Object)
 		o.objs[ki.tab] = objs
 	}
-	id := obj.GetID()
 	objs[id] = obj
-	if ki.uniqueName {
+	if obj != nil && ki.uniqueName {
 		if name := ki.name(obj); name != "" {
 			if o.names[ki.tab] == nil {
 				o.names[ki.tab] = make(map[string]string)
@@ -290,23 +337,22 @@ func (o *overlay) put(ki *kindInfo, obj api.Object) {
 	}
 }
 
-func (o *overlay) remove(ki *kindInfo, id string) {
-	if o.objs[ki.tab] == nil {
-		o.objs[ki.tab] = make(map[string]api.Object)
-	}
-	o.objs[ki.tab][id] = nil
-}
-
 // holder returns the ID of the object that has the name now, or "".
 func (o *overlay) holder(ki *kindInfo, name string) string {
 	holds := func(id string) bool {
 		cur := o.get(ki, id)
 		return cur != nil && ki.name(cur) == name
 	}
-	// The last object of this transaction to take the name, if it kept it.
-	// No other object of the transaction can hold it: each took it only
-	// while it was free, so any later taker would be the last one.
-	if id, ok := o.names[ki.tab][name]; ok && holds(id) {
+	// An object of this transaction that has the name now. No two can:
+	// each took it only while it was free. Among the few, look at each;
+	// in the maps, at the last to take it, which would be the one.
+	if !o.spilled {
+		for _, w := range o.few[:o.nfew] {
+			if w.tab == ki.tab && w.obj != nil && ki.name(w.obj) == name {
+				return w.id
+			}
+		}
+	} else if id, ok := o.names[ki.tab][name]; ok && holds(id) {
 		return id
 	}
 	// Otherwise whoever held it before, unless this transaction renamed or
