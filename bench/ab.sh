@@ -3,13 +3,19 @@
 # processes) between two variants, A and B, PAIRS times, and prints every
 # run, then per variant the medians of writes/s, total CPU per write and
 # p99, and the median of the per-pair ratios B / A.
-#   bench/ab.sh [-pairs 5] [-writes 30000] [-bench REGEX] [-env-a ENV] [-env-b ENV] A B
+#   bench/ab.sh [-pairs 5] [-writes 30000] [-bench REGEX] [-env-a ENV] [-env-b ENV] [-flat] A B
 # A and B are git revisions, each built in a worktree of its own, or "."
 # for the working tree; the same revision twice with different -env-a and
 # -env-b compares settings (say -env-b GOGC=200), which the daemons alone
 # get (APIARY_WRITEBENCH_DAEMON_ENV). The default bench is the create at
 # 64 clients through the leader's socket, the one bench/compare.sh sets
 # against etcd.
+#
+# -flat measures issue 14's other figure instead: the update at 64 clients
+# with an empty store and then with 1,000 services and 100,000 tasks, in
+# each invocation (the 100k store takes ~50 s to fill), and reports per
+# variant the medians of the per-invocation ratios 100k / empty of
+# writes/s and of CPU per write, and B / A of those ratios.
 #
 # Why: on a shared or virtual machine one run's figure moves by ±20%, and
 # this machine kind's host has been seen to change its speed by 2× within
@@ -18,10 +24,10 @@
 # writes/s.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-pairs=5 writes=30000 envA="" envB=""
+pairs=5 writes=30000 envA="" envB="" flat=""
 bench='ControlAPIWrite/procs=separate/managers=3/store=empty/via=socket/op=create$/clients=64$'
 usage() {
-	echo "usage: $0 [-pairs N] [-writes N] [-bench REGEX] [-env-a ENV] [-env-b ENV] A B" >&2
+	echo "usage: $0 [-pairs N] [-writes N] [-bench REGEX] [-env-a ENV] [-env-b ENV] [-flat] A B" >&2
 	exit 2
 }
 while (($#)); do
@@ -31,6 +37,7 @@ while (($#)); do
 	-bench) bench=$2; shift 2 ;;
 	-env-a) envA=$2; shift 2 ;;
 	-env-b) envB=$2; shift 2 ;;
+	-flat) flat=1 bench='ControlAPIWrite/procs=separate/managers=3/store=(empty|100k)/via=socket/op=update$/clients=64$'; shift ;;
 	-*) usage ;;
 	*) break ;;
 	esac
@@ -65,17 +72,40 @@ for p in $(seq "$pairs"); do
 		src=$srcA env=$envA
 		if [[ $v == b ]]; then src=$srcB env=$envB; fi
 		(cd "$src/swarm/swarmtest" && APIARY_WRITEBENCH_BIN="$dir/$v-apiaryd" APIARY_WRITEBENCH_DAEMON_ENV="$env" \
-			"$dir/$v-writebench.test" -test.run '^$' -test.bench "$bench" -test.benchtime "${writes}x") |
+			"$dir/$v-writebench.test" -test.run '^$' -test.bench "$bench" -test.benchtime "${writes}x" -test.timeout 2h) |
 			awk -v v="$v" -v p="$p" '/writes\/s/{
 				for (i = 1; i < NF; i++) {
 					if ($(i+1) == "writes/s") w = $i
 					if ($(i+1) == "p99-ms") q = $i
 					if ($(i+1) == "total-cpu-us/write") c = $i
 				}
-				print v, p, w, c, q; fflush()
+				st = $1; sub(/.*store=/, "", st); sub(/\/.*/, "", st)
+				print v, p, w, c, q, st; fflush()
 			}' | tee -a "$out"
 	done
 done
+if [[ -n $flat ]]; then
+	echo "variant  100k / empty: writes/s  CPU per write   (medians of the invocations' ratios)"
+	awk -v a="$1 $envA" -v b="$2 $envB" '
+		function median(s,   n, x, i, j, t) {
+			n = split(s, x, " ")
+			for (i = 2; i <= n; i++) for (j = i; j > 1 && x[j-1] + 0 > x[j] + 0; j--) { t = x[j]; x[j] = x[j-1]; x[j-1] = t }
+			return n % 2 ? x[(n+1)/2] : (x[n/2] + x[n/2+1]) / 2
+		}
+		{ w[$1, $2, $6] = $3; c[$1, $2, $6] = $4; ps[$2] = 1 }
+		END {
+			for (p in ps) for (v = 0; v < 2; v++) {
+				x = v ? "b" : "a"
+				if (w[x, p, "empty"] > 0 && w[x, p, "100k"] != "") {
+					rw[x] = rw[x] " " w[x, p, "100k"] / w[x, p, "empty"]
+					rc[x] = rc[x] " " c[x, p, "100k"] / c[x, p, "empty"]
+				}
+			}
+			printf "A %-20s %.3f  %.3f   (%s)\n", a, median(rw["a"]), median(rc["a"]), rw["a"]
+			printf "B %-20s %.3f  %.3f   (%s)\n", b, median(rw["b"]), median(rc["b"]), rw["b"]
+		}' "$out"
+	exit 0
+fi
 echo "variant  writes/s  total CPU µs/write  p99 ms   (medians; ratio: median of the pairs' B / A)"
 awk -v a="$1 $envA" -v b="$2 $envB" '
 	function median(s,   n, x, i, j, t) {
