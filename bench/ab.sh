@@ -84,14 +84,16 @@ for p in $(seq "$pairs"); do
 			}' | tee -a "$out"
 	done
 done
+# median(s): the median of the numbers in the string s.
+median='
+	function median(s,   n, x, i, j, t) {
+		n = split(s, x, " ")
+		for (i = 2; i <= n; i++) for (j = i; j > 1 && x[j-1] + 0 > x[j] + 0; j--) { t = x[j]; x[j] = x[j-1]; x[j-1] = t }
+		return n % 2 ? x[(n+1)/2] : (x[n/2] + x[n/2+1]) / 2
+	}'
 if [[ -n $flat ]]; then
 	echo "variant  100k / empty: writes/s  CPU per write   (medians of the invocations' ratios)"
-	awk -v a="$1 $envA" -v b="$2 $envB" '
-		function median(s,   n, x, i, j, t) {
-			n = split(s, x, " ")
-			for (i = 2; i <= n; i++) for (j = i; j > 1 && x[j-1] + 0 > x[j] + 0; j--) { t = x[j]; x[j] = x[j-1]; x[j-1] = t }
-			return n % 2 ? x[(n+1)/2] : (x[n/2] + x[n/2+1]) / 2
-		}
+	awk -v a="$1 $envA" -v b="$2 $envB" "$median"'
 		{ w[$1, $2, $6] = $3; c[$1, $2, $6] = $4; ps[$2] = 1 }
 		END {
 			for (p in ps) for (v = 0; v < 2; v++) {
@@ -107,12 +109,7 @@ if [[ -n $flat ]]; then
 	exit 0
 fi
 echo "variant  writes/s  total CPU µs/write  p99 ms   (medians; ratio: median of the pairs' B / A)"
-awk -v a="$1 $envA" -v b="$2 $envB" '
-	function median(s,   n, x, i, j, t) {
-		n = split(s, x, " ")
-		for (i = 2; i <= n; i++) for (j = i; j > 1 && x[j-1] + 0 > x[j] + 0; j--) { t = x[j]; x[j] = x[j-1]; x[j-1] = t }
-		return n % 2 ? x[(n+1)/2] : (x[n/2] + x[n/2+1]) / 2
-	}
+awk -v a="$1 $envA" -v b="$2 $envB" "$median"'
 	{ w[$1] = w[$1] " " $3; c[$1] = c[$1] " " $4; q[$1] = q[$1] " " $5; r[$1, $2] = $3; rc[$1, $2] = $4; ps[$2] = 1 }
 	END {
 		printf "A %-20s %8.0f  %8.1f  %7.1f\n", a, median(w["a"]), median(c["a"]), median(q["a"])
