@@ -22,6 +22,8 @@ func TestCheckTuning(t *testing.T) {
 		want string
 	}{
 		{"tick", func(c *Config) { c.TickInterval = 0 }, "TickInterval"},
+		{"negative proposal wait", func(c *Config) { c.ProposalWait = -1 }, "ProposalWait"},
+		{"proposal wait past a tick", func(c *Config) { c.ProposalWait = c.TickInterval + 1 }, "ProposalWait"},
 		{"election", func(c *Config) { c.ElectionTick = c.HeartbeatTick }, "ElectionTick"},
 		{"snapshot interval", func(c *Config) { c.SnapshotInterval = 0 }, "SnapshotInterval"},
 		{"inflight", func(c *Config) { c.MaxInflightMsgs = 0 }, "MaxInflightMsgs"},

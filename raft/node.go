@@ -66,6 +66,10 @@ type Node struct {
 	// batchBytes their size.
 	batch      []*proposal
 	batchBytes int
+	// lastBatch is how many proposals the last flush stepped (gather);
+	// gathers counts gather's waits, for tests.
+	lastBatch int
+	gathers   atomic.Int64
 
 	removedIDs atomic.Pointer[map[uint64]bool]
 	members    atomic.Pointer[[]Member]
@@ -304,6 +308,7 @@ func (n *Node) run() {
 		case <-n.stopC:
 			return
 		}
+		n.gather()
 		n.flushProposals()
 		// Until nothing is ready: advancing a Ready can make the next one
 		// (a sole voter's own append acknowledgement commits its entries),
@@ -337,6 +342,37 @@ func (n *Node) drain() {
 		case m := <-n.recvC:
 			n.step(m)
 		default:
+			return
+		}
+	}
+}
+
+// gatherMin is the smallest last batch after which the leader waits for
+// more proposals (ProposalWait): below it, writers are few, and each
+// would wait for others that are not coming.
+const gatherMin = 4
+
+// gather waits, on a leader under load (its last batch held at least
+// gatherMin proposals), until as many proposals as last time are taken
+// or ProposalWait has passed, taking messages meanwhile too: one Ready,
+// one fdatasync and one append per follower then carry them all.
+func (n *Node) gather() {
+	want := n.lastBatch
+	if n.cfg.ProposalWait <= 0 || want < gatherMin || len(n.batch) == 0 || len(n.batch) >= want || n.raftState != etcdraft.StateLeader {
+		return
+	}
+	n.gathers.Add(1)
+	t := time.NewTimer(n.cfg.ProposalWait)
+	defer t.Stop()
+	for len(n.batch) < want && len(n.batch) > 0 {
+		select {
+		case p := <-n.propC:
+			n.handlePropose(p)
+		case m := <-n.recvC:
+			n.step(m)
+		case <-t.C:
+			return
+		case <-n.stopC:
 			return
 		}
 	}
@@ -435,6 +471,7 @@ func (n *Node) flushProposals() {
 	if len(n.batch) == 0 {
 		return
 	}
+	n.lastBatch = len(n.batch)
 	ents := make([]*raftpb.Entry, len(n.batch))
 	for i, p := range n.batch {
 		ents[i] = &raftpb.Entry{Data: p.data}

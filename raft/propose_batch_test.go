@@ -116,3 +116,62 @@ func TestQueuedProposalsShareOneAppend(t *testing.T) {
 	}
 	c.converged(c.ids, indexes[0], 10*time.Second)
 }
+
+// A leader whose last batch held gatherMin proposals or more waits
+// (ProposalWait) for as many before stepping the next, and every
+// proposal still commits; a lone proposer's batches hold one, so it never
+// waits, however long ProposalWait is.
+func TestLeaderGathersProposalsOnlyUnderLoad(t *testing.T) {
+	c := newCluster(t, memNet, 3, func(cfg *Config) { cfg.ProposalWait = cfg.TickInterval })
+	lead := c.leader(c.ids, 10*time.Second)
+	n := c.node(lead)
+	for i := range 20 {
+		c.mustPut(lead, fmt.Sprintf("lone-%d", i), "v")
+	}
+	if g := n.gathers.Load(); g != 0 {
+		t.Fatalf("a lone proposer made the leader wait %d times", g)
+	}
+
+	// Queue a batch of 8 while the loop is held: the next proposal, alone,
+	// finds a last batch of 8 and is gathered.
+	release, held := make(chan struct{}), make(chan struct{})
+	var releaseOnce sync.Once
+	releaseLoop := func() { releaseOnce.Do(func() { close(release) }) }
+	defer releaseLoop()
+	n.ctrlC <- func() {
+		close(held)
+		<-release
+	}
+	<-held
+	var wg sync.WaitGroup
+	errs := make([]error, 9)
+	indexes := make([]uint64, 9)
+	propose := func(i int) {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		indexes[i], errs[i] = n.Propose(ctx, kvOp(fmt.Sprintf("batch-%d", i), "v"))
+	}
+	for i := range 8 {
+		wg.Go(func() { propose(i) })
+	}
+	testutil.Eventually(t, 10*time.Second, "8 proposals queued", func() bool { return len(n.propC) == 8 })
+	releaseLoop()
+	wg.Wait()
+	propose(8)
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("proposal %d: %v", i, err)
+		}
+	}
+	if g := n.gathers.Load(); g == 0 {
+		t.Fatal("after a batch of 8, a proposal was stepped without waiting for others")
+	}
+	c.converged(c.ids, indexes[8], 10*time.Second)
+	for _, id := range c.ids {
+		for i := range 9 {
+			if v, ok := c.fsm(id).get(fmt.Sprintf("batch-%d", i)); !ok || v != "v" {
+				t.Fatalf("member %x: batch-%d = %q, %v", id, i, v, ok)
+			}
+		}
+	}
+}
