@@ -34,7 +34,7 @@ func (s *MemoryStore) BatchContext(ctx context.Context, fn func(*Batch) error) e
 	if s.isClosed() {
 		return ErrClosed
 	}
-	b := &Batch{store: s, ctx: ctx, view: s.db.Load()}
+	b := &Batch{store: s, ctx: ctx, view: s.current()}
 	if err := fn(b); err != nil {
 		return err
 	}
@@ -100,7 +100,7 @@ func (b *Batch) flush() (uint64, error) {
 	}
 	// Propose returns after the local Apply, so the committed state now
 	// holds the batch's changes with their final versions.
-	b.view = b.store.db.Load()
+	b.view = b.store.current()
 	return index, nil
 }
 
@@ -139,7 +139,7 @@ func rebase(actions, prev []action, index uint64) {
 // replay writes actions into a fresh view of the store, without checks:
 // the commit validates them.
 func (b *Batch) replay(actions []action) error {
-	w := b.store.db.Load().writer()
+	w := b.store.current().writer()
 	for _, a := range actions {
 		ki, err := lookupKind(a.kind)
 		if err != nil {

@@ -121,7 +121,7 @@ func TestApplyBatchIsApplyInOrder(t *testing.T) {
 		if !bytes.Equal(snap, save(t, batched)) {
 			t.Fatalf("seed %d: the batched store differs", seed)
 		}
-		checkSameIndexes(t, batched.db.Load(), restored(t, snap).db.Load())
+		checkSameIndexes(t, batched.current(), restored(t, snap).current())
 		// The same events, in the same order, up to the last commit.
 		var lastOK uint64
 		for i, e := range errsOne {

@@ -160,6 +160,16 @@ func (w *dbWriter) table(ki *kindInfo) *table {
 	return tb
 }
 
+// publish returns the state written so far, and the writer goes on from
+// it: the trees it changed are that state's from now on, so its next
+// write to a table copies the table's trees again (Copy, O(1)) and then
+// each node it changes once.
+func (w *dbWriter) publish() *dbState {
+	d := &dbState{tables: w.tables}
+	w.copied = [numTables]bool{}
+	return d
+}
+
 // commit returns the state written. The writer must not be used after.
 func (w *dbWriter) commit() *dbState {
 	d := &dbState{tables: w.tables}

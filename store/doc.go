@@ -15,7 +15,12 @@
 // O(1)) and then the nodes it changes,
 // each once per transaction however many changes it makes (there is no
 // cache of writable nodes to overflow), changing in place the nodes it
-// made. Entries keep the first 24 bytes of their keys inline (8 of the
+// made. The appliers (raft's Apply and ApplyBatch) keep their writer from
+// one commit to the next and publish its state to readers only when one
+// asks (MemoryStore.current): a manager that nobody reads between commits,
+// a follower, copies a node once and then changes it in place at every
+// commit, where publishing each commit made the next copy it again.
+// Entries keep the first 24 bytes of their keys inline (8 of the
 // index key, 16 of the ID; a primary index has smaller entries of its
 // own), so comparisons rarely read the strings; a writer keeps path hints
 // per index and appends past the last entry without a search, so changes
@@ -28,8 +33,10 @@
 //
 // # Reads
 //
-// View runs a function on a consistent snapshot: readers take no lock and
-// never wait for writers. Every object the store
+// View runs a function on a consistent snapshot, which holds every commit
+// applied before it began: readers take no lock and never wait for
+// writers, except the first reader after a commit, which takes the apply
+// lock to publish it. Every object the store
 // hands out, from a read or in an event, is a deep copy; the stored objects
 // are immutable and shared by all snapshots.
 //

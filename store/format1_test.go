@@ -85,7 +85,7 @@ func TestFormat1EntriesStillApply(t *testing.T) {
 func saveFormat1(tb testing.TB, s *MemoryStore) []byte {
 	tb.Helper()
 	var buf bytes.Buffer
-	if err := writeFormat1(&buf, s.db.Load(), s.Index()); err != nil {
+	if err := writeFormat1(&buf, s.current(), s.Index()); err != nil {
 		tb.Fatal(err)
 	}
 	return buf.Bytes()

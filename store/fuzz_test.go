@@ -76,7 +76,7 @@ func FuzzApply(f *testing.F) {
 			t.Fatalf("the re-encoded entry has another effect:\n%s\n%s", data, again)
 		}
 		d := restored(t, snapA)
-		checkSameIndexes(t, a.db.Load(), d.db.Load())
+		checkSameIndexes(t, a.current(), d.current())
 	})
 }
 
@@ -178,7 +178,7 @@ func FuzzRestore(f *testing.F) {
 		if got := save(t, c); !bytes.Equal(got, after) {
 			t.Fatalf("the restored state's snapshot restores differently:\n%s\n%s", after, got)
 		}
-		checkSameIndexes(t, s.db.Load(), c.db.Load())
+		checkSameIndexes(t, s.current(), c.current())
 		last := s.Index()
 		id := "fuzz-new-node"
 		for getNode(s, id) != nil {

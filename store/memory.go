@@ -21,8 +21,23 @@ const MaxChangesPerTransaction = 1000
 type MemoryStore struct {
 	proposer Proposer
 
-	// db is swapped whole by Restore; readers load it without a lock.
+	// db is the state readers get, immutable; readers load it without a
+	// lock (current). It is published lazily: a commit leaves its changes
+	// in w and sets stale, and the first reader after it publishes them
+	// (publishStateLocked). A follower that nobody reads between two
+	// commits so changes in place the B-tree nodes it copied for the
+	// first, where each commit copied every node it changed again, to
+	// publish it (docs/architecture.md, "A commit's nodes are copied
+	// once"). Restore swaps it whole.
 	db atomic.Pointer[dbState]
+	// w is the appliers' writer (ApplyBatch, applyLocked), kept from one
+	// commit to the next until a reader publishes its state; nil when db
+	// is the whole state. Under mu.
+	w *dbWriter
+	// stale says w holds commits db does not. Set under mu, after the
+	// commit's changes and before its index and events; cleared under mu
+	// after db is stored.
+	stale atomic.Bool
 	// index is the commit index of the last applied transaction. Written
 	// under mu; read atomically by Index.
 	index atomic.Uint64
@@ -83,7 +98,7 @@ func (s *MemoryStore) Index() uint64 { return s.index.Load() }
 // View runs fn on a consistent snapshot of the store. It takes no lock:
 // writers proceed while fn runs, and fn does not see their changes.
 func (s *MemoryStore) View(fn func(ReadTx)) {
-	fn(readTx{db: s.db.Load()})
+	fn(readTx{db: s.current()})
 }
 
 // ViewShared is View for readers that never modify what they read (they
@@ -91,7 +106,7 @@ func (s *MemoryStore) View(fn func(ReadTx)) {
 // copies, so a read of every task costs no copy of every task. Modifying
 // one corrupts the store for every other reader.
 func (s *MemoryStore) ViewShared(fn func(ReadTx)) {
-	fn(readTx{db: s.db.Load(), shared: true})
+	fn(readTx{db: s.current(), shared: true})
 }
 
 // Update runs fn in a transaction and commits its writes as one proposal.
@@ -116,7 +131,7 @@ func (s *MemoryStore) UpdateContext(ctx context.Context, fn func(Tx) error) erro
 	if s.isClosed() {
 		return ErrClosed
 	}
-	t := s.begin(s.db.Load())
+	t := s.begin(s.current())
 	defer t.abort()
 	if err := fn(t); err != nil {
 		return err
@@ -137,6 +152,36 @@ func (s *MemoryStore) isClosed() bool {
 // begin opens a transaction on db. A state is immutable (a writer copies
 // only the nodes it changes), so writers never block each other or the
 // store while they run.
+// current returns the committed state, publishing the commits the
+// appliers' writer holds first. Whoever learnt of a commit (its index,
+// its event, its proposal's result) did so after stale was set, so it
+// publishes or finds db published.
+func (s *MemoryStore) current() *dbState {
+	if s.stale.Load() {
+		s.mu.Lock()
+		s.publishStateLocked()
+		s.mu.Unlock()
+	}
+	return s.db.Load()
+}
+
+// publishStateLocked makes the appliers' writer's state the one readers
+// get. Under mu.
+func (s *MemoryStore) publishStateLocked() {
+	if s.stale.Load() {
+		s.db.Store(s.w.publish())
+		s.stale.Store(false)
+	}
+}
+
+// writerLocked returns the appliers' writer. Under mu.
+func (s *MemoryStore) writerLocked() *dbWriter {
+	if s.w == nil {
+		s.w = s.db.Load().writer()
+	}
+	return s.w
+}
+
 func (s *MemoryStore) begin(db *dbState) *tx {
 	// UTC without a monotonic reading: the time travels in the proposal, so
 	// every replica stores exactly the same value.
@@ -258,8 +303,9 @@ func (s *MemoryStore) Apply(index uint64, data []byte) error {
 // would, and returns each one's error (errs[i] for the entry at
 // indexes[i]). It is raft's batch form of Apply (raft.BatchApplier): the
 // entries share one writer, so a B-tree node that several of them change
-// is copied once, not once per entry, and the new state is published once,
-// when all are applied, before raft answers their proposers. A refused
+// is copied once, not once per entry, and the new state is made current
+// once, when all are applied, before raft answers their proposers (the
+// writer goes on to the next batch with it until a reader publishes it). A refused
 // entry's changes are undone in the writer; the others stand.
 func (s *MemoryStore) ApplyBatch(indexes []uint64, data [][]byte) []error {
 	errs := make([]error, len(indexes))
@@ -278,7 +324,7 @@ func (s *MemoryStore) ApplyBatch(indexes []uint64, data [][]byte) []error {
 		}
 		return errs
 	}
-	w := s.db.Load().writer()
+	w := s.writerLocked()
 	var events []Event
 	if len(s.watchers) > 0 {
 		events = make([]Event, 0, 2*len(indexes))
@@ -302,7 +348,7 @@ func (s *MemoryStore) ApplyBatch(indexes []uint64, data [][]byte) []error {
 		applied++
 	}
 	if applied > 0 {
-		s.db.Store(w.commit())
+		s.stale.Store(true)
 	}
 	s.index.Store(cur)
 	if len(events) > 0 {
@@ -336,7 +382,7 @@ type key struct {
 // changes the primary database apart from Restore. The action objects
 // become the stored objects: they are private copies nobody else holds.
 func (s *MemoryStore) applyLocked(index uint64, actions []action) error {
-	w := s.db.Load().writer()
+	w := s.writerLocked()
 	// Events are only built when someone listens: the common direct-path
 	// writer in tests and benchmarks has no watcher.
 	var events []Event
@@ -347,7 +393,7 @@ func (s *MemoryStore) applyLocked(index uint64, actions []action) error {
 	if err != nil {
 		return err
 	}
-	s.db.Store(w.commit())
+	s.stale.Store(true)
 	s.index.Store(index)
 	if events != nil {
 		s.publishLocked(events)

@@ -74,6 +74,7 @@ func (s *MemoryStore) Snapshot() (func(io.Writer) error, error) {
 	// The snapshot and its index must belong together: take both between
 	// two commits.
 	s.mu.Lock()
+	s.publishStateLocked()
 	db := s.db.Load()
 	index := s.index.Load()
 	s.mu.Unlock()
@@ -179,6 +180,8 @@ func (s *MemoryStore) Restore(r io.Reader) error {
 		return ErrClosed
 	}
 	s.db.Store(db)
+	s.w = nil // its state is the one replaced
+	s.stale.Store(false)
 	s.index.Store(index)
 	s.publishLocked([]Event{{Action: ActionRestore, Version: index}})
 	return nil

@@ -21,7 +21,7 @@ func BenchmarkSnapshot(b *testing.B) {
 	src := NewMemoryStore(nil)
 	b.Cleanup(src.Close)
 	benchState(b, src, 10000, 10)
-	db, index := src.db.Load(), src.Index()
+	db, index := src.current(), src.Index()
 	formats := []struct {
 		name string
 		save func(w io.Writer) error

@@ -133,6 +133,7 @@ func (s *MemoryStore) viewAndWatch(fn func(ReadTx) error, shared bool, filters [
 		s.mu.Unlock()
 		return nil, ErrClosed
 	}
+	s.publishStateLocked()
 	db := s.db.Load()
 	w := s.watchLocked(filters, shared)
 	s.mu.Unlock()
