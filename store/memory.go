@@ -24,11 +24,11 @@ type MemoryStore struct {
 	// db is the state readers get, immutable; readers load it without a
 	// lock (current). It is published lazily: a commit leaves its changes
 	// in w and sets stale, and the first reader after it publishes them
-	// (publishStateLocked). A follower that nobody reads between two
-	// commits so changes in place the B-tree nodes it copied for the
-	// first, where each commit copied every node it changed again, to
-	// publish it (docs/architecture.md, "A commit's nodes are copied
-	// once"). Restore swaps it whole.
+	// (publishStateLocked). So a follower that nobody reads between
+	// commits changes in place the B-tree nodes it copied at the first of
+	// them; while each commit was published, the next copied every node
+	// it changed again (docs/architecture.md, "A commit's nodes are
+	// copied once"). Restore swaps it whole.
 	db atomic.Pointer[dbState]
 	// w is the appliers' writer (ApplyBatch, applyLocked), kept from one
 	// commit to the next until a reader publishes its state; nil when db
@@ -95,8 +95,10 @@ func (s *MemoryStore) Close() {
 // index once replicated): the Meta.Version of the objects it wrote.
 func (s *MemoryStore) Index() uint64 { return s.index.Load() }
 
-// View runs fn on a consistent snapshot of the store. It takes no lock:
-// writers proceed while fn runs, and fn does not see their changes.
+// View runs fn on a consistent snapshot of the store, which holds every
+// commit applied before View was called. It holds no lock while fn runs:
+// writers proceed, and fn does not see their changes. (The first reader
+// after a commit takes the apply lock for a moment to publish it.)
 func (s *MemoryStore) View(fn func(ReadTx)) {
 	fn(readTx{db: s.current()})
 }
@@ -149,9 +151,6 @@ func (s *MemoryStore) isClosed() bool {
 	return s.closed
 }
 
-// begin opens a transaction on db. A state is immutable (a writer copies
-// only the nodes it changes), so writers never block each other or the
-// store while they run.
 // current returns the committed state, publishing the commits the
 // appliers' writer holds first. Whoever learnt of a commit (its index,
 // its event, its proposal's result) did so after stale was set, so it
@@ -182,6 +181,9 @@ func (s *MemoryStore) writerLocked() *dbWriter {
 	return s.w
 }
 
+// begin opens a transaction on db. A state is immutable (a writer copies
+// only the nodes it changes), so writers never block each other or the
+// store while they run.
 func (s *MemoryStore) begin(db *dbState) *tx {
 	// UTC without a monotonic reading: the time travels in the proposal, so
 	// every replica stores exactly the same value.
@@ -305,8 +307,8 @@ func (s *MemoryStore) Apply(index uint64, data []byte) error {
 // entries share one writer, so a B-tree node that several of them change
 // is copied once, not once per entry, and the new state is made current
 // once, when all are applied, before raft answers their proposers (the
-// writer goes on to the next batch with it until a reader publishes it). A refused
-// entry's changes are undone in the writer; the others stand.
+// writer goes on to the next batch with it until a reader publishes it).
+// A refused entry's changes are undone in the writer; the others stand.
 func (s *MemoryStore) ApplyBatch(indexes []uint64, data [][]byte) []error {
 	errs := make([]error, len(indexes))
 	actions := make([][]action, len(indexes))
