@@ -2,7 +2,8 @@
 # Alternates Apiary's write benchmark (BenchmarkControlAPIWrite, separate
 # processes) between two variants, A and B, PAIRS times, and prints every
 # run, then per variant the medians of writes/s, total CPU per write and
-# p99, and the median of the per-pair ratios B / A.
+# p99, and the median of the per-pair ratios B / A, of the total and of
+# each role's CPU per write (leader, each follower, client).
 #   bench/ab.sh [-pairs 5] [-writes 30000] [-bench REGEX] [-env-a ENV] [-env-b ENV] [-flat] A B
 # A and B are git revisions, each built in a worktree of its own, or "."
 # for the working tree; the same revision twice with different -env-a and
@@ -78,9 +79,12 @@ for p in $(seq "$pairs"); do
 					if ($(i+1) == "writes/s") w = $i
 					if ($(i+1) == "p99-ms") q = $i
 					if ($(i+1) == "total-cpu-us/write") c = $i
+					if ($(i+1) == "leader-cpu-us/write") l = $i
+					if ($(i+1) == "follower-cpu-us/write") f = $i
+					if ($(i+1) == "client-cpu-us/write") k = $i
 				}
 				st = $1; sub(/.*store=/, "", st); sub(/\/.*/, "", st)
-				print v, p, w, c, q, st; fflush()
+				print v, p, w, c, q, st, l, f, k; fflush()
 			}' | tee -a "$out"
 	done
 done
@@ -94,26 +98,39 @@ median='
 if [[ -n $flat ]]; then
 	echo "variant  100k / empty: writes/s  CPU per write   (medians of the invocations' ratios)"
 	awk -v a="$1 $envA" -v b="$2 $envB" "$median"'
-		{ w[$1, $2, $6] = $3; c[$1, $2, $6] = $4; ps[$2] = 1 }
+		{ w[$1, $2, $6] = $3; c[$1, $2, $6] = $4; l[$1, $2, $6] = $7; f[$1, $2, $6] = $8; ps[$2] = 1 }
 		END {
 			for (p in ps) for (v = 0; v < 2; v++) {
 				x = v ? "b" : "a"
 				if (w[x, p, "empty"] > 0 && w[x, p, "100k"] != "") {
 					rw[x] = rw[x] " " w[x, p, "100k"] / w[x, p, "empty"]
 					rc[x] = rc[x] " " c[x, p, "100k"] / c[x, p, "empty"]
+					dl[x] = dl[x] " " l[x, p, "100k"] - l[x, p, "empty"]
+					df[x] = df[x] " " f[x, p, "100k"] - f[x, p, "empty"]
 				}
 			}
 			printf "A %-20s %.3f  %.3f   (%s)\n", a, median(rw["a"]), median(rc["a"]), rw["a"]
 			printf "B %-20s %.3f  %.3f   (%s)\n", b, median(rw["b"]), median(rc["b"]), rw["b"]
+			printf "CPU per write the 100k store adds (µs, medians): A leader %.0f, each follower %.0f; B leader %.0f, each follower %.0f\n",
+				median(dl["a"]), median(df["a"]), median(dl["b"]), median(df["b"])
 		}' "$out"
 	exit 0
 fi
 echo "variant  writes/s  total CPU µs/write  p99 ms   (medians; ratio: median of the pairs' B / A)"
 awk -v a="$1 $envA" -v b="$2 $envB" "$median"'
-	{ w[$1] = w[$1] " " $3; c[$1] = c[$1] " " $4; q[$1] = q[$1] " " $5; r[$1, $2] = $3; rc[$1, $2] = $4; ps[$2] = 1 }
+	{ w[$1] = w[$1] " " $3; c[$1] = c[$1] " " $4; q[$1] = q[$1] " " $5; r[$1, $2] = $3; rc[$1, $2] = $4
+	  rl[$1, $2] = $7; rf[$1, $2] = $8; rk[$1, $2] = $9; ps[$2] = 1 }
 	END {
 		printf "A %-20s %8.0f  %8.1f  %7.1f\n", a, median(w["a"]), median(c["a"]), median(q["a"])
 		printf "B %-20s %8.0f  %8.1f  %7.1f\n", b, median(w["b"]), median(c["b"]), median(q["b"])
-		for (p in ps) if (r["a", p] > 0 && r["b", p] != "") { ratios = ratios " " r["b", p] / r["a", p]; cpu = cpu " " rc["b", p] / rc["a", p] }
+		for (p in ps) if (r["a", p] > 0 && r["b", p] != "") {
+			ratios = ratios " " r["b", p] / r["a", p]; cpu = cpu " " rc["b", p] / rc["a", p]
+			if (rl["a", p] > 0 && rf["a", p] > 0 && rk["a", p] > 0) {
+				lead = lead " " rl["b", p] / rl["a", p]; foll = foll " " rf["b", p] / rf["a", p]; cli = cli " " rk["b", p] / rk["a", p]
+			}
+		}
 		printf "B / A: writes/s %.3f, total CPU per write %.3f\n", median(ratios), median(cpu)
+		# Per role: a change to one role shows there, where the noise of
+		# the total hides it.
+		if (lead != "") printf "B / A, CPU per write: leader %.3f, each follower %.3f, client %.3f\n", median(lead), median(foll), median(cli)
 	}' "$out"
