@@ -24,7 +24,7 @@ type MemoryStore struct {
 	// db is the state readers get, immutable; readers load it without a
 	// lock (current). It is published lazily: a commit leaves its changes
 	// in w and sets stale, and the first reader after it publishes them
-	// (publishStateLocked). So a follower that nobody reads between
+	// (currentLocked). So a follower that nobody reads between
 	// commits changes in place the B-tree nodes it copied at the first of
 	// them; while each commit was published, the next copied every node
 	// it changed again (docs/architecture.md, "A commit's nodes are
@@ -158,19 +158,20 @@ func (s *MemoryStore) isClosed() bool {
 func (s *MemoryStore) current() *dbState {
 	if s.stale.Load() {
 		s.mu.Lock()
-		s.publishStateLocked()
-		s.mu.Unlock()
+		defer s.mu.Unlock()
+		return s.currentLocked()
 	}
 	return s.db.Load()
 }
 
-// publishStateLocked makes the appliers' writer's state the one readers
-// get. Under mu.
-func (s *MemoryStore) publishStateLocked() {
+// currentLocked is current under mu: it makes the appliers' writer's
+// state, if it holds commits db does not, the one readers get.
+func (s *MemoryStore) currentLocked() *dbState {
 	if s.stale.Load() {
 		s.db.Store(s.w.publish())
 		s.stale.Store(false)
 	}
+	return s.db.Load()
 }
 
 // writerLocked returns the appliers' writer. Under mu.

@@ -27,7 +27,7 @@ func taskEntry(tb testing.TB, op Action, base uint64, t *api.Task) []byte {
 	return data
 }
 
-func benchTask(id string, i int, state api.TaskState) *api.Task {
+func plainTask(id string, i int, state api.TaskState) *api.Task {
 	return &api.Task{ID: id, Name: fmt.Sprintf("web.%d", i), ServiceID: "svc", Slot: uint64(i), NodeID: fmt.Sprintf("node-%d", i%7),
 		DesiredState: api.TaskStateRunning, Status: api.TaskStatus{State: state}}
 }
@@ -47,7 +47,7 @@ func fillTasks(tb testing.TB, s *MemoryStore, n int) []string {
 	ids := make([]string, n)
 	for i := range ids {
 		ids[i] = api.NewID()
-		if err := s.Apply(s.Index()+1, taskEntry(tb, ActionCreate, 0, benchTask(ids[i], i, api.TaskStateNew))); err != nil {
+		if err := s.Apply(s.Index()+1, taskEntry(tb, ActionCreate, 0, plainTask(ids[i], i, api.TaskStateNew))); err != nil {
 			tb.Fatal(err)
 		}
 	}
@@ -71,7 +71,7 @@ func TestReadersSeeEveryCommitAndHeldStatesNeverChange(t *testing.T) {
 	var data [][]byte
 	for i, id := range ids[:200] {
 		idx = append(idx, s.Index()+uint64(len(idx))+1)
-		data = append(data, taskEntry(t, ActionUpdate, uint64(i+1), benchTask(id, i, api.TaskStateRunning)))
+		data = append(data, taskEntry(t, ActionUpdate, uint64(i+1), plainTask(id, i, api.TaskStateRunning)))
 	}
 	for _, err := range s.ApplyBatch(idx, data) {
 		if err != nil {
@@ -87,8 +87,8 @@ func TestReadersSeeEveryCommitAndHeldStatesNeverChange(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A refused entry in a batch: its changes are undone in the writer.
-	bad := taskEntry(t, ActionUpdate, 1, benchTask(ids[0], 0, api.TaskStateFailed))    // stale base
-	good := taskEntry(t, ActionUpdate, 502, benchTask(ids[1], 1, api.TaskStateFailed)) // updated at 501+1 above
+	bad := taskEntry(t, ActionUpdate, 1, plainTask(ids[0], 0, api.TaskStateFailed))    // stale base
+	good := taskEntry(t, ActionUpdate, 502, plainTask(ids[1], 1, api.TaskStateFailed)) // updated at 501+1 above
 	errs := s.ApplyBatch([]uint64{s.Index() + 1, s.Index() + 2}, [][]byte{bad, good})
 	if errs[0] == nil || errs[1] != nil {
 		t.Fatalf("batch errors %v, want the first entry refused and the second applied", errs)
@@ -173,7 +173,7 @@ func TestReadersDuringCommitsSeeWholeStates(t *testing.T) {
 		idx := []uint64{s.Index() + 1, s.Index() + 2, s.Index() + 3}
 		var data [][]byte
 		for j := range idx {
-			data = append(data, taskEntry(t, ActionCreate, 0, benchTask(api.NewID(), 1000+3*i+j, api.TaskStateNew)))
+			data = append(data, taskEntry(t, ActionCreate, 0, plainTask(api.NewID(), 1000+3*i+j, api.TaskStateNew)))
 		}
 		for _, err := range s.ApplyBatch(idx, data) {
 			if err != nil {
@@ -207,7 +207,7 @@ func TestCommitsNobodyReadsCopyNoNodes(t *testing.T) {
 		entries := make([][]byte, 2000)
 		for i := range entries {
 			k := (i * 7919) % len(ids)
-			entries[i] = taskEntry(t, ActionUpdate, uint64(k+1), benchTask(ids[k], k, api.TaskStateRunning))
+			entries[i] = taskEntry(t, ActionUpdate, uint64(k+1), plainTask(ids[k], k, api.TaskStateRunning))
 		}
 		s.View(func(ReadTx) {})
 		var before, after runtime.MemStats

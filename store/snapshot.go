@@ -74,8 +74,7 @@ func (s *MemoryStore) Snapshot() (func(io.Writer) error, error) {
 	// The snapshot and its index must belong together: take both between
 	// two commits.
 	s.mu.Lock()
-	s.publishStateLocked()
-	db := s.db.Load()
+	db := s.currentLocked()
 	index := s.index.Load()
 	s.mu.Unlock()
 	return func(w io.Writer) error { return saveState(w, db, index) }, nil

@@ -133,8 +133,7 @@ func (s *MemoryStore) viewAndWatch(fn func(ReadTx) error, shared bool, filters [
 		s.mu.Unlock()
 		return nil, ErrClosed
 	}
-	s.publishStateLocked()
-	db := s.db.Load()
+	db := s.currentLocked()
 	w := s.watchLocked(filters, shared)
 	s.mu.Unlock()
 	if err := fn(readTx{db: db}); err != nil {
