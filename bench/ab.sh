@@ -16,7 +16,10 @@
 # with an empty store and then with 1,000 services and 100,000 tasks, in
 # each invocation (the 100k store takes ~50 s to fill), and reports per
 # variant the medians of the per-invocation ratios 100k / empty of
-# writes/s and of CPU per write, and B / A of those ratios.
+# writes/s and of CPU per write, and B / A of those ratios, and what the
+# 100k store adds to the leader's and a follower's CPU per write, and of
+# that how much is their garbage collector's (leader- and
+# follower-gc-us/write, the last two figures of each run's line).
 #
 # Why: on a shared or virtual machine one run's figure moves by ±20%, and
 # this machine kind's host has been seen to change its speed by 2× within
@@ -82,9 +85,11 @@ for p in $(seq "$pairs"); do
 					if ($(i+1) == "leader-cpu-us/write") l = $i
 					if ($(i+1) == "follower-cpu-us/write") f = $i
 					if ($(i+1) == "client-cpu-us/write") k = $i
+					if ($(i+1) == "leader-gc-us/write") lg = $i
+					if ($(i+1) == "follower-gc-us/write") fg = $i
 				}
 				st = $1; sub(/.*store=/, "", st); sub(/\/.*/, "", st)
-				print v, p, w, c, q, st, l, f, k; fflush()
+				print v, p, w, c, q, st, l, f, k, lg, fg; fflush()
 			}' | tee -a "$out"
 	done
 done
@@ -98,7 +103,8 @@ median='
 if [[ -n $flat ]]; then
 	echo "variant  100k / empty: writes/s  CPU per write   (medians of the invocations' ratios)"
 	awk -v a="$1 $envA" -v b="$2 $envB" "$median"'
-		{ w[$1, $2, $6] = $3; c[$1, $2, $6] = $4; l[$1, $2, $6] = $7; f[$1, $2, $6] = $8; ps[$2] = 1 }
+		{ w[$1, $2, $6] = $3; c[$1, $2, $6] = $4; l[$1, $2, $6] = $7; f[$1, $2, $6] = $8
+		  lg[$1, $2, $6] = $10; fg[$1, $2, $6] = $11; ps[$2] = 1 }
 		END {
 			for (p in ps) for (v = 0; v < 2; v++) {
 				x = v ? "b" : "a"
@@ -107,12 +113,21 @@ if [[ -n $flat ]]; then
 					rc[x] = rc[x] " " c[x, p, "100k"] / c[x, p, "empty"]
 					dl[x] = dl[x] " " l[x, p, "100k"] - l[x, p, "empty"]
 					df[x] = df[x] " " f[x, p, "100k"] - f[x, p, "empty"]
+					if (lg[x, p, "100k"] != "" && lg[x, p, "empty"] != "") {
+						dlg[x] = dlg[x] " " lg[x, p, "100k"] - lg[x, p, "empty"]
+						dfg[x] = dfg[x] " " fg[x, p, "100k"] - fg[x, p, "empty"]
+					}
 				}
 			}
 			printf "A %-20s %.3f  %.3f   (%s)\n", a, median(rw["a"]), median(rc["a"]), rw["a"]
 			printf "B %-20s %.3f  %.3f   (%s)\n", b, median(rw["b"]), median(rc["b"]), rw["b"]
 			printf "CPU per write the 100k store adds (µs, medians): A leader %.0f, each follower %.0f; B leader %.0f, each follower %.0f\n",
 				median(dl["a"]), median(df["a"]), median(dl["b"]), median(df["b"])
+			for (v = 0; v < 2; v++) {
+				x = v ? "b" : "a"
+				if (dlg[x] != "")
+					printf "of which garbage collection (µs, medians): %s leader %.0f, each follower %.0f\n", toupper(x), median(dlg[x]), median(dfg[x])
+			}
 		}' "$out"
 	exit 0
 fi

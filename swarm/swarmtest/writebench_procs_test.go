@@ -79,9 +79,10 @@ func startSeparate(b *testing.B, bin string, managers, workers int) writeCluster
 			t := d.cpu()
 			switch {
 			case d == leader:
-				r.leader, r.leaderPeakRSS = t, d.peakRSS()
+				r.leader, r.leaderPeakRSS, r.leaderGC = t, d.peakRSS(), d.gcCPU()
 			case strings.HasPrefix(d.name, "manager-"):
 				r.followers += t
+				r.followersGC += d.gcCPU()
 				r.nFollowers++
 			default:
 				r.workers += t
@@ -118,6 +119,7 @@ type daemon struct {
 	ctl    *swarm.Client
 	exited chan struct{} // closed once the process has exited
 	err    error         // its exit status, once exited
+	gc     gcTrace       // its log's collections, read by gcCPU
 }
 
 // procCluster is a cluster of apiaryd processes.
@@ -208,11 +210,9 @@ func (c *procCluster) start(name string, args ...string) *daemon {
 		c.b.Logf("%s: profiler at http://%s:6060/debug/pprof/", name, host)
 	}
 	d.cmd = exec.Command(c.bin, args...)
-	if env := os.Getenv("APIARY_WRITEBENCH_DAEMON_ENV"); env != "" {
-		// The daemons' runtime settings alone (GOGC=400, say), not the
-		// clients'.
-		d.cmd.Env = append(os.Environ(), strings.Fields(env)...)
-	}
+	// The daemons' runtime settings alone (GOGC=400, say), not the
+	// clients'; and the collector's trace, for gcCPU.
+	d.cmd.Env = gcEnv(append(os.Environ(), strings.Fields(os.Getenv("APIARY_WRITEBENCH_DAEMON_ENV"))...))
 	d.cmd.Stdout, d.cmd.Stderr = logf, logf
 	// Its own process group, killed as one; and killed by the kernel
 	// should this process die without its cleanups (a -timeout panic).
@@ -399,13 +399,16 @@ func tail(path string) string {
 		return err.Error()
 	}
 	defer f.Close()
-	const max = 8 << 10
-	if fi, err := f.Stat(); err == nil && fi.Size() > max {
-		_, _ = f.Seek(-max, io.SeekEnd)
+	// The last 8 KiB of what the daemon said, its collections' trace
+	// lines left out.
+	const keep, read = 8 << 10, 256 << 10
+	if fi, err := f.Stat(); err == nil && fi.Size() > read {
+		_, _ = f.Seek(-read, io.SeekEnd)
 	}
 	b, err := io.ReadAll(f)
 	if err != nil && !errors.Is(err, io.EOF) {
 		return err.Error()
 	}
-	return string(b)
+	s := withoutGCTrace(string(b))
+	return s[max(0, len(s)-keep):]
 }

@@ -46,8 +46,11 @@ import (
 // the machine's 1-minute load average at the end. Under procs=separate it
 // also reports the CPU time (user and system) per write of the leader, of
 // each other manager on average, of the clients and of all together
-// (leader-, follower-, client- and total-cpu-us/write), and the most
-// memory the leader's process has held (leader-maxrss-MB).
+// (leader-, follower-, client- and total-cpu-us/write), the part of the
+// managers' that their garbage collections took (leader- and
+// follower-gc-us/write, from the daemons' GODEBUG=gctrace=1 lines:
+// writebench_gc_test.go), and the most memory the leader's process has
+// held (leader-maxrss-MB).
 //
 //	go test -run '^$' -bench 'ControlAPIWrite/managers=3/store=empty/via=socket' -benchtime 4000x ./swarm/swarmtest/
 //
@@ -65,8 +68,9 @@ import (
 // (-v shows how long the cluster took to fill, which populate logs.)
 //
 // APIARY_WRITEBENCH_PROFILE=DIR writes a CPU profile of each
-// sub-benchmark's writes to DIR (profileWrites): of this process, that
-// is of the clients alone under procs=separate, where
+// sub-benchmark's writes to DIR (profileWrites), and a file DIR/writing
+// while they run: of this process, that is of the clients alone under
+// procs=separate, where
 // APIARY_WRITEBENCH_DEBUG=1 gives each daemon Go's profiler at port 6060
 // of its loopback address (apiaryd --debug-addr; -v logs where), and
 // APIARY_WRITEBENCH_DAEMON_ENV="GOGC=400 ..." adds to the daemons'
@@ -102,6 +106,10 @@ type writeCluster struct {
 type roleCPU struct {
 	leader, followers, workers, clients time.Duration
 	nFollowers                          int
+	// leaderGC and followersGC are the CPU the managers' garbage
+	// collections took, part of leader and followers (from the
+	// daemons' GODEBUG=gctrace=1 lines); 0 if unknown.
+	leaderGC, followersGC time.Duration
 	// leaderPeakRSS is the most memory the leader's process has held
 	// at once since it started (Linux's VmHWM), in bytes; 0 if unknown.
 	leaderPeakRSS int64
@@ -115,6 +123,12 @@ func reportCPU(b *testing.B, from, to roleCPU, writes int) {
 	b.ReportMetric(per(to.leader-from.leader), "leader-cpu-us/write")
 	if to.nFollowers > 0 {
 		b.ReportMetric(per(to.followers-from.followers)/float64(to.nFollowers), "follower-cpu-us/write")
+	}
+	if to.leaderGC > 0 {
+		b.ReportMetric(per(to.leaderGC-from.leaderGC), "leader-gc-us/write")
+		if to.nFollowers > 0 {
+			b.ReportMetric(per(to.followersGC-from.followersGC)/float64(to.nFollowers), "follower-gc-us/write")
+		}
 	}
 	b.ReportMetric(per(to.clients-from.clients), "client-cpu-us/write")
 	total := to.leader - from.leader + to.followers - from.followers + to.workers - from.workers + to.clients - from.clients
@@ -365,7 +379,15 @@ func profileWrites(b *testing.B) (stop func()) {
 		f.Close()
 		b.Fatal(err)
 	}
+	// While the writes run, a file "writing" is there, so that a script
+	// can take the daemons' profiles (APIARY_WRITEBENCH_DEBUG) of the
+	// writes alone, not of the cluster's start or the 100k store's fill.
+	marker := filepath.Join(dir, "writing")
+	if err := os.WriteFile(marker, []byte(b.Name()+"\n"), 0o644); err != nil {
+		b.Fatal(err)
+	}
 	return func() {
+		os.Remove(marker)
 		pprof.StopCPUProfile()
 		f.Close()
 	}
